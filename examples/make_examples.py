@@ -1,0 +1,162 @@
+"""Writes the small example data sets in this folder (all sentences written for this project).
+
+    python examples/make_examples.py
+
+sentiment.csv   product and film reviews, positive / negative (single text)
+spam.jsonl      short messages, ham / spam, imbalanced on purpose
+topics.tsv      news-style headlines in four topics
+pairs.csv       premise / hypothesis pairs: entailment / contradiction
+"""
+
+import csv
+import json
+import random
+from pathlib import Path
+
+HERE = Path(__file__).parent
+rng = random.Random(7)
+
+SUBJECTS = ["The film", "This movie", "The sequel", "The documentary", "This blender",
+            "The headphones", "This laptop", "The hotel", "Our stay", "The restaurant",
+            "The service", "The new phone", "This novel", "The concert", "The game",
+            "This coffee maker", "The tour", "The app", "The camera", "The vacuum cleaner"]
+POSITIVE = ["was an absolute delight from start to finish", "exceeded every expectation I had",
+            "is worth every penny", "made me smile all evening", "works beautifully",
+            "is clever, warm and surprisingly moving", "felt fresh and well made",
+            "was fantastic and I would happily recommend it", "is the best I have tried",
+            "delivered more than it promised", "was charming and easy to love",
+            "is reliable, quiet and fast", "left a lasting, happy impression",
+            "was a pleasure to use every single day", "had wonderful attention to detail",
+            "is brilliant, I loved it", "was friendly, quick and generous",
+            "kept me gripped the whole time", "is excellent value", "sounds crisp and rich"]
+NEGATIVE = ["was a complete waste of time", "broke after two days", "is badly overpriced",
+            "bored me to tears", "stopped working within a week",
+            "is clumsy, dull and far too long", "felt cheap and poorly made",
+            "was terrible and I would not recommend it", "is the worst I have tried",
+            "failed to deliver what it promised", "was rude, slow and careless",
+            "is noisy, unreliable and slow", "left a bitter, disappointing taste",
+            "was frustrating to use every single day", "ignored even the basic details",
+            "is awful, I regret buying it", "was dirty and smelled of smoke",
+            "lost my interest after ten minutes", "is poor value", "sounds muddy and thin"]
+ENDINGS = ["", " Honestly.", " Five stars from me.", " One star.", " My family agreed.",
+           " I said so to the staff.", " Would I go again? We will see.", ""]
+
+
+def sentiment_rows(n: int) -> list[dict]:
+    rows, seen = [], set()
+    while len(rows) < n:
+        label = rng.choice(["positive", "negative"])
+        clause = rng.choice(POSITIVE if label == "positive" else NEGATIVE)
+        ending = rng.choice([e for e in ENDINGS if ("One star" not in e or label == "negative")
+                             and ("Five stars" not in e or label == "positive")])
+        text = f"{rng.choice(SUBJECTS)} {clause}.{ending}"
+        if text not in seen:
+            seen.add(text)
+            rows.append({"text": text, "label": label})
+    return rows
+
+
+HAM = ["Are we still on for lunch at {t}?", "Can you send me the slides before {t}?",
+       "Running late, be there by {t}.", "Mum says dinner is at {t}.",
+       "The meeting moved to {t}, same room.", "Thanks for the book, I finished it already!",
+       "Did you feed the cat this morning?", "Happy birthday! Party is at {t} at our place.",
+       "I left the keys under the mat.", "Can you pick up milk on the way home?",
+       "Great game yesterday, same time next week?", "Your parcel arrived, it is at my desk.",
+       "Call me when you land.", "The plumber comes at {t} tomorrow.",
+       "Let's take the early train at {t}."]
+SPAM = ["WINNER! You have won a {p} prize. Call now to claim before {t}!",
+        "URGENT: your account is locked. Verify at secure-bank-login now.",
+        "Free {p} voucher waiting for you. Reply YES to claim.",
+        "Congratulations, you were selected for a cash reward of {p}. Text CLAIM.",
+        "Lowest loan rates guaranteed! Apply today, no credit check.",
+        "You have 1 unclaimed {p} gift card. Click the link to redeem."]
+
+
+def spam_rows(n_ham: int, n_spam: int) -> list[dict]:
+    times = ["9am", "10:30", "noon", "1pm", "3pm", "6pm", "7:45", "8pm", "11am", "2pm", "4:15",
+             "5pm", "7pm", "9:30", "half past six", "quarter to five"]
+    prizes = ["$500", "£1000", "iPhone", "holiday", "$250", "car"]
+    rows = []
+    for label, templates, n in (("ham", HAM, n_ham), ("spam", SPAM, n_spam)):
+        seen = set()
+        while len(seen) < n:
+            text = rng.choice(templates).format(t=rng.choice(times), p=rng.choice(prizes))
+            text = rng.choice(["", "Hi! ", "Hey, ", "Note: ", "PS ", "OK so "]) + text
+            if text not in seen:
+                seen.add(text)
+                rows.append({"message": text, "label": label})
+    rng.shuffle(rows)
+    return rows
+
+
+TOPICS = {
+    "sport": ["{c} striker scores twice as {c2} lose the derby",
+              "{c} coach resigns after a run of six defeats",
+              "Record crowd watches {c} win the cup final",
+              "Injury rules {c} captain out of the season opener"],
+    "business": ["{c} shares jump after profits beat forecasts",
+                 "Central bank in {c} holds interest rates steady",
+                 "{c} retailer cuts 300 jobs as sales slow",
+                 "Merger talks between {c} and {c2} carmakers stall"],
+    "science": ["Researchers in {c} map a new gene linked to sleep",
+                "Telescope team in {c} spots water on a distant planet",
+                "{c} lab builds a battery that charges in minutes",
+                "Fossil found in {c} rewrites the story of early birds"],
+    "politics": ["{c} parliament passes the new budget by one vote",
+                 "Prime minister of {c} calls an early election",
+                 "Talks between {c} and {c2} end without a deal",
+                 "Opposition in {c} demands an inquiry into spending"],
+}
+PLACES = ["Norway", "Chile", "Kenya", "Japan", "Canada", "Peru", "Spain", "India", "Ghana",
+          "Poland", "Vietnam", "Ireland", "Brazil", "Egypt", "Finland"]
+
+
+def topic_rows(per_topic: int) -> list[dict]:
+    rows = []
+    for topic, templates in TOPICS.items():
+        seen = set()
+        while len(seen) < per_topic:
+            a, b = rng.sample(PLACES, 2)
+            seen.add(rng.choice(templates).format(c=a, c2=b))
+        rows += [{"headline": h, "topic": topic} for h in sorted(seen)]
+    rng.shuffle(rows)
+    return rows
+
+
+PEOPLE = ["Ana", "Ben", "Chen", "Dara", "Eli", "Femi", "Gus", "Hana", "Ivo", "Jun"]
+ACTS = [("is cooking pasta in the kitchen", "is making food", "is asleep upstairs"),
+        ("rode a bike to work", "travelled to work", "walked to work"),
+        ("is reading a long novel", "is reading", "has never opened a book"),
+        ("won the chess tournament", "played chess", "lost every chess game"),
+        ("is swimming in the lake", "is in the water", "is sitting in an office"),
+        ("painted the fence green", "painted something", "left the fence unpainted"),
+        ("bought three apples", "bought fruit", "bought nothing at all"),
+        ("is singing on stage", "is performing", "is silent at home")]
+
+
+def pair_rows() -> list[dict]:
+    rows = []
+    for person in PEOPLE:
+        for premise, entailed, contradicted in ACTS:
+            rows.append({"premise": f"{person} {premise}.", "hypothesis": f"{person} {entailed}.",
+                         "label": "entailment"})
+            rows.append({"premise": f"{person} {premise}.",
+                         "hypothesis": f"{person} {contradicted}.", "label": "contradiction"})
+    rng.shuffle(rows)
+    return rows
+
+
+def write_csv(path: Path, rows: list[dict], delimiter: str = ",") -> None:
+    with open(path, "w", newline="", encoding="utf-8") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(rows[0]), delimiter=delimiter)
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+if __name__ == "__main__":
+    write_csv(HERE / "sentiment.csv", sentiment_rows(400))
+    with open(HERE / "spam.jsonl", "w", encoding="utf-8") as fh:
+        for row in spam_rows(160, 24):
+            fh.write(json.dumps(row) + "\n")
+    write_csv(HERE / "topics.tsv", topic_rows(40), delimiter="\t")
+    write_csv(HERE / "pairs.csv", pair_rows())

@@ -1,0 +1,266 @@
+"""Command line: train, predict, export, check.
+
+    python -m finetuner train --data examples/sentiment.csv --method lora --epochs 3 --output runs/s
+    python -m finetuner predict --run runs/s --text "What a film!"
+    python -m finetuner export --run runs/s --zip sentiment-model.zip
+    python -m finetuner check --data examples/sentiment.csv
+
+Every setting of the config has a flag; `--config FILE.yaml` loads a whole config (flags given
+on the command line override it). Errors print one sentence and exit with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+from .config import RunConfig  # noqa: E402
+from .errors import FinetunerError  # noqa: E402
+
+# flag -> (section, field, type, help)
+FLAGS = {
+    "--task": (None, "task", str, "classification"),
+    "--data": ("data", "train_file", str, "training file (CSV, TSV, JSON, JSONL, Parquet)"),
+    "--validation": ("data", "validation_file", str, "optional validation file"),
+    "--test": ("data", "test_file", str, "optional test file"),
+    "--text-column": ("data", "text_column", str, "text column (detected when omitted)"),
+    "--text-pair-column": ("data", "text_pair_column", str, "second text column (pairs)"),
+    "--label-column": ("data", "label_column", str, "label column (detected when omitted)"),
+    "--validation-split": ("data", "validation_split", float, "held-out share (default 0.1)"),
+    "--test-split": ("data", "test_split", float, "held-out share (default 0.1)"),
+    "--max-length": ("data", "max_length", int, "max tokens per example (default 128)"),
+    "--model": ("model", "name_or_path", str, "'default', a model folder or zip, or a hub id"),
+    "--method": ("method", "method", str, "full | lora | head (default full)"),
+    "--lora-r": ("method", "lora_r", int, "LoRA rank (default 8)"),
+    "--lora-alpha": ("method", "lora_alpha", int, "LoRA alpha (default 16)"),
+    "--lora-dropout": ("method", "lora_dropout", float, "LoRA dropout (default 0.1)"),
+    "--lora-targets": ("method", "lora_target_modules", str, "comma-separated module names"),
+    "--epochs": ("training", "epochs", float, "passes over the data (default 3)"),
+    "--lr": ("training", "learning_rate", float, "learning rate (default per method)"),
+    "--batch-size": ("training", "batch_size", int, "training batch size (default 32)"),
+    "--eval-batch-size": ("training", "eval_batch_size", int, "evaluation batch size"),
+    "--weight-decay": ("training", "weight_decay", float, "weight decay (default 0.01)"),
+    "--warmup-ratio": ("training", "warmup_ratio", float, "warmup share (default 0.06)"),
+    "--evals-per-epoch": ("training", "evals_per_epoch", int, "evaluations per epoch"),
+    "--patience": ("training", "early_stopping_patience", int, "early stopping patience"),
+    "--max-steps": ("training", "max_steps", int, "stop after this many steps"),
+    "--seed": ("training", "seed", int, "random seed (default 42)"),
+    "--precision": ("training", "precision", str, "auto | fp32 | bf16"),
+    "--max-memory-mb": ("training", "max_memory_mb", int, "cap on the worker's extra memory"),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m finetuner", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name in ("train", "check"):
+        p = sub.add_parser(name, help="train a model" if name == "train" else "check data only")
+        p.add_argument("--config", help="YAML or JSON config file")
+        for flag, (_, _, typ, text) in FLAGS.items():
+            p.add_argument(flag, type=typ, help=text, default=None)
+        if name == "train":
+            p.add_argument("--output", required=True, help="run directory to create")
+            p.add_argument("--overwrite", action="store_true", help="reuse an existing run dir")
+            p.add_argument("--adapter-only", action="store_true",
+                           help="LoRA: export the adapter instead of a merged model")
+            p.add_argument("--quiet", action="store_true", help="print only the final result")
+    p = sub.add_parser("predict", help="predict with a finished run")
+    p.add_argument("--run", required=True, help="run directory (or model folder)")
+    p.add_argument("--text", action="append", help="text to classify (repeatable)")
+    p.add_argument("--pair", action="append", help="second text, for pair tasks")
+    p.add_argument("--file", help="data file to predict row by row")
+    p.add_argument("--out", help="CSV to write file predictions to")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p = sub.add_parser("export", help="zip the model of a finished run")
+    p.add_argument("--run", required=True)
+    p.add_argument("--zip", required=True, help="zip file to write")
+    return parser
+
+
+def config_from_args(args: argparse.Namespace) -> RunConfig:
+    raw = RunConfig.load(args.config).to_dict() if args.config else RunConfig().to_dict()
+    for flag, (section, name, _, _) in FLAGS.items():
+        value = getattr(args, flag.lstrip("-").replace("-", "_"))
+        if value is None:
+            continue
+        if section is None:
+            raw[name] = value
+        else:
+            raw[section][name] = value
+    if getattr(args, "adapter_only", False):
+        raw["method"]["export_adapter_only"] = True
+    for key in ("train_file", "validation_file", "test_file"):
+        if raw["data"].get(key):
+            raw["data"][key] = str(Path(raw["data"][key]).expanduser().resolve())
+    if not raw["data"].get("train_file"):
+        raise FinetunerError("No training data given.", "Pass --data FILE.", code="no_data")
+    return RunConfig.from_dict(raw)
+
+
+def cmd_check(args) -> int:
+    from .checks import prepare_data
+
+    config = config_from_args(args)
+    prepared = prepare_data(config)
+    print("\n".join(prepared.report.summary_lines()))
+    return 0
+
+
+def cmd_train(args) -> int:
+    from .checks import check_model, prepare_data
+    from .jobs import JobManager
+    from .runs import RunPaths, create_run
+
+    config = config_from_args(args)
+    out = Path(args.output)
+    if (out / "config.json").exists() and not args.overwrite:
+        raise FinetunerError(f"'{out}' already holds a run.",
+                             "Choose another --output or add --overwrite.", code="run_exists")
+    source = check_model(config)
+    prepared = prepare_data(config, source)
+    if not args.quiet:
+        print("\n".join(prepared.report.summary_lines()), flush=True)
+    run = create_run(out, config, run_id="")
+    manager = JobManager()
+    manager.start(run)
+    try:
+        follow(run, manager, quiet=args.quiet)
+    except KeyboardInterrupt:
+        print("\n" + manager.stop(run), flush=True)
+    results = manager.wait(run) or {}
+    print_results(RunPaths(run.root), results)
+    return {"completed": 0, "stopped": 130}.get(results.get("status"), 1)
+
+
+def follow(run, manager, quiet: bool = False) -> None:
+    from .runs import read_events
+
+    offset = 0
+    while True:
+        events, offset = read_events(run.events, offset)
+        for event in events:
+            if not quiet:
+                line = format_event(event)
+                if line:
+                    print(line, flush=True)
+        if not manager.is_running(run):
+            events, offset = read_events(run.events, offset)
+            for event in events:
+                line = format_event(event)
+                if line and not quiet:
+                    print(line, flush=True)
+            return
+        time.sleep(0.5)
+
+
+def _eta(seconds: float) -> str:
+    seconds = int(seconds)
+    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m" if seconds >= 3600 else \
+        f"{seconds // 60}m{seconds % 60:02d}s"
+
+
+def format_event(e: dict) -> str | None:
+    kind = e.get("type")
+    if kind == "status" and e.get("message"):
+        return f"[{e['state']}] {e['message']}"
+    if kind == "model":
+        p = e["params"]
+        return (f"[model] {e['source']}, method {e['method']}: {p['trainable']:,} of "
+                f"{p['total']:,} parameters trainable ({p['trainable_share']:.2%})")
+    if kind == "progress":
+        return (f"step {e['step']}/{e['total_steps']} epoch {e['epoch']:.2f} loss "
+                f"{e['loss']:.4f} lr {e.get('learning_rate') or 0:.2e} "
+                f"{e['samples_per_second']:.0f} samples/s ETA {_eta(e['eta_seconds'])}")
+    if kind == "eval":
+        val = " ".join(f"{k} {v:.4f}" for k, v in e["validation"].items() if v is not None)
+        train = e["train"].get(e["metric"])
+        star = " *best*" if e.get("best") else ""
+        extra = f" | train {e['metric']} {train:.4f}" if train is not None else ""
+        return f"eval step {e['step']}: validation {val}{extra}{star}"
+    if kind == "early_stop":
+        return f"[early stop] no improvement for {e['patience']} evaluations; best step " \
+               f"{e['best_step']}"
+    return None
+
+
+def print_results(run, results: dict) -> None:
+    status = results.get("status", "unknown")
+    print(f"\nRun {status}: {run.root}")
+    if results.get("error"):
+        err = results["error"]
+        print(f"Error: {err['message']} {err.get('remedy', '')}".strip())
+        return
+    test = results.get("test") or {}
+    if test:
+        shown = ", ".join(f"{k} {v:.4f}" for k, v in test.items()
+                          if isinstance(v, float) and k != "loss")
+        print(f"Test: {shown}")
+    if results.get("note"):
+        print(results["note"])
+    diag = results.get("diagnosis") or {}
+    if diag:
+        print(f"Verdict: {diag['title']}")
+        for line in diag.get("evidence", []):
+            print(f"  - {line}")
+        for line in diag.get("remedies", []):
+            print(f"  > {line}")
+    timing = results.get("timing") or {}
+    if timing:
+        print(f"Time: {timing['train_seconds']} s training, "
+              f"{timing['train_samples_per_second']} samples/s")
+    if results.get("model_dir"):
+        print(f"Model: {results['model_dir']}")
+
+
+def cmd_predict(args) -> int:
+    from .inference import Predictor
+
+    predictor = Predictor.load(args.run)
+    if args.file:
+        out = args.out or str(Path(args.file).with_suffix("")) + ".predictions.csv"
+        predictor.predict_file(args.file, out)
+        print(f"Wrote {out}")
+        return 0
+    if not args.text or not any(t.strip() for t in args.text):
+        raise FinetunerError("Nothing to predict.", "Pass --text \"...\" or --file FILE.",
+                             code="no_input")
+    preds = predictor.predict(args.text, args.pair)
+    for text, pred in zip(args.text, preds):
+        if args.json:
+            print(json.dumps({"text": text, **pred}, ensure_ascii=False))
+        else:
+            probs = ", ".join(f"{k} {v:.3f}" for k, v in sorted(
+                pred["probabilities"].items(), key=lambda kv: -kv[1]))
+            print(f"{pred['label']}\t{pred['score']:.3f}\t({probs})\t{text}")
+    return 0
+
+
+def cmd_export(args) -> int:
+    from .export import make_zip
+    from .runs import RunPaths
+
+    path = make_zip(RunPaths(Path(args.run)), args.zip)
+    print(f"Wrote {path} ({path.stat().st_size / 1e6:.1f} MB)")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    commands = {"train": cmd_train, "check": cmd_check, "predict": cmd_predict,
+                "export": cmd_export}
+    try:
+        return commands[args.command](args)
+    except FinetunerError as exc:
+        print(f"Error: {exc.text}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,107 @@
+"""Padding and batched inference shared by training, evaluation and prediction.
+
+Batches are padded only to their own longest member (dynamic padding), and inference runs over
+examples sorted by length, so short texts never pay for long ones. Results come back in the
+original order.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import torch
+
+MODEL_KEYS = ("input_ids", "attention_mask", "token_type_ids")
+LABEL_KEYS = ("labels", "start_positions", "end_positions")
+
+
+class StopRequested(Exception):
+    """The user asked the run to stop while a loop was running."""
+
+
+def pad_batch(features: Sequence[dict], pad_token_id: int) -> dict[str, torch.Tensor]:
+    """Stack features into tensors; lists are right-padded (labels with -100)."""
+    longest = max(len(f["input_ids"]) for f in features)
+    batch: dict[str, torch.Tensor] = {}
+    for key in MODEL_KEYS + LABEL_KEYS:
+        if key not in features[0]:
+            continue
+        first = features[0][key]
+        if isinstance(first, (list, tuple)):
+            fill = pad_token_id if key == "input_ids" else (-100 if key == "labels" else 0)
+            out = torch.full((len(features), longest), fill, dtype=torch.long)
+            for i, f in enumerate(features):
+                out[i, : len(f[key])] = torch.as_tensor(f[key], dtype=torch.long)
+            batch[key] = out
+        else:
+            batch[key] = torch.as_tensor([f[key] for f in features], dtype=torch.long)
+    return batch
+
+
+def autocast(dtype: torch.dtype | None, device: torch.device | str = "cpu"):
+    """bf16 autocast when asked for, a no-op otherwise."""
+    if dtype is None or dtype == torch.float32:
+        return contextlib.nullcontext()
+    device_type = torch.device(device).type
+    return torch.autocast(device_type=device_type, dtype=dtype)
+
+
+def run_model(
+    model: torch.nn.Module,
+    features: Sequence[dict],
+    collate: Callable[[list[dict]], dict],
+    batch_size: int = 128,
+    amp_dtype: torch.dtype | None = None,
+    with_loss: bool = False,
+    interrupt: Callable[[], bool] | None = None,
+) -> tuple[list, float | None]:
+    """Forward every feature once; return per-feature outputs (numpy) and the mean loss.
+
+    Outputs are logits for one head, or a tuple (start, end) for span heads, each trimmed to
+    the feature's own length. `interrupt` is polled between batches; when it returns True,
+    `StopRequested` is raised.
+    """
+    if not features:
+        return [], None
+    device = next(model.parameters()).device
+    order = sorted(range(len(features)), key=lambda i: len(features[i]["input_ids"]))
+    outputs: list = [None] * len(features)
+    loss_sum, loss_n = 0.0, 0
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.inference_mode(), autocast(amp_dtype, device):
+            for start in range(0, len(order), batch_size):
+                if interrupt is not None and interrupt():
+                    raise StopRequested
+                idx = order[start : start + batch_size]
+                batch = collate([features[i] for i in idx])
+                if not with_loss:
+                    batch = {k: v for k, v in batch.items() if k in MODEL_KEYS}
+                batch = {k: v.to(device) for k, v in batch.items()}
+                out = model(**batch)
+                if with_loss and getattr(out, "loss", None) is not None:
+                    loss_sum += float(out.loss) * len(idx)
+                    loss_n += len(idx)
+                _scatter(out, idx, features, outputs)
+    finally:
+        model.train(was_training)
+    return outputs, (loss_sum / loss_n if loss_n else None)
+
+
+def _scatter(out, idx: list[int], features: Sequence[dict], outputs: list) -> None:
+    if getattr(out, "start_logits", None) is not None:
+        start = out.start_logits.float().cpu().numpy()
+        end = out.end_logits.float().cpu().numpy()
+        for row, i in enumerate(idx):
+            n = len(features[i]["input_ids"])
+            outputs[i] = (start[row, :n], end[row, :n])
+        return
+    logits = out.logits.float().cpu().numpy()
+    for row, i in enumerate(idx):
+        value = logits[row]
+        if value.ndim == 2:  # token classification: trim padding
+            value = value[: len(features[i]["input_ids"])]
+        outputs[i] = np.asarray(value)

@@ -1,0 +1,268 @@
+"""The one typed configuration of a run.
+
+`RunConfig` (data, model, method, training) travels as JSON between the web app, the CLI and
+the worker: `RunConfig.from_dict(cfg.to_dict()) == cfg`. Each field carries help text (shown by
+the CLI and the app) and is validated in `__post_init__`, so a bad value fails before a worker
+starts. This module imports neither torch nor transformers.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigError
+
+METHODS = ("full", "lora", "head")
+METHOD_HELP = {
+    "full": "Full fine-tuning: every weight of the encoder and the new head is trained. "
+    "Best accuracy, slowest, largest model file.",
+    "lora": "LoRA: small low-rank adapters are trained next to frozen weights. "
+    "Close to full accuracy with about 1% of the weights trainable.",
+    "head": "Head only: the encoder is frozen and only the new classification head trains. "
+    "The cheapest baseline; fine for easy tasks, weaker on hard ones.",
+}
+# Learning rates that work for small BERT-like encoders with each method (checked on SST-2).
+DEFAULT_LEARNING_RATE = {"full": 1e-4, "lora": 1e-3, "head": 5e-3}
+DEFAULT_MODEL = "default"
+PRECISIONS = ("auto", "fp32", "bf16")
+
+
+def _help(text: str, **kw: Any) -> Any:
+    return field(metadata={"help": text}, **kw)
+
+
+def _check(ok: bool, message: str, remedy: str = "") -> None:
+    if not ok:
+        raise ConfigError(message, remedy, code="bad_setting")
+
+
+@dataclass
+class DataConfig:
+    train_file: str = _help("Training data: CSV, TSV, JSON, JSONL or Parquet.", default="")
+    validation_file: str | None = _help(
+        "Optional validation file. Without it, a stratified share of the training file is used.",
+        default=None,
+    )
+    test_file: str | None = _help(
+        "Optional test file. Without it, a stratified share of the training file is held out.",
+        default=None,
+    )
+    text_column: str | None = _help("Column with the text (detected when empty).", default=None)
+    text_pair_column: str | None = _help(
+        "Second text column for sentence-pair tasks (premise/hypothesis, question/answer).",
+        default=None,
+    )
+    label_column: str | None = _help("Column with the label (detected when empty).", default=None)
+    validation_split: float = _help(
+        "Share of the training file held out for validation when no validation file is given.",
+        default=0.1,
+    )
+    test_split: float = _help(
+        "Share of the training file held out for the final test when no test file is given.",
+        default=0.1,
+    )
+    max_length: int = _help(
+        "Longest input in tokens; longer texts are cut. The data report shows how many are cut.",
+        default=128,
+    )
+
+    def __post_init__(self) -> None:
+        for name in ("validation_split", "test_split"):
+            value = getattr(self, name)
+            _check(0.0 <= value < 0.5, f"{name} is {value}.", "Use a share between 0 and 0.5.")
+        _check(
+            self.validation_split + self.test_split < 0.8,
+            "Validation and test shares together leave too little for training.",
+            "Keep their sum below 0.8.",
+        )
+        _check(
+            8 <= self.max_length <= 8192,
+            f"max_length is {self.max_length}.",
+            "Use a value between 8 and 8192 tokens (128 suits most sentences).",
+        )
+        if self.text_pair_column and self.text_pair_column == self.text_column:
+            raise ConfigError(
+                f"The text column and the pair column are both '{self.text_column}'.",
+                "Pick two different columns, or leave the pair column empty.",
+            )
+
+
+@dataclass
+class ModelConfig:
+    name_or_path: str = _help(
+        "'default' for the embedded all-MiniLM-L6-v2, a local model folder, or a hub id.",
+        default=DEFAULT_MODEL,
+    )
+
+    def __post_init__(self) -> None:
+        self.name_or_path = (self.name_or_path or DEFAULT_MODEL).strip()
+
+
+@dataclass
+class MethodConfig:
+    method: str = _help("full | lora | head", default="full")
+    lora_r: int = _help("LoRA rank: size of the adapters (4-64).", default=8)
+    lora_alpha: int = _help("LoRA scaling; twice the rank is a good default.", default=16)
+    lora_dropout: float = _help("Dropout inside the LoRA adapters.", default=0.1)
+    lora_target_modules: list[str] | None = _help(
+        "Modules that get adapters; empty lets peft choose for the architecture.", default=None
+    )
+    export_adapter_only: bool = _help(
+        "For LoRA: export only the adapter instead of a merged model.", default=False
+    )
+
+    def __post_init__(self) -> None:
+        self.method = (self.method or "full").strip().lower()
+        _check(
+            self.method in METHODS,
+            f"Unknown method '{self.method}'.",
+            "Choose one of: full, lora, head.",
+        )
+        _check(1 <= self.lora_r <= 512, f"lora_r is {self.lora_r}.", "Use a rank from 1 to 512.")
+        _check(self.lora_alpha > 0, f"lora_alpha is {self.lora_alpha}.", "Use a positive number.")
+        _check(
+            0 <= self.lora_dropout < 1,
+            f"lora_dropout is {self.lora_dropout}.",
+            "Use a value in [0, 1).",
+        )
+        if isinstance(self.lora_target_modules, str):
+            parts = [p.strip() for p in self.lora_target_modules.split(",")]
+            self.lora_target_modules = [p for p in parts if p] or None
+
+
+@dataclass
+class TrainingConfig:
+    epochs: float = _help("Passes over the training data.", default=3.0)
+    learning_rate: float | None = _help(
+        "Step size; empty picks a good default for the method (full 1e-4, LoRA 1e-3, head 5e-3).",
+        default=None,
+    )
+    batch_size: int = _help("Examples per training step.", default=32)
+    eval_batch_size: int = _help("Examples per evaluation step.", default=128)
+    weight_decay: float = _help("L2-style regularisation of the weights.", default=0.01)
+    warmup_ratio: float = _help("Share of steps spent ramping the learning rate up.", default=0.06)
+    evals_per_epoch: int = _help("How often to measure validation metrics per epoch.", default=4)
+    early_stopping_patience: int = _help(
+        "Stop after this many evaluations without improvement (0 turns it off).", default=3
+    )
+    max_steps: int | None = _help("Stop after this many steps (for quick trials).", default=None)
+    seed: int = _help("Random seed: the same seed gives the same run.", default=42)
+    precision: str = _help(
+        "auto uses bfloat16 autocast where the hardware runs it fast, else fp32.", default="auto"
+    )
+    group_by_length: bool = _help(
+        "Batch texts of similar length together (much less padding, same accuracy).", default=True
+    )
+    train_eval_samples: int = _help(
+        "Training examples re-scored at each evaluation to compare train and validation curves.",
+        default=512,
+    )
+    max_memory_mb: int | None = _help(
+        "Cap on the worker's extra memory in MiB; beyond it the run fails cleanly.", default=None
+    )
+
+    def __post_init__(self) -> None:
+        _check(0 < self.epochs <= 100, f"epochs is {self.epochs}.", "Use between 0.1 and 100.")
+        if self.learning_rate is not None:
+            _check(
+                0 < self.learning_rate < 1,
+                f"learning_rate is {self.learning_rate}.",
+                "Use a small positive value such as 5e-5 (full) or 1e-3 (LoRA).",
+            )
+        _check(1 <= self.batch_size <= 4096, f"batch_size is {self.batch_size}.", "Use 8-256.")
+        _check(1 <= self.eval_batch_size <= 8192, f"eval_batch_size is {self.eval_batch_size}.")
+        _check(0 <= self.weight_decay < 1, f"weight_decay is {self.weight_decay}.", "Use 0-0.1.")
+        _check(0 <= self.warmup_ratio < 1, f"warmup_ratio is {self.warmup_ratio}.", "Use 0-0.2.")
+        _check(1 <= self.evals_per_epoch <= 100, f"evals_per_epoch is {self.evals_per_epoch}.")
+        _check(self.early_stopping_patience >= 0, "early_stopping_patience must be 0 or more.")
+        if self.max_steps is not None:
+            _check(self.max_steps >= 1, f"max_steps is {self.max_steps}.", "Use 1 or more.")
+        _check(
+            self.precision in PRECISIONS,
+            f"Unknown precision '{self.precision}'.",
+            "Choose auto, fp32 or bf16.",
+        )
+        _check(self.train_eval_samples >= 0, "train_eval_samples must be 0 or more.")
+
+
+@dataclass
+class RunConfig:
+    task: str = _help("classification", default="classification")
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    method: MethodConfig = field(default_factory=MethodConfig)
+    training: TrainingConfig = field(default_factory=TrainingConfig)
+
+    def learning_rate(self) -> float:
+        lr = self.training.learning_rate
+        return lr if lr is not None else DEFAULT_LEARNING_RATE[self.method.method]
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, raw: dict) -> RunConfig:
+        raw = dict(raw or {})
+        sections = {"data": DataConfig, "model": ModelConfig, "method": MethodConfig,
+                    "training": TrainingConfig}
+        unknown = set(raw) - set(sections) - {"task"}
+        if unknown:
+            raise ConfigError(
+                f"Unknown setting(s) {sorted(unknown)} in the configuration.",
+                f"Top-level keys are: task, {', '.join(sections)}.",
+            )
+        kwargs: dict[str, Any] = {"task": raw.get("task", "classification")}
+        for name, klass in sections.items():
+            kwargs[name] = _section(klass, raw.get(name) or {}, name)
+        return cls(**kwargs)
+
+    @classmethod
+    def load(cls, path: str | Path) -> RunConfig:
+        """Read a config from JSON or YAML."""
+        text = Path(path).read_text(encoding="utf-8")
+        if str(path).endswith((".yaml", ".yml")):
+            import yaml
+
+            try:
+                raw = yaml.safe_load(text)
+            except yaml.YAMLError as exc:
+                raise ConfigError(f"The YAML file {path} is not valid: {exc}") from None
+        else:
+            try:
+                raw = json.loads(text)
+            except json.JSONDecodeError as exc:
+                raise ConfigError(f"The config file {path} is not valid JSON: {exc}") from None
+        if not isinstance(raw, dict):
+            raise ConfigError(f"The config file {path} must hold a mapping of settings.")
+        return cls.from_dict(raw)
+
+    def save(self, path: str | Path) -> None:
+        Path(path).write_text(self.to_json() + "\n", encoding="utf-8")
+
+
+def _section(klass: type, raw: dict, name: str) -> Any:
+    if not isinstance(raw, dict):
+        raise ConfigError(f"The '{name}' section of the configuration must be a mapping.")
+    names = {f.name for f in dataclasses.fields(klass)}
+    unknown = set(raw) - names
+    if unknown:
+        raise ConfigError(
+            f"Unknown setting(s) {sorted(unknown)} in '{name}'.",
+            f"Known settings: {', '.join(sorted(names))}.",
+        )
+    try:
+        return klass(**raw)
+    except TypeError as exc:
+        raise ConfigError(f"Bad value in '{name}': {exc}") from None
+
+
+def field_help(klass: type) -> dict[str, str]:
+    """Help text of each field, for the CLI and the web app."""
+    return {f.name: f.metadata.get("help", "") for f in dataclasses.fields(klass)}

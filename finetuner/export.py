@@ -1,0 +1,169 @@
+"""The model that comes out of a run: a folder that describes itself, and a zip of it.
+
+RUN_DIR/model/ holds the weights (LoRA merged into the encoder unless an adapter-only export
+was asked for), the tokenizer, config.json with the label names, finetuner.json (task, base
+model, method, metrics) and a model card README.md with a usage snippet that needs only
+transformers (and peft for adapters).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import zipfile
+from pathlib import Path
+
+from .runs import RunPaths, write_json
+
+USAGE = {
+    "text-classification": '''from transformers import pipeline
+
+classifier = pipeline("text-classification", model="{path}", top_k=None)
+print(classifier("{example}"))''',
+}
+ADAPTER_USAGE = '''from peft import PeftModel
+from transformers import {auto}, AutoTokenizer
+
+base = {auto}.from_pretrained("{base}", num_labels={n}, id2label={id2label}, label2id={label2id})
+model = PeftModel.from_pretrained(base, "{path}").merge_and_unload()
+tokenizer = AutoTokenizer.from_pretrained("{path}")'''
+
+
+def save_model(run: RunPaths, model, tokenizer, cfg, spec, results: dict, report) -> Path:
+    out = run.model
+    out.mkdir(parents=True, exist_ok=True)
+    is_peft = hasattr(model, "peft_config")
+    adapter_only = is_peft and cfg.method.export_adapter_only
+    if is_peft and not adapter_only:
+        model = model.merge_and_unload()
+    model.save_pretrained(out, safe_serialization=True)
+    tokenizer.save_pretrained(out)
+    meta = {
+        "task": cfg.task,
+        "pipeline_task": spec.pipeline_task,
+        "base_model": results.get("model"),
+        "base_model_path": _base_path(model),
+        "method": cfg.method.method,
+        "format": "peft-adapter" if adapter_only else "transformers",
+        "labels": results.get("labels"),
+        "columns": report.columns,
+        "max_length": cfg.data.max_length,
+        "metrics": {"test": results.get("test_headline") or _scalars(results.get("test")),
+                    "validation": results.get("validation")},
+        "created": time.strftime("%Y-%m-%d %H:%M:%S"),
+        "run_id": run.id,
+    }
+    write_json(out / "finetuner.json", meta)
+    (out / "README.md").write_text(model_card(cfg, spec, results, report, meta), "utf-8")
+    return out
+
+
+def _base_path(model) -> str | None:
+    cfg = getattr(model, "peft_config", None)
+    if cfg:
+        return next(iter(cfg.values())).base_model_name_or_path
+    return getattr(model.config, "_name_or_path", None)
+
+
+def _scalars(metrics: dict | None) -> dict:
+    return {k: v for k, v in (metrics or {}).items() if isinstance(v, (int, float)) and k != "n"}
+
+
+def usage_snippet(meta: dict, path: str = "path/to/model") -> str:
+    labels = meta.get("labels") or []
+    if meta.get("format") == "peft-adapter":
+        id2label = {i: name for i, name in enumerate(labels)}
+        return ADAPTER_USAGE.format(
+            auto="AutoModelForSequenceClassification", base=meta.get("base_model_path"),
+            n=len(labels), id2label=id2label, label2id={v: k for k, v in id2label.items()},
+            path=path)
+    template = USAGE.get(meta.get("pipeline_task", ""), USAGE["text-classification"])
+    return template.format(path=path, example="What a wonderful, clever film!")
+
+
+def model_card(cfg, spec, results: dict, report, meta: dict) -> str:
+    t = cfg.training
+    lines = [
+        "---",
+        "library_name: transformers",
+        f"pipeline_tag: {spec.pipeline_task}",
+        "tags: [finetuner, " + cfg.method.method + "]",
+        "---",
+        "",
+        f"# {spec.title} model fine-tuned with finetuner",
+        "",
+        f"- Base model: {results.get('model')}",
+        f"- Method: {cfg.method.method} ({results['params']['trainable']:,} of "
+        f"{results['params']['total']:,} parameters trained)",
+        f"- Labels: {', '.join(map(str, results.get('labels') or [])) or 'n/a'}",
+        f"- Status: {results['status']}",
+        "",
+        "## Data",
+        "",
+        "| split | rows |",
+        "|---|---|",
+    ]
+    lines += [f"| {k} | {v:,} |" for k, v in report.rows.items()]
+    if report.label_counts.get("train"):
+        counts = ", ".join(f"{k}: {v}" for k, v in report.label_counts["train"].items())
+        lines += ["", f"Training labels: {counts}"]
+    warnings = report.warnings()
+    if warnings:
+        lines += ["", "Data warnings:"] + [f"- {w}" for w in warnings]
+    lines += [
+        "",
+        "## Training",
+        "",
+        f"- Epochs: {t.epochs} (steps run: {results['timing'].get('steps')}), batch size "
+        f"{t.batch_size}, learning rate {cfg.learning_rate():g}, weight decay {t.weight_decay}, "
+        f"warmup {t.warmup_ratio:.0%}, max length {cfg.data.max_length}, seed {t.seed}, "
+        f"precision {results.get('precision')}",
+    ]
+    if cfg.method.method == "lora":
+        m = cfg.method
+        lines.append(f"- LoRA: r={m.lora_r}, alpha={m.lora_alpha}, dropout={m.lora_dropout}, "
+                     f"targets={m.lora_target_modules or 'chosen by peft'}")
+    lines.append(f"- Training time: {results['timing']['train_seconds']} s "
+                 f"({results['timing']['train_samples_per_second']} samples/s)")
+    test = _scalars(results.get("test"))
+    lines += ["", "## Held-out test metrics", ""]
+    if test:
+        lines += ["| metric | value |", "|---|---|"]
+        lines += [f"| {k} | {v} |" for k, v in test.items() if k != "loss"]
+    else:
+        lines.append("Not computed (the run was stopped early).")
+    diag = results.get("diagnosis") or {}
+    if diag:
+        lines += ["", "## Diagnosis", "", f"**{diag['title']}**", ""]
+        lines += [f"- {e}" for e in diag.get("evidence", [])]
+        if diag.get("remedies"):
+            lines += ["", "What to try:"] + [f"- {r}" for r in diag["remedies"]]
+    lines += ["", "## Usage", "", "```python", usage_snippet(meta), "```", ""]
+    return "\n".join(lines)
+
+
+def make_zip(run: RunPaths, dest: str | Path | None = None) -> Path:
+    """Zip RUN_DIR/model into `dest` (default RUN_DIR/model.zip)."""
+    if not (run.model / "config.json").exists() and not (
+            run.model / "adapter_config.json").exists():
+        from .errors import FinetunerError
+
+        raise FinetunerError(f"Run {run.id} has no saved model to export.",
+                             "Finish (or stop after the first evaluation) a training first.",
+                             code="no_model")
+    dest = Path(dest) if dest else run.root / "model.zip"
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.with_name(dest.name + ".part")
+    with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1) as zf:
+        for path in sorted(run.model.rglob("*")):
+            if path.is_file():
+                zf.write(path, Path("model") / path.relative_to(run.model))
+    tmp.replace(dest)
+    return dest
+
+
+def read_meta(model_dir: str | Path) -> dict:
+    try:
+        return json.loads((Path(model_dir) / "finetuner.json").read_text("utf-8"))
+    except (OSError, ValueError):
+        return {}

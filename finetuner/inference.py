@@ -1,0 +1,131 @@
+"""Predictions from a finished run: `Predictor.load(RUN_DIR)`.
+
+    from finetuner import Predictor
+    p = Predictor.load("runs/sentiment")
+    p.predict("A triumph.")        # {"label": "positive", "score": 0.97, "probabilities": {...}}
+    p.predict_file("new.csv", "predictions.csv")
+
+Inputs are batched by length with no gradient tracking. Works on merged models and on
+adapter-only (peft) exports.
+"""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import torch
+
+from . import batching
+from .data import read_table
+from .errors import FinetunerError
+from .export import read_meta
+from .runs import RunPaths
+from .tasks import get_task
+
+
+class Predictor:
+    def __init__(self, model, tokenizer, meta: dict) -> None:
+        self.model = model.eval()
+        self.tokenizer = tokenizer
+        self.meta = meta
+        self.spec = get_task(meta.get("task", "classification"))
+        self.impl = self.spec.impl()
+        self.labels = [str(x) for x in meta.get("labels") or []]
+        self.max_length = int(meta.get("max_length") or 256)
+        self.pad_id = tokenizer.pad_token_id or 0
+
+    @classmethod
+    def load(cls, path: str | Path) -> Predictor:
+        """Load from a run directory or straight from a model folder."""
+        path = Path(path)
+        model_dir = path / "model" if (path / "model").is_dir() else path
+        meta = read_meta(model_dir)
+        if not meta:
+            raise FinetunerError(
+                f"'{path}' holds no finished model (finetuner.json is missing).",
+                "Pick a run that completed, or a folder exported by finetuner.",
+                code="no_model",
+            )
+        import transformers
+
+        spec = get_task(meta.get("task", "classification"))
+        auto = getattr(transformers, spec.auto_model)
+        tokenizer = transformers.AutoTokenizer.from_pretrained(model_dir)
+        if meta.get("format") == "peft-adapter":
+            from peft import PeftModel
+
+            labels = meta.get("labels") or []
+            kwargs = {"num_labels": len(labels), "id2label": dict(enumerate(labels)),
+                      "label2id": {n: i for i, n in enumerate(labels)}} if labels else {}
+            base = auto.from_pretrained(meta["base_model_path"], **kwargs)
+            model = PeftModel.from_pretrained(base, model_dir).merge_and_unload()
+        else:
+            model = auto.from_pretrained(model_dir)
+        return cls(model, tokenizer, meta)
+
+    # -- predicting
+    def predict(self, texts: str | list[str], pairs: str | list[str] | None = None,
+                batch_size: int = 64):
+        """Label with probabilities for one text (a dict) or many (a list of dicts)."""
+        single = isinstance(texts, str)
+        texts = [texts] if single else list(texts)
+        if isinstance(pairs, str):
+            pairs = [pairs]
+        if pairs is not None and len(pairs) != len(texts):
+            raise FinetunerError("Give one pair text per text.", code="bad_pairs")
+        examples = [{"text": t or "", **({"pair": pairs[i] or ""} if pairs else {})}
+                    for i, t in enumerate(texts)]
+        out = self.predict_examples(examples, batch_size)
+        return out[0] if single else out
+
+    def predict_examples(self, examples: list[dict], batch_size: int = 64) -> list:
+        if not examples:
+            return []
+        feats = self.impl.featurize(examples, self.tokenizer, self.max_length, {})
+        outputs, _ = batching.run_model(self.model, feats, self._collate, batch_size)
+        return self.impl.decode(outputs, self.labels)
+
+    def _collate(self, batch: list[dict]) -> dict[str, torch.Tensor]:
+        return self.impl.collate(batch, self.pad_id)
+
+    # -- files
+    def predict_file(self, path: str | Path, out: str | Path, text_column: str | None = None,
+                     pair_column: str | None = None) -> Path:
+        """Predict every row of a data file and write a CSV with the answers appended."""
+        table = read_table(path)
+        frame = table.frame
+        text_column, pair_column = self._columns(frame, text_column, pair_column, table.name)
+        texts = frame[text_column].fillna("").astype(str).tolist()
+        pairs = frame[pair_column].fillna("").astype(str).tolist() if pair_column else None
+        predictions = self.predict(texts, pairs) if texts else []
+        out = Path(out)
+        with open(out, "w", newline="", encoding="utf-8") as fh:
+            writer = csv.writer(fh)
+            header = [*map(str, frame.columns), "predicted_label", "confidence"]
+            header += [f"p_{label}" for label in self.labels]
+            writer.writerow(header)
+            for values, pred in zip(frame.itertuples(index=False), predictions):
+                probs = pred["probabilities"]
+                writer.writerow([*values, pred["label"], round(pred["score"], 5),
+                                 *(round(probs[label], 5) for label in self.labels)])
+        return out
+
+    def _columns(self, frame, text_column, pair_column, name) -> tuple[str, str | None]:
+        from .tasks.classification import detect_columns
+
+        columns = [str(c) for c in frame.columns]
+        for column in (text_column, pair_column):
+            if column and column not in columns:
+                raise FinetunerError(f"Column '{column}' is not in '{name}'.",
+                                     f"The columns are: {', '.join(columns)}.",
+                                     code="missing_column")
+        trained = self.meta.get("columns") or {}
+        text_column = text_column or (trained.get("text") if trained.get("text") in columns
+                                      else None)
+        if pair_column is None and trained.get("text_pair") in columns:
+            pair_column = trained["text_pair"]
+        if not text_column:
+            detected, _ = detect_columns(frame)
+            text_column = detected["text"] or columns[0]
+        return text_column, pair_column

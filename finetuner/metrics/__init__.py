@@ -1,0 +1,1 @@
+"""Metrics computed offline by the project (scikit-learn and our own code, no hub scripts)."""

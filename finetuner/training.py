@@ -1,0 +1,335 @@
+"""One training run, in order: data → model → train with evaluations → best checkpoint → test
+→ diagnosis → export. Called by the worker process; writes events as it goes.
+
+`transformers.Trainer` does the optimisation (fused AdamW, warmup + linear decay, bf16 autocast
+where the CPU/GPU runs it fast, length-grouped batches). Callbacks map its steps to events,
+run our own evaluations (sorted by length, no padding waste), keep the best weights in memory
+and stop early or on request. The test split is touched once, after training, by the best
+checkpoint chosen on validation.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from torch.utils.data import Dataset
+from transformers import Trainer, TrainerCallback, TrainingArguments
+
+from . import batching, diagnostics, export, modeling
+from .batching import StopRequested
+from .config import RunConfig
+from .runs import EventWriter, RunPaths, write_json
+from .tasks import get_task
+
+
+@dataclass
+class Context:
+    run: RunPaths
+    config: RunConfig
+    events: EventWriter
+    should_stop: Callable[[], bool]
+
+
+class ListDataset(Dataset):
+    def __init__(self, features: list[dict]) -> None:
+        self.features = features
+
+    def __len__(self) -> int:
+        return len(self.features)
+
+    def __getitem__(self, i: int) -> dict:
+        return self.features[i]
+
+
+def pick_precision(choice: str, device: torch.device) -> torch.dtype | None:
+    """bf16 where the hardware has fast bf16 units, fp32 elsewhere."""
+    if choice == "fp32":
+        return None
+    if device.type == "cuda":
+        fast = torch.cuda.is_bf16_supported()
+    else:
+        fast = bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
+    if choice == "bf16" or fast:
+        return torch.bfloat16
+    return None
+
+
+class Evaluator:
+    """Validation (and a fixed training sample) scored with the task's metrics."""
+
+    def __init__(self, ctx: Context, spec, impl, labels, splits, feats, amp, collate):
+        self.ctx, self.spec, self.impl, self.labels = ctx, spec, impl, labels
+        self.splits, self.feats, self.amp, self.collate = splits, feats, amp, collate
+        self.batch_size = ctx.config.training.eval_batch_size
+
+    def score(self, model, split: str) -> tuple[dict, list]:
+        outputs, loss = batching.run_model(
+            model, self.feats[split], self.collate, self.batch_size, self.amp, with_loss=True,
+            interrupt=self.ctx.should_stop,
+        )
+        metrics = self.impl.metrics(outputs, self.feats[split], self.splits[split], self.labels)
+        metrics["loss"] = None if loss is None else round(loss, 5)
+        return metrics, outputs
+
+
+class RunCallback(TrainerCallback):
+    """Progress events, periodic evaluation, best-weights snapshot, early stop, stop request."""
+
+    def __init__(self, ctx: Context, evaluator: Evaluator, eval_every: int, batch_size: int):
+        self.ctx, self.evaluator = ctx, evaluator
+        self.eval_every, self.batch_size = eval_every, batch_size
+        self.metric = evaluator.spec.primary_metric
+        self.best_value: tuple[float, float] | None = None
+        self.best_state: dict | None = None
+        self.best_step = 0
+        self.bad_evals = 0
+        self.last_loss: float | None = None
+        self.eval_seconds = 0.0
+        self.evals = 0
+        self.t0 = time.perf_counter()
+        self.last_log = (0, self.t0, 0.0)
+        self.stopped_early = False
+        self.stop_requested = False
+        self.history: list[dict] = []
+
+    # -- progress
+    def on_log(self, args, state, control, logs=None, **kw):
+        logs = logs or {}
+        if "loss" not in logs:
+            return
+        self.last_loss = float(logs["loss"])
+        now = time.perf_counter()
+        step0, t0, eval0 = self.last_log
+        train_time = max(1e-9, now - self.t0 - self.eval_seconds)
+        window = max(1e-9, now - t0 - (self.eval_seconds - eval0))
+        rate = (state.global_step - step0) * self.batch_size / window
+        avg_step = train_time / max(1, state.global_step)
+        evals_left = max(0, (state.max_steps - state.global_step) // self.eval_every)
+        eval_avg = self.eval_seconds / self.evals if self.evals else 0.0
+        eta = (state.max_steps - state.global_step) * avg_step + evals_left * eval_avg
+        self.last_log = (state.global_step, now, self.eval_seconds)
+        self.ctx.events.emit(
+            "progress", step=state.global_step, total_steps=state.max_steps,
+            epoch=round(state.epoch or 0, 4), loss=round(self.last_loss, 5),
+            learning_rate=logs.get("learning_rate"), grad_norm=logs.get("grad_norm"),
+            samples_per_second=round(rate, 1), eta_seconds=round(eta, 1),
+            elapsed_seconds=round(now - self.t0, 1),
+        )
+
+    # -- evaluation and stopping
+    def on_step_end(self, args, state, control, **kw):
+        if self.ctx.should_stop():
+            self.stop_requested = True
+            control.should_training_stop = True
+            return control
+        step = state.global_step
+        if step % self.eval_every == 0 or step >= state.max_steps:
+            self.evaluate(kw["model"], state)
+            # never stop before one full epoch: early curves are noisy
+            if self.bad_evals >= self.patience() and (state.epoch or 0) >= 1:
+                self.stopped_early = True
+                self.ctx.events.emit("early_stop", step=step, best_step=self.best_step,
+                                     patience=self.patience())
+                control.should_training_stop = True
+        return control
+
+    def patience(self) -> int:
+        return self.ctx.config.training.early_stopping_patience or 10**9
+
+    def evaluate(self, model, state) -> None:
+        t = time.perf_counter()
+        try:
+            val, _ = self.evaluator.score(model, "validation")
+            train = self.evaluator.score(model, "train_sample")[0] if self.evaluator.feats[
+                "train_sample"] else {}
+        except StopRequested:
+            self.stop_requested = True
+            return
+        self.eval_seconds += time.perf_counter() - t
+        self.evals += 1
+        key = (val.get(self.metric) or 0.0, -(val.get("loss") or 0.0))  # ties: lower loss wins
+        improved = self.best_value is None or key > self.best_value
+        if improved:
+            self.best_value, self.best_step, self.bad_evals = key, state.global_step, 0
+            self.best_state = {n: p.detach().clone() for n, p in model.named_parameters()
+                               if p.requires_grad}
+        else:
+            self.bad_evals += 1
+        event = self.ctx.events.emit(
+            "eval", step=state.global_step, epoch=round(state.epoch or 0, 4),
+            train_loss=self.last_loss, eval_loss=val.get("loss"),
+            validation=_headline(val), train=_headline(train), metric=self.metric,
+            best=improved, seconds=round(time.perf_counter() - t, 2),
+        )
+        self.history.append(event)
+
+    def restore_best(self, model) -> None:
+        if self.best_state is None:
+            return
+        params = dict(model.named_parameters())
+        with torch.no_grad():
+            for name, value in self.best_state.items():
+                params[name].copy_(value)
+
+
+def _headline(metrics: dict) -> dict:
+    """Scalars only: per-class tables stay out of the per-evaluation events."""
+    return {k: v for k, v in metrics.items() if isinstance(v, (int, float)) and k != "n"}
+
+
+def train(ctx: Context) -> dict:
+    cfg = ctx.config
+    spec = get_task(cfg.task)
+    impl = spec.impl()
+    events = ctx.events
+    random.seed(cfg.training.seed)
+    torch.manual_seed(cfg.training.seed)
+
+    events.emit("status", state="preparing", message="Reading and checking the data")
+    source = modeling.resolve_model(cfg.model.name_or_path, unpack_dir=ctx.run.root / "base")
+    tokenizer = modeling.load_tokenizer(source)
+    counter = modeling.token_counter(source)
+    prepared = impl.prepare(cfg, count_tokens=counter)
+    write_json(ctx.run.data_report, prepared.report.to_dict())
+    events.emit("data", rows=prepared.report.rows, labels=prepared.labels,
+                warnings=prepared.report.warnings())
+
+    events.emit("status", state="loading_model", message=f"Loading {source.display}")
+    torch.manual_seed(cfg.training.seed)
+    model, params = modeling.build_model(spec, source, prepared.labels, cfg.method)
+    events.emit("model", source=source.display, method=cfg.method.method, params=params)
+
+    label2id = {name: i for i, name in enumerate(prepared.labels)}
+    max_len = cfg.data.max_length
+    rng = random.Random(cfg.training.seed)
+    sample = rng.sample(prepared.train, min(cfg.training.train_eval_samples, len(prepared.train)))
+    splits = {"train": prepared.train, "validation": prepared.validation, "test": prepared.test,
+              "train_sample": sample}
+    feats = {name: impl.featurize(ex, tokenizer, max_len, label2id) for name, ex in splits.items()}
+    pad_id = tokenizer.pad_token_id or 0
+
+    def collate(batch: list[dict]):
+        return impl.collate(batch, pad_id)
+
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    amp = pick_precision(cfg.training.precision, device)
+    bs = cfg.training.batch_size
+    steps_per_epoch = math.ceil(len(feats["train"]) / bs)
+    total_steps = cfg.training.max_steps or max(1, math.ceil(steps_per_epoch * cfg.training.epochs))
+    eval_every = max(1, min(total_steps, steps_per_epoch // cfg.training.evals_per_epoch or 1))
+    evaluator = Evaluator(ctx, spec, impl, prepared.labels, splits, feats, amp, collate)
+    callback = RunCallback(ctx, evaluator, eval_every, bs)
+    args = TrainingArguments(
+        output_dir=str(ctx.run.root / "trainer"),
+        per_device_train_batch_size=bs,
+        num_train_epochs=cfg.training.epochs,
+        max_steps=total_steps,
+        learning_rate=cfg.learning_rate(),
+        weight_decay=cfg.training.weight_decay,
+        warmup_steps=cfg.training.warmup_ratio,
+        lr_scheduler_type="linear",
+        optim="adamw_torch_fused",
+        bf16=amp is torch.bfloat16,
+        use_cpu=device.type == "cpu",
+        eval_strategy="no",
+        save_strategy="no",
+        logging_strategy="steps",
+        logging_steps=max(1, min(50, total_steps // 100)),
+        report_to="none",
+        disable_tqdm=True,
+        seed=cfg.training.seed,
+        data_seed=cfg.training.seed,
+        train_sampling_strategy="group_by_length" if cfg.training.group_by_length else "random",
+        remove_unused_columns=False,
+        dataloader_num_workers=0,
+    )
+    trainer = Trainer(model=model, args=args, train_dataset=ListDataset(feats["train"]),
+                      data_collator=collate, callbacks=[callback])
+    events.emit("status", state="training", message="Training", total_steps=total_steps,
+                eval_every=eval_every, precision="bf16" if amp else "fp32",
+                learning_rate=cfg.learning_rate())
+    t0 = time.perf_counter()
+    trainer.train()
+    train_seconds = time.perf_counter() - t0
+    if not callback.history and not callback.stop_requested:
+        callback.evaluate(model, trainer.state)
+    callback.restore_best(model)
+    stopped = callback.stop_requested or ctx.should_stop()
+    samples = trainer.state.global_step * bs
+    pure = max(1e-9, train_seconds - callback.eval_seconds)
+    timing = {"train_seconds": round(train_seconds, 2), "eval_seconds": round(
+        callback.eval_seconds, 2), "train_samples_per_second": round(min(
+            samples, len(feats["train"]) * cfg.training.epochs) / pure, 1),
+        "steps": trainer.state.global_step, "total_steps": total_steps}
+    return finish(ctx, spec, impl, model, tokenizer, prepared, splits, feats, evaluator, callback,
+                  params, timing, source, stopped, amp, collate)
+
+
+def finish(ctx, spec, impl, model, tokenizer, prepared, splits, feats, evaluator, callback,
+           params, timing, source, stopped, amp, collate) -> dict:
+    """Test metrics with the best checkpoint, diagnosis, export, results.json."""
+    cfg, events = ctx.config, ctx.events
+    test_metrics = None
+    note = None
+    if not stopped or _quick_enough(callback, len(feats["test"]), len(feats["validation"])):
+        events.emit("status", state="testing", message="Scoring the held-out test split")
+        test_metrics, outputs = _score_test(evaluator, model)
+        if outputs is not None:
+            rows = impl.prediction_rows(outputs, feats["test"], prepared.test, prepared.labels)
+            _write_jsonl(ctx.run.predictions, rows)
+    if test_metrics is None:
+        note = "Stopped before the end: test metrics were skipped to stop quickly."
+    best = [h for h in callback.history if h["step"] == callback.best_step]
+    val_best = (best or callback.history or [{}])[-1].get("validation")
+    history = diagnostics.history_from_events(callback.history, spec.primary_metric)
+    data_facts = {"n_train": len(prepared.train), "n_validation": len(prepared.validation),
+                  "label_counts": prepared.report.label_counts.get("train") or {}}
+    diagnosis = diagnostics.diagnose(history, test_metrics, data_facts, spec.metric_title,
+                                     cfg.method.method)
+    status = "stopped" if stopped else "completed"
+    results = {
+        "status": status, "task": cfg.task, "method": cfg.method.method,
+        "model": source.display, "labels": prepared.labels, "metric": spec.primary_metric,
+        "test": test_metrics, "validation": val_best, "diagnosis": diagnosis.to_dict(),
+        "params": params, "timing": timing, "best_step": callback.best_step,
+        "early_stopped": callback.stopped_early,
+        "precision": "bf16" if amp else "fp32", "data": prepared.report.rows,
+    }
+    if note:
+        results["note"] = note
+    if callback.best_state is not None or not stopped:
+        events.emit("status", state="saving", message="Saving the model")
+        export.save_model(ctx.run, model, tokenizer, cfg, spec, results, prepared.report)
+        results["model_dir"] = str(ctx.run.model)
+    else:
+        results["note"] = "Stopped before the first evaluation: no model was saved."
+    return results
+
+
+def _quick_enough(callback: RunCallback, n_test: int, n_val: int) -> bool:
+    """After a stop, score the test split only if it takes well under a second or two."""
+    if not callback.evals or not n_val:
+        return False
+    per_row = callback.eval_seconds / callback.evals / max(1, n_val)
+    return per_row * n_test < 1.5
+
+
+def _score_test(evaluator: Evaluator, model) -> tuple[dict | None, list | None]:
+    try:
+        metrics, outputs = evaluator.score(model, "test")
+    except StopRequested:
+        return None, None
+    return metrics, outputs
+
+
+def _write_jsonl(path, rows: list[dict]) -> None:
+    import json
+
+    with open(path, "w", encoding="utf-8") as fh:
+        for row in rows:
+            fh.write(json.dumps(row, ensure_ascii=False) + "\n")

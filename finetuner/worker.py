@@ -1,0 +1,130 @@
+"""The training process: `python -m finetuner.worker RUN_DIR`.
+
+Started by `finetuner.jobs` in its own process group with stdout/stderr going to
+RUN_DIR/worker.log. Reads RUN_DIR/config.json, appends to RUN_DIR/events.jsonl and always ends
+by writing RUN_DIR/results.json with status completed, stopped or failed (with a readable
+reason and remedy). A stop request (RUN_DIR/STOP or SIGTERM) is honoured at the next step.
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+import signal
+import sys
+import time
+import traceback
+from pathlib import Path
+
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
+
+from .errors import FinetunerError  # noqa: E402
+from .runs import EventWriter, RunPaths, write_json  # noqa: E402
+
+OOM_REMEDY = ("Lower the batch size or max length, or use LoRA or head-only training, which "
+              "need far less memory.")
+
+
+class StopSignal:
+    """True once the user asked to stop: a STOP file in the run directory, or SIGTERM."""
+
+    def __init__(self, run: RunPaths) -> None:
+        self.run = run
+        self.at: float | None = None
+
+    def __call__(self) -> bool:
+        if self.at is None and self.run.stop_flag.exists():
+            self.at = time.time()
+        return self.at is not None
+
+    def trip(self, *_args) -> None:
+        if self.at is None:
+            self.at = time.time()
+
+
+def is_oom(exc: BaseException) -> bool:
+    if isinstance(exc, MemoryError):
+        return True
+    text = str(exc).lower()
+    return type(exc).__name__ == "OutOfMemoryError" or any(
+        s in text for s in ("out of memory", "can't allocate memory", "not enough memory",
+                            "cannot allocate memory"))
+
+
+def limit_memory(extra_mb: int | None) -> None:
+    """Cap the address space at its current size plus extra_mb, so a run that needs more
+    fails with a clean out-of-memory error instead of taking the machine down."""
+    if not extra_mb:
+        return
+    with open("/proc/self/status") as fh:
+        vm_kb = next(int(line.split()[1]) for line in fh if line.startswith("VmSize:"))
+    limit = (vm_kb * 1024) + extra_mb * 1024 * 1024
+    _, hard = resource.getrlimit(resource.RLIMIT_AS)
+    resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
+
+
+def unlimit_memory() -> None:
+    _, hard = resource.getrlimit(resource.RLIMIT_AS)
+    resource.setrlimit(resource.RLIMIT_AS, (hard, hard))
+
+
+def failure(config_task: str | None, method: str | None, message: str, remedy: str,
+            code: str) -> dict:
+    return {"status": "failed", "task": config_task, "method": method,
+            "error": {"message": message, "remedy": remedy, "code": code},
+            "test": None, "validation": None, "diagnosis": None, "params": None,
+            "timing": None}
+
+
+def run(run_dir: Path) -> dict:
+    run = RunPaths(run_dir)
+    events = EventWriter(run.events)
+    stop = StopSignal(run)
+    signal.signal(signal.SIGTERM, stop.trip)
+    events.emit("status", state="starting", pid=os.getpid(), message="Starting the worker")
+    task = method = None
+    try:
+        config = run.load_config()
+        task, method = config.task, config.method.method
+        from . import training  # heavy imports (torch, transformers) happen here
+
+        limit_memory(config.training.max_memory_mb)
+        ctx = training.Context(run=run, config=config, events=events, should_stop=stop)
+        results = training.train(ctx)
+    except FinetunerError as exc:
+        results = failure(task, method, exc.message, exc.remedy, exc.code)
+    except BaseException as exc:  # noqa: BLE001 - the run must always end with results.json
+        traceback.print_exc()
+        if is_oom(exc):
+            results = failure(task, method, "The training ran out of memory.", OOM_REMEDY, "oom")
+        elif isinstance(exc, KeyboardInterrupt):
+            results = failure(task, method, "The training was interrupted.", "", "interrupted")
+        else:
+            results = failure(
+                task, method,
+                f"The training failed with an unexpected error: {type(exc).__name__}: {exc}",
+                "The full traceback is in worker.log; please report it with your settings.",
+                "unexpected",
+            )
+    unlimit_memory()
+    if stop.at is not None:
+        results.setdefault("stop_seconds", round(time.time() - stop.at, 2))
+    results["finished"] = time.strftime("%Y-%m-%d %H:%M:%S")
+    write_json(run.results, results)
+    events.emit("done", status=results["status"], error=results.get("error"))
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if len(argv) != 1:
+        print("usage: python -m finetuner.worker RUN_DIR", file=sys.stderr)
+        return 2
+    results = run(Path(argv[0]))
+    return 0 if results["status"] in ("completed", "stopped") else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,69 @@
+"""Shared fixtures: a tiny random BERT (about 1M parameters) and small data files."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import random
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLES = ROOT / "examples"
+SHARED_DATA = ROOT.parent / "shared" / "data"
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory) -> Path:
+    """A randomly initialised 2-layer BERT with the embedded model's tokenizer."""
+    from transformers import AutoTokenizer, BertConfig, BertModel
+
+    from finetuner.modeling import embedded_model_path
+
+    folder = tmp_path_factory.mktemp("tiny-bert")
+    config = BertConfig(vocab_size=30522, hidden_size=32, num_hidden_layers=2,
+                        num_attention_heads=2, intermediate_size=64,
+                        max_position_embeddings=512)
+    import torch
+
+    torch.manual_seed(0)
+    BertModel(config).save_pretrained(folder)
+    AutoTokenizer.from_pretrained(embedded_model_path()).save_pretrained(folder)
+    return folder
+
+
+def write_csv(path: Path, rows: list[dict], delimiter: str = ",") -> Path:
+    with open(path, "w", newline="", encoding="utf-8") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(rows[0]), delimiter=delimiter)
+        writer.writeheader()
+        writer.writerows(rows)
+    return path
+
+
+def write_jsonl(path: Path, rows: list[dict]) -> Path:
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    return path
+
+
+def sentiment_rows(n: int = 120, seed: int = 0) -> list[dict]:
+    rng = random.Random(seed)
+    good = ["great", "lovely", "superb", "wonderful", "excellent", "delightful"]
+    bad = ["awful", "boring", "terrible", "dreadful", "poor", "clumsy"]
+    things = ["film", "phone", "hotel", "book", "meal", "show", "game", "song"]
+    rows = []
+    for i in range(n):
+        label = "pos" if i % 2 == 0 else "neg"
+        word = rng.choice(good if label == "pos" else bad)
+        rows.append({"text": f"the {rng.choice(things)} number {i} was {word}", "label": label})
+    return rows
+
+
+@pytest.fixture
+def sentiment_csv(tmp_path) -> Path:
+    return write_csv(tmp_path / "reviews.csv", sentiment_rows())

@@ -1,0 +1,51 @@
+"""The typed config: JSON round trip, YAML, validation with sentences."""
+
+from __future__ import annotations
+
+import pytest
+
+from finetuner.config import RunConfig
+from finetuner.errors import ConfigError
+
+
+def test_round_trip_through_json(tmp_path):
+    cfg = RunConfig.from_dict({
+        "data": {"train_file": "a.csv", "text_pair_column": "h", "max_length": 64},
+        "method": {"method": "lora", "lora_r": 4, "lora_target_modules": "query, value"},
+        "training": {"epochs": 2, "learning_rate": 3e-4, "seed": 1},
+    })
+    assert cfg.method.lora_target_modules == ["query", "value"]
+    cfg.save(tmp_path / "c.json")
+    assert RunConfig.load(tmp_path / "c.json") == cfg
+    assert RunConfig.from_dict(cfg.to_dict()) == cfg
+
+
+def test_yaml_config(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("data:\n  train_file: x.csv\nmethod:\n  method: head\ntraining:\n  epochs: 5\n")
+    cfg = RunConfig.load(path)
+    assert cfg.method.method == "head" and cfg.training.epochs == 5
+    assert cfg.learning_rate() == 5e-3
+
+
+@pytest.mark.parametrize("raw, words", [
+    ({"method": {"method": "qlora"}}, "Unknown method 'qlora'"),
+    ({"training": {"epochs": 0}}, "epochs is 0"),
+    ({"training": {"learning_rate": 5}}, "learning_rate is 5"),
+    ({"data": {"validation_split": 0.7}}, "validation_split is 0.7"),
+    ({"data": {"max_length": 2}}, "max_length is 2"),
+    ({"training": {"epoch": 3}}, "Unknown setting(s) ['epoch']"),
+    ({"trainig": {}}, "Unknown setting(s) ['trainig']"),
+    ({"data": {"text_column": "a", "text_pair_column": "a"}}, "both 'a'"),
+])
+def test_bad_settings_are_explained(raw, words):
+    with pytest.raises(ConfigError) as info:
+        RunConfig.from_dict(raw)
+    assert words in str(info.value)
+
+
+def test_bad_yaml_is_explained(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text("data: [unclosed\n")
+    with pytest.raises(ConfigError, match="not valid"):
+        RunConfig.load(path)

@@ -1,0 +1,106 @@
+"""Model sources and methods on a tiny random BERT: trainable parameters, clear errors."""
+
+from __future__ import annotations
+
+import time
+import zipfile
+
+import pytest
+
+from finetuner.config import MethodConfig
+from finetuner.errors import ModelError
+from finetuner.modeling import build_model, resolve_model
+from finetuner.tasks import get_task
+
+SPEC = get_task("classification")
+
+
+def build(tiny_model, method, **kw):
+    source = resolve_model(str(tiny_model))
+    return build_model(SPEC, source, ["neg", "pos"], MethodConfig(method=method, **kw))
+
+
+def test_trainable_parameters_per_method(tiny_model):
+    full_model, full = build(tiny_model, "full")
+    head_model, head = build(tiny_model, "head")
+    lora_model, lora = build(tiny_model, "lora", lora_r=4)
+    assert full["trainable"] == full["total"] > 1_000_000
+    # head: classifier 32x2 weights + 2 biases
+    assert head["trainable"] == 32 * 2 + 2
+    assert {n for n, p in head_model.named_parameters() if p.requires_grad} == {
+        "classifier.weight", "classifier.bias"}
+    # LoRA on query and value of 2 layers: 2 layers * 2 modules * (32*4 + 4*32) + the head
+    assert lora["trainable"] == 2 * 2 * (32 * 4 + 4 * 32) + 66
+    names = [n for n, p in lora_model.named_parameters() if p.requires_grad]
+    assert any("lora_A" in n and "query" in n for n in names)
+    assert any("classifier" in n for n in names)
+    assert full_model.config.id2label == {0: "neg", 1: "pos"}
+
+
+def test_lora_with_explicit_targets(tiny_model):
+    _, params = build(tiny_model, "lora", lora_r=2, lora_target_modules=["query", "key", "value"])
+    assert params["trainable"] == 2 * 3 * (32 * 2 + 2 * 32) + 66
+
+
+def test_lora_with_unknown_targets_names_the_linear_layers(tiny_model):
+    with pytest.raises(ModelError) as info:
+        build(tiny_model, "lora", lora_target_modules=["q_proj"])
+    assert "query" in str(info.value) and "dense" in str(info.value)
+
+
+def test_default_is_the_embedded_model():
+    source = resolve_model("default")
+    assert source.kind == "embedded" and "MiniLM" in source.display
+
+
+def test_missing_local_path(tmp_path):
+    with pytest.raises(ModelError) as info:
+        resolve_model(str(tmp_path / "nope"))
+    assert info.value.code == "model_not_found" and "does not exist" in str(info.value)
+
+
+def test_folder_that_is_not_a_model(tmp_path):
+    (tmp_path / "notes.txt").write_text("hello")
+    with pytest.raises(ModelError) as info:
+        resolve_model(str(tmp_path))
+    assert info.value.code == "not_a_model" and "config.json" in str(info.value)
+
+
+def test_hub_id_offline_fails_within_seconds(monkeypatch):
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")  # nothing listens on port 9
+    start = time.perf_counter()
+    with pytest.raises(ModelError) as info:
+        resolve_model("someone/some-bert-model")
+    assert time.perf_counter() - start < 5
+    assert info.value.code == "hub_unreachable" and "not reachable" in str(info.value)
+
+
+def test_hub_id_with_offline_flag(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(ModelError, match="HF_HUB_OFFLINE"):
+        resolve_model("bert-base-uncased")
+
+
+def test_model_zip_unpacks_and_refuses_pickles_and_zip_slip(tiny_model, tmp_path):
+    good = tmp_path / "good.zip"
+    with zipfile.ZipFile(good, "w") as zf:
+        for f in tiny_model.iterdir():
+            zf.write(f, f"tiny/{f.name}")
+    source = resolve_model(str(good), unpack_dir=tmp_path / "unpacked")
+    assert (tmp_path / "unpacked" / "tiny" / "config.json").exists()
+    assert source.path.endswith("tiny")
+
+    pickled = tmp_path / "pickled.zip"
+    with zipfile.ZipFile(pickled, "w") as zf:
+        zf.writestr("m/config.json", "{}")
+        zf.writestr("m/pytorch_model.bin", b"x")
+    with pytest.raises(ModelError, match="pickle"):
+        resolve_model(str(pickled), unpack_dir=tmp_path / "p")
+
+    evil = tmp_path / "evil.zip"
+    with zipfile.ZipFile(evil, "w") as zf:
+        zf.writestr("../../escaped.txt", "x")
+    with pytest.raises(ModelError, match="unsafe path"):
+        resolve_model(str(evil), unpack_dir=tmp_path / "e")
+    assert not (tmp_path.parent / "escaped.txt").exists()
