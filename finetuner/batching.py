@@ -40,6 +40,19 @@ def pad_batch(features: Sequence[dict], pad_token_id: int) -> dict[str, torch.Te
     return batch
 
 
+def pick_precision(choice: str, device: torch.device) -> torch.dtype | None:
+    """bf16 where the hardware has fast bf16 units (or when asked for), fp32 elsewhere."""
+    if choice == "fp32":
+        return None
+    if device.type == "cuda":
+        fast = torch.cuda.is_bf16_supported()
+    else:
+        fast = bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
+    if choice == "bf16" or fast:
+        return torch.bfloat16
+    return None
+
+
 def autocast(dtype: torch.dtype | None, device: torch.device | str = "cpu"):
     """bf16 autocast when asked for, a no-op otherwise."""
     if dtype is None or dtype == torch.float32:

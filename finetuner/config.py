@@ -26,7 +26,7 @@ METHOD_HELP = {
     "The cheapest baseline; fine for easy tasks, weaker on hard ones.",
 }
 # Learning rates that work for small BERT-like encoders with each method (checked on SST-2).
-DEFAULT_LEARNING_RATE = {"full": 1e-4, "lora": 1e-3, "head": 5e-3}
+DEFAULT_LEARNING_RATE = {"full": 1e-4, "lora": 2e-3, "head": 2e-2}
 DEFAULT_MODEL = "default"
 PRECISIONS = ("auto", "fp32", "bf16")
 
@@ -69,6 +69,14 @@ class DataConfig:
         "Longest input in tokens; longer texts are cut. The data report shows how many are cut.",
         default=128,
     )
+    doc_stride: int = _help(
+        "Question answering: overlap in tokens between windows of a long context.",
+        default=128,
+    )
+    max_answer_length: int = _help(
+        "Question answering: longest answer span, in tokens, that decoding considers.",
+        default=30,
+    )
 
     def __post_init__(self) -> None:
         for name in ("validation_split", "test_split"):
@@ -84,6 +92,9 @@ class DataConfig:
             f"max_length is {self.max_length}.",
             "Use a value between 8 and 8192 tokens (128 suits most sentences).",
         )
+        _check(1 <= self.doc_stride <= 4096, f"doc_stride is {self.doc_stride}.")
+        _check(1 <= self.max_answer_length <= 512, f"max_answer_length is "
+               f"{self.max_answer_length}.", "Use 1-512 tokens (30 suits most answers).")
         if self.text_pair_column and self.text_pair_column == self.text_column:
             raise ConfigError(
                 f"The text column and the pair column are both '{self.text_column}'.",
@@ -138,7 +149,7 @@ class MethodConfig:
 class TrainingConfig:
     epochs: float = _help("Passes over the training data.", default=3.0)
     learning_rate: float | None = _help(
-        "Step size; empty picks a good default for the method (full 1e-4, LoRA 1e-3, head 5e-3).",
+        "Step size; empty picks a good default for the method (full 1e-4, LoRA 2e-3, head 2e-2).",
         default=None,
     )
     batch_size: int = _help("Examples per training step.", default=32)
@@ -196,6 +207,14 @@ class RunConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     method: MethodConfig = field(default_factory=MethodConfig)
     training: TrainingConfig = field(default_factory=TrainingConfig)
+
+    def __post_init__(self) -> None:
+        if self.task == "qa":
+            _check(
+                self.data.doc_stride < self.data.max_length,
+                f"doc_stride is {self.data.doc_stride} with max_length {self.data.max_length}.",
+                "Use a stride smaller than max_length (384 and 128 are good defaults).",
+            )
 
     def learning_rate(self) -> float:
         lr = self.training.learning_rate

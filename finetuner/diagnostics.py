@@ -135,7 +135,7 @@ def _too_little_data(data: dict) -> list[str]:
 def _class_imbalance(final: dict, data: dict) -> tuple[list[str], str] | None:
     per_class = final.get("per_class") or {}
     counts = data.get("label_counts") or {}
-    if not per_class or not counts or len(counts) < 2:
+    if not per_class or not counts or len(counts) < 2 or "predicted_share" not in final:
         return None
     total = sum(counts.values())
     common, n_common = max(counts.items(), key=lambda kv: kv[1])

@@ -15,12 +15,6 @@ from pathlib import Path
 
 from .runs import RunPaths, write_json
 
-USAGE = {
-    "text-classification": '''from transformers import pipeline
-
-classifier = pipeline("text-classification", model="{path}", top_k=None)
-print(classifier("{example}"))''',
-}
 ADAPTER_USAGE = '''from peft import PeftModel
 from transformers import {auto}, AutoTokenizer
 
@@ -70,15 +64,18 @@ def _scalars(metrics: dict | None) -> dict:
 
 
 def usage_snippet(meta: dict, path: str = "path/to/model") -> str:
+    """How to load the exported model with plain transformers (and peft for adapters)."""
+    from .tasks import get_task
+
+    spec = get_task(meta.get("task") or "classification")
     labels = meta.get("labels") or []
     if meta.get("format") == "peft-adapter":
         id2label = {i: name for i, name in enumerate(labels)}
         return ADAPTER_USAGE.format(
-            auto="AutoModelForSequenceClassification", base=meta.get("base_model_path"),
+            auto=spec.auto_model, base=meta.get("base_model_path"),
             n=len(labels), id2label=id2label, label2id={v: k for k, v in id2label.items()},
             path=path)
-    template = USAGE.get(meta.get("pipeline_task", ""), USAGE["text-classification"])
-    return template.format(path=path, example="What a wonderful, clever film!")
+    return spec.impl().usage_snippet(meta, path)
 
 
 def model_card(cfg, spec, results: dict, report, meta: dict) -> str:

@@ -20,7 +20,6 @@ from . import batching
 from .data import read_table
 from .errors import FinetunerError
 from .export import read_meta
-from .runs import RunPaths
 from .tasks import get_task
 
 
@@ -84,48 +83,27 @@ class Predictor:
             return []
         feats = self.impl.featurize(examples, self.tokenizer, self.max_length, {})
         outputs, _ = batching.run_model(self.model, feats, self._collate, batch_size)
-        return self.impl.decode(outputs, self.labels)
+        return self.impl.decode(outputs, feats, examples, self.labels)
 
     def _collate(self, batch: list[dict]) -> dict[str, torch.Tensor]:
         return self.impl.collate(batch, self.pad_id)
 
     # -- files
-    def predict_file(self, path: str | Path, out: str | Path, text_column: str | None = None,
-                     pair_column: str | None = None) -> Path:
+    def predict_file(self, path: str | Path, out: str | Path) -> Path:
         """Predict every row of a data file and write a CSV with the answers appended."""
         table = read_table(path)
         frame = table.frame
-        text_column, pair_column = self._columns(frame, text_column, pair_column, table.name)
-        texts = frame[text_column].fillna("").astype(str).tolist()
-        pairs = frame[pair_column].fillna("").astype(str).tolist() if pair_column else None
-        predictions = self.predict(texts, pairs) if texts else []
+        examples = self.impl.examples_from_frame(frame, self.meta.get("columns") or {})
+        predictions = self.predict_examples(examples) if examples else []
         out = Path(out)
         with open(out, "w", newline="", encoding="utf-8") as fh:
-            writer = csv.writer(fh)
-            header = [*map(str, frame.columns), "predicted_label", "confidence"]
-            header += [f"p_{label}" for label in self.labels]
-            writer.writerow(header)
+            writer = None
             for values, pred in zip(frame.itertuples(index=False), predictions):
-                probs = pred["probabilities"]
-                writer.writerow([*values, pred["label"], round(pred["score"], 5),
-                                 *(round(probs[label], 5) for label in self.labels)])
+                added = self.impl.output_columns(pred, self.labels)
+                if writer is None:
+                    writer = csv.writer(fh)
+                    writer.writerow([*map(str, frame.columns), *added])
+                writer.writerow([*values, *added.values()])
+            if writer is None:
+                csv.writer(fh).writerow(list(map(str, frame.columns)))
         return out
-
-    def _columns(self, frame, text_column, pair_column, name) -> tuple[str, str | None]:
-        from .tasks.classification import detect_columns
-
-        columns = [str(c) for c in frame.columns]
-        for column in (text_column, pair_column):
-            if column and column not in columns:
-                raise FinetunerError(f"Column '{column}' is not in '{name}'.",
-                                     f"The columns are: {', '.join(columns)}.",
-                                     code="missing_column")
-        trained = self.meta.get("columns") or {}
-        text_column = text_column or (trained.get("text") if trained.get("text") in columns
-                                      else None)
-        if pair_column is None and trained.get("text_pair") in columns:
-            pair_column = trained["text_pair"]
-        if not text_column:
-            detected, _ = detect_columns(frame)
-            text_column = detected["text"] or columns[0]
-        return text_column, pair_column

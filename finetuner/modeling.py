@@ -263,7 +263,7 @@ def apply_method(model, spec, method):
     if method.method == "head":
         found = False
         for name, p in model.named_parameters():
-            is_head = any(name == h or name.startswith(h + ".") for h in spec.head_modules)
+            is_head = _is_head(name, spec.head_modules)
             p.requires_grad = is_head
             found = found or is_head
         if not found:
@@ -273,6 +273,12 @@ def apply_method(model, spec, method):
     return _apply_lora(model, spec, method)
 
 
+def _is_head(name: str, heads: tuple[str, ...]) -> bool:
+    """True for parameters of the task head (and the pooler that feeds it)."""
+    parts = name.split(".")
+    return any(h in parts for h in heads)
+
+
 def _apply_lora(model, spec, method):
     from peft import LoraConfig, TaskType, get_peft_model
     from peft.utils.constants import TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING as MAP
@@ -280,8 +286,8 @@ def _apply_lora(model, spec, method):
     targets = method.lora_target_modules
     if not targets and model.config.model_type not in MAP:
         targets = "all-linear"
-    heads = [h for h in spec.head_modules if any(
-        n == h or n.startswith(h + ".") for n, _ in model.named_modules())]
+    heads = [h for h in spec.head_modules
+             if any(_is_head(n, (h,)) for n, _ in model.named_modules())]
     config = LoraConfig(
         task_type=getattr(TaskType, spec.peft_task_type),
         r=method.lora_r,

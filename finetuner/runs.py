@@ -102,15 +102,20 @@ def read_json(path: Path) -> dict | None:
 
 
 class EventWriter:
-    """Appends events; each line is flushed so that readers follow along."""
+    """Appends events; each line is flushed so that readers follow along.
 
-    def __init__(self, path: Path) -> None:
+    `echo` receives every event too (the worker prints a readable line to its log)."""
+
+    def __init__(self, path: Path, echo=None) -> None:
         self.path = path
+        self.echo = echo
 
     def emit(self, type_: str, **fields) -> dict:
         event = {"type": type_, "time": round(time.time(), 3), **fields}
         with open(self.path, "a", encoding="utf-8") as fh:
             fh.write(json.dumps(event, default=str) + "\n")
+        if self.echo is not None:
+            self.echo(event)
         return event
 
 

@@ -12,16 +12,17 @@ from __future__ import annotations
 
 import math
 import random
+import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 from torch.utils.data import Dataset
-from transformers import Trainer, TrainerCallback, TrainingArguments
+from transformers import PrinterCallback, Trainer, TrainerCallback, TrainingArguments
 
 from . import batching, diagnostics, export, modeling
-from .batching import StopRequested
+from .batching import StopRequested, pick_precision
 from .config import RunConfig
 from .runs import EventWriter, RunPaths, write_json
 from .tasks import get_task
@@ -44,19 +45,6 @@ class ListDataset(Dataset):
 
     def __getitem__(self, i: int) -> dict:
         return self.features[i]
-
-
-def pick_precision(choice: str, device: torch.device) -> torch.dtype | None:
-    """bf16 where the hardware has fast bf16 units, fp32 elsewhere."""
-    if choice == "fp32":
-        return None
-    if device.type == "cuda":
-        fast = torch.cuda.is_bf16_supported()
-    else:
-        fast = bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
-    if choice == "bf16" or fast:
-        return torch.bfloat16
-    return None
 
 
 class Evaluator:
@@ -250,12 +238,14 @@ def train(ctx: Context) -> dict:
     )
     trainer = Trainer(model=model, args=args, train_dataset=ListDataset(feats["train"]),
                       data_collator=collate, callbacks=[callback])
+    trainer.remove_callback(PrinterCallback)  # our events are the log
     events.emit("status", state="training", message="Training", total_steps=total_steps,
                 eval_every=eval_every, precision="bf16" if amp else "fp32",
                 learning_rate=cfg.learning_rate())
     t0 = time.perf_counter()
     trainer.train()
     train_seconds = time.perf_counter() - t0
+    shutil.rmtree(ctx.run.root / "trainer", ignore_errors=True)
     if not callback.history and not callback.stop_requested:
         callback.evaluate(model, trainer.state)
     callback.restore_best(model)

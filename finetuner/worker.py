@@ -19,6 +19,8 @@ from pathlib import Path
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
+os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
 from .errors import FinetunerError  # noqa: E402
 from .runs import EventWriter, RunPaths, write_json  # noqa: E402
@@ -70,6 +72,15 @@ def unlimit_memory() -> None:
     resource.setrlimit(resource.RLIMIT_AS, (hard, hard))
 
 
+def log_line(event: dict) -> None:
+    """The worker log reads like the CLI: one readable line per event."""
+    from .__main__ import format_event
+
+    line = format_event(event)
+    if line:
+        print(time.strftime("%H:%M:%S ") + line, flush=True)
+
+
 def failure(config_task: str | None, method: str | None, message: str, remedy: str,
             code: str) -> dict:
     return {"status": "failed", "task": config_task, "method": method,
@@ -80,7 +91,7 @@ def failure(config_task: str | None, method: str | None, message: str, remedy: s
 
 def run(run_dir: Path) -> dict:
     run = RunPaths(run_dir)
-    events = EventWriter(run.events)
+    events = EventWriter(run.events, echo=log_line)
     stop = StopSignal(run)
     signal.signal(signal.SIGTERM, stop.trip)
     events.emit("status", state="starting", pid=os.getpid(), message="Starting the worker")

@@ -25,7 +25,7 @@ def test_yaml_config(tmp_path):
     path.write_text("data:\n  train_file: x.csv\nmethod:\n  method: head\ntraining:\n  epochs: 5\n")
     cfg = RunConfig.load(path)
     assert cfg.method.method == "head" and cfg.training.epochs == 5
-    assert cfg.learning_rate() == 5e-3
+    assert cfg.learning_rate() == 2e-2
 
 
 @pytest.mark.parametrize("raw, words", [

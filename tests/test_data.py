@@ -62,7 +62,8 @@ def test_utf8_bom_and_semicolons_are_handled(tmp_path):
 
 def test_cp1252_falls_back_with_a_warning(tmp_path):
     path = tmp_path / "legacy.csv"
-    body = "text,label\n" + "".join(f"caf\u00e9 {i} \u201cquoted\u201d,{i % 2}\n" for i in range(30))
+    rows = (f"caf\u00e9 {i} \u201cquoted\u201d,{i % 2}\n" for i in range(30))
+    body = "text,label\n" + "".join(rows)
     path.write_bytes(body.encode("cp1252"))
     table = read_table(path)
     assert "café" in table.frame.iloc[0, 0] and "“quoted”" in table.frame.iloc[0, 0]

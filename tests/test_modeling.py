@@ -25,12 +25,14 @@ def test_trainable_parameters_per_method(tiny_model):
     head_model, head = build(tiny_model, "head")
     lora_model, lora = build(tiny_model, "lora", lora_r=4)
     assert full["trainable"] == full["total"] > 1_000_000
-    # head: classifier 32x2 weights + 2 biases
-    assert head["trainable"] == 32 * 2 + 2
+    # head: the pooler (32x32 + 32) that feeds the classifier (32x2 + 2)
+    head_size = 32 * 32 + 32 + 32 * 2 + 2
+    assert head["trainable"] == head_size
     assert {n for n, p in head_model.named_parameters() if p.requires_grad} == {
-        "classifier.weight", "classifier.bias"}
+        "bert.pooler.dense.weight", "bert.pooler.dense.bias", "classifier.weight",
+        "classifier.bias"}
     # LoRA on query and value of 2 layers: 2 layers * 2 modules * (32*4 + 4*32) + the head
-    assert lora["trainable"] == 2 * 2 * (32 * 4 + 4 * 32) + 66
+    assert lora["trainable"] == 2 * 2 * (32 * 4 + 4 * 32) + head_size
     names = [n for n, p in lora_model.named_parameters() if p.requires_grad]
     assert any("lora_A" in n and "query" in n for n in names)
     assert any("classifier" in n for n in names)
@@ -39,7 +41,7 @@ def test_trainable_parameters_per_method(tiny_model):
 
 def test_lora_with_explicit_targets(tiny_model):
     _, params = build(tiny_model, "lora", lora_r=2, lora_target_modules=["query", "key", "value"])
-    assert params["trainable"] == 2 * 3 * (32 * 2 + 2 * 32) + 66
+    assert params["trainable"] == 2 * 3 * (32 * 2 + 2 * 32) + 32 * 32 + 32 + 66
 
 
 def test_lora_with_unknown_targets_names_the_linear_layers(tiny_model):

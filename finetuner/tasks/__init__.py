@@ -69,7 +69,35 @@ register(
         pipeline_task="text-classification",
         primary_metric="macro_f1",
         metric_title="macro-F1",
-        head_modules=("classifier", "score", "pre_classifier"),
+        head_modules=("classifier", "score", "pre_classifier", "pooler"),
+    )
+)
+
+
+register(
+    TaskSpec(
+        name="ner",
+        title="Named entity recognition",
+        module="finetuner.tasks.ner",
+        auto_model="AutoModelForTokenClassification",
+        peft_task_type="TOKEN_CLS",
+        pipeline_task="token-classification",
+        primary_metric="f1",
+        metric_title="entity F1",
+        head_modules=("classifier",),
+    )
+)
+register(
+    TaskSpec(
+        name="qa",
+        title="Extractive question answering",
+        module="finetuner.tasks.qa",
+        auto_model="AutoModelForQuestionAnswering",
+        peft_task_type="QUESTION_ANS",
+        pipeline_task="question-answering",
+        primary_metric="f1",
+        metric_title="F1",
+        head_modules=("qa_outputs",),
     )
 )
 

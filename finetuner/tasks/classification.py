@@ -368,7 +368,7 @@ def metrics(outputs, features, examples, labels: list[str]) -> dict:
     return classification_metrics(gold, pred.tolist(), labels)
 
 
-def decode(outputs, labels: list[str]) -> list[dict]:
+def decode(outputs, features, examples, labels: list[str]) -> list[dict]:
     """Logits → {"label", "score", "probabilities"} per example."""
     import numpy as np
 
@@ -389,7 +389,7 @@ def decode(outputs, labels: list[str]) -> list[dict]:
 
 def prediction_rows(outputs, features, examples: list[dict], labels: list[str]) -> list[dict]:
     """Test rows with the model's answer, wrong ones first (most confident first)."""
-    predictions = decode(outputs, labels)
+    predictions = decode(outputs, features, examples, labels)
     rows = []
     for example, pred in zip(examples, predictions):
         row = {"text": example["text"]}
@@ -400,3 +400,45 @@ def prediction_rows(outputs, features, examples: list[dict], labels: list[str]) 
         rows.append(row)
     rows.sort(key=lambda r: (r["correct"], -r["confidence"]))
     return rows
+
+
+# ---------------------------------------------------------------------------- try it and files
+
+
+def examples_from_frame(frame, columns: dict) -> list[dict]:
+    """Rows of a file to predict: the trained text (and pair) columns, else detected ones."""
+    from ..errors import DataError
+
+    names = [str(c) for c in frame.columns]
+    text = columns.get("text") if columns.get("text") in names else None
+    pair = columns.get("text_pair") if columns.get("text_pair") in names else None
+    if text is None:
+        text = detect_columns(frame)[0]["text"]
+    if text is None:
+        raise DataError("Could not find a text column to predict.",
+                        f"The columns are: {', '.join(names)}.", code="no_text_column")
+    if columns.get("text_pair") and pair is None:
+        raise DataError(f"This model compares two texts, but the file has no "
+                        f"'{columns['text_pair']}' column.",
+                        f"The columns are: {', '.join(names)}.", code="missing_column")
+    texts = frame[text].map(clean_text).tolist()
+    pairs = frame[pair].map(clean_text).tolist() if pair else None
+    return [{"text": t, **({"pair": pairs[i]} if pairs else {})} for i, t in enumerate(texts)]
+
+
+def output_columns(prediction: dict, labels: list[str]) -> dict:
+    """The columns a prediction adds to a row of a predicted file."""
+    out = {"predicted_label": prediction["label"], "confidence": round(prediction["score"], 5)}
+    for label in labels:
+        out[f"p_{label}"] = round(prediction["probabilities"][label], 5)
+    return out
+
+
+USAGE = """from transformers import pipeline
+
+classifier = pipeline("text-classification", model="{path}", top_k=None)
+print(classifier("What a wonderful, clever film!"))"""
+
+
+def usage_snippet(meta: dict, path: str) -> str:
+    return USAGE.format(path=path)

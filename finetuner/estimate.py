@@ -1,0 +1,149 @@
+"""What each method costs before anything trains: trainable parameters, time per epoch, advice.
+
+Parameters are counted on a weightless copy of the model (torch's meta device), so this is
+instant even for large models. Time per epoch is estimated from the tokens in the user's data
+and the FLOPs per token of each method (about 6x the encoder's weights for full fine-tuning,
+4x for LoRA, which skips weight gradients, and 2x for head-only, which skips the backward pass
+through the encoder), at the speed this machine reached on our SST-2 benchmark, scaled by a
+short matrix-multiply probe of the machine the server runs on.
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+from dataclasses import dataclass
+
+from .config import DEFAULT_LEARNING_RATE, METHOD_HELP, MethodConfig
+
+FLOPS_PER_PARAM_TOKEN = {"full": 6.0, "lora": 4.0, "head": 2.0}
+# Effective training FLOP/s per unit of probe FLOP/s, measured with bench/sst2.py on the
+# 2-core development CPU (all-MiniLM-L6-v2, bf16, SST-2, one epoch: full 194, LoRA 265 and
+# head-only 477 samples/s at 13.3 tokens per example; probe 713 GFLOP/s).
+EFFICIENCY = {"full": 0.26, "lora": 0.235, "head": 0.21}
+PADDING_OVERHEAD = 1.1  # length-grouped batches still pad a little
+
+
+@dataclass
+class MethodCost:
+    method: str
+    trainable: int
+    total: int
+    seconds_per_epoch: float | None
+    help: str
+
+    @property
+    def share(self) -> float:
+        return self.trainable / self.total if self.total else 0.0
+
+
+@functools.lru_cache(maxsize=8)
+def method_params(model_path: str, task_auto: str, peft_task: str, heads: tuple[str, ...],
+                  num_labels: int, lora_r: int = 8) -> dict[str, tuple[int, int, int]]:
+    """(trainable, total, non-embedding) parameters per method, on the meta device."""
+    import torch
+    import transformers
+
+    from . import modeling
+
+    config = transformers.AutoConfig.from_pretrained(model_path, num_labels=max(num_labels, 2))
+    auto = getattr(transformers, task_auto)
+    out = {}
+
+    class Spec:  # the few fields apply_method reads
+        head_modules = heads
+        peft_task_type = peft_task
+
+    for method in ("full", "lora", "head"):
+        with torch.device("meta"):
+            model = auto.from_config(config)
+        non_embedding = sum(p.numel() for n, p in model.named_parameters()
+                            if "embeddings" not in n)
+        model = modeling.apply_method(model, Spec, MethodConfig(method=method, lora_r=lora_r))
+        counts = modeling.count_params(model)
+        out[method] = (counts["trainable"], counts["total"], non_embedding)
+    return out
+
+
+@functools.lru_cache(maxsize=1)
+def probe_flops() -> float:
+    """FLOP/s of a transformer-sized matrix multiply on this machine (bf16 where fast)."""
+    import torch
+
+    from .batching import pick_precision
+
+    dtype = pick_precision("auto", torch.device("cpu")) or torch.float32
+    a = torch.randn(512, 384, dtype=dtype)
+    b = torch.randn(384, 1536, dtype=dtype)
+    for _ in range(3):
+        a @ b
+    reps = 20
+    t = time.perf_counter()
+    for _ in range(reps):
+        a @ b
+    seconds = max(1e-9, time.perf_counter() - t)
+    return 2 * 512 * 384 * 1536 * reps / seconds
+
+
+def seconds_per_epoch(method: str, non_embedding: int, n_train: int, mean_tokens: float,
+                      n_eval: int = 0, evals: int = 4, flops: float | None = None) -> float:
+    rate = (flops or probe_flops()) * EFFICIENCY[method]
+    tokens = n_train * max(mean_tokens, 4) * PADDING_OVERHEAD
+    train = FLOPS_PER_PARAM_TOKEN[method] * non_embedding * tokens / rate
+    evaluation = evals * 2 * non_embedding * n_eval * max(mean_tokens, 4) / (
+        (flops or probe_flops()) * EFFICIENCY["head"])
+    return train + evaluation
+
+
+def method_costs(model_path: str, spec, num_labels: int, n_train: int, mean_tokens: float,
+                 n_eval: int, lora_r: int = 8) -> list[MethodCost]:
+    params = method_params(model_path, spec.auto_model, spec.peft_task_type, spec.head_modules,
+                           num_labels, lora_r)
+    costs = []
+    for method, (trainable, total, non_embedding) in params.items():
+        secs = seconds_per_epoch(method, non_embedding, n_train, mean_tokens, n_eval) if \
+            n_train else None
+        costs.append(MethodCost(method, trainable, total, secs, METHOD_HELP[method]))
+    return costs
+
+
+@dataclass
+class Advice:
+    method: str
+    epochs: int
+    learning_rate: float
+    reason: str
+
+
+def recommend(n_train: int, n_labels: int, seconds_full_epoch: float | None,
+              on_gpu: bool = False) -> Advice:
+    """Sensible settings for the data size and the hardware."""
+    if n_train < 300:
+        return Advice("lora", 8, DEFAULT_LEARNING_RATE["lora"],
+                      f"{n_train} training examples is small: LoRA with more epochs fits "
+                      "quickly and overfits less than full fine-tuning; early stopping keeps "
+                      "the best checkpoint.")
+    if n_train < 5000:
+        return Advice("full", 4, DEFAULT_LEARNING_RATE["full"],
+                      f"{n_train:,} examples: full fine-tuning for a few epochs is affordable "
+                      "here and usually the most accurate.")
+    slow = seconds_full_epoch is not None and seconds_full_epoch > 900 and not on_gpu
+    if slow:
+        minutes = seconds_full_epoch / 60
+        return Advice("lora", 1, DEFAULT_LEARNING_RATE["lora"],
+                      f"{n_train:,} examples: one epoch of full fine-tuning takes about "
+                      f"{minutes:.0f} min on this machine. LoRA for one epoch gets close in "
+                      "less time; with this much data one epoch is usually enough.")
+    return Advice("full", 2, DEFAULT_LEARNING_RATE["full"],
+                  f"{n_train:,} examples: with this much data, two epochs of full "
+                  "fine-tuning are usually enough.")
+
+
+def human_seconds(seconds: float | None) -> str:
+    if seconds is None:
+        return "?"
+    if seconds < 60:
+        return f"{max(1, round(seconds))} s"
+    if seconds < 3600:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"

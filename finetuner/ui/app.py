@@ -1,0 +1,337 @@
+"""The page: Data → Model & method → Train → Results → Try it, plus the list of runs.
+
+Components are registered by name in `C`; `bind` wires an event to a handler of
+`finetuner.ui.handlers.Handlers`, passes the named inputs as a dict, maps the returned names
+back to components and turns any exception into an inline message (never a traceback).
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import traceback
+
+import gradio as gr
+
+from ..config import DEFAULT_LEARNING_RATE
+from ..errors import FinetunerError
+from ..studio import Studio
+from . import render
+from .handlers import EXAMPLES, FORM_FIELDS, METHOD_CHOICES, MODEL_CHOICES, NONE, Handlers
+
+log = logging.getLogger("finetuner.ui")
+DATA_TYPES = [".csv", ".tsv", ".tab", ".txt", ".json", ".jsonl", ".ndjson", ".parquet"]
+CSS = """
+.ft-msg code, .ft-report code {font-size: .95em}
+table.ft-methods {border-collapse: collapse; width: 100%}
+table.ft-methods td, table.ft-methods th {border-bottom: 1px solid #ddd; padding: 6px;
+  text-align: left; vertical-align: top}
+.ft-confusion th, .ft-confusion td {border: 1px solid #ccc}
+"""
+INTRO = """# Fine-tuning studio
+Teach a pretrained language model your own labels, without writing code. Work through the tabs
+from left to right: **1 Data** (upload and check), **2 Model & method**, **3 Train** (watch it
+learn), **4 Results** (honest test scores and a verdict), **5 Try it**. Training runs in a
+separate process, so you can close this page and come back."""
+
+
+def username(request: gr.Request | None) -> str:
+    name = getattr(request, "username", None) if request is not None else None
+    return name or "local"
+
+
+class Wiring:
+    def __init__(self, handlers: Handlers) -> None:
+        self.handlers = handlers
+        self.C: dict[str, gr.components.Component] = {}
+
+    def add(self, name: str, component):
+        self.C[name] = component
+        return component
+
+    def bind(self, event, handler: str, inputs: list[str], outputs: list[str], message: str,
+             **kwargs):
+        """Wire `event` to Handlers.<handler>; errors go to the `message` component."""
+        fn = getattr(self.handlers, handler)
+        outputs = list(dict.fromkeys([*outputs, message]))
+        C = self.C
+
+        def run(*args, **kw):
+            form = dict(zip(inputs, args))
+            try:
+                result = fn(username(kw.get("request")), form)
+            except FinetunerError as exc:
+                result = {message: render.message(exc.text, "error")}
+            except Exception as exc:  # noqa: BLE001 - the page must never show a traceback
+                log.error("handler %s failed:\n%s", handler, traceback.format_exc())
+                result = {message: render.message(
+                    f"Something went wrong ({type(exc).__name__}: {exc}). The server is fine; "
+                    "try again, and report this if it repeats.", "error")}
+            mapped = {C[k]: v for k, v in result.items() if k in outputs}
+            return mapped or tuple(gr.skip() for _ in outputs)
+
+        params = [inspect.Parameter(n, inspect.Parameter.POSITIONAL_OR_KEYWORD) for n in inputs]
+        params.append(inspect.Parameter("request", inspect.Parameter.POSITIONAL_OR_KEYWORD,
+                                        default=None, annotation=gr.Request))
+        run.__signature__ = inspect.Signature(params)
+        run.__name__ = handler
+        return event(run, inputs=[C[n] for n in inputs], outputs=[C[n] for n in outputs],
+                     api_name=kwargs.pop("api_name", handler), **kwargs)
+
+
+def build_app(studio: Studio) -> gr.Blocks:
+    w = Wiring(Handlers(studio))
+    add = w.add
+    with gr.Blocks(title="Fine-tuning studio", analytics_enabled=False) as demo:
+        add("current_run", gr.State(None))
+        add("seen", gr.State(None))
+        add("data_state", gr.State(None))
+        add("model_state", gr.State(None))
+        add("advice_state", gr.State(None))
+        gr.Markdown(INTRO)
+        with add("tabs", gr.Tabs(selected="data")):
+            with gr.Tab("1 · Data", id="data"):
+                _data_tab(add)
+            with gr.Tab("2 · Model & method", id="model"):
+                _model_tab(add)
+            with gr.Tab("3 · Train", id="train"):
+                _train_tab(add)
+            with gr.Tab("4 · Results", id="results"):
+                _results_tab(add)
+            with gr.Tab("5 · Try it", id="try"):
+                _try_tab(add)
+            with gr.Tab("Your runs", id="runs"):
+                _runs_tab(add)
+        _wire(w, demo)
+    return demo
+
+
+def _data_tab(add) -> None:
+    add("task", gr.Radio([("Text classification", "classification")],
+                         value="classification", label="Task",
+                         info="Sort texts into your labels: sentiment, spam, topic, legal "
+                              "category, or a relation between two texts."))
+    with gr.Row():
+        with gr.Column(scale=3):
+            add("train_file", gr.File(label="Training data file", file_types=DATA_TYPES))
+        with gr.Column(scale=2):
+            add("example", gr.Dropdown(list(EXAMPLES), label="Or start from an example",
+                                       value=None))
+            add("example_btn", gr.Button("Load example"))
+    with gr.Accordion("Optional: your own validation and test files", open=False):
+        gr.Markdown("Without them, 10% of the training file is held out for validation (to "
+                    "pick the best checkpoint) and 10% for the final test, keeping the label "
+                    "mix. The test part is never used to make any choice.")
+        with gr.Row():
+            add("val_file", gr.File(label="Validation file (optional)", file_types=DATA_TYPES))
+            add("test_file", gr.File(label="Test file (optional)", file_types=DATA_TYPES))
+    add("data_msg", gr.HTML(render.message("Upload a training file to begin: CSV, TSV, JSON, "
+                                           "JSONL or Parquet, one example per row.", "info")))
+    with gr.Row():
+        add("text_col", gr.Dropdown([], label="Text column", info="The text to classify."))
+        add("pair_col", gr.Dropdown([NONE], value=NONE, label="Second text column (optional)",
+                                    info="Only for tasks about a pair of texts."))
+        add("label_col", gr.Dropdown([], label="Label column", info="The answer to learn."))
+    add("preview", gr.Dataframe(label="Preview: the first rows of the training file",
+                                interactive=False, max_height=300, wrap=True))
+    with gr.Row():
+        with gr.Column(scale=3):
+            add("report", gr.HTML(label="Data report"))
+        with gr.Column(scale=2):
+            add("label_plot", gr.BarPlot(x="label", y="examples",
+                                         label="Training examples per label", height=260))
+
+
+def _model_tab(add) -> None:
+    add("model_choice", gr.Radio(MODEL_CHOICES, value="default", label="Model"))
+    add("model_path", gr.Textbox(label="Model folder or hub id", visible=False,
+                                 placeholder="/models/my-bert  or  bert-base-uncased"))
+    add("model_zip", gr.File(label="Model zip", file_types=[".zip"], visible=False))
+    add("model_msg", gr.HTML(render.message(
+        "Model: all-MiniLM-L6-v2 (embedded, 22.7M parameters)", "ok")))
+    add("method", gr.Radio(METHOD_CHOICES, value="full", label="Method",
+                           info="How much of the model to train: more is usually more accurate "
+                                "but slower."))
+    add("method_info", gr.HTML())
+    with gr.Row():
+        add("advice", gr.HTML())
+        add("advice_btn", gr.Button("Use the recommended settings", size="sm"))
+    with gr.Row():
+        add("epochs", gr.Number(value=3, label="Epochs", minimum=0.1, maximum=100,
+                                info="Passes over the training data. Early stopping ends "
+                                     "sooner if validation stops improving."))
+        add("lr", gr.Number(value=DEFAULT_LEARNING_RATE["full"], label="Learning rate",
+                            minimum=0, maximum=1, step=0.00001,
+                            info="Set to a good default for each method when you pick it."))
+        add("batch_size", gr.Number(value=32, precision=0, label="Batch size", minimum=1,
+                                    maximum=4096, info="Examples per step."))
+    with gr.Accordion("Advanced settings", open=False):
+        with gr.Row():
+            add("max_length", gr.Number(value=128, precision=0, label="Max length (tokens)",
+                                        minimum=8, maximum=8192,
+                                        info="Longer texts are cut; see the data report."))
+            add("weight_decay", gr.Number(value=0.01, label="Weight decay"))
+            add("warmup_ratio", gr.Number(value=0.06, label="Warmup share of steps"))
+            add("seed", gr.Number(value=42, precision=0, label="Seed"))
+        with gr.Row():
+            add("evals_per_epoch", gr.Number(value=4, precision=0,
+                                             label="Evaluations per epoch"))
+            add("patience", gr.Number(value=3, precision=0, label="Early stopping patience",
+                                      info="Evaluations without improvement; 0 turns it off."))
+            add("max_steps", gr.Number(value=0, precision=0, label="Max steps",
+                                       minimum=0, info="Stop after this many steps (quick "
+                                                       "trials); 0 means no limit."))
+            add("precision", gr.Dropdown(["auto", "fp32", "bf16"], value="auto",
+                                         label="Precision"))
+        with gr.Row():
+            add("val_split", gr.Number(value=0.1, label="Validation share"))
+            add("test_split", gr.Number(value=0.1, label="Test share"))
+        with gr.Row():
+            add("lora_r", gr.Number(value=8, precision=0, label="LoRA rank"))
+            add("lora_alpha", gr.Number(value=16, precision=0, label="LoRA alpha"))
+            add("lora_dropout", gr.Number(value=0.1, label="LoRA dropout"))
+            add("lora_targets", gr.Textbox(label="LoRA target modules",
+                                           placeholder="empty: chosen for the architecture"))
+            add("adapter_only", gr.Checkbox(False, label="Export the LoRA adapter only"))
+    add("cli", gr.Code(label="The same run from the command line", language="shell",
+                       interactive=False, lines=8))
+
+
+def _train_tab(add) -> None:
+    with gr.Row():
+        add("run_name", gr.Textbox(label="Run name (optional)", scale=3))
+        add("train_btn", gr.Button("Start training", variant="primary", interactive=False,
+                                   scale=1))
+        add("stop_btn", gr.Button("Stop training", variant="stop", interactive=False, scale=1))
+    add("train_msg", gr.HTML(render.message("Check your data on the Data tab; the Start "
+                                            "button unlocks when it can be used.", "info")))
+    add("run_title", gr.Markdown(""))
+    add("progress", gr.HTML())
+    with gr.Row():
+        add("loss_plot", gr.LinePlot(x="step", y="value", color="series", label="Loss",
+                                     height=280))
+        add("metric_plot", gr.LinePlot(x="step", y="value", color="series",
+                                       label="Score (higher is better)", height=280))
+    add("log", gr.Textbox(label="Training log (last lines)", lines=8, max_lines=12,
+                          interactive=False))
+    add("timer", gr.Timer(1.0))
+
+
+def _results_tab(add) -> None:
+    add("result_run", gr.Dropdown([], label="Run", info="Any of your finished runs."))
+    add("results_msg", gr.HTML())
+    add("verdict", gr.HTML())
+    add("metrics", gr.HTML())
+    with gr.Row():
+        add("per_class", gr.Dataframe(label="Scores per label (test split)", interactive=False))
+        add("confusion", gr.HTML())
+    add("errors", gr.Dataframe(label="Misclassified test examples (most confident first)",
+                               interactive=False, max_height=320, wrap=True))
+    with gr.Row():
+        add("zip_btn", gr.Button("Prepare model download"))
+        add("download", gr.DownloadButton("Download model (.zip)", interactive=False))
+    add("snippet", gr.Code(label="Load the downloaded model with plain transformers",
+                           language="python", interactive=False))
+
+
+def _try_tab(add) -> None:
+    add("try_run", gr.Dropdown([], label="Model to try", info="Any of your finished runs."))
+    add("try_text", gr.Textbox(label="Text to classify", lines=3,
+                               placeholder="Type a sentence…"))
+    add("try_pair", gr.Textbox(label="Second text", lines=2, visible=False))
+    add("predict_btn", gr.Button("Predict", variant="primary"))
+    add("try_msg", gr.HTML())
+    add("try_out", gr.Label(label="Predicted label", num_top_classes=6))
+    with gr.Accordion("Predict a whole file", open=False):
+        add("batch_file", gr.File(label="File to predict", file_types=DATA_TYPES))
+        add("batch_btn", gr.Button("Predict file"))
+        add("batch_out", gr.File(label="Predictions (CSV)", interactive=False))
+
+
+def _runs_tab(add) -> None:
+    add("runs_table", gr.Dataframe(label="Your runs", interactive=False, wrap=True))
+    with gr.Row():
+        add("run_pick", gr.Dropdown([], label="Select a run", scale=3))
+        add("refresh_btn", gr.Button("Refresh", scale=1))
+        add("open_btn", gr.Button("Open", variant="primary", scale=1))
+    with gr.Row():
+        add("confirm_delete", gr.Checkbox(False, label="Yes, delete it"))
+        add("delete_btn", gr.Button("Delete run", variant="stop"))
+    add("runs_msg", gr.HTML())
+
+
+def _wire(w: Wiring, demo: gr.Blocks) -> None:
+    C, bind = w.C, w.bind
+    form = list(FORM_FIELDS)
+    data_out = ["preview", "text_col", "pair_col", "label_col", "report", "label_plot",
+                "data_state"]
+    cost_in = [*form, "data_state", "model_state"]
+    cost_out = ["method_info", "advice", "advice_state"]
+
+    def unlock(state):
+        return gr.update(interactive=state is not None)
+
+    def after_data(dep):
+        dep = dep.then(unlock, C["data_state"], C["train_btn"], api_name=False)
+        dep = bind(dep.then, "costs", cost_in, cost_out, "method_info", api_name=False)
+        bind(dep.then, "preview_config", form, ["cli"], "cli", api_name=False)
+
+    bind(C["example_btn"].click, "load_example", ["example"], ["train_file"], "data_msg")
+    after_data(bind(C["train_file"].change, "data_changed", form, data_out, "data_msg"))
+    for name in ("val_file", "test_file"):
+        after_data(bind(C[name].change, "check_data", form, data_out, "data_msg",
+                        api_name=f"check_{name}"))
+    for name in ("text_col", "pair_col", "label_col"):
+        after_data(bind(C[name].input, "check_data", form, data_out, "data_msg",
+                        api_name=f"check_{name}"))
+    for name in ("model_choice", "model_path", "model_zip"):
+        dep = bind(C[name].change, "model_changed", form,
+                   ["model_path", "model_zip", "model_state"], "model_msg",
+                   api_name=f"model_{name}")
+        bind(dep.then, "costs", cost_in, cost_out, "method_info", api_name=False)
+    for name in ("method", "epochs", "lora_r"):
+        bind(C[name].change, "costs", cost_in, cost_out, "method_info",
+             api_name=f"costs_{name}")
+    bind(C["method"].change, "method_defaults", form, ["lr"], "method_info",
+         api_name="method_defaults")
+    bind(C["advice_btn"].click, "apply_advice", ["advice_state"], ["method", "epochs", "lr"],
+         "advice")
+    for name in form:
+        event = getattr(C[name], "input", None) or C[name].change
+        if name not in ("train_file", "task", "model_zip"):
+            bind(event, "preview_config", form, ["cli"], "cli",
+                 api_name=False, show_progress="hidden")
+
+    start_out = ["current_run", "seen", "tabs", "train_msg", "stop_btn", "train_btn"]
+    bind(C["train_btn"].click, "start", [*form, "run_name"], start_out, "train_msg",
+         concurrency_limit=1)
+    bind(C["stop_btn"].click, "stop", ["current_run"], [], "train_msg")
+    tick_out = ["seen", "progress", "loss_plot", "metric_plot", "log", "run_title", "stop_btn",
+                "train_btn", "current_run", "runs_table", "run_pick", "result_run", "try_run",
+                "verdict", "metrics", "per_class", "confusion", "errors", "snippet", "download",
+                "try_pair"]
+    bind(C["timer"].tick, "tick", ["current_run", "seen"], tick_out, "train_msg",
+         api_name=False, show_progress="hidden", queue=False)
+
+    results_out = ["verdict", "metrics", "per_class", "confusion", "errors", "snippet",
+                   "download"]
+    bind(C["result_run"].input, "results_view", ["result_run"], results_out, "results_msg")
+    bind(C["zip_btn"].click, "download", ["result_run"], ["download"], "results_msg")
+    bind(C["try_run"].change, "try_layout", ["try_run"], ["try_pair"], "try_msg")
+    bind(C["predict_btn"].click, "predict", ["try_run", "try_text", "try_pair"],
+         ["try_out"], "try_msg", concurrency_limit=8)
+    bind(C["try_text"].submit, "predict", ["try_run", "try_text", "try_pair"], ["try_out"],
+         "try_msg", api_name="predict_submit", concurrency_limit=8)
+    bind(C["batch_btn"].click, "predict_file", ["try_run", "batch_file"], ["batch_out"],
+         "try_msg", concurrency_limit=2)
+
+    runs_out = ["runs_table", "run_pick", "result_run", "try_run"]
+    bind(C["refresh_btn"].click, "runs_view", [], runs_out, "runs_msg")
+    bind(C["open_btn"].click, "open_run", ["run_pick"],
+         [*results_out, "result_run", "try_run", "current_run", "seen", "tabs"], "runs_msg")
+    bind(C["delete_btn"].click, "delete_run", ["run_pick", "confirm_delete", "current_run"],
+         [*runs_out, "confirm_delete", "current_run"], "runs_msg")
+    dep = bind(demo.load, "attach", form,
+               [*runs_out, "current_run", "seen", "train_msg", "model_state"], "train_msg",
+               api_name="attach")
+    bind(dep.then, "costs", cost_in, cost_out, "method_info", api_name=False)

@@ -1,0 +1,548 @@
+"""What each button and upload does. Handlers take (user, form) and return {name: value}.
+
+`form` maps component names to their current values; the returned dict maps component names
+to new values or `gr.update(...)`. The app (`finetuner.ui.app`) wires names to components and
+turns any exception into an inline message, so a handler may simply raise FinetunerError.
+The server never trains: `start` hands a run directory to the job manager's worker process.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import secrets
+import shlex
+import shutil
+import tempfile
+from pathlib import Path
+
+import gradio as gr
+import pandas as pd
+import yaml
+
+from ..checks import prepare_data
+from ..config import DEFAULT_LEARNING_RATE, METHODS, RunConfig
+from ..data import read_table
+from ..errors import FinetunerError
+from ..estimate import human_seconds, method_costs, recommend
+from ..export import read_meta, usage_snippet
+from ..modeling import resolve_model
+from ..runs import FINAL_STATUSES, read_events, read_json, tail
+from ..studio import Studio
+from ..tasks import get_task
+from . import render
+
+NONE = "(none)"
+EXAMPLES_DIR = Path(__file__).resolve().parent.parent.parent / "examples"
+EXAMPLES = {
+    "Film and product reviews (sentiment)": "sentiment.csv",
+    "Text messages (spam, imbalanced)": "spam.jsonl",
+    "News headlines (4 topics)": "topics.tsv",
+    "Sentence pairs (entailment)": "pairs.csv",
+}
+MODEL_CHOICES = [("Embedded default: all-MiniLM-L6-v2 (offline, 22.7M parameters)", "default"),
+                 ("A model folder on this server", "folder"),
+                 ("A Hugging Face hub id (needs internet)", "hub"),
+                 ("Upload a model (.zip with safetensors weights)", "zip")]
+METHOD_CHOICES = [("Full fine-tuning", "full"), ("LoRA (adapters)", "lora"),
+                  ("Head only (frozen encoder)", "head")]
+METHOD_TITLES = {value: title for title, value in METHOD_CHOICES}
+FORM_FIELDS = ("task", "train_file", "val_file", "test_file", "text_col", "pair_col",
+               "label_col", "model_choice", "model_path", "model_zip", "method", "epochs", "lr",
+               "batch_size", "max_length", "weight_decay", "warmup_ratio", "evals_per_epoch",
+               "patience", "seed", "precision", "max_steps", "val_split", "test_split",
+               "lora_r", "lora_alpha", "lora_dropout", "lora_targets", "adapter_only")
+
+
+def _path(value) -> str | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, dict):
+        value = value.get("path") or value.get("name")
+    return str(getattr(value, "name", value))
+
+
+def share(path: str | Path) -> str:
+    """A private copy of a server file in Gradio's upload cache, to hand to the browser.
+
+    Gradio serves only files in its cache (and allowed paths); the user folders are not
+    allowed, so a download link can never be turned into a path into someone else's runs.
+    """
+    base = Path(os.environ.get("GRADIO_TEMP_DIR") or Path(tempfile.gettempdir()) / "gradio")
+    dest = base / "finetuner" / secrets.token_hex(16) / Path(path).name
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.link(path, dest)
+    except OSError:
+        shutil.copyfile(path, dest)
+    return str(dest)
+
+
+def _col(value) -> str | None:
+    return None if value in (None, "", NONE) else str(value)
+
+
+def _num(value, cast=float, default=None):
+    if value is None or value == "":
+        return default
+    try:
+        return cast(value)
+    except (TypeError, ValueError):
+        raise FinetunerError(f"'{value}' is not a number.", "Enter a number.",
+                             code="bad_number") from None
+
+
+class Handlers:
+    def __init__(self, studio: Studio) -> None:
+        self.studio = studio
+
+    # ------------------------------------------------------------------ config
+    def model_name(self, user: str, form: dict) -> str:
+        choice = form.get("model_choice") or "default"
+        if choice == "default":
+            return "default"
+        if choice == "zip":
+            archive = _path(form.get("model_zip"))
+            if not archive:
+                raise FinetunerError("No model zip uploaded yet.",
+                                     "Upload a .zip of a saved model folder.", code="no_model")
+            digest = hashlib.sha256(Path(archive).read_bytes()).hexdigest()[:16]
+            target = self.studio.workspace(user).root / "models" / digest
+            return str(resolve_model(archive, unpack_dir=target).path)
+        name = (form.get("model_path") or "").strip()
+        if not name:
+            what = "folder path" if choice == "folder" else "hub id"
+            raise FinetunerError(f"No model {what} given.", f"Type the {what}.",
+                                 code="no_model")
+        return name
+
+    def config(self, user: str, form: dict, model: str | None = None) -> RunConfig:
+        train = _path(form.get("train_file"))
+        if not train:
+            raise FinetunerError("No training file yet.",
+                                 "Upload a CSV, TSV, JSON, JSONL or Parquet file on the Data "
+                                 "tab, or load an example.", code="no_data")
+        method = form.get("method") or "full"
+        lr = _num(form.get("lr"))
+        return RunConfig.from_dict({
+            "task": form.get("task") or "classification",
+            "data": {
+                "train_file": train,
+                "validation_file": _path(form.get("val_file")),
+                "test_file": _path(form.get("test_file")),
+                "text_column": _col(form.get("text_col")),
+                "text_pair_column": _col(form.get("pair_col")),
+                "label_column": _col(form.get("label_col")),
+                "validation_split": _num(form.get("val_split"), float, 0.1),
+                "test_split": _num(form.get("test_split"), float, 0.1),
+                "max_length": _num(form.get("max_length"), int, 128),
+            },
+            "model": {"name_or_path": model or self.model_name(user, form)},
+            "method": {
+                "method": method,
+                "lora_r": _num(form.get("lora_r"), int, 8),
+                "lora_alpha": _num(form.get("lora_alpha"), int, 16),
+                "lora_dropout": _num(form.get("lora_dropout"), float, 0.1),
+                "lora_target_modules": (form.get("lora_targets") or "").strip() or None,
+                "export_adapter_only": bool(form.get("adapter_only")),
+            },
+            "training": {
+                "epochs": _num(form.get("epochs"), float, 3.0),
+                "learning_rate": lr if lr and lr > 0 else None,
+                "batch_size": _num(form.get("batch_size"), int, 32),
+                "weight_decay": _num(form.get("weight_decay"), float, 0.01),
+                "warmup_ratio": _num(form.get("warmup_ratio"), float, 0.06),
+                "evals_per_epoch": _num(form.get("evals_per_epoch"), int, 4),
+                "early_stopping_patience": _num(form.get("patience"), int, 3),
+                "seed": _num(form.get("seed"), int, 42),
+                "precision": form.get("precision") or "auto",
+                "max_steps": _num(form.get("max_steps"), int, None) or None,
+            },
+        })
+
+    # ------------------------------------------------------------------ data
+    def load_example(self, user: str, form: dict) -> dict:
+        name = EXAMPLES.get(form.get("example") or "")
+        if not name:
+            raise FinetunerError("Pick an example first.", code="no_example")
+        return {"train_file": share(EXAMPLES_DIR / name)}
+
+    def data_changed(self, user: str, form: dict) -> dict:
+        """A new training file: forget the old column choices and detect again."""
+        form = {**form, "text_col": None, "pair_col": None, "label_col": None}
+        if not _path(form.get("train_file")):
+            return {"data_msg": render.message("Upload a training file to begin.", "info"),
+                    "preview": pd.DataFrame(), "report": "", "label_plot": pd.DataFrame(
+                        columns=["label", "examples"]), "data_state": None,
+                    "text_col": gr.update(choices=[], value=None),
+                    "pair_col": gr.update(choices=[NONE], value=NONE),
+                    "label_col": gr.update(choices=[], value=None)}
+        return self.check_data(user, form)
+
+    def check_data(self, user: str, form: dict) -> dict:
+        train = _path(form.get("train_file"))
+        out: dict = {}
+        try:
+            table = read_table(train)
+        except FinetunerError as exc:
+            return self._data_error(exc)
+        columns = [str(c) for c in table.frame.columns]
+        out["preview"] = table.frame.head(10).astype(str)
+        config = self.config(user, form, model="default")
+        try:
+            source = self._token_source(user, form)
+            prepared = prepare_data(config, source)
+        except FinetunerError as exc:
+            result = self._data_error(exc)
+            result["preview"] = out["preview"]
+            result.update(self._column_updates(columns, form))
+            return result
+        report = prepared.report.to_dict()
+        chosen = report["columns"]
+        out.update(self._column_updates(columns, {"text_col": chosen["text"],
+                                                  "pair_col": chosen["text_pair"],
+                                                  "label_col": chosen["label"]}))
+        tokens = report.get("token_lengths") or {}
+        out["data_state"] = {
+            "n_train": report["rows"]["train"], "n_validation": report["rows"]["validation"],
+            "labels": prepared.labels, "mean_tokens": tokens.get("mean", 32.0),
+            "pairs": bool(chosen.get("text_pair")), "columns": chosen,
+        }
+        warnings = len(prepared.report.warnings())
+        ready = "The data is ready to train on." + (
+            f" Read the {warnings} warning(s) below." if warnings else "")
+        out["data_msg"] = render.message(ready, "warning" if warnings else "ok")
+        out["report"] = render.report_html(report)
+        out["label_plot"] = render.label_counts_frame(report)
+        return out
+
+    def _token_source(self, user: str, form: dict):
+        try:
+            return resolve_model(self.model_name(user, form))
+        except FinetunerError:
+            return resolve_model("default")  # count tokens with the default until fixed
+
+    @staticmethod
+    def _column_updates(columns: list[str], chosen: dict) -> dict:
+        return {"text_col": gr.update(choices=columns, value=_col(chosen.get("text_col"))),
+                "pair_col": gr.update(choices=[NONE, *columns],
+                                      value=_col(chosen.get("pair_col")) or NONE),
+                "label_col": gr.update(choices=columns, value=_col(chosen.get("label_col")))}
+
+    @staticmethod
+    def _data_error(exc: FinetunerError) -> dict:
+        return {"data_msg": render.message(exc.text, "error"), "report": "",
+                "label_plot": pd.DataFrame(columns=["label", "examples"]),
+                "data_state": None}
+
+    # ------------------------------------------------------------------ model & method
+    def model_changed(self, user: str, form: dict) -> dict:
+        choice = form.get("model_choice") or "default"
+        out = {"model_path": gr.update(visible=choice in ("folder", "hub")),
+               "model_zip": gr.update(visible=choice == "zip")}
+        try:
+            name = self.model_name(user, form)
+            source = resolve_model(name)
+        except FinetunerError as exc:
+            out["model_msg"] = render.message(exc.text, "error")
+            out["model_state"] = None
+            return out
+        out["model_msg"] = render.message(f"Model: {source.display}", "ok")
+        out["model_state"] = {"path": source.path, "display": source.display, "name": name}
+        return out
+
+    def costs(self, user: str, form: dict) -> dict:
+        data, model = form.get("data_state"), form.get("model_state")
+        if not model:
+            return {"method_info": render.message("Choose a model that loads first.", "info"),
+                    "advice": ""}
+        spec = get_task(form.get("task") or "classification")
+        n_train = (data or {}).get("n_train", 0)
+        labels = len((data or {}).get("labels") or []) or 2
+        costs = method_costs(model["path"], spec, labels, n_train,
+                             (data or {}).get("mean_tokens", 32.0),
+                             (data or {}).get("n_validation", 0),
+                             _num(form.get("lora_r"), int, 8))
+        epochs = _num(form.get("epochs"), float, 3.0) or 3.0
+        rows = []
+        for c in costs:
+            chosen = c.method == (form.get("method") or "full")
+            time_text = (f"≈ {human_seconds(c.seconds_per_epoch)} per epoch, "
+                         f"{human_seconds(c.seconds_per_epoch * epochs)} for {epochs:g}"
+                         if c.seconds_per_epoch else "upload data for a time estimate")
+            rows.append(
+                f"<tr{' class=ft-chosen style=font-weight:bold' if chosen else ''}>"
+                f"<td>{render.esc(METHOD_TITLES[c.method])}</td>"
+                f"<td>{c.trainable:,} of {c.total:,} ({c.share:.2%})</td>"
+                f"<td>{render.esc(time_text)}</td><td>{render.esc(c.help)}</td></tr>")
+        table = ("<table class='ft-methods'><thead><tr><th>Method</th><th>Trainable "
+                 "parameters</th><th>Time on this machine (estimate)</th><th>What it does"
+                 "</th></tr></thead><tbody>" + "".join(rows) + "</tbody></table>")
+        full = next(c for c in costs if c.method == "full")
+        advice = recommend(n_train, labels, full.seconds_per_epoch) if n_train else None
+        advice_html = render.message(
+            f"Recommended: {METHOD_TITLES[advice.method]}, {advice.epochs} epochs, "
+            f"learning rate {advice.learning_rate:g}. {advice.reason}", "info") if advice else ""
+        return {"method_info": table, "advice": advice_html,
+                "advice_state": advice.__dict__ if advice else None}
+
+    def apply_advice(self, user: str, form: dict) -> dict:
+        advice = form.get("advice_state")
+        if not advice:
+            raise FinetunerError("Upload data first: the advice depends on its size.",
+                                 code="no_data")
+        return {"method": advice["method"], "epochs": advice["epochs"],
+                "lr": advice["learning_rate"]}
+
+    def method_defaults(self, user: str, form: dict) -> dict:
+        method = form.get("method") or "full"
+        return {"lr": DEFAULT_LEARNING_RATE[method]}
+
+    def preview_config(self, user: str, form: dict) -> dict:
+        try:
+            model = self.model_name(user, form)
+        except FinetunerError:
+            model = "default"
+        try:
+            config = self.config(user, form, model=model)
+        except FinetunerError as exc:
+            return {"cli": f"# {exc.text}"}
+        raw = config.to_dict()
+        for key in ("train_file", "validation_file", "test_file"):
+            if raw["data"][key]:
+                raw["data"][key] = Path(raw["data"][key]).name
+        args = ["python", "-m", "finetuner", "train", "--data", raw["data"]["train_file"]]
+        flags = [("--validation", raw["data"]["validation_file"]),
+                 ("--test", raw["data"]["test_file"]),
+                 ("--text-column", raw["data"]["text_column"]),
+                 ("--text-pair-column", raw["data"]["text_pair_column"]),
+                 ("--label-column", raw["data"]["label_column"]),
+                 ("--model", None if model == "default" else model),
+                 ("--method", raw["method"]["method"]),
+                 ("--epochs", f"{raw['training']['epochs']:g}"),
+                 ("--lr", raw["training"]["learning_rate"]),
+                 ("--output", "runs/my-run")]
+        for flag, value in flags:
+            if value is not None:
+                args += [flag, str(value)]
+        text = (" ".join(shlex.quote(a) for a in args) + "\n\n# or: python -m finetuner train "
+                "--config run.yaml --output runs/my-run, with run.yaml:\n"
+                + yaml.safe_dump(raw, sort_keys=False))
+        return {"cli": text}
+
+    # ------------------------------------------------------------------ training
+    def start(self, user: str, form: dict) -> dict:
+        ws = self.studio.workspace(user)
+        active = ws.active_run()
+        if active is not None:
+            raise FinetunerError(
+                f"A training is already running ({ws.name_of(active)}).",
+                "Wait for it to finish or stop it on the Train tab.", code="busy")
+        model = self.model_name(user, form)
+        config = self.config(user, form, model=model)
+        source = resolve_model(model)
+        prepare_data(config, source, count_tokens=False)  # fail here, not in the worker
+        run = ws.create(config, form.get("run_name") or "")
+        self.studio.jobs.start(run)
+        return {"current_run": run.id, "seen": None, "tabs": gr.update(selected="train"),
+                "train_msg": render.message(f"Started run '{ws.name_of(run)}'. Training runs "
+                                            "in its own process: you can leave and come back.",
+                                            "ok"),
+                "stop_btn": gr.update(interactive=True)}
+
+    def stop(self, user: str, form: dict) -> dict:
+        run_id = form.get("current_run")
+        if not run_id:
+            return {"train_msg": render.message("Nothing is training.", "info")}
+        ws = self.studio.workspace(user)
+        text = self.studio.jobs.stop(ws.run(run_id))
+        return {"train_msg": render.message(text, "info")}
+
+    def attach(self, user: str, form: dict) -> dict:
+        """On page load: re-attach to a running job, else show the newest run."""
+        ws = self.studio.workspace(user)
+        active = ws.active_run()
+        runs = ws.list_runs()
+        current = active.id if active else (runs[0].id if runs else None)
+        out = self.runs_view(user, form)
+        out["current_run"] = current
+        out["seen"] = None
+        out["model_state"] = self.model_changed(user, form).get("model_state")
+        if active:
+            out["train_msg"] = render.message(
+                f"Re-attached to the running training '{ws.name_of(active)}'.", "info")
+        return out
+
+    def tick(self, user: str, form: dict) -> dict:
+        run_id = form.get("current_run")
+        if not run_id:
+            return {}
+        ws = self.studio.workspace(user)
+        try:
+            run = ws.run(run_id)
+        except FinetunerError:
+            return {"current_run": None}
+        status = ws.status(run)
+        events, _ = read_events(run.events)
+        seen = form.get("seen") or {}
+        key = {"run": run_id, "events": len(events), "status": status}
+        if seen == key:
+            return {}
+        config = read_json(run.config) or {}
+        spec = get_task(config.get("task", "classification"))
+        progress = next((e for e in reversed(events) if e["type"] == "progress"), None)
+        note = next((e.get("message", "") for e in reversed(events) if e["type"] == "status"),
+                    "")
+        results = read_json(run.results) or {}
+        if status in FINAL_STATUSES:
+            note = (results.get("error") or {}).get("message") or results.get("note") or ""
+        loss, score = render.curves(events, spec.primary_metric)
+        out = {"seen": key, "progress": render.progress_html(status, progress, note),
+               "loss_plot": loss, "metric_plot": score, "log": tail(run.log, 25),
+               "run_title": f"### Run: {ws.name_of(run)}",
+               "stop_btn": gr.update(interactive=status == "running"),
+               "train_btn": gr.update(interactive=status != "running")}
+        if status in FINAL_STATUSES and seen.get("status") != status:
+            out.update(self.runs_view(user, form))
+            out.update(self.results_view(user, {"result_run": run_id}))
+            out["result_run"] = gr.update(choices=self._finished(ws), value=run_id)
+            out["try_run"] = gr.update(choices=self._usable(ws), value=run_id if (
+                run.model / "finetuner.json").exists() else None)
+            out.update(self.try_layout(user, {"try_run": run_id}))
+            if status == "failed":
+                err = results.get("error") or {}
+                out["train_msg"] = render.message(
+                    f"{err.get('message', 'The run failed.')} {err.get('remedy', '')}", "error")
+            else:
+                out["train_msg"] = render.message(
+                    f"Run {status}. See the Results tab for the test metrics and the verdict.",
+                    "ok")
+        return out
+
+    # ------------------------------------------------------------------ results
+    @staticmethod
+    def _finished(ws) -> list[tuple[str, str]]:
+        return [(f"{s.name} · {s.status} · {s.created}", s.id) for s in ws.list_runs()
+                if s.status in FINAL_STATUSES]
+
+    @staticmethod
+    def _usable(ws) -> list[tuple[str, str]]:
+        return [(f"{s.name} · {s.created}", s.id) for s in ws.list_runs()
+                if (ws.runs_dir / s.id / "model" / "finetuner.json").exists()]
+
+    def results_view(self, user: str, form: dict) -> dict:
+        run_id = form.get("result_run")
+        if not run_id:
+            return {"verdict": "", "metrics": render.message("Pick a finished run.", "info"),
+                    "per_class": pd.DataFrame(), "confusion": "", "errors": pd.DataFrame(),
+                    "snippet": "", "download": gr.update(value=None, interactive=False)}
+        ws = self.studio.workspace(user)
+        run = ws.run(run_id)
+        results = read_json(run.results) or {}
+        if not results:
+            return {"metrics": render.message("This run has not finished yet.", "info")}
+        import json
+
+        rows = []
+        if run.predictions.exists():
+            rows = [json.loads(line) for line in run.predictions.read_text("utf-8").splitlines()]
+        meta = read_meta(run.model)
+        has_model = bool(meta)
+        return {
+            "verdict": render.diagnosis_html(results.get("diagnosis")),
+            "metrics": render.metrics_html(results),
+            "per_class": render.per_class_frame(results),
+            "confusion": render.confusion_html(results),
+            "errors": render.errors_frame(rows),
+            "snippet": usage_snippet(meta, "./model") if has_model else "",
+            "download": gr.update(value=None, interactive=has_model),
+        }
+
+    def download(self, user: str, form: dict) -> dict:
+        from ..export import make_zip
+
+        ws = self.studio.workspace(user)
+        run = ws.run(form.get("result_run"))
+        path = run.root / "model.zip"
+        if not path.exists():
+            make_zip(run, path)
+        return {"download": gr.update(value=share(path), interactive=True)}
+
+    # ------------------------------------------------------------------ try it
+    def try_layout(self, user: str, form: dict) -> dict:
+        run_id = form.get("try_run")
+        pairs = False
+        if run_id:
+            meta = read_meta(self.studio.workspace(user).run(run_id).model)
+            pairs = bool((meta.get("columns") or {}).get("text_pair"))
+        return {"try_pair": gr.update(visible=pairs)}
+
+    def predict(self, user: str, form: dict) -> dict:
+        run_id = form.get("try_run")
+        if not run_id:
+            raise FinetunerError("Pick a finished run first.", code="no_run")
+        text = (form.get("try_text") or "").strip()
+        if not text:
+            return {"try_msg": render.message("Type a text to classify first.", "info"),
+                    "try_out": None}
+        predictor = self.studio.workspace(user).predictor(run_id)
+        pair = (form.get("try_pair") or "").strip() or None
+        if pair is None and (predictor.meta.get("columns") or {}).get("text_pair"):
+            return {"try_msg": render.message("This model compares two texts: fill in the "
+                                              "second text too.", "info"), "try_out": None}
+        pred = predictor.predict(text, pair)
+        return {"try_out": pred["probabilities"], "try_msg": ""}
+
+    def predict_file(self, user: str, form: dict) -> dict:
+        run_id = form.get("try_run")
+        source = _path(form.get("batch_file"))
+        if not run_id or not source:
+            raise FinetunerError("Pick a run and upload a file first.", code="no_input")
+        ws = self.studio.workspace(user)
+        predictor = ws.predictor(run_id)
+        out_dir = ws.root / "predictions"
+        out_dir.mkdir(parents=True, exist_ok=True)
+        out = out_dir / f"{Path(source).stem[:60]}-predictions.csv"
+        predictor.predict_file(source, out)
+        rows = sum(1 for _ in open(out, encoding="utf-8")) - 1
+        return {"batch_out": share(out), "try_msg": render.message(
+            f"Predicted {rows:,} rows. Download the CSV below.", "ok")}
+
+    # ------------------------------------------------------------------ runs
+    def runs_view(self, user: str, form: dict) -> dict:
+        ws = self.studio.workspace(user)
+        summaries = ws.list_runs()
+        choices = [(f"{s.name} · {s.status} · {s.created}", s.id) for s in summaries]
+        return {"runs_table": render.runs_frame(summaries),
+                "run_pick": gr.update(choices=choices),
+                "result_run": gr.update(choices=self._finished(ws)),
+                "try_run": gr.update(choices=self._usable(ws))}
+
+    def open_run(self, user: str, form: dict) -> dict:
+        run_id = form.get("run_pick")
+        if not run_id:
+            raise FinetunerError("Pick a run in the list first.", code="no_run")
+        ws = self.studio.workspace(user)
+        ws.run(run_id)
+        out = self.results_view(user, {"result_run": run_id})
+        out.update({"result_run": gr.update(choices=self._finished(ws), value=run_id),
+                    "try_run": gr.update(choices=self._usable(ws), value=run_id),
+                    "current_run": run_id, "seen": None, "tabs": gr.update(selected="results")})
+        return out
+
+    def delete_run(self, user: str, form: dict) -> dict:
+        run_id = form.get("run_pick")
+        if not run_id:
+            raise FinetunerError("Pick a run in the list first.", code="no_run")
+        if not form.get("confirm_delete"):
+            return {"runs_msg": render.message("Tick 'Yes, delete it' to confirm.", "info")}
+        text = self.studio.workspace(user).delete(run_id)
+        out = self.runs_view(user, form)
+        out.update({"runs_msg": render.message(text, "ok"), "confirm_delete": False,
+                    "run_pick": gr.update(choices=out["run_pick"]["choices"], value=None)})
+        if form.get("current_run") == run_id:
+            out["current_run"] = None
+        return out
+
+
+assert set(METHODS) == {m for _, m in METHOD_CHOICES}
