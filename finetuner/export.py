@@ -42,6 +42,8 @@ def save_model(run: RunPaths, model, tokenizer, cfg, spec, results: dict, report
         "labels": results.get("labels"),
         "columns": report.columns,
         "max_length": cfg.data.max_length,
+        "options": {"doc_stride": cfg.data.doc_stride,
+                    "max_answer_length": cfg.data.max_answer_length},
         "metrics": {"test": results.get("test_headline") or _scalars(results.get("test")),
                     "validation": results.get("validation")},
         "created": time.strftime("%Y-%m-%d %H:%M:%S"),

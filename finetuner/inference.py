@@ -33,6 +33,7 @@ class Predictor:
         self.labels = [str(x) for x in meta.get("labels") or []]
         self.max_length = int(meta.get("max_length") or 256)
         self.pad_id = tokenizer.pad_token_id or 0
+        self.options = meta.get("options") or {}
 
     @classmethod
     def load(cls, path: str | Path) -> Predictor:
@@ -81,9 +82,10 @@ class Predictor:
     def predict_examples(self, examples: list[dict], batch_size: int = 64) -> list:
         if not examples:
             return []
-        feats = self.impl.featurize(examples, self.tokenizer, self.max_length, {})
+        feats = self.impl.featurize(examples, self.tokenizer, self.max_length, {},
+                                    **self.options)
         outputs, _ = batching.run_model(self.model, feats, self._collate, batch_size)
-        return self.impl.decode(outputs, feats, examples, self.labels)
+        return self.impl.decode(outputs, feats, examples, self.labels, **self.options)
 
     def _collate(self, batch: list[dict]) -> dict[str, torch.Tensor]:
         return self.impl.collate(batch, self.pad_id)

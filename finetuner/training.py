@@ -47,6 +47,11 @@ class ListDataset(Dataset):
         return self.features[i]
 
 
+def task_options(cfg: RunConfig) -> dict:
+    """Settings some tasks need beyond max_length (QA windows and answer length)."""
+    return {"doc_stride": cfg.data.doc_stride, "max_answer_length": cfg.data.max_answer_length}
+
+
 class Evaluator:
     """Validation (and a fixed training sample) scored with the task's metrics."""
 
@@ -54,13 +59,15 @@ class Evaluator:
         self.ctx, self.spec, self.impl, self.labels = ctx, spec, impl, labels
         self.splits, self.feats, self.amp, self.collate = splits, feats, amp, collate
         self.batch_size = ctx.config.training.eval_batch_size
+        self.options = task_options(ctx.config)
 
     def score(self, model, split: str) -> tuple[dict, list]:
         outputs, loss = batching.run_model(
             model, self.feats[split], self.collate, self.batch_size, self.amp, with_loss=True,
             interrupt=self.ctx.should_stop,
         )
-        metrics = self.impl.metrics(outputs, self.feats[split], self.splits[split], self.labels)
+        metrics = self.impl.metrics(outputs, self.feats[split], self.splits[split], self.labels,
+                                    **self.options)
         metrics["loss"] = None if loss is None else round(loss, 5)
         return metrics, outputs
 
@@ -198,7 +205,9 @@ def train(ctx: Context) -> dict:
     sample = rng.sample(prepared.train, min(cfg.training.train_eval_samples, len(prepared.train)))
     splits = {"train": prepared.train, "validation": prepared.validation, "test": prepared.test,
               "train_sample": sample}
-    feats = {name: impl.featurize(ex, tokenizer, max_len, label2id) for name, ex in splits.items()}
+    options = task_options(cfg)
+    feats = {name: impl.featurize(ex, tokenizer, max_len, label2id, **options)
+             for name, ex in splits.items()}
     pad_id = tokenizer.pad_token_id or 0
 
     def collate(batch: list[dict]):
@@ -270,7 +279,8 @@ def finish(ctx, spec, impl, model, tokenizer, prepared, splits, feats, evaluator
         events.emit("status", state="testing", message="Scoring the held-out test split")
         test_metrics, outputs = _score_test(evaluator, model)
         if outputs is not None:
-            rows = impl.prediction_rows(outputs, feats["test"], prepared.test, prepared.labels)
+            rows = impl.prediction_rows(outputs, feats["test"], prepared.test, prepared.labels,
+                                        **task_options(cfg))
             _write_jsonl(ctx.run.predictions, rows)
     if test_metrics is None:
         note = "Stopped before the end: test metrics were skipped to stop quickly."

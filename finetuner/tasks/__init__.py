@@ -1,13 +1,22 @@
 """The task registry: one small spec per task, the shared pipeline does the rest.
 
-A task module provides, as plain functions (torch is only imported inside those that need it):
+A task module provides, as plain functions (torch is only imported inside those that need it;
+`**options` carries doc_stride and max_answer_length, which only QA uses):
 
 - `prepare(config, count_tokens=None) -> PreparedData`: read, detect columns, validate, split,
   report. No torch, no transformers.
-- `featurize(examples, tokenizer, max_length, label2id) -> list[dict]`: model inputs per example.
+- `featurize(examples, tokenizer, max_length, label2id, **options) -> list[dict]`: model inputs
+  (one or more features per example; extra keys such as word_ids or offsets are kept for
+  decoding, only input_ids/attention_mask/token_type_ids and labels reach the model).
 - `collate(features, pad_token_id) -> dict[str, Tensor]`: one padded batch.
-- `metrics(outputs, features, examples, labels) -> dict`: numbers from model outputs.
-- `predict(model, tokenizer, inputs, ...) -> list`: answers for the try-it box and files.
+- `metrics(outputs, features, examples, labels, **options) -> dict`: scores, including the
+  spec's primary metric, from per-feature outputs (`finetuner.batching.run_model`).
+- `decode(outputs, features, examples, labels, **options) -> list[dict]`: one answer per example
+  for the try-it box and file predictions.
+- `prediction_rows(...)`: test rows with the model's answers, wrong ones first, for the results.
+- `examples_from_frame(frame, columns) -> list[dict]` and `output_columns(prediction, labels)`:
+  predicting a whole file into a CSV.
+- `usage_snippet(meta, path) -> str`: loading the exported model with plain transformers.
 
 `TaskSpec` names the rest: the `AutoModelFor...` class, the peft task type, the pipeline task
 name, the metric that picks the best checkpoint.

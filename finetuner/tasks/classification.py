@@ -337,7 +337,8 @@ def _report(splits, columns, labels, dropped, findings, max_length, count_tokens
 # ---------------------------------------------------------------------------- model side
 
 
-def featurize(examples: list[dict], tokenizer, max_length: int, label2id: dict) -> list[dict]:
+def featurize(examples: list[dict], tokenizer, max_length: int, label2id: dict,
+              **_options) -> list[dict]:
     texts = [e["text"] for e in examples]
     pairs = [e["pair"] for e in examples] if examples and "pair" in examples[0] else None
     enc = tokenizer(texts, pairs, truncation=True, max_length=max_length)
@@ -357,7 +358,7 @@ def collate(features: list[dict], pad_token_id: int):
     return pad_batch(features, pad_token_id)
 
 
-def metrics(outputs, features, examples, labels: list[str]) -> dict:
+def metrics(outputs, features, examples, labels: list[str], **_options) -> dict:
     import numpy as np
 
     from ..metrics.classification import classification_metrics
@@ -368,7 +369,7 @@ def metrics(outputs, features, examples, labels: list[str]) -> dict:
     return classification_metrics(gold, pred.tolist(), labels)
 
 
-def decode(outputs, features, examples, labels: list[str]) -> list[dict]:
+def decode(outputs, features, examples, labels: list[str], **_options) -> list[dict]:
     """Logits → {"label", "score", "probabilities"} per example."""
     import numpy as np
 
@@ -387,7 +388,8 @@ def decode(outputs, features, examples, labels: list[str]) -> list[dict]:
     return out
 
 
-def prediction_rows(outputs, features, examples: list[dict], labels: list[str]) -> list[dict]:
+def prediction_rows(outputs, features, examples: list[dict], labels: list[str],
+                    **_options) -> list[dict]:
     """Test rows with the model's answer, wrong ones first (most confident first)."""
     predictions = decode(outputs, features, examples, labels)
     rows = []
