@@ -2,6 +2,8 @@
 
     python -m finetuner train --data examples/sentiment.csv --method lora --epochs 3 --output runs/s
     python -m finetuner predict --run runs/s --text "What a film!"
+    python -m finetuner train --task qa --data examples/qa.jsonl --max-length 384 --output runs/qa
+    python -m finetuner predict --run runs/qa --question "Who?" --context "..."
     python -m finetuner export --run runs/s --zip sentiment-model.zip
     python -m finetuner check --data examples/sentiment.csv
 
@@ -35,6 +37,8 @@ FLAGS = {
     "--validation-split": ("data", "validation_split", float, "held-out share (default 0.1)"),
     "--test-split": ("data", "test_split", float, "held-out share (default 0.1)"),
     "--max-length": ("data", "max_length", int, "max tokens per example (default 128)"),
+    "--doc-stride": ("data", "doc_stride", int, "QA: token overlap of context windows"),
+    "--max-answer-length": ("data", "max_answer_length", int, "QA: longest answer in tokens"),
     "--model": ("model", "name_or_path", str, "'default', a model folder or zip, or a hub id"),
     "--method": ("method", "method", str, "full | lora | head (default full)"),
     "--lora-r": ("method", "lora_r", int, "LoRA rank (default 8)"),
@@ -75,6 +79,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--run", required=True, help="run directory (or model folder)")
     p.add_argument("--text", action="append", help="text to classify (repeatable)")
     p.add_argument("--pair", action="append", help="second text, for pair tasks")
+    p.add_argument("--question", action="append", help="QA: question to answer (repeatable)")
+    p.add_argument("--context", action="append",
+                   help="QA: passage that holds the answer (one for all, or one per question)")
     p.add_argument("--file", help="data file to predict row by row")
     p.add_argument("--out", help="CSV to write file predictions to")
     p.add_argument("--json", action="store_true", help="print JSON")
@@ -223,6 +230,8 @@ def cmd_predict(args) -> int:
     from .inference import Predictor
 
     predictor = Predictor.load(args.run)
+    if args.question or args.context or (predictor.spec.name == "qa" and not args.file):
+        return _predict_qa(predictor, args)
     if args.file:
         out = args.out or str(Path(args.file).with_suffix("")) + ".predictions.csv"
         predictor.predict_file(args.file, out)
@@ -235,10 +244,38 @@ def cmd_predict(args) -> int:
     for text, pred in zip(args.text, preds):
         if args.json:
             print(json.dumps({"text": text, **pred}, ensure_ascii=False))
+        elif "entities" in pred:  # NER: "PER: Angela Merkel; LOC: Paris"
+            found = "; ".join(f"{e['type']}: {e['text']}" for e in pred["entities"])
+            print(f"{found or '(no entities)'}\t{text}")
         else:
             probs = ", ".join(f"{k} {v:.3f}" for k, v in sorted(
                 pred["probabilities"].items(), key=lambda kv: -kv[1]))
             print(f"{pred['label']}\t{pred['score']:.3f}\t({probs})\t{text}")
+    return 0
+
+
+def _predict_qa(predictor, args) -> int:
+    if predictor.spec.name != "qa":
+        raise FinetunerError("--question and --context are for question-answering models.",
+                             'This model takes --text "...".', code="wrong_task")
+    questions = [q for q in args.question or [] if q.strip()]
+    contexts = args.context or []
+    if not questions or not contexts:
+        raise FinetunerError("This model answers questions about a passage.",
+                             'Pass --question "..." and --context "...".', code="no_input")
+    if len(contexts) == 1:
+        contexts = contexts * len(questions)
+    if len(contexts) != len(questions):
+        raise FinetunerError(f"Got {len(questions)} questions but {len(contexts)} contexts.",
+                             "Give one --context for all questions, or one per --question.",
+                             code="bad_pairs")
+    preds = predictor.predict_examples([{"question": q, "context": c}
+                                        for q, c in zip(questions, contexts)])
+    for question, pred in zip(questions, preds):
+        if args.json:
+            print(json.dumps({"question": question, **pred}, ensure_ascii=False))
+        else:
+            print(f"{pred['answer'] or '(no answer)'}\t{pred['probability']:.3f}\t{question}")
     return 0
 
 

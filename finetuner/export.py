@@ -18,7 +18,7 @@ from .runs import RunPaths, write_json
 ADAPTER_USAGE = '''from peft import PeftModel
 from transformers import {auto}, AutoTokenizer
 
-base = {auto}.from_pretrained("{base}", num_labels={n}, id2label={id2label}, label2id={label2id})
+base = {auto}.from_pretrained("{base}"{head})
 model = PeftModel.from_pretrained(base, "{path}").merge_and_unload()
 tokenizer = AutoTokenizer.from_pretrained("{path}")'''
 
@@ -43,7 +43,8 @@ def save_model(run: RunPaths, model, tokenizer, cfg, spec, results: dict, report
         "columns": report.columns,
         "max_length": cfg.data.max_length,
         "options": {"doc_stride": cfg.data.doc_stride,
-                    "max_answer_length": cfg.data.max_answer_length},
+                    "max_answer_length": cfg.data.max_answer_length,
+                    **(report.extra.get("options") or {})},
         "metrics": {"test": results.get("test_headline") or _scalars(results.get("test")),
                     "validation": results.get("validation")},
         "created": time.strftime("%Y-%m-%d %H:%M:%S"),
@@ -73,10 +74,12 @@ def usage_snippet(meta: dict, path: str = "path/to/model") -> str:
     labels = meta.get("labels") or []
     if meta.get("format") == "peft-adapter":
         id2label = {i: name for i, name in enumerate(labels)}
-        return ADAPTER_USAGE.format(
-            auto=spec.auto_model, base=meta.get("base_model_path"),
-            n=len(labels), id2label=id2label, label2id={v: k for k, v in id2label.items()},
-            path=path)
+        label2id = {v: k for k, v in id2label.items()}
+        # tasks without labels (QA) keep the head the base model config gives them
+        head = (f", num_labels={len(labels)}, id2label={id2label}, label2id={label2id}"
+                if labels else "")
+        return ADAPTER_USAGE.format(auto=spec.auto_model, base=meta.get("base_model_path"),
+                                    head=head, path=path)
     return spec.impl().usage_snippet(meta, path)
 
 
@@ -153,10 +156,13 @@ def make_zip(run: RunPaths, dest: str | Path | None = None) -> Path:
     dest = Path(dest) if dest else run.root / "model.zip"
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = dest.with_name(dest.name + ".part")
-    with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1) as zf:
+    with zipfile.ZipFile(tmp, "w") as zf:
         for path in sorted(run.model.rglob("*")):
             if path.is_file():
-                zf.write(path, Path("model") / path.relative_to(run.model))
+                # weights hardly compress: store them (instant); deflate the small text files
+                method = zipfile.ZIP_STORED if path.suffix == ".safetensors" else \
+                    zipfile.ZIP_DEFLATED
+                zf.write(path, Path("model") / path.relative_to(run.model), compress_type=method)
     tmp.replace(dest)
     return dest
 

@@ -79,6 +79,11 @@ class Predictor:
         out = self.predict_examples(examples, batch_size)
         return out[0] if single else out
 
+    def answer(self, question: str, context: str) -> dict:
+        """Question answering: the answer span in `context`, with start/end character offsets,
+        probability and runners-up (see finetuner.tasks.qa.decode)."""
+        return self.predict_examples([{"question": question or "", "context": context or ""}])[0]
+
     def predict_examples(self, examples: list[dict], batch_size: int = 64) -> list:
         if not examples:
             return []

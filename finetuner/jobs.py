@@ -80,8 +80,9 @@ class JobManager:
         """Ask a run to stop; returns a sentence for the user."""
         with self._lock:
             job = self._jobs.get(run.id)
-        if job is None or job.proc.poll() is not None:
-            return "This run is not running."
+        results = read_json(run.results) or {}
+        if job is None or job.proc.poll() is not None or results.get("status") in FINAL_STATUSES:
+            return "This run is not running: it has already finished."
         if job.stop_requested is not None:
             return "Already stopping; it will end within a few seconds."
         job.stop_requested = time.time()

@@ -99,9 +99,10 @@ class Workspace:
 
     def delete(self, run_id: str) -> str:
         run = self.run(run_id)
-        if self.studio.jobs.is_running(run):
+        if self.status(run) == "running":
             raise FinetunerError("This run is still training.", "Stop it first, then delete.",
                                  code="busy")
+        self.studio.jobs.wait(run, timeout=10)  # a finished worker may still be exiting
         self.studio.forget_predictor(run)
         shutil.rmtree(run.root, ignore_errors=True)
         return f"Deleted run {self.name_of(run)}."
@@ -149,7 +150,7 @@ class Workspace:
     def active_run(self) -> RunPaths | None:
         """The newest run still training, so a reloaded page re-attaches to it."""
         for folder in sorted(self.runs_dir.iterdir(), reverse=True):
-            if RUN_ID.match(folder.name) and self.studio.jobs.is_running(RunPaths(folder)):
+            if RUN_ID.match(folder.name) and self.status(RunPaths(folder)) == "running":
                 return RunPaths(folder)
         return None
 

@@ -47,19 +47,23 @@ class ListDataset(Dataset):
         return self.features[i]
 
 
-def task_options(cfg: RunConfig) -> dict:
-    """Settings some tasks need beyond max_length (QA windows and answer length)."""
-    return {"doc_stride": cfg.data.doc_stride, "max_answer_length": cfg.data.max_answer_length}
+def task_options(cfg: RunConfig, report=None) -> dict:
+    """Settings some tasks need beyond max_length (QA windows and answer length), plus any the
+    task learned from its data (`report.extra["options"]`, e.g. QA's allow_no_answer)."""
+    learned = (report.extra.get("options") or {}) if report is not None else {}
+    return {"doc_stride": cfg.data.doc_stride, "max_answer_length": cfg.data.max_answer_length,
+            **learned}
 
 
 class Evaluator:
     """Validation (and a fixed training sample) scored with the task's metrics."""
 
-    def __init__(self, ctx: Context, spec, impl, labels, splits, feats, amp, collate):
+    def __init__(self, ctx: Context, spec, impl, labels, splits, feats, amp, collate,
+                 options: dict | None = None):
         self.ctx, self.spec, self.impl, self.labels = ctx, spec, impl, labels
         self.splits, self.feats, self.amp, self.collate = splits, feats, amp, collate
         self.batch_size = ctx.config.training.eval_batch_size
-        self.options = task_options(ctx.config)
+        self.options = options if options is not None else task_options(ctx.config)
 
     def score(self, model, split: str) -> tuple[dict, list]:
         outputs, loss = batching.run_model(
@@ -83,6 +87,7 @@ class RunCallback(TrainerCallback):
         self.best_state: dict | None = None
         self.best_step = 0
         self.bad_evals = 0
+        self.best_loss: float | None = None
         self.last_loss: float | None = None
         self.eval_seconds = 0.0
         self.evals = 0
@@ -149,12 +154,15 @@ class RunCallback(TrainerCallback):
         self.evals += 1
         key = (val.get(self.metric) or 0.0, -(val.get("loss") or 0.0))  # ties: lower loss wins
         improved = self.best_value is None or key > self.best_value
+        learning = self._loss_fell(val.get("loss"))
         if improved:
             self.best_value, self.best_step, self.bad_evals = key, state.global_step, 0
             self.best_state = {n: p.detach().clone() for n, p in model.named_parameters()
                                if p.requires_grad}
-        else:
+        elif not learning:
             self.bad_evals += 1
+        else:  # still learning: a metric such as entity F1 can sit at 0 while the loss falls
+            self.bad_evals = 0
         event = self.ctx.events.emit(
             "eval", step=state.global_step, epoch=round(state.epoch or 0, 4),
             train_loss=self.last_loss, eval_loss=val.get("loss"),
@@ -162,6 +170,14 @@ class RunCallback(TrainerCallback):
             best=improved, seconds=round(time.perf_counter() - t, 2),
         )
         self.history.append(event)
+
+    def _loss_fell(self, loss: float | None) -> bool:
+        """True when the validation loss is 1% below its best so far (then it becomes the best)."""
+        if loss is None:
+            return False
+        fell = self.best_loss is None or loss < 0.99 * self.best_loss
+        self.best_loss = min(loss, self.best_loss if self.best_loss is not None else loss)
+        return fell
 
     def restore_best(self, model) -> None:
         if self.best_state is None:
@@ -205,7 +221,7 @@ def train(ctx: Context) -> dict:
     sample = rng.sample(prepared.train, min(cfg.training.train_eval_samples, len(prepared.train)))
     splits = {"train": prepared.train, "validation": prepared.validation, "test": prepared.test,
               "train_sample": sample}
-    options = task_options(cfg)
+    options = task_options(cfg, prepared.report)
     feats = {name: impl.featurize(ex, tokenizer, max_len, label2id, **options)
              for name, ex in splits.items()}
     pad_id = tokenizer.pad_token_id or 0
@@ -219,7 +235,8 @@ def train(ctx: Context) -> dict:
     steps_per_epoch = math.ceil(len(feats["train"]) / bs)
     total_steps = cfg.training.max_steps or max(1, math.ceil(steps_per_epoch * cfg.training.epochs))
     eval_every = max(1, min(total_steps, steps_per_epoch // cfg.training.evals_per_epoch or 1))
-    evaluator = Evaluator(ctx, spec, impl, prepared.labels, splits, feats, amp, collate)
+    evaluator = Evaluator(ctx, spec, impl, prepared.labels, splits, feats, amp, collate,
+                          options)
     callback = RunCallback(ctx, evaluator, eval_every, bs)
     args = TrainingArguments(
         output_dir=str(ctx.run.root / "trainer"),
@@ -280,7 +297,7 @@ def finish(ctx, spec, impl, model, tokenizer, prepared, splits, feats, evaluator
         test_metrics, outputs = _score_test(evaluator, model)
         if outputs is not None:
             rows = impl.prediction_rows(outputs, feats["test"], prepared.test, prepared.labels,
-                                        **task_options(cfg))
+                                        **evaluator.options)
             _write_jsonl(ctx.run.predictions, rows)
     if test_metrics is None:
         note = "Stopped before the end: test metrics were skipped to stop quickly."
@@ -306,6 +323,7 @@ def finish(ctx, spec, impl, model, tokenizer, prepared, splits, feats, evaluator
         events.emit("status", state="saving", message="Saving the model")
         export.save_model(ctx.run, model, tokenizer, cfg, spec, results, prepared.report)
         results["model_dir"] = str(ctx.run.model)
+        results["model_zip"] = str(export.make_zip(ctx.run))
     else:
         results["note"] = "Stopped before the first evaluation: no model was saved."
     return results

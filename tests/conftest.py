@@ -67,3 +67,48 @@ def sentiment_rows(n: int = 120, seed: int = 0) -> list[dict]:
 @pytest.fixture
 def sentiment_csv(tmp_path) -> Path:
     return write_csv(tmp_path / "reviews.csv", sentiment_rows())
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_app(home: Path, env: dict | None = None, timeout: float = 90.0):
+    """Start `python app.py` as a real server process; returns (process, url)."""
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    port = free_port()
+    log = open(home.parent / f"app-{port}.log", "wb")
+    proc = subprocess.Popen(
+        [sys.executable, "app.py", "--port", str(port), "--home", str(home)],
+        cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
+        env={**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", **(env or {})})
+    url = f"http://127.0.0.1:{port}/"
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"app exited: {(home.parent / f'app-{port}.log').read_text()}")
+        try:
+            urllib.request.urlopen(url, timeout=2)
+            return proc, url
+        except OSError:
+            time.sleep(0.5)
+    proc.terminate()
+    raise RuntimeError("app did not start")
+
+
+def stop_app(proc) -> None:
+    import signal
+
+    proc.send_signal(signal.SIGINT)
+    try:
+        proc.wait(15)
+    except Exception:  # noqa: BLE001
+        proc.kill()

@@ -197,7 +197,7 @@ def test_stop_ends_the_run_within_5_seconds_and_keeps_the_model(tmp_path, tiny_m
     results = read_json(run.results)
     assert results["status"] == "stopped"
     assert (run.model / "model.safetensors").exists()
-    assert "This run is not running." == manager.stop(run)
+    assert "not running" in manager.stop(run)
 
 
 def test_a_worker_that_ignores_stop_is_killed_with_its_children(tmp_path, tiny_model):

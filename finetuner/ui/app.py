@@ -194,7 +194,7 @@ def _model_tab(add) -> None:
                                            placeholder="empty: chosen for the architecture"))
             add("adapter_only", gr.Checkbox(False, label="Export the LoRA adapter only"))
     add("cli", gr.Code(label="The same run from the command line", language="shell",
-                       interactive=False, lines=8))
+                       interactive=False, lines=8, elem_id="cli"))
 
 
 def _train_tab(add) -> None:
@@ -208,10 +208,8 @@ def _train_tab(add) -> None:
     add("run_title", gr.Markdown(""))
     add("progress", gr.HTML())
     with gr.Row():
-        add("loss_plot", gr.LinePlot(x="step", y="value", color="series", label="Loss",
-                                     height=280))
-        add("metric_plot", gr.LinePlot(x="step", y="value", color="series",
-                                       label="Score (higher is better)", height=280))
+        add("loss_plot", gr.HTML(render.line_chart(None, "Loss (lower is better)")))
+        add("metric_plot", gr.HTML(render.line_chart(None, "Score (higher is better)")))
     add("log", gr.Textbox(label="Training log (last lines)", lines=8, max_lines=12,
                           interactive=False))
     add("timer", gr.Timer(1.0))
@@ -227,9 +225,7 @@ def _results_tab(add) -> None:
         add("confusion", gr.HTML())
     add("errors", gr.Dataframe(label="Misclassified test examples (most confident first)",
                                interactive=False, max_height=320, wrap=True))
-    with gr.Row():
-        add("zip_btn", gr.Button("Prepare model download"))
-        add("download", gr.DownloadButton("Download model (.zip)", interactive=False))
+    add("download", gr.DownloadButton("Download model (.zip)", interactive=False))
     add("snippet", gr.Code(label="Load the downloaded model with plain transformers",
                            language="python", interactive=False))
 
@@ -316,7 +312,6 @@ def _wire(w: Wiring, demo: gr.Blocks) -> None:
     results_out = ["verdict", "metrics", "per_class", "confusion", "errors", "snippet",
                    "download"]
     bind(C["result_run"].input, "results_view", ["result_run"], results_out, "results_msg")
-    bind(C["zip_btn"].click, "download", ["result_run"], ["download"], "results_msg")
     bind(C["try_run"].change, "try_layout", ["try_run"], ["try_pair"], "try_msg")
     bind(C["predict_btn"].click, "predict", ["try_run", "try_text", "try_pair"],
          ["try_out"], "try_msg", concurrency_limit=8)
@@ -332,6 +327,6 @@ def _wire(w: Wiring, demo: gr.Blocks) -> None:
     bind(C["delete_btn"].click, "delete_run", ["run_pick", "confirm_delete", "current_run"],
          [*runs_out, "confirm_delete", "current_run"], "runs_msg")
     dep = bind(demo.load, "attach", form,
-               [*runs_out, "current_run", "seen", "train_msg", "model_state"], "train_msg",
+               [*runs_out, "current_run", "seen", "train_msg", "model_state", "tabs"], "train_msg",
                api_name="attach")
     bind(dep.then, "costs", cost_in, cost_out, "method_info", api_name=False)

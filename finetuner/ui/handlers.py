@@ -371,6 +371,7 @@ class Handlers:
         if active:
             out["train_msg"] = render.message(
                 f"Re-attached to the running training '{ws.name_of(active)}'.", "info")
+            out["tabs"] = gr.update(selected="train")
         return out
 
     def tick(self, user: str, form: dict) -> dict:
@@ -397,8 +398,11 @@ class Handlers:
         if status in FINAL_STATUSES:
             note = (results.get("error") or {}).get("message") or results.get("note") or ""
         loss, score = render.curves(events, spec.primary_metric)
+        metric = spec.metric_title
         out = {"seen": key, "progress": render.progress_html(status, progress, note),
-               "loss_plot": loss, "metric_plot": score, "log": tail(run.log, 25),
+               "loss_plot": render.line_chart(loss, "Loss (lower is better)"),
+               "metric_plot": render.line_chart(score, f"{metric} (higher is better)"),
+               "log": tail(run.log, 25),
                "run_title": f"### Run: {ws.name_of(run)}",
                "stop_btn": gr.update(interactive=status == "running"),
                "train_btn": gr.update(interactive=status != "running")}
@@ -448,6 +452,14 @@ class Handlers:
             rows = [json.loads(line) for line in run.predictions.read_text("utf-8").splitlines()]
         meta = read_meta(run.model)
         has_model = bool(meta)
+        download = gr.update(value=None, interactive=False)
+        if has_model:
+            from ..export import make_zip
+
+            archive = run.root / "model.zip"
+            if not archive.exists():
+                make_zip(run, archive)
+            download = gr.update(value=share(archive), interactive=True)
         return {
             "verdict": render.diagnosis_html(results.get("diagnosis")),
             "metrics": render.metrics_html(results),
@@ -455,18 +467,8 @@ class Handlers:
             "confusion": render.confusion_html(results),
             "errors": render.errors_frame(rows),
             "snippet": usage_snippet(meta, "./model") if has_model else "",
-            "download": gr.update(value=None, interactive=has_model),
+            "download": download,
         }
-
-    def download(self, user: str, form: dict) -> dict:
-        from ..export import make_zip
-
-        ws = self.studio.workspace(user)
-        run = ws.run(form.get("result_run"))
-        path = run.root / "model.zip"
-        if not path.exists():
-            make_zip(run, path)
-        return {"download": gr.update(value=share(path), interactive=True)}
 
     # ------------------------------------------------------------------ try it
     def try_layout(self, user: str, form: dict) -> dict:

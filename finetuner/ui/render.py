@@ -99,12 +99,82 @@ def curves(events: list[dict], metric: str) -> tuple[pd.DataFrame, pd.DataFrame]
                              "series": "validation loss"})
             val = (e.get("validation") or {}).get(metric)
             if val is not None:
-                score.append({"step": e["step"], "value": val, "series": f"validation {metric}"})
+                score.append({"step": e["step"], "value": val, "series": "validation"})
             train = (e.get("train") or {}).get(metric)
             if train is not None:
-                score.append({"step": e["step"], "value": train, "series": f"train {metric}"})
+                score.append({"step": e["step"], "value": train, "series": "training sample"})
     cols = ["step", "value", "series"]
     return pd.DataFrame(loss, columns=cols), pd.DataFrame(score, columns=cols)
+
+
+SERIES_COLORS = ("#4c78a8", "#f58518", "#54a24b", "#e45756", "#72b7b2", "#b279a2")
+
+
+def _nice_ticks(low: float, high: float, count: int = 5) -> list[float]:
+    import math
+
+    if high <= low:
+        high = low + (abs(low) or 1.0) * 0.1
+    raw = (high - low) / max(1, count - 1)
+    mag = 10 ** math.floor(math.log10(raw))
+    step = min((m * mag for m in (1, 2, 2.5, 5, 10) if m * mag >= raw), default=raw)
+    start = math.floor(low / step) * step
+    ticks, value = [], start
+    while value <= high + step * 0.5 and len(ticks) < 12:
+        ticks.append(round(value, 10))
+        value += step
+    return ticks
+
+
+def line_chart(frame: pd.DataFrame, title: str, width: int = 560, height: int = 250) -> str:
+    """An inline SVG line chart of frame[step, value, series]; redrawn cheaply every tick."""
+    if frame is None or frame.empty:
+        return (f"<div class='ft-chart' role='img' aria-label='{esc(title)}: no data yet'>"
+                f"<b>{esc(title)}</b><p style='color:#777'>Waiting for the first numbers…</p>"
+                "</div>")
+    left, right, top, bottom = 52, 12, 30, 34
+    xs, ys = frame["step"].astype(float), frame["value"].astype(float)
+    x_ticks = _nice_ticks(float(xs.min()), float(xs.max()), 6)
+    y_ticks = _nice_ticks(float(ys.min()), float(ys.max()), 5)
+    x0, x1, y0, y1 = x_ticks[0], x_ticks[-1], y_ticks[0], y_ticks[-1]
+    span_x, span_y = (x1 - x0) or 1.0, (y1 - y0) or 1.0
+
+    def px(x: float) -> float:
+        return left + (x - x0) / span_x * (width - left - right)
+
+    def py(y: float) -> float:
+        return height - bottom - (y - y0) / span_y * (height - top - bottom)
+
+    parts = [f"<svg viewBox='0 0 {width} {height}' width='100%' role='img' "
+             f"aria-label='{esc(title)}' style='max-width:{width}px;font:11px sans-serif'>"]
+    for y in y_ticks:
+        parts.append(f"<line x1='{left}' x2='{width - right}' y1='{py(y):.1f}' y2='{py(y):.1f}'"
+                     " stroke='#e5e5e5'/><text x='{0}' y='{1:.1f}' text-anchor='end' "
+                     "fill='#555'>{2}</text>".format(left - 4, py(y) + 4, f"{y:.4g}"))
+    for x in x_ticks:
+        parts.append(f"<text x='{px(x):.1f}' y='{height - bottom + 14}' text-anchor='middle' "
+                     f"fill='#555'>{x:.4g}</text>")
+    parts.append(f"<text x='{(left + width - right) / 2}' y='{height - 4}' "
+                 "text-anchor='middle' fill='#555'>step</text>")
+    legend_x = left
+    for i, (name, group) in enumerate(frame.groupby("series", sort=False)):
+        color = SERIES_COLORS[i % len(SERIES_COLORS)]
+        group = group.sort_values("step")
+        points = " ".join(f"{px(x):.1f},{py(y):.1f}" for x, y in zip(group["step"],
+                                                                      group["value"]))
+        parts.append(f"<polyline fill='none' stroke='{color}' stroke-width='2' "
+                     f"points='{points}'><title>{esc(name)}</title></polyline>")
+        if len(group) <= 40:
+            parts += [f"<circle cx='{px(x):.1f}' cy='{py(y):.1f}' r='2.5' fill='{color}'>"
+                      f"<title>{esc(name)} at step {x}: {y:.4f}</title></circle>"
+                      for x, y in zip(group["step"], group["value"])]
+        last = group.iloc[-1]
+        parts.append(f"<rect x='{legend_x}' y='10' width='12' height='4' fill='{color}'/>"
+                     f"<text x='{legend_x + 16}' y='16' fill='#333'>{esc(name)} "
+                     f"({last['value']:.3f})</text>")
+        legend_x += 22 + 7 * (len(str(name)) + 8)
+    parts.append("</svg>")
+    return f"<div class='ft-chart'><div><b>{esc(title)}</b></div>{''.join(parts)}</div>"
 
 
 def diagnosis_html(diagnosis: dict | None) -> str:

@@ -1,0 +1,92 @@
+"""The app through its HTTP API (gradio_client) against a real server on 127.0.0.1."""
+
+from __future__ import annotations
+
+import html
+import re
+import time
+
+import pytest
+from conftest import EXAMPLES, start_app, stop_app
+from gradio_client import Client, handle_file
+
+from finetuner.ui.handlers import FORM_FIELDS
+from test_ui_handlers import DEFAULTS
+
+
+def text(markup) -> str:
+    return html.unescape(re.sub(r"<[^>]+>", "", str(markup or "")))
+
+
+def form(**values) -> dict:
+    out = {name: None for name in FORM_FIELDS}
+    out.update(DEFAULTS)
+    out.update({"text_col": None, "label_col": None, "model_path": "", "lora_targets": ""})
+    out.update(values)
+    return out
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    home = tmp_path_factory.mktemp("api") / "home"
+    proc, url = start_app(home)
+    yield url
+    stop_app(proc)
+
+
+def test_data_check_over_http(server):
+    client = Client(server, verbose=False)
+    out = client.predict(**form(train_file=handle_file(str(EXAMPLES / "spam.jsonl"))),
+                         api_name="/data_changed")
+    preview, text_col, pair_col, label_col, report, plot, message = out
+    assert text_col["value"] == "message" and label_col["value"] == "label"
+    assert "imbalanced" in text(report) and "ready to train" in text(message)
+
+
+def test_bad_upload_over_http(server, tmp_path):
+    bad = tmp_path / "empty.csv"
+    bad.write_text("")
+    client = Client(server, verbose=False)
+    out = client.predict(**form(train_file=handle_file(str(bad))), api_name="/data_changed")
+    assert "is empty" in text(out[-1])
+
+
+def test_train_predict_and_download_over_http(server, tiny_model, tmp_path):
+    client = Client(server, verbose=False)
+    values = form(train_file=handle_file(str(EXAMPLES / "sentiment.csv")),
+                  model_choice="folder", model_path=str(tiny_model), max_steps=4)
+    message = client.predict(**values, run_name="api run", api_name="/start")
+    assert "Started run 'api run'" in text(message)
+    again = client.predict(**values, run_name="api run", api_name="/start")
+    assert "already running" in text(again)
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        table = client.predict(api_name="/runs_view")[0]
+        rows = table["data"]
+        if rows and rows[0][1] in ("completed", "failed", "stopped"):
+            break
+        time.sleep(1)
+    headers = table["headers"]
+    row = dict(zip(headers, rows[0]))
+    assert row["status"] == "completed", row
+    run_id = row["id"]
+    out = client.predict(result_run=run_id, api_name="/results_view")
+    verdict, metrics, per_class, confusion, errors, snippet, download, msg = out
+    assert "Accuracy" in text(metrics) and "ft-verdict" in verdict
+    assert 'pipeline("text-classification"' in snippet
+    assert download["value"].endswith("model.zip")  # the client fetched the file over HTTP
+    import zipfile
+
+    assert "model/config.json" in zipfile.ZipFile(download["value"]).namelist()
+    label, msg = client.predict(try_run=run_id, try_text="What a film!", try_pair="",
+                                api_name="/predict")
+    assert label["label"] in ("negative", "positive")
+    csv_path, msg = client.predict(try_run=run_id,
+                                   batch_file=handle_file(str(EXAMPLES / "sentiment.csv")),
+                                   api_name="/predict_file")
+    assert open(csv_path).readline().startswith("text,label,predicted_label")
+    # a run id that is not one of this session's choices is refused before any handler runs
+    from gradio_client.exceptions import AppError
+
+    with pytest.raises(AppError, match="not in the list of choices"):
+        client.predict(result_run="20260101-000000-0123456789abcdef", api_name="/results_view")

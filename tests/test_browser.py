@@ -1,0 +1,148 @@
+"""A real browser (Debian Chromium driven by Playwright) through the whole studio.
+
+Uploads an example file, trains the embedded model for a few steps, waits for the metrics and
+the verdict, predicts a sentence and downloads the model zip. Screenshots of every step are
+saved in the test's temporary directory (printed at the end).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import zipfile
+
+import pytest
+from conftest import EXAMPLES, start_app, stop_app
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync", "--no-first-run",
+        "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1"]
+
+pytestmark = pytest.mark.browser
+if not CHROMIUM:
+    if os.environ.get("FINETUNER_REQUIRE_BROWSER") == "1":
+        raise RuntimeError("Chromium is required (apt-get install -y chromium)")
+    pytest.skip("Debian chromium is not installed (apt-get install -y chromium)",
+                allow_module_level=True)
+
+
+@pytest.fixture(scope="module")
+def app_url(tmp_path_factory):
+    home = tmp_path_factory.mktemp("browser") / "home"
+    proc, url = start_app(home)
+    yield url
+    stop_app(proc)
+
+
+@pytest.fixture
+def page(tmp_path):
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        context = browser.new_context(viewport={"width": 1280, "height": 1000},
+                                      accept_downloads=True)
+        yield context.new_page()
+        browser.close()
+
+
+def shot(page, tmp_path, name):
+    page.screenshot(path=str(tmp_path / f"{name}.png"), full_page=True)
+
+
+def test_upload_train_judge_try_and_download(app_url, page, tmp_path):
+    from playwright.sync_api import expect
+
+    page.set_default_timeout(30_000)
+    page.goto(app_url)
+    expect(page.get_by_text("Upload a training file to begin")).to_be_visible()
+    shot(page, tmp_path, "01-start")
+
+    # 1 Data: upload the example file through the file input
+    page.locator("input[type=file]").first.set_input_files(str(EXAMPLES / "sentiment.csv"))
+    expect(page.get_by_text("The data is ready to train on.")).to_be_visible(timeout=60_000)
+    expect(page.get_by_text("Rows: train 320, validation 40, test 40")).to_be_visible()
+    shot(page, tmp_path, "02-data")
+
+    # 2 Model & method: LoRA, a few steps
+    page.get_by_role("tab", name="2 · Model & method").click()
+    page.get_by_label("LoRA (adapters)").check()
+    expect(page.locator("table.ft-methods")).to_contain_text("222,338 of 22,936,324")
+    page.get_by_text("Advanced settings").click()
+    steps = page.get_by_label("Max steps")
+    steps.fill("8")
+    steps.press("Tab")
+    expect(page.locator("#cli")).to_contain_text("--method lora")
+    shot(page, tmp_path, "03-model")
+
+    # 3 Train
+    page.get_by_role("tab", name="3 · Train").click()
+    start = page.get_by_role("button", name="Start training")
+    expect(start).to_be_enabled()
+    start.click()
+    expect(page.get_by_text("Started run")).to_be_visible()
+    expect(page.locator(".ft-progress")).to_contain_text("step", timeout=60_000)
+    shot(page, tmp_path, "04-training")
+    expect(page.get_by_text("See the Results tab")).to_be_visible(timeout=180_000)
+    expect(page.locator(".ft-progress")).to_contain_text("Finished")
+    shot(page, tmp_path, "05-trained")
+
+    # 4 Results: metrics and the verdict banner
+    page.get_by_role("tab", name="4 · Results").click()
+    expect(page.locator("[data-metric='accuracy']")).to_be_visible()
+    verdict = page.locator(".ft-verdict")
+    expect(verdict).to_be_visible()
+    expect(verdict).to_contain_text("Evidence")
+    expect(page.locator("table.ft-confusion")).to_be_visible()
+    shot(page, tmp_path, "06-results")
+
+    # download the model zip
+    with page.expect_download() as info:
+        page.get_by_role("button", name="Download model (.zip)").click()
+    target = tmp_path / "model.zip"
+    info.value.save_as(target)
+    assert "model/model.safetensors" in zipfile.ZipFile(target).namelist()
+
+    # 5 Try it
+    page.get_by_role("tab", name="5 · Try it").click()
+    page.get_by_label("Text to classify").fill("An absolute delight, I loved it.")
+    page.get_by_role("button", name="Predict", exact=True).click()
+    label = page.get_by_test_id("label-output-value")
+    expect(label).to_be_visible()
+    assert label.inner_text().strip() in ("positive", "negative")
+    shot(page, tmp_path, "07-try")
+
+    # an empty try-it box gets a sentence, not an error
+    page.get_by_label("Text to classify").fill("")
+    page.get_by_role("button", name="Predict", exact=True).click()
+    expect(page.get_by_text("Type a text to classify first.")).to_be_visible()
+    print(f"\nscreenshots: {tmp_path}")
+
+
+def test_reload_reattaches_and_stop_twice(app_url, page, tmp_path):
+    from playwright.sync_api import expect
+
+    page.set_default_timeout(30_000)
+    page.goto(app_url)
+    page.locator("input[type=file]").first.set_input_files(str(EXAMPLES / "topics.tsv"))
+    expect(page.get_by_text("The data is ready to train on.")).to_be_visible(timeout=60_000)
+    page.get_by_role("tab", name="2 · Model & method").click()
+    page.get_by_label("Epochs").fill("20")
+    page.get_by_label("Epochs").press("Tab")
+    page.get_by_role("tab", name="3 · Train").click()
+    page.get_by_role("button", name="Start training").click()
+    expect(page.locator(".ft-progress")).to_contain_text("step", timeout=60_000)
+
+    page.reload()  # the page opens on the Train tab of the running job
+    expect(page.get_by_text("Re-attached to the running training")).to_be_visible()
+    expect(page.locator(".ft-progress")).to_contain_text("step", timeout=30_000)
+    shot(page, tmp_path, "08-reattached")
+    stop = page.get_by_role("button", name="Stop training")
+    stop.click()
+    stop.click()  # pressed twice: the second press only says it is already stopping
+    expect(page.get_by_text("Already stopping")).to_be_visible()
+    expect(page.locator(".ft-progress")).to_contain_text("Stopped", timeout=30_000)
+    expect(stop).to_be_disabled()
+    expect(page.get_by_role("button", name="Start training")).to_be_enabled()
+    shot(page, tmp_path, "09-stopped")

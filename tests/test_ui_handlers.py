@@ -1,0 +1,180 @@
+"""The app's handlers called directly: data checks, costs, start, tick, results, try it, runs."""
+
+from __future__ import annotations
+
+import html
+import re
+import time
+
+import pytest
+from conftest import EXAMPLES, write_csv
+
+from finetuner.studio import Studio
+from finetuner.ui.handlers import FORM_FIELDS, NONE, Handlers
+
+DEFAULTS = {"task": "classification", "pair_col": NONE, "model_choice": "default",
+            "method": "full", "epochs": 3, "lr": 1e-4, "batch_size": 32, "max_length": 128,
+            "weight_decay": 0.01, "warmup_ratio": 0.06, "evals_per_epoch": 4, "patience": 3,
+            "seed": 42, "precision": "auto", "max_steps": 0, "val_split": 0.1,
+            "test_split": 0.1, "lora_r": 8, "lora_alpha": 16, "lora_dropout": 0.1,
+            "lora_targets": "", "adapter_only": False}
+
+
+def text(markup: str) -> str:
+    """What a reader sees in an HTML fragment."""
+    return html.unescape(re.sub(r"<[^>]+>", "", markup or ""))
+
+
+def form(**values) -> dict:
+    out = {name: None for name in FORM_FIELDS}
+    out.update(DEFAULTS)
+    out.update(values)
+    return out
+
+
+@pytest.fixture
+def handlers(tmp_path):
+    studio = Studio(tmp_path / "home")
+    yield Handlers(studio)
+    studio.jobs.shutdown()
+
+
+def test_data_upload_detects_columns_and_reports(handlers):
+    out = handlers.data_changed("alice", form(train_file=str(EXAMPLES / "sentiment.csv")))
+    assert out["text_col"]["value"] == "text" and out["label_col"]["value"] == "label"
+    assert out["pair_col"]["value"] == NONE
+    assert "ready to train" in text(out["data_msg"])
+    assert "Rows: train 320, validation 40, test 40" in text(out["report"])
+    assert set(out["label_plot"]["label"]) == {"negative", "positive"}
+    assert out["data_state"]["n_train"] == 320 and out["data_state"]["labels"] == [
+        "negative", "positive"]
+    assert len(out["preview"]) == 10
+
+
+def test_pairs_are_detected(handlers):
+    out = handlers.data_changed("alice", form(train_file=str(EXAMPLES / "pairs.csv")))
+    assert out["pair_col"]["value"] == "hypothesis"
+    assert out["data_state"]["pairs"] is True
+
+
+@pytest.mark.parametrize("content, words", [
+    (b"", "is empty"),
+    (b"text,label\n", "no data rows"),
+    (b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4, "not a text file"),
+])
+def test_bad_files_give_an_inline_sentence_and_no_train_state(handlers, tmp_path, content,
+                                                              words):
+    path = tmp_path / "bad.csv"
+    path.write_bytes(content)
+    out = handlers.data_changed("alice", form(train_file=str(path)))
+    assert words in text(out["data_msg"]) and "ft-error" in out["data_msg"]
+    assert out["data_state"] is None
+
+
+def test_choosing_a_wrong_label_column_is_explained(handlers, tmp_path):
+    rows = [{"text": f"t {i}", "label": "a" if i % 2 else "b", "same": "x"} for i in range(40)]
+    path = write_csv(tmp_path / "d.csv", rows)
+    out = handlers.check_data("alice", form(train_file=str(path), text_col="text",
+                                            label_col="same"))
+    assert "Only one label ('x')" in text(out["data_msg"]) and out["data_state"] is None
+    assert out["label_col"]["value"] == "same"  # the choice stays visible
+
+
+def test_costs_and_advice(handlers):
+    data = handlers.data_changed("alice", form(train_file=str(EXAMPLES / "sentiment.csv")))
+    model = handlers.model_changed("alice", form())
+    assert "all-MiniLM-L6-v2" in text(model["model_msg"])
+    out = handlers.costs("alice", form(data_state=data["data_state"],
+                                       model_state=model["model_state"]))
+    assert "22,713,986 of 22,713,986" in text(out["method_info"])
+    assert "per epoch" in text(out["method_info"])
+    assert "Recommended" in text(out["advice"]) and out["advice_state"]["method"] == "full"
+    applied = handlers.apply_advice("alice", {"advice_state": out["advice_state"]})
+    assert applied == {"method": "full", "epochs": 4, "lr": 1e-4}
+
+
+def test_wrong_model_path_and_offline_hub(handlers, monkeypatch):
+    out = handlers.model_changed("alice", form(model_choice="folder", model_path="/no/such"))
+    assert "does not exist" in text(out["model_msg"]) and out["model_state"] is None
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    t = time.time()
+    out = handlers.model_changed("alice", form(model_choice="hub", model_path="bert-base-cased"))
+    assert "not reachable" in text(out["model_msg"]) and time.time() - t < 5
+
+
+def test_cli_preview_reproduces_the_form(handlers):
+    out = handlers.preview_config("alice", form(train_file=str(EXAMPLES / "sentiment.csv"),
+                                                method="lora", epochs=2, lr=0.002))
+    assert out["cli"].startswith("python -m finetuner train --data sentiment.csv")
+    assert "--method lora --epochs 2 --lr 0.002" in out["cli"]
+    assert "method: lora" in out["cli"]
+
+
+def wait_until_done(handlers, user, run_id, timeout=180):
+    seen, last = None, {}
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        out = handlers.tick(user, {"current_run": run_id, "seen": seen})
+        if out:
+            last = {**last, **out}
+            seen = out.get("seen", seen)
+        if seen and seen["status"] in ("completed", "stopped", "failed"):
+            return last
+        time.sleep(0.5)
+    raise AssertionError("run did not finish")
+
+
+def test_train_results_try_and_delete(handlers, tiny_model, tmp_path):
+    user = "alice"
+    values = form(train_file=str(EXAMPLES / "sentiment.csv"), model_choice="folder",
+                  model_path=str(tiny_model), max_steps=6, lr=3e-3, run_name="first try")
+    started = handlers.start(user, values)
+    run_id = started["current_run"]
+    assert "Started run 'first try'" in text(started["train_msg"])
+    with pytest.raises(Exception, match="already running"):
+        handlers.start(user, values)
+    last = wait_until_done(handlers, user, run_id)
+    assert last["seen"]["status"] == "completed"
+    assert "step 6 / 6" in last["progress"]
+    assert "<svg" in last["loss_plot"] and "<polyline" in last["loss_plot"]
+    assert "training loss" in last["loss_plot"] and "validation loss" in last["loss_plot"]
+    assert "validation (" in last["metric_plot"] and "training sample" in last["metric_plot"]
+    assert "ft-verdict" in last["verdict"] and "data-metric='accuracy'" in last["metrics"]
+    assert list(last["per_class"]["label"]) == ["negative", "positive"]
+    assert "Confusion matrix" in last["confusion"]
+    assert last["download"]["value"].endswith("model.zip")
+
+    pred = handlers.predict(user, {"try_run": run_id, "try_text": "I loved it"})
+    assert set(pred["try_out"]) == {"negative", "positive"}
+    empty = handlers.predict(user, {"try_run": run_id, "try_text": "  "})
+    assert "Type a text" in text(empty["try_msg"])
+    src = write_csv(tmp_path / "new.csv", [{"text": "great"}, {"text": "awful"}])
+    out = handlers.predict_file(user, {"try_run": run_id, "batch_file": str(src)})
+    assert open(out["batch_out"]).read().startswith("text,predicted_label,confidence")
+
+    runs = handlers.runs_view(user, {})
+    assert runs["runs_table"]["name"].tolist() == ["first try"]
+    assert "not running" in text(handlers.stop(user, {"current_run": run_id})["train_msg"])
+    kept = handlers.delete_run(user, {"run_pick": run_id, "confirm_delete": False})
+    assert "to confirm" in text(kept["runs_msg"])
+    gone = handlers.delete_run(user, {"run_pick": run_id, "confirm_delete": True,
+                                      "current_run": run_id})
+    assert "Deleted" in text(gone["runs_msg"]) and gone["current_run"] is None
+    assert handlers.runs_view(user, {})["runs_table"].empty
+
+
+def test_users_never_see_each_others_runs(handlers, tiny_model):
+    values = form(train_file=str(EXAMPLES / "sentiment.csv"), model_choice="folder",
+                  model_path=str(tiny_model), max_steps=2)
+    run_id = handlers.start("alice", values)["current_run"]
+    wait_until_done(handlers, "alice", run_id)
+    assert handlers.runs_view("bob", {})["runs_table"].empty
+    for call, args in ((handlers.results_view, {"result_run": run_id}),
+                       (handlers.predict, {"try_run": run_id, "try_text": "hi"}),
+                       (handlers.delete_run, {"run_pick": run_id, "confirm_delete": True}),
+                       (handlers.open_run, {"run_pick": run_id})):
+        with pytest.raises(Exception, match="No such run"):
+            call("bob", args)
+    with pytest.raises(Exception, match="No such run"):
+        handlers.results_view("bob", {"result_run": "../" + run_id})
+    assert handlers.runs_view("alice", {})["runs_table"]["id"].tolist() == [run_id]
