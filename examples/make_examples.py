@@ -6,6 +6,8 @@ sentiment.csv   product and film reviews, positive / negative (single text)
 spam.jsonl      short messages, ham / spam, imbalanced on purpose
 topics.tsv      news-style headlines in four topics
 pairs.csv       premise / hypothesis pairs: entailment / contradiction
+ner.conll       news-style sentences tagged with PER / ORG / LOC / MISC (CoNLL, BIO tags)
+ner.jsonl       more such sentences as {"tokens": [...], "tags": [...]} records
 """
 
 import csv
@@ -153,6 +155,91 @@ def write_csv(path: Path, rows: list[dict], delimiter: str = ",") -> None:
         writer.writerows(rows)
 
 
+# Named entities. {X} slots are filled from the lists below; every name is made up or common.
+NER_PEOPLE = ["Maria Lindqvist", "Tomas Okafor", "Priya Raman", "Jonas Weber", "Elena Petrova",
+              "Samuel Mensah", "Lucia Ferraro", "Kenji Sato", "Amara Diallo", "Oliver Grant",
+              "Ingrid Halvorsen", "Diego Alvarez", "Hannah Cole", "Yusuf Demir", "Clara Moreau",
+              "Rafael Costa", "Mei Lin", "Peter Novak", "Fatima Haddad", "Arjun Mehta", "Nadia",
+              "Lukas", "Sofia Rossi", "Daniel Brooks", "Anna Kowalska", "Marek Dvorak"]
+NER_ORGS = ["Northwind Energy", "Baltic Shipping Company", "Red Valley Rovers", "Helios Bank",
+            "the United Nations", "Atlas Motors", "Greenfield University", "Orion Telecom",
+            "Silver Harbour FC", "Kestrel Airlines", "the World Health Organization", "Nordmark",
+            "Pioneer Foods", "Vantage Capital", "City Rangers", "Meridian Press", "Solaris",
+            "the European Commission", "Blue Ridge Mining", "Crescent Pharma"]
+NER_PLACES = ["Paris", "Nairobi", "Oslo", "Buenos Aires", "Tokyo", "Lisbon", "Cairo", "Toronto",
+              "Berlin", "New Delhi", "Hamburg", "Lima", "Warsaw", "Hanoi", "Dublin", "Accra",
+              "Sao Paulo", "Helsinki", "Istanbul", "New York", "Kenya", "Brazil", "Norway",
+              "Japan", "Canada", "Spain", "the Rhine", "Lake Victoria"]
+NER_MISC = ["German", "French", "Brazilian", "Japanese", "Kenyan", "Canadian", "Norwegian",
+            "Spanish", "Polish", "Turkish", "Indian", "Irish"]
+NER_EVENTS = ["World Cup", "Tour de France", "Olympic Games", "Nobel Prize", "Champions League",
+              "Golden Globe", "Davis Cup", "Berlin Marathon"]
+NER_TEMPLATES = [
+    "{PER} , the chief executive of {ORG} , said on Monday that profits rose in {LOC} .",
+    "{PER} scored twice as {ORG} beat {ORG} 3-1 in {LOC} .",
+    "The {MISC} government said it would send aid to {LOC} .",
+    "{PER} won the {EVENT} for the second time .",
+    "{ORG} plans to open a new factory near {LOC} next year .",
+    "Shares in {ORG} fell 4 percent after {PER} resigned .",
+    "{PER} and {PER} met in {LOC} to discuss the {MISC} proposal .",
+    "A {MISC} court in {LOC} fined {ORG} 2 million euros .",
+    "Police in {LOC} said two people were hurt in the storm .",
+    "{PER} told reporters that {ORG} had no plans to leave {LOC} .",
+    "The {EVENT} will be held in {LOC} in 2031 .",
+    "{ORG} signed a deal with {ORG} worth 300 million dollars .",
+    "Prices rose slightly in the third quarter , the report said .",
+    "{PER} , who joined {ORG} in 2019 , will move to {LOC} .",
+    "Flights between {LOC} and {LOC} were cancelled on Friday .",
+    "{MISC} fans celebrated in the streets of {LOC} .",
+    "Analysts expect the market to recover by the end of the year .",
+    "{PER} said the {MISC} team was ready for the {EVENT} .",
+    "{ORG} appointed {PER} as its new chair .",
+    "Heavy rain closed roads around {LOC} for three days .",
+]
+
+
+def _ner_fill(template: str, r: random.Random) -> tuple[list[str], list[str]]:
+    pools = {"PER": ("PER", NER_PEOPLE), "ORG": ("ORG", NER_ORGS), "LOC": ("LOC", NER_PLACES),
+             "MISC": ("MISC", NER_MISC), "EVENT": ("MISC", NER_EVENTS)}
+    tokens, tags = [], []
+    for i, piece in enumerate(template.split()):
+        if not (piece.startswith("{") and piece.endswith("}")):
+            tokens.append(piece.capitalize() if i == 0 else piece)
+            tags.append("O")
+            continue
+        kind, pool = pools[piece[1:-1]]
+        words = r.choice(pool).split()
+        if words[0] == "the":  # "the United Nations": the article is not part of the name
+            tokens.append("The" if i == 0 else "the")
+            tags.append("O")
+            words = words[1:]
+        for j, word in enumerate(words):
+            tokens.append(word)
+            tags.append(("B-" if j == 0 else "I-") + kind)
+    return tokens, tags
+
+
+def ner_sentences(n: int, seed: int) -> list[tuple[list[str], list[str]]]:
+    r = random.Random(seed)
+    out, seen = [], set()
+    while len(out) < n:
+        tokens, tags = _ner_fill(r.choice(NER_TEMPLATES), r)
+        if " ".join(tokens) not in seen:
+            seen.add(" ".join(tokens))
+            out.append((tokens, tags))
+    return out
+
+
+def write_ner_examples() -> None:
+    lines = ["-DOCSTART- O", ""]
+    for tokens, tags in ner_sentences(200, seed=11):
+        lines += [f"{t} {g}" for t, g in zip(tokens, tags)] + [""]
+    (HERE / "ner.conll").write_text("\n".join(lines), encoding="utf-8")
+    with open(HERE / "ner.jsonl", "w", encoding="utf-8") as fh:
+        for tokens, tags in ner_sentences(80, seed=12):
+            fh.write(json.dumps({"tokens": tokens, "tags": tags}) + "\n")
+
+
 if __name__ == "__main__":
     write_csv(HERE / "sentiment.csv", sentiment_rows(400))
     with open(HERE / "spam.jsonl", "w", encoding="utf-8") as fh:
@@ -160,3 +247,4 @@ if __name__ == "__main__":
             fh.write(json.dumps(row) + "\n")
     write_csv(HERE / "topics.tsv", topic_rows(40), delimiter="\t")
     write_csv(HERE / "pairs.csv", pair_rows())
+    write_ner_examples()

@@ -85,6 +85,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--file", help="data file to predict row by row")
     p.add_argument("--out", help="CSV to write file predictions to")
     p.add_argument("--json", action="store_true", help="print JSON")
+    p = sub.add_parser("push", help="publish the model of a finished run to the hub")
+    p.add_argument("--run", required=True)
+    p.add_argument("--repo", required=True, help="your-name/model-name")
+    p.add_argument("--token", help="hub write token (default: $HF_TOKEN); never stored")
+    p.add_argument("--public", action="store_true", help="create a public repository")
     p = sub.add_parser("export", help="zip the model of a finished run")
     p.add_argument("--run", required=True)
     p.add_argument("--zip", required=True, help="zip file to write")
@@ -288,10 +293,20 @@ def cmd_export(args) -> int:
     return 0
 
 
+def cmd_push(args) -> int:
+    from .export import push_to_hub
+    from .runs import RunPaths
+
+    token = args.token or os.environ.get("HF_TOKEN", "")
+    url = push_to_hub(RunPaths(Path(args.run)), args.repo, token, private=not args.public)
+    print(f"Published {url}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     commands = {"train": cmd_train, "check": cmd_check, "predict": cmd_predict,
-                "export": cmd_export}
+                "export": cmd_export, "push": cmd_push}
     try:
         return commands[args.command](args)
     except FinetunerError as exc:

@@ -172,6 +172,10 @@ class TrainingConfig:
         "Training examples re-scored at each evaluation to compare train and validation curves.",
         default=512,
     )
+    checkpoints: bool = _help(
+        "Save a checkpoint at each evaluation, so a run interrupted by a restart can resume.",
+        default=True,
+    )
     max_memory_mb: int | None = _help(
         "Cap on the worker's extra memory in MiB; beyond it the run fails cleanly.", default=None
     )

@@ -9,6 +9,7 @@ transformers (and peft for adapters).
 from __future__ import annotations
 
 import json
+import os
 import time
 import zipfile
 from pathlib import Path
@@ -172,3 +173,42 @@ def read_meta(model_dir: str | Path) -> dict:
         return json.loads((Path(model_dir) / "finetuner.json").read_text("utf-8"))
     except (OSError, ValueError):
         return {}
+
+
+def push_to_hub(run: RunPaths, repo_id: str, token: str, private: bool = True) -> str:
+    """Upload RUN_DIR/model (weights, tokenizer, model card) to the hub; returns its URL.
+
+    The token is used for this call only: it is never written to the run, the events or logs.
+    """
+    import re
+
+    from .errors import FinetunerError
+    from .modeling import hub_reachable
+
+    repo_id = (repo_id or "").strip()
+    if not re.fullmatch(r"[A-Za-z0-9][\w.-]*/[\w.-]+", repo_id):
+        raise FinetunerError(f"'{repo_id}' is not a hub repository id.",
+                             "Write it as your-name/model-name.", code="bad_repo")
+    if not (token or "").strip():
+        raise FinetunerError("No hub token given.",
+                             "Create a write token in your Hugging Face settings and paste it.",
+                             code="no_token")
+    if not (run.model / "finetuner.json").exists():
+        raise FinetunerError("This run has no saved model to publish.", code="no_model")
+    if not hub_reachable():
+        raise FinetunerError("The Hugging Face hub is not reachable from this server.",
+                             "Download the model zip and upload it from a connected machine.",
+                             code="hub_unreachable")
+    from huggingface_hub import HfApi
+
+    api = HfApi(token=token.strip())
+    try:
+        api.create_repo(repo_id, private=private, exist_ok=True)
+        api.upload_folder(folder_path=str(run.model), repo_id=repo_id,
+                          commit_message="Upload model fine-tuned with finetuner")
+    except Exception as exc:  # noqa: BLE001 - hub errors come in many types
+        text = str(exc).replace(token.strip(), "***")
+        raise FinetunerError(f"The hub refused the upload: {text[:300]}",
+                             "Check that the token has write access to that repository.",
+                             code="hub_error") from None
+    return f"{os.environ.get('HF_ENDPOINT', 'https://huggingface.co')}/{repo_id}"

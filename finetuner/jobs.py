@@ -1,11 +1,16 @@
-"""Job lifecycle: start a worker process per run, stop it, notice how it ended.
+"""Job lifecycle: a first-in first-out queue of runs, a worker process per running run, stop,
+cancel, resume, and recovery after a restart.
 
 A worker is `python -m finetuner.worker RUN_DIR` in its own process group (so a stop reaches
 everything it started), with stdout/stderr appended to RUN_DIR/worker.log, never to a pipe
-that could fill up. Stopping is cooperative first (STOP file and SIGTERM; the worker finishes
-the step, keeps the best weights and writes results.json), then the process group is killed
-once the grace period is over. A worker that dies without results.json (killed by the system,
-crashed interpreter) gets one written for it with the reason. No torch here.
+that could fill up. At most `max_jobs` workers run at once; the rest wait in order. Stopping is
+cooperative first (STOP file and SIGTERM: the worker finishes the step, keeps the best weights
+and writes results.json), then the process group is killed once the grace period is over. A
+worker that dies without results.json gets one written for it with the reason.
+
+The job table (`JobStore`, SQLite under FINETUNER_HOME on a server) survives restarts: queued
+runs stay queued; a worker still alive from before is adopted; a run whose worker died with
+the server is marked interrupted and can be resumed from its last checkpoint. No torch here.
 """
 
 from __future__ import annotations
@@ -19,7 +24,9 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .runs import FINAL_STATUSES, RunPaths, read_json, tail, write_json
+from .errors import FinetunerError
+from .jobstore import JobStore
+from .runs import FINAL_STATUSES, RunPaths, read_events, read_json, tail, write_json
 
 PACKAGE_PARENT = str(Path(__file__).resolve().parent.parent)
 STOP_GRACE_SECONDS = 3.5  # cooperative window; the kill follows, well inside 5 s
@@ -28,7 +35,8 @@ STOP_GRACE_SECONDS = 3.5  # cooperative window; the kill follows, well inside 5 
 @dataclass
 class Job:
     run: RunPaths
-    proc: subprocess.Popen
+    pid: int
+    proc: subprocess.Popen | None = None  # None for a worker adopted after a restart
     started: float = field(default_factory=time.time)
     stop_requested: float | None = None
     killed: bool = False
@@ -36,59 +44,141 @@ class Job:
 
 
 class JobManager:
-    """Owns the worker processes of one server or CLI invocation."""
+    """Owns the queue and the worker processes of one server or CLI invocation."""
 
     def __init__(self, python: str = sys.executable, grace_seconds: float = STOP_GRACE_SECONDS,
-                 env: dict | None = None, worker_module: str = "finetuner.worker") -> None:
+                 env: dict | None = None, worker_module: str = "finetuner.worker",
+                 store: JobStore | None = None, max_jobs: int | None = None,
+                 max_queued_per_user: int | None = None) -> None:
         self.python = python
         self.worker_module = worker_module
         self.grace = grace_seconds
         self.env = env
+        self.store = store or JobStore(None)
+        self.max_jobs = max_jobs
+        self.max_queued_per_user = max_queued_per_user
         self._jobs: dict[str, Job] = {}
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
 
-    # -- starting
+    # -- queue
+    def submit(self, run: RunPaths, user: str = "local", fingerprint: str = "") -> dict:
+        """Queue a run (or start it at once when a slot is free)."""
+        with self._lock:
+            mine = self.active(user)
+            if self.max_queued_per_user and len(mine) >= self.max_queued_per_user:
+                raise FinetunerError(
+                    f"You already have {len(mine)} trainings running or waiting (the limit is "
+                    f"{self.max_queued_per_user}).",
+                    "Wait for one to finish or cancel one, then start this one.",
+                    code="queue_full")
+            self.store.add(run.id, user, str(run.root), fingerprint)
+            self._schedule()
+            return {"state": self.state(run), "position": self.position(run)}
+
+    def active(self, user: str) -> list[dict]:
+        """The user's queued and running jobs (a run that wrote its results is done, even if
+        its process is still exiting)."""
+        return [row for row in self.store.active(user)
+                if (read_json(Path(row["run_dir"]) / "results.json") or {}).get("status")
+                not in FINAL_STATUSES]
+
+    def _schedule(self) -> None:
+        with self._lock:
+            running = len(self.store.with_status("running"))
+            for row in self.store.with_status("queued"):
+                if self.max_jobs is not None and running >= self.max_jobs:
+                    break
+                self._launch(RunPaths(Path(row["run_dir"])))
+                running += 1
+
+    def position(self, run: RunPaths) -> int | None:
+        """1 for the next to start; None when not waiting."""
+        queued = [r["run_id"] for r in self.store.with_status("queued")]
+        return queued.index(run.id) + 1 if run.id in queued else None
+
+    def queue_length(self) -> int:
+        return len(self.store.with_status("queued"))
+
+    def state(self, run: RunPaths) -> str | None:
+        row = self.store.get(run.id)
+        return row["status"] if row else None
+
+    def cancel(self, run: RunPaths) -> str:
+        with self._lock:
+            if self.state(run) != "queued":
+                return "This run is not waiting in the queue."
+            self.store.set(run.id, status="cancelled", finished_at=time.time())
+        write_json(run.results, _base_results(run, "stopped",
+                                              note="Cancelled while waiting in the queue."))
+        return "Removed from the queue."
+
+    def resume(self, run: RunPaths, user: str = "local") -> dict:
+        """Queue an interrupted run again; the worker continues from its last checkpoint."""
+        results = read_json(run.results) or {}
+        if results.get("status") != "interrupted":
+            raise FinetunerError("Only an interrupted run can be resumed.", code="not_resumable")
+        (run.root / "RESUME").touch()
+        run.results.unlink(missing_ok=True)
+        run.stop_flag.unlink(missing_ok=True)
+        return self.submit(run, user)
+
+    # -- starting (the CLI starts directly; a server goes through submit)
     def start(self, run: RunPaths) -> Job:
         with self._lock:
-            current = self._jobs.get(run.id)
-            if current and current.proc.poll() is None:
-                return current  # a second click on Train does not start a second worker
-            env = dict(os.environ if self.env is None else self.env)
-            env["PYTHONPATH"] = PACKAGE_PARENT + os.pathsep + env.get("PYTHONPATH", "")
-            env.setdefault("PYTHONUNBUFFERED", "1")
-            with open(run.log, "ab") as log:
-                proc = subprocess.Popen(
-                    [self.python, "-m", self.worker_module, str(run.root)],
-                    stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                    start_new_session=True, env=env, cwd=str(run.root),
-                )
-            job = Job(run=run, proc=proc)
-            self._jobs[run.id] = job
+            if self.store.get(run.id) is None:
+                self.store.add(run.id, "local", str(run.root))
+            return self._launch(run)
+
+    def _launch(self, run: RunPaths) -> Job:
+        current = self._jobs.get(run.id)
+        if current and not current.done.is_set():
+            return current  # a second click on Train does not start a second worker
+        env = dict(os.environ if self.env is None else self.env)
+        env["PYTHONPATH"] = PACKAGE_PARENT + os.pathsep + env.get("PYTHONPATH", "")
+        env.setdefault("PYTHONUNBUFFERED", "1")
+        with open(run.log, "ab") as log:
+            proc = subprocess.Popen(
+                [self.python, "-m", self.worker_module, str(run.root)],
+                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                start_new_session=True, env=env, cwd=str(run.root),
+            )
+        job = Job(run=run, pid=proc.pid, proc=proc)
+        self._jobs[run.id] = job
+        self.store.set(run.id, status="running", started_at=time.time(), pid=proc.pid)
         threading.Thread(target=self._watch, args=(job,), daemon=True,
                          name=f"watch-{run.id}").start()
         return job
 
     def _watch(self, job: Job) -> None:
-        code = job.proc.wait()
+        if job.proc is not None:
+            code = job.proc.wait()
+        else:  # adopted: not our child, so poll
+            while _alive(job.pid):
+                time.sleep(1.0)
+            code = None
         try:
-            finalize(job.run, code, job.stop_requested is not None, job.killed)
+            results = finalize(job.run, code, job.stop_requested is not None, job.killed)
+            self.store.set(job.run.id, status=results["status"], finished_at=time.time())
         finally:
             job.done.set()
+            self._schedule()
 
     # -- stopping
     def stop(self, run: RunPaths) -> str:
-        """Ask a run to stop; returns a sentence for the user."""
+        """Ask a run to stop (or leave the queue); returns a sentence for the user."""
+        if self.state(run) == "queued":
+            return self.cancel(run)
         with self._lock:
             job = self._jobs.get(run.id)
         results = read_json(run.results) or {}
-        if job is None or job.proc.poll() is not None or results.get("status") in FINAL_STATUSES:
+        if job is None or job.done.is_set() or results.get("status") in FINAL_STATUSES:
             return "This run is not running: it has already finished."
         if job.stop_requested is not None:
             return "Already stopping; it will end within a few seconds."
         job.stop_requested = time.time()
         run.stop_flag.touch()
         try:
-            job.proc.send_signal(signal.SIGTERM)
+            os.kill(job.pid, signal.SIGTERM)
         except ProcessLookupError:
             pass
         threading.Thread(target=self._kill_later, args=(job,), daemon=True).start()
@@ -99,7 +189,7 @@ class JobManager:
             return
         job.killed = True
         try:
-            os.killpg(job.proc.pid, signal.SIGKILL)
+            os.killpg(job.pid, signal.SIGKILL)
         except (ProcessLookupError, PermissionError):
             pass
 
@@ -116,40 +206,125 @@ class JobManager:
             job.done.wait(timeout)
         return read_json(run.results)
 
-    def shutdown(self) -> None:
+    def forget(self, run: RunPaths) -> None:
+        with self._lock:
+            self._jobs.pop(run.id, None)
+            self.store.delete(run.id)
+
+    # -- restarts
+    def recover(self) -> dict:
+        """After a restart: adopt live workers, mark dead ones interrupted, restart the queue."""
+        counts = {"adopted": 0, "interrupted": 0, "finished": 0}
+        for row in self.store.with_status("running"):
+            run = RunPaths(Path(row["run_dir"]))
+            results = read_json(run.results) or {}
+            if results.get("status") in FINAL_STATUSES:
+                self.store.set(run.id, status=results["status"], finished_at=time.time())
+                counts["finished"] += 1
+            elif row["pid"] and _is_worker(row["pid"], run):
+                job = Job(run=run, pid=row["pid"])
+                self._jobs[run.id] = job
+                threading.Thread(target=self._watch, args=(job,), daemon=True).start()
+                counts["adopted"] += 1
+            else:
+                mark_interrupted(run)
+                self.store.set(run.id, status="interrupted", finished_at=time.time())
+                counts["interrupted"] += 1
+        self._schedule()
+        return counts
+
+    def shutdown(self, stop_running: bool = True) -> None:
         """Stop every running worker (used when the server exits)."""
         with self._lock:
-            jobs = list(self._jobs.values())
+            jobs = [j for j in self._jobs.values() if not j.done.is_set()]
+        if not stop_running:
+            return
         for job in jobs:
-            if not job.done.is_set():
-                self.stop(job.run)
+            self.stop(job.run)
         for job in jobs:
             job.done.wait(self.grace + 2)
 
 
-def finalize(run: RunPaths, code: int, stop_requested: bool, killed: bool) -> dict:
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+    except OSError:
+        return True
+
+
+def _is_worker(pid: int, run: RunPaths) -> bool:
+    """True when pid is still the worker of this run (pids get reused)."""
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return False
+    return _alive(pid) and str(run.root).encode() in cmdline
+
+
+def _base_results(run: RunPaths, status: str, **extra) -> dict:
+    config = read_json(run.config) or {}
+    return {"status": status, "task": config.get("task"),
+            "method": (config.get("method") or {}).get("method"), "test": None,
+            "validation": None, "diagnosis": None, "params": None, "timing": None,
+            "finished": time.strftime("%Y-%m-%d %H:%M:%S"), **extra}
+
+
+def mark_interrupted(run: RunPaths) -> dict:
+    events, _ = read_events(run.events)
+    steps = [e["step"] for e in events if e.get("type") == "progress"]
+    checkpoint = latest_checkpoint(run)
+    where = f" at step {steps[-1]}" if steps else ""
+    remedy = (f"Resume it to continue from its last checkpoint (step "
+              f"{checkpoint.name.split('-')[-1]})." if checkpoint else
+              "It stopped before its first checkpoint: start it again.")
+    results = _base_results(run, "interrupted", resumable=checkpoint is not None, error={
+        "code": "interrupted", "remedy": remedy,
+        "message": f"The server stopped while this run was training{where}."})
+    write_json(run.results, results)
+    return results
+
+
+def latest_checkpoint(run: RunPaths) -> Path | None:
+    """The newest complete checkpoint (the Trainer writes trainer_state.json last, so a
+    folder without it was cut off mid-save)."""
+    folder = run.root / "checkpoints"
+    found = [p for p in folder.glob("checkpoint-*") if (p / "trainer_state.json").exists()] \
+        if folder.exists() else []
+    return max(found, key=lambda p: int(p.name.split("-")[-1])) if found else None
+
+
+def finalize(run: RunPaths, code: int | None, stop_requested: bool, killed: bool) -> dict:
     """Make sure results.json exists and says how the worker ended."""
     results = read_json(run.results)
     if results and results.get("status") in FINAL_STATUSES:
         return results
-    config = read_json(run.config) or {}
-    base = {"task": config.get("task"), "method": (config.get("method") or {}).get("method"),
-            "test": None, "validation": None, "diagnosis": None, "params": None,
-            "timing": None, "finished": time.strftime("%Y-%m-%d %H:%M:%S")}
     if stop_requested:
-        results = {**base, "status": "stopped",
-                   "note": "Stopped by force after the grace period; nothing was saved."}
+        results = _base_results(run, "stopped",
+                                note="Stopped by force after the grace period; nothing was "
+                                     "saved.")
     elif code == -signal.SIGKILL:
-        results = {**base, "status": "failed", "error": {
+        results = _base_results(run, "failed", error={
             "code": "killed",
             "message": "The training process was killed by the system, most likely because "
                        "the machine ran out of memory.",
-            "remedy": "Lower the batch size or max length, or use LoRA or head-only training."}}
+            "remedy": "Lower the batch size or max length, or use LoRA or head-only training."})
+    elif code is None:  # adopted after a restart: its exit status is not ours to read
+        results = _base_results(run, "failed", error={
+            "code": "killed",
+            "message": "The training process disappeared without finishing: it was most "
+                       "likely killed (for example by the system when memory ran out).",
+            "remedy": "Start it again; if it happens again, lower the batch size or max "
+                      "length, or use LoRA. Last lines of worker.log:\n" + tail(run.log, 5)})
     else:
-        last = tail(run.log, 8)
-        results = {**base, "status": "failed", "error": {
+        results = _base_results(run, "failed", error={
             "code": "crashed",
             "message": f"The training process ended unexpectedly (exit code {code}).",
-            "remedy": "See worker.log for details. Last lines:\n" + last}}
+            "remedy": "See worker.log for details. Last lines:\n" + tail(run.log, 8)})
     write_json(run.results, results)
     return results

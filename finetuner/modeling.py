@@ -158,19 +158,8 @@ def _check_hub(repo_id: str) -> str:
             return str(Path(cached).parent)
     except Exception:  # noqa: BLE001 - a cache miss or a bad id both mean "ask the hub"
         pass
-    offline = os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes")
-    endpoint = os.environ.get("HF_ENDPOINT", "https://huggingface.co")
-    parsed = urlparse(endpoint)
-    host, port = parsed.hostname or "huggingface.co", parsed.port or (
-        443 if parsed.scheme == "https" else 80)
-    reachable = False
-    if not offline:
-        try:
-            with socket.create_connection((host, port), timeout=HUB_TIMEOUT_S):
-                reachable = True
-        except OSError:
-            reachable = False
-    if not reachable:
+    offline = hub_offline()
+    if offline or not hub_reachable():
         raise ModelError(
             f"Cannot download '{repo_id}': the Hugging Face hub is not reachable from this "
             "machine" + (" (HF_HUB_OFFLINE is set)." if offline else "."),
@@ -179,6 +168,24 @@ def _check_hub(repo_id: str) -> str:
             code="hub_unreachable",
         )
     return repo_id
+
+
+def hub_offline() -> bool:
+    return os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes")
+
+
+def hub_reachable(timeout: float = HUB_TIMEOUT_S) -> bool:
+    """A TCP connection to the hub endpoint within seconds (no 46 s of retries)."""
+    if hub_offline():
+        return False
+    parsed = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co"))
+    host = parsed.hostname or "huggingface.co"
+    port = parsed.port or (443 if parsed.scheme == "https" else 80)
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
 
 
 def token_counter(source: ModelSource):

@@ -11,6 +11,7 @@ checkpoint chosen on validation.
 from __future__ import annotations
 
 import math
+import os
 import random
 import shutil
 import time
@@ -55,6 +56,11 @@ def task_options(cfg: RunConfig, report=None) -> dict:
             **learned}
 
 
+def checkpoint_seconds() -> float:
+    """Training time between checkpoints (FINETUNER_CHECKPOINT_SECONDS, default 60)."""
+    return float(os.environ.get("FINETUNER_CHECKPOINT_SECONDS", "60"))
+
+
 class Evaluator:
     """Validation (and a fixed training sample) scored with the task's metrics."""
 
@@ -96,6 +102,8 @@ class RunCallback(TrainerCallback):
         self.stopped_early = False
         self.stop_requested = False
         self.history: list[dict] = []
+        self.first_step = 0  # > 0 when resumed from a checkpoint
+        self.last_save = time.perf_counter()
 
     # -- progress
     def on_log(self, args, state, control, logs=None, **kw):
@@ -130,6 +138,7 @@ class RunCallback(TrainerCallback):
         step = state.global_step
         if step % self.eval_every == 0 or step >= state.max_steps:
             self.evaluate(kw["model"], state)
+            self.maybe_checkpoint(control)
             # never stop before one full epoch: early curves are noisy
             if self.bad_evals >= self.patience() and (state.epoch or 0) >= 1:
                 self.stopped_early = True
@@ -179,6 +188,26 @@ class RunCallback(TrainerCallback):
         self.best_loss = min(loss, self.best_loss if self.best_loss is not None else loss)
         return fell
 
+    def maybe_checkpoint(self, control) -> None:
+        """Ask the Trainer for a checkpoint at most every checkpoint_seconds() of training, so
+        short runs never pay for one and a long run loses little when interrupted."""
+        now = time.perf_counter()
+        if self.ctx.config.training.checkpoints and now - self.last_save >= checkpoint_seconds():
+            self.persist_best()
+            control.should_save = True
+            self.last_save = now
+
+    def persist_best(self) -> None:
+        """Keep the best weights on disk too, so a resumed run still knows them."""
+        if not self.ctx.config.training.checkpoints or self.best_state is None:
+            return
+        folder = self.ctx.run.root / "checkpoints"
+        folder.mkdir(exist_ok=True)
+        tmp = folder / "best.pt.tmp"
+        torch.save({"state": self.best_state, "step": self.best_step,
+                    "value": list(self.best_value)}, tmp)
+        tmp.replace(folder / "best.pt")
+
     def restore_best(self, model) -> None:
         if self.best_state is None:
             return
@@ -193,54 +222,61 @@ def _headline(metrics: dict) -> dict:
     return {k: v for k, v in metrics.items() if isinstance(v, (int, float)) and k != "n"}
 
 
-def train(ctx: Context) -> dict:
-    cfg = ctx.config
+@dataclass
+class Prepared:
+    """Everything the training loop needs, built once per run."""
+
+    spec: object
+    impl: object
+    source: object
+    tokenizer: object
+    data: object
+    model: object
+    params: dict
+    splits: dict
+    feats: dict
+    options: dict
+    collate: Callable
+
+
+def prepare(ctx: Context) -> Prepared:
+    """Data → model → features, with events at each step."""
+    cfg, events = ctx.config, ctx.events
     spec = get_task(cfg.task)
     impl = spec.impl()
-    events = ctx.events
-    random.seed(cfg.training.seed)
-    torch.manual_seed(cfg.training.seed)
-
     events.emit("status", state="preparing", message="Reading and checking the data")
     source = modeling.resolve_model(cfg.model.name_or_path, unpack_dir=ctx.run.root / "base")
     tokenizer = modeling.load_tokenizer(source)
-    counter = modeling.token_counter(source)
-    prepared = impl.prepare(cfg, count_tokens=counter)
-    write_json(ctx.run.data_report, prepared.report.to_dict())
-    events.emit("data", rows=prepared.report.rows, labels=prepared.labels,
-                warnings=prepared.report.warnings())
-
+    data = impl.prepare(cfg, count_tokens=modeling.token_counter(source))
+    write_json(ctx.run.data_report, data.report.to_dict())
+    events.emit("data", rows=data.report.rows, labels=data.labels,
+                warnings=data.report.warnings())
     events.emit("status", state="loading_model", message=f"Loading {source.display}")
     torch.manual_seed(cfg.training.seed)
-    model, params = modeling.build_model(spec, source, prepared.labels, cfg.method)
+    model, params = modeling.build_model(spec, source, data.labels, cfg.method)
     events.emit("model", source=source.display, method=cfg.method.method, params=params)
-
-    label2id = {name: i for i, name in enumerate(prepared.labels)}
-    max_len = cfg.data.max_length
     rng = random.Random(cfg.training.seed)
-    sample = rng.sample(prepared.train, min(cfg.training.train_eval_samples, len(prepared.train)))
-    splits = {"train": prepared.train, "validation": prepared.validation, "test": prepared.test,
+    sample = rng.sample(data.train, min(cfg.training.train_eval_samples, len(data.train)))
+    splits = {"train": data.train, "validation": data.validation, "test": data.test,
               "train_sample": sample}
-    options = task_options(cfg, prepared.report)
-    feats = {name: impl.featurize(ex, tokenizer, max_len, label2id, **options)
+    label2id = {name: i for i, name in enumerate(data.labels)}
+    options = task_options(cfg, data.report)
+    feats = {name: impl.featurize(ex, tokenizer, cfg.data.max_length, label2id, **options)
              for name, ex in splits.items()}
     pad_id = tokenizer.pad_token_id or 0
 
     def collate(batch: list[dict]):
         return impl.collate(batch, pad_id)
 
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    amp = pick_precision(cfg.training.precision, device)
-    bs = cfg.training.batch_size
-    steps_per_epoch = math.ceil(len(feats["train"]) / bs)
-    total_steps = cfg.training.max_steps or max(1, math.ceil(steps_per_epoch * cfg.training.epochs))
-    eval_every = max(1, min(total_steps, steps_per_epoch // cfg.training.evals_per_epoch or 1))
-    evaluator = Evaluator(ctx, spec, impl, prepared.labels, splits, feats, amp, collate,
-                          options)
-    callback = RunCallback(ctx, evaluator, eval_every, bs)
-    args = TrainingArguments(
-        output_dir=str(ctx.run.root / "trainer"),
-        per_device_train_batch_size=bs,
+    return Prepared(spec, impl, source, tokenizer, data, model, params, splits, feats, options,
+                    collate)
+
+
+def training_args(ctx: Context, total_steps: int, eval_every: int, amp) -> TrainingArguments:
+    cfg = ctx.config
+    return TrainingArguments(
+        output_dir=str(ctx.run.root / "checkpoints"),
+        per_device_train_batch_size=cfg.training.batch_size,
         num_train_epochs=cfg.training.epochs,
         max_steps=total_steps,
         learning_rate=cfg.learning_rate(),
@@ -249,9 +285,10 @@ def train(ctx: Context) -> dict:
         lr_scheduler_type="linear",
         optim="adamw_torch_fused",
         bf16=amp is torch.bfloat16,
-        use_cpu=device.type == "cpu",
+        use_cpu=not torch.cuda.is_available(),
         eval_strategy="no",
-        save_strategy="no",
+        save_strategy="no",  # RunCallback.maybe_checkpoint asks for checkpoints
+        save_total_limit=1,
         logging_strategy="steps",
         logging_steps=max(1, min(50, total_steps // 100)),
         report_to="none",
@@ -262,28 +299,74 @@ def train(ctx: Context) -> dict:
         remove_unused_columns=False,
         dataloader_num_workers=0,
     )
-    trainer = Trainer(model=model, args=args, train_dataset=ListDataset(feats["train"]),
-                      data_collator=collate, callbacks=[callback])
+
+
+def train(ctx: Context) -> dict:
+    cfg, events = ctx.config, ctx.events
+    random.seed(cfg.training.seed)
+    torch.manual_seed(cfg.training.seed)
+    p = prepare(ctx)
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    amp = pick_precision(cfg.training.precision, device)
+    bs = cfg.training.batch_size
+    steps_per_epoch = math.ceil(len(p.feats["train"]) / bs)
+    total_steps = cfg.training.max_steps or max(1, math.ceil(steps_per_epoch * cfg.training.epochs))
+    eval_every = max(1, min(total_steps, steps_per_epoch // cfg.training.evals_per_epoch or 1))
+    evaluator = Evaluator(ctx, p.spec, p.impl, p.data.labels, p.splits, p.feats, amp, p.collate,
+                          p.options)
+    callback = RunCallback(ctx, evaluator, eval_every, bs)
+    trainer = Trainer(model=p.model, args=training_args(ctx, total_steps, eval_every, amp),
+                      train_dataset=ListDataset(p.feats["train"]), data_collator=p.collate,
+                      callbacks=[callback])
     trainer.remove_callback(PrinterCallback)  # our events are the log
-    events.emit("status", state="training", message="Training", total_steps=total_steps,
-                eval_every=eval_every, precision="bf16" if amp else "fp32",
-                learning_rate=cfg.learning_rate())
+    resume_from = resume_point(ctx, callback)
+    events.emit("status", state="training",
+                message=f"Resuming from step {resume_from.name.split('-')[-1]}" if resume_from
+                else "Training", total_steps=total_steps, eval_every=eval_every,
+                precision="bf16" if amp else "fp32", learning_rate=cfg.learning_rate())
     t0 = time.perf_counter()
-    trainer.train()
+    trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
     train_seconds = time.perf_counter() - t0
-    shutil.rmtree(ctx.run.root / "trainer", ignore_errors=True)
     if not callback.history and not callback.stop_requested:
-        callback.evaluate(model, trainer.state)
-    callback.restore_best(model)
+        callback.evaluate(p.model, trainer.state)
+    callback.restore_best(p.model)
     stopped = callback.stop_requested or ctx.should_stop()
-    samples = trainer.state.global_step * bs
+    done = trainer.state.global_step - callback.first_step
     pure = max(1e-9, train_seconds - callback.eval_seconds)
-    timing = {"train_seconds": round(train_seconds, 2), "eval_seconds": round(
-        callback.eval_seconds, 2), "train_samples_per_second": round(min(
-            samples, len(feats["train"]) * cfg.training.epochs) / pure, 1),
-        "steps": trainer.state.global_step, "total_steps": total_steps}
-    return finish(ctx, spec, impl, model, tokenizer, prepared, splits, feats, evaluator, callback,
-                  params, timing, source, stopped, amp, collate)
+    timing = {"train_seconds": round(train_seconds, 2),
+              "eval_seconds": round(callback.eval_seconds, 2),
+              "train_samples_per_second": round(min(done * bs, len(p.feats["train"]) * (
+                  cfg.training.epochs)) / pure, 1),
+              "steps": trainer.state.global_step, "total_steps": total_steps}
+    results = finish(ctx, p.spec, p.impl, p.model, p.tokenizer, p.data, p.splits, p.feats,
+                     evaluator, callback, p.params, timing, p.source, stopped, amp, p.collate)
+    shutil.rmtree(ctx.run.root / "checkpoints", ignore_errors=True)  # the model is saved
+    return results
+
+
+def resume_point(ctx: Context, callback: RunCallback):
+    """The checkpoint to continue from when this run is being resumed, else None."""
+    marker = ctx.run.root / "RESUME"
+    if not marker.exists():
+        return None
+    marker.unlink()
+    from .jobs import latest_checkpoint
+    from .runs import read_events
+
+    checkpoint = latest_checkpoint(ctx.run)
+    if checkpoint is None:
+        return None
+    best = ctx.run.root / "checkpoints" / "best.pt"
+    if best.exists():
+        saved = torch.load(best, weights_only=True)
+        callback.best_state = saved["state"]
+        callback.best_step = int(saved["step"])
+        callback.best_value = tuple(saved["value"])
+    step = int(checkpoint.name.split("-")[-1])
+    events = read_events(ctx.run.events)[0]
+    callback.history = [e for e in events if e.get("type") == "eval" and e["step"] <= step]
+    callback.first_step = step
+    return checkpoint
 
 
 def finish(ctx, spec, impl, model, tokenizer, prepared, splits, feats, evaluator, callback,

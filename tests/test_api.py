@@ -9,9 +9,9 @@ import time
 import pytest
 from conftest import EXAMPLES, start_app, stop_app
 from gradio_client import Client, handle_file
+from test_ui_handlers import DEFAULTS
 
 from finetuner.ui.handlers import FORM_FIELDS
-from test_ui_handlers import DEFAULTS
 
 
 def text(markup) -> str:

@@ -144,5 +144,4 @@ def test_reload_reattaches_and_stop_twice(app_url, page, tmp_path):
     expect(page.get_by_text("Already stopping")).to_be_visible()
     expect(page.locator(".ft-progress")).to_contain_text("Stopped", timeout=30_000)
     expect(stop).to_be_disabled()
-    expect(page.get_by_role("button", name="Start training")).to_be_enabled()
     shot(page, tmp_path, "09-stopped")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import inspect
 import logging
 import traceback
+import warnings
 
 import gradio as gr
 
@@ -17,6 +18,7 @@ from ..config import DEFAULT_LEARNING_RATE
 from ..errors import FinetunerError
 from ..studio import Studio
 from . import render
+from .auth import username
 from .handlers import EXAMPLES, FORM_FIELDS, METHOD_CHOICES, MODEL_CHOICES, NONE, Handlers
 
 log = logging.getLogger("finetuner.ui")
@@ -35,14 +37,10 @@ learn), **4 Results** (honest test scores and a verdict), **5 Try it**. Training
 separate process, so you can close this page and come back."""
 
 
-def username(request: gr.Request | None) -> str:
-    name = getattr(request, "username", None) if request is not None else None
-    return name or "local"
-
-
 class Wiring:
-    def __init__(self, handlers: Handlers) -> None:
+    def __init__(self, handlers: Handlers, auth_mode: str = "none") -> None:
         self.handlers = handlers
+        self.auth_mode = auth_mode
         self.C: dict[str, gr.components.Component] = {}
 
     def add(self, name: str, component):
@@ -58,8 +56,9 @@ class Wiring:
 
         def run(*args, **kw):
             form = dict(zip(inputs, args))
+            request = args[len(inputs)] if len(args) > len(inputs) else kw.get("request")
             try:
-                result = fn(username(kw.get("request")), form)
+                result = fn(username(request, self.auth_mode), form)
             except FinetunerError as exc:
                 result = {message: render.message(exc.text, "error")}
             except Exception as exc:  # noqa: BLE001 - the page must never show a traceback
@@ -71,18 +70,25 @@ class Wiring:
             return mapped or tuple(gr.skip() for _ in outputs)
 
         params = [inspect.Parameter(n, inspect.Parameter.POSITIONAL_OR_KEYWORD) for n in inputs]
+        # no default: gradio injects gr.Request only into parameters without one
         params.append(inspect.Parameter("request", inspect.Parameter.POSITIONAL_OR_KEYWORD,
-                                        default=None, annotation=gr.Request))
+                                        annotation=gr.Request))
         run.__signature__ = inspect.Signature(params)
+        run.__annotations__ = {"request": gr.Request}  # gradio reads type hints from here
         run.__name__ = handler
         return event(run, inputs=[C[n] for n in inputs], outputs=[C[n] for n in outputs],
                      api_name=kwargs.pop("api_name", handler), **kwargs)
 
 
-def build_app(studio: Studio) -> gr.Blocks:
-    w = Wiring(Handlers(studio))
+def build_app(studio: Studio, auth_mode: str = "none") -> gr.Blocks:
+    """auth_mode: none (one local user), password (FINETUNER_AUTH) or oauth (Spaces)."""
+    w = Wiring(Handlers(studio), auth_mode)
     add = w.add
+    # gradio counts the injected request as an input and warns about the count; it is fine
+    warnings.filterwarnings("ignore", message="Expected (at least )?\\d+ arguments")
     with gr.Blocks(title="Fine-tuning studio", analytics_enabled=False) as demo:
+        if auth_mode == "oauth":
+            gr.LoginButton()
         add("current_run", gr.State(None))
         add("seen", gr.State(None))
         add("data_state", gr.State(None))
@@ -203,6 +209,7 @@ def _train_tab(add) -> None:
         add("train_btn", gr.Button("Start training", variant="primary", interactive=False,
                                    scale=1))
         add("stop_btn", gr.Button("Stop training", variant="stop", interactive=False, scale=1))
+        add("resume_btn", gr.Button("Resume training", visible=False, scale=1))
     add("train_msg", gr.HTML(render.message("Check your data on the Data tab; the Start "
                                             "button unlocks when it can be used.", "info")))
     add("run_title", gr.Markdown(""))
@@ -228,6 +235,14 @@ def _results_tab(add) -> None:
     add("download", gr.DownloadButton("Download model (.zip)", interactive=False))
     add("snippet", gr.Code(label="Load the downloaded model with plain transformers",
                            language="python", interactive=False))
+    with gr.Accordion("Publish to the Hugging Face hub (needs internet)", open=False):
+        with gr.Row():
+            add("hub_repo", gr.Textbox(label="Repository id", placeholder="your-name/model-name"))
+            add("hub_token", gr.Textbox(label="Hub write token", type="password",
+                                        info="Used for this upload only, never stored."))
+            add("hub_private", gr.Checkbox(True, label="Private repository"))
+        add("publish_btn", gr.Button("Publish model"))
+        add("hub_msg", gr.HTML())
 
 
 def _try_tab(add) -> None:
@@ -251,6 +266,7 @@ def _runs_tab(add) -> None:
         add("refresh_btn", gr.Button("Refresh", scale=1))
         add("open_btn", gr.Button("Open", variant="primary", scale=1))
     with gr.Row():
+        add("resume_pick_btn", gr.Button("Resume (interrupted runs)"))
         add("confirm_delete", gr.Checkbox(False, label="Yes, delete it"))
         add("delete_btn", gr.Button("Delete run", variant="stop"))
     add("runs_msg", gr.HTML())
@@ -302,8 +318,10 @@ def _wire(w: Wiring, demo: gr.Blocks) -> None:
     bind(C["train_btn"].click, "start", [*form, "run_name"], start_out, "train_msg",
          concurrency_limit=1)
     bind(C["stop_btn"].click, "stop", ["current_run"], [], "train_msg")
+    bind(C["resume_btn"].click, "resume", ["current_run"],
+         ["current_run", "seen", "tabs", "train_msg"], "train_msg")
     tick_out = ["seen", "progress", "loss_plot", "metric_plot", "log", "run_title", "stop_btn",
-                "train_btn", "current_run", "runs_table", "run_pick", "result_run", "try_run",
+                "resume_btn", "current_run", "runs_table", "run_pick", "result_run", "try_run",
                 "verdict", "metrics", "per_class", "confusion", "errors", "snippet", "download",
                 "try_pair"]
     bind(C["timer"].tick, "tick", ["current_run", "seen"], tick_out, "train_msg",
@@ -312,6 +330,8 @@ def _wire(w: Wiring, demo: gr.Blocks) -> None:
     results_out = ["verdict", "metrics", "per_class", "confusion", "errors", "snippet",
                    "download"]
     bind(C["result_run"].input, "results_view", ["result_run"], results_out, "results_msg")
+    bind(C["publish_btn"].click, "publish", ["result_run", "hub_repo", "hub_token",
+                                              "hub_private"], ["hub_token"], "hub_msg")
     bind(C["try_run"].change, "try_layout", ["try_run"], ["try_pair"], "try_msg")
     bind(C["predict_btn"].click, "predict", ["try_run", "try_text", "try_pair"],
          ["try_out"], "try_msg", concurrency_limit=8)
@@ -324,6 +344,8 @@ def _wire(w: Wiring, demo: gr.Blocks) -> None:
     bind(C["refresh_btn"].click, "runs_view", [], runs_out, "runs_msg")
     bind(C["open_btn"].click, "open_run", ["run_pick"],
          [*results_out, "result_run", "try_run", "current_run", "seen", "tabs"], "runs_msg")
+    bind(C["resume_pick_btn"].click, "resume", ["run_pick"],
+         ["current_run", "seen", "tabs", "train_msg"], "runs_msg", api_name="resume_pick")
     bind(C["delete_btn"].click, "delete_run", ["run_pick", "confirm_delete", "current_run"],
          [*runs_out, "confirm_delete", "current_run"], "runs_msg")
     dep = bind(demo.load, "attach", form,

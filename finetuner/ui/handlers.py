@@ -183,6 +183,8 @@ class Handlers:
         train = _path(form.get("train_file"))
         out: dict = {}
         try:
+            for key in ("train_file", "val_file", "test_file"):
+                self.studio.limits.check_file(_path(form.get(key)), "The uploaded file")
             table = read_table(train)
         except FinetunerError as exc:
             return self._data_error(exc)
@@ -198,6 +200,10 @@ class Handlers:
             result.update(self._column_updates(columns, form))
             return result
         report = prepared.report.to_dict()
+        try:
+            self.studio.limits.check_config(config, sum(report["rows"].values()))
+        except FinetunerError as exc:
+            return self._data_error(exc)
         chosen = report["columns"]
         out.update(self._column_updates(columns, {"text_col": chosen["text"],
                                                   "pair_col": chosen["text_pair"],
@@ -333,22 +339,36 @@ class Handlers:
     # ------------------------------------------------------------------ training
     def start(self, user: str, form: dict) -> dict:
         ws = self.studio.workspace(user)
-        active = ws.active_run()
-        if active is not None:
-            raise FinetunerError(
-                f"A training is already running ({ws.name_of(active)}).",
-                "Wait for it to finish or stop it on the Train tab.", code="busy")
+        limits = self.studio.limits
+        for key in ("train_file", "val_file", "test_file"):
+            limits.check_file(_path(form.get(key)), "The uploaded file")
         model = self.model_name(user, form)
         config = self.config(user, form, model=model)
         source = resolve_model(model)
-        prepare_data(config, source, count_tokens=False)  # fail here, not in the worker
-        run = ws.create(config, form.get("run_name") or "")
-        self.studio.jobs.start(run)
+        prepared = prepare_data(config, source, count_tokens=False)  # fail here, not later
+        limits.check_config(config, sum(prepared.report.rows.values()))
+        run, state = ws.submit(config, form.get("run_name") or "")
+        name = ws.name_of(run)
+        if state["state"] == "queued":
+            text = (f"Run '{name}' is waiting in the queue (position {state['position']}): "
+                    "it starts when the trainings before it finish. Stop cancels it.")
+        else:
+            text = (f"Started run '{name}'. Training runs in its own process: you can leave "
+                    "and come back.")
         return {"current_run": run.id, "seen": None, "tabs": gr.update(selected="train"),
-                "train_msg": render.message(f"Started run '{ws.name_of(run)}'. Training runs "
-                                            "in its own process: you can leave and come back.",
-                                            "ok"),
+                "train_msg": render.message(text, "ok"),
                 "stop_btn": gr.update(interactive=True)}
+
+    def resume(self, user: str, form: dict) -> dict:
+        run_id = form.get("current_run") or form.get("run_pick")
+        if not run_id:
+            raise FinetunerError("Pick a run first.", code="no_run")
+        state = self.studio.workspace(user).resume(run_id)
+        where = "resumed" if state["state"] == "running" else \
+            f"waiting in the queue (position {state['position']})"
+        return {"current_run": run_id, "seen": None, "tabs": gr.update(selected="train"),
+                "train_msg": render.message(f"The run is {where}: it continues from its last "
+                                            "checkpoint.", "ok")}
 
     def stop(self, user: str, form: dict) -> dict:
         run_id = form.get("current_run")
@@ -397,6 +417,10 @@ class Handlers:
         results = read_json(run.results) or {}
         if status in FINAL_STATUSES:
             note = (results.get("error") or {}).get("message") or results.get("note") or ""
+        if status == "queued":
+            position = self.studio.jobs.position(run)
+            note = f"position {position} of {self.studio.jobs.queue_length()}"
+            key["position"] = position
         loss, score = render.curves(events, spec.primary_metric)
         metric = spec.metric_title
         out = {"seen": key, "progress": render.progress_html(status, progress, note),
@@ -404,8 +428,9 @@ class Handlers:
                "metric_plot": render.line_chart(score, f"{metric} (higher is better)"),
                "log": tail(run.log, 25),
                "run_title": f"### Run: {ws.name_of(run)}",
-               "stop_btn": gr.update(interactive=status == "running"),
-               "train_btn": gr.update(interactive=status != "running")}
+               "stop_btn": gr.update(interactive=status in ("running", "queued")),
+               "resume_btn": gr.update(visible=bool(results.get("resumable"))
+                                       and status == "interrupted")}
         if status in FINAL_STATUSES and seen.get("status") != status:
             out.update(self.runs_view(user, form))
             out.update(self.results_view(user, {"result_run": run_id}))
@@ -413,7 +438,7 @@ class Handlers:
             out["try_run"] = gr.update(choices=self._usable(ws), value=run_id if (
                 run.model / "finetuner.json").exists() else None)
             out.update(self.try_layout(user, {"try_run": run_id}))
-            if status == "failed":
+            if status in ("failed", "interrupted"):
                 err = results.get("error") or {}
                 out["train_msg"] = render.message(
                     f"{err.get('message', 'The run failed.')} {err.get('remedy', '')}", "error")
@@ -470,12 +495,25 @@ class Handlers:
             "download": download,
         }
 
+    def publish(self, user: str, form: dict) -> dict:
+        from ..export import push_to_hub
+
+        run = self.studio.workspace(user).run(form.get("result_run"))
+        try:
+            url = push_to_hub(run, form.get("hub_repo") or "", form.get("hub_token") or "",
+                              private=bool(form.get("hub_private", True)))
+        except FinetunerError as exc:
+            return {"hub_msg": render.message(exc.text, "error"), "hub_token": ""}
+        return {"hub_msg": render.message(f"Published to {url}", "ok"), "hub_token": ""}
+
     # ------------------------------------------------------------------ try it
     def try_layout(self, user: str, form: dict) -> dict:
         run_id = form.get("try_run")
         pairs = False
         if run_id:
-            meta = read_meta(self.studio.workspace(user).run(run_id).model)
+            run = self.studio.workspace(user).run(run_id)
+            self.studio.warm(run)
+            meta = read_meta(run.model)
             pairs = bool((meta.get("columns") or {}).get("text_pair"))
         return {"try_pair": gr.update(visible=pairs)}
 

@@ -1,0 +1,108 @@
+"""The job queue and restarts, on a tiny model: order, cancel, per-user cap, interrupt, resume."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+import pytest
+from conftest import write_csv
+from test_worker import easy_rows, events_of, wait_for
+
+from finetuner.config import RunConfig
+from finetuner.errors import FinetunerError
+from finetuner.jobs import JobManager, latest_checkpoint
+from finetuner.jobstore import JobStore
+from finetuner.runs import RunPaths, create_run, read_json
+
+
+def new_run(tmp_path, tiny_model, name, **training):
+    data = tmp_path / "train.csv"
+    if not data.exists():
+        write_csv(data, easy_rows())
+    cfg = RunConfig.from_dict({
+        "data": {"train_file": str(data)}, "model": {"name_or_path": str(tiny_model)},
+        "training": {"batch_size": 16, "learning_rate": 3e-3, "max_steps": 4, **training}})
+    return create_run(tmp_path / "runs", cfg, run_id=name)
+
+
+def test_queue_runs_jobs_one_after_another_in_order(tmp_path, tiny_model):
+    store = JobStore(tmp_path / "jobs.sqlite")
+    manager = JobManager(store=store, max_jobs=1)
+    runs = [new_run(tmp_path, tiny_model, f"run{i}") for i in range(3)]
+    states = [manager.submit(run, "alice") for run in runs]
+    assert states[0]["state"] == "running"
+    assert [s["position"] for s in states[1:]] == [1, 2]
+    for run in runs:
+        assert wait_for(lambda run=run: (read_json(run.results) or {}).get("status")
+                        == "completed", 120)
+    starts = [store.get(r.id)["started_at"] for r in runs]
+    ends = [store.get(r.id)["finished_at"] for r in runs]
+    assert starts == sorted(starts)
+    assert starts[1] >= ends[0] - 0.5 and starts[2] >= ends[1] - 0.5  # never two at once
+
+
+def test_cancel_and_per_user_cap(tmp_path, tiny_model):
+    manager = JobManager(store=JobStore(None), max_jobs=1, max_queued_per_user=2)
+    first = new_run(tmp_path, tiny_model, "a1", max_steps=200)
+    second = new_run(tmp_path, tiny_model, "a2")
+    manager.submit(first, "alice")
+    manager.submit(second, "alice")
+    with pytest.raises(FinetunerError, match="limit is 2"):
+        manager.submit(new_run(tmp_path, tiny_model, "a3"), "alice")
+    bob = manager.submit(new_run(tmp_path, tiny_model, "b1"), "bob")
+    assert bob == {"state": "queued", "position": 2}
+    assert manager.stop(second) == "Removed from the queue."
+    assert read_json(second.results)["status"] == "stopped"
+    assert manager.position(RunPaths(tmp_path / "runs" / "b1")) == 1
+    manager.stop(first)
+    manager.wait(first, 20)
+    assert wait_for(lambda: (read_json(tmp_path / "runs" / "b1" / "results.json")
+                             or {}).get("status") == "completed", 120)
+
+
+def test_interrupted_run_resumes_from_its_checkpoint(tmp_path, tiny_model, monkeypatch):
+    monkeypatch.setenv("FINETUNER_CHECKPOINT_SECONDS", "0")
+    store = JobStore(tmp_path / "jobs.sqlite")
+    manager = JobManager(store=store, max_jobs=1)
+    run = new_run(tmp_path, tiny_model, "long", max_steps=40, evals_per_epoch=4,
+                  early_stopping_patience=0)
+    job = manager.submit(run, "alice") and manager._jobs[run.id]
+    assert wait_for(lambda: latest_checkpoint(run) is not None and len(
+        events_of(run, "eval")) >= 2, 120)
+    os.killpg(job.pid, signal.SIGKILL)  # the machine went down with the server
+    job.done.wait(10)
+    store.set(run.id, status="running")  # as the table looked when the server died
+    (run.results).unlink(missing_ok=True)
+
+    restarted = JobManager(store=JobStore(tmp_path / "jobs.sqlite"), max_jobs=1)
+    assert restarted.recover()["interrupted"] == 1
+    results = read_json(run.results)
+    assert results["status"] == "interrupted" and results["resumable"] is True
+    assert "Resume it to continue from its last checkpoint" in results["error"]["remedy"]
+    step = int(latest_checkpoint(run).name.split("-")[-1])
+    restarted.resume(run, "alice")
+    assert restarted.wait(run, 120)["status"] == "completed"
+    statuses = [e.get("message", "") for e in events_of(run, "status")]
+    assert f"Resuming from step {step}" in statuses
+    progress = [e["step"] for e in events_of(run, "progress")]
+    assert progress[-1] == 40 and progress[0] == 1  # continued, not restarted
+    assert not (run.root / "checkpoints").exists()  # freed once the model is saved
+    assert restarted.store.get(run.id)["status"] == "completed"
+
+
+def test_live_worker_is_adopted_after_a_restart(tmp_path, tiny_model):
+    store = JobStore(tmp_path / "jobs.sqlite")
+    manager = JobManager(store=store, max_jobs=1)
+    run = new_run(tmp_path, tiny_model, "adopt", max_steps=400)
+    manager.submit(run, "alice")
+    assert wait_for(lambda: events_of(run, "progress"), 60)
+    later = JobManager(store=JobStore(tmp_path / "jobs.sqlite"), max_jobs=1)
+    assert later.recover()["adopted"] == 1
+    assert later.is_running(run)
+    assert "Stopping" in later.stop(run)
+    assert wait_for(lambda: not later.is_running(run), 15)
+    assert read_json(run.results)["status"] == "stopped"
+    manager.wait(run, 10)
+    time.sleep(0.2)
