@@ -36,7 +36,7 @@ FLAGS = {
     "--label-column": ("data", "label_column", str, "label column (detected when omitted)"),
     "--validation-split": ("data", "validation_split", float, "held-out share (default 0.1)"),
     "--test-split": ("data", "test_split", float, "held-out share (default 0.1)"),
-    "--max-length": ("data", "max_length", int, "max tokens per example (default 128)"),
+    "--max-length": ("data", "max_length", int, "max tokens per example (default 128; 384 for qa)"),
     "--doc-stride": ("data", "doc_stride", int, "QA: token overlap of context windows"),
     "--max-answer-length": ("data", "max_answer_length", int, "QA: longest answer in tokens"),
     "--model": ("model", "name_or_path", str, "'default', a model folder or zip, or a hub id"),

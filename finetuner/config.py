@@ -28,6 +28,7 @@ METHOD_HELP = {
 # Learning rates that work for small BERT-like encoders with each method (checked on SST-2).
 DEFAULT_LEARNING_RATE = {"full": 1e-4, "lora": 2e-3, "head": 2e-2}
 DEFAULT_MODEL = "default"
+DEFAULT_MAX_LENGTH = {"classification": 128, "ner": 128, "qa": 384}
 PRECISIONS = ("auto", "fp32", "bf16")
 
 
@@ -65,9 +66,10 @@ class DataConfig:
         "Share of the training file held out for the final test when no test file is given.",
         default=0.1,
     )
-    max_length: int = _help(
-        "Longest input in tokens; longer texts are cut. The data report shows how many are cut.",
-        default=128,
+    max_length: int | None = _help(
+        "Longest input in tokens; longer texts are cut (QA reads long contexts in windows). "
+        "Empty picks the task's default: 128, or 384 for question answering.",
+        default=None,
     )
     doc_stride: int = _help(
         "Question answering: overlap in tokens between windows of a long context.",
@@ -88,7 +90,7 @@ class DataConfig:
             "Keep their sum below 0.8.",
         )
         _check(
-            8 <= self.max_length <= 8192,
+            self.max_length is None or 8 <= self.max_length <= 8192,
             f"max_length is {self.max_length}.",
             "Use a value between 8 and 8192 tokens (128 suits most sentences).",
         )
@@ -213,6 +215,8 @@ class RunConfig:
     training: TrainingConfig = field(default_factory=TrainingConfig)
 
     def __post_init__(self) -> None:
+        if self.data.max_length is None:
+            self.data.max_length = DEFAULT_MAX_LENGTH.get(self.task, 128)
         if self.task == "qa":
             _check(
                 self.data.doc_stride < self.data.max_length,

@@ -25,6 +25,14 @@ TITLES = {
     "class_imbalance": "Class imbalance dominates: the model mostly predicts the common label "
     "and misses the rare one(s).",
 }
+MORE_DATA = {
+    "classification": "Add labelled examples: a few hundred per label is a good start.",
+    "ner": "Annotate more sentences: a few hundred per entity type is a good start.",
+    "qa": "Add more questions with answers: a few hundred, over many passages, is a good "
+          "start.",
+}
+UNITS = {"classification": "training examples", "ner": "training sentences",
+         "qa": "training questions"}
 MIN_TRAIN = 100
 MIN_PER_CLASS = 8
 MIN_VALIDATION = 20
@@ -67,6 +75,7 @@ def diagnose(
     data: dict | None = None,
     metric_title: str = "macro-F1",
     method: str | None = None,
+    task: str = "classification",
 ) -> Diagnosis:
     """Judge a run from its curves (`history`), test metrics (`final`) and data facts.
 
@@ -74,7 +83,7 @@ def diagnose(
     """
     final = final or {}
     data = data or {}
-    small = _too_little_data(data)
+    small = _too_little_data(data, UNITS.get(task, "training examples"))
     imbalance = _class_imbalance(final, data)
     over = _overfitting(history, metric_title)
     under = _underfitting(history, metric_title) if not over else None
@@ -85,7 +94,7 @@ def diagnose(
                      f"validation {metric_title} {_f(best['val_metric'])}) was kept, not the last."]
     if small:
         evidence = small + (over or []) + (under or [])
-        remedies = ["Add labelled examples: a few hundred per label is a good start.",
+        remedies = [MORE_DATA.get(task, MORE_DATA["classification"]),
                     "Meanwhile prefer head-only or LoRA training: fewer weights to fit."]
         return Diagnosis("too_little_data", TITLES["too_little_data"], evidence, remedies)
     if imbalance:
@@ -115,16 +124,17 @@ def diagnose(
                      _healthy_remedies(history))
 
 
-def _too_little_data(data: dict) -> list[str]:
+def _too_little_data(data: dict, unit: str = "training examples") -> list[str]:
     out = []
     n_train = data.get("n_train")
     if n_train is not None and n_train < MIN_TRAIN:
-        out.append(f"Only {n_train} training examples (fewer than {MIN_TRAIN}).")
+        out.append(f"Only {n_train} {unit} (fewer than {MIN_TRAIN}).")
     counts = data.get("label_counts") or {}
     if counts:
         label, n = min(counts.items(), key=lambda kv: kv[1])
         if n < MIN_PER_CLASS:
-            out.append(f"Label '{label}' has only {n} training examples.")
+            what = "entities" if unit == "training sentences" else "training examples"
+            out.append(f"Label '{label}' has only {n} {what}.")
     n_val = data.get("n_validation")
     if n_val is not None and n_val < MIN_VALIDATION:
         out.append(f"The validation split has {n_val} rows, so one example moves the score by "
@@ -213,7 +223,8 @@ def _healthy(history: list[dict], title: str) -> list[str]:
     out = [f"Best validation {title} {_f(best.get('val_metric'))} at step {best['step']}."]
     tm, vm = best.get("train_metric"), best.get("val_metric")
     if tm is not None and vm is not None:
-        out.append(f"Train {title} {_f(tm)} vs validation {_f(vm)}: a gap of {tm - vm:.2f}.")
+        gap = f"a gap of {tm - vm:.2f}" if tm - vm > 0.005 else "no gap"
+        out.append(f"Train {title} {_f(tm)} vs validation {_f(vm)}: {gap}.")
     losses = [h for h in history if h.get("eval_loss") is not None]
     if len(losses) >= 2:
         out.append(f"Validation loss went from {_f(losses[0]['eval_loss'])} to "

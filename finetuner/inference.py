@@ -93,7 +93,7 @@ class Predictor:
         return self.impl.decode(outputs, feats, examples, self.labels, **self.options)
 
     def _collate(self, batch: list[dict]) -> dict[str, torch.Tensor]:
-        return self.impl.collate(batch, self.pad_id)
+        return batching.pad_batch(batch, self.pad_id)
 
     # -- files
     def predict_file(self, path: str | Path, out: str | Path) -> Path:

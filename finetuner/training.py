@@ -103,6 +103,7 @@ class RunCallback(TrainerCallback):
         self.stop_requested = False
         self.history: list[dict] = []
         self.first_step = 0  # > 0 when resumed from a checkpoint
+        self.warmup_steps = 0
         self.last_save = time.perf_counter()
 
     # -- progress
@@ -136,7 +137,8 @@ class RunCallback(TrainerCallback):
             control.should_training_stop = True
             return control
         step = state.global_step
-        if step % self.eval_every == 0 or step >= state.max_steps:
+        warm = step > self.warmup_steps or step >= state.max_steps  # lr 0 tells us nothing
+        if warm and (step % self.eval_every == 0 or step >= state.max_steps):
             self.evaluate(kw["model"], state)
             self.maybe_checkpoint(control)
             # never stop before one full epoch: early curves are noisy
@@ -263,11 +265,8 @@ def prepare(ctx: Context) -> Prepared:
     options = task_options(cfg, data.report)
     feats = {name: impl.featurize(ex, tokenizer, cfg.data.max_length, label2id, **options)
              for name, ex in splits.items()}
-    pad_id = tokenizer.pad_token_id or 0
-
-    def collate(batch: list[dict]):
-        return impl.collate(batch, pad_id)
-
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    collate = batching.collator(tokenizer.pad_token_id or 0, device, cap=cfg.data.max_length)
     return Prepared(spec, impl, source, tokenizer, data, model, params, splits, feats, options,
                     collate)
 
@@ -311,10 +310,11 @@ def train(ctx: Context) -> dict:
     bs = cfg.training.batch_size
     steps_per_epoch = math.ceil(len(p.feats["train"]) / bs)
     total_steps = cfg.training.max_steps or max(1, math.ceil(steps_per_epoch * cfg.training.epochs))
-    eval_every = max(1, min(total_steps, steps_per_epoch // cfg.training.evals_per_epoch or 1))
+    eval_every = evaluation_interval(steps_per_epoch, total_steps, cfg.training.evals_per_epoch)
     evaluator = Evaluator(ctx, p.spec, p.impl, p.data.labels, p.splits, p.feats, amp, p.collate,
                           p.options)
     callback = RunCallback(ctx, evaluator, eval_every, bs)
+    callback.warmup_steps = math.ceil(cfg.training.warmup_ratio * total_steps)
     trainer = Trainer(model=p.model, args=training_args(ctx, total_steps, eval_every, amp),
                       train_dataset=ListDataset(p.feats["train"]), data_collator=p.collate,
                       callbacks=[callback])
@@ -342,6 +342,13 @@ def train(ctx: Context) -> dict:
                      evaluator, callback, p.params, timing, p.source, stopped, amp, p.collate)
     shutil.rmtree(ctx.run.root / "checkpoints", ignore_errors=True)  # the model is saved
     return results
+
+
+def evaluation_interval(steps_per_epoch: int, total_steps: int, per_epoch: int) -> int:
+    """Steps between evaluations: `per_epoch` times an epoch, but not more often than every
+    5 steps unless the whole run is shorter than 20 (tiny data would evaluate every step)."""
+    every = max(1, steps_per_epoch // max(1, per_epoch))
+    return min(total_steps, max(every, min(5, max(1, total_steps // 4))))
 
 
 def resume_point(ctx: Context, callback: RunCallback):
@@ -390,7 +397,7 @@ def finish(ctx, spec, impl, model, tokenizer, prepared, splits, feats, evaluator
     data_facts = {"n_train": len(prepared.train), "n_validation": len(prepared.validation),
                   "label_counts": prepared.report.label_counts.get("train") or {}}
     diagnosis = diagnostics.diagnose(history, test_metrics, data_facts, spec.metric_title,
-                                     cfg.method.method)
+                                     cfg.method.method, cfg.task)
     status = "stopped" if stopped else "completed"
     results = {
         "status": status, "task": cfg.task, "method": cfg.method.method,

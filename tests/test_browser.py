@@ -145,3 +145,42 @@ def test_reload_reattaches_and_stop_twice(app_url, page, tmp_path):
     expect(page.locator(".ft-progress")).to_contain_text("Stopped", timeout=30_000)
     expect(stop).to_be_disabled()
     shot(page, tmp_path, "09-stopped")
+
+
+@pytest.mark.parametrize("task, title, data, fields", [
+    ("ner", "Named entity recognition", "ner.conll",
+     {"Sentence": "Maria Lindqvist flew from Dublin to Lisbon."}),
+    ("qa", "Question answering", "qa.jsonl",
+     {"Question": "When was the town founded?",
+      "Passage (context)": "The town was founded in 1412 by herring fishermen."}),
+])
+def test_other_tasks_upload_train_and_try(app_url, page, tmp_path, task, title, data, fields):
+    from playwright.sync_api import expect
+
+    page.set_default_timeout(30_000)
+    page.goto(app_url)
+    page.get_by_label(title).check()
+    page.locator("input[type=file]").first.set_input_files(str(EXAMPLES / data))
+    expect(page.get_by_text("The data is ready to train on.")).to_be_visible(timeout=60_000)
+    shot(page, tmp_path, f"{task}-1-data")
+    page.get_by_role("tab", name="2 · Model & method").click()
+    page.get_by_text("Advanced settings").click()
+    steps = page.get_by_label("Max steps")
+    steps.fill("6")
+    steps.press("Tab")
+    page.get_by_role("tab", name="3 · Train").click()
+    page.get_by_role("button", name="Start training").click()
+    expect(page.get_by_text("See the Results tab")).to_be_visible(timeout=180_000)
+    page.get_by_role("tab", name="4 · Results").click()
+    expect(page.locator("[data-metric='f1']")).to_be_visible()
+    expect(page.locator(".ft-verdict")).to_be_visible()
+    shot(page, tmp_path, f"{task}-2-results")
+    page.get_by_role("tab", name="5 · Try it").click()
+    for label, value in fields.items():
+        page.get_by_label(label, exact=True).fill(value)
+    page.get_by_role("button", name="Predict", exact=True).click()
+    spans = page.get_by_test_id("highlighted-text")
+    expect(spans.first).to_be_visible()
+    details = page.locator("#try-details")
+    expect(details).to_contain_text("Answer" if task == "qa" else "ntit")  # Entity / entities
+    shot(page, tmp_path, f"{task}-3-try")

@@ -11,6 +11,7 @@ import sys
 import pytest
 from conftest import EXAMPLES, ROOT, SHARED_DATA, write_csv, write_jsonl
 
+from finetuner.batching import pad_batch
 from finetuner.config import RunConfig
 from finetuner.errors import DataError
 from finetuner.metrics.ner import entities, entity_metrics
@@ -300,7 +301,7 @@ def test_labels_go_on_the_first_subword_of_each_word(tokenizer):
     assert short["word_ids"] == [None, 0, 1, None] and len(short["labels"]) == 4
     inference = ner.featurize([{"text": "Angela Merkel visited Paris."}], tokenizer, 128, {})[0]
     assert "labels" not in inference and inference["word_ids"][-2:] == [4, None]
-    batch = ner.collate([feat, short], tokenizer.pad_token_id)
+    batch = pad_batch([feat, short], tokenizer.pad_token_id)
     assert batch["labels"].shape == (2, 7) and batch["labels"][1, -1] == -100
     assert set(batch) == {"input_ids", "attention_mask", "token_type_ids", "labels"}
 

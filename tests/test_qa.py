@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 from conftest import EXAMPLES, ROOT, SHARED_DATA, write_csv, write_jsonl
 
+from finetuner.batching import pad_batch
 from finetuner.config import RunConfig
 from finetuner.errors import DataError
 from finetuner.metrics.squad import exact_match, f1_score, normalize_answer, squad_scores
@@ -191,7 +192,7 @@ def test_long_questions_and_inference_examples_featurize(tokenizer):
                            "answers": {"text": ["1889"], "answer_start": [CONTEXT.index("1889")]}}],
                          tokenizer, 64, {})
     assert [f["start_positions"] > 0 for f in mixed] == [False, True]
-    batch = qa.collate(mixed, tokenizer.pad_token_id)
+    batch = pad_batch(mixed, tokenizer.pad_token_id)
     assert set(batch) >= {"input_ids", "attention_mask", "start_positions", "end_positions"}
 
 

@@ -45,7 +45,8 @@ def test_data_upload_detects_columns_and_reports(handlers):
     assert out["pair_col"]["value"] == NONE
     assert "ready to train" in text(out["data_msg"])
     assert "Rows: train 320, validation 40, test 40" in text(out["report"])
-    assert set(out["label_plot"]["label"]) == {"negative", "positive"}
+    assert "negative" in out["label_plot"] and "positive" in out["label_plot"]
+    assert "aria-label='positive: 175'" in out["label_plot"]
     assert out["data_state"]["n_train"] == 320 and out["data_state"]["labels"] == [
         "negative", "positive"]
     assert len(out["preview"]) == 10
@@ -140,7 +141,7 @@ def test_train_results_try_and_delete(handlers, tiny_model, tmp_path):
     assert "training loss" in last["loss_plot"] and "validation loss" in last["loss_plot"]
     assert "validation (" in last["metric_plot"] and "training sample" in last["metric_plot"]
     assert "ft-verdict" in last["verdict"] and "data-metric='accuracy'" in last["metrics"]
-    assert list(last["per_class"]["label"]) == ["negative", "positive"]
+    assert list(last["per_class"]["value"]["label"]) == ["negative", "positive"]
     assert "Confusion matrix" in last["confusion"]
     assert last["download"]["value"].endswith("model.zip")
 
@@ -178,3 +179,40 @@ def test_users_never_see_each_others_runs(handlers, tiny_model):
     with pytest.raises(Exception, match="No such run"):
         handlers.results_view("bob", {"result_run": "../" + run_id})
     assert handlers.runs_view("alice", {})["runs_table"]["id"].tolist() == [run_id]
+
+
+def test_task_switch_relabels_columns_and_checks_again(handlers):
+    ner = handlers.load_example("alice", form(example="News sentences with names (entities, "
+                                                      "CoNLL)"))
+    assert ner["task"] == "ner" and ner["max_length"] == 128
+    assert ner["text_col"]["label"] == "Tokens column" and ner["pair_col"]["visible"] is False
+    out = handlers.data_changed("alice", form(task="ner", train_file=ner["train_file"]))
+    assert "ready to train" in text(out["data_msg"])
+    assert list(out["preview"].columns) == ["sentence", "tags"]
+    assert "Entities per type" in out["label_plot"] and "PER" in out["label_plot"]
+    assert out["text_col"]["interactive"] is False  # CoNLL has no column names to pick
+    qa = handlers.task_changed("alice", form(task="qa", train_file=str(EXAMPLES / "qa.jsonl")))
+    assert qa["max_length"] == 384 and qa["text_col"]["label"] == "Question column"
+    assert qa["pair_col"]["value"] == "context" and qa["label_col"]["value"] == "answer_text"
+    assert "ready to train" in text(qa["data_msg"])
+
+
+@pytest.mark.parametrize("task, data, query, pair", [
+    ("ner", "ner.conll", "Maria Lindqvist flew to Dublin.", None),
+    ("qa", "qa.jsonl", "When was it founded?", "The town was founded in 1412 by fishermen."),
+])
+def test_other_tasks_train_and_answer(handlers, tiny_model, task, data, query, pair):
+    values = form(task=task, train_file=str(EXAMPLES / data), model_choice="folder",
+                  model_path=str(tiny_model), max_steps=3, max_length=None)
+    run_id = handlers.start("alice", values)["current_run"]
+    last = wait_until_done(handlers, "alice", run_id)
+    assert last["seen"]["status"] == "completed"
+    assert "data-metric='f1'" in last["metrics"]
+    layout = handlers.try_layout("alice", {"try_run": run_id})
+    assert layout["try_out"]["visible"] is False and layout["try_spans"]["visible"] is True
+    if task == "qa":
+        missing = handlers.predict("alice", {"try_run": run_id, "try_text": query})
+        assert "Fill in the passage (context) too." in text(missing["try_msg"])
+    out = handlers.predict("alice", {"try_run": run_id, "try_text": query, "try_pair": pair})
+    assert out["try_spans"]["text"] == (pair or query)
+    assert out["try_details"]

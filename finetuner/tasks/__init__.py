@@ -8,7 +8,6 @@ A task module provides, as plain functions (torch is only imported inside those 
 - `featurize(examples, tokenizer, max_length, label2id, **options) -> list[dict]`: model inputs
   (one or more features per example; extra keys such as word_ids or offsets are kept for
   decoding, only input_ids/attention_mask/token_type_ids and labels reach the model).
-- `collate(features, pad_token_id) -> dict[str, Tensor]`: one padded batch.
 - `metrics(outputs, features, examples, labels, **options) -> dict`: scores, including the
   spec's primary metric, from per-feature outputs (`finetuner.batching.run_model`).
 - `decode(outputs, features, examples, labels, **options) -> list[dict]`: one answer per example

@@ -352,11 +352,6 @@ def featurize(examples: list[dict], tokenizer, max_length: int, label2id: dict,
     return feats
 
 
-def collate(features: list[dict], pad_token_id: int):
-    from ..batching import pad_batch
-
-    return pad_batch(features, pad_token_id)
-
 
 def metrics(outputs, features, examples, labels: list[str], **_options) -> dict:
     import numpy as np

@@ -503,11 +503,6 @@ def align_labels(word_ids: Sequence[int | None], tags: Sequence[str],
     return labels
 
 
-def collate(features: list[dict], pad_token_id: int):
-    from ..batching import pad_batch
-
-    return pad_batch(features, pad_token_id)
-
 
 def word_predictions(logits, word_ids: Sequence[int | None], n_words: int,
                      labels: list[str]) -> tuple[list[str], list[float | None]]:

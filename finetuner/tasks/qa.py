@@ -534,11 +534,6 @@ def answer_positions(offsets: list, answers: dict) -> tuple[int, int]:
     return start - 1, end + 1
 
 
-def collate(features: list[dict], pad_token_id: int):
-    from ..batching import pad_batch
-
-    return pad_batch(features, pad_token_id)
-
 
 def feature_spans(start, end, offsets: list, max_answer_length: int,
                   n_best: int = N_BEST) -> list[tuple[float, int, int]]:

@@ -20,9 +20,11 @@ from ..studio import Studio
 from . import render
 from .auth import username
 from .handlers import EXAMPLES, FORM_FIELDS, METHOD_CHOICES, MODEL_CHOICES, NONE, Handlers
+from .tasks import TASK_CHOICES, TASK_INFO
 
 log = logging.getLogger("finetuner.ui")
-DATA_TYPES = [".csv", ".tsv", ".tab", ".txt", ".json", ".jsonl", ".ndjson", ".parquet"]
+DATA_TYPES = [".csv", ".tsv", ".tab", ".txt", ".json", ".jsonl", ".ndjson", ".parquet",
+              ".conll", ".iob", ".bio"]
 CSS = """
 .ft-msg code, .ft-report code {font-size: .95em}
 table.ft-methods {border-collapse: collapse; width: 100%}
@@ -113,10 +115,7 @@ def build_app(studio: Studio, auth_mode: str = "none") -> gr.Blocks:
 
 
 def _data_tab(add) -> None:
-    add("task", gr.Radio([("Text classification", "classification")],
-                         value="classification", label="Task",
-                         info="Sort texts into your labels: sentiment, spam, topic, legal "
-                              "category, or a relation between two texts."))
+    add("task", gr.Radio(TASK_CHOICES, value="classification", label="Task", info=TASK_INFO))
     with gr.Row():
         with gr.Column(scale=3):
             add("train_file", gr.File(label="Training data file", file_types=DATA_TYPES))
@@ -144,8 +143,7 @@ def _data_tab(add) -> None:
         with gr.Column(scale=3):
             add("report", gr.HTML(label="Data report"))
         with gr.Column(scale=2):
-            add("label_plot", gr.BarPlot(x="label", y="examples",
-                                         label="Training examples per label", height=260))
+            add("label_plot", gr.HTML())
 
 
 def _model_tab(add) -> None:
@@ -230,7 +228,7 @@ def _results_tab(add) -> None:
     with gr.Row():
         add("per_class", gr.Dataframe(label="Scores per label (test split)", interactive=False))
         add("confusion", gr.HTML())
-    add("errors", gr.Dataframe(label="Misclassified test examples (most confident first)",
+    add("errors", gr.Dataframe(label="Test examples the model got wrong (most confident first)",
                                interactive=False, max_height=320, wrap=True))
     add("download", gr.DownloadButton("Download model (.zip)", interactive=False))
     add("snippet", gr.Code(label="Load the downloaded model with plain transformers",
@@ -253,6 +251,9 @@ def _try_tab(add) -> None:
     add("predict_btn", gr.Button("Predict", variant="primary"))
     add("try_msg", gr.HTML())
     add("try_out", gr.Label(label="Predicted label", num_top_classes=6))
+    add("try_spans", gr.HighlightedText(label="Found in the text", visible=False,
+                                        combine_adjacent=False, show_legend=True))
+    add("try_details", gr.HTML(elem_id="try-details"))
     with gr.Accordion("Predict a whole file", open=False):
         add("batch_file", gr.File(label="File to predict", file_types=DATA_TYPES))
         add("batch_btn", gr.Button("Predict file"))
@@ -288,7 +289,11 @@ def _wire(w: Wiring, demo: gr.Blocks) -> None:
         dep = bind(dep.then, "costs", cost_in, cost_out, "method_info", api_name=False)
         bind(dep.then, "preview_config", form, ["cli"], "cli", api_name=False)
 
-    bind(C["example_btn"].click, "load_example", ["example"], ["train_file"], "data_msg")
+    column_pickers = ["text_col", "pair_col", "label_col"]
+    after_data(bind(C["task"].input, "task_changed", form,
+                    ["max_length", *data_out], "data_msg"))
+    bind(C["example_btn"].click, "load_example", [*form, "example"],
+         ["train_file", "task", "max_length", *column_pickers], "data_msg")
     after_data(bind(C["train_file"].change, "data_changed", form, data_out, "data_msg"))
     for name in ("val_file", "test_file"):
         after_data(bind(C[name].change, "check_data", form, data_out, "data_msg",
@@ -320,10 +325,11 @@ def _wire(w: Wiring, demo: gr.Blocks) -> None:
     bind(C["stop_btn"].click, "stop", ["current_run"], [], "train_msg")
     bind(C["resume_btn"].click, "resume", ["current_run"],
          ["current_run", "seen", "tabs", "train_msg"], "train_msg")
+    try_view = ["try_text", "try_pair", "try_out", "try_spans", "try_details"]
     tick_out = ["seen", "progress", "loss_plot", "metric_plot", "log", "run_title", "stop_btn",
                 "resume_btn", "current_run", "runs_table", "run_pick", "result_run", "try_run",
                 "verdict", "metrics", "per_class", "confusion", "errors", "snippet", "download",
-                "try_pair"]
+                *try_view]
     bind(C["timer"].tick, "tick", ["current_run", "seen"], tick_out, "train_msg",
          api_name=False, show_progress="hidden", queue=False)
 
@@ -332,10 +338,11 @@ def _wire(w: Wiring, demo: gr.Blocks) -> None:
     bind(C["result_run"].input, "results_view", ["result_run"], results_out, "results_msg")
     bind(C["publish_btn"].click, "publish", ["result_run", "hub_repo", "hub_token",
                                               "hub_private"], ["hub_token"], "hub_msg")
-    bind(C["try_run"].change, "try_layout", ["try_run"], ["try_pair"], "try_msg")
-    bind(C["predict_btn"].click, "predict", ["try_run", "try_text", "try_pair"],
-         ["try_out"], "try_msg", concurrency_limit=8)
-    bind(C["try_text"].submit, "predict", ["try_run", "try_text", "try_pair"], ["try_out"],
+    bind(C["try_run"].change, "try_layout", ["try_run"], try_view, "try_msg")
+    answer = ["try_out", "try_spans", "try_details"]
+    bind(C["predict_btn"].click, "predict", ["try_run", "try_text", "try_pair"], answer,
+         "try_msg", concurrency_limit=8)
+    bind(C["try_text"].submit, "predict", ["try_run", "try_text", "try_pair"], answer,
          "try_msg", api_name="predict_submit", concurrency_limit=8)
     bind(C["batch_btn"].click, "predict_file", ["try_run", "batch_file"], ["batch_out"],
          "try_msg", concurrency_limit=2)

@@ -21,7 +21,7 @@ import pandas as pd
 import yaml
 
 from ..checks import prepare_data
-from ..config import DEFAULT_LEARNING_RATE, METHODS, RunConfig
+from ..config import DEFAULT_LEARNING_RATE, DEFAULT_MAX_LENGTH, METHODS, RunConfig
 from ..data import read_table
 from ..errors import FinetunerError
 from ..estimate import human_seconds, method_costs, recommend
@@ -31,14 +31,20 @@ from ..runs import FINAL_STATUSES, read_events, read_json, tail
 from ..studio import Studio
 from ..tasks import get_task
 from . import render
+from .tasks import answer as task_answer
+from .tasks import chosen_columns, example_for
+from .tasks import preview as task_preview
+from .tasks import ui as task_ui
 
 NONE = "(none)"
 EXAMPLES_DIR = Path(__file__).resolve().parent.parent.parent / "examples"
-EXAMPLES = {
-    "Film and product reviews (sentiment)": "sentiment.csv",
-    "Text messages (spam, imbalanced)": "spam.jsonl",
-    "News headlines (4 topics)": "topics.tsv",
-    "Sentence pairs (entailment)": "pairs.csv",
+EXAMPLES = {  # label: (file in examples/, task)
+    "Film and product reviews (sentiment)": ("sentiment.csv", "classification"),
+    "Text messages (spam, imbalanced)": ("spam.jsonl", "classification"),
+    "News headlines (4 topics)": ("topics.tsv", "classification"),
+    "Sentence pairs (entailment)": ("pairs.csv", "classification"),
+    "News sentences with names (entities, CoNLL)": ("ner.conll", "ner"),
+    "Questions about short passages (QA)": ("qa.jsonl", "qa"),
 }
 MODEL_CHOICES = [("Embedded default: all-MiniLM-L6-v2 (offline, 22.7M parameters)", "default"),
                  ("A model folder on this server", "folder"),
@@ -135,7 +141,7 @@ class Handlers:
                 "label_column": _col(form.get("label_col")),
                 "validation_split": _num(form.get("val_split"), float, 0.1),
                 "test_split": _num(form.get("test_split"), float, 0.1),
-                "max_length": _num(form.get("max_length"), int, 128),
+                "max_length": _num(form.get("max_length"), int, None),
             },
             "model": {"name_or_path": model or self.model_name(user, form)},
             "method": {
@@ -162,64 +168,85 @@ class Handlers:
 
     # ------------------------------------------------------------------ data
     def load_example(self, user: str, form: dict) -> dict:
-        name = EXAMPLES.get(form.get("example") or "")
-        if not name:
+        found = EXAMPLES.get(form.get("example") or "")
+        if not found:
             raise FinetunerError("Pick an example first.", code="no_example")
-        return {"train_file": share(EXAMPLES_DIR / name)}
+        name, task = found
+        out = {"train_file": share(EXAMPLES_DIR / name)}
+        if task != (form.get("task") or "classification"):
+            # relabel only: the new file's own change event runs the data check
+            out.update(self.task_changed(user, {**form, "task": task, "train_file": None}))
+            out["task"] = task
+        return out
+
+    def task_changed(self, user: str, form: dict) -> dict:
+        """Another task: relabel the column pickers, its default max length, check again."""
+        task = form.get("task") or "classification"
+        spec = task_ui(task)
+        out = {"max_length": DEFAULT_MAX_LENGTH.get(task, 128)}
+        for i, name in enumerate(("text_col", "pair_col", "label_col")):
+            out[name] = gr.update(label=spec.column_labels[i], info=spec.column_info[i],
+                                  visible=spec.roles[i] is not None)
+        if _path(form.get("train_file")):
+            checked = self.data_changed(user, {**form, "max_length": out["max_length"]})
+            for name in ("text_col", "pair_col", "label_col"):
+                if name in checked:
+                    checked[name] = {**out[name], **checked[name]}
+            out.update(checked)
+        return out
 
     def data_changed(self, user: str, form: dict) -> dict:
         """A new training file: forget the old column choices and detect again."""
         form = {**form, "text_col": None, "pair_col": None, "label_col": None}
         if not _path(form.get("train_file")):
             return {"data_msg": render.message("Upload a training file to begin.", "info"),
-                    "preview": pd.DataFrame(), "report": "", "label_plot": pd.DataFrame(
-                        columns=["label", "examples"]), "data_state": None,
+                    "preview": pd.DataFrame(), "report": "", "label_plot": "", "data_state": None,
                     "text_col": gr.update(choices=[], value=None),
                     "pair_col": gr.update(choices=[NONE], value=NONE),
                     "label_col": gr.update(choices=[], value=None)}
         return self.check_data(user, form)
 
     def check_data(self, user: str, form: dict) -> dict:
+        task = form.get("task") or "classification"
         train = _path(form.get("train_file"))
-        out: dict = {}
+        frame, columns = None, []
         try:
             for key in ("train_file", "val_file", "test_file"):
                 self.studio.limits.check_file(_path(form.get(key)), "The uploaded file")
             table = read_table(train)
+            frame, columns = table.frame, [str(c) for c in table.frame.columns]
         except FinetunerError as exc:
-            return self._data_error(exc)
-        columns = [str(c) for c in table.frame.columns]
-        out["preview"] = table.frame.head(10).astype(str)
+            if task == "classification" or exc.code in ("missing_file", "empty", "too_big",
+                                                        "binary"):
+                return self._data_error(exc)
+            # CoNLL text or SQuAD JSON: the task reads its own formats
         config = self.config(user, form, model="default")
         try:
-            source = self._token_source(user, form)
-            prepared = prepare_data(config, source)
+            prepared = prepare_data(config, self._token_source(user, form))
+            self.studio.limits.check_config(config, sum(prepared.report.rows.values()))
         except FinetunerError as exc:
             result = self._data_error(exc)
-            result["preview"] = out["preview"]
+            result["preview"] = task_preview(task, frame, None)
             result.update(self._column_updates(columns, form))
             return result
         report = prepared.report.to_dict()
-        try:
-            self.studio.limits.check_config(config, sum(report["rows"].values()))
-        except FinetunerError as exc:
-            return self._data_error(exc)
-        chosen = report["columns"]
-        out.update(self._column_updates(columns, {"text_col": chosen["text"],
-                                                  "pair_col": chosen["text_pair"],
-                                                  "label_col": chosen["label"]}))
+        chosen = chosen_columns(task, report["columns"])
+        out = {"preview": task_preview(task, frame, prepared)}
+        out.update(self._column_updates(columns or [c for c in chosen.values() if c], chosen,
+                                        editable=bool(columns)))
         tokens = report.get("token_lengths") or {}
         out["data_state"] = {
-            "n_train": report["rows"]["train"], "n_validation": report["rows"]["validation"],
-            "labels": prepared.labels, "mean_tokens": tokens.get("mean", 32.0),
-            "pairs": bool(chosen.get("text_pair")), "columns": chosen,
+            "task": task, "n_train": report["rows"]["train"],
+            "n_validation": report["rows"]["validation"], "labels": prepared.labels,
+            "mean_tokens": tokens.get("mean", 32.0), "pairs": bool(chosen.get("pair_col")),
+            "columns": report["columns"],
         }
         warnings = len(prepared.report.warnings())
         ready = "The data is ready to train on." + (
             f" Read the {warnings} warning(s) below." if warnings else "")
         out["data_msg"] = render.message(ready, "warning" if warnings else "ok")
         out["report"] = render.report_html(report)
-        out["label_plot"] = render.label_counts_frame(report)
+        out["label_plot"] = render.label_chart(report)
         return out
 
     def _token_source(self, user: str, form: dict):
@@ -229,16 +256,20 @@ class Handlers:
             return resolve_model("default")  # count tokens with the default until fixed
 
     @staticmethod
-    def _column_updates(columns: list[str], chosen: dict) -> dict:
-        return {"text_col": gr.update(choices=columns, value=_col(chosen.get("text_col"))),
+    def _column_updates(columns: list[str], chosen: dict, editable: bool = True) -> dict:
+        """Dropdown choices and values; files without named columns (CoNLL) are not editable."""
+        return {"text_col": gr.update(choices=columns, value=_col(chosen.get("text_col")),
+                                      interactive=editable),
                 "pair_col": gr.update(choices=[NONE, *columns],
-                                      value=_col(chosen.get("pair_col")) or NONE),
-                "label_col": gr.update(choices=columns, value=_col(chosen.get("label_col")))}
+                                      value=_col(chosen.get("pair_col")) or NONE,
+                                      interactive=editable),
+                "label_col": gr.update(choices=columns, value=_col(chosen.get("label_col")),
+                                       interactive=editable)}
 
     @staticmethod
     def _data_error(exc: FinetunerError) -> dict:
         return {"data_msg": render.message(exc.text, "error"), "report": "",
-                "label_plot": pd.DataFrame(columns=["label", "examples"]),
+                "label_plot": "",
                 "data_state": None}
 
     # ------------------------------------------------------------------ model & method
@@ -488,7 +519,8 @@ class Handlers:
         return {
             "verdict": render.diagnosis_html(results.get("diagnosis")),
             "metrics": render.metrics_html(results),
-            "per_class": render.per_class_frame(results),
+            "per_class": gr.update(value=render.per_class_frame(results),
+                                   visible=bool((results.get("test") or {}).get("per_class"))),
             "confusion": render.confusion_html(results),
             "errors": render.errors_frame(rows),
             "snippet": usage_snippet(meta, "./model") if has_model else "",
@@ -508,30 +540,46 @@ class Handlers:
 
     # ------------------------------------------------------------------ try it
     def try_layout(self, user: str, form: dict) -> dict:
+        """Shape the try-it box for the chosen run's task (one or two boxes, label or
+        highlights)."""
         run_id = form.get("try_run")
-        pairs = False
+        task, pairs = "classification", False
         if run_id:
             run = self.studio.workspace(user).run(run_id)
             self.studio.warm(run)
             meta = read_meta(run.model)
-            pairs = bool((meta.get("columns") or {}).get("text_pair"))
-        return {"try_pair": gr.update(visible=pairs)}
+            task = meta.get("task") or "classification"
+            pairs = task == "qa" or bool((meta.get("columns") or {}).get("text_pair"))
+        spec = task_ui(task)
+        return {"try_text": gr.update(label=spec.text_label),
+                "try_pair": gr.update(visible=pairs, label=spec.pair_label or "Second text",
+                                      lines=6 if task == "qa" else 2),
+                "try_out": gr.update(visible=task == "classification", value=None),
+                "try_spans": gr.update(visible=task != "classification", value=None),
+                "try_details": ""}
 
     def predict(self, user: str, form: dict) -> dict:
         run_id = form.get("try_run")
         if not run_id:
             raise FinetunerError("Pick a finished run first.", code="no_run")
+        predictor = self.studio.workspace(user).predictor(run_id)
+        task = predictor.spec.name
+        spec = task_ui(task)
         text = (form.get("try_text") or "").strip()
         if not text:
-            return {"try_msg": render.message("Type a text to classify first.", "info"),
-                    "try_out": None}
-        predictor = self.studio.workspace(user).predictor(run_id)
+            what = spec.text_label.lower()
+            return {"try_msg": render.message(f"Type a {what} first.", "info"),
+                    "try_out": None, "try_spans": None, "try_details": ""}
         pair = (form.get("try_pair") or "").strip() or None
-        if pair is None and (predictor.meta.get("columns") or {}).get("text_pair"):
-            return {"try_msg": render.message("This model compares two texts: fill in the "
-                                              "second text too.", "info"), "try_out": None}
-        pred = predictor.predict(text, pair)
-        return {"try_out": pred["probabilities"], "try_msg": ""}
+        needs_pair = spec.pair_always or bool((predictor.meta.get("columns") or {}).get(
+            "text_pair"))
+        if pair is None and needs_pair:
+            what = (spec.pair_label or "second text").lower()
+            return {"try_msg": render.message(f"Fill in the {what} too.", "info"),
+                    "try_out": None, "try_spans": None, "try_details": ""}
+        example = example_for(task, text, pair)
+        pred = predictor.predict_examples([example])[0]
+        return {**task_answer(task, pred, example), "try_msg": ""}
 
     def predict_file(self, user: str, form: dict) -> dict:
         run_id = form.get("try_run")

@@ -64,10 +64,28 @@ def report_html(report: dict) -> str:
     return "".join(parts)
 
 
-def label_counts_frame(report: dict) -> pd.DataFrame:
+CHART_TITLES = {"classification": "Training examples per label",
+                "ner": "Entities per type in the training data", "qa": "Questions per split"}
+
+
+def label_chart(report: dict) -> str:
+    """Horizontal bars (HTML, starting at zero) of the counts that matter for the task."""
+    task = report.get("task", "classification")
     counts = (report.get("label_counts") or {}).get("train") or {}
-    rows = [{"label": str(label), "examples": int(n)} for label, n in counts.items()]
-    return pd.DataFrame(rows, columns=["label", "examples"])
+    if task == "qa" or not counts:
+        counts = report.get("rows") or {}
+    if not counts:
+        return ""
+    top = max(counts.values()) or 1
+    rows = "".join(
+        f"<div style='display:flex;align-items:center;gap:6px;margin:2px 0'>"
+        f"<span style='width:9em;text-align:right;overflow:hidden;text-overflow:ellipsis;"
+        f"white-space:nowrap' title='{esc(k)}'>{esc(k)}</span>"
+        f"<span role='img' aria-label='{esc(k)}: {v}' style='display:inline-block;height:14px;"
+        f"width:{max(1, round(240 * v / top))}px;background:#4c78a8'></span>"
+        f"<span>{v:,}</span></div>" for k, v in counts.items())
+    title = CHART_TITLES.get(task, CHART_TITLES["classification"])
+    return f"<div class='ft-bars'><div><b>{esc(title)}</b></div>{rows}</div>"
 
 
 def progress_html(status: str, progress: dict | None, note: str = "") -> str:
@@ -255,10 +273,9 @@ def confusion_html(results: dict) -> str:
 
 
 def errors_frame(rows: list[dict], limit: int = 200) -> pd.DataFrame:
+    """The test rows the model got wrong (each task writes its own columns)."""
     wrong = [r for r in rows if not r.get("correct", True)][:limit]
-    cols = ["text", "true", "predicted", "confidence"]
-    if wrong and "text_pair" in wrong[0]:
-        cols.insert(1, "text_pair")
+    cols = [c for c in (wrong[0] if wrong else {}) if c != "correct"]
     return pd.DataFrame([{c: r.get(c) for c in cols} for r in wrong], columns=cols)
 
 
