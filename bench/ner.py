@@ -9,7 +9,8 @@ Both sides run one after the other on the same machine and data (../shared/data/
 train.txt to train, valid.txt for validation (the studio picks its best checkpoint on it; the
 plain script ignores it), test.txt scored once at the end. The studio trains through its real
 CLI and worker process with its defaults (dynamic padding, length-grouped batches, learning
-rate per method, early stopping); the plain script pads to 128 tokens at batch 32 and lr 5e-5
+rate per method, early stopping); the plain script (run_ner.py style: dynamic padding, fp32)
+uses batch 32 and lr 5e-5
 (bench/plain_ner.py). With --subset the first N training sentences (and N/3 of validation and
 test) are copied to a temporary folder outside the repository. Prints a Markdown table and
 writes bench/out/ner.json.

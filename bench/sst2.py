@@ -25,6 +25,7 @@ DATA = ROOT.parent / "shared" / "data" / "sst2"
 
 
 def run_engine(method: str, train: Path, dev: Path, out: Path, epochs: float) -> dict:
+    out.mkdir(parents=True, exist_ok=True)
     run_dir = out / f"sst2-{method}"
     cmd = [sys.executable, "-m", "finetuner", "train", "--data", str(train), "--test", str(dev),
            "--validation-split", "0.015", "--test-split", "0", "--method", method,
@@ -41,7 +42,9 @@ def run_engine(method: str, train: Path, dev: Path, out: Path, epochs: float) ->
             "train_samples_per_second": timing["train_samples_per_second"],
             "train_seconds": timing["train_seconds"], "eval_seconds": timing["eval_seconds"],
             "wall_seconds": round(wall, 1), "steps": timing["steps"],
-            "trainable": results["params"]["trainable"], "precision": results["precision"]}
+            "trainable": results["params"]["trainable"], "precision": results["precision"],
+            "peak_memory_mb": results.get("peak_memory_mb"), "device": timing.get("device"),
+            "batch_size": timing.get("batch_size")}
 
 
 def run_plain(train: Path, dev: Path, steps: int, subset: int) -> dict:

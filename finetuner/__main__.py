@@ -47,7 +47,7 @@ FLAGS = {
     "--lora-targets": ("method", "lora_target_modules", str, "comma-separated module names"),
     "--epochs": ("training", "epochs", float, "passes over the data (default 3)"),
     "--lr": ("training", "learning_rate", float, "learning rate (default per method)"),
-    "--batch-size": ("training", "batch_size", int, "training batch size (default 32)"),
+    "--batch-size": ("training", "batch_size", int, "training batch size (default: 32 on CPU, auto on GPU)"),
     "--eval-batch-size": ("training", "eval_batch_size", int, "evaluation batch size"),
     "--weight-decay": ("training", "weight_decay", float, "weight decay (default 0.01)"),
     "--warmup-ratio": ("training", "warmup_ratio", float, "warmup share (default 0.06)"),
@@ -226,7 +226,8 @@ def print_results(run, results: dict) -> None:
     timing = results.get("timing") or {}
     if timing:
         print(f"Time: {timing['train_seconds']} s training, "
-              f"{timing['train_samples_per_second']} samples/s")
+              f"{timing['train_samples_per_second']} samples/s on {timing.get('device', '?')} "
+              f"(batch {timing.get('batch_size')}, lr {timing.get('learning_rate', 0):g})")
     if results.get("model_dir"):
         print(f"Model: {results['model_dir']}")
 

@@ -39,10 +39,12 @@ def pad_batch(features: Sequence[dict], pad_token_id: int, multiple: int = 1,
         first = features[0][key]
         if isinstance(first, (list, tuple)):
             fill = pad_token_id if key == "input_ids" else (-100 if key == "labels" else 0)
-            out = torch.full((len(features), longest), fill, dtype=torch.long)
+            # numpy fills rows from Python lists ~10x faster than torch.as_tensor per row
+            out = np.full((len(features), longest), fill, dtype=np.int64)
             for i, f in enumerate(features):
-                out[i, : len(f[key])] = torch.as_tensor(f[key], dtype=torch.long)
-            batch[key] = out
+                seq = f[key]
+                out[i, : len(seq)] = seq
+            batch[key] = torch.from_numpy(out)
         else:
             batch[key] = torch.as_tensor([f[key] for f in features], dtype=torch.long)
     return batch

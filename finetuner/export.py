@@ -118,7 +118,8 @@ def model_card(cfg, spec, results: dict, report, meta: dict) -> str:
         "## Training",
         "",
         f"- Epochs: {t.epochs} (steps run: {results['timing'].get('steps')}), batch size "
-        f"{t.batch_size}, learning rate {cfg.learning_rate():g}, weight decay {t.weight_decay}, "
+        f"{results['timing'].get('batch_size')}, learning rate "
+        f"{results['timing'].get('learning_rate', 0):g}, weight decay {t.weight_decay}, "
         f"warmup {t.warmup_ratio:.0%}, max length {cfg.data.max_length}, seed {t.seed}, "
         f"precision {results.get('precision')}",
     ]

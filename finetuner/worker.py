@@ -74,6 +74,15 @@ def unlimit_memory() -> None:
     resource.setrlimit(resource.RLIMIT_AS, (hard, hard))
 
 
+def peak_memory_mb() -> dict:
+    """Peak resident memory of this process (and GPU memory when one was used), in MiB."""
+    out = {"rss": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)}
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.cuda.is_available() and torch.cuda.is_initialized():
+        out["gpu"] = round(torch.cuda.max_memory_allocated() / 2**20)
+    return out
+
+
 def log_line(event: dict) -> None:
     """The worker log reads like the CLI: one readable line per event."""
     from .__main__ import format_event
@@ -125,6 +134,7 @@ def run(run_dir: Path) -> dict:
     if stop.at is not None:
         results.setdefault("stop_seconds", round(time.time() - stop.at, 2))
     results["finished"] = time.strftime("%Y-%m-%d %H:%M:%S")
+    results["peak_memory_mb"] = peak_memory_mb()
     write_json(run.results, results)
     events.emit("done", status=results["status"], error=results.get("error"))
     return results

@@ -78,7 +78,7 @@ def test_train_predict_and_download_over_http(server, tiny_model, tmp_path):
     import zipfile
 
     assert "model/config.json" in zipfile.ZipFile(download["value"]).namelist()
-    label, msg = client.predict(try_run=run_id, try_text="What a film!", try_pair="",
+    label, *_ = client.predict(try_run=run_id, try_text="What a film!", try_pair="",
                                 api_name="/predict")
     assert label["label"] in ("negative", "positive")
     csv_path, msg = client.predict(try_run=run_id,

@@ -49,3 +49,21 @@ def test_bad_yaml_is_explained(tmp_path):
     path.write_text("data: [unclosed\n")
     with pytest.raises(ConfigError, match="not valid"):
         RunConfig.load(path)
+
+
+def test_default_learning_rate_scales_with_the_batch():
+    cfg = RunConfig.from_dict({"method": {"method": "full"}})
+    assert cfg.learning_rate() == 1e-4
+    assert cfg.learning_rate(128) == pytest.approx(2e-4)  # sqrt(128/32) = 2
+    assert cfg.learning_rate(512) == pytest.approx(2e-4)  # at most doubled
+    assert cfg.learning_rate(8) == 1e-4  # never lowered
+    fixed = RunConfig.from_dict({"training": {"learning_rate": 3e-5}})
+    assert fixed.learning_rate(256) == 3e-5
+
+
+def test_max_length_default_depends_on_the_task():
+    assert RunConfig.from_dict({}).data.max_length == 128
+    assert RunConfig.from_dict({"task": "qa"}).data.max_length == 384
+    assert RunConfig.from_dict({"task": "qa", "data": {"max_length": 256}}).data.max_length == 256
+    with pytest.raises(ConfigError, match="doc_stride is 128 with max_length 128"):
+        RunConfig.from_dict({"task": "qa", "data": {"max_length": 128}})

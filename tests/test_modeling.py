@@ -106,3 +106,16 @@ def test_model_zip_unpacks_and_refuses_pickles_and_zip_slip(tiny_model, tmp_path
     with pytest.raises(ModelError, match="unsafe path"):
         resolve_model(str(evil), unpack_dir=tmp_path / "e")
     assert not (tmp_path.parent / "escaped.txt").exists()
+
+
+def test_pad_batch_rounds_up_to_a_multiple_but_not_past_the_cap():
+    from finetuner.batching import collator, pad_batch
+
+    feats = [{"input_ids": [5] * 70, "attention_mask": [1] * 70, "labels": 1},
+             {"input_ids": [5] * 3, "attention_mask": [1] * 3, "labels": 0}]
+    assert pad_batch(feats, 0)["input_ids"].shape == (2, 70)
+    assert pad_batch(feats, 0, multiple=64)["input_ids"].shape == (2, 128)
+    assert pad_batch(feats, 0, multiple=64, cap=100)["input_ids"].shape == (2, 100)
+    batch = collator(0, "cpu")(feats)
+    assert batch["input_ids"].shape == (2, 70) and batch["attention_mask"][1].sum() == 3
+    assert batch["labels"].tolist() == [1, 0]

@@ -141,7 +141,7 @@ def test_users_cannot_reach_each_others_runs(shared, tiny_model):
         assert http.get(f"gradio_api/file={model_zip}").status_code in (403, 404)
         assert http.get(f"gradio_api/file=../{model_zip}").status_code in (403, 404)
     # alice still has everything
-    label, _ = alice.predict(try_run=run_id, try_text="lovely", try_pair="",
+    label, *_ = alice.predict(try_run=run_id, try_text="lovely", try_pair="",
                              api_name="/predict")
     assert label["label"] in ("negative", "positive")
     assert (run_dir(home, run_id) / "model" / "model.safetensors").exists()
@@ -177,7 +177,7 @@ def test_restart_queue_killed_worker_interrupt_and_resume(tmp_path, tiny_model):
         assert state["done-before"]["status"] == "completed"
         assert state["long"]["status"] == "running"  # adopted, still training
         assert state["queued"]["status"] == "queued"  # still waiting its turn
-        label, _ = alice.predict(try_run=done["id"], try_text="great", try_pair="",
+        label, *_ = alice.predict(try_run=done["id"], try_text="great", try_pair="",
                                  api_name="/predict")
         assert label["label"] in ("negative", "positive")
 
@@ -270,7 +270,7 @@ def _concurrent_predictions(url: str, run_id: str, n: int) -> tuple[list[float],
         barrier.wait()
         t = time.perf_counter()
         try:
-            label, _ = c.predict(try_run=run_id, try_text="a lovely film", try_pair="",
+            label, *_ = c.predict(try_run=run_id, try_text="a lovely film", try_pair="",
                                  api_name="/predict")
             assert label["label"] in ("negative", "positive")
             latencies.append(time.perf_counter() - t)

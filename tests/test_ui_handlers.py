@@ -13,7 +13,7 @@ from finetuner.studio import Studio
 from finetuner.ui.handlers import FORM_FIELDS, NONE, Handlers
 
 DEFAULTS = {"task": "classification", "pair_col": NONE, "model_choice": "default",
-            "method": "full", "epochs": 3, "lr": 1e-4, "batch_size": 32, "max_length": 128,
+            "method": "full", "epochs": 3, "lr": 1e-4, "batch_size": 0, "max_length": 128,
             "weight_decay": 0.01, "warmup_ratio": 0.06, "evals_per_epoch": 4, "patience": 3,
             "seed": 42, "precision": "auto", "max_steps": 0, "val_split": 0.1,
             "test_split": 0.1, "lora_r": 8, "lora_alpha": 16, "lora_dropout": 0.1,

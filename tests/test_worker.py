@@ -292,3 +292,19 @@ def test_worker_usage_message():
     proc = subprocess.run([sys.executable, "-m", "finetuner.worker"], capture_output=True,
                           text=True, cwd=ROOT)
     assert proc.returncode == 2 and "usage" in proc.stderr
+
+
+def test_results_record_device_batch_and_peak_memory(finished):
+    _, results = finished
+    timing = results["timing"]
+    assert timing["batch_size"] == 16 and timing["learning_rate"] == 3e-3
+    assert timing["device"].startswith("CPU") or "GPU" in timing["device"] or timing["device"]
+    assert results["peak_memory_mb"]["rss"] > 100
+
+
+def test_auto_batch_size_is_32_on_a_cpu(tiny_model):
+    import torch
+
+    from finetuner.training import auto_batch_size
+
+    assert auto_batch_size(None, [], None, None, torch.device("cpu")) == 32

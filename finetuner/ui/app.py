@@ -167,8 +167,9 @@ def _model_tab(add) -> None:
         add("lr", gr.Number(value=DEFAULT_LEARNING_RATE["full"], label="Learning rate",
                             minimum=0, maximum=1, step=0.00001,
                             info="Set to a good default for each method when you pick it."))
-        add("batch_size", gr.Number(value=32, precision=0, label="Batch size", minimum=1,
-                                    maximum=4096, info="Examples per step."))
+        add("batch_size", gr.Number(value=0, precision=0, label="Batch size", minimum=0,
+                                    maximum=4096, info="Examples per step; 0 picks 32 on a "
+                                                       "CPU and more on a GPU."))
     with gr.Accordion("Advanced settings", open=False):
         with gr.Row():
             add("max_length", gr.Number(value=128, precision=0, label="Max length (tokens)",

@@ -155,7 +155,7 @@ class Handlers:
             "training": {
                 "epochs": _num(form.get("epochs"), float, 3.0),
                 "learning_rate": lr if lr and lr > 0 else None,
-                "batch_size": _num(form.get("batch_size"), int, 32),
+                "batch_size": _num(form.get("batch_size"), int, None) or None,
                 "weight_decay": _num(form.get("weight_decay"), float, 0.01),
                 "warmup_ratio": _num(form.get("warmup_ratio"), float, 0.06),
                 "evals_per_epoch": _num(form.get("evals_per_epoch"), int, 4),

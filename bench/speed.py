@@ -1,0 +1,128 @@
+"""Speed: the studio's engine against a plain transformers script, training and inference.
+
+    python bench/speed.py                     # SST-2: one epoch each, memory, inference
+    python bench/speed.py --subset 8000       # the same on 8,000 training sentences (quick)
+
+In one run on the same machine, data, model, epochs and seed:
+1. training: (a) a plain `transformers.Trainer` script with run_glue.py defaults (every batch
+   padded to 128 tokens, batch 32, fp32; measured over --plain-steps steps, 0 = whole epoch)
+   and (b) the studio's engine with its defaults (full fine-tuning): wall time, training
+   samples/s, dev accuracy and the ratio b/a;
+2. peak memory (resident set on CPU, GPU memory on a GPU) of full, LoRA and head-only training
+   (on --memory-subset sentences);
+3. inference with the trained model: single-text latency p50/p95 through `Predictor` (the
+   try-it box), and batch throughput on the dev set through `Predictor` against a plain
+   `transformers.pipeline("text-classification")` with default settings.
+Prints a Markdown table and writes bench/out/speed.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+from sst2 import DATA, run_engine, run_plain  # noqa: E402
+
+
+def subset_file(data: Path, n: int, out: Path) -> Path:
+    if not n:
+        return data / "train.tsv"
+    path = out / f"sst2-train-{n}.tsv"
+    pd.read_csv(data / "train.tsv", sep="\t").sample(n=n, random_state=0).to_csv(
+        path, sep="\t", index=False)
+    return path
+
+
+def inference(run_dir: Path, dev: Path) -> dict:
+    import torch
+    from transformers import pipeline
+
+    from finetuner.inference import Predictor
+
+    sentences = pd.read_csv(dev, sep="\t")["sentence"].astype(str).tolist()
+    predictor = Predictor.load(run_dir)
+    for text in sentences[:5]:
+        predictor.predict(text)
+    latencies = []
+    for text in sentences[:200]:
+        t = time.perf_counter()
+        predictor.predict(text)
+        latencies.append(time.perf_counter() - t)
+    latencies.sort()
+    t = time.perf_counter()
+    predictor.predict(sentences)
+    studio_batch = len(sentences) / (time.perf_counter() - t)
+    clf = pipeline("text-classification", model=str(run_dir / "model"),
+                   device=0 if torch.cuda.is_available() else -1)
+    clf(sentences[:5])
+    t = time.perf_counter()
+    clf(sentences)
+    plain_batch = len(sentences) / (time.perf_counter() - t)
+    return {"single_p50_ms": round(1000 * statistics.median(latencies), 2),
+            "single_p95_ms": round(1000 * latencies[int(0.95 * len(latencies)) - 1], 2),
+            "batch_sentences_per_second": round(studio_batch, 1),
+            "pipeline_sentences_per_second": round(plain_batch, 1),
+            "batch_ratio": round(studio_batch / plain_batch, 2), "threads":
+                torch.get_num_threads()}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", default=str(DATA))
+    ap.add_argument("--subset", type=int, default=0, help="training sentences (0 = all)")
+    ap.add_argument("--plain-steps", type=int, default=150)
+    ap.add_argument("--memory-subset", type=int, default=4000)
+    args = ap.parse_args()
+    data = Path(args.data)
+    if not (data / "train.tsv").exists():
+        raise SystemExit(f"SST-2 not found in {data}.")
+    out = ROOT / "bench" / "out"
+    out.mkdir(parents=True, exist_ok=True)
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    report: dict = {"machine": platform.processor() or platform.machine(),
+                    "cores": os.cpu_count(), "date": time.strftime("%Y-%m-%d"),
+                    "args": vars(args)}
+    train = subset_file(data, args.subset, out)
+    studio = run_engine("full", train, data / "dev.tsv", out, 1.0)
+    plain = run_plain(data / "train.tsv", data / "dev.tsv", args.plain_steps, args.subset)
+    studio["ratio"] = round(studio["train_samples_per_second"] /
+                            plain["train_samples_per_second"], 2)
+    report.update(studio=studio, plain=plain)
+    print(json.dumps({"studio": studio, "plain": plain}), flush=True)
+    report["inference"] = inference(out / "sst2-full", data / "dev.tsv")
+    print(json.dumps(report["inference"]), flush=True)
+    memory_train = subset_file(data, args.memory_subset, out)
+    report["memory"] = {}
+    for method in ("full", "lora", "head"):
+        row = run_engine(method, memory_train, data / "dev.tsv", out / "memory", 1.0)
+        report["memory"][method] = row.get("peak_memory_mb")
+    print(json.dumps(report["memory"]), flush=True)
+    (out / "speed.json").write_text(json.dumps(report, indent=2))
+    inf = report["inference"]
+    print(f"\nSST-2, {report['machine']}, {report['cores']} cores, {report['date']}\n")
+    print("| | wall s | train samples/s | dev accuracy |")
+    print("|---|---|---|---|")
+    print(f"| plain Trainer ({plain['steps']} steps) | {plain['wall_seconds']} | "
+          f"{plain['train_samples_per_second']} | {plain.get('dev_accuracy', 'n/a')} |")
+    print(f"| studio (full) | {studio['wall_seconds']} | {studio['train_samples_per_second']} "
+          f"({studio['ratio']}x) | {studio['dev_accuracy']} |")
+    print(f"\nTry-it latency p50 {inf['single_p50_ms']} ms, p95 {inf['single_p95_ms']} ms; "
+          f"batch {inf['batch_sentences_per_second']} sentences/s vs pipeline "
+          f"{inf['pipeline_sentences_per_second']} ({inf['batch_ratio']}x)")
+    print("Peak memory MiB: " + ", ".join(f"{m} {v}" for m, v in report["memory"].items()))
+
+
+if __name__ == "__main__":
+    main()
