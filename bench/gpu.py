@@ -81,7 +81,6 @@ def _tail(path: Path, n: int = 40) -> str:
 
 
 def bert_base(dry: bool):
-    import torch
     from transformers import BertConfig, BertForSequenceClassification
 
     config = BertConfig() if not dry else BertConfig(hidden_size=64, num_hidden_layers=2,

@@ -2,7 +2,8 @@
 
 run_ner.py defaults: labels on the first subword of each word only (label_all_tokens False),
 dynamic padding per batch (pad_to_max_length False) with sentences cut at 128 tokens, learning
-rate 5e-5, fp32, entity F1 from seqeval; batch 32 (run_ner's default is 8) to match the studio. Like run_ner.py, words cut off by truncation are simply not scored (the studio counts
+rate 5e-5, fp32, entity F1 from seqeval; batch 32 (run_ner's default is 8) to match the
+studio. Like run_ner.py, words cut off by truncation are simply not scored (the studio counts
 them as missed). Prints one JSON line with training samples/s, times and test entity F1.
 
     python bench/plain_ner.py --train ../shared/data/conll2003/train.txt \
@@ -20,9 +21,9 @@ from seqeval.metrics import f1_score
 from transformers import (
     AutoModelForTokenClassification,
     AutoTokenizer,
+    DataCollatorForTokenClassification,
     Trainer,
     TrainingArguments,
-    DataCollatorForTokenClassification,
 )
 
 

@@ -77,6 +77,30 @@ def inference(run_dir: Path, dev: Path) -> dict:
                 torch.get_num_threads()}
 
 
+ABLATIONS = (  # (name, config overrides): each turns one fast path off
+    ("defaults", {}),
+    ("fp32 instead of bf16 autocast", {"training": {"precision": "fp32"}}),
+    ("random batches instead of length-grouped", {"training": {"group_by_length": False}}),
+)
+
+
+def ablation(data: Path, train: Path, out: Path) -> list[dict]:
+    """The studio's full fine-tuning with one fast path off at a time, same data and seed."""
+    rows = []
+    for i, (name, overrides) in enumerate(ABLATIONS):
+        extra: tuple[str, ...] = ()
+        if overrides:
+            cfg = out / f"ablation-{i}.json"
+            cfg.write_text(json.dumps(overrides))
+            extra = ("--config", str(cfg))
+        row = run_engine("full", train, data / "dev.tsv", out / "ablation", 1.0, extra,
+                         tag=f"-{i}")
+        row["variant"] = name
+        rows.append(row)
+        print(json.dumps(row), flush=True)
+    return rows
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -84,6 +108,8 @@ def main() -> None:
     ap.add_argument("--subset", type=int, default=0, help="training sentences (0 = all)")
     ap.add_argument("--plain-steps", type=int, default=150)
     ap.add_argument("--memory-subset", type=int, default=4000)
+    ap.add_argument("--ablation-subset", type=int, default=8000,
+                    help="sentences for the fast-path ablation (0 = skip it)")
     args = ap.parse_args()
     data = Path(args.data)
     if not (data / "train.tsv").exists():
@@ -110,6 +136,9 @@ def main() -> None:
         report["memory"][method] = row.get("peak_memory_mb")
     print(json.dumps(report["memory"]), flush=True)
     (out / "speed.json").write_text(json.dumps(report, indent=2))
+    if args.ablation_subset:
+        report["ablation"] = ablation(data, subset_file(data, args.ablation_subset, out), out)
+        (out / "speed.json").write_text(json.dumps(report, indent=2))
     inf = report["inference"]
     print(f"\nSST-2, {report['machine']}, {report['cores']} cores, {report['date']}\n")
     print("| | wall s | train samples/s | dev accuracy |")
@@ -122,6 +151,14 @@ def main() -> None:
           f"batch {inf['batch_sentences_per_second']} sentences/s vs pipeline "
           f"{inf['pipeline_sentences_per_second']} ({inf['batch_ratio']}x)")
     print("Peak memory MiB: " + ", ".join(f"{m} {v}" for m, v in report["memory"].items()))
+    if report.get("ablation"):
+        print(f"\nFast paths, one at a time off ({args.ablation_subset} sentences, 1 epoch):\n")
+        print("| studio full | train samples/s | vs default | dev accuracy |")
+        print("|---|---|---|---|")
+        base = report["ablation"][0]["train_samples_per_second"]
+        for row in report["ablation"]:
+            print(f"| {row['variant']} | {row['train_samples_per_second']} | "
+                  f"{row['train_samples_per_second'] / base:.2f}x | {row['dev_accuracy']} |")
 
 
 if __name__ == "__main__":

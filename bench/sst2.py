@@ -24,12 +24,13 @@ ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT.parent / "shared" / "data" / "sst2"
 
 
-def run_engine(method: str, train: Path, dev: Path, out: Path, epochs: float) -> dict:
+def run_engine(method: str, train: Path, dev: Path, out: Path, epochs: float,
+               extra: tuple[str, ...] = (), tag: str = "") -> dict:
     out.mkdir(parents=True, exist_ok=True)
-    run_dir = out / f"sst2-{method}"
+    run_dir = out / f"sst2-{method}{tag}"
     cmd = [sys.executable, "-m", "finetuner", "train", "--data", str(train), "--test", str(dev),
            "--validation-split", "0.015", "--test-split", "0", "--method", method,
-           "--epochs", str(epochs), "--output", str(run_dir), "--overwrite", "--quiet"]
+           "--epochs", str(epochs), "--output", str(run_dir), "--overwrite", "--quiet", *extra]
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
     wall = time.perf_counter() - t0

@@ -404,6 +404,23 @@ def shared_count(train_keys: Sequence[str], other_keys: Sequence[str]) -> int:
     return sum(1 for k in other_keys if k in seen)
 
 
+def leakage_findings(train_keys: Sequence[str], splits: dict, key, rows: str,
+                     appear: str = "also appear in the training data") -> tuple[dict, list]:
+    """Counts per held-out split of examples (by `key`) that are also training examples, and
+    a warning for each split that has any.
+
+    `rows` names the examples ("row(s)", "sentence(s)"); `appear` says how they repeat."""
+    counts, findings = {}, []
+    for split in ("validation", "test"):
+        n = counts[split] = shared_count(train_keys, [key(e) for e in splits[split]])
+        if n:
+            findings.append(Finding(
+                "warning", "leakage",
+                f"{n} {split} {rows} {appear}, so {split} scores will be too optimistic. "
+                f"Remove them from the {split} file."))
+    return counts, findings
+
+
 def length_stats(lengths: Sequence[int], max_length: int) -> dict:
     """Token-length percentiles and the share of examples cut at max_length."""
     if not lengths:

@@ -22,7 +22,6 @@ from .errors import FinetunerError
 from .export import read_meta
 from .tasks import get_task
 
-
 BF16_MIN_BATCH = 16
 
 

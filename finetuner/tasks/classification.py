@@ -20,10 +20,10 @@ from ..data import (
     clean_label,
     clean_text,
     duplicate_count,
+    leakage_findings,
     length_stats,
     read_table,
     require_columns,
-    shared_count,
     sort_labels,
     split_indices,
     truncation_finding,
@@ -304,15 +304,8 @@ def _report(splits, columns, labels, dropped, findings, max_length, count_tokens
                  "get right; fix those labels." if conflicts else "")
         findings.append(Finding("warning" if conflicts else "info", "duplicates",
                                 f"{dups} training row(s) repeat an earlier text.{extra}"))
-    leaks = {s: shared_count(train_keys, [_key(e) for e in splits[s]])
-             for s in ("validation", "test")}
-    for split, n in leaks.items():
-        if n:
-            findings.append(Finding(
-                "warning", "leakage",
-                f"{n} {split} row(s) also appear in the training data, so {split} scores will "
-                f"be too optimistic. Remove them from the {split} file.",
-            ))
+    leaks, found = leakage_findings(train_keys, splits, _key, "row(s)")
+    findings += found
     stats = {}
     if count_tokens is not None:
         every = [e for s in splits.values() for e in s]

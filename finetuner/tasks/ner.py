@@ -25,11 +25,11 @@ from ..data import (
     clean_text,
     decode_text,
     duplicate_count,
+    leakage_findings,
     length_stats,
     read_bytes,
     read_table,
     require_columns,
-    shared_count,
     split_indices,
     truncation_finding,
 )
@@ -422,15 +422,8 @@ def _report(splits, train_src: Source, sources: list[Source], labels: list[str],
                  "all get right; fix those tags." if conflicts else "")
         findings.append(Finding("warning" if conflicts else "info", "duplicates",
                                 f"{dups} training sentence(s) repeat an earlier one.{extra}"))
-    leaks = {s: shared_count(train_keys, [_key(e) for e in splits[s]])
-             for s in ("validation", "test")}
-    for split, n in leaks.items():
-        if n:
-            findings.append(Finding(
-                "warning", "leakage",
-                f"{n} {split} sentence(s) also appear in the training data, so {split} scores "
-                f"will be too optimistic. Remove them from the {split} file.",
-            ))
+    leaks, found = leakage_findings(train_keys, splits, _key, "sentence(s)")
+    findings += found
     stats = {}
     if count_tokens is not None:
         every = [_key(s) for split in splits.values() for s in split]

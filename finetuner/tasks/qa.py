@@ -31,11 +31,11 @@ from ..data import (
     clean_text,
     decode_text,
     duplicate_count,
+    leakage_findings,
     length_stats,
     read_bytes,
     read_table,
     require_columns,
-    shared_count,
     split_indices,
 )
 from ..errors import DataError
@@ -381,15 +381,9 @@ def _report(splits, columns, log, split_by, data, count_tokens) -> DataReport:
     if dups:
         findings.append(Finding("info", "duplicates", f"{dups} training question(s) repeat an "
                                 "earlier question about the same context."))
-    leaks = {s: shared_count(train_keys, [_key(e) for e in splits[s]])
-             for s in ("validation", "test")}
-    for split, n in leaks.items():
-        if n:
-            findings.append(Finding(
-                "warning", "leakage",
-                f"{n} {split} question(s) also appear, with the same context, in the training "
-                f"data, so {split} scores will be too optimistic. Remove them from the {split} "
-                "file."))
+    leaks, found = leakage_findings(train_keys, splits, _key, "question(s)",
+                                  "also appear, with the same context, in the training data")
+    findings += found
     stats, windows = {}, {}
     if count_tokens is not None:
         stats, windows = _token_facts(splits, data, count_tokens, findings)
