@@ -259,6 +259,21 @@ def test_decoding_takes_the_best_window_and_no_answer_only_when_allowed():
     assert empty[0]["answer"] == "" and empty[0]["no_answer"]
 
 
+def test_runners_up_are_whole_words_without_repeats():
+    # "1412" is read as two pieces, 141 and ##2; spans ending after "141" cut the word
+    context = "The town was founded in 1412 by herring fishermen."
+    offsets = [None, None, (0, 3), (4, 8), (9, 12), (13, 20), (21, 23), (24, 27), (27, 28),
+               (29, 31), (32, 39), (40, 49), (49, 50), None]
+    start = logits(14, t7=6.0, t10=3.0, t8=2.0)
+    end = logits(14, t8=6.0, t7=5.5, t10=3.0)
+    out = qa.decode([(start, end)], [feature(offsets)], [{"context": context}], [])[0]
+    assert out["answer"] == "1412"
+    others = [r["answer"] for r in out["runners_up"]]
+    assert others and "141" not in others and "2" not in others and "1412" not in others
+    assert len(others) == len(set(others)) <= 4
+    assert "1412 by herring" in others and "herring" in others
+
+
 # ---------------------------------------------------------------------------- scores
 
 

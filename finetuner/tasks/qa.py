@@ -575,9 +575,23 @@ def _answer(context: str, spans: dict, null_score: float, allow_no_answer: bool)
         rest = entries
     out = {**best, "no_answer": best["start"] is None}
     out["score"], out["probability"] = round(out["score"], 4), round(out["probability"], 4)
-    out["runners_up"] = [{"answer": e["answer"], "start": e["start"], "end": e["end"],
-                          "probability": round(e["probability"], 4)} for e in rest[:RUNNERS_UP]]
+    seen = {out["answer"]}
+    out["runners_up"] = []
+    for e in rest:  # runners-up: whole words only ("141" of "1412" helps nobody), no repeats
+        if len(out["runners_up"]) == RUNNERS_UP:
+            break
+        if e["answer"] in seen or _cuts_a_word(context, e["start"], e["end"]):
+            continue
+        seen.add(e["answer"])
+        out["runners_up"].append({"answer": e["answer"], "start": e["start"], "end": e["end"],
+                                  "probability": round(e["probability"], 4)})
     return out
+
+
+def _cuts_a_word(context: str, start: int, end: int) -> bool:
+    """True when the span starts or ends inside a word (a sub-word piece of it)."""
+    return any(0 < i < len(context) and context[i - 1].isalnum() and context[i].isalnum()
+               for i in (start, end))
 
 
 def decode(outputs, features, examples, labels: list[str], max_answer_length: int = 30,
