@@ -2,6 +2,7 @@
 
     python bench/speed.py                     # SST-2: one epoch each, memory, inference
     python bench/speed.py --subset 8000       # the same on 8,000 training sentences (quick)
+    python bench/speed.py --parts inference,memory,ablation --run bench/out/sst2-full
 
 In one run on the same machine, data, model, epochs and seed:
 1. training: (a) a plain `transformers.Trainer` script with run_glue.py defaults (every batch
@@ -12,8 +13,10 @@ In one run on the same machine, data, model, epochs and seed:
    (on --memory-subset sentences);
 3. inference with the trained model: single-text latency p50/p95 through `Predictor` (the
    try-it box), and batch throughput on the dev set through `Predictor` against a plain
-   `transformers.pipeline("text-classification")` with default settings.
-Prints a Markdown table and writes bench/out/speed.json.
+   `transformers.pipeline("text-classification")` with default settings;
+4. the fast paths one at a time off (bf16 autocast, length-grouped batches) on
+   --ablation-subset sentences, to show what each buys.
+Prints Markdown tables and writes bench/out/speed.json.
 """
 
 from __future__ import annotations
@@ -105,12 +108,17 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", default=str(DATA))
+    ap.add_argument("--parts", default="train,inference,memory,ablation",
+                    help="any of train, inference, memory, ablation, comma-separated")
+    ap.add_argument("--run", help="a finished SST-2 run to measure inference with "
+                    "(default: the one the train part makes)")
     ap.add_argument("--subset", type=int, default=0, help="training sentences (0 = all)")
     ap.add_argument("--plain-steps", type=int, default=150)
     ap.add_argument("--memory-subset", type=int, default=4000)
     ap.add_argument("--ablation-subset", type=int, default=8000,
-                    help="sentences for the fast-path ablation (0 = skip it)")
+                    help="sentences for the fast-path ablation")
     args = ap.parse_args()
+    parts = {p.strip() for p in args.parts.split(",") if p.strip()}
     data = Path(args.data)
     if not (data / "train.tsv").exists():
         raise SystemExit(f"SST-2 not found in {data}.")
@@ -120,37 +128,56 @@ def main() -> None:
     report: dict = {"machine": platform.processor() or platform.machine(),
                     "cores": os.cpu_count(), "date": time.strftime("%Y-%m-%d"),
                     "args": vars(args)}
-    train = subset_file(data, args.subset, out)
-    studio = run_engine("full", train, data / "dev.tsv", out, 1.0)
-    plain = run_plain(data / "train.tsv", data / "dev.tsv", args.plain_steps, args.subset)
-    studio["ratio"] = round(studio["train_samples_per_second"] /
-                            plain["train_samples_per_second"], 2)
-    report.update(studio=studio, plain=plain)
-    print(json.dumps({"studio": studio, "plain": plain}), flush=True)
-    report["inference"] = inference(out / "sst2-full", data / "dev.tsv")
-    print(json.dumps(report["inference"]), flush=True)
-    memory_train = subset_file(data, args.memory_subset, out)
-    report["memory"] = {}
-    for method in ("full", "lora", "head"):
-        row = run_engine(method, memory_train, data / "dev.tsv", out / "memory", 1.0)
-        report["memory"][method] = row.get("peak_memory_mb")
-    print(json.dumps(report["memory"]), flush=True)
-    (out / "speed.json").write_text(json.dumps(report, indent=2))
-    if args.ablation_subset:
-        report["ablation"] = ablation(data, subset_file(data, args.ablation_subset, out), out)
+
+    def save() -> None:
         (out / "speed.json").write_text(json.dumps(report, indent=2))
-    inf = report["inference"]
+
+    if "train" in parts:
+        train = subset_file(data, args.subset, out)
+        studio = run_engine("full", train, data / "dev.tsv", out, 1.0)
+        plain = run_plain(data / "train.tsv", data / "dev.tsv", args.plain_steps, args.subset)
+        studio["ratio"] = round(studio["train_samples_per_second"] /
+                                plain["train_samples_per_second"], 2)
+        report.update(studio=studio, plain=plain)
+        print(json.dumps({"studio": studio, "plain": plain}), flush=True)
+        save()
+    if "inference" in parts:
+        report["inference"] = inference(Path(args.run) if args.run else out / "sst2-full",
+                                        data / "dev.tsv")
+        print(json.dumps(report["inference"]), flush=True)
+        save()
+    if "memory" in parts:
+        memory_train = subset_file(data, args.memory_subset, out)
+        report["memory"] = {}
+        for method in ("full", "lora", "head"):
+            row = run_engine(method, memory_train, data / "dev.tsv", out / "memory", 1.0)
+            report["memory"][method] = row.get("peak_memory_mb")
+        print(json.dumps(report["memory"]), flush=True)
+        save()
+    if "ablation" in parts:
+        report["ablation"] = ablation(data, subset_file(data, args.ablation_subset, out), out)
+        save()
+    print_report(report, args)
+
+
+def print_report(report: dict, args) -> None:
     print(f"\nSST-2, {report['machine']}, {report['cores']} cores, {report['date']}\n")
-    print("| | wall s | train samples/s | dev accuracy |")
-    print("|---|---|---|---|")
-    print(f"| plain Trainer ({plain['steps']} steps) | {plain['wall_seconds']} | "
-          f"{plain['train_samples_per_second']} | {plain.get('dev_accuracy', 'n/a')} |")
-    print(f"| studio (full) | {studio['wall_seconds']} | {studio['train_samples_per_second']} "
-          f"({studio['ratio']}x) | {studio['dev_accuracy']} |")
-    print(f"\nTry-it latency p50 {inf['single_p50_ms']} ms, p95 {inf['single_p95_ms']} ms; "
-          f"batch {inf['batch_sentences_per_second']} sentences/s vs pipeline "
-          f"{inf['pipeline_sentences_per_second']} ({inf['batch_ratio']}x)")
-    print("Peak memory MiB: " + ", ".join(f"{m} {v}" for m, v in report["memory"].items()))
+    if "studio" in report:
+        studio, plain = report["studio"], report["plain"]
+        print("| | wall s | train samples/s | dev accuracy |")
+        print("|---|---|---|---|")
+        print(f"| plain Trainer ({plain['steps']} steps) | {plain['wall_seconds']} | "
+              f"{plain['train_samples_per_second']} | {plain.get('dev_accuracy', 'n/a')} |")
+        print(f"| studio (full) | {studio['wall_seconds']} | "
+              f"{studio['train_samples_per_second']} ({studio['ratio']}x) | "
+              f"{studio['dev_accuracy']} |")
+    if "inference" in report:
+        inf = report["inference"]
+        print(f"\nTry-it latency p50 {inf['single_p50_ms']} ms, p95 {inf['single_p95_ms']} ms; "
+              f"batch {inf['batch_sentences_per_second']} sentences/s vs pipeline "
+              f"{inf['pipeline_sentences_per_second']} ({inf['batch_ratio']}x)")
+    if "memory" in report:
+        print("Peak memory MiB: " + ", ".join(f"{m} {v}" for m, v in report["memory"].items()))
     if report.get("ablation"):
         print(f"\nFast paths, one at a time off ({args.ablation_subset} sentences, 1 epoch):\n")
         print("| studio full | train samples/s | vs default | dev accuracy |")
@@ -159,7 +186,6 @@ def main() -> None:
         for row in report["ablation"]:
             print(f"| {row['variant']} | {row['train_samples_per_second']} | "
                   f"{row['train_samples_per_second'] / base:.2f}x | {row['dev_accuracy']} |")
-
 
 if __name__ == "__main__":
     main()
