@@ -37,8 +37,11 @@ def app_url(tmp_path_factory):
 
 @pytest.fixture
 def page(tmp_path):
-    from playwright.sync_api import sync_playwright
+    from playwright.sync_api import expect, sync_playwright
 
+    # the studio's answers arrive within a second or two on an idle machine; a 2-core CI box
+    # running two test workers can take several times that, so assertions wait up to 30 s
+    expect.set_options(timeout=30_000)
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
         context = browser.new_context(viewport={"width": 1280, "height": 1000},
