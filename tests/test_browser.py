@@ -8,6 +8,7 @@ saved in the test's temporary directory (printed at the end).
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import zipfile
 
@@ -143,8 +144,12 @@ def test_reload_reattaches_and_stop_twice(app_url, page, tmp_path):
     shot(page, tmp_path, "08-reattached")
     stop = page.get_by_role("button", name="Stop training")
     stop.click()
-    stop.click()  # pressed twice: the second press only says it is already stopping
-    expect(page.get_by_text("Already stopping")).to_be_visible()
+    stop.click()  # pressed twice: the second press only says it is already stopping, or,
+    # when the first already ended the run (an idle machine stops within a second), that it
+    # has finished; either way no error and a run that ends as stopped
+    expect(page.get_by_text(re.compile("Already stopping|already finished|Run stopped")).first
+           ).to_be_visible()
+    expect(page.get_by_text(re.compile("Traceback|Error"))).to_have_count(0)
     expect(page.locator(".ft-progress")).to_contain_text("Stopped", timeout=30_000)
     expect(stop).to_be_disabled()
     shot(page, tmp_path, "09-stopped")
