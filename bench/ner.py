@@ -21,13 +21,15 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "bench"))
+from common import run_script, run_studio  # noqa: E402
+
 DATA = ROOT.parent / "shared" / "data" / "conll2003"
 
 
@@ -50,13 +52,7 @@ def run_engine(method: str, epochs: float, files: dict, out: Path, max_steps: in
            "--output", str(run_dir), "--overwrite", "--quiet"]
     if max_steps:
         cmd += ["--max-steps", str(max_steps)]
-    t0 = time.perf_counter()
-    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
-    wall = time.perf_counter() - t0
-    results = json.loads((run_dir / "results.json").read_text()) if (
-        run_dir / "results.json").exists() else {}
-    if proc.returncode != 0 or results.get("status") != "completed":
-        raise SystemExit(f"studio {method} failed:\n{proc.stdout}\n{proc.stderr}")
+    results, wall = run_studio(cmd, run_dir, f"studio {method}")
     timing = results["timing"]
     return {"name": f"studio {method}", "epochs": epochs, "test_f1": results["test"]["f1"],
             "train_samples_per_second": timing["train_samples_per_second"],
@@ -70,13 +66,7 @@ def run_plain(files: dict, epochs: float, steps: int) -> dict:
     cmd = [sys.executable, str(ROOT / "bench" / "plain_ner.py"), "--train", str(files["train"]),
            "--test", str(files["test"]), "--epochs", str(epochs),
            "--max-steps", str(steps if steps > 0 else -1)]
-    t0 = time.perf_counter()
-    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
-    if proc.returncode != 0:
-        raise SystemExit(f"plain script failed:\n{proc.stderr[-3000:]}")
-    row = json.loads(proc.stdout.strip().splitlines()[-1])
-    row["wall_seconds"] = round(time.perf_counter() - t0, 1)
-    return row
+    return run_script(cmd)
 
 
 def table(rows: list[dict]) -> list[str]:

@@ -20,12 +20,14 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "bench"))
+from common import run_script, run_studio  # noqa: E402
+
 DATA = ROOT.parent / "shared" / "data" / "squad_v1.1" / "dev-v1.1.json"
 OUT = ROOT / "bench" / "out"
 
@@ -56,13 +58,7 @@ def run_engine(method: str, train: Path, evaluate: Path, args) -> dict:
            "--output", str(run_dir), "--overwrite", "--quiet"]
     if args.max_steps:
         cmd += ["--max-steps", str(args.max_steps)]
-    t0 = time.perf_counter()
-    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
-    wall = time.perf_counter() - t0
-    results_file = run_dir / "results.json"
-    results = json.loads(results_file.read_text()) if results_file.exists() else {}
-    if proc.returncode != 0 or results.get("status") != "completed":
-        raise SystemExit(f"{method} failed:\n{proc.stdout}\n{proc.stderr}")
+    results, wall = run_studio(cmd, run_dir, method)
     timing, test = results["timing"], results["test"]
     return {"name": f"studio {method}", "exact_match": test["exact_match"], "f1": test["f1"],
             "n": test["n"], "train_samples_per_second": timing["train_samples_per_second"],
@@ -76,13 +72,7 @@ def run_plain(train: Path, evaluate: Path, args) -> dict:
            "--eval", str(evaluate), "--batch-size", str(args.batch_size),
            "--epochs", str(args.epochs),
            "--max-steps", str(args.plain_steps if args.plain_steps > 0 else -1)]
-    t0 = time.perf_counter()
-    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
-    if proc.returncode != 0:
-        raise SystemExit(f"plain script failed:\n{proc.stderr[-3000:]}")
-    row = json.loads(proc.stdout.strip().splitlines()[-1])
-    row["wall_seconds"] = round(time.perf_counter() - t0, 1)
-    return row
+    return run_script(cmd)
 
 
 def print_table(rows: list[dict], args) -> None:

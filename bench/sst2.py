@@ -21,6 +21,9 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "bench"))
+from common import run_studio  # noqa: E402
+
 DATA = ROOT.parent / "shared" / "data" / "sst2"
 
 
@@ -31,13 +34,7 @@ def run_engine(method: str, train: Path, dev: Path, out: Path, epochs: float,
     cmd = [sys.executable, "-m", "finetuner", "train", "--data", str(train), "--test", str(dev),
            "--validation-split", "0.015", "--test-split", "0", "--method", method,
            "--epochs", str(epochs), "--output", str(run_dir), "--overwrite", "--quiet", *extra]
-    t0 = time.perf_counter()
-    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
-    wall = time.perf_counter() - t0
-    results = json.loads((run_dir / "results.json").read_text()) if (
-        run_dir / "results.json").exists() else {}
-    if proc.returncode != 0 or results.get("status") != "completed":
-        raise SystemExit(f"{method} failed:\n{proc.stdout}\n{proc.stderr}")
+    results, wall = run_studio(cmd, run_dir, method)
     timing = results["timing"]
     return {"name": f"studio {method}", "dev_accuracy": results["test"]["accuracy"],
             "train_samples_per_second": timing["train_samples_per_second"],
