@@ -119,6 +119,10 @@ def main() -> None:
                     help="sentences for the fast-path ablation")
     args = ap.parse_args()
     parts = {p.strip() for p in args.parts.split(",") if p.strip()}
+    unknown = parts - {"train", "inference", "memory", "ablation"}
+    if unknown:
+        ap.error(f"unknown part(s) {', '.join(sorted(unknown))}: use train, inference, "
+                 "memory, ablation")
     data = Path(args.data)
     if not (data / "train.tsv").exists():
         raise SystemExit(f"SST-2 not found in {data}.")
