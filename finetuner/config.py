@@ -110,9 +110,15 @@ class ModelConfig:
         "'default' for the embedded all-MiniLM-L6-v2, a local model folder, or a hub id.",
         default=DEFAULT_MODEL,
     )
+    label: str | None = _help(
+        "How results, logs and exports name the model (a server folder's own name, never its "
+        "path); empty uses name_or_path.", default=None,
+    )
 
     def __post_init__(self) -> None:
         self.name_or_path = (self.name_or_path or DEFAULT_MODEL).strip()
+        if self.label is not None:
+            self.label = str(self.label).strip()[:200] or None
 
 
 @dataclass

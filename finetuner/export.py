@@ -33,11 +33,14 @@ def save_model(run: RunPaths, model, tokenizer, cfg, spec, results: dict, report
         model = model.merge_and_unload()
     model.save_pretrained(out, safe_serialization=True)
     tokenizer.save_pretrained(out)
+    base = results.get("base_model") or results.get("model")
+    _portable_configs(out, base)
     meta = {
         "task": cfg.task,
         "pipeline_task": spec.pipeline_task,
-        "base_model": results.get("model"),
-        "base_model_path": _base_path(model),
+        # a hub id (the embedded default is sentence-transformers/all-MiniLM-L6-v2) or a
+        # folder's own name: never a path on the server that trained it
+        "base_model": base,
         "method": cfg.method.method,
         "format": "peft-adapter" if adapter_only else "transformers",
         "labels": results.get("labels"),
@@ -56,11 +59,18 @@ def save_model(run: RunPaths, model, tokenizer, cfg, spec, results: dict, report
     return out
 
 
-def _base_path(model) -> str | None:
-    cfg = getattr(model, "peft_config", None)
-    if cfg:
-        return next(iter(cfg.values())).base_model_name_or_path
-    return getattr(model.config, "_name_or_path", None)
+def _portable_configs(out: Path, base: str | None) -> None:
+    """save_pretrained records where the weights came from (a path on this server, for the
+    embedded model one inside site-packages); exports name the base portably instead."""
+    for name, key in (("adapter_config.json", "base_model_name_or_path"),
+                      ("config.json", "_name_or_path")):
+        path = out / name
+        if not path.exists():
+            continue
+        raw = json.loads(path.read_text("utf-8"))
+        if key in raw or name == "adapter_config.json":
+            raw[key] = base
+            path.write_text(json.dumps(raw, indent=2, sort_keys=True) + "\n", "utf-8")
 
 
 def _scalars(metrics: dict | None) -> dict:
@@ -79,7 +89,7 @@ def usage_snippet(meta: dict, path: str = "path/to/model") -> str:
         # tasks without labels (QA) keep the head the base model config gives them
         head = (f", num_labels={len(labels)}, id2label={id2label}, label2id={label2id}"
                 if labels else "")
-        return ADAPTER_USAGE.format(auto=spec.auto_model, base=meta.get("base_model_path"),
+        return ADAPTER_USAGE.format(auto=spec.auto_model, base=meta.get("base_model"),
                                     head=head, path=path)
     return spec.impl().usage_snippet(meta, path)
 
@@ -95,7 +105,7 @@ def model_card(cfg, spec, results: dict, report, meta: dict) -> str:
         "",
         f"# {spec.title} model fine-tuned with finetuner",
         "",
-        f"- Base model: {results.get('model')}",
+        f"- Base model: {meta.get('base_model')}",
         f"- Method: {cfg.method.method} ({results['params']['trainable']:,} of "
         f"{results['params']['total']:,} parameters trained)",
         f"- Labels: {', '.join(map(str, results.get('labels') or [])) or 'n/a'}",

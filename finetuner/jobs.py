@@ -30,6 +30,32 @@ from .runs import FINAL_STATUSES, RunPaths, read_events, read_json, tail, write_
 
 PACKAGE_PARENT = str(Path(__file__).resolve().parent.parent)
 STOP_GRACE_SECONDS = 3.5  # cooperative window; the kill follows, well inside 5 s
+# What a child process (training worker, batch prediction) inherits from the server: the
+# variables that locate programs, libraries, caches and devices, never sign-in secrets or
+# tokens (FINETUNER_AUTH, HF_TOKEN, OAuth secrets stay in the web process).
+ENV_KEEP = ("PATH", "HOME", "USER", "LOGNAME", "LANG", "LANGUAGE", "TZ", "TMPDIR", "TEMP",
+            "TMP", "PYTHONPATH", "PYTHONHOME", "PYTHONUNBUFFERED", "PYTHONHASHSEED",
+            "VIRTUAL_ENV", "CONDA_PREFIX", "LD_LIBRARY_PATH", "CUDA_VISIBLE_DEVICES",
+            "CUDA_HOME", "HF_HOME", "HF_HUB_CACHE", "HF_HUB_OFFLINE", "HF_ENDPOINT",
+            "HF_HUB_DISABLE_TELEMETRY", "TRANSFORMERS_OFFLINE", "TRANSFORMERS_CACHE",
+            "TOKENIZERS_PARALLELISM", "OMP_NUM_THREADS", "MKL_NUM_THREADS",
+            "OPENBLAS_NUM_THREADS", "OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "XDG_CACHE_HOME",
+            "SSL_CERT_FILE", "REQUESTS_CA_BUNDLE", "COVERAGE_PROCESS_START")
+ENV_KEEP_PREFIXES = ("LC_", "FINETUNER_WORKER_", "FINETUNER_CHECKPOINT_", "FINETUNER_TEST_")
+SECRET_MARKERS = ("TOKEN", "SECRET", "PASSWORD", "PASSWD", "AUTH", "CREDENTIAL", "KEY")
+
+
+def worker_env(base: dict | None = None, **extra: str) -> dict:
+    """A scrubbed environment for a child process: only ENV_KEEP and its prefixes survive,
+    and nothing whose name looks like a secret, whatever its prefix."""
+    base = dict(os.environ if base is None else base)
+    env = {k: v for k, v in base.items()
+           if (k in ENV_KEEP or k.startswith(ENV_KEEP_PREFIXES))
+           and not any(m in k.upper() for m in SECRET_MARKERS)}
+    env["PYTHONPATH"] = PACKAGE_PARENT + os.pathsep + env.get("PYTHONPATH", "")
+    env.setdefault("PYTHONUNBUFFERED", "1")
+    env.update({k: str(v) for k, v in extra.items()})
+    return env
 
 
 @dataclass
@@ -49,7 +75,8 @@ class JobManager:
     def __init__(self, python: str = sys.executable, grace_seconds: float = STOP_GRACE_SECONDS,
                  env: dict | None = None, worker_module: str = "finetuner.worker",
                  store: JobStore | None = None, max_jobs: int | None = None,
-                 max_queued_per_user: int | None = None) -> None:
+                 max_queued_per_user: int | None = None,
+                 max_job_seconds: float | None = None) -> None:
         self.python = python
         self.worker_module = worker_module
         self.grace = grace_seconds
@@ -57,6 +84,11 @@ class JobManager:
         self.store = store or JobStore(None)
         self.max_jobs = max_jobs
         self.max_queued_per_user = max_queued_per_user
+        # the worker ends itself at the wall-clock cap (keeping its best checkpoint); the
+        # watcher kills its process group if it is still there a minute later
+        self.max_job_seconds = max_job_seconds
+        self.worker_vars: dict[str, str] = (
+            {"FINETUNER_WORKER_MAX_SECONDS": str(max_job_seconds)} if max_job_seconds else {})
         self._jobs: dict[str, Job] = {}
         self._lock = threading.RLock()
 
@@ -85,15 +117,32 @@ class JobManager:
     def _schedule(self) -> None:
         with self._lock:
             running = len(self.store.with_status("running"))
-            for row in self.store.with_status("queued"):
+            for row in self.fair_order():
                 if self.max_jobs is not None and running >= self.max_jobs:
                     break
                 self._launch(RunPaths(Path(row["run_dir"])))
                 running += 1
 
+    def fair_order(self) -> list[dict]:
+        """The waiting jobs in the order they will start: round-robin between users. A
+        user's n-th waiting job comes after every other user's (n-1)-th, counting the jobs
+        each user already has running, so one user's pile never holds the others back; ties
+        go to whoever queued first."""
+        queued = self.store.with_status("queued")
+        busy: dict[str, int] = {}
+        for row in self.store.with_status("running"):
+            busy[row["user"]] = busy.get(row["user"], 0) + 1
+        turn: dict[str, int] = {}
+        ranked = []
+        for i, row in enumerate(queued):
+            n = turn.get(row["user"], busy.get(row["user"], 0))
+            turn[row["user"]] = n + 1
+            ranked.append((n, i, row))
+        return [row for _, _, row in sorted(ranked, key=lambda t: (t[0], t[1]))]
+
     def position(self, run: RunPaths) -> int | None:
         """1 for the next to start; None when not waiting."""
-        queued = [r["run_id"] for r in self.store.with_status("queued")]
+        queued = [r["run_id"] for r in self.fair_order()]
         return queued.index(run.id) + 1 if run.id in queued else None
 
     def queue_length(self) -> int:
@@ -133,9 +182,7 @@ class JobManager:
         current = self._jobs.get(run.id)
         if current and not current.done.is_set():
             return current  # a second click on Train does not start a second worker
-        env = dict(os.environ if self.env is None else self.env)
-        env["PYTHONPATH"] = PACKAGE_PARENT + os.pathsep + env.get("PYTHONPATH", "")
-        env.setdefault("PYTHONUNBUFFERED", "1")
+        env = worker_env(self.env, **self.worker_vars)
         with open(run.log, "ab") as log:
             proc = subprocess.Popen(
                 [self.python, "-m", self.worker_module, str(run.root)],
@@ -150,12 +197,21 @@ class JobManager:
         return job
 
     def _watch(self, job: Job) -> None:
-        if job.proc is not None:
-            code = job.proc.wait()
-        else:  # adopted: not our child, so poll
-            while _alive(job.pid):
+        code = None
+        while True:
+            if job.proc is not None:
+                try:
+                    code = job.proc.wait(timeout=2.0)
+                    break
+                except subprocess.TimeoutExpired:
+                    pass
+            elif not _alive(job.pid):  # adopted: not our child, so poll
+                break
+            else:
                 time.sleep(1.0)
-            code = None
+            if (self.max_job_seconds and job.stop_requested is None
+                    and time.time() - job.started > self.max_job_seconds + 60):
+                self.stop(job.run)  # a worker that ignores its own deadline
         try:
             results = finalize(job.run, code, job.stop_requested is not None, job.killed)
             self.store.set(job.run.id, status=results["status"], finished_at=time.time())
@@ -222,7 +278,7 @@ class JobManager:
                 self.store.set(run.id, status=results["status"], finished_at=time.time())
                 counts["finished"] += 1
             elif row["pid"] and _is_worker(row["pid"], run):
-                job = Job(run=run, pid=row["pid"])
+                job = Job(run=run, pid=row["pid"], started=row["started_at"] or time.time())
                 self._jobs[run.id] = job
                 threading.Thread(target=self._watch, args=(job,), daemon=True).start()
                 counts["adopted"] += 1

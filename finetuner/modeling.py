@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import re
 import socket
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
@@ -20,17 +19,41 @@ from .errors import ModelError
 
 EMBEDDED_NAMES = ("default", "all-minilm-l6-v2", "sentence-transformers/all-minilm-l6-v2")
 EMBEDDED_TITLE = "all-MiniLM-L6-v2 (embedded, 22.7M parameters)"
+EMBEDDED_HUB_ID = "sentence-transformers/all-MiniLM-L6-v2"  # the portable name of the default
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
-WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin",
-                "pytorch_model.bin.index.json")
 HUB_TIMEOUT_S = 3.0
+REFUSED = ("That model folder is not available on this server.",
+           "Choose one of your own models, upload a model zip, or ask the administrator to "
+           "list the folder in FINETUNER_MODEL_DIRS.")
 
 
 @dataclass(frozen=True)
 class ModelSource:
     kind: str  # embedded | local | hub
     path: str  # what from_pretrained gets
-    display: str
+    display: str  # what the user is shown (never a server path it did not type)
+    portable: str = ""  # how exports name it: a hub id, or the folder's own name
+
+
+@dataclass(frozen=True)
+class ModelPolicy:
+    """Which model folders a user may name. A single-user local studio accepts any folder;
+    a shared server only folders inside the administrator's list (FINETUNER_MODEL_DIRS), and
+    every refusal reads the same, whether the path exists or not."""
+
+    confined: bool = False
+    allowed_dirs: tuple[str, ...] = ()
+
+    @classmethod
+    def from_env(cls, confined: bool) -> ModelPolicy:
+        dirs = [d.strip() for d in os.environ.get("FINETUNER_MODEL_DIRS", "").split(",")]
+        return cls(confined, tuple(str(Path(d).expanduser().resolve()) for d in dirs if d))
+
+    def allows(self, path: Path) -> bool:
+        if not self.confined:
+            return True
+        real = Path(os.path.realpath(path))
+        return any(real == Path(d) or Path(d) in real.parents for d in self.allowed_dirs)
 
 
 def embedded_model_path() -> str:
@@ -45,18 +68,40 @@ def embedded_model_path() -> str:
     return str(get_model_path())
 
 
-def resolve_model(name_or_path: str, unpack_dir: str | Path | None = None) -> ModelSource:
+def is_embedded(name: str | None) -> bool:
+    return (name or "default").strip().lower() in EMBEDDED_NAMES
+
+
+def resolve_model(name_or_path: str, unpack_dir: str | Path | None = None,
+                  policy: ModelPolicy | None = None) -> ModelSource:
     """Turn the user's model choice into a loadable source, or say clearly why not."""
+    policy = policy or ModelPolicy()
     name = (name_or_path or "default").strip()
-    if name.lower() in EMBEDDED_NAMES:
-        return ModelSource("embedded", embedded_model_path(), EMBEDDED_TITLE)
+    if is_embedded(name):
+        return ModelSource("embedded", embedded_model_path(), EMBEDDED_TITLE, EMBEDDED_HUB_ID)
+    if policy.confined:
+        # on a shared server nothing about the file system answers a name that is not
+        # inside an allowed folder: not whether it exists, nor what it is
+        if _looks_like_path(name) or os.path.isabs(name):
+            path = Path(os.path.expanduser(name))
+            if not policy.allows(path):
+                raise ModelError(*REFUSED, code="model_refused")
+            if not path.exists():
+                raise ModelError(f"The model folder '{name}' does not exist.",
+                                 "Check the path.", code="model_not_found")
+            return local_source(path, name)
+        if not HUB_ID.match(name):
+            raise ModelError(*REFUSED, code="model_refused")
+        return ModelSource("hub", _check_hub(name), name, name)
     path = Path(os.path.expanduser(name))
     if path.exists():
         if path.is_file() and path.suffix.lower() == ".zip":
+            from .modelzip import unpack_once
+
             target = Path(unpack_dir or path.with_suffix(""))
-            return ModelSource("local", str(unpack_model_zip(path, target)), path.name)
-        check_model_folder(path)
-        return ModelSource("local", str(path.resolve()), str(path))
+            folder = unpack_once(path, target, path.name)
+            return ModelSource("local", str(folder), path.name, path.stem)
+        return local_source(path, name)
     if _looks_like_path(name):
         raise ModelError(
             f"The model folder '{name}' does not exist.",
@@ -69,83 +114,49 @@ def resolve_model(name_or_path: str, unpack_dir: str | Path | None = None) -> Mo
             "Give a local model folder, a hub id such as 'bert-base-uncased', or 'default'.",
             code="bad_model_name",
         )
-    return ModelSource("hub", _check_hub(name), name)
+    return ModelSource("hub", _check_hub(name), name, name)
+
+
+def local_source(path: Path, display: str, portable: str | None = None) -> ModelSource:
+    """A model folder the caller vouches for (typed by a local user, inside an allowed folder,
+    or one of the user's own models): checked, then shown under `display`."""
+    from .modelzip import check_model_folder
+
+    check_model_folder(path, display)
+    return ModelSource("local", str(path.resolve()), display,
+                       portable or Path(display).name or "local-model")
+
+
+def model_config(source: ModelSource) -> dict:
+    """The `model` section of a RunConfig for a checked source: the path the worker loads,
+    and for a server folder the label users see instead of that path."""
+    if source.kind == "embedded":
+        return {"name_or_path": "default"}
+    if source.kind == "hub":
+        return {"name_or_path": source.portable}
+    return {"name_or_path": source.path, "label": source.display}
+
+
+def source_of(model_cfg) -> ModelSource:
+    """The source a worker loads for a RunConfig's model section (checked by the server
+    before the run was created), named by its label rather than by its path."""
+    source = resolve_model(model_cfg.name_or_path)
+    label = getattr(model_cfg, "label", None)
+    if label and source.kind == "local":
+        stem = Path(label).name
+        portable = stem[:-4] if stem.lower().endswith(".zip") else stem
+        source = ModelSource(source.kind, source.path, label, portable or "local-model")
+    return source
 
 
 def _looks_like_path(name: str) -> bool:
     return (
-        name.startswith(("/", "./", "../", "~", "\\"))
+        name.startswith(("/", "./", "../", "~", "\\", "."))
         or name.count("/") > 1
         or "\\" in name
         or name.lower().endswith(".zip")
         or bool(re.match(r"^[A-Za-z]:", name))
     )
-
-
-def check_model_folder(path: Path) -> None:
-    if not path.is_dir():
-        raise ModelError(f"'{path}' is a file, not a model folder.", "Give the folder.",
-                         code="not_a_model")
-    names = {p.name for p in path.iterdir()}
-    if "config.json" not in names:
-        raise ModelError(
-            f"'{path}' is not a model folder: it has no config.json.",
-            "Point to the folder that holds config.json, the weights and the tokenizer "
-            "(what save_pretrained writes).",
-            code="not_a_model",
-        )
-    if not names & set(WEIGHT_FILES):
-        raise ModelError(
-            f"'{path}' has a config.json but no weights (model.safetensors).",
-            "Copy the weights into the folder.",
-            code="not_a_model",
-        )
-    if not names & {"tokenizer.json", "vocab.txt", "tokenizer_config.json", "spiece.model",
-                    "sentencepiece.bpe.model", "vocab.json"}:
-        raise ModelError(
-            f"'{path}' has no tokenizer files.",
-            "Save the tokenizer next to the model (tokenizer.save_pretrained(folder)).",
-            code="not_a_model",
-        )
-
-
-def unpack_model_zip(archive: Path, target: Path, max_bytes: int = 4 << 30) -> Path:
-    """Unpack a model zip safely: no paths outside target, safetensors weights only."""
-    try:
-        zf = zipfile.ZipFile(archive)
-    except zipfile.BadZipFile:
-        raise ModelError(f"'{archive.name}' is not a valid zip file.", code="bad_zip") from None
-    with zf:
-        infos = [i for i in zf.infolist() if not i.is_dir()]
-        if sum(i.file_size for i in infos) > max_bytes:
-            raise ModelError(f"'{archive.name}' unpacks to more than {max_bytes >> 30} GiB.",
-                             code="zip_too_big")
-        names = [i.filename for i in infos]
-        if any(n.endswith((".bin", ".pt", ".pth", ".pkl", ".ckpt")) for n in names):
-            raise ModelError(
-                f"'{archive.name}' holds pickle weights (.bin/.pt), which can run code when "
-                "loaded.",
-                "Save the model with safetensors (save_pretrained does by default) and zip it "
-                "again.",
-                code="unsafe_weights",
-            )
-        target.mkdir(parents=True, exist_ok=True)
-        root = target.resolve()
-        for info in infos:
-            dest = (root / info.filename).resolve()
-            if root not in dest.parents:
-                raise ModelError(f"'{archive.name}' contains an unsafe path '{info.filename}'.",
-                                 code="zip_slip")
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            with zf.open(info) as src, open(dest, "wb") as out:
-                out.write(src.read())
-    configs = sorted(root.rglob("config.json"), key=lambda p: len(p.parts))
-    if not configs:
-        raise ModelError(f"'{archive.name}' holds no config.json.", "Zip a saved model folder.",
-                         code="not_a_model")
-    folder = configs[0].parent
-    check_model_folder(folder)
-    return folder
 
 
 def _check_hub(repo_id: str) -> str:
@@ -238,7 +249,11 @@ def build_model(spec, source: ModelSource, labels: list[str], method) -> tuple:
     try:
         config = transformers.AutoConfig.from_pretrained(source.path, trust_remote_code=False,
                                                          **kwargs)
-        model = auto.from_pretrained(source.path, config=config, trust_remote_code=False)
+        from .modelzip import check_model_config
+
+        check_model_config(config.to_dict(), source.display)
+        model = auto.from_pretrained(source.path, config=config, trust_remote_code=False,
+                                     use_safetensors=True)
     except ValueError as exc:
         if "Unrecognized configuration class" in str(exc):
             raise ModelError(

@@ -247,7 +247,7 @@ def prepare(ctx: Context) -> Prepared:
     spec = get_task(cfg.task)
     impl = spec.impl()
     events.emit("status", state="preparing", message="Reading and checking the data")
-    source = modeling.resolve_model(cfg.model.name_or_path, unpack_dir=ctx.run.root / "base")
+    source = modeling.source_of(cfg.model)
     tokenizer = modeling.load_tokenizer(source)
     data = impl.prepare(cfg, count_tokens=modeling.token_counter(source))
     write_json(ctx.run.data_report, data.report.to_dict())
@@ -450,7 +450,7 @@ def finish(ctx, spec, impl, model, tokenizer, prepared, splits, feats, evaluator
     status = "stopped" if stopped else "completed"
     results = {
         "status": status, "task": cfg.task, "method": cfg.method.method,
-        "model": source.display, "labels": prepared.labels, "metric": spec.primary_metric,
+        "model": source.display, "base_model": source.portable, "labels": prepared.labels, "metric": spec.primary_metric,
         "test": test_metrics, "validation": val_best, "diagnosis": diagnosis.to_dict(),
         "params": params, "timing": timing, "best_step": callback.best_step,
         "early_stopped": callback.stopped_early,

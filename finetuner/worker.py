@@ -32,20 +32,34 @@ OOM_REMEDY = ("Lower the batch size or max length, or use LoRA or head-only trai
 
 
 class StopSignal:
-    """True once the user asked to stop: a STOP file in the run directory, or SIGTERM."""
+    """True once the user asked to stop (a STOP file in the run directory, or SIGTERM) or the
+    server's wall-clock cap per training (FINETUNER_WORKER_MAX_SECONDS, set by the job
+    manager from FINETUNER_MAX_JOB_HOURS) has passed."""
 
-    def __init__(self, run: RunPaths) -> None:
+    def __init__(self, run: RunPaths, max_seconds: float | None = None) -> None:
         self.run = run
         self.at: float | None = None
+        self.reason: str | None = None
+        self.deadline = time.time() + max_seconds if max_seconds else None
 
     def __call__(self) -> bool:
         if self.at is None and self.run.stop_flag.exists():
             self.at = time.time()
+        if self.at is None and self.deadline is not None and time.time() >= self.deadline:
+            self.at, self.reason = time.time(), "time_limit"
         return self.at is not None
 
     def trip(self, *_args) -> None:
         if self.at is None:
             self.at = time.time()
+
+
+def time_limit_note(seconds: float) -> str:
+    hours = seconds / 3600
+    span = f"{hours:g} h" if hours >= 1 else f"{seconds / 60:.3g} min"
+    return (f"Ended by this server's time limit of {span} per training "
+            "(FINETUNER_MAX_JOB_HOURS); the best checkpoint so far was kept. Ask the "
+            "administrator to raise the limit, or train for fewer epochs or on less data.")
 
 
 def is_oom(exc: BaseException) -> bool:
@@ -103,7 +117,8 @@ def failure(config_task: str | None, method: str | None, message: str, remedy: s
 def run(run_dir: Path) -> dict:
     run = RunPaths(run_dir)
     events = EventWriter(run.events, echo=log_line)
-    stop = StopSignal(run)
+    max_seconds = float(os.environ.get("FINETUNER_WORKER_MAX_SECONDS") or 0) or None
+    stop = StopSignal(run, max_seconds)
     signal.signal(signal.SIGTERM, stop.trip)
     events.emit("status", state="starting", pid=os.getpid(), message="Starting the worker")
     task = method = None
@@ -131,6 +146,11 @@ def run(run_dir: Path) -> dict:
                 "unexpected",
             )
     unlimit_memory()
+    if stop.reason == "time_limit" and results.get("status") in ("stopped", "completed"):
+        results["status"] = "stopped"
+        results["limit"] = "max_job_hours"
+        results["note"] = " ".join(filter(None, [time_limit_note(max_seconds),
+                                                 results.get("note")]))
     if stop.at is not None:
         results.setdefault("stop_seconds", round(time.time() - stop.at, 2))
     results["finished"] = time.strftime("%Y-%m-%d %H:%M:%S")

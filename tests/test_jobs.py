@@ -52,7 +52,9 @@ def test_cancel_and_per_user_cap(tmp_path, tiny_model):
     with pytest.raises(FinetunerError, match="limit is 2"):
         manager.submit(new_run(tmp_path, tiny_model, "a3"), "alice")
     bob = manager.submit(new_run(tmp_path, tiny_model, "b1"), "bob")
-    assert bob == {"state": "queued", "position": 2}
+    # fair queue: alice already has a training running, so bob's first goes before her second
+    assert bob == {"state": "queued", "position": 1}
+    assert manager.position(second) == 2
     assert manager.stop(second) == "Removed from the queue."
     assert read_json(second.results)["status"] == "stopped"
     assert manager.position(RunPaths(tmp_path / "runs" / "b1")) == 1

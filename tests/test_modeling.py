@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 import zipfile
+from pathlib import Path
 
 import pytest
 
@@ -90,7 +91,8 @@ def test_model_zip_unpacks_and_refuses_pickles_and_zip_slip(tiny_model, tmp_path
         for f in tiny_model.iterdir():
             zf.write(f, f"tiny/{f.name}")
     source = resolve_model(str(good), unpack_dir=tmp_path / "unpacked")
-    assert (tmp_path / "unpacked" / "tiny" / "config.json").exists()
+    assert (Path(source.path) / "config.json").exists()
+    assert Path(source.path).is_relative_to(tmp_path / "unpacked")  # one folder per content
     assert source.path.endswith("tiny")
 
     pickled = tmp_path / "pickled.zip"

@@ -92,9 +92,10 @@ def login(url: str, user: str, password: str) -> httpx.Cookies:
 
 
 @pytest.fixture(scope="module")
-def shared(tmp_path_factory):
+def shared(tmp_path_factory, tiny_model):
     home = tmp_path_factory.mktemp("shared") / "home"
-    proc, url = start_app(home, env={"FINETUNER_AUTH": USERS})
+    proc, url = start_app(home, env={"FINETUNER_AUTH": USERS,
+                                     "FINETUNER_MODEL_DIRS": str(tiny_model)})
     yield url, home
     stop_app(proc)
 
@@ -155,7 +156,7 @@ def test_users_cannot_reach_each_others_runs(shared, tiny_model):
 def test_restart_queue_killed_worker_interrupt_and_resume(tmp_path, tiny_model):
     home = tmp_path / "home"
     env = {"FINETUNER_AUTH": USERS, "FINETUNER_MAX_JOBS": "1",
-           "FINETUNER_CHECKPOINT_SECONDS": "0"}
+           "FINETUNER_CHECKPOINT_SECONDS": "0", "FINETUNER_MODEL_DIRS": str(tiny_model)}
     proc, url = start_app(home, env=env)
     alice = client(url, "alice", "wonderland")
     start_run(alice, tiny_model, "done-before", max_steps=3)

@@ -10,6 +10,7 @@ import html
 
 import pandas as pd
 
+from ..data import sample_note
 from ..estimate import human_seconds
 
 VERDICT_STYLE = {
@@ -54,7 +55,8 @@ def report_html(report: dict) -> str:
         parts.append(
             f"<p><b>Length in tokens:</b> median {tokens['p50']}, 90% under {tokens['p90']}, "
             f"99% under {tokens['p99']}, longest {tokens['max']}; "
-            f"{tokens['truncated_share']:.1%} longer than max length {tokens['max_length']}.</p>")
+            f"{tokens['truncated_share']:.1%} longer than max length {tokens['max_length']}"
+            f"{esc(sample_note(tokens))}.</p>")
     findings = report.get("findings") or []
     if not [f for f in findings if f["level"] == "warning"]:
         parts.append(message("No problems found in the data.", "ok"))
@@ -280,5 +282,6 @@ def errors_frame(rows: list[dict], limit: int = 200) -> pd.DataFrame:
 
 
 def runs_frame(summaries: list) -> pd.DataFrame:
-    cols = ["name", "status", "task", "method", "test score", "train time", "created", "id"]
+    cols = ["name", "status", "task", "method", "test score", "train time", "disk", "created",
+            "id"]
     return pd.DataFrame([s.row() for s in summaries], columns=cols)
