@@ -1,7 +1,13 @@
 # CPU image of the fine-tuning studio.
 #
 #   docker build -t finetuner .
-#   docker run -p 7860:7860 -v finetuner-data:/data finetuner
+#   docker run -p 7860:7860 -v finetuner-data:/data -e FINETUNER_AUTH=alice:pw1,bob:pw2 finetuner
+#
+# The studio listens on 0.0.0.0 in the container, an address others can reach, so it refuses to
+# start unless people sign in: set FINETUNER_AUTH (user:password pairs, or the path of a file
+# with one pair per line, e.g. a mounted secret). To run without sign-in on purpose, where
+# everyone who reaches the server shares one workspace (the page shows a banner saying so),
+# pass -e FINETUNER_ALLOW_ANONYMOUS=1 instead.
 #
 # torch==2.13.0 from the default index is the CUDA build (several GB). For a small CPU image,
 # point pip at PyTorch's CPU wheel index:  --build-arg PIP_EXTRA_INDEX_URL=<that index URL>.
@@ -29,4 +35,5 @@ USER studio
 VOLUME ["/data"]
 EXPOSE 7860
 HEALTHCHECK --interval=30s --timeout=5s CMD python -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:7860/', timeout=4)"
+# needs FINETUNER_AUTH or FINETUNER_ALLOW_ANONYMOUS=1 at `docker run` (see the top of this file)
 CMD ["python", "app.py"]

@@ -5,6 +5,11 @@
 
 Host and port also follow Gradio's GRADIO_SERVER_NAME / GRADIO_SERVER_PORT; FINETUNER_HOME sets
 where uploads, runs and models live. Analytics are off and nothing is fetched at start.
+
+On an address others can reach (anything but 127.0.0.0/8, ::1 or localhost) the studio needs a
+sign-in: FINETUNER_AUTH=user:password,... (or Hugging Face OAuth in a Space). To share one
+workspace with everyone who reaches the server instead, pass --allow-anonymous (or set
+FINETUNER_ALLOW_ANONYMOUS=1); the page then says so in a banner.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
@@ -27,12 +33,42 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                     help="folder for uploads, runs and models")
     ap.add_argument("--root-path", default=os.environ.get("GRADIO_ROOT_PATH", ""),
                     help="URL prefix when served behind a reverse proxy")
+    ap.add_argument("--allow-anonymous", action="store_true",
+                    default=os.environ.get("FINETUNER_ALLOW_ANONYMOUS", "").strip() == "1",
+                    help="serve a non-loopback address without sign-in: everyone who reaches "
+                         "the server shares one workspace (FINETUNER_ALLOW_ANONYMOUS=1)")
     return ap.parse_args(argv)
+
+
+def is_loopback(host: str) -> bool:
+    import ipaddress
+
+    if host in ("localhost", ""):
+        return host == "localhost"
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    from finetuner.errors import FinetunerError
+    from finetuner.ui import auth
+
+    try:  # before loading torch: a refusal to start comes at once
+        users = auth.load_users(os.environ.get("FINETUNER_AUTH"))
+    except FinetunerError as exc:
+        raise SystemExit(f"Error: {exc.text}") from None
+    anonymous_public = not users and not auth.oauth_enabled() and not is_loopback(args.host)
+    if anonymous_public and not args.allow_anonymous:
+        raise SystemExit(
+            f"Error: {args.host} can be reached from other machines but nobody would have to "
+            "sign in; set FINETUNER_AUTH=user:password,user2:password2 (or the path of a file "
+            "with one user:password per line) to give each person a sign-in, or start with "
+            "--allow-anonymous (FINETUNER_ALLOW_ANONYMOUS=1) to let everyone who reaches it "
+            "share one workspace.")
     import torch
     import transformers  # noqa: F401 - import once here, not lazily in handler threads
 
@@ -40,31 +76,60 @@ def main(argv: list[str] | None = None) -> None:
     # from fighting over the cores (training happens in worker processes, with all cores).
     torch.set_num_threads(int(os.environ.get("FINETUNER_SERVER_THREADS", "1")))
 
-    from finetuner.errors import FinetunerError
-    from finetuner.studio import Limits, Studio
-    from finetuner.ui import auth
+    from starlette.middleware import Middleware
+
+    from finetuner.files import FileRegistry
+    from finetuner.studio import Limits, Studio, _env_int
     from finetuner.ui.app import CSS, build_app
+    from finetuner.ui.guard import Guard, LoginLimiter
 
     try:
-        users = auth.load_users(os.environ.get("FINETUNER_AUTH"))
         limits = Limits.from_env()
+        files = FileRegistry.from_env()
+        limiter = LoginLimiter.from_env()
+        max_queue = max(1, _env_int("FINETUNER_MAX_QUEUE", 64))
     except FinetunerError as exc:
         raise SystemExit(f"Error: {exc.text}") from None
     mode = "password" if users else "oauth" if auth.oauth_enabled() else "none"
-    studio = Studio(args.home, limits=limits)
+    from finetuner.modeling import ModelPolicy
+
+    # model folders typed by a user: any folder for one local user; on a shared server (sign-in,
+    # or anyone on the network) only folders inside FINETUNER_MODEL_DIRS
+    shared_server = mode != "none" or not is_loopback(args.host)
+    admins = {a.strip() for a in os.environ.get("FINETUNER_ADMINS", "").split(",") if a.strip()}
+    studio = Studio(args.home, limits=limits, model_policy=ModelPolicy.from_env(shared_server),
+                    files=files, admins=admins)
     recovered = studio.jobs.recover()
     logging.info("studio home %s, sign-in: %s, %s, jobs after restart: %s", studio.home, mode,
                  limits, recovered)
-    demo = build_app(studio, auth_mode=mode)
-    # Handlers run in threads; a few at once keeps try-it answers flowing while others wait.
-    demo.queue(default_concurrency_limit=8)
+    if anonymous_public:
+        logging.warning("listening on %s without sign-in (--allow-anonymous): everyone who "
+                        "reaches this server shares one workspace", args.host)
+    demo = build_app(studio, auth_mode=mode, shared_anonymous=anonymous_public)
+    # Handlers run in threads; a few at once keeps try-it answers flowing while others wait;
+    # beyond FINETUNER_MAX_QUEUE waiting events a new one is refused at once.
+    demo.queue(default_concurrency_limit=8, max_size=max_queue)
+    files.start_sweeper()
+    guard = Middleware(Guard, files=files, mode=mode, limiter=limiter)
+
+    def on_signal(signum, _frame):
+        # stop the trainings first (each keeps its best checkpoint), then let gradio close;
+        # SIGTERM (docker stop, systemd) is handled like Ctrl-C
+        logging.info("signal %s: stopping trainings, then the server", signum)
+        studio.jobs.shutdown()
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
     try:
         demo.launch(server_name=args.host, server_port=args.port, root_path=args.root_path,
                     show_error=False, css=CSS, theme="soft", footer_links=[],
                     auth=auth.password_checker(users) if users else None,
                     auth_message="Sign in to the fine-tuning studio.",
-                    max_file_size=f"{limits.max_upload_mb}mb")
+                    max_file_size=f"{limits.max_upload_mb}mb",
+                    app_kwargs={"middleware": [guard]}, run_history=False, ssr_mode=False)
     finally:
+        files.stop_sweeper()
         # stop trainings cleanly (each keeps its best checkpoint); a SIGKILL leaves them
         # running, and the next start adopts them
         studio.jobs.shutdown()

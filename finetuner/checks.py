@@ -18,10 +18,14 @@ def check_model(config: RunConfig, unpack_dir: str | Path | None = None) -> Mode
 
 
 def prepare_data(config: RunConfig, source: ModelSource | None = None,
-                 count_tokens: bool = True) -> PreparedData:
-    """Read, detect, validate and split the data; token statistics use the model's tokenizer."""
+                 count_tokens: bool = True, check_rows=None) -> PreparedData:
+    """Read, detect, validate and split the data; token statistics use the model's tokenizer
+    (on a sample of at most finetuner.data.TOKEN_SAMPLE_ROWS examples). `check_rows(n)`
+    may refuse the data by its number of examples, before anything is tokenised."""
     impl = get_task(config.task).impl()
     counter = None
     if count_tokens:
         counter = token_counter(source or check_model(config))
-    return impl.prepare(config, count_tokens=counter)
+    if check_rows is None:
+        return impl.prepare(config, count_tokens=counter)
+    return impl.prepare(config, count_tokens=counter, check_rows=check_rows)

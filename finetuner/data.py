@@ -36,6 +36,7 @@ TABLE_FORMATS = {
     ".pq": "parquet",
 }
 MAX_CELL_CHARS = 100_000  # longer cells are clipped: the tokenizer keeps only max_length tokens
+TOKEN_SAMPLE_ROWS = 20_000  # the data check counts tokens on at most this many examples
 
 
 @dataclass
@@ -421,8 +422,21 @@ def leakage_findings(train_keys: Sequence[str], splits: dict, key, rows: str,
     return counts, findings
 
 
-def length_stats(lengths: Sequence[int], max_length: int) -> dict:
-    """Token-length percentiles and the share of examples cut at max_length."""
+def sample_indices(n: int, limit: int = TOKEN_SAMPLE_ROWS, seed: int = 0) -> list[int]:
+    """All of range(n), or a seeded random `limit` of them in order: the data check tokenises
+    a bounded amount however large the file is."""
+    if n <= limit:
+        return list(range(n))
+    return sorted(random.Random(seed).sample(range(n), limit))
+
+
+def token_sample(items: Sequence, limit: int = TOKEN_SAMPLE_ROWS, seed: int = 0) -> list:
+    return [items[i] for i in sample_indices(len(items), limit, seed)]
+
+
+def length_stats(lengths: Sequence[int], max_length: int, of: int | None = None) -> dict:
+    """Token-length percentiles and the share of examples cut at max_length; `of`: how many
+    examples there are when `lengths` is a sample of them (the counts are then estimates)."""
     if not lengths:
         return {}
     ordered = sorted(lengths)
@@ -441,7 +455,17 @@ def length_stats(lengths: Sequence[int], max_length: int) -> dict:
         "max_length": max_length,
         "truncated": truncated,
         "truncated_share": round(truncated / len(lengths), 4),
+        **({"sample": len(lengths), "of": of,
+            "truncated": round(truncated / len(lengths) * of)}
+           if of and of > len(lengths) else {}),
     }
+
+
+def sample_note(stats: dict) -> str:
+    """' (from a random sample of 20,000 of 1,200,000 examples)' when the statistics are."""
+    if not stats or not stats.get("sample"):
+        return ""
+    return f" (from a random sample of {stats['sample']:,} of {stats['of']:,} examples)"
 
 
 def truncation_finding(stats: dict) -> Finding | None:
@@ -449,11 +473,13 @@ def truncation_finding(stats: dict) -> Finding | None:
         return None
     share = stats["truncated_share"]
     level = "warning" if share >= 0.05 else "info"
+    about = "About " if stats.get("sample") else ""
     return Finding(
         level,
         "truncation",
-        f"{stats['truncated']} example(s) ({share:.1%}) are longer than max_length "
-        f"{stats['max_length']} tokens and will be cut (the longest has {stats['max']}). "
+        f"{about}{stats['truncated']:,} example(s) ({share:.1%}) are longer than max_length "
+        f"{stats['max_length']} tokens and will be cut (the longest has {stats['max']})"
+        f"{sample_note(stats)}. "
         + ("Raise max_length (costs time) if the end of long texts matters."
            if level == "warning" else "That few is harmless."),
     )
@@ -501,7 +527,7 @@ class DataReport:
             fate = "read in windows" if "windows_mean" in t else "cut"
             lines.append(
                 f"Tokens: median {t['p50']}, p95 {t['p95']}, max {t['max']}; "
-                f"{t['truncated_share']:.1%} {fate} at {t['max_length']}"
+                f"{t['truncated_share']:.1%} {fate} at {t['max_length']}{sample_note(t)}"
             )
         for finding in self.findings:
             lines.append(f"{finding.level.upper()}: {finding.message}")

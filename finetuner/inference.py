@@ -62,10 +62,11 @@ class Predictor:
             labels = meta.get("labels") or []
             kwargs = {"num_labels": len(labels), "id2label": dict(enumerate(labels)),
                       "label2id": {n: i for i, n in enumerate(labels)}} if labels else {}
-            base = auto.from_pretrained(meta["base_model_path"], **kwargs)
+            base = auto.from_pretrained(_base_model_path(path, meta), use_safetensors=True,
+                                        **kwargs)
             model = PeftModel.from_pretrained(base, model_dir).merge_and_unload()
         else:
-            model = auto.from_pretrained(model_dir)
+            model = auto.from_pretrained(model_dir, use_safetensors=True)
         if torch.cuda.is_available():
             model = model.to("cuda")
         return cls(model, tokenizer, meta)
@@ -107,19 +108,47 @@ class Predictor:
     # -- files
     def predict_file(self, path: str | Path, out: str | Path) -> Path:
         """Predict every row of a data file and write a CSV with the answers appended."""
-        table = read_table(path)
-        frame = table.frame
+        frame = read_table(path).frame
         examples = self.impl.examples_from_frame(frame, self.meta.get("columns") or {})
-        predictions = self.predict_examples(examples) if examples else []
+        return self.write_predictions(frame, examples, out)
+
+    def write_predictions(self, frame, examples: list[dict], out: str | Path,
+                          chunk_rows: int = 1000, progress=None) -> Path:
+        """The rows of `frame` with the answers for `examples` (one per row) appended, as a
+        CSV, predicted `chunk_rows` at a time; `progress(done)` after each chunk."""
         out = Path(out)
         with open(out, "w", newline="", encoding="utf-8") as fh:
             writer = None
-            for values, pred in zip(frame.itertuples(index=False), predictions):
-                added = self.impl.output_columns(pred, self.labels)
-                if writer is None:
-                    writer = csv.writer(fh)
-                    writer.writerow([*map(str, frame.columns), *added])
-                writer.writerow([*values, *added.values()])
+            rows = frame.itertuples(index=False)
+            for start in range(0, len(examples), chunk_rows):
+                predictions = self.predict_examples(examples[start : start + chunk_rows])
+                # predictions first: zip then stops without taking the next chunk's row
+                for pred, values in zip(predictions, rows):
+                    added = self.impl.output_columns(pred, self.labels)
+                    if writer is None:
+                        writer = csv.writer(fh)
+                        writer.writerow([*map(str, frame.columns), *added])
+                    writer.writerow([*values, *added.values()])
+                if progress is not None:
+                    progress(min(len(examples), start + chunk_rows))
             if writer is None:
                 csv.writer(fh).writerow(list(map(str, frame.columns)))
         return out
+
+
+def _base_model_path(path: Path, meta: dict) -> str:
+    """Where an adapter-only export's base model is: the run's own record of what it trained
+    on when loading a run directory, else the export's portable name (the embedded default,
+    a hub id, or a folder given as `base_model`)."""
+    from .modeling import resolve_model
+
+    run_config = path / "config.json"
+    if (path / "model").is_dir() and run_config.is_file():
+        import json
+
+        name = (json.loads(run_config.read_text("utf-8")).get("model") or {}).get(
+            "name_or_path")
+        if name:
+            return resolve_model(name).path
+    return resolve_model(meta.get("base_model") or meta.get("base_model_path") or
+                         "default").path

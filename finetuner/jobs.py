@@ -91,6 +91,7 @@ class JobManager:
             {"FINETUNER_WORKER_MAX_SECONDS": str(max_job_seconds)} if max_job_seconds else {})
         self._jobs: dict[str, Job] = {}
         self._lock = threading.RLock()
+        self._closing = False  # set by shutdown(): nothing new starts
 
     # -- queue
     def submit(self, run: RunPaths, user: str = "local", fingerprint: str = "") -> dict:
@@ -116,6 +117,8 @@ class JobManager:
 
     def _schedule(self) -> None:
         with self._lock:
+            if self._closing:  # a job that ends during shutdown must not start the next
+                return
             running = len(self.store.with_status("running"))
             for row in self.fair_order():
                 if self.max_jobs is not None and running >= self.max_jobs:
@@ -290,15 +293,23 @@ class JobManager:
         return counts
 
     def shutdown(self, stop_running: bool = True) -> None:
-        """Stop every running worker (used when the server exits)."""
+        """Stop every worker this manager started, adopted or resumed (the server exits);
+        queued runs stay queued for the next start."""
         with self._lock:
+            self._closing = True
             jobs = [j for j in self._jobs.values() if not j.done.is_set()]
         if not stop_running:
             return
         for job in jobs:
             self.stop(job.run)
+        deadline = time.time() + self.grace + 2
         for job in jobs:
-            job.done.wait(self.grace + 2)
+            if not job.done.wait(max(0.0, deadline - time.time())):
+                try:  # past the grace period the kill thread should have done this
+                    os.killpg(job.pid, signal.SIGKILL)
+                except (ProcessLookupError, PermissionError):
+                    pass
+                job.done.wait(2)
 
 
 def _alive(pid: int) -> bool:

@@ -15,15 +15,18 @@ import re
 import shutil
 import threading
 import time
-from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 
+from .batch import BatchJobs
 from .config import RunConfig
 from .errors import FinetunerError
+from .files import FileRegistry
 from .jobs import JobManager
 from .jobstore import JobStore
+from .modeling import ModelPolicy, ModelSource, local_source
 from .runs import FINAL_STATUSES, RunPaths, create_run, new_run_id, read_events, read_json
+from .sharing import PredictionSlots, PredictorCache
 
 RUN_ID = re.compile(r"^\d{8}-\d{6}-[0-9a-f]{16}$")
 LOCAL_USER = "local"
@@ -49,6 +52,17 @@ def _env_int(name: str, default: int) -> int:
         raise FinetunerError(f"{name}={value!r} is not a whole number.", code="bad_env") from None
 
 
+def _env_float(name: str, default: float) -> float:
+    value = os.environ.get(name, "").strip()
+    try:
+        number = float(value) if value else default
+    except ValueError:
+        raise FinetunerError(f"{name}={value!r} is not a number.", code="bad_env") from None
+    if number < 0:
+        raise FinetunerError(f"{name}={value!r} is negative.", code="bad_env")
+    return number
+
+
 @dataclass(frozen=True)
 class Limits:
     """Caps for a shared server, each refused with a sentence that names it."""
@@ -59,6 +73,19 @@ class Limits:
     max_epochs: int = 50
     max_jobs: int = 1
     max_queued_per_user: int = 3
+    max_steps: int = 100_000
+    max_job_hours: float = 24.0
+    max_model_mb: int = 2048
+    max_disk_gb_per_user: float = 0.0  # 0: no quota
+    # the web process stays responsive for everyone (try it, file predictions, loaded models)
+    max_try_chars: int = 20_000
+    max_qa_windows: int = 16
+    max_predictions_per_user: int = 2
+    max_batch_jobs: int = 1
+    max_predict_rows: int = 100_000
+    batch_timeout_seconds: int = 3600
+    max_models_per_user: int = 2
+    predictor_cache: int = 4
 
     @classmethod
     def from_env(cls) -> Limits:
@@ -70,6 +97,23 @@ class Limits:
             max_jobs=max(1, _env_int("FINETUNER_MAX_JOBS", cls.max_jobs)),
             max_queued_per_user=max(1, _env_int("FINETUNER_MAX_QUEUED_PER_USER",
                                                 cls.max_queued_per_user)),
+            max_steps=max(1, _env_int("FINETUNER_MAX_STEPS", cls.max_steps)),
+            max_job_hours=_env_float("FINETUNER_MAX_JOB_HOURS", cls.max_job_hours),
+            max_model_mb=max(1, _env_int("FINETUNER_MAX_MODEL_MB", cls.max_model_mb)),
+            max_disk_gb_per_user=_env_float("FINETUNER_MAX_DISK_GB_PER_USER",
+                                            cls.max_disk_gb_per_user),
+            max_try_chars=max(1, _env_int("FINETUNER_MAX_TRY_CHARS", cls.max_try_chars)),
+            max_qa_windows=max(1, _env_int("FINETUNER_MAX_QA_WINDOWS", cls.max_qa_windows)),
+            max_predictions_per_user=max(1, _env_int("FINETUNER_MAX_PREDICTIONS_PER_USER",
+                                                     cls.max_predictions_per_user)),
+            max_batch_jobs=max(1, _env_int("FINETUNER_MAX_BATCH_JOBS", cls.max_batch_jobs)),
+            max_predict_rows=max(1, _env_int("FINETUNER_MAX_PREDICT_ROWS",
+                                             cls.max_predict_rows)),
+            batch_timeout_seconds=max(1, _env_int("FINETUNER_BATCH_TIMEOUT_SECONDS",
+                                                  cls.batch_timeout_seconds)),
+            max_models_per_user=max(1, _env_int("FINETUNER_MAX_MODELS_PER_USER",
+                                                cls.max_models_per_user)),
+            predictor_cache=max(1, _env_int("FINETUNER_PREDICTOR_CACHE", cls.predictor_cache)),
         )
 
     def check_file(self, path: str | None, what: str = "The file") -> None:
@@ -80,6 +124,15 @@ class Limits:
                 "per upload (FINETUNER_MAX_UPLOAD_MB).",
                 "Upload a smaller sample, or ask the administrator to raise the cap.",
                 code="too_big")
+
+    def check_try_text(self, value: str | None, what: str = "The text") -> None:
+        """A try-it box is for a passage, not a book: refused before anything tokenises it."""
+        if value and len(value) > self.max_try_chars:
+            raise FinetunerError(
+                f"{what} has {len(value):,} characters; the try-it box reads at most "
+                f"{self.max_try_chars:,} (FINETUNER_MAX_TRY_CHARS).",
+                "Paste a shorter passage, predict long documents as a file, or ask the "
+                "administrator to raise the cap.", code="cap_try_chars")
 
     def check_config(self, config: RunConfig, rows: int | None = None) -> None:
         if config.data.max_length > self.max_length:
@@ -92,6 +145,12 @@ class Limits:
                 f"{config.training.epochs:g} epochs is above this server's cap of "
                 f"{self.max_epochs} (FINETUNER_MAX_EPOCHS).",
                 f"Use {self.max_epochs} or fewer.", code="cap_epochs")
+        steps = config.training.max_steps
+        if steps is not None and steps > self.max_steps:
+            raise FinetunerError(
+                f"{steps:,} steps is above this server's cap of {self.max_steps:,} "
+                "(FINETUNER_MAX_STEPS).", f"Use {self.max_steps:,} or fewer, or leave max "
+                "steps at 0 to train for the chosen epochs.", code="cap_steps")
         if rows is not None and rows > self.max_rows:
             raise FinetunerError(
                 f"The data has {rows:,} rows; this server trains on at most {self.max_rows:,} "
@@ -122,12 +181,13 @@ class RunSummary:
     metric: str
     value: float | None
     seconds: float | None
+    size_bytes: int = 0
 
     def row(self) -> list:
         value = "" if self.value is None else f"{self.value:.4f}"
         secs = "" if self.seconds is None else f"{self.seconds:.0f} s"
         return [self.name, self.status, self.task, self.method, f"{self.metric} {value}".strip(),
-                secs, self.created, self.id]
+                secs, f"{self.size_bytes / 1e6:,.1f} MB", self.created, self.id]
 
 
 class Workspace:
@@ -197,8 +257,13 @@ class Workspace:
         self.studio.jobs.wait(run, timeout=10)  # a finished worker may still be exiting
         self.studio.jobs.forget(run)
         self.studio.forget_predictor(run)
+        self.studio.files.forget_run(self.user, run.id)  # a held download link dies too
+        name = self.name_of(run)
         shutil.rmtree(run.root, ignore_errors=True)
-        return f"Deleted run {self.name_of(run)}."
+        from .modelzip import sweep_unused
+
+        sweep_unused(self.models_dir, self._models_in_use())  # uploads only that run used
+        return f"Deleted run {name}."
 
     def name_of(self, run: RunPaths) -> str:
         try:
@@ -244,7 +309,8 @@ class Workspace:
                           method=(config.get("method") or {}).get("method", ""),
                           model=results.get("model") or (config.get("model") or {}).get(
                               "name_or_path", ""),
-                          metric=metric, value=value, seconds=timing.get("train_seconds"))
+                          metric=metric, value=value, seconds=timing.get("train_seconds"),
+                          size_bytes=folder_bytes(run.root))
 
     def active_run(self) -> RunPaths | None:
         """The newest run still training or waiting, so a reloaded page re-attaches to it."""
@@ -257,57 +323,140 @@ class Workspace:
     def predictor(self, run_id: str):
         return self.studio.predictor(self.run(run_id))
 
+    # -- models of one's own: uploaded zips and trained runs, picked from a list, never typed
+    @property
+    def models_dir(self) -> Path:
+        return self.root / "models"
+
+    def upload_model(self, archive: str) -> ModelSource:
+        """An uploaded model zip, unpacked once per distinct content into this user's area."""
+        from .modelzip import ZipLimits, sweep_unused, unpack_once
+
+        self.check_quota(os.path.getsize(archive))
+        display = safe_filename(Path(archive).name, "model.zip")
+        limits = ZipLimits(max_bytes=self.studio.limits.max_model_mb << 20)
+        folder = unpack_once(Path(archive), self.models_dir, display, limits)
+        sweep_unused(self.models_dir, self._models_in_use(), keep=folder.parent)
+        return local_source(folder, display)
+
+    def own_models(self) -> list[tuple[str, str]]:
+        """(label, value) for the model picker: finished runs with a full model, then
+        earlier uploads. Values are opaque ids checked again by own_model()."""
+        out = []
+        for s in self.list_runs():
+            meta = read_json(self.runs_dir / s.id / "model" / "finetuner.json")
+            if meta and meta.get("format") != "peft-adapter":
+                out.append((f"{s.name} · trained here {s.created}", f"run:{s.id}"))
+        if self.models_dir.is_dir():
+            for folder in sorted(self.models_dir.iterdir()):
+                source = folder / "source.txt"
+                if (folder / ".complete").is_file() and source.is_file():
+                    out.append((f"{source.read_text('utf-8')} · uploaded", f"upload:{folder.name}"))
+        return out
+
+    def own_model(self, value: str | None) -> ModelSource:
+        kind, _, key = str(value or "").partition(":")
+        if key and f"{kind}:{key}" in {v for _, v in self.own_models()}:
+            if kind == "run":
+                run = self.run(key)
+                return local_source(run.model, self.name_of(run),
+                                    portable=safe_filename(self.name_of(run), "model"))
+            folder = self.models_dir / key
+            inner = (folder / ".complete").read_text("utf-8").strip()
+            return local_source(folder / inner, (folder / "source.txt").read_text("utf-8"))
+        raise FinetunerError("Pick one of your models from the list.",
+                             "Train a model here first, or upload a model zip.",
+                             code="no_model")
+
+    def _models_in_use(self) -> set[Path]:
+        used = set()
+        for folder in self.runs_dir.iterdir():
+            config = read_json(folder / "config.json") or {}
+            name = (config.get("model") or {}).get("name_or_path")
+            if name and str(self.models_dir) in name:
+                used.add(Path(name))
+        return used
+
+    # -- disk
+    def usage_bytes(self) -> int:
+        return folder_bytes(self.root)
+
+    def check_quota(self, incoming: int = 0) -> None:
+        """Refuse an upload or a training that would take this user over their disk quota."""
+        quota_gb = self.studio.limits.max_disk_gb_per_user
+        if not quota_gb:
+            return
+        used = self.usage_bytes()
+        if used + incoming > quota_gb * 1e9:
+            raise FinetunerError(
+                f"Your runs and uploads use {used / 1e9:.2f} GB of your {quota_gb:g} GB on this "
+                "server (FINETUNER_MAX_DISK_GB_PER_USER).",
+                "Delete runs you no longer need on the Your runs tab (each shows its size), "
+                "or ask the administrator to raise the quota.", code="quota")
+
+
+def folder_bytes(path: Path) -> int:
+    total = 0
+    for root, _dirs, files in os.walk(path):
+        for name in files:
+            try:
+                total += os.lstat(os.path.join(root, name)).st_size
+            except OSError:
+                pass
+    return total
+
 
 def _default_name(config: RunConfig) -> str:
     stem = Path(config.data.train_file).stem.split("-", 1)[-1] or "run"
     return f"{stem} · {config.method.method}"
 
 
+def _load_predictor(run_dir: str):
+    from .inference import Predictor
+
+    return Predictor.load(run_dir)
+
+
 class Studio:
     """Process-wide state of one server: the job manager and loaded predictors."""
 
     def __init__(self, home: str | Path, jobs: JobManager | None = None,
-                 cache_size: int = 4, limits: Limits | None = None) -> None:
+                 cache_size: int | None = None, limits: Limits | None = None,
+                 model_policy: ModelPolicy | None = None,
+                 files: FileRegistry | None = None, loader=None,
+                 admins: frozenset[str] | set[str] = frozenset()) -> None:
         self.home = Path(home).expanduser()
         self.home.mkdir(parents=True, exist_ok=True)
         self.limits = limits or Limits()
+        self.model_policy = model_policy or ModelPolicy()
+        self.admins = frozenset(admins)  # FINETUNER_ADMINS: see and cancel every user's jobs
+        self.files = files or FileRegistry()  # who owns which upload and download link
         self.jobs = jobs or JobManager(store=JobStore(self.home / "jobs.sqlite"),
                                        max_jobs=self.limits.max_jobs,
-                                       max_queued_per_user=self.limits.max_queued_per_user)
-        self._predictors: OrderedDict[str, object] = OrderedDict()
-        self._loading: dict[str, threading.Lock] = {}
-        self._lock = threading.Lock()
-        self.cache_size = cache_size
+                                       max_queued_per_user=self.limits.max_queued_per_user,
+                                       max_job_seconds=self.limits.max_job_hours * 3600 or None)
+        # the web process is shared fairly: loaded models, try-it calls and file predictions
+        # (the loader is injectable so the cache policy is tested without torch)
+        self.cache_size = cache_size or self.limits.predictor_cache
+        self.predictors = PredictorCache(loader or _load_predictor, size=self.cache_size,
+                                         per_user=self.limits.max_models_per_user)
+        self.slots = PredictionSlots(self.limits.max_predictions_per_user)
+        self.batches = BatchJobs(max_jobs=self.limits.max_batch_jobs,
+                                 timeout=self.limits.batch_timeout_seconds,
+                                 max_rows=self.limits.max_predict_rows)
 
     def workspace(self, user: str | None) -> Workspace:
         return Workspace(self, user or LOCAL_USER)
 
     def predictor(self, run: RunPaths):
         """A loaded model per run, shared by all requests; loaded once even when twenty
-        requests for it arrive together."""
-        from .inference import Predictor
-
-        key = str(run.root)
-        with self._lock:
-            if key in self._predictors:
-                self._predictors.move_to_end(key)
-                return self._predictors[key]
-            loading = self._loading.setdefault(key, threading.Lock())
-        with loading:
-            with self._lock:
-                if key in self._predictors:
-                    return self._predictors[key]
-            predictor = Predictor.load(run.root)
-            with self._lock:
-                self._predictors[key] = predictor
-                self._loading.pop(key, None)
-                while len(self._predictors) > self.cache_size:
-                    self._predictors.popitem(last=False)
-        return predictor
+        requests for it arrive together. The run's owner is its workspace folder: each user
+        keeps at most FINETUNER_MAX_MODELS_PER_USER loaded (see finetuner.sharing)."""
+        return self.predictors.get(run.root.parent.parent.name, str(run.root))
 
     def warm(self, run: RunPaths) -> None:
         """Load a run's model in the background, so the first prediction is quick."""
-        if (run.model / "finetuner.json").exists() and str(run.root) not in self._predictors:
+        if (run.model / "finetuner.json").exists() and str(run.root) not in self.predictors:
             threading.Thread(target=self._warm, args=(run,), daemon=True).start()
 
     def _warm(self, run: RunPaths) -> None:
@@ -317,8 +466,47 @@ class Studio:
             pass
 
     def forget_predictor(self, run: RunPaths) -> None:
-        with self._lock:
-            self._predictors.pop(str(run.root), None)
+        self.predictors.pop(str(run.root))
 
     def new_run_id(self) -> str:
         return new_run_id()
+
+    # -- administration: every user's queued and running jobs (names, owners, progress; never
+    # their data), and cancelling any of them
+    def is_admin(self, user: str) -> bool:
+        return user in self.admins
+
+    def _require_admin(self, user: str) -> None:
+        if not self.is_admin(user):
+            raise FinetunerError("This view is for the server's administrators.",
+                                 "Ask an administrator (FINETUNER_ADMINS).", code="not_admin")
+
+    def admin_jobs(self, user: str) -> list[dict]:
+        self._require_admin(user)
+        order = {row["run_id"]: i + 1 for i, row in enumerate(self.jobs.fair_order())}
+        out = []
+        for row in self.jobs.store.with_status("running", "queued"):
+            run = RunPaths(Path(row["run_dir"]))
+            events, _ = read_events(run.events)
+            progress = next((e for e in reversed(events) if e.get("type") == "progress"), {})
+            try:
+                name = (run.root / "name.txt").read_text().strip()
+            except OSError:
+                name = run.id
+            step = f"{progress.get('step', 0)} / {progress.get('total_steps', '?')}" \
+                if progress else ""
+            out.append({"run": name, "owner": row["user"], "status": row["status"],
+                        "queue position": order.get(row["run_id"], ""), "progress": step,
+                        "waiting since": time.strftime("%H:%M:%S",
+                                                       time.localtime(row["queued_at"])),
+                        "id": row["run_id"]})
+        return out
+
+    def admin_cancel(self, user: str, run_id: str) -> str:
+        self._require_admin(user)
+        row = self.jobs.store.get(str(run_id or ""))
+        if row is None or row["status"] not in ("running", "queued"):
+            raise FinetunerError("That job is not running or waiting.", "Refresh the list.",
+                                 code="no_run")
+        text = self.jobs.stop(RunPaths(Path(row["run_dir"])))
+        return f"{row['user']}'s job: {text}"

@@ -54,12 +54,14 @@ class StopSignal:
             self.at = time.time()
 
 
-def time_limit_note(seconds: float) -> str:
+def time_limit_note(seconds: float, saved: bool) -> str:
     hours = seconds / 3600
     span = f"{hours:g} h" if hours >= 1 else f"{seconds / 60:.3g} min"
+    kept = "the best checkpoint so far was kept" if saved else "it ended before its first " \
+        "evaluation, so no model was saved"
     return (f"Ended by this server's time limit of {span} per training "
-            "(FINETUNER_MAX_JOB_HOURS); the best checkpoint so far was kept. Ask the "
-            "administrator to raise the limit, or train for fewer epochs or on less data.")
+            f"(FINETUNER_MAX_JOB_HOURS); {kept}. Ask the administrator to raise the limit, or "
+            "train for fewer epochs or on less data.")
 
 
 def is_oom(exc: BaseException) -> bool:
@@ -149,8 +151,7 @@ def run(run_dir: Path) -> dict:
     if stop.reason == "time_limit" and results.get("status") in ("stopped", "completed"):
         results["status"] = "stopped"
         results["limit"] = "max_job_hours"
-        results["note"] = " ".join(filter(None, [time_limit_note(max_seconds),
-                                                 results.get("note")]))
+        results["note"] = time_limit_note(max_seconds, bool(results.get("model_dir")))
     if stop.at is not None:
         results.setdefault("stop_seconds", round(time.time() - stop.at, 2))
     results["finished"] = time.strftime("%Y-%m-%d %H:%M:%S")

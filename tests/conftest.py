@@ -112,3 +112,44 @@ def stop_app(proc) -> None:
         proc.wait(15)
     except Exception:  # noqa: BLE001
         proc.kill()
+
+
+def _processes_under(base: str) -> list[tuple[int, str]]:
+    """Servers, training workers and batch jobs that this test session started (their
+    command lines name a folder under the session's temporary base)."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit() or int(proc.name) == os.getpid():
+            continue
+        try:
+            args = (proc / "cmdline").read_bytes().split(b"\0")
+            state = (proc / "stat").read_text().split()[2]
+        except OSError:
+            continue
+        line = " ".join(a.decode(errors="replace") for a in args if a)
+        if state != "Z" and base in line and ("finetuner" in line or "app.py" in line):
+            found.append((int(proc.name), line[:200]))
+    return found
+
+
+@pytest.fixture(scope="session", autouse=True)
+def nothing_left_running(tmp_path_factory):
+    """The suite ends with no process of its own left: a worker that outlives its server (the
+    resumed 3,000-step run once trained on for minutes) skews every measurement after it."""
+    import signal
+    import time
+
+    base = str(tmp_path_factory.getbasetemp())
+    yield
+    deadline = time.time() + 20
+    left = _processes_under(base)
+    while left and time.time() < deadline:
+        time.sleep(0.5)
+        left = _processes_under(base)
+    for pid, _ in left:  # ours: started by this session's tests
+        for kill in (os.killpg, os.kill):
+            try:
+                kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
+    assert not left, f"processes left running after the tests: {left}"

@@ -150,8 +150,11 @@ def test_train_results_try_and_delete(handlers, tiny_model, tmp_path):
     empty = handlers.predict(user, {"try_run": run_id, "try_text": "  "})
     assert "Type a text" in text(empty["try_msg"])
     src = write_csv(tmp_path / "new.csv", [{"text": "great"}, {"text": "awful"}])
-    out = handlers.predict_file(user, {"try_run": run_id, "batch_file": str(src)})
+    *progress, out = handlers.predict_file(user, {"try_run": run_id, "batch_file": str(src)})
     assert open(out["batch_out"]).read().startswith("text,predicted_label,confidence")
+    assert "Predicted 2 rows" in text(out["try_msg"])
+    assert all("ft-info" in p["try_msg"] for p in progress)  # a worker process predicted it
+    assert list(handlers.studio.workspace(user).root.glob("batch/*/new-predictions.csv"))
 
     runs = handlers.runs_view(user, {})
     assert runs["runs_table"]["name"].tolist() == ["first try"]

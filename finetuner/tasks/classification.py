@@ -26,6 +26,7 @@ from ..data import (
     require_columns,
     sort_labels,
     split_indices,
+    token_sample,
     truncation_finding,
 )
 from ..errors import DataError
@@ -187,7 +188,8 @@ def _key(example: dict) -> str:
     return example["text"] + "\x1f" + example.get("pair", "")
 
 
-def prepare(config: RunConfig, count_tokens: TokenCounter | None = None) -> PreparedData:
+def prepare(config: RunConfig, count_tokens: TokenCounter | None = None,
+            check_rows=None) -> PreparedData:
     data = config.data
     findings: list[Finding] = []
     table = read_table(data.train_file)
@@ -220,6 +222,8 @@ def prepare(config: RunConfig, count_tokens: TokenCounter | None = None) -> Prep
             "Add data (at least a few examples per label) or give validation and test files.",
             code="too_small",
         )
+    if check_rows is not None:  # a server's row cap, before any tokenising
+        check_rows(sum(len(v) for v in splits.values()))
     report = _report(splits, columns, labels, dropped, findings, data.max_length, count_tokens)
     return PreparedData(splits["train"], splits["validation"], splits["test"], labels, report)
 
@@ -308,9 +312,10 @@ def _report(splits, columns, labels, dropped, findings, max_length, count_tokens
     findings += found
     stats = {}
     if count_tokens is not None:
-        every = [e for s in splits.values() for e in s]
+        every = token_sample([e for s in splits.values() for e in s])
         pairs = [e["pair"] for e in every] if columns.get("text_pair") else None
-        stats = length_stats(count_tokens([e["text"] for e in every], pairs), max_length)
+        stats = length_stats(count_tokens([e["text"] for e in every], pairs), max_length,
+                             of=sum(len(s) for s in splits.values()))
         note = truncation_finding(stats)
         if note:
             findings.append(note)

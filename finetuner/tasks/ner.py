@@ -31,6 +31,7 @@ from ..data import (
     read_table,
     require_columns,
     split_indices,
+    token_sample,
     truncation_finding,
 )
 from ..errors import DataError
@@ -326,7 +327,8 @@ def label_list(train: Sequence[dict]) -> list[str]:
 # ---------------------------------------------------------------------------- preparation
 
 
-def prepare(config: RunConfig, count_tokens: TokenCounter | None = None) -> PreparedData:
+def prepare(config: RunConfig, count_tokens: TokenCounter | None = None,
+            check_rows=None) -> PreparedData:
     data = config.data
     train_src = read_sentences(data.train_file, data)
     sources = [train_src]
@@ -353,6 +355,8 @@ def prepare(config: RunConfig, count_tokens: TokenCounter | None = None) -> Prep
             "Add sentences (a few dozen at least) or give validation and test files.",
             code="too_small",
         )
+    if check_rows is not None:  # a server's row cap, before any tokenising
+        check_rows(sum(len(v) for v in splits.values()))
     report = _report(splits, train_src, sources, labels, data.max_length, count_tokens)
     return PreparedData(splits["train"], splits["validation"], splits["test"], labels, report,
                         extra={"scheme": train_src.scheme})
@@ -426,8 +430,9 @@ def _report(splits, train_src: Source, sources: list[Source], labels: list[str],
     findings += found
     stats = {}
     if count_tokens is not None:
-        every = [_key(s) for split in splits.values() for s in split]
-        stats = length_stats(count_tokens(every, None), max_length)
+        every = token_sample([_key(s) for split in splits.values() for s in split])
+        stats = length_stats(count_tokens(every, None), max_length,
+                             of=sum(len(s) for s in splits.values()))
         note = truncation_finding(stats)
         if note:
             note.message += " Words cut off are predicted O."

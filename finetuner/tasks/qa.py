@@ -36,7 +36,10 @@ from ..data import (
     read_bytes,
     read_table,
     require_columns,
+    sample_indices,
+    sample_note,
     split_indices,
+    token_sample,
 )
 from ..errors import DataError
 from . import PreparedData
@@ -295,7 +298,8 @@ def read_examples(path: str | Path, config: RunConfig, log: _Log) -> tuple[list[
 # ---------------------------------------------------------------------------- preparation
 
 
-def prepare(config: RunConfig, count_tokens: TokenCounter | None = None) -> PreparedData:
+def prepare(config: RunConfig, count_tokens: TokenCounter | None = None,
+            check_rows=None) -> PreparedData:
     data = config.data
     log = _Log()
     train, columns = read_examples(data.train_file, config, log)
@@ -312,6 +316,8 @@ def prepare(config: RunConfig, count_tokens: TokenCounter | None = None) -> Prep
             "files.",
             code="too_small",
         )
+    if check_rows is not None:  # a server's row cap, before any tokenising
+        check_rows(sum(len(v) for v in splits.values()))
     report = _report(splits, columns, log, split_by, data, count_tokens)
     return PreparedData(splits["train"], splits["validation"], splits["test"], [], report)
 
@@ -396,37 +402,46 @@ def _report(splits, columns, log, split_by, data, count_tokens) -> DataReport:
 
 
 def _token_facts(splits: dict, data, count_tokens, findings: list[Finding]) -> tuple[dict, dict]:
-    """Question+context token lengths, windows per question, answers too long to predict."""
+    """Question+context token lengths, windows per question, answers too long to predict;
+    counted on a seeded sample of at most TOKEN_SAMPLE_ROWS questions (counts are then
+    estimates, and the report says so)."""
     every = [e for s in splits.values() for e in s]
-    pair = count_tokens([e["question"] for e in every], [e["context"] for e in every])
-    single = count_tokens([e["question"] for e in every], None)
+    owners = [name for name, examples in splits.items() for _ in examples]
+    idx = sample_indices(len(every))
+    sample = [every[i] for i in idx]
+    pair = count_tokens([e["question"] for e in sample], [e["context"] for e in sample])
+    single = count_tokens([e["question"] for e in sample], None)
     s1, s2 = count_tokens([""], None)[0], count_tokens([""], [""])[0]
-    stats = length_stats(pair, data.max_length)
+    stats = length_stats(pair, data.max_length, of=len(every))
+    about, note = ("About " if stats.get("sample") else ""), sample_note(stats)
     wins = [_windows(p, q - s1, s2, data.max_length, data.doc_stride)
             for p, q in zip(pair, single)]
-    multi = sum(1 for w in wins if w > 1)
+    multi_share = sum(1 for w in wins if w > 1) / len(wins)
+    multi = round(multi_share * len(every))
     mean = round(sum(wins) / len(wins), 2)
     stats["windows_mean"] = mean
     windows = {"mean": mean, "max": max(wins), "multi_window": multi,
-               "multi_window_share": round(multi / len(wins), 4),
-               "per_split": _per_split(splits, wins)}
+               "multi_window_share": round(multi_share, 4),
+               "per_split": _per_split(splits, [owners[i] for i in idx], wins)}
     if multi:
         findings.append(Finding(
             "info", "long_contexts",
-            f"{multi} question(s) ({multi / len(wins):.1%}) with their context are longer than "
-            f"max_length {data.max_length} tokens (the longest has {stats['max']}): their "
-            f"context is read in overlapping windows ({data.doc_stride} tokens of overlap), "
-            f"{mean:.2f} windows per question on average. Nothing is cut; every window costs "
-            "training time."))
+            f"{about}{multi:,} question(s) ({multi_share:.1%}) with their context are longer "
+            f"than max_length {data.max_length} tokens (the longest has {stats['max']}){note}: "
+            f"their context is read in overlapping windows ({data.doc_stride} tokens of "
+            f"overlap), {mean:.2f} windows per question on average. Nothing is cut; every "
+            "window costs training time."))
     golds = [e["answers"]["text"][0] for e in splits["train"] if e["answers"]["text"]]
     if golds:
-        long = sum(1 for n in count_tokens(golds, None) if n - s1 > data.max_answer_length)
+        some = token_sample(golds)
+        long = sum(1 for n in count_tokens(some, None) if n - s1 > data.max_answer_length)
+        long = round(long * len(golds) / len(some))
         if long:
             findings.append(Finding(
                 "warning", "long_answers",
-                f"{long} training answer(s) are longer than max_answer_length "
-                f"({data.max_answer_length} tokens): the model cannot predict them whole. "
-                "Raise max_answer_length or shorten those answers."))
+                f"{about if len(some) < len(golds) else ''}{long:,} training answer(s) are "
+                f"longer than max_answer_length ({data.max_answer_length} tokens): the model "
+                "cannot predict them whole. Raise max_answer_length or shorten those answers."))
     return stats, windows
 
 
@@ -441,12 +456,18 @@ def _windows(pair_len: int, q_len: int, specials: int, max_length: int, stride: 
     return 1 + math.ceil(max(0, context_len - room) / (room - stride))
 
 
-def _per_split(splits: dict, wins: list[int]) -> dict:
-    out, at = {}, 0
-    for name, examples in splits.items():
-        out[name] = sum(wins[at : at + len(examples)])
-        at += len(examples)
-    return out
+def _per_split(splits: dict, owners: list[str], wins: list[int]) -> dict:
+    """Windows per split: exact when every question was counted, else scaled from the
+    sample (owners[i] is the split of the question behind wins[i])."""
+    total, seen = Counter(), Counter()
+    for owner, w in zip(owners, wins):
+        total[owner] += w
+        seen[owner] += 1
+    mean = sum(wins) / len(wins) if wins else 1.0
+    return {name: (total[name] if seen[name] == len(examples) else
+                   round(total[name] * len(examples) / seen[name]) if seen[name] else
+                   round(mean * len(examples)))
+            for name, examples in splits.items()}
 
 
 # ---------------------------------------------------------------------------- model side
@@ -505,6 +526,26 @@ def featurize(examples: list[dict], tokenizer, max_length: int, label2id: dict,
             feats.append(feat)
     feats.sort(key=lambda f: f["example_index"])  # stable: windows stay in order
     return feats
+
+
+def limit_windows(question: str, context: str, tokenizer, max_length: int,
+                  doc_stride: int = 128, max_windows: int = 16) -> tuple[str, int]:
+    """The context cut after its first `max_windows` windows (as `featurize` lays them out),
+    and how many windows the whole context would take. A context that fits is returned as
+    it is; only the question and the context are tokenised, once, with no model inputs."""
+    question = (question or "").lstrip()
+    _, lengths = _clip_questions([question], tokenizer, max_length)
+    room = max_length - tokenizer.num_special_tokens_to_add(pair=True) - lengths[0]
+    if room < 1 or not context:
+        return context, 1
+    stride = max(0, min(doc_stride, room - 1))
+    offsets = tokenizer(context, add_special_tokens=False, return_offsets_mapping=True,
+                        verbose=False)["offset_mapping"]
+    total = 1 + math.ceil(max(0, len(offsets) - room) / (room - stride))
+    if total <= max_windows:
+        return context, total
+    keep = room + (max_windows - 1) * (room - stride)  # context tokens those windows read
+    return context[: offsets[keep - 1][1]], total
 
 
 def answer_positions(offsets: list, answers: dict) -> tuple[int, int]:

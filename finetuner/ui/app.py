@@ -39,6 +39,12 @@ learn), **4 Results** (honest test scores and a verdict), **5 Try it**. Training
 separate process, so you can close this page and come back."""
 
 
+ANONYMOUS_BANNER = (
+    "No sign-in on this server: everyone who reaches this server shares one workspace, and "
+    "can see, use and delete every upload, run and model in it. The administrator can give each "
+    "person their own with FINETUNER_AUTH.")
+
+
 class Wiring:
     def __init__(self, handlers: Handlers, auth_mode: str = "none") -> None:
         self.handlers = handlers
@@ -49,6 +55,21 @@ class Wiring:
         self.C[name] = component
         return component
 
+    def scrub(self, words: str) -> str:
+        """No server path in a message: the studio's home, the upload cache and the Python
+        installation are cut out of any text that reaches a user (a last line of defence;
+        the messages themselves name files by their own names)."""
+        import re
+        import site
+        import sys
+        import tempfile
+
+        roots = {str(self.handlers.studio.home), str(self.handlers.studio.home.resolve()),
+                 tempfile.gettempdir(), sys.prefix, *site.getsitepackages()}
+        for root in sorted((r for r in roots if r and len(r) > 1), key=len, reverse=True):
+            words = re.sub(re.escape(root) + r"[^\s'\"<>]*", "…", words)
+        return words
+
     def bind(self, event, handler: str, inputs: list[str], outputs: list[str], message: str,
              **kwargs):
         """Wire `event` to Handlers.<handler>; errors go to the `message` component."""
@@ -56,20 +77,45 @@ class Wiring:
         outputs = list(dict.fromkeys([*outputs, message]))
         C = self.C
 
-        def run(*args, **kw):
+        def updates(*args, **kw):
+            """The handler's result dicts, mapped to components: one for a plain handler, one
+            per yield for a generator (a long job's progress); errors become a message."""
             form = dict(zip(inputs, args))
             request = args[len(inputs)] if len(args) > len(inputs) else kw.get("request")
+            token = str(form.get("hub_token") or "")
+
+            def hide(words: str) -> str:  # a hub token is never shown back, nor logged
+                words = words.replace(token, "***") if len(token) >= 4 else words
+                return self.scrub(words)
+
+            def mapped(result: dict):
+                if "hub_token" in outputs:  # cleared on every path, errors included
+                    result = {**result, "hub_token": ""}
+                update = {C[k]: v for k, v in result.items() if k in outputs}
+                return update or tuple(gr.skip() for _ in outputs)
+
+            out = None
             try:
-                result = fn(username(request, self.auth_mode), form)
+                out = fn(username(request, self.auth_mode), form)
+                for result in (out if inspect.isgenerator(out) else (out,)):
+                    yield mapped(result)
             except FinetunerError as exc:
-                result = {message: render.message(exc.text, "error")}
+                yield mapped({message: render.message(hide(exc.text), "error")})
             except Exception as exc:  # noqa: BLE001 - the page must never show a traceback
-                log.error("handler %s failed:\n%s", handler, traceback.format_exc())
-                result = {message: render.message(
+                log.error("handler %s failed:\n%s", handler, hide(traceback.format_exc()))
+                yield mapped({message: render.message(hide(
                     f"Something went wrong ({type(exc).__name__}: {exc}). The server is fine; "
-                    "try again, and report this if it repeats.", "error")}
-            mapped = {C[k]: v for k, v in result.items() if k in outputs}
-            return mapped or tuple(gr.skip() for _ in outputs)
+                    "try again, and report this if it repeats."), "error")})
+            finally:
+                if inspect.isgenerator(out):
+                    out.close()  # the page went away: the handler's cleanup runs now
+
+        if inspect.isgeneratorfunction(fn):
+            def run(*args, **kw):
+                yield from updates(*args, **kw)
+        else:
+            def run(*args, **kw):
+                return list(updates(*args, **kw))[-1]
 
         params = [inspect.Parameter(n, inspect.Parameter.POSITIONAL_OR_KEYWORD) for n in inputs]
         # no default: gradio injects gr.Request only into parameters without one
@@ -82,13 +128,17 @@ class Wiring:
                      api_name=kwargs.pop("api_name", handler), **kwargs)
 
 
-def build_app(studio: Studio, auth_mode: str = "none") -> gr.Blocks:
-    """auth_mode: none (one local user), password (FINETUNER_AUTH) or oauth (Spaces)."""
-    w = Wiring(Handlers(studio), auth_mode)
+def build_app(studio: Studio, auth_mode: str = "none",
+              shared_anonymous: bool = False) -> gr.Blocks:
+    """auth_mode: none (one local user), password (FINETUNER_AUTH) or oauth (Spaces).
+    shared_anonymous: no sign-in on an address others can reach; a banner says so."""
+    w = Wiring(Handlers(studio, auth_mode), auth_mode)
     add = w.add
     # gradio counts the injected request as an input and warns about the count; it is fine
     warnings.filterwarnings("ignore", message="Expected (at least )?\\d+ arguments")
     with gr.Blocks(title="Fine-tuning studio", analytics_enabled=False) as demo:
+        if shared_anonymous:
+            gr.HTML(render.message(ANONYMOUS_BANNER, "warning"), elem_id="ft-anonymous")
         if auth_mode == "oauth":
             gr.LoginButton()
         add("current_run", gr.State(None))
@@ -110,6 +160,8 @@ def build_app(studio: Studio, auth_mode: str = "none") -> gr.Blocks:
                 _try_tab(add)
             with gr.Tab("Your runs", id="runs"):
                 _runs_tab(add)
+            with add("admin_tab", gr.Tab("Admin: all jobs", id="admin", visible=False)):
+                _admin_tab(add)
         _wire(w, demo)
     return demo
 
@@ -151,6 +203,8 @@ def _model_tab(add) -> None:
     add("model_path", gr.Textbox(label="Model folder or hub id", visible=False,
                                  placeholder="/models/my-bert  or  bert-base-uncased"))
     add("model_zip", gr.File(label="Model zip", file_types=[".zip"], visible=False))
+    add("model_own", gr.Dropdown([], label="Your model", visible=False,
+                                 info="A model you trained here, or a zip you uploaded before."))
     add("model_msg", gr.HTML(render.message(
         "Model: all-MiniLM-L6-v2 (embedded, 22.7M parameters)", "ok")))
     add("method", gr.Radio(METHOD_CHOICES, value="full", label="Method",
@@ -274,6 +328,17 @@ def _runs_tab(add) -> None:
     add("runs_msg", gr.HTML())
 
 
+def _admin_tab(add) -> None:
+    gr.Markdown("Every user's running and waiting trainings on this server (names, owners, "
+                "progress; never their data). Only administrators (FINETUNER_ADMINS) see this.")
+    add("admin_table", gr.Dataframe(label="Jobs", interactive=False, wrap=True))
+    with gr.Row():
+        add("admin_pick", gr.Dropdown([], label="Job", scale=3))
+        add("admin_refresh", gr.Button("Refresh", scale=1))
+        add("admin_cancel_btn", gr.Button("Cancel this job", variant="stop", scale=1))
+    add("admin_msg", gr.HTML())
+
+
 def _wire(w: Wiring, demo: gr.Blocks) -> None:
     C, bind = w.C, w.bind
     form = list(FORM_FIELDS)
@@ -302,9 +367,9 @@ def _wire(w: Wiring, demo: gr.Blocks) -> None:
     for name in ("text_col", "pair_col", "label_col"):
         after_data(bind(C[name].input, "check_data", form, data_out, "data_msg",
                         api_name=f"check_{name}"))
-    for name in ("model_choice", "model_path", "model_zip"):
+    for name in ("model_choice", "model_path", "model_zip", "model_own"):
         dep = bind(C[name].change, "model_changed", form,
-                   ["model_path", "model_zip", "model_state"], "model_msg",
+                   ["model_path", "model_zip", "model_own", "model_state"], "model_msg",
                    api_name=f"model_{name}")
         bind(dep.then, "costs", cost_in, cost_out, "method_info", api_name=False)
     for name in ("method", "epochs", "lora_r"):
@@ -356,7 +421,10 @@ def _wire(w: Wiring, demo: gr.Blocks) -> None:
          ["current_run", "seen", "tabs", "train_msg"], "runs_msg", api_name="resume_pick")
     bind(C["delete_btn"].click, "delete_run", ["run_pick", "confirm_delete", "current_run"],
          [*runs_out, "confirm_delete", "current_run"], "runs_msg")
+    admin_out = ["admin_table", "admin_pick"]
+    bind(C["admin_refresh"].click, "admin_view", [], admin_out, "admin_msg")
+    bind(C["admin_cancel_btn"].click, "admin_cancel", ["admin_pick"], admin_out, "admin_msg")
     dep = bind(demo.load, "attach", form,
-               [*runs_out, "current_run", "seen", "train_msg", "model_state", "tabs"], "train_msg",
-               api_name="attach")
+               [*runs_out, "current_run", "seen", "train_msg", "model_state", "tabs",
+                "admin_tab"], "train_msg", api_name="attach")
     bind(dep.then, "costs", cost_in, cost_out, "method_info", api_name=False)

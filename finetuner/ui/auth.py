@@ -3,7 +3,10 @@ or a Hugging Face account inside a Space.
 
 FINETUNER_AUTH holds `user:password` pairs separated by commas, or the path of a file with one
 pair per line. Passwords are compared in constant time and never logged. Inside a Space with
-`hf_oauth: true`, the "Sign in with Hugging Face" button identifies users instead.
+`hf_oauth: true`, the "Sign in with Hugging Face" button identifies users instead, and
+FINETUNER_ALLOWED_USERS / FINETUNER_ALLOWED_ORGS (comma lists of Hugging Face names) restrict
+who may enter. The same functions answer for the handlers (`username`) and for the HTTP guard
+(`scope_user`), so both always agree on who is asking.
 """
 
 from __future__ import annotations
@@ -63,7 +66,13 @@ def username(request, mode: str) -> str:
         return LOCAL
     name = getattr(request, "username", None) if request is not None else None
     if not name and mode == "oauth":
-        name = _oauth_name(request)
+        name, refused = oauth_user(_session(request))
+        if refused:
+            raise FinetunerError(
+                f"The Hugging Face account '{refused}' may not use this studio.",
+                "Sign in with an account on FINETUNER_ALLOWED_USERS or in one of "
+                "FINETUNER_ALLOWED_ORGS, or ask the administrator to add yours.",
+                code="not_allowed")
     if not name:
         raise FinetunerError("You are not signed in.",
                              "Sign in (button at the top of the page) to use the studio.",
@@ -71,13 +80,67 @@ def username(request, mode: str) -> str:
     return name
 
 
-def _oauth_name(request) -> str | None:
+def _session(request):
+    try:
+        return request.session
+    except Exception:  # noqa: BLE001 - no SessionMiddleware: nobody signed in with OAuth
+        return None
+
+
+def _names(variable: str) -> set[str]:
+    return {n.strip().lower() for n in os.environ.get(variable, "").split(",") if n.strip()}
+
+
+def oauth_allowed(userinfo: dict) -> bool:
+    """FINETUNER_ALLOWED_USERS / FINETUNER_ALLOWED_ORGS: unset lets every account in; else the
+    account's name must be listed, or one of its organisations (the `orgs` of the userinfo,
+    matched by handle or by name)."""
+    users, orgs = _names("FINETUNER_ALLOWED_USERS"), _names("FINETUNER_ALLOWED_ORGS")
+    if not users and not orgs:
+        return True
+    if str(userinfo.get("preferred_username") or "").lower() in users:
+        return True
+    for org in userinfo.get("orgs") or []:
+        handles = ({org.get("preferred_username"), org.get("name")} if isinstance(org, dict)
+                   else {org})
+        if {str(h).lower() for h in handles if h} & orgs:
+            return True
+    return False
+
+
+def oauth_user(session) -> tuple[str | None, str | None]:
+    """(user, refused) from a session holding gradio's `oauth_info`: ("hf:<name>", None) for
+    an allowed account, (None, "<name>") for a signed-in account that is not allowed, and
+    (None, None) when nobody is signed in (or the sign-in expired)."""
+    if session is None:
+        return None, None
     try:
         from gradio.oauth import _get_valid_oauth_info_from_session
 
-        info = _get_valid_oauth_info_from_session(request.session)
+        info = _get_valid_oauth_info_from_session(session)
     except Exception:  # noqa: BLE001 - no session, no sign-in
-        return None
+        return None, None
     user = (info or {}).get("userinfo") or {}
     name = user.get("preferred_username")
-    return f"hf:{name}" if name else None
+    if not name:
+        return None, None
+    return (f"hf:{name}", None) if oauth_allowed(user) else (None, str(name))
+
+
+def scope_user(scope, mode: str) -> str | None:
+    """The signed-in user of a raw ASGI request (for the HTTP guard), resolved as gradio and
+    `username` do: gradio's sign-in cookie in password mode, the session in OAuth mode."""
+    if mode == "none":
+        return LOCAL
+    if mode == "oauth":
+        return oauth_user(scope.get("session"))[0]
+    app = scope.get("app")
+    tokens, cookie_id = getattr(app, "tokens", None), getattr(app, "cookie_id", None)
+    if not tokens or not cookie_id:
+        return None
+    from starlette.requests import HTTPConnection
+
+    cookies = HTTPConnection(scope).cookies
+    token = (cookies.get(f"access-token-{cookie_id}")
+             or cookies.get(f"access-token-unsecure-{cookie_id}"))
+    return tokens.get(token) if token else None

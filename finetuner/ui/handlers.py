@@ -8,25 +8,21 @@ The server never trains: `start` hands a run directory to the job manager's work
 
 from __future__ import annotations
 
-import hashlib
-import os
-import secrets
 import shlex
-import shutil
-import tempfile
 from pathlib import Path
 
 import gradio as gr
 import pandas as pd
 import yaml
 
+from .. import tryit
 from ..checks import prepare_data
 from ..config import DEFAULT_LEARNING_RATE, DEFAULT_MAX_LENGTH, METHODS, RunConfig
 from ..data import read_table
 from ..errors import FinetunerError
 from ..estimate import human_seconds, method_costs, recommend
 from ..export import read_meta, usage_snippet
-from ..modeling import resolve_model
+from ..modeling import ModelSource, model_config, resolve_model
 from ..runs import FINAL_STATUSES, read_events, read_json, tail
 from ..studio import Studio
 from ..tasks import get_task
@@ -49,13 +45,14 @@ EXAMPLES = {  # label: (file in examples/, task)
 MODEL_CHOICES = [("Embedded default: all-MiniLM-L6-v2 (offline, 22.7M parameters)", "default"),
                  ("A model folder on this server", "folder"),
                  ("A Hugging Face hub id (needs internet)", "hub"),
-                 ("Upload a model (.zip with safetensors weights)", "zip")]
+                 ("Upload a model (.zip with safetensors weights)", "zip"),
+                 ("One of your models (trained or uploaded here)", "mine")]
 METHOD_CHOICES = [("Full fine-tuning", "full"), ("LoRA (adapters)", "lora"),
                   ("Head only (frozen encoder)", "head")]
 METHOD_TITLES = {value: title for title, value in METHOD_CHOICES}
 FORM_FIELDS = ("task", "train_file", "val_file", "test_file", "text_col", "pair_col",
-               "label_col", "model_choice", "model_path", "model_zip", "method", "epochs", "lr",
-               "batch_size", "max_length", "weight_decay", "warmup_ratio", "evals_per_epoch",
+               "label_col", "model_choice", "model_path", "model_zip", "model_own", "method",
+               "epochs", "lr", "batch_size", "max_length", "weight_decay", "warmup_ratio", "evals_per_epoch",
                "patience", "seed", "precision", "max_steps", "val_split", "test_split",
                "lora_r", "lora_alpha", "lora_dropout", "lora_targets", "adapter_only")
 
@@ -68,20 +65,7 @@ def _path(value) -> str | None:
     return str(getattr(value, "name", value))
 
 
-def share(path: str | Path) -> str:
-    """A private copy of a server file in Gradio's upload cache, to hand to the browser.
-
-    Gradio serves only files in its cache (and allowed paths); the user folders are not
-    allowed, so a download link can never be turned into a path into someone else's runs.
-    """
-    base = Path(os.environ.get("GRADIO_TEMP_DIR") or Path(tempfile.gettempdir()) / "gradio")
-    dest = base / "finetuner" / secrets.token_hex(16) / Path(path).name
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        os.link(path, dest)
-    except OSError:
-        shutil.copyfile(path, dest)
-    return str(dest)
+NOT_YOURS = "That file is not one of your uploads; upload it again."
 
 
 def _col(value) -> str | None:
@@ -99,31 +83,51 @@ def _num(value, cast=float, default=None):
 
 
 class Handlers:
-    def __init__(self, studio: Studio) -> None:
+    def __init__(self, studio: Studio, auth_mode: str = "none") -> None:
         self.studio = studio
+        # one local user owns every file; on a shared server a file input must be the caller's
+        self.check_files = auth_mode != "none"
+
+    # ------------------------------------------------------------------ files
+    def _file(self, user: str, form: dict, key: str) -> str | None:
+        """The path of a file input, only when it is the caller's own upload (or a file
+        `_share` handed to them): gradio names upload folders by content, so anyone who knows
+        a file's content could name its path in a crafted request."""
+        path = _path(form.get(key))
+        if path and self.check_files and not self.studio.files.allowed(user, path):
+            raise FinetunerError(NOT_YOURS, code="not_your_file")
+        return path
+
+    def _share(self, user: str, path: str | Path, run_id: str | None = None) -> str:
+        """A private, short-lived copy of a server file for this user to download, inside
+        gradio's cache (served as it is, and only to them; deleting the run removes it)."""
+        return self.studio.files.share(user, path, run_id)
 
     # ------------------------------------------------------------------ config
-    def model_name(self, user: str, form: dict) -> str:
+    def model_source(self, user: str, form: dict) -> ModelSource:
+        """The model the form names, checked; on a shared server a typed folder must lie
+        inside FINETUNER_MODEL_DIRS, and a user's own models are picked from their list."""
         choice = form.get("model_choice") or "default"
         if choice == "default":
-            return "default"
+            return resolve_model("default")
+        ws = self.studio.workspace(user)
         if choice == "zip":
-            archive = _path(form.get("model_zip"))
+            archive = self._file(user, form, "model_zip")
             if not archive:
                 raise FinetunerError("No model zip uploaded yet.",
                                      "Upload a .zip of a saved model folder.", code="no_model")
-            digest = hashlib.sha256(Path(archive).read_bytes()).hexdigest()[:16]
-            target = self.studio.workspace(user).root / "models" / digest
-            return str(resolve_model(archive, unpack_dir=target).path)
+            return ws.upload_model(archive)
+        if choice == "mine":
+            return ws.own_model(form.get("model_own"))
         name = (form.get("model_path") or "").strip()
         if not name:
             what = "folder path" if choice == "folder" else "hub id"
             raise FinetunerError(f"No model {what} given.", f"Type the {what}.",
                                  code="no_model")
-        return name
+        return resolve_model(name, policy=self.studio.model_policy)
 
-    def config(self, user: str, form: dict, model: str | None = None) -> RunConfig:
-        train = _path(form.get("train_file"))
+    def config(self, user: str, form: dict, model: ModelSource | None = None) -> RunConfig:
+        train = self._file(user, form, "train_file")
         if not train:
             raise FinetunerError("No training file yet.",
                                  "Upload a CSV, TSV, JSON, JSONL or Parquet file on the Data "
@@ -134,8 +138,8 @@ class Handlers:
             "task": form.get("task") or "classification",
             "data": {
                 "train_file": train,
-                "validation_file": _path(form.get("val_file")),
-                "test_file": _path(form.get("test_file")),
+                "validation_file": self._file(user, form, "val_file"),
+                "test_file": self._file(user, form, "test_file"),
                 "text_column": _col(form.get("text_col")),
                 "text_pair_column": _col(form.get("pair_col")),
                 "label_column": _col(form.get("label_col")),
@@ -143,7 +147,7 @@ class Handlers:
                 "test_split": _num(form.get("test_split"), float, 0.1),
                 "max_length": _num(form.get("max_length"), int, None),
             },
-            "model": {"name_or_path": model or self.model_name(user, form)},
+            "model": model_config(model or self.model_source(user, form)),
             "method": {
                 "method": method,
                 "lora_r": _num(form.get("lora_r"), int, 8),
@@ -172,7 +176,7 @@ class Handlers:
         if not found:
             raise FinetunerError("Pick an example first.", code="no_example")
         name, task = found
-        out = {"train_file": share(EXAMPLES_DIR / name)}
+        out = {"train_file": self._share(user, EXAMPLES_DIR / name)}
         if task != (form.get("task") or "classification"):
             # relabel only: the new file's own change event runs the data check
             out.update(self.task_changed(user, {**form, "task": task, "train_file": None}))
@@ -208,22 +212,24 @@ class Handlers:
 
     def check_data(self, user: str, form: dict) -> dict:
         task = form.get("task") or "classification"
-        train = _path(form.get("train_file"))
+        train = self._file(user, form, "train_file")
         frame, columns = None, []
+        self.studio.workspace(user).check_quota()
         try:
             for key in ("train_file", "val_file", "test_file"):
-                self.studio.limits.check_file(_path(form.get(key)), "The uploaded file")
+                self.studio.limits.check_file(self._file(user, form, key), "The uploaded file")
             table = read_table(train)
             frame, columns = table.frame, [str(c) for c in table.frame.columns]
         except FinetunerError as exc:
             if task == "classification" or exc.code in ("missing_file", "empty", "too_big",
-                                                        "binary"):
+                                                        "binary", "not_your_file"):
                 return self._data_error(exc)
             # CoNLL text or SQuAD JSON: the task reads its own formats
-        config = self.config(user, form, model="default")
+        config = self.config(user, form, model=resolve_model("default"))
         try:
-            prepared = prepare_data(config, self._token_source(user, form))
-            self.studio.limits.check_config(config, sum(prepared.report.rows.values()))
+            # the caps (rows above all) are checked before any tokenising
+            prepared = prepare_data(config, self._token_source(user, form), check_rows=(
+                lambda rows: self.studio.limits.check_config(config, rows)))
         except FinetunerError as exc:
             result = self._data_error(exc)
             result["preview"] = task_preview(task, frame, None)
@@ -251,7 +257,7 @@ class Handlers:
 
     def _token_source(self, user: str, form: dict):
         try:
-            return resolve_model(self.model_name(user, form))
+            return self.model_source(user, form)
         except FinetunerError:
             return resolve_model("default")  # count tokens with the default until fixed
 
@@ -276,16 +282,17 @@ class Handlers:
     def model_changed(self, user: str, form: dict) -> dict:
         choice = form.get("model_choice") or "default"
         out = {"model_path": gr.update(visible=choice in ("folder", "hub")),
-               "model_zip": gr.update(visible=choice == "zip")}
+               "model_zip": gr.update(visible=choice == "zip"),
+               "model_own": gr.update(visible=choice == "mine",
+                                      choices=self.studio.workspace(user).own_models())}
         try:
-            name = self.model_name(user, form)
-            source = resolve_model(name)
+            source = self.model_source(user, form)
         except FinetunerError as exc:
             out["model_msg"] = render.message(exc.text, "error")
             out["model_state"] = None
             return out
         out["model_msg"] = render.message(f"Model: {source.display}", "ok")
-        out["model_state"] = {"path": source.path, "display": source.display, "name": name}
+        out["model_state"] = {"path": source.path, "display": source.display}
         return out
 
     def costs(self, user: str, form: dict) -> dict:
@@ -337,9 +344,9 @@ class Handlers:
 
     def preview_config(self, user: str, form: dict) -> dict:
         try:
-            model = self.model_name(user, form)
+            model = self.model_source(user, form)
         except FinetunerError:
-            model = "default"
+            model = resolve_model("default")
         try:
             config = self.config(user, form, model=model)
         except FinetunerError as exc:
@@ -348,13 +355,17 @@ class Handlers:
         for key in ("train_file", "validation_file", "test_file"):
             if raw["data"][key]:
                 raw["data"][key] = Path(raw["data"][key]).name
+        # never a server path: the folder by its own name, as the user would have it
+        shown = ("default" if model.kind == "embedded" else model.display if model.kind == "hub"
+                 else "path/to/" + model.portable)
+        raw["model"] = {"name_or_path": shown}
         args = ["python", "-m", "finetuner", "train", "--data", raw["data"]["train_file"]]
         flags = [("--validation", raw["data"]["validation_file"]),
                  ("--test", raw["data"]["test_file"]),
                  ("--text-column", raw["data"]["text_column"]),
                  ("--text-pair-column", raw["data"]["text_pair_column"]),
                  ("--label-column", raw["data"]["label_column"]),
-                 ("--model", None if model == "default" else model),
+                 ("--model", None if model.kind == "embedded" else shown),
                  ("--method", raw["method"]["method"]),
                  ("--epochs", f"{raw['training']['epochs']:g}"),
                  ("--lr", raw["training"]["learning_rate"]),
@@ -370,12 +381,12 @@ class Handlers:
     # ------------------------------------------------------------------ training
     def start(self, user: str, form: dict) -> dict:
         ws = self.studio.workspace(user)
+        ws.check_quota()
         limits = self.studio.limits
         for key in ("train_file", "val_file", "test_file"):
-            limits.check_file(_path(form.get(key)), "The uploaded file")
-        model = self.model_name(user, form)
-        config = self.config(user, form, model=model)
-        source = resolve_model(model)
+            limits.check_file(self._file(user, form, key), "The uploaded file")
+        source = self.model_source(user, form)
+        config = self.config(user, form, model=source)
         prepared = prepare_data(config, source, count_tokens=False)  # fail here, not later
         limits.check_config(config, sum(prepared.report.rows.values()))
         run, state = ws.submit(config, form.get("run_name") or "")
@@ -419,6 +430,7 @@ class Handlers:
         out["current_run"] = current
         out["seen"] = None
         out["model_state"] = self.model_changed(user, form).get("model_state")
+        out["admin_tab"] = gr.update(visible=self.studio.is_admin(user))
         if active:
             out["train_msg"] = render.message(
                 f"Re-attached to the running training '{ws.name_of(active)}'.", "info")
@@ -515,7 +527,7 @@ class Handlers:
             archive = run.root / "model.zip"
             if not archive.exists():
                 make_zip(run, archive)
-            download = gr.update(value=share(archive), interactive=True)
+            download = gr.update(value=self._share(user, archive, run.id), interactive=True)
         return {
             "verdict": render.diagnosis_html(results.get("diagnosis")),
             "metrics": render.metrics_html(results),
@@ -559,41 +571,65 @@ class Handlers:
                 "try_details": ""}
 
     def predict(self, user: str, form: dict) -> dict:
+        """The try-it box: capped in characters before anything is tokenised, at most
+        FINETUNER_MAX_PREDICTIONS_PER_USER at once per user (more are refused at once)."""
         run_id = form.get("try_run")
         if not run_id:
             raise FinetunerError("Pick a finished run first.", code="no_run")
-        predictor = self.studio.workspace(user).predictor(run_id)
-        task = predictor.spec.name
-        spec = task_ui(task)
-        text = (form.get("try_text") or "").strip()
-        if not text:
-            what = spec.text_label.lower()
-            return {"try_msg": render.message(f"Type a {what} first.", "info"),
-                    "try_out": None, "try_spans": None, "try_details": ""}
-        pair = (form.get("try_pair") or "").strip() or None
-        needs_pair = spec.pair_always or bool((predictor.meta.get("columns") or {}).get(
-            "text_pair"))
-        if pair is None and needs_pair:
-            what = (spec.pair_label or "second text").lower()
-            return {"try_msg": render.message(f"Fill in the {what} too.", "info"),
-                    "try_out": None, "try_spans": None, "try_details": ""}
-        example = example_for(task, text, pair)
-        pred = predictor.predict_examples([example])[0]
-        return {**task_answer(task, pred, example), "try_msg": ""}
+        limits = self.studio.limits
+        limits.check_try_text(form.get("try_text"), "The text")
+        limits.check_try_text(form.get("try_pair"), "The second text or passage")
+        ws = self.studio.workspace(user)
+        with self.studio.slots.take(ws.user):
+            predictor = ws.predictor(run_id)
+            task = predictor.spec.name
+            spec = task_ui(task)
+            text = (form.get("try_text") or "").strip()
+            if not text:
+                what = spec.text_label.lower()
+                return {"try_msg": render.message(f"Type a {what} first.", "info"),
+                        "try_out": None, "try_spans": None, "try_details": ""}
+            pair = (form.get("try_pair") or "").strip() or None
+            needs_pair = spec.pair_always or bool((predictor.meta.get("columns") or {}).get(
+                "text_pair"))
+            if pair is None and needs_pair:
+                what = (spec.pair_label or "second text").lower()
+                return {"try_msg": render.message(f"Fill in the {what} too.", "info"),
+                        "try_out": None, "try_spans": None, "try_details": ""}
+            example = example_for(task, text, pair)
+            fitted, note = tryit.fit(predictor, example, limits.max_qa_windows)
+            pred = predictor.predict_examples([fitted])[0]
+        return {**task_answer(task, pred, example),
+                "try_msg": render.message(note, "info") if note else ""}
 
-    def predict_file(self, user: str, form: dict) -> dict:
+    def predict_file(self, user: str, form: dict):
+        """Predict a whole file in a worker process (finetuner.batch), never in the web
+        process: yields progress while it runs, then the CSV (in the user's own folder)."""
         run_id = form.get("try_run")
-        source = _path(form.get("batch_file"))
+        source = self._file(user, form, "batch_file")
         if not run_id or not source:
             raise FinetunerError("Pick a run and upload a file first.", code="no_input")
         ws = self.studio.workspace(user)
-        predictor = ws.predictor(run_id)
-        out_dir = ws.root / "predictions"
-        out_dir.mkdir(parents=True, exist_ok=True)
-        out = out_dir / f"{Path(source).stem[:60]}-predictions.csv"
-        predictor.predict_file(source, out)
-        rows = sum(1 for _ in open(out, encoding="utf-8")) - 1
-        return {"batch_out": share(out), "try_msg": render.message(
+        run = ws.run(run_id)
+        if not (run.model / "finetuner.json").exists():
+            raise FinetunerError("This run has no finished model.", "Pick a completed run.",
+                                 code="no_model")
+        self.studio.limits.check_file(source, "The file to predict")
+        batches = self.studio.batches
+        job = batches.start(ws.user, run.root, source, ws.root / "batch")
+        try:
+            shown = None
+            while not job.settled():
+                job.wait(0.5)
+                message = job.message()
+                if message != shown:
+                    shown = message
+                    yield {"try_msg": render.message(message, "info")}
+            out = job.result()
+        finally:
+            batches.cancel(job)  # the page went away mid-way: stop the worker too
+        rows = job.state().get("rows", 0)
+        yield {"batch_out": self._share(user, out, run_id), "try_msg": render.message(
             f"Predicted {rows:,} rows. Download the CSV below.", "ok")}
 
     # ------------------------------------------------------------------ runs
@@ -605,6 +641,22 @@ class Handlers:
                 "run_pick": gr.update(choices=choices),
                 "result_run": gr.update(choices=self._finished(ws)),
                 "try_run": gr.update(choices=self._usable(ws))}
+
+    # ------------------------------------------------------------------ administration
+    def admin_view(self, user: str, form: dict) -> dict:
+        rows = self.studio.admin_jobs(user)
+        frame = pd.DataFrame(rows, columns=["run", "owner", "status", "queue position",
+                                            "progress", "waiting since", "id"])
+        return {"admin_table": frame,
+                "admin_pick": gr.update(choices=[(f"{r['run']} · {r['owner']} · {r['status']}",
+                                                  r["id"]) for r in rows], value=None),
+                "admin_msg": render.message(f"{len(rows)} job(s) running or waiting.", "info")}
+
+    def admin_cancel(self, user: str, form: dict) -> dict:
+        text = self.studio.admin_cancel(user, form.get("admin_pick"))
+        out = self.admin_view(user, form)
+        out["admin_msg"] = render.message(text, "ok")
+        return out
 
     def open_run(self, user: str, form: dict) -> dict:
         run_id = form.get("run_pick")

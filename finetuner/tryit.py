@@ -1,0 +1,35 @@
+"""The try-it box's input, fitted to what the model reads, with a sentence when it is cut.
+
+The characters were already capped (Limits.check_try_text, FINETUNER_MAX_TRY_CHARS) before
+anything is tokenised. Classification and entity recognition read at most the model's max
+length in tokens (the rest is cut, and the answer says so); question answering reads long
+passages in windows, at most FINETUNER_MAX_QA_WINDOWS of them: a longer passage is searched
+only in its beginning, and the answer says how much was read.
+"""
+
+from __future__ import annotations
+
+
+def fit(predictor, example: dict, max_qa_windows: int) -> tuple[dict, str]:
+    """(the example the model is given, a note for the user or "")."""
+    tokenizer, max_length = predictor.tokenizer, predictor.max_length
+    if predictor.spec.name == "qa":
+        from .tasks.qa import limit_windows
+
+        context = example.get("context") or ""
+        kept, total = limit_windows(example.get("question") or "", context, tokenizer,
+                                    max_length, int(predictor.options.get("doc_stride", 128)),
+                                    max_qa_windows)
+        if len(kept) == len(context):
+            return example, ""
+        return {**example, "context": kept}, (
+            f"The passage is long ({total} windows of {max_length} tokens): only its first "
+            f"{max_qa_windows} windows, {len(kept):,} of {len(context):,} characters, were "
+            f"searched for the answer (FINETUNER_MAX_QA_WINDOWS). Paste the part that holds "
+            "the answer, or ask the administrator to raise the cap.")
+    text, pair = example.get("text") or "", example.get("pair")
+    n = len(tokenizer(text, pair, truncation=False, verbose=False)["input_ids"])
+    if n <= max_length:
+        return example, ""
+    return example, (f"The model read the first {max_length} of this text's {n:,} tokens, the "
+                     "max length it was trained with; the rest was not used.")

@@ -1,0 +1,220 @@
+"""The HTTP guard of a shared server: a pure ASGI middleware in front of gradio's own routes.
+
+Installed with `demo.launch(app_kwargs={"middleware": [Middleware(Guard, files=..., mode=...,
+limiter=...)]})`. Gradio adds its session (OAuth), CORS and compression middleware outside
+this one, so the guard sees the session and uncompressed answers. It resolves the caller as
+the handlers do (`auth.scope_user`) and:
+
+- registers the paths POST .../gradio_api/upload returns to the uploader (the handlers accept a
+  file input only when it is the caller's own, see `FileRegistry.allowed`);
+- answers GET/HEAD .../gradio_api/file=<path> for a path inside gradio's cache folder only when
+  that file was uploaded by, or is a live download copy made for, the caller; otherwise 404,
+  the same answer as for a file that does not exist. Other paths (gradio's own assets, which
+  live outside the cache) go to gradio unchanged. So every file a handler hands to the browser
+  must go through `Handlers._share` (a plain path outside the cache would be copied by gradio
+  into a folder nobody owns, and its link would answer 404);
+- rate-limits failed password sign-ins (POST .../login) per user name and per client address,
+  answering 429 without calling the password check;
+- in OAuth mode, answers 401 to uploads, files and event calls without a signed-in user, and
+  403 to an account that FINETUNER_ALLOWED_USERS / FINETUNER_ALLOWED_ORGS leave out.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import threading
+import time
+from collections import deque
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+
+from ..errors import FinetunerError
+from ..files import FileRegistry
+from .auth import oauth_user, scope_user
+
+API = "/gradio_api/"
+EVENT_ROUTES = ("queue/join", "queue/data", "call/", "run/", "api/")
+MAX_LOGIN_BODY = 64 * 1024
+
+
+def _env_number(name: str, default: float, cast=int):
+    raw = os.environ.get(name, "").strip()
+    try:
+        value = cast(raw) if raw else default
+    except ValueError:
+        value = 0
+    if not value > 0:
+        raise FinetunerError(f"{name}={raw!r} is not a positive number.", code="bad_env")
+    return value
+
+
+class LoginLimiter:
+    """At most `attempts` failed sign-ins per user name and per address in `window` seconds."""
+
+    def __init__(self, attempts: int = 5, window: float = 300.0, clock=time.monotonic) -> None:
+        self.attempts, self.window, self.clock = attempts, window, clock
+        self._failures: dict[tuple[str, str], deque] = {}
+        self._lock = threading.Lock()
+
+    @classmethod
+    def from_env(cls) -> LoginLimiter:
+        return cls(_env_number("FINETUNER_LOGIN_ATTEMPTS", 5),
+                   _env_number("FINETUNER_LOGIN_WINDOW_S", 300.0, float))
+
+    def _recent(self, key: tuple[str, str], now: float) -> deque:
+        times = self._failures.get(key) or deque()
+        while times and now - times[0] >= self.window:
+            times.popleft()
+        return times
+
+    def retry_after(self, name: str, address: str) -> float | None:
+        """Seconds until a sign-in for this name from this address may be tried, or None."""
+        now = self.clock()
+        wait = 0.0
+        with self._lock:
+            for key in (("name", name), ("addr", address)):
+                times = self._recent(key, now)
+                if len(times) >= self.attempts:
+                    wait = max(wait, self.window - (now - times[-self.attempts]))
+        return wait or None
+
+    def failed(self, name: str, address: str) -> None:
+        now = self.clock()
+        with self._lock:
+            if len(self._failures) > 10_000:  # a spray of names: forget the stale ones
+                for key in [k for k in self._failures if not self._recent(k, now)]:
+                    del self._failures[key]
+            for key in (("name", name), ("addr", address)):
+                times = self._recent(key, now)
+                times.append(now)
+                self._failures[key] = times
+
+    def succeeded(self, name: str) -> None:
+        with self._lock:
+            self._failures.pop(("name", name), None)
+
+    def sentence(self, wait: float) -> str:
+        window = (f"{self.window / 60:g} minutes" if self.window >= 120
+                  else f"{self.window:g} seconds")
+        return (f"Too many failed sign-ins: this server allows {self.attempts} failed sign-ins "
+                f"per user name and per address within {window} (FINETUNER_LOGIN_ATTEMPTS, "
+                f"FINETUNER_LOGIN_WINDOW_S). Try again in {math.ceil(wait)} seconds.")
+
+
+NOT_FOUND = {"detail": "Not Found"}
+
+
+class Guard:
+    def __init__(self, app, files: FileRegistry, mode: str = "none",
+                 limiter: LoginLimiter | None = None) -> None:
+        self.app = app
+        self.files = files
+        self.mode = mode
+        self.limiter = limiter or LoginLimiter()
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        path, method = scope.get("path", ""), scope.get("method", "GET")
+        at = path.find(API)
+        route = path[at + len(API):] if at >= 0 else None
+        if route is None:
+            if method == "POST" and self.mode == "password" and \
+                    path.rstrip("/").endswith("/login"):
+                return await self._login(scope, receive, send)
+            return await self.app(scope, receive, send)
+
+        is_file = route.startswith("file=") and method in ("GET", "HEAD")
+        is_upload = route.rstrip("/") == "upload" and method == "POST"
+        user = scope_user(scope, self.mode)
+        if self.mode == "oauth" and user is None and (
+                is_file or is_upload or route.startswith(EVENT_ROUTES)):
+            refused = oauth_user(scope.get("session"))[1]
+            answer = (JSONResponse({"detail": f"The Hugging Face account '{refused}' may not use "
+                                    "this studio (FINETUNER_ALLOWED_USERS, "
+                                    "FINETUNER_ALLOWED_ORGS)."}, status_code=403) if refused
+                      else JSONResponse({"detail": "Sign in with Hugging Face to use the "
+                                         "studio."}, status_code=401))
+            return await answer(scope, receive, send)
+        if is_file:
+            target = route[len("file="):]
+            if "://" not in target and self.files.inside(target) and user is not None \
+                    and not self.files.allowed(user, target):
+                return await JSONResponse(NOT_FOUND, status_code=404)(scope, receive, send)
+        if is_upload and user is not None:
+            return await self._upload(scope, receive, send, user)
+        return await self.app(scope, receive, send)
+
+    async def _upload(self, scope, receive, send, user: str) -> None:
+        """Pass the upload to gradio; register the paths it answers with to the uploader
+        before the answer's last byte leaves, so the next request can use them."""
+        status, chunks = 0, []
+
+        async def capture(message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            elif message["type"] == "http.response.body" and status == 200:
+                chunks.append(message.get("body", b""))
+                if not message.get("more_body", False):
+                    try:
+                        paths = json.loads(b"".join(chunks))
+                    except ValueError:
+                        paths = []
+                    if isinstance(paths, list):
+                        self.files.add_uploads(user, [p for p in paths if isinstance(p, str)])
+            await send(message)
+
+        await self.app(scope, receive, capture)
+
+    async def _login(self, scope, receive, send) -> None:
+        body, more = b"", True
+        while more:
+            message = await receive()
+            if message["type"] != "http.request":
+                return  # the client went away
+            body += message.get("body", b"")
+            more = message.get("more_body", False)
+            if len(body) > MAX_LOGIN_BODY:
+                return await JSONResponse({"detail": "Sign-in request too large."},
+                                          status_code=413)(scope, receive, send)
+
+        def replay():
+            sent = False
+
+            async def again():
+                nonlocal sent
+                if sent:
+                    return await receive()
+                sent = True
+                return {"type": "http.request", "body": body, "more_body": False}
+
+            return again
+
+        try:
+            form = await Request(scope, replay()).form()
+            name = str(form.get("username") or "").strip()
+        except Exception:  # noqa: BLE001 - let gradio answer a malformed form
+            name = ""
+        address = (scope.get("client") or ("unknown",))[0]
+        wait = self.limiter.retry_after(name, address)
+        if wait:
+            return await JSONResponse({"detail": self.limiter.sentence(wait)}, status_code=429,
+                                      headers={"Retry-After": str(math.ceil(wait))}
+                                      )(scope, receive, send)
+        status = 0
+
+        async def watch(message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        await self.app(scope, replay(), watch)
+        if status == 200:
+            self.limiter.succeeded(name)
+        elif status in (400, 401, 403):
+            self.limiter.failed(name, address)

@@ -1,0 +1,111 @@
+"""Alice's flood for tests/test_flood.py, in its own process (so its threads do not share a GIL
+with the test that times bob): try-it texts of 1 MB, 30 concurrent /predict calls in a loop,
+and a batch file, for SECONDS. Prints one JSON line with what came back.
+
+    python tests/flood_client.py URL USER PASSWORD RUN_ID BATCH_FILE SECONDS
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import os
+import re
+import sys
+import threading
+import time
+from collections import Counter
+
+from gradio_client import Client, handle_file
+
+THREADS = int(os.environ.get("FLOOD_THREADS", "30"))
+BIG_EVERY = int(os.environ.get("FLOOD_BIG_EVERY", "3"))  # every 3rd call sends 1 MB; 0: none
+BATCH = os.environ.get("FLOOD_BATCH", "1") == "1"
+BIG = "lorem ipsum dolor " * (1_000_000 // 18)  # about 1 MB
+
+
+def text(markup) -> str:
+    return html.unescape(re.sub(r"<[^>]+>", "", str(markup or "")))
+
+
+def kind(message: str) -> str:
+    for setting in ("FINETUNER_MAX_TRY_CHARS", "FINETUNER_MAX_PREDICTIONS_PER_USER",
+                    "FINETUNER_MAX_BATCH_JOBS", "FINETUNER_MAX_PREDICT_ROWS"):
+        if setting in message:
+            return "refused " + setting
+    if "already predicting a file" in message:
+        return "refused one batch per user"
+    return "other: " + message[:80]
+
+
+def main(url: str, user: str, password: str, run_id: str, batch: str, seconds: float) -> None:
+    clients = []
+    for _ in range(3):
+        c = Client(url, auth=(user, password), verbose=False)
+        c.predict(api_name="/runs_view")  # this session may now pick its runs
+        clients.append(c)
+    counts: Counter = Counter()
+    lock = threading.Lock()
+    end = time.time() + seconds
+    started = time.time()
+
+    def flood(i: int) -> None:
+        c = clients[i % len(clients)]
+        n = 0
+        while time.time() < end:
+            big = BIG_EVERY and (i + n) % BIG_EVERY == 0
+            query = BIG if big else f"a lovely film, take {n}"
+            n += 1
+            try:
+                label, *_, msg = c.predict(try_run=run_id, try_text=query, try_pair="",
+                                           api_name="/predict")
+                what = "answered" if isinstance(label, dict) and label.get("label") else \
+                    kind(text(msg))
+            except Exception as exc:  # noqa: BLE001
+                what = f"error {type(exc).__name__}: {str(exc)[:80]}"
+            with lock:
+                counts[what] += 1
+
+    batches = []
+
+    def batch_files() -> None:
+        c = clients[0]
+        done = False
+        while time.time() < end and not done:
+            t = time.time()
+            job = c.submit(try_run=run_id, batch_file=handle_file(batch),
+                           api_name="/predict_file")
+            try:
+                path, msg = job.result(timeout=300)
+            except Exception as exc:  # noqa: BLE001
+                batches.append({"error": f"{type(exc).__name__}: {exc}"[:300]})
+                break
+            shown = [text(o[-1]) for o in job.outputs()]
+            batches.append({"path": path, "message": text(msg), "seconds": time.time() - t,
+                            "shown": shown[:3] + shown[-2:]})
+            done = bool(path)
+            time.sleep(0.5)
+
+    def second_batch() -> None:  # a second file while the first is running: refused
+        time.sleep(4)
+        try:
+            _, msg = clients[1].predict(try_run=run_id, batch_file=handle_file(batch),
+                                        api_name="/predict_file")
+            batches.append({"second": text(msg)})
+        except Exception as exc:  # noqa: BLE001
+            batches.append({"second": f"error {type(exc).__name__}: {exc}"[:300]})
+
+    threads = [threading.Thread(target=flood, args=(i,)) for i in range(THREADS)]
+    if BATCH:
+        threads += [threading.Thread(target=batch_files),
+                    threading.Thread(target=second_batch)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(400)
+    print(json.dumps({"counts": counts, "batches": batches,
+                      "seconds": round(time.time() - started, 1)}), flush=True)
+
+
+if __name__ == "__main__":
+    main(*sys.argv[1:6], float(sys.argv[6]))

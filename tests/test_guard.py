@@ -1,0 +1,394 @@
+"""The HTTP-level guard of a shared server, attacked through its public HTTP API only: real
+server processes, gradio_client and hand-made httpx requests with a user's session cookie.
+
+Uploads and download links belong to one user; failed sign-ins are rate-limited per name and
+per address; a server on a public address without sign-in refuses to start; a hub token never
+comes back. The OAuth rules (allowed users and organisations) are unit-tested with a fake
+session, since OAuth cannot run offline.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+import zipfile
+from io import BytesIO
+
+import httpx
+import pytest
+from conftest import EXAMPLES as EXAMPLES_DIR
+from conftest import ROOT, free_port, start_app, stop_app, write_csv
+from gradio_client import Client
+from test_api import form
+from test_server import FINAL, login, raw_call, runs, start_run, text, wait_status
+
+USERS = "alice:wonderland,bob:builder,carol:chess,dave:diving"
+NOT_YOURS = "That file is not one of your uploads; upload it again."
+BANNER = "everyone who reaches this server shares one workspace"
+SENTIMENT = "Film and product reviews (sentiment)"
+
+
+def client(url, user=None, password=None) -> Client:
+    """A client that keeps the server's file paths instead of downloading them."""
+    return Client(url, auth=(user, password) if user else None, verbose=False,
+                  download_files=False)
+
+
+def file_path(value) -> str:
+    value = value.get("value", value) if isinstance(value, dict) else value
+    return value["path"] if isinstance(value, dict) else value.path
+
+
+def fetch(url: str, path: str, cookies=None, method: str = "GET") -> httpx.Response:
+    with httpx.Client(base_url=url, cookies=cookies, timeout=30) as http:
+        return http.request(method, f"gradio_api/file={path}")
+
+
+@pytest.fixture(scope="module")
+def guarded(tmp_path_factory, tiny_model):
+    home = tmp_path_factory.mktemp("guard") / "home"
+    proc, url = start_app(home, env={"FINETUNER_AUTH": USERS,
+                                     "FINETUNER_MODEL_DIRS": str(tiny_model)})
+    yield url, home
+    stop_app(proc)
+
+
+# ---------------------------------------------------------------------------------- downloads
+
+
+def test_download_link_belongs_to_its_owner_until_the_run_is_deleted(guarded, tiny_model):
+    url, _ = guarded
+    alice = client(url, "alice", "wonderland")
+    start_run(alice, tiny_model, "alice-zip", max_steps=2)
+    row = wait_status(alice, "alice-zip", FINAL)
+    assert row["status"] == "completed", row
+    out = alice.predict(result_run=row["id"], api_name="/results_view")
+    link = file_path(out[6])
+    assert link.endswith("model.zip") and row["id"] in link
+    mine, bobs = login(url, "alice", "wonderland"), login(url, "bob", "builder")
+    got = fetch(url, link, mine)
+    assert got.status_code == 200
+    assert "model/config.json" in zipfile.ZipFile(BytesIO(got.content)).namelist()
+    assert fetch(url, link, mine, "HEAD").status_code == 200
+    for method in ("GET", "HEAD"):
+        refused = fetch(url, link, bobs, method)
+        assert refused.status_code == 404 and b"alice" not in refused.content
+    assert fetch(url, link.replace("/model.zip", "/../" + link.split("/")[-2] + "/model.zip"),
+                 bobs).status_code == 404
+    assert fetch(url, link).status_code in (401, 404)  # not signed in
+
+    runs(alice)  # the Runs tab lists the run before it can be picked
+    alice.predict(run_pick=row["id"], confirm_delete=True, api_name="/delete_run")
+    assert row["id"] not in {r["id"] for r in runs(alice).values()}
+    assert fetch(url, link, mine).status_code == 404  # a held link dies with its run
+    assert not os.path.exists(link)
+
+
+# ---------------------------------------------------------------------------------- uploads
+
+
+def test_an_upload_belongs_to_its_uploader(guarded, tmp_path):
+    url, _ = guarded
+    secret = write_csv(tmp_path / "secret.csv", [
+        {"text": f"zebra marmalade {i} " + ("lovely" if i % 2 else "awful"),
+         "label": "pos" if i % 2 else "neg"} for i in range(60)])
+    mine, bobs = login(url, "alice", "wonderland"), login(url, "bob", "builder")
+    with httpx.Client(base_url=url, cookies=mine, timeout=30) as http:
+        posted = http.post("gradio_api/upload",
+                           files=[("files", ("secret.csv", secret.read_bytes(), "text/csv"))])
+    assert posted.status_code == 200, posted.text
+    [path] = posted.json()
+    upload = {"path": path, "meta": {"_type": "gradio.FileData"}}
+
+    kind, answer = raw_call(url, "data_changed", list(form(train_file=upload).values()), mine)
+    assert kind == "complete" and "marmalade" in answer  # alice sees her own rows
+    assert fetch(url, path, mine).status_code == 200  # and her own upload's preview link
+
+    for api_name, key in (("data_changed", "train_file"), ("check_val_file", "val_file")):
+        values = form(train_file=upload) if key == "train_file" else form(
+            train_file=None, val_file=upload)
+        kind, answer = raw_call(url, api_name, list(values.values()), bobs)
+        assert NOT_YOURS in answer, answer[:500]
+        assert "marmalade" not in answer and "zebra" not in answer
+    assert fetch(url, path, bobs).status_code == 404
+
+
+def test_a_loaded_example_is_shared_with_that_user_only(guarded):
+    url, _ = guarded
+    carol, bob = client(url, "carol", "chess"), client(url, "bob", "builder")
+    out = carol.predict(**form(), example=SENTIMENT, api_name="/load_example")
+    path = file_path(out[0])
+    values = list(form(train_file={"path": path, "meta": {"_type": "gradio.FileData"}}).values())
+    kind, answer = raw_call(url, "data_changed", values, login(url, "carol", "chess"))
+    assert kind == "complete" and "ready to train" in answer
+    kind, answer = raw_call(url, "data_changed", values, login(url, "bob", "builder"))
+    assert NOT_YOURS in answer
+    assert fetch(url, path, login(url, "bob", "builder")).status_code == 404
+    assert bob  # bob's own client still works: nothing above locked him out
+    assert bob.predict(api_name="/runs_view")
+
+
+# ---------------------------------------------------------------------------------- sign-in
+
+
+def _login_from(url: str, address: str, user: str, password: str) -> httpx.Response:
+    transport = httpx.HTTPTransport(local_address=address)
+    with httpx.Client(base_url=url, transport=transport, timeout=30) as http:
+        return http.post("login", data={"username": user, "password": password})
+
+
+def test_failed_sign_ins_are_rate_limited_per_name_and_per_address(guarded):
+    url, _ = guarded
+    # per name: failures from many addresses; a success in between resets the count
+    addresses = iter(f"127.0.1.{i}" for i in range(1, 60))
+    for _ in range(4):
+        assert _login_from(url, next(addresses), "dave", "wrong").status_code == 400
+    assert _login_from(url, next(addresses), "dave", "diving").status_code == 200
+    for _ in range(5):
+        assert _login_from(url, next(addresses), "dave", "wrong").status_code == 400
+    locked = _login_from(url, next(addresses), "dave", "diving")  # right password, too late
+    assert locked.status_code == 429
+    detail = locked.json()["detail"]
+    assert "5 failed sign-ins" in detail and "Try again in" in detail, detail
+    assert "access-token" not in str(locked.headers)
+    # per address: different names from one address
+    for name in ("eve", "mallory", "trent", "peggy", "victor"):
+        assert _login_from(url, "127.0.2.1", name, "guess").status_code == 400
+    assert _login_from(url, "127.0.2.1", "alice", "wonderland").status_code == 429
+    # others are not affected
+    assert _login_from(url, "127.0.2.2", "alice", "wonderland").status_code == 200
+
+
+# ---------------------------------------------------------------------------------- hub token
+
+
+def test_publish_clears_the_token_even_when_the_run_is_bad(guarded):
+    url, home = guarded
+    alice = client(url, "alice", "wonderland")
+    token = "hf_guard_secret_token_456"
+    cleared, message = alice.predict(result_run=None, hub_repo="alice/model", hub_token=token,
+                                     hub_private=True, api_name="/publish")
+    assert cleared == "" and "No such run" in text(message)
+    log = home.parent / f"app-{url.rsplit(':', 1)[1].strip('/')}.log"
+    assert token not in log.read_text()
+
+
+# ---------------------------------------------------------------------------------- public host
+
+
+def _clean_env(**extra) -> dict:
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("FINETUNER_AUTH", "FINETUNER_ALLOW_ANONYMOUS", "SPACE_ID",
+                        "OAUTH_CLIENT_ID", "GRADIO_SERVER_NAME")}
+    return {**env, "GRADIO_ANALYTICS_ENABLED": "False", **extra}
+
+
+def test_a_public_address_without_sign_in_refuses_to_start(tmp_path):
+    t = time.time()
+    done = subprocess.run([sys.executable, "app.py", "--host", "0.0.0.0", "--port",
+                           str(free_port()), "--home", str(tmp_path / "home")], cwd=ROOT,
+                          env=_clean_env(), capture_output=True, text=True, timeout=120)
+    assert done.returncode != 0
+    assert "FINETUNER_AUTH" in done.stderr and "--allow-anonymous" in done.stderr, done.stderr
+    assert len([line for line in done.stderr.splitlines() if line.strip()]) == 1, done.stderr
+    assert time.time() - t < 30  # refused before loading torch or the models
+
+
+def test_anonymous_public_server_shows_a_banner_and_download_links_expire(tmp_path):
+    port = free_port()
+    log = open(tmp_path / "anon.log", "wb")
+    proc = subprocess.Popen([sys.executable, "app.py", "--host", "0.0.0.0", "--port", str(port),
+                             "--home", str(tmp_path / "home"), "--allow-anonymous"], cwd=ROOT,
+                            stdout=log, stderr=subprocess.STDOUT,
+                            env=_clean_env(FINETUNER_DOWNLOAD_TTL_S="3"))
+    url = f"http://127.0.0.1:{port}/"
+    try:
+        deadline = time.time() + 90
+        while time.time() < deadline:
+            assert proc.poll() is None, (tmp_path / "anon.log").read_text()
+            try:
+                page = httpx.get(url, timeout=2)
+                break
+            except httpx.HTTPError:
+                time.sleep(0.5)
+        assert BANNER in page.text or BANNER in httpx.get(url + "config").text
+        assert "WARNING" in (tmp_path / "anon.log").read_text()
+
+        c = client(url)
+        path = file_path(c.predict(**form(), example=SENTIMENT, api_name="/load_example")[0])
+        assert fetch(url, path).status_code == 200
+        time.sleep(3.5)
+        assert fetch(url, path).status_code == 404  # expired
+        c.predict(**form(), example=SENTIMENT, api_name="/load_example")  # a share sweeps
+        assert not os.path.exists(path)
+    finally:
+        stop_app(proc)
+
+
+# ---------------------------------------------------------------------------------- OAuth
+
+
+def _session(name: str | None, orgs=(), expires_in: float = 600) -> dict:
+    if name is None:
+        return {}
+    return {"oauth_info": {"access_token": "x", "expires_at": time.time() + expires_in,
+                           "userinfo": {"preferred_username": name, "name": name.title(),
+                                        "orgs": list(orgs)}}}
+
+
+def test_oauth_users_and_organisations_allowed_in(monkeypatch):
+    from types import SimpleNamespace
+
+    from finetuner.errors import FinetunerError
+    from finetuner.ui import auth
+
+    def request(session):
+        return SimpleNamespace(username=None, session=session)
+
+    monkeypatch.delenv("FINETUNER_ALLOWED_USERS", raising=False)
+    monkeypatch.delenv("FINETUNER_ALLOWED_ORGS", raising=False)
+    assert auth.username(request(_session("ann")), "oauth") == "hf:ann"  # no lists: anyone
+    assert auth.scope_user({"session": _session("ann")}, "oauth") == "hf:ann"
+    with pytest.raises(FinetunerError, match="not signed in"):
+        auth.username(request(_session("ann", expires_in=-1)), "oauth")  # expired
+    with pytest.raises(FinetunerError, match="not signed in"):
+        auth.username(request({}), "oauth")
+    assert auth.scope_user({}, "oauth") is None
+
+    monkeypatch.setenv("FINETUNER_ALLOWED_USERS", "Ann, zed")
+    monkeypatch.setenv("FINETUNER_ALLOWED_ORGS", "acme-labs")
+    assert auth.username(request(_session("ann")), "oauth") == "hf:ann"
+    member = _session("ben", orgs=[{"sub": "1", "preferred_username": "acme-labs",
+                                    "name": "ACME Labs"}])
+    assert auth.username(request(member), "oauth") == "hf:ben"
+    by_name = _session("cat", orgs=[{"preferred_username": "x", "name": "Acme-Labs"}])
+    assert auth.scope_user({"session": by_name}, "oauth") == "hf:cat"
+    outsider = _session("dan", orgs=[{"preferred_username": "other", "name": "Other"}])
+    with pytest.raises(FinetunerError, match="'dan' may not use this studio"):
+        auth.username(request(outsider), "oauth")
+    assert auth.oauth_user(outsider) == (None, "dan")
+    assert auth.scope_user({"session": outsider}, "oauth") is None
+    assert auth.scope_user({}, "none") == "local"
+
+
+def _forged_cookie(session: dict, secret: str) -> dict:
+    """The session cookie gradio's SessionMiddleware would set after a Hugging Face sign-in."""
+    import base64
+    import hashlib
+    import json
+
+    from itsdangerous import TimestampSigner
+
+    signer = TimestampSigner(hashlib.sha256(f"{secret}-v4".encode()).hexdigest())
+    value = signer.sign(base64.b64encode(json.dumps(session).encode())).decode()
+    return {"session": value}
+
+
+def test_oauth_server_needs_an_allowed_signed_in_user(tmp_path):
+    """A Space with `hf_oauth: true`, simulated offline: the sign-in itself cannot run, so the
+    test signs its own session cookies with the Space's OAuth secret, as gradio would."""
+    pytest.importorskip("authlib")
+    secret = "offline-test-secret"
+    env = _clean_env(SYSTEM="spaces", SPACE_ID="team/studio", SPACE_HOST="team-studio.hf.space",
+                     OAUTH_CLIENT_ID="client", OAUTH_CLIENT_SECRET=secret,
+                     OAUTH_SCOPES="openid profile", OPENID_PROVIDER_URL="http://127.0.0.1:9",
+                     FINETUNER_ALLOWED_USERS="ann", FINETUNER_ALLOWED_ORGS="acme")
+    proc, url = start_app(tmp_path / "home", env=env)
+    try:
+        ann = _forged_cookie(_session("ann"), secret)
+        ben = _forged_cookie(_session("ben", orgs=[{"preferred_username": "acme"}]), secret)
+        dan = _forged_cookie(_session("dan"), secret)
+        def http(cookies=None) -> httpx.Client:
+            return httpx.Client(base_url=url, cookies=cookies, timeout=30)
+
+        assert http().get("/").status_code == 200  # the page (and its sign-in button) loads
+        upload = [("files", ("own.csv", b"text,label\nzebra,1\nyak,0\n", "text/csv"))]
+        for cookies, status in ((None, 401), (dan, 403)):
+            assert http(cookies).post("gradio_api/upload", files=upload).status_code == status
+            assert http(cookies).post("gradio_api/call/runs_view",
+                                      json={"data": []}).status_code == status
+        posted = http(ann).post("gradio_api/upload", files=upload)
+        assert posted.status_code == 200
+        [path] = posted.json()
+        assert http(ann).get(f"gradio_api/file={path}").status_code == 200
+        assert http(ben).get(f"gradio_api/file={path}").status_code == 404
+        assert http().get(f"gradio_api/file={path}").status_code == 401
+        kind, answer = raw_call(url, "runs_view", [], ann)
+        assert kind == "complete", answer
+    finally:
+        stop_app(proc)
+
+
+# ---------------------------------------------------------------------------------- units
+
+
+def test_file_inputs_must_be_the_callers_own(tmp_path):
+    from finetuner.files import FileRegistry
+    from finetuner.studio import Studio
+    from finetuner.ui.handlers import Handlers
+
+    cache = tmp_path / "cache"
+    upload = cache / "0123abcd" / "reviews.csv"
+    upload.parent.mkdir(parents=True)
+    upload.write_bytes((EXAMPLES_DIR / "sentiment.csv").read_bytes())
+    studio = Studio(tmp_path / "home", files=FileRegistry(cache))
+    studio.files.add_uploads("alice", [str(upload)])
+    h = Handlers(studio, auth_mode="password")
+    try:
+        mine = {"path": str(upload), "meta": {"_type": "gradio.FileData"}}
+        assert "ready to train" in text(h.data_changed("alice", form(train_file=mine))["data_msg"])
+        bobs = cache / "4567cdef" / "bob.csv"
+        bobs.parent.mkdir()
+        bobs.write_bytes(upload.read_bytes())
+        studio.files.add_uploads("bob", [str(bobs)])
+        assert "ready to train" in text(h.data_changed("bob", form(train_file=str(bobs)))[
+            "data_msg"])
+        with pytest.raises(Exception, match=NOT_YOURS):
+            h.data_changed("bob", form(train_file=mine))
+        for key in ("val_file", "test_file"):
+            values = {**form(train_file=str(bobs)), key: mine}
+            assert NOT_YOURS in text(h.check_data("bob", values)["data_msg"]), key
+        assert NOT_YOURS in text(h.model_changed("bob", form(model_choice="zip",
+                                                             model_zip=mine))["model_msg"])
+        with pytest.raises(Exception, match=NOT_YOURS):
+            next(iter(h.predict_file("bob", {"try_run": "20260101-000000-0123456789abcdef",
+                                             "batch_file": mine})))
+        with pytest.raises(Exception, match=NOT_YOURS):
+            h.start("bob", form(train_file=mine))
+        # a file handed to alice (a loaded example) is hers too, and only hers
+        shared = h.load_example("alice", form(example=SENTIMENT))["train_file"]
+        assert studio.files.inside(shared)
+        assert "ready to train" in text(h.data_changed("alice", form(train_file=shared))[
+            "data_msg"])
+        with pytest.raises(Exception, match=NOT_YOURS):
+            h.data_changed("bob", form(train_file=shared))
+    finally:
+        studio.jobs.shutdown()
+
+
+def test_download_copies_expire_and_die_with_their_run(tmp_path):
+    from finetuner.files import FileRegistry
+
+    now = [1000.0]
+    files = FileRegistry(tmp_path / "cache", ttl=60, clock=lambda: now[0])
+    source = tmp_path / "model.zip"
+    source.write_bytes(b"zip")
+    run = "20260101-000000-0123456789abcdef"
+    link = files.share("alice", source, run)
+    assert files.allowed("alice", link) and not files.allowed("bob", link)
+    assert files.share("alice", source, run) == link  # the same file again: the same link
+    assert files.share("bob", source, run) != link
+    now[0] += 59
+    assert files.allowed("alice", link)
+    now[0] += 1
+    assert not files.allowed("alice", link)  # expired
+    files.sweep()
+    assert not os.path.exists(link)
+    other = files.share("alice", source, run)
+    kept = files.share("alice", source, "20260101-000000-fedcba9876543210")
+    files.forget_run("alice", run)
+    assert not os.path.exists(other) and not files.allowed("alice", other)
+    assert files.allowed("alice", kept)
+    assert not files.inside(source) and files.inside(kept)
