@@ -13,6 +13,7 @@ from __future__ import annotations
 import functools
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 from .config import DEFAULT_LEARNING_RATE, METHOD_HELP, MethodConfig
 
@@ -47,6 +48,10 @@ def method_params(model_path: str, task_auto: str, peft_task: str, heads: tuple[
     from . import modeling
 
     config = transformers.AutoConfig.from_pretrained(model_path, num_labels=max(num_labels, 2))
+    from .modelzip import check_model_config
+
+    # sizes checked before a skeleton is built: a crafted config must not fill the web process
+    check_model_config(config.to_dict(), Path(model_path).name)
     auto = getattr(transformers, task_auto)
     out = {}
 

@@ -108,3 +108,25 @@ def test_live_worker_is_adopted_after_a_restart(tmp_path, tiny_model):
     assert read_json(run.results)["status"] == "stopped"
     manager.wait(run, 10)
     time.sleep(0.2)
+
+
+def test_fair_order_is_round_robin_between_users():
+    store = JobStore(None)
+    manager = JobManager(store=store, max_jobs=0)  # nothing starts: look at the order only
+    manager._schedule = lambda: None
+    for i, user in enumerate(["alice", "alice", "alice", "bob", "carol", "bob"]):
+        store.add(f"r{i}", user, f"/runs/r{i}")
+    assert [r["run_id"] for r in manager.fair_order()] == ["r0", "r3", "r4", "r1", "r5", "r2"]
+    store.set("r0", status="running")  # alice already trains: everyone else goes first
+    assert [r["run_id"] for r in manager.fair_order()] == ["r3", "r4", "r1", "r5", "r2"]
+
+
+def test_worker_environment_holds_no_secrets():
+    from finetuner.jobs import worker_env
+
+    env = worker_env({"PATH": "/bin", "FINETUNER_AUTH": "a:b", "HF_TOKEN": "hf_x",
+                      "HUGGING_FACE_HUB_TOKEN": "hf_y", "OAUTH_CLIENT_SECRET": "s",
+                      "AWS_SECRET_ACCESS_KEY": "k", "LC_ALL": "C", "HF_HOME": "/h",
+                      "FINETUNER_CHECKPOINT_SECONDS": "0"}, FINETUNER_WORKER_MAX_SECONDS="5")
+    assert set(env) == {"PATH", "LC_ALL", "HF_HOME", "FINETUNER_CHECKPOINT_SECONDS",
+                        "FINETUNER_WORKER_MAX_SECONDS", "PYTHONPATH", "PYTHONUNBUFFERED"}

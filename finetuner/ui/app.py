@@ -39,6 +39,10 @@ learn), **4 Results** (honest test scores and a verdict), **5 Try it**. Training
 separate process, so you can close this page and come back."""
 
 
+# outputs that are text for people (messages, the log, progress), scrubbed of server paths;
+# file outputs carry paths on purpose and are never rewritten
+TEXT_OUTPUTS = {"data_msg", "model_msg", "train_msg", "results_msg", "hub_msg", "try_msg",
+                "runs_msg", "admin_msg", "log", "progress", "method_info", "advice", "cli"}
 ANONYMOUS_BANNER = (
     "No sign-in on this server: everyone who reaches this server shares one workspace, and "
     "can see, use and delete every upload, run and model in it. The administrator can give each "
@@ -91,7 +95,8 @@ class Wiring:
             def mapped(result: dict):
                 if "hub_token" in outputs:  # cleared on every path, errors included
                     result = {**result, "hub_token": ""}
-                update = {C[k]: v for k, v in result.items() if k in outputs}
+                update = {C[k]: hide(v) if isinstance(v, str) and k in TEXT_OUTPUTS else v
+                          for k, v in result.items() if k in outputs}
                 return update or tuple(gr.skip() for _ in outputs)
 
             out = None
@@ -406,10 +411,12 @@ def _wire(w: Wiring, demo: gr.Blocks) -> None:
                                               "hub_private"], ["hub_token"], "hub_msg")
     bind(C["try_run"].change, "try_layout", ["try_run"], try_view, "try_msg")
     answer = ["try_out", "try_spans", "try_details"]
+    # try it: answered at once, outside gradio's queue, so nobody waits behind another
+    # user's flood; the handler caps each user (FINETUNER_MAX_PREDICTIONS_PER_USER) instead
     bind(C["predict_btn"].click, "predict", ["try_run", "try_text", "try_pair"], answer,
-         "try_msg", concurrency_limit=8)
+         "try_msg", queue=False)
     bind(C["try_text"].submit, "predict", ["try_run", "try_text", "try_pair"], answer,
-         "try_msg", api_name="predict_submit", concurrency_limit=8)
+         "try_msg", api_name="predict_submit", queue=False)
     bind(C["batch_btn"].click, "predict_file", ["try_run", "batch_file"], ["batch_out"],
          "try_msg", concurrency_limit=2)
 
