@@ -99,6 +99,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def config_from_args(args: argparse.Namespace) -> RunConfig:
     raw = RunConfig.load(args.config).to_dict() if args.config else RunConfig().to_dict()
+    if not args.config:
+        raw["data"]["max_length"] = None  # the task's own default (384 for qa), not 128
     for flag, (section, name, _, _) in FLAGS.items():
         value = getattr(args, flag.lstrip("-").replace("-", "_"))
         if value is None:

@@ -30,6 +30,7 @@ DEFAULT_LEARNING_RATE = {"full": 1e-4, "lora": 2e-3, "head": 2e-2}
 DEFAULT_MODEL = "default"
 DEFAULT_MAX_LENGTH = {"classification": 128, "ner": 128, "qa": 384}
 PRECISIONS = ("auto", "fp32", "bf16")
+DEFAULT_DOC_STRIDE = 128
 
 
 def _help(text: str, **kw: Any) -> Any:
@@ -72,8 +73,9 @@ class DataConfig:
         default=None,
     )
     doc_stride: int = _help(
-        "Question answering: overlap in tokens between windows of a long context.",
-        default=128,
+        "Question answering: overlap in tokens between windows of a long context (the default "
+        "128 shrinks to a quarter of a short max length).",
+        default=DEFAULT_DOC_STRIDE,
     )
     max_answer_length: int = _help(
         "Question answering: longest answer span, in tokens, that decoding considers.",
@@ -229,6 +231,10 @@ class RunConfig:
         if self.data.max_length is None:
             self.data.max_length = DEFAULT_MAX_LENGTH.get(self.task, 128)
         if self.task == "qa":
+            if self.data.doc_stride == DEFAULT_DOC_STRIDE and \
+                    self.data.doc_stride >= self.data.max_length // 2:
+                # the default overlap follows a short max length instead of refusing it
+                self.data.doc_stride = max(1, self.data.max_length // 4)
             _check(
                 self.data.doc_stride < self.data.max_length,
                 f"doc_stride is {self.data.doc_stride} with max_length {self.data.max_length}.",

@@ -1,9 +1,16 @@
-"""The verdict on a finished run: healthy, overfitting, underfitting, too little data, or class
-imbalance dominating, with the evidence in numbers and concrete remedies.
+"""The verdict on a finished run, with the evidence in numbers and concrete remedies.
 
-`diagnose` is a pure function over the logged evaluation history, the final test metrics and
-a few facts about the data, so it is unit-tested on synthetic curves and the UI only renders
-what it returns. Imports neither torch nor transformers.
+Verdicts: healthy, still improving, overfitting (including memorising), underfitting, learned
+nothing (at chance), too little data, class imbalance. `diagnose` is a pure function over the
+logged evaluation history, the validation metrics of the kept checkpoint and a few facts about
+the data, so it is unit-tested on synthetic and on recorded real curves and the UI only renders
+what it returns. It never reads the test split: test metrics are for the user, not for choices.
+
+The rules read the validation *metric* and the clean training-sample metric (scored without
+dropout at each evaluation), judged against the noise that the validation size implies (a
+binomial interval: two standard errors) and against chance (the majority class and random
+guessing). A rising validation loss while the metric holds is over-confidence, reported as a
+note, not as overfitting. Imports neither torch nor transformers.
 
 History rows look like {"step", "epoch", "train_loss", "eval_loss", "val_metric",
 "train_metric"}; `history_from_events` builds them from events.jsonl records.
@@ -11,15 +18,20 @@ History rows look like {"step", "epoch", "train_loss", "eval_loss", "val_metric"
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field
 
-VERDICTS = ("healthy", "overfitting", "underfitting", "too_little_data", "class_imbalance")
+VERDICTS = ("healthy", "still_improving", "overfitting", "underfitting", "no_signal",
+            "too_little_data", "class_imbalance")
 TITLES = {
     "healthy": "Healthy: the model learned the task and holds up on unseen data.",
-    "overfitting": "Overfitting: the model memorised the training data and got worse on "
+    "still_improving": "Still improving: the model was getting better on unseen data when "
+    "training ended.",
+    "overfitting": "Overfitting: the model memorised the training data and does worse on "
     "unseen data.",
     "underfitting": "Underfitting: the model has not learned the task well, not even on the "
     "data it trained on.",
+    "no_signal": "Learned nothing: the model scores no better than guessing on unseen data.",
     "too_little_data": "Too little data: the scores rest on so few examples that they are not "
     "reliable.",
     "class_imbalance": "Class imbalance dominates: the model mostly predicts the common label "
@@ -36,6 +48,8 @@ UNITS = {"classification": "training examples", "ner": "training sentences",
 MIN_TRAIN = 100
 MIN_PER_CLASS = 8
 MIN_VALIDATION = 20
+MEMORISED = 0.98  # a training score this close to perfect, with a real gap, is memorising
+UNDERFIT_SHARE = 0.5  # closes less than half the way from chance to a perfect training score
 
 
 @dataclass
@@ -44,6 +58,7 @@ class Diagnosis:
     title: str
     evidence: list[str] = field(default_factory=list)
     remedies: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # facts worth knowing, not the verdict
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -69,49 +84,98 @@ def _f(x: float | None) -> str:
     return "n/a" if x is None else f"{x:.2f}" if abs(x) >= 0.1 else f"{x:.3f}"
 
 
+def noise(value: float | None, n: int | None) -> float:
+    """Two binomial standard errors of a score measured on n examples (at least 0.01)."""
+    if value is None or not n:
+        return 0.05
+    p = min(max(value, 0.0), 1.0)
+    return max(0.01, 2 * math.sqrt(max(p * (1 - p), 0.25 / n) / n))
+
+
+def chance_scores(counts: dict | None, metric: str = "macro_f1") -> dict:
+    """What guessing scores on a split with these label counts: always the majority label,
+    and uniform random guessing. Tasks without labels to guess (entities, spans) score ~0."""
+    counts = {k: v for k, v in (counts or {}).items() if v}
+    total = sum(counts.values())
+    if not total or len(counts) < 2:
+        return {"majority": 0.0, "random": 0.0}
+    k = len(counts)
+    p = max(counts.values()) / total
+    if metric == "accuracy":
+        return {"majority": p, "random": 1 / k}
+    shares = [v / total for v in counts.values()]
+    majority = (2 * p / (1 + p)) / k  # F1 of the majority label; the others score 0
+    rand = sum(2 * q * (1 / k) / (q + 1 / k) for q in shares) / k
+    return {"majority": majority, "random": rand}
+
+
+def best_row(history: list[dict], best_step: int | None = None) -> dict | None:
+    """The checkpoint training kept: the given step, else the highest validation score with
+    ties broken by the lower validation loss, the first such, exactly as training does."""
+    scored = [h for h in history if h.get("val_metric") is not None]
+    if best_step is not None:
+        for h in scored:
+            if h["step"] == best_step:
+                return h
+    if not scored:
+        return None
+    return max(scored, key=lambda h: (h["val_metric"], -(h.get("eval_loss") or 0.0)))
+
+
 def diagnose(
     history: list[dict],
-    final: dict | None = None,
+    validation: dict | None = None,
     data: dict | None = None,
     metric_title: str = "macro-F1",
     method: str | None = None,
     task: str = "classification",
+    best_step: int | None = None,
+    metric: str = "macro_f1",
 ) -> Diagnosis:
-    """Judge a run from its curves (`history`), test metrics (`final`) and data facts.
+    """Judge a run from its curves, the kept checkpoint's validation metrics and data facts.
 
-    `data` may hold n_train, n_validation and label_counts (classification).
+    `data` may hold n_train, n_validation, label_counts (training) and validation_counts.
     """
-    final = final or {}
+    validation = validation or {}
     data = data or {}
+    n_val = data.get("n_validation")
+    best = best_row(history, best_step)
+    chance = chance_scores(data.get("validation_counts") or data.get("label_counts"), metric)
+    floor = max(chance.values())
+    ctx = _Context(history, best, n_val, metric_title, floor, chance)
+    notes = _overconfidence(history, best, ctx)
     small = _too_little_data(data, UNITS.get(task, "training examples"))
-    imbalance = _class_imbalance(final, data)
-    over = _overfitting(history, metric_title)
-    under = _underfitting(history, metric_title) if not over else None
-    best = _best_row(history)
-    best_note = []
-    if best and history and best is not history[-1]:
-        best_note = [f"The best checkpoint (step {best['step']}, epoch {_f(best['epoch'])}, "
-                     f"validation {metric_title} {_f(best['val_metric'])}) was kept, not the last."]
     if small:
-        evidence = small + (over or []) + (under or [])
+        evidence = small + (ctx.gap_evidence() or [])
         remedies = [MORE_DATA.get(task, MORE_DATA["classification"]),
                     "Meanwhile prefer head-only or LoRA training: fewer weights to fit."]
-        return Diagnosis("too_little_data", TITLES["too_little_data"], evidence, remedies)
+        return Diagnosis("too_little_data", TITLES["too_little_data"], evidence, remedies, notes)
+    if ctx.at_chance():
+        return Diagnosis("no_signal", TITLES["no_signal"], ctx.chance_evidence(),
+                         ["Check the labels: are they shuffled, or misaligned with the texts "
+                          "(a sorted column, an off-by-one row)?",
+                          "Check that the label can be predicted from the text at all: could "
+                          "a person tell it from the text alone?",
+                          "If both hold, raise the learning rate or train longer."], notes)
+    imbalance = _class_imbalance(validation, data)
     if imbalance:
         evidence, rare = imbalance
         remedies = [f"Add examples of {rare}, or down-sample the common label.",
                     "Judge the model by macro-F1 and the per-label recall, not accuracy.",
                     "Check the confusion matrix: if the rare label matters most, review the "
-                    "test rows it missed."]
-        return Diagnosis("class_imbalance", TITLES["class_imbalance"], evidence, remedies)
+                    "rows it missed."]
+        return Diagnosis("class_imbalance", TITLES["class_imbalance"], evidence, remedies, notes)
+    over = ctx.overfitting()
     if over:
         remedies = ["Train for fewer epochs or keep early stopping on (the best checkpoint is "
                     "kept either way).",
                     "Raise weight decay (for example 0.1) or lower the learning rate.",
-                    "Add more training data."]
+                    "Add more training data: it is the surest cure."]
         if method == "full":
             remedies.insert(1, "Try LoRA or head-only training: far fewer trainable weights.")
-        return Diagnosis("overfitting", TITLES["overfitting"], over + best_note, remedies)
+        return Diagnosis("overfitting", TITLES["overfitting"], over + ctx.kept(), remedies, notes)
+    under = ctx.underfitting()
+    rising = ctx.still_improving()
     if under:
         remedies = ["Train for more epochs.", "Raise the learning rate a little."]
         if method == "head":
@@ -119,9 +183,162 @@ def diagnose(
                             "encoder.")
         remedies.append("Check the labels: noisy or inconsistent labels cap what can be "
                         "learned.")
-        return Diagnosis("underfitting", TITLES["underfitting"], under, remedies)
-    return Diagnosis("healthy", TITLES["healthy"], _healthy(history, metric_title) + best_note,
-                     _healthy_remedies(history))
+        return Diagnosis("underfitting", TITLES["underfitting"], under + (rising or []),
+                         remedies, notes)
+    if rising:
+        return Diagnosis("still_improving", TITLES["still_improving"], rising + ctx.summary(),
+                         ["Train for more epochs (or raise the epochs and keep early stopping "
+                          "on): the validation score had not levelled off."], notes)
+    return Diagnosis("healthy", TITLES["healthy"], ctx.summary() + ctx.kept(),
+                     ["Nothing to fix. Check the misclassified examples for label noise."],
+                     notes)
+
+
+@dataclass
+class _Context:
+    history: list[dict]
+    best: dict | None
+    n_val: int | None
+    title: str
+    floor: float
+    chance: dict
+
+    def band(self, value: float | None) -> float:
+        return noise(value, self.n_val)
+
+    def at_chance(self) -> bool:
+        if not self.best or self.floor <= 0:
+            return False
+        vm = self.best["val_metric"]
+        return vm <= self.floor + self.band(vm)
+
+    def chance_evidence(self) -> list[str]:
+        vm = self.best["val_metric"]
+        out = [f"Best validation {self.title} {_f(vm)}: always answering the most common label "
+               f"scores {_f(self.chance['majority'])} and guessing at random "
+               f"{_f(self.chance['random'])}; the difference is within the ±{_f(self.band(vm))} "
+               f"that {self.n_val} validation rows allow."]
+        tm = self.best.get("train_metric")
+        if tm is not None and tm > vm + self.band(vm):
+            out.append(f"Yet train {self.title} reached {_f(tm)}: the model memorised the "
+                       "training rows without finding anything that carries over, as it does "
+                       "with labels that do not follow from the texts.")
+        return out
+
+    def gap(self, row: dict | None) -> tuple[float, float] | None:
+        """(train - validation, its noise) at a row, or None."""
+        if not row or row.get("train_metric") is None or row.get("val_metric") is None:
+            return None
+        tm, vm = row["train_metric"], row["val_metric"]
+        return tm - vm, max(self.band(vm), 0.02)
+
+    def gap_evidence(self) -> list[str]:
+        gap = self.gap(self.best)
+        if not gap or gap[0] <= gap[1]:
+            return []
+        return [f"Train {self.title} {_f(self.best['train_metric'])} vs validation "
+                f"{_f(self.best['val_metric'])} (a gap of {gap[0]:.2f})."]
+
+    def overfitting(self) -> list[str] | None:
+        if not self.best or len(self.history) < 2:
+            return None
+        last = self.history[-1]
+        evidence = []
+        vb, vl = self.best["val_metric"], last.get("val_metric")
+        tb, tl = self.best.get("train_metric"), last.get("train_metric")
+        train_up = tb is not None and tl is not None and tl >= tb
+        if vl is not None and vb - vl > self.band(vb) and train_up:
+            evidence.append(
+                f"Validation {self.title} fell from {_f(vb)} (step {self.best['step']}) to "
+                f"{_f(vl)} at the end, more than the ±{_f(self.band(vb))} noise of "
+                f"{self.n_val} validation rows, while train {self.title} rose to {_f(tl)}.")
+        for row, when in ((last, "at the last evaluation"), (self.best, "at the kept step")):
+            gap = self.gap(row)
+            if gap and gap[0] > gap[1] and row["train_metric"] >= MEMORISED:
+                loss = f", training loss {_f(row.get('train_loss'))}" if row.get(
+                    "train_loss") is not None else ""
+                evidence.append(
+                    f"Train {self.title} {_f(row['train_metric'])}{loss} vs validation "
+                    f"{_f(row['val_metric'])} {when}: a gap of {gap[0]:.2f}, beyond the "
+                    f"±{_f(gap[1])} noise. The model memorised its training rows; on new "
+                    f"data expect about {_f(row['val_metric'])}, not "
+                    f"{_f(row['train_metric'])}.")
+                break
+        return evidence or None
+
+    def underfitting(self) -> list[str] | None:
+        row = self.best or (self.history[-1] if self.history else None)
+        if not row or row.get("train_metric") is None:
+            return None
+        tm, vm = row["train_metric"], row.get("val_metric")
+        target = self.floor + UNDERFIT_SHARE * (1 - self.floor)
+        if tm >= target:
+            return None
+        return [f"Train {self.title} is only {_f(tm)} (validation {_f(vm)}; guessing scores "
+                f"{_f(self.floor)}): the model does not fit even the examples it trains on, "
+                f"it closed {max(0.0, (tm - self.floor) / (1 - self.floor)):.0%} of the way "
+                "from guessing to a perfect score."]
+
+    def still_improving(self) -> list[str] | None:
+        scored = [h for h in self.history if h.get("val_metric") is not None]
+        if len(scored) < 2 or not self.best:
+            return None
+        last, first = scored[-1], scored[0]
+        near_end = self.best is last or (self.best is scored[-2] and self.best["val_metric"]
+                                         - last["val_metric"] <= self.band(last["val_metric"]))
+        # rising: the end beats everything before the last two evaluations by more than
+        # half the noise band (a plateau that wobbles is not a rise)
+        earlier = max(h["val_metric"] for h in scored[:-2]) if len(scored) > 2 else \
+            first["val_metric"]
+        rise = self.best["val_metric"] - earlier
+        if near_end and rise > 0.5 * self.band(self.best["val_metric"]):
+            return [f"The best validation {self.title} ({_f(self.best['val_metric'])}) came at "
+                    f"step {self.best['step']} (epoch {_f(self.best['epoch'])}), at or next to "
+                    f"the last evaluation, {rise:.2f} above the evaluations before."]
+        return None
+
+    def summary(self) -> list[str]:
+        if not self.history:
+            return ["No evaluation was logged; only the final scores are available."]
+        best = self.best or self.history[-1]
+        out = [f"Best validation {self.title} {_f(best.get('val_metric'))} at step "
+               f"{best['step']}."]
+        gap = self.gap(best)
+        if gap:
+            what = f"a gap of {gap[0]:.2f}" if gap[0] > 0.005 else "no gap"
+            within = " (within noise)" if abs(gap[0]) <= gap[1] else ""
+            out.append(f"Train {self.title} {_f(best['train_metric'])} vs validation "
+                       f"{_f(best['val_metric'])}: {what}{within}.")
+        if self.floor > 0:
+            out.append(f"Guessing would score {_f(self.floor)} (most common label "
+                       f"{_f(self.chance['majority'])}, random {_f(self.chance['random'])}).")
+        return out
+
+    def kept(self) -> list[str]:
+        if self.best and self.history and self.best is not self.history[-1]:
+            return [f"The best checkpoint (step {self.best['step']}, epoch "
+                    f"{_f(self.best['epoch'])}, validation {self.title} "
+                    f"{_f(self.best['val_metric'])}) was kept, not the last."]
+        return []
+
+
+def _overconfidence(history: list[dict], best: dict | None, ctx: _Context) -> list[str]:
+    """Validation loss rising while the metric holds: the model grows over-confident."""
+    losses = [h for h in history if h.get("eval_loss") is not None]
+    if len(losses) < 3 or not best:
+        return []
+    low = min(range(len(losses)), key=lambda i: losses[i]["eval_loss"])
+    last = losses[-1]
+    if low == len(losses) - 1 or last["eval_loss"] < losses[low]["eval_loss"] * 1.1:
+        return []
+    vm = last.get("val_metric")
+    if vm is None or best["val_metric"] - vm > ctx.band(best["val_metric"]):
+        return []
+    return [f"Validation loss rose from {_f(losses[low]['eval_loss'])} (step "
+            f"{losses[low]['step']}) to {_f(last['eval_loss'])} while validation "
+            f"{ctx.title} held ({_f(vm)} at the end, best {_f(best['val_metric'])}): the model "
+            "grew over-confident rather than worse. The kept checkpoint was chosen by the "
+            f"{ctx.title}, not by the loss."]
 
 
 def _too_little_data(data: dict, unit: str = "training examples") -> list[str]:
@@ -142,98 +359,26 @@ def _too_little_data(data: dict, unit: str = "training examples") -> list[str]:
     return out
 
 
-def _class_imbalance(final: dict, data: dict) -> tuple[list[str], str] | None:
-    per_class = final.get("per_class") or {}
+def _class_imbalance(validation: dict, data: dict) -> tuple[list[str], str] | None:
+    """Judged on the validation split of the kept checkpoint (never on the test split)."""
+    per_class = validation.get("per_class") or {}
     counts = data.get("label_counts") or {}
-    if not per_class or not counts or len(counts) < 2 or "predicted_share" not in final:
+    if not per_class or not counts or len(counts) < 2 or "predicted_share" not in validation:
         return None
     total = sum(counts.values())
     common, n_common = max(counts.items(), key=lambda kv: kv[1])
     missed = [(name, s["recall"]) for name, s in per_class.items()
               if name != common and s.get("support", 0) >= 3 and s["recall"] < 0.5
               and counts.get(name, 0) * 3 <= n_common]
-    share = (final.get("predicted_share") or {}).get(common, 0.0)
+    share = (validation.get("predicted_share") or {}).get(common, 0.0)
     if not missed or n_common / total < 0.5:
         return None
     evidence = [f"'{common}' is {n_common / total:.0%} of the training data and the model "
-                f"predicts it for {share:.0%} of test rows."]
+                f"predicts it for {share:.0%} of validation rows."]
     evidence += [f"Recall on '{name}' is {_f(r)}: it finds {r:.0%} of them." for name, r in missed]
-    acc, macro = final.get("accuracy"), final.get("macro_f1")
+    acc, macro = validation.get("accuracy"), validation.get("macro_f1")
     if acc is not None and macro is not None:
         evidence.append(f"Accuracy {_f(acc)} vs macro-F1 {_f(macro)}: accuracy hides the "
                         "misses.")
     rare = " and ".join(f"'{name}'" for name, _ in missed)
     return evidence, rare
-
-
-def _best_row(history: list[dict]) -> dict | None:
-    scored = [h for h in history if h.get("val_metric") is not None]
-    return max(scored, key=lambda h: h["val_metric"]) if scored else None
-
-
-def _overfitting(history: list[dict], title: str) -> list[str] | None:
-    evidence = []
-    losses = [h for h in history if h.get("eval_loss") is not None]
-    if len(losses) >= 3:
-        low = min(range(len(losses)), key=lambda i: losses[i]["eval_loss"])
-        rises = 0
-        for i in range(low + 1, len(losses)):
-            rises = rises + 1 if losses[i]["eval_loss"] > losses[i - 1]["eval_loss"] else 0
-        last, best = losses[-1], losses[low]
-        grew = last["eval_loss"] >= best["eval_loss"] * 1.1
-        t0, t1 = best.get("train_loss"), last.get("train_loss")
-        train_fell = t0 is not None and t1 is not None and t1 < t0
-        if rises >= 2 and grew and train_fell:
-            drop = (t0 - t1) / t0 if t0 else 0.0
-            evidence.append(
-                f"Validation loss rose {rises} evaluations in a row, from {_f(best['eval_loss'])} "
-                f"(step {best['step']}) to {_f(last['eval_loss'])}, while training loss fell "
-                f"{drop:.0%} ({_f(t0)} → {_f(t1)})."
-            )
-    last = history[-1] if history else {}
-    tm, vm = last.get("train_metric"), last.get("val_metric")
-    if tm is not None and vm is not None and tm >= 0.9 and tm - vm >= 0.1:
-        evidence.append(f"Train {title} {_f(tm)} vs validation {_f(vm)} at the last evaluation "
-                        f"(a gap of {tm - vm:.2f}).")
-    return evidence or None
-
-
-def _underfitting(history: list[dict], title: str) -> list[str] | None:
-    if not history:
-        return None
-    last = history[-1]
-    tm, vm = last.get("train_metric"), last.get("val_metric")
-    losses = [h["train_loss"] for h in history if h.get("train_loss") is not None]
-    evidence = []
-    if tm is not None and tm < 0.7:
-        evidence.append(f"Train {title} is only {_f(tm)} (validation {_f(vm)}): the model does "
-                        "not fit even the examples it trains on.")
-    if len(losses) >= 2 and losses[0] > 0:
-        drop = (losses[0] - losses[-1]) / losses[0]
-        if drop < 0.1 and (tm is None or tm < 0.8):
-            how = f"fell only {drop:.0%}" if drop >= 0.005 else "did not fall"
-            evidence.append(f"Training loss {how} ({_f(losses[0])} → {_f(losses[-1])}).")
-    return evidence or None
-
-
-def _healthy(history: list[dict], title: str) -> list[str]:
-    if not history:
-        return ["No evaluation was logged; only the test metrics are available."]
-    best = _best_row(history) or history[-1]
-    out = [f"Best validation {title} {_f(best.get('val_metric'))} at step {best['step']}."]
-    tm, vm = best.get("train_metric"), best.get("val_metric")
-    if tm is not None and vm is not None:
-        gap = f"a gap of {tm - vm:.2f}" if tm - vm > 0.005 else "no gap"
-        out.append(f"Train {title} {_f(tm)} vs validation {_f(vm)}: {gap}.")
-    losses = [h for h in history if h.get("eval_loss") is not None]
-    if len(losses) >= 2:
-        out.append(f"Validation loss went from {_f(losses[0]['eval_loss'])} to "
-                   f"{_f(losses[-1]['eval_loss'])}.")
-    return out
-
-
-def _healthy_remedies(history: list[dict]) -> list[str]:
-    scored = [h["val_metric"] for h in history if h.get("val_metric") is not None]
-    if len(scored) >= 2 and scored[-1] == max(scored) and scored[-1] > scored[-2]:
-        return ["The validation score was still rising at the end: one more epoch may help."]
-    return ["Nothing to fix. Check the misclassified examples for label noise."]

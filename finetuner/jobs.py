@@ -188,9 +188,10 @@ class JobManager:
         env = worker_env(self.env, **self.worker_vars)
         with open(run.log, "ab") as log:
             proc = subprocess.Popen(
-                [self.python, "-m", self.worker_module, str(run.root)],
+                # absolute: the worker runs inside the run folder (a relative --output broke)
+                [self.python, "-m", self.worker_module, str(run.root.resolve())],
                 stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                start_new_session=True, env=env, cwd=str(run.root),
+                start_new_session=True, env=env, cwd=str(run.root.resolve()),
             )
         job = Job(run=run, pid=proc.pid, proc=proc)
         self._jobs[run.id] = job
@@ -331,7 +332,7 @@ def _is_worker(pid: int, run: RunPaths) -> bool:
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
     except OSError:
         return False
-    return _alive(pid) and str(run.root).encode() in cmdline
+    return _alive(pid) and str(run.root.resolve()).encode() in cmdline
 
 
 def _base_results(run: RunPaths, status: str, **extra) -> dict:

@@ -179,15 +179,19 @@ class RunSummary:
     method: str
     model: str
     metric: str
-    value: float | None
+    value: float | None  # the best validation score: what runs are compared by
     seconds: float | None
     size_bytes: int = 0
+    test_value: float | None = None  # shown, never used to sort, rank or recommend
 
     def row(self) -> list:
-        value = "" if self.value is None else f"{self.value:.4f}"
+        def score(x):
+            return "" if x is None else f"{self.metric} {x:.4f}"
+
         secs = "" if self.seconds is None else f"{self.seconds:.0f} s"
-        return [self.name, self.status, self.task, self.method, f"{self.metric} {value}".strip(),
-                secs, f"{self.size_bytes / 1e6:,.1f} MB", self.created, self.id]
+        return [self.name, self.status, self.task, self.method, score(self.value),
+                score(self.test_value), secs, f"{self.size_bytes / 1e6:,.1f} MB", self.created,
+                self.id]
 
 
 class Workspace:
@@ -298,10 +302,13 @@ class Workspace:
         results = read_json(run.results) or {}
         metric = results.get("metric") or "macro_f1"
         test = results.get("test") or {}
-        value = test.get(metric)
+        # runs are compared by the best validation score (the kept checkpoint's); the test
+        # score is only displayed
+        value = (results.get("validation") or {}).get(metric)
         if value is None:
             evals = [e for e in read_events(run.events)[0] if e.get("type") == "eval"]
-            value = (evals[-1].get("validation") or {}).get(metric) if evals else None
+            scores = [(e.get("validation") or {}).get(metric) for e in evals]
+            value = max((x for x in scores if x is not None), default=None)
         timing = results.get("timing") or {}
         created = time.strftime("%Y-%m-%d %H:%M", time.strptime(run.id[:15], "%Y%m%d-%H%M%S"))
         return RunSummary(id=run.id, name=self.name_of(run), created=created,
@@ -310,7 +317,7 @@ class Workspace:
                           model=results.get("model") or (config.get("model") or {}).get(
                               "name_or_path", ""),
                           metric=metric, value=value, seconds=timing.get("train_seconds"),
-                          size_bytes=folder_bytes(run.root))
+                          size_bytes=folder_bytes(run.root), test_value=test.get(metric))
 
     def active_run(self) -> RunPaths | None:
         """The newest run still training or waiting, so a reloaded page re-attaches to it."""

@@ -425,6 +425,14 @@ def resume_point(ctx: Context, callback: RunCallback):
     return checkpoint
 
 
+def _validation_detail(evaluator, model) -> dict:
+    """Full validation metrics (per label, predicted shares) of the restored best weights."""
+    try:
+        return evaluator.score(model, "validation")[0]
+    except Exception:  # noqa: BLE001 - a stop during this pass: judge from the curves alone
+        return {}
+
+
 def finish(ctx, spec, impl, model, tokenizer, prepared, splits, feats, evaluator, callback,
            params, timing, source, stopped, amp, collate) -> dict:
     """Test metrics with the best checkpoint, diagnosis, export, results.json."""
@@ -443,10 +451,16 @@ def finish(ctx, spec, impl, model, tokenizer, prepared, splits, feats, evaluator
     best = [h for h in callback.history if h["step"] == callback.best_step]
     val_best = (best or callback.history or [{}])[-1].get("validation")
     history = diagnostics.history_from_events(callback.history, spec.primary_metric)
+    counts = prepared.report.label_counts
     data_facts = {"n_train": len(prepared.train), "n_validation": len(prepared.validation),
-                  "label_counts": prepared.report.label_counts.get("train") or {}}
-    diagnosis = diagnostics.diagnose(history, test_metrics, data_facts, spec.metric_title,
-                                     cfg.method.method, cfg.task)
+                  "label_counts": counts.get("train") or {},
+                  # chance is defined for labels to guess; entities and spans score ~0
+                  "validation_counts": (counts.get("validation") or {})
+                  if cfg.task == "classification" else {}}
+    # the verdict reads the validation split at the kept checkpoint, never the test split
+    diagnosis = diagnostics.diagnose(history, _validation_detail(evaluator, model), data_facts,
+                                     spec.metric_title, cfg.method.method, cfg.task,
+                                     best_step=callback.best_step, metric=spec.primary_metric)
     status = "stopped" if stopped else "completed"
     results = {
         "status": status, "task": cfg.task, "method": cfg.method.method,

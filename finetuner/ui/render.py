@@ -17,6 +17,8 @@ VERDICT_STYLE = {
     "healthy": ("ok", "#e7f6ec", "#1f7a3a"),
     "overfitting": ("warn", "#fff4e0", "#9a5b00"),
     "underfitting": ("warn", "#fff4e0", "#9a5b00"),
+    "still_improving": ("warn", "#eef4ff", "#1f4f9a"),
+    "no_signal": ("bad", "#fdecea", "#a12622"),
     "class_imbalance": ("warn", "#fff4e0", "#9a5b00"),
     "too_little_data": ("bad", "#fdecea", "#a12622"),
 }
@@ -203,13 +205,15 @@ def diagnosis_html(diagnosis: dict | None) -> str:
     kind, bg, fg = VERDICT_STYLE.get(diagnosis["verdict"], VERDICT_STYLE["underfitting"])
     evidence = "".join(f"<li>{esc(e)}</li>" for e in diagnosis.get("evidence", []))
     remedies = "".join(f"<li>{esc(r)}</li>" for r in diagnosis.get("remedies", []))
+    notes = "".join(f"<li>{esc(n)}</li>" for n in diagnosis.get("notes") or [])
     return (
         f"<div class='ft-verdict ft-verdict-{kind}' data-verdict='{esc(diagnosis['verdict'])}' "
         f"role='status' style='background:{bg};color:{fg};border:2px solid {fg};"
         "border-radius:6px;padding:10px 14px'>"
         f"<div style='font-size:1.1em'><b>{esc(diagnosis['title'])}</b></div>"
         f"<div><b>Evidence</b><ul>{evidence}</ul></div>"
-        f"<div><b>What to do</b><ul>{remedies}</ul></div></div>")
+        f"<div><b>What to do</b><ul>{remedies}</ul></div>"
+        + (f"<div><b>Also worth knowing</b><ul>{notes}</ul></div>" if notes else "") + "</div>")
 
 
 def metrics_html(results: dict) -> str:
@@ -282,6 +286,6 @@ def errors_frame(rows: list[dict], limit: int = 200) -> pd.DataFrame:
 
 
 def runs_frame(summaries: list) -> pd.DataFrame:
-    cols = ["name", "status", "task", "method", "test score", "train time", "disk", "created",
-            "id"]
+    cols = ["name", "status", "task", "method", "best validation score",
+            "test score (not used for any choice)", "train time", "disk", "created", "id"]
     return pd.DataFrame([s.row() for s in summaries], columns=cols)
