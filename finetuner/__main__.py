@@ -56,7 +56,7 @@ FLAGS = {
     "--patience": ("training", "early_stopping_patience", int, "early stopping patience"),
     "--max-steps": ("training", "max_steps", int, "stop after this many steps"),
     "--seed": ("training", "seed", int, "random seed (default 42)"),
-    "--precision": ("training", "precision", str, "auto | fp32 | bf16"),
+    "--precision": ("training", "precision", str, "auto | fp32 | bf16 | fp16"),
     "--max-memory-mb": ("training", "max_memory_mb", int, "cap on the worker's extra memory"),
 }
 

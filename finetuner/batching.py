@@ -61,16 +61,24 @@ def collator(pad_token_id: int, device: torch.device | str = "cpu", cap: int | N
 
 
 def pick_precision(choice: str, device: torch.device) -> torch.dtype | None:
-    """bf16 where the hardware has fast bf16 units (or when asked for), fp32 elsewhere."""
+    """auto: bf16 where the hardware has native bf16 units (GPUs of compute capability 8.0 and
+    up, CPUs with AVX512-BF16 or AMX), fp16 autocast with a gradient scaler on older GPUs
+    (torch.cuda.is_bf16_supported() also counts emulation, which is slow), fp32 elsewhere."""
     if choice == "fp32":
         return None
-    if device.type == "cuda":
-        fast = torch.cuda.is_bf16_supported()
-    else:
-        fast = bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
-    if choice == "bf16" or fast:
+    if choice == "bf16":
         return torch.bfloat16
-    return None
+    if choice == "fp16":
+        return torch.float16 if device.type == "cuda" else None
+    if device.type == "cuda":
+        major, _ = torch.cuda.get_device_capability(device)
+        return torch.bfloat16 if major >= 8 else torch.float16
+    fast = bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
+    return torch.bfloat16 if fast else None
+
+
+def precision_name(dtype: torch.dtype | None) -> str:
+    return {torch.bfloat16: "bf16", torch.float16: "fp16"}.get(dtype, "fp32")
 
 
 def autocast(dtype: torch.dtype | None, device: torch.device | str = "cpu"):

@@ -29,7 +29,7 @@ METHOD_HELP = {
 DEFAULT_LEARNING_RATE = {"full": 1e-4, "lora": 2e-3, "head": 2e-2}
 DEFAULT_MODEL = "default"
 DEFAULT_MAX_LENGTH = {"classification": 128, "ner": 128, "qa": 384}
-PRECISIONS = ("auto", "fp32", "bf16")
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 DEFAULT_DOC_STRIDE = 128
 
 
@@ -177,7 +177,9 @@ class TrainingConfig:
     max_steps: int | None = _help("Stop after this many steps (for quick trials).", default=None)
     seed: int = _help("Random seed: the same seed gives the same run.", default=42)
     precision: str = _help(
-        "auto uses bfloat16 autocast where the hardware runs it fast, else fp32.", default="auto"
+        "auto: bf16 autocast where the hardware has native bf16 (GPUs of compute capability "
+        "8.0+, CPUs with AVX512-BF16/AMX), fp16 with a gradient scaler on older GPUs, else "
+        "fp32.", default="auto"
     )
     group_by_length: bool = _help(
         "Batch texts of similar length together (much less padding, same accuracy).", default=True
@@ -214,7 +216,7 @@ class TrainingConfig:
         _check(
             self.precision in PRECISIONS,
             f"Unknown precision '{self.precision}'.",
-            "Choose auto, fp32 or bf16.",
+            "Choose auto, fp32, bf16 or fp16.",
         )
         _check(self.train_eval_samples >= 0, "train_eval_samples must be 0 or more.")
 

@@ -195,9 +195,15 @@ def _read_delimited(text: str, name: str, delimiter: str | None) -> pd.DataFrame
         raise DataError(f"'{name}' holds no columns.", "Add a header row.", "empty") from None
     except pd.errors.ParserError as exc:
         raise DataError(_ragged_message(str(exc), name, delimiter), code="ragged_rows") from None
-    if frame.columns.duplicated().any():
-        dup = sorted(set(frame.columns[frame.columns.duplicated()]))
-        raise DataError(f"'{name}' has duplicate column names: {dup}.", "Rename them.", "dup_cols")
+    # pandas renames a repeated header ("text,text" becomes text, text.1), so read the header
+    # row itself: two columns of one name would silently train on only one of them
+    header = next(csv.reader(io.StringIO(text.split("\n", 1)[0]), delimiter=delimiter), [])
+    names = [h.strip() for h in header]
+    dup = sorted({n for n in names if n and names.count(n) > 1})
+    if dup or frame.columns.duplicated().any():
+        dup = dup or sorted(set(frame.columns[frame.columns.duplicated()]))
+        raise DataError(f"'{name}' has two or more columns named {', '.join(map(repr, dup))}.",
+                        "Rename them so that every column has its own name.", "dup_cols")
     unnamed = [c for c in frame.columns if str(c).startswith("Unnamed:")]
     if unnamed and len(unnamed) == len(frame.columns):
         raise DataError(f"'{name}' has no header row.", "Add a header row with column names.")

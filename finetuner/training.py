@@ -285,6 +285,7 @@ def training_args(ctx: Context, total_steps: int, amp, bs: int, lr: float) -> Tr
         lr_scheduler_type="linear",
         optim="adamw_torch_fused",
         bf16=amp is torch.bfloat16,
+        fp16=amp is torch.float16,  # with the Trainer's gradient scaler
         use_cpu=not gpu,
         eval_strategy="no",
         save_strategy="no",  # RunCallback.maybe_checkpoint asks for checkpoints
@@ -364,7 +365,7 @@ def train(ctx: Context) -> dict:
     events.emit("status", state="training",
                 message=f"Resuming from step {resume_from.name.split('-')[-1]}" if resume_from
                 else "Training", total_steps=total_steps, eval_every=eval_every,
-                precision="bf16" if amp else "fp32", learning_rate=lr, batch_size=bs,
+                precision=batching.precision_name(amp), learning_rate=lr, batch_size=bs,
                 device=str(device))
     t0 = time.perf_counter()
     trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
@@ -468,7 +469,7 @@ def finish(ctx, spec, impl, model, tokenizer, prepared, splits, feats, evaluator
         "test": test_metrics, "validation": val_best, "diagnosis": diagnosis.to_dict(),
         "params": params, "timing": timing, "best_step": callback.best_step,
         "early_stopped": callback.stopped_early,
-        "precision": "bf16" if amp else "fp32", "data": prepared.report.rows,
+        "precision": batching.precision_name(amp), "data": prepared.report.rows,
     }
     if note:
         results["note"] = note

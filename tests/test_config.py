@@ -65,5 +65,8 @@ def test_max_length_default_depends_on_the_task():
     assert RunConfig.from_dict({}).data.max_length == 128
     assert RunConfig.from_dict({"task": "qa"}).data.max_length == 384
     assert RunConfig.from_dict({"task": "qa", "data": {"max_length": 256}}).data.max_length == 256
-    with pytest.raises(ConfigError, match="doc_stride is 128 with max_length 128"):
-        RunConfig.from_dict({"task": "qa", "data": {"max_length": 128}})
+    # the default stride follows a short max length (a task switch racing an upload, or a
+    # user's 128, is not an error); a stride the user set too long still is
+    assert RunConfig.from_dict({"task": "qa", "data": {"max_length": 128}}).data.doc_stride == 32
+    with pytest.raises(ConfigError, match="doc_stride is 200 with max_length 128"):
+        RunConfig.from_dict({"task": "qa", "data": {"max_length": 128, "doc_stride": 200}})

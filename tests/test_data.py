@@ -303,3 +303,13 @@ def test_grouped_split_keeps_groups_together():
     for part in (val, test):
         for i in part:
             assert groups[i] not in {groups[j] for j in train}
+
+
+def test_two_columns_of_one_name_are_refused_with_the_name(tmp_path):
+    from finetuner.data import read_table
+    from finetuner.errors import DataError
+
+    path = tmp_path / "dup.csv"
+    path.write_text("text,text,label\nfine film,great cast,pos\nbad film,dull cast,neg\n")
+    with pytest.raises(DataError, match="two or more columns named 'text'"):
+        read_table(path)

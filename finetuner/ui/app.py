@@ -245,7 +245,7 @@ def _model_tab(add) -> None:
             add("max_steps", gr.Number(value=0, precision=0, label="Max steps",
                                        minimum=0, info="Stop after this many steps (quick "
                                                        "trials); 0 means no limit."))
-            add("precision", gr.Dropdown(["auto", "fp32", "bf16"], value="auto",
+            add("precision", gr.Dropdown(["auto", "fp32", "bf16", "fp16"], value="auto",
                                          label="Precision"))
         with gr.Row():
             add("val_split", gr.Number(value=0.1, label="Validation share"))
