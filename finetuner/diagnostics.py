@@ -122,7 +122,30 @@ def best_row(history: list[dict], best_step: int | None = None) -> dict | None:
     return max(scored, key=lambda h: (h["val_metric"], -(h.get("eval_loss") or 0.0)))
 
 
-def diagnose(
+def diagnose(*args, **kwargs) -> Diagnosis:
+    """Judge a run (see `_diagnose`), then say plainly when fine-tuning does not beat a simple
+    baseline on the validation split (data["baselines"]: {title: validation score})."""
+    d = _diagnose(*args, **kwargs)
+    data = (args[2] if len(args) > 2 else kwargs.get("data")) or {}
+    history = args[0] if args else kwargs.get("history") or []
+    best = best_row(history, kwargs.get("best_step"))
+    title = args[3] if len(args) > 3 else kwargs.get("metric_title", "macro-F1")
+    if not best or d.verdict in ("no_signal", "too_little_data"):
+        return d
+    vm = best["val_metric"]
+    beaten_by = [(t, v) for t, v in (data.get("baselines") or {}).items()
+                 if v is not None and vm <= v + noise(vm, data.get("n_validation")) / 2]
+    if beaten_by:
+        t, v = max(beaten_by, key=lambda tv: tv[1])
+        d.evidence.insert(0, f"Fine-tuning does not beat a simple baseline: '{t}' scores "
+                             f"{_f(v)} validation {title}, the model {_f(vm)}.")
+        d.remedies.insert(0, "For this data the simple baseline is as good and far cheaper; "
+                             "or give fine-tuning more epochs, more data or a higher learning "
+                             "rate.")
+    return d
+
+
+def _diagnose(
     history: list[dict],
     validation: dict | None = None,
     data: dict | None = None,

@@ -146,6 +146,14 @@ def model_card(cfg, spec, results: dict, report, meta: dict) -> str:
         lines += [f"| {k} | {v} |" for k, v in test.items() if k != "loss"]
     else:
         lines.append("Not computed (the run was stopped early).")
+    metric = results.get("metric") or "macro_f1"
+    base = results.get("baselines") or {}
+    if base and test.get(metric) is not None:
+        lines += ["", "## Beside simple baselines (same test split)", "",
+                  f"| model | test {metric} |", "|---|---|",
+                  f"| this model | {test.get(metric)} |"]
+        lines += [f"| {b['title']} | {(b.get('test') or {}).get(metric)} |"
+                  for b in base.values()]
     diag = results.get("diagnosis") or {}
     if diag:
         lines += ["", "## Diagnosis", "", f"**{diag['title']}**", ""]

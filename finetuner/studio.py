@@ -183,6 +183,7 @@ class RunSummary:
     seconds: float | None
     size_bytes: int = 0
     test_value: float | None = None  # shown, never used to sort, rank or recommend
+    baseline_gap: float | None = None  # best validation minus the best baseline's
 
     def row(self) -> list:
         def score(x):
@@ -190,7 +191,9 @@ class RunSummary:
 
         secs = "" if self.seconds is None else f"{self.seconds:.0f} s"
         return [self.name, self.status, self.task, self.method, score(self.value),
-                score(self.test_value), secs, f"{self.size_bytes / 1e6:,.1f} MB", self.created,
+                score(self.test_value),
+                "" if self.baseline_gap is None else f"{self.baseline_gap * 100:+.1f} points",
+                secs, f"{self.size_bytes / 1e6:,.1f} MB", self.created,
                 self.id]
 
 
@@ -317,7 +320,8 @@ class Workspace:
                           model=results.get("model") or (config.get("model") or {}).get(
                               "name_or_path", ""),
                           metric=metric, value=value, seconds=timing.get("train_seconds"),
-                          size_bytes=folder_bytes(run.root), test_value=test.get(metric))
+                          size_bytes=folder_bytes(run.root), test_value=test.get(metric),
+                          baseline_gap=_baseline_gap(results, metric, value))
 
     def active_run(self) -> RunPaths | None:
         """The newest run still training or waiting, so a reloaded page re-attaches to it."""
@@ -400,6 +404,13 @@ class Workspace:
                 "server (FINETUNER_MAX_DISK_GB_PER_USER).",
                 "Delete runs you no longer need on the Your runs tab (each shows its size), "
                 "or ask the administrator to raise the quota.", code="quota")
+
+
+def _baseline_gap(results: dict, metric: str, value: float | None) -> float | None:
+    scores = [(b.get("validation") or {}).get(metric)
+              for b in (results.get("baselines") or {}).values()]
+    scores = [x for x in scores if x is not None]
+    return None if value is None or not scores else value - max(scores)
 
 
 def folder_bytes(path: Path) -> int:

@@ -426,6 +426,19 @@ def resume_point(ctx: Context, callback: RunCallback):
     return checkpoint
 
 
+def _baselines(task: str, prepared, events) -> dict:
+    """Majority / TF-IDF (classification) or memorised entities (NER) on the same splits; a
+    baseline that fails never fails the run."""
+    from . import baselines
+
+    events.emit("status", state="baselines", message="Scoring simple baselines")
+    try:
+        return baselines.for_task(task, prepared)
+    except Exception as exc:  # noqa: BLE001
+        print(f"baselines skipped: {type(exc).__name__}: {exc}", flush=True)
+        return {}
+
+
 def _validation_detail(evaluator, model) -> dict:
     """Full validation metrics (per label, predicted shares) of the restored best weights."""
     try:
@@ -458,6 +471,9 @@ def finish(ctx, spec, impl, model, tokenizer, prepared, splits, feats, evaluator
                   # chance is defined for labels to guess; entities and spans score ~0
                   "validation_counts": (counts.get("validation") or {})
                   if cfg.task == "classification" else {}}
+    base = _baselines(cfg.task, prepared, events)
+    data_facts["baselines"] = {b["title"]: (b.get("validation") or {}).get(spec.primary_metric)
+                               for b in base.values()}
     # the verdict reads the validation split at the kept checkpoint, never the test split
     diagnosis = diagnostics.diagnose(history, _validation_detail(evaluator, model), data_facts,
                                      spec.metric_title, cfg.method.method, cfg.task,
@@ -470,6 +486,7 @@ def finish(ctx, spec, impl, model, tokenizer, prepared, splits, feats, evaluator
         "params": params, "timing": timing, "best_step": callback.best_step,
         "early_stopped": callback.stopped_early,
         "precision": batching.precision_name(amp), "data": prepared.report.rows,
+        "baselines": base,
     }
     if note:
         results["note"] = note

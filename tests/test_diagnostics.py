@@ -152,3 +152,31 @@ def test_history_from_events():
     assert history_from_events(events, "macro_f1") == [{
         "step": 10, "epoch": 0.5, "train_loss": 0.5, "eval_loss": 0.4, "val_metric": 0.8,
         "train_metric": 0.85}]
+
+
+def test_the_diagnosis_says_so_when_a_baseline_is_as_good():
+    history = curve([0.6, 0.4, 0.3], [0.55, 0.45, 0.4], [0.8, 0.85, 0.85], [0.82, 0.87, 0.86])
+    data = {**BIG, "baselines": {"TF-IDF + logistic regression": 0.86, "always a": 0.33}}
+    d = diagnose(history, {}, data)
+    assert d.evidence[0].startswith("Fine-tuning does not beat a simple baseline: 'TF-IDF")
+    assert "simple baseline is as good" in d.remedies[0]
+    d = diagnose(history, {}, {**BIG, "baselines": {"always a": 0.33}})
+    assert not any("does not beat" in e for e in d.evidence)
+
+
+def test_baselines_on_real_splits():
+    from conftest import sentiment_rows
+
+    from finetuner import baselines
+
+    rows = sentiment_rows(200)
+    out = baselines.classification(rows[:140], rows[140:170], rows[170:], ["neg", "pos"])
+    assert out["majority"]["test"]["accuracy"] == 0.5
+    assert out["tfidf_logreg"]["validation"]["macro_f1"] > 0.9  # the words give it away
+    assert "chosen on validation" in out["tfidf_logreg"]["title"]
+    train = [{"tokens": ["Ann", "met", "Bob", "Lee"], "tags": ["B-PER", "O", "B-PER", "I-PER"]},
+             {"tokens": ["in", "Paris"], "tags": ["O", "B-LOC"]}]
+    test = [{"tokens": ["Bob", "Lee", "left", "Paris", "Rome"],
+             "tags": ["B-PER", "I-PER", "O", "B-LOC", "B-LOC"]}]
+    ner = baselines.ner(train, test, test)["memorised_entities"]["test"]
+    assert ner["precision"] == 1.0 and round(ner["recall"], 3) == 0.667

@@ -243,7 +243,40 @@ def metrics_html(results: dict) -> str:
             f"{timing.get('train_samples_per_second', 0):.0f} examples/s.</p>")
     note = message(results["note"], "info") if results.get("note") else ""
     state = "" if status == "completed" else message(f"Run {status}.", "info")
-    return state + f"<div class='ft-metrics'>{cards}</div>" + meta + note
+    return (state + f"<div class='ft-metrics'>{cards}</div>" + meta
+            + baselines_html(results) + note)
+
+
+def baselines_html(results: dict) -> str:
+    """The model beside simple baselines on the same splits (validation picks nothing here:
+    both columns are shown for the user to judge)."""
+    base = results.get("baselines") or {}
+    metric = results.get("metric") or "macro_f1"
+    model_val = (results.get("validation") or {}).get(metric)
+    model_test = (results.get("test") or {}).get(metric)
+    if not base:
+        return ""
+
+    def cell(x):
+        return "" if x is None else f"{x:.3f}"
+
+    rows = [f"<tr style='font-weight:bold'><td>This fine-tuned model</td><td>{cell(model_val)}"
+            f"</td><td>{cell(model_test)}</td></tr>"]
+    for b in base.values():
+        rows.append(f"<tr><td>{esc(b['title'])}</td>"
+                    f"<td>{cell((b.get('validation') or {}).get(metric))}</td>"
+                    f"<td>{cell((b.get('test') or {}).get(metric))}</td></tr>")
+    best = max(base.values(), key=lambda b: (b.get("test") or {}).get(metric) or 0)
+    line = ""
+    top = (best.get("test") or {}).get(metric)
+    if top is not None and model_test is not None:
+        diff = (model_test - top) * 100
+        line = (f"<p>On the test split fine-tuning {'beats' if diff > 0 else 'trails'} the "
+                f"best baseline ({esc(best['title'])}) by {abs(diff):.1f} points.</p>")
+    return ("<div class='ft-baselines'><b>Beside simple baselines</b> (" + esc(metric)
+            + ", same splits)<table class='ft-methods'><thead><tr><th>Model</th>"
+            "<th>Validation</th><th>Test</th></tr></thead><tbody>" + "".join(rows)
+            + "</tbody></table>" + line + "</div>")
 
 
 def per_class_frame(results: dict) -> pd.DataFrame:
@@ -287,5 +320,6 @@ def errors_frame(rows: list[dict], limit: int = 200) -> pd.DataFrame:
 
 def runs_frame(summaries: list) -> pd.DataFrame:
     cols = ["name", "status", "task", "method", "best validation score",
-            "test score (not used for any choice)", "train time", "disk", "created", "id"]
+            "test score (not used for any choice)", "vs best baseline (validation)",
+            "train time", "disk", "created", "id"]
     return pd.DataFrame([s.row() for s in summaries], columns=cols)

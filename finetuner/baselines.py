@@ -1,0 +1,126 @@
+"""Cheap baselines scored beside every fine-tuned model, so a score means something.
+
+Classification: the majority label of the training split, and TF-IDF (word 1-2 grams) with a
+logistic regression whose regularisation is chosen on the validation split (seconds on a CPU).
+NER: "memorised entities": every span seen in training, tagged with its most frequent type,
+found again by longest match. Each baseline reports its validation score (which the diagnosis
+may compare against: choices use validation only) and its test score (shown beside the model's,
+used for nothing). scikit-learn only; no torch.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter, defaultdict
+
+from .metrics.classification import classification_metrics
+from .metrics.ner import entities, entity_metrics
+
+C_GRID = (0.1, 1.0, 10.0)
+MAX_FEATURES = 200_000
+
+
+def _texts(examples: list[dict]) -> list[str]:
+    return [e["text"] + (" [SEP] " + e["pair"] if e.get("pair") else "") for e in examples]
+
+
+def _scores(metrics: dict) -> dict:
+    return {k: metrics[k] for k in ("accuracy", "macro_f1", "weighted_f1") if k in metrics}
+
+
+def classification(train: list[dict], validation: list[dict], test: list[dict],
+                   labels: list[str]) -> dict:
+    """{"majority": {...}, "tfidf_logreg": {...}}, each with validation and test scores."""
+    index = {name: i for i, name in enumerate(labels)}
+    y = {split: [index[e["label"]] for e in rows] for split, rows in
+         (("train", train), ("validation", validation), ("test", test))}
+    common = Counter(y["train"]).most_common(1)[0][0]
+    out = {"majority": {
+        "title": f"always answering {labels[common]}",
+        "validation": _scores(classification_metrics(y["validation"], [common] *
+                                                     len(validation), labels)),
+        "test": _scores(classification_metrics(y["test"], [common] * len(test), labels)),
+    }}
+    if len(set(y["train"])) < 2:
+        return out
+    out["tfidf_logreg"] = _tfidf(train, validation, test, y, labels)
+    return out
+
+
+def _tfidf(train, validation, test, y, labels) -> dict:
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+
+    t0 = time.perf_counter()
+    vectorizer = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, min_df=1,
+                                 max_features=MAX_FEATURES)
+    x_train = vectorizer.fit_transform(_texts(train))
+    x_val, x_test = vectorizer.transform(_texts(validation)), vectorizer.transform(_texts(test))
+    best = None
+    for c in C_GRID:  # regularisation chosen on validation macro-F1, never on test
+        model = LogisticRegression(C=c, max_iter=2000, class_weight="balanced")
+        model.fit(x_train, y["train"])
+        val = classification_metrics(y["validation"], model.predict(x_val).tolist(), labels)
+        if best is None or val["macro_f1"] > best[1]["macro_f1"]:
+            best = (model, val, c)
+    model, val, c = best
+    test_metrics = classification_metrics(y["test"], model.predict(x_test).tolist(), labels)
+    return {"title": f"TF-IDF + logistic regression (C={c:g}, chosen on validation)",
+            "validation": _scores(val), "test": _scores(test_metrics),
+            "seconds": round(time.perf_counter() - t0, 2)}
+
+
+def ner(train: list[dict], validation: list[dict], test: list[dict]) -> dict:
+    """Tag every span seen in training with its most frequent type (longest match first)."""
+    seen: dict[tuple[str, ...], Counter] = defaultdict(Counter)
+    for sentence in train:
+        for kind, start, end in entities(sentence["tags"]):
+            seen[tuple(sentence["tokens"][start:end])][kind] += 1
+    lookup = {span: counts.most_common(1)[0][0] for span, counts in seen.items()}
+    longest = max((len(s) for s in lookup), default=0)
+
+    def tag(tokens: list[str]) -> list[str]:
+        out, i = ["O"] * len(tokens), 0
+        while i < len(tokens):
+            for n in range(min(longest, len(tokens) - i), 0, -1):
+                kind = lookup.get(tuple(tokens[i:i + n]))
+                if kind:
+                    out[i:i + n] = [f"B-{kind}"] + [f"I-{kind}"] * (n - 1)
+                    i += n
+                    break
+            else:
+                i += 1
+        return out
+
+    def score(rows):
+        metrics = entity_metrics([r["tags"] for r in rows], [tag(r["tokens"]) for r in rows])
+        return {k: metrics[k] for k in ("precision", "recall", "f1") if k in metrics}
+
+    return {"memorised_entities": {"title": "every entity seen in training, tagged with its "
+                                            "most frequent type",
+                                   "validation": score(validation), "test": score(test)}}
+
+
+def for_task(task: str, prepared) -> dict:
+    """The baselines of a task on its prepared splits ({} for tasks without one)."""
+    if task == "classification":
+        return classification(prepared.train, prepared.validation, prepared.test,
+                              prepared.labels)
+    if task == "ner":
+        return ner(prepared.train, prepared.validation, prepared.test)
+    return {}
+
+
+def comparison(baselines: dict, metric: str, model_value: float | None,
+               split: str = "validation") -> list[str]:
+    """Sentences setting the model beside each baseline on one split."""
+    out = []
+    for base in baselines.values():
+        value = (base.get(split) or {}).get(metric)
+        if value is None or model_value is None:
+            continue
+        diff = (model_value - value) * 100
+        verb = "beats" if diff > 0.05 else "trails" if diff < -0.05 else "ties"
+        out.append(f"Fine-tuning {verb} the baseline '{base['title']}' "
+                   f"({value:.3f}) by {abs(diff):.1f} points on the {split} split.")
+    return out
