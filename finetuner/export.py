@@ -51,6 +51,8 @@ def save_model(run: RunPaths, model, tokenizer, cfg, spec, results: dict, report
                     **(report.extra.get("options") or {})},
         "metrics": {"test": results.get("test_headline") or _scalars(results.get("test")),
                     "validation": results.get("validation")},
+        # probabilities = softmax(logits / temperature), fitted on the validation split
+        "temperature": results.get("temperature", 1.0),
         "created": time.strftime("%Y-%m-%d %H:%M:%S"),
         "run_id": run.id,
     }
@@ -146,6 +148,17 @@ def model_card(cfg, spec, results: dict, report, meta: dict) -> str:
         lines += [f"| {k} | {v} |" for k, v in test.items() if k != "loss"]
     else:
         lines.append("Not computed (the run was stopped early).")
+    calib = results.get("calibration") or {}
+    if calib:
+        lines += ["", "## Calibrated probabilities", "",
+                  f"Divide the logits by the temperature **{calib['temperature']:g}** (fitted on "
+                  "the validation split) before the softmax: "
+                  "`probs = torch.softmax(model(**inputs).logits / "
+                  f"{calib['temperature']:g}, dim=-1)`. Predictions (the argmax) do not change. "
+                  f"Expected calibration error on the {calib['split']} split "
+                  f"({calib['n']:,} {calib['units']}): {calib['ece_before']:.3f} before, "
+                  f"{calib['ece_after']:.3f} after. The temperature is also in "
+                  "finetuner.json (`temperature`)."]
     metric = results.get("metric") or "macro_f1"
     base = results.get("baselines") or {}
     if base and test.get(metric) is not None:

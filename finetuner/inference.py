@@ -17,6 +17,7 @@ from pathlib import Path
 import torch
 
 from . import batching
+from .calibration import scale_outputs
 from .data import read_table
 from .errors import FinetunerError
 from .export import read_meta
@@ -36,6 +37,7 @@ class Predictor:
         self.max_length = int(meta.get("max_length") or 256)
         self.pad_id = tokenizer.pad_token_id or 0
         self.options = meta.get("options") or {}
+        self.temperature = float(meta.get("temperature") or 1.0)
         self.device = next(model.parameters()).device
         self.amp = batching.pick_precision("auto", self.device)
 
@@ -100,6 +102,8 @@ class Predictor:
         # (the try-it box) stays in fp32, which is quick enough and exactly reproducible
         amp = self.amp if len(feats) >= BF16_MIN_BATCH else None
         outputs, _ = batching.run_model(self.model, feats, self._collate, batch_size, amp)
+        # calibrated probabilities: logits / T fitted on the validation split (argmax unchanged)
+        outputs = scale_outputs(outputs, self.temperature)
         return self.impl.decode(outputs, feats, examples, self.labels, **self.options)
 
     def _collate(self, batch: list[dict]) -> dict[str, torch.Tensor]:

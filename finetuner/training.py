@@ -22,7 +22,7 @@ import torch
 from torch.utils.data import Dataset
 from transformers import PrinterCallback, Trainer, TrainerCallback, TrainingArguments
 
-from . import batching, diagnostics, export, modeling
+from . import batching, calibration, diagnostics, export, modeling
 from .batching import StopRequested, pick_precision
 from .config import RunConfig
 from .runs import EventWriter, RunPaths, write_json
@@ -439,12 +439,15 @@ def _baselines(task: str, prepared, events) -> dict:
         return {}
 
 
-def _validation_detail(evaluator, model) -> dict:
-    """Full validation metrics (per label, predicted shares) of the restored best weights."""
+def _validation_detail(evaluator, model) -> tuple[dict, list | None]:
+    """Full validation metrics (per label, predicted shares) and outputs of the restored best
+    weights."""
+    if not evaluator.feats["validation"]:
+        return {}, None
     try:
-        return evaluator.score(model, "validation")[0]
+        return evaluator.score(model, "validation")
     except Exception:  # noqa: BLE001 - a stop during this pass: judge from the curves alone
-        return {}
+        return {}, None
 
 
 def finish(ctx, spec, impl, model, tokenizer, prepared, splits, feats, evaluator, callback,
@@ -453,13 +456,24 @@ def finish(ctx, spec, impl, model, tokenizer, prepared, splits, feats, evaluator
     cfg, events = ctx.config, ctx.events
     test_metrics = None
     note = None
+    # validation at the kept checkpoint: the diagnosis reads it, the temperature is fitted on it
+    val_detail, val_outputs = _validation_detail(evaluator, model)
+    pairs, units = calibration.PAIRS[cfg.task]
+    temperature, calib = 1.0, None
+    test_outputs = None
     if not stopped or _quick_enough(callback, len(feats["test"]), len(feats["validation"])):
         events.emit("status", state="testing", message="Scoring the held-out test split")
-        test_metrics, outputs = _score_test(evaluator, model)
-        if outputs is not None:
-            rows = impl.prediction_rows(outputs, feats["test"], prepared.test, prepared.labels,
-                                        **evaluator.options)
-            _write_jsonl(ctx.run.predictions, rows)
+        test_metrics, test_outputs = _score_test(evaluator, model)
+    if val_outputs is not None:
+        calib = calibration.calibrate(
+            pairs(val_outputs, feats["validation"]),
+            pairs(test_outputs, feats["test"]) if test_outputs is not None else None, units)
+        temperature = (calib or {}).get("temperature", 1.0)
+    if test_outputs is not None:
+        rows = impl.prediction_rows(calibration.scale_outputs(test_outputs, temperature),
+                                    feats["test"], prepared.test, prepared.labels,
+                                    **evaluator.options)
+        _write_jsonl(ctx.run.predictions, rows)
     if test_metrics is None:
         note = "Stopped before the end: test metrics were skipped to stop quickly."
     best = [h for h in callback.history if h["step"] == callback.best_step]
@@ -475,7 +489,7 @@ def finish(ctx, spec, impl, model, tokenizer, prepared, splits, feats, evaluator
     data_facts["baselines"] = {b["title"]: (b.get("validation") or {}).get(spec.primary_metric)
                                for b in base.values()}
     # the verdict reads the validation split at the kept checkpoint, never the test split
-    diagnosis = diagnostics.diagnose(history, _validation_detail(evaluator, model), data_facts,
+    diagnosis = diagnostics.diagnose(history, val_detail, data_facts,
                                      spec.metric_title, cfg.method.method, cfg.task,
                                      best_step=callback.best_step, metric=spec.primary_metric)
     status = "stopped" if stopped else "completed"
@@ -486,7 +500,7 @@ def finish(ctx, spec, impl, model, tokenizer, prepared, splits, feats, evaluator
         "params": params, "timing": timing, "best_step": callback.best_step,
         "early_stopped": callback.stopped_early,
         "precision": batching.precision_name(amp), "data": prepared.report.rows,
-        "baselines": base,
+        "baselines": base, "calibration": calib, "temperature": temperature,
     }
     if note:
         results["note"] = note

@@ -244,7 +244,28 @@ def metrics_html(results: dict) -> str:
     note = message(results["note"], "info") if results.get("note") else ""
     state = "" if status == "completed" else message(f"Run {status}.", "info")
     return (state + f"<div class='ft-metrics'>{cards}</div>" + meta
-            + baselines_html(results) + note)
+            + baselines_html(results) + calibration_html(results) + note)
+
+
+def calibration_html(results: dict) -> str:
+    """Expected calibration error before and after the temperature, with a reliability plot
+    (accuracy against confidence per bin; a calibrated model follows the diagonal)."""
+    calib = results.get("calibration") or {}
+    if not calib:
+        return ""
+    rows = [{"step": b["confidence"], "value": b["accuracy"], "series": name}
+            for name, key in (("before", "bins_before"), ("after (calibrated)", "bins_after"))
+            for b in calib.get(key) or []]
+    rows += [{"step": x, "value": x, "series": "perfectly calibrated"} for x in (0.0, 1.0)]
+    chart = line_chart(pd.DataFrame(rows), "Reliability: accuracy (y) against confidence (x)")
+    better = calib["ece_after"] <= calib["ece_before"]
+    text = (f"Probabilities are calibrated with a temperature of {calib['temperature']:g} fitted "
+            f"on the validation split: the expected calibration error on the {calib['split']} "
+            f"split ({calib['n']:,} {calib['units']}) went from {calib['ece_before']:.3f} to "
+            f"{calib['ece_after']:.3f}{'' if better else ' (no better: it was already calibrated)'}"
+            ". The try-it box, file predictions and the export use the calibrated "
+            "probabilities; predictions do not change.")
+    return f"<div class='ft-calibration'><p>{esc(text)}</p>{chart}</div>"
 
 
 def baselines_html(results: dict) -> str:
