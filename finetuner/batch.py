@@ -21,12 +21,14 @@ import argparse
 import atexit
 import os
 import secrets
+import shutil
 import signal
 import subprocess
 import sys
 import threading
 import time
 import traceback
+import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -35,6 +37,14 @@ from .runs import read_json, tail, write_json
 
 CHUNK_ROWS = 1000
 NICE = 10
+KEEP_PER_USER = 5  # finished file predictions kept in a user's folder (the newest)
+_MANAGERS: weakref.WeakSet = weakref.WeakSet()
+
+
+@atexit.register
+def _shutdown_all() -> None:  # the web process exits: its file predictions end with it
+    for manager in list(_MANAGERS):
+        manager.shutdown()
 
 
 def _row_cap_error(rows: int, cap: int) -> FinetunerError:
@@ -130,7 +140,7 @@ class BatchJobs:
         self.module = module
         self._jobs: list[BatchJob] = []
         self._lock = threading.Lock()
-        atexit.register(self.shutdown)
+        _MANAGERS.add(self)
 
     def active(self) -> list[BatchJob]:
         with self._lock:
@@ -158,6 +168,7 @@ class BatchJobs:
                     f"This server is already predicting {len(self._jobs)} file(s) for other "
                     f"users, its limit at once (FINETUNER_MAX_BATCH_JOBS).",
                     "Try again in a few minutes.", code="batch_full")
+            _sweep(Path(folder), KEEP_PER_USER - 1)
             job_id = time.strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(4)
             job_dir = Path(folder) / job_id
             job_dir.mkdir(parents=True)
@@ -200,6 +211,14 @@ class BatchJobs:
     def shutdown(self) -> None:
         for job in self.active():
             self.cancel(job)
+
+
+def _sweep(folder: Path, keep: int) -> None:
+    """Delete all but the newest `keep` earlier job folders of one user (none is running:
+    a user runs one at a time)."""
+    if folder.is_dir():
+        for old in sorted(p for p in folder.iterdir() if p.is_dir())[: -keep or None]:
+            shutil.rmtree(old, ignore_errors=True)
 
 
 def _kill_group(proc: subprocess.Popen) -> None:

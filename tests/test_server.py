@@ -229,7 +229,9 @@ def _wait(predicate, timeout) -> bool:
 
 def test_three_trainings_queue_in_order_and_predictions_flow(tmp_path, tiny_model):
     home = tmp_path / "home"
-    proc, url = start_app(home, env={"FINETUNER_MAX_JOBS": "1"})
+    # 20 sessions of the one local user predict at once: allow them all (the default is 2)
+    proc, url = start_app(home, env={"FINETUNER_MAX_JOBS": "1",
+                                     "FINETUNER_MAX_PREDICTIONS_PER_USER": "20"})
     try:
         c = client(url)
         start_run(c, tiny_model, "warm-up", max_steps=2)

@@ -310,6 +310,11 @@ def _alive(pid: int) -> bool:
 
 
 class FakeHandlers:
+    def __init__(self, home: Path) -> None:
+        from types import SimpleNamespace
+
+        self.studio = SimpleNamespace(home=home)
+
     def steps(self, user, form):
         yield {"out": "one"}
         yield {"out": "two", "ignored": 1}
@@ -322,14 +327,14 @@ class FakeHandlers:
         raise ValueError("boom")
 
 
-def test_bind_streams_generator_handlers_and_keeps_errors_inline():
+def test_bind_streams_generator_handlers_and_keeps_errors_inline(tmp_path):
     import inspect
 
     import gradio as gr
 
     from finetuner.ui.app import Wiring
 
-    w = Wiring(FakeHandlers())
+    w = Wiring(FakeHandlers(tmp_path))
     with gr.Blocks():
         out, x, msg = (w.add(n, gr.Textbox()) for n in ("out", "x", "msg"))
 
@@ -399,3 +404,49 @@ def test_the_data_check_refuses_too_many_rows_before_tokenising(tmp_path, monkey
     handlers = Handlers(Studio(tmp_path / "home", limits=Limits(max_rows=100)))
     out = handlers.data_changed("alice", form(train_file=str(EXAMPLES / "sentiment.csv")))
     assert "at most 100 (FINETUNER_MAX_ROWS)" in out["data_msg"]
+
+
+def _own_run(studio: Studio, user: str, model: Path) -> str:
+    """A finished run in the user's workspace (its model copied from `model`)."""
+    import shutil
+
+    run_id = f"20260101-000000-{os.urandom(8).hex()}"
+    folder = studio.workspace(user).runs_dir / run_id
+    shutil.copytree(model, folder / "model")
+    (folder / "config.json").write_text("{}")
+    return run_id
+
+
+def test_predict_file_streams_progress_and_is_capped(run_dir, tmp_path):
+    from test_ui_handlers import text
+
+    studio = Studio(tmp_path / "home", limits=Limits(max_upload_mb=1, max_batch_jobs=1))
+    h = Handlers(studio)
+    alice, bob = _own_run(studio, "alice", run_dir / "model"), _own_run(studio, "bob",
+                                                                        run_dir / "model")
+    big = tmp_path / "big.csv"
+    big.write_text("text\n" + "a rather long review of a film\n" * 40_000)
+    with pytest.raises(FinetunerError, match=r"at most 1 MB per upload "
+                                             r"\(FINETUNER_MAX_UPLOAD_MB\)"):
+        next(iter(h.predict_file("alice", {"try_run": alice, "batch_file": str(big)})))
+    source = _rows(tmp_path / "few.csv", 1500)
+    steps = h.predict_file("alice", {"try_run": alice, "batch_file": str(source)})
+    first = next(steps)
+    assert "ft-info" in first["try_msg"] and "batch_out" not in first
+    with pytest.raises(FinetunerError, match="FINETUNER_MAX_BATCH_JOBS"):
+        next(iter(h.predict_file("bob", {"try_run": bob, "batch_file": str(source)})))
+    *progress, last = [first, *steps]
+    assert all("ft-info" in p["try_msg"] for p in progress)
+    assert "Predicted 1,500 rows. Download the CSV below." in text(last["try_msg"])
+    with open(last["batch_out"], encoding="utf-8") as fh:
+        assert sum(1 for _ in fh) == 1501
+    assert list(studio.workspace("alice").root.glob("batch/*/few-predictions.csv"))
+    # the page goes away mid-way: the worker is stopped and bob may start
+    steps = h.predict_file("alice", {"try_run": alice, "batch_file": str(source)})
+    next(steps)
+    (job,) = studio.batches.active()
+    steps.close()
+    assert job.wait(10) and job.reason == "cancelled"
+    gone = h.predict_file("bob", {"try_run": bob, "batch_file": str(source)})
+    assert "ft-info" in next(gone)["try_msg"]
+    gone.close()
