@@ -113,6 +113,9 @@ def test_an_upload_belongs_to_its_uploader(guarded, tmp_path):
         assert NOT_YOURS in answer, answer[:500]
         assert "marmalade" not in answer and "zebra" not in answer
     assert fetch(url, path, bobs).status_code == 404
+    # nor can anyone have the server fetch a URL for them (the studio never needs it)
+    for target in ("http://127.0.0.1:9/x", "https://example.org/a.csv"):
+        assert fetch(url, target, mine).status_code == 404
 
 
 def test_a_loaded_example_is_shared_with_that_user_only(guarded):

@@ -141,7 +141,10 @@ class Guard:
             return await answer(scope, receive, send)
         if is_file:
             target = route[len("file="):]
-            if "://" not in target and self.files.inside(target) and user is not None \
+            # the studio never has gradio fetch a URL for it: no server-side request forgery
+            if "://" in target or target.lower().startswith(("http:", "https:", "//")):
+                return await JSONResponse(NOT_FOUND, status_code=404)(scope, receive, send)
+            if self.files.inside(target) and user is not None \
                     and not self.files.allowed(user, target):
                 return await JSONResponse(NOT_FOUND, status_code=404)(scope, receive, send)
         if is_upload and user is not None:
