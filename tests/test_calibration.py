@@ -4,8 +4,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from finetuner.calibration import (calibrate, fit_temperature, reliability, scale_outputs,
-                                   span_pairs, token_pairs)
+from finetuner.calibration import (
+    calibrate,
+    fit_temperature,
+    reliability,
+    scale_outputs,
+    span_pairs,
+    token_pairs,
+)
 
 
 def overconfident(n: int, seed: int, accuracy: float = 0.7, sharpness: float = 6.0):

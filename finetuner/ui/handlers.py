@@ -52,9 +52,9 @@ METHOD_CHOICES = [("Full fine-tuning", "full"), ("LoRA (adapters)", "lora"),
 METHOD_TITLES = {value: title for title, value in METHOD_CHOICES}
 FORM_FIELDS = ("task", "train_file", "val_file", "test_file", "text_col", "pair_col",
                "label_col", "model_choice", "model_path", "model_zip", "model_own", "method",
-               "epochs", "lr", "batch_size", "max_length", "weight_decay", "warmup_ratio", "evals_per_epoch",
-               "patience", "seed", "precision", "max_steps", "val_split", "test_split",
-               "lora_r", "lora_alpha", "lora_dropout", "lora_targets", "adapter_only")
+               "epochs", "lr", "batch_size", "max_length", "weight_decay", "warmup_ratio",
+               "evals_per_epoch", "patience", "seed", "precision", "max_steps", "val_split",
+               "test_split", "lora_r", "lora_alpha", "lora_dropout", "lora_targets", "adapter_only")
 
 
 def _path(value) -> str | None:
