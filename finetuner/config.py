@@ -33,6 +33,20 @@ PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 DEFAULT_DOC_STRIDE = 128
 
 
+def default_learning_rate(method: str, n_params: int | None = None) -> float:
+    """Learning rate by method and model size. Small encoders (under 50M parameters, such as
+    the embedded 22.7M all-MiniLM-L6-v2) take the rates measured on SST-2 with it
+    (DEFAULT_LEARNING_RATE); base-size models (to 200M) and large ones take the usual
+    published rates for full fine-tuning (BERT: 2e-5 to 5e-5), with LoRA a decade higher and
+    head-only unchanged (a frozen encoder is not disturbed by a large step)."""
+    base = DEFAULT_LEARNING_RATE[method]
+    if not n_params or n_params < 50_000_000 or method == "head":
+        return base
+    if n_params < 200_000_000:
+        return {"full": 5e-5, "lora": 1e-3}[method]
+    return {"full": 2e-5, "lora": 5e-4}[method]
+
+
 def _help(text: str, **kw: Any) -> Any:
     return field(metadata={"help": text}, **kw)
 
@@ -243,14 +257,15 @@ class RunConfig:
                 "Use a stride smaller than max_length (384 and 128 are good defaults).",
             )
 
-    def learning_rate(self, batch_size: int = 32) -> float:
-        """The chosen rate, or the method's default scaled for batches above 32 (square-root
-        rule, at most doubled)."""
+    def learning_rate(self, batch_size: int = 32, n_params: int | None = None) -> float:
+        """The chosen rate, or the method's default for the model's size (see
+        default_learning_rate) scaled for batches above 32 (square-root rule, at most
+        doubled)."""
         lr = self.training.learning_rate
         if lr is not None:
             return lr
         scale = min(2.0, max(1.0, (batch_size / 32) ** 0.5))
-        return DEFAULT_LEARNING_RATE[self.method.method] * scale
+        return default_learning_rate(self.method.method, n_params) * scale
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from finetuner.config import RunConfig
+from finetuner.config import DEFAULT_LEARNING_RATE, RunConfig
 from finetuner.errors import ConfigError
 
 
@@ -70,3 +70,16 @@ def test_max_length_default_depends_on_the_task():
     assert RunConfig.from_dict({"task": "qa", "data": {"max_length": 128}}).data.doc_stride == 32
     with pytest.raises(ConfigError, match="doc_stride is 200 with max_length 128"):
         RunConfig.from_dict({"task": "qa", "data": {"max_length": 128, "doc_stride": 200}})
+
+
+def test_default_learning_rate_follows_model_size_and_method():
+    from finetuner.config import default_learning_rate
+
+    assert default_learning_rate("full", 22_700_000) == 1e-4  # the embedded default
+    assert default_learning_rate("full", 110_000_000) == 5e-5  # BERT-base
+    assert default_learning_rate("full", 335_000_000) == 2e-5  # BERT-large
+    assert default_learning_rate("lora", 110_000_000) == 1e-3
+    assert default_learning_rate("head", 335_000_000) == DEFAULT_LEARNING_RATE["head"]
+    cfg = RunConfig.from_dict({"method": {"method": "full"}})
+    assert cfg.learning_rate(32, 110_000_000) == 5e-5
+    assert cfg.learning_rate(128, 110_000_000) == 1e-4  # square-root rule, at most doubled

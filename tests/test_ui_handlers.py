@@ -219,3 +219,20 @@ def test_other_tasks_train_and_answer(handlers, tiny_model, task, data, query, p
     out = handlers.predict("alice", {"try_run": run_id, "try_text": query, "try_pair": pair})
     assert out["try_spans"]["text"] == (pair or query)
     assert out["try_details"]
+
+
+def test_method_defaults_follow_the_model_size(handlers, tiny_model, tmp_path):
+    from transformers import BertConfig
+
+    small = handlers.method_defaults("alice", form(method="full", model_state={
+        "path": str(tiny_model)}))
+    assert small["lr"] == 1e-4  # the small-encoder rate measured on SST-2
+    big = tmp_path / "base-size"
+    config = BertConfig(vocab_size=30522, hidden_size=768, num_hidden_layers=12,
+                        num_attention_heads=12, intermediate_size=3072)
+    config.save_pretrained(big)  # only the config is read: sizes come from the meta device
+    assert handlers.method_defaults("alice", form(method="full", model_state={
+        "path": str(big)}))["lr"] == 5e-5
+    assert handlers.method_defaults("alice", form(method="lora", model_state={
+        "path": str(big)}))["lr"] == 1e-3
+

@@ -380,7 +380,7 @@ def _wire(w: Wiring, demo: gr.Blocks) -> None:
     for name in ("method", "epochs", "lora_r"):
         bind(C[name].change, "costs", cost_in, cost_out, "method_info",
              api_name=f"costs_{name}")
-    bind(C["method"].change, "method_defaults", form, ["lr"], "method_info",
+    bind(C["method"].change, "method_defaults", [*form, "model_state"], ["lr"], "method_info",
          api_name="method_defaults")
     bind(C["advice_btn"].click, "apply_advice", ["advice_state"], ["method", "epochs", "lr"],
          "advice")

@@ -17,7 +17,12 @@ import yaml
 
 from .. import tryit
 from ..checks import prepare_data
-from ..config import DEFAULT_LEARNING_RATE, DEFAULT_MAX_LENGTH, METHODS, RunConfig
+from ..config import (
+    DEFAULT_MAX_LENGTH,
+    METHODS,
+    RunConfig,
+    default_learning_rate,
+)
 from ..data import read_table
 from ..errors import FinetunerError
 from ..estimate import human_seconds, method_costs, recommend
@@ -339,8 +344,21 @@ class Handlers:
                 "lr": advice["learning_rate"]}
 
     def method_defaults(self, user: str, form: dict) -> dict:
+        """The learning rate for the method and the size of the chosen model."""
         method = form.get("method") or "full"
-        return {"lr": DEFAULT_LEARNING_RATE[method]}
+        model = form.get("model_state") or {}
+        n_params = None
+        if model.get("path"):
+            try:
+                from ..estimate import method_params
+
+                spec = get_task(form.get("task") or "classification")
+                counts = method_params(model["path"], spec.auto_model, spec.peft_task_type,
+                                       spec.head_modules, 2)
+                n_params = counts["full"][1]
+            except Exception:  # noqa: BLE001 - no size known: the small-model default
+                n_params = None
+        return {"lr": default_learning_rate(method, n_params)}
 
     def preview_config(self, user: str, form: dict) -> dict:
         try:
