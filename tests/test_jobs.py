@@ -130,3 +130,35 @@ def test_worker_environment_holds_no_secrets():
                       "FINETUNER_CHECKPOINT_SECONDS": "0"}, FINETUNER_WORKER_MAX_SECONDS="5")
     assert set(env) == {"PATH", "LC_ALL", "HF_HOME", "FINETUNER_CHECKPOINT_SECONDS",
                         "FINETUNER_WORKER_MAX_SECONDS", "PYTHONPATH", "PYTHONUNBUFFERED"}
+
+
+def test_the_early_stopping_state_travels_with_each_checkpoint(tmp_path):
+    """Resume restores patience, the best loss, the counters and the best weights as they were
+    at the checkpoint (they used to restart from zero, so a resumed run stopped differently)."""
+    import types
+
+    import torch
+
+    from finetuner.training import RunCallback
+
+    def fresh():
+        cb = RunCallback.__new__(RunCallback)
+        cb.best_value, cb.best_state, cb.best_step, cb.bad_evals = None, None, 0, 0
+        cb.best_loss = cb.last_loss = None
+        cb.eval_seconds, cb.evals, cb.stopped_early = 0.0, 0, False
+        return cb
+
+    cb = fresh()
+    cb.best_value, cb.best_step, cb.bad_evals, cb.best_loss = (0.91, -0.3), 20, 2, 0.3
+    cb.last_loss, cb.eval_seconds, cb.evals = 0.25, 1.5, 5
+    cb.best_state = {"classifier.weight": torch.ones(2, 3)}
+    (tmp_path / "checkpoint-25").mkdir()
+    cb.on_save(types.SimpleNamespace(output_dir=str(tmp_path)),
+               types.SimpleNamespace(global_step=25), None)
+    back = fresh()
+    assert back.load_state(tmp_path / "checkpoint-25")
+    for key in RunCallback.STATE_FIELDS:
+        assert getattr(back, key) == getattr(cb, key), key
+    assert back.best_value == (0.91, -0.3)
+    assert torch.equal(back.best_state["classifier.weight"], torch.ones(2, 3))
+    assert not fresh().load_state(tmp_path / "missing")
