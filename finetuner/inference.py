@@ -58,6 +58,10 @@ class Predictor:
         spec = get_task(meta.get("task", "classification"))
         auto = getattr(transformers, spec.auto_model)
         tokenizer = transformers.AutoTokenizer.from_pretrained(model_dir)
+        if spec.split_words:  # exports made before add_prefix_space was saved with them
+            from .modeling import for_split_words
+
+            tokenizer = for_split_words(tokenizer, model_dir)
         if meta.get("format") == "peft-adapter":
             from peft import PeftModel
 

@@ -8,6 +8,7 @@ modules for the architecture) or head-only (encoder frozen). `trust_remote_code`
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import socket
@@ -215,7 +216,9 @@ def token_counter(source: ModelSource):
     return count
 
 
-def load_tokenizer(source: ModelSource):
+def load_tokenizer(source: ModelSource, split_words: bool = False):
+    """The fast tokenizer of a source; `split_words` for tasks that feed words already split
+    (NER): see `for_split_words`."""
     from transformers import AutoTokenizer
     from transformers.utils import logging as hf_logging
 
@@ -234,7 +237,50 @@ def load_tokenizer(source: ModelSource):
             "Use a model with a fast tokenizer (tokenizer.json); all common encoders have one.",
             code="slow_tokenizer",
         )
-    return tokenizer
+    return for_split_words(tokenizer, source.path) if split_words else tokenizer
+
+
+def for_split_words(tokenizer, path: str | Path):
+    """The tokenizer for input split into words (`is_split_into_words=True`).
+
+    Byte-level BPE (RoBERTa, GPT-2 style vocabularies, ModernBERT) marks the start of a
+    word by the space before it; without add_prefix_space each word of split input is encoded
+    as if it began the text (transformers 5 does so silently), unlike the same sentence typed
+    as text. Turned on here, in the loaded tokenizer and in what it saves (tokenizer.json and
+    tokenizer_config.json), so an exported model encodes words the way it was trained, in
+    plain transformers too. Other tokenizers are returned as they are.
+    """
+    if not _byte_level_without_prefix(tokenizer):
+        return tokenizer
+    from transformers import AutoTokenizer
+
+    try:  # family classes (RobertaTokenizer, ...) rebuild their pre-tokenizer from the flag
+        fixed = AutoTokenizer.from_pretrained(path, trust_remote_code=False,
+                                              add_prefix_space=True)
+    except Exception:  # noqa: BLE001 - then set it on the loaded one
+        fixed = tokenizer
+    if _byte_level_without_prefix(fixed):  # a generic class keeps tokenizer.json's pipeline
+        pre = fixed.backend_tokenizer.pre_tokenizer
+        state = json.loads(pre.__getstate__())
+        if state.get("type") == "Sequence":
+            for i, step in enumerate(state.get("pretokenizers") or []):
+                if step.get("type") == "ByteLevel":
+                    pre[i].add_prefix_space = True
+        else:
+            pre.add_prefix_space = True
+    fixed.add_prefix_space = True
+    fixed.init_kwargs["add_prefix_space"] = True
+    return fixed
+
+
+def _byte_level_without_prefix(tokenizer) -> bool:
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    pre = getattr(backend, "pre_tokenizer", None)
+    if pre is None:
+        return False
+    state = json.loads(pre.__getstate__())
+    steps = (state.get("pretokenizers") or []) if state.get("type") == "Sequence" else [state]
+    return any(s.get("type") == "ByteLevel" and not s.get("add_prefix_space") for s in steps)
 
 
 def build_model(spec, source: ModelSource, labels: list[str], method) -> tuple:

@@ -17,6 +17,7 @@ import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 from torch.utils.data import Dataset
@@ -210,6 +211,34 @@ class RunCallback(TrainerCallback):
                     "value": list(self.best_value)}, tmp)
         tmp.replace(folder / "best.pt")
 
+    # -- exact resume: the evaluation and early-stopping state travels with each checkpoint
+    STATE_FIELDS = ("best_step", "bad_evals", "best_loss", "last_loss", "eval_seconds", "evals",
+                    "stopped_early")
+
+    def on_save(self, args, state, control, **kw):
+        """After the Trainer wrote checkpoint-N (weights, optimizer, scheduler, RNG states),
+        write this callback's state beside them, so a resumed run carries on exactly."""
+        folder = Path(args.output_dir) / f"checkpoint-{state.global_step}"
+        if folder.is_dir():
+            saved = {k: getattr(self, k) for k in self.STATE_FIELDS}
+            saved["best_value"] = list(self.best_value) if self.best_value else None
+            saved["best_state"] = self.best_state
+            tmp = folder / "finetuner_state.pt.tmp"
+            torch.save(saved, tmp)
+            tmp.replace(folder / "finetuner_state.pt")
+        return control
+
+    def load_state(self, checkpoint: Path) -> bool:
+        path = checkpoint / "finetuner_state.pt"
+        if not path.exists():
+            return False
+        saved = torch.load(path, weights_only=True)
+        for key in self.STATE_FIELDS:
+            setattr(self, key, saved[key])
+        self.best_value = tuple(saved["best_value"]) if saved["best_value"] else None
+        self.best_state = saved["best_state"]
+        return True
+
     def restore_best(self, model) -> None:
         if self.best_state is None:
             return
@@ -248,7 +277,7 @@ def prepare(ctx: Context) -> Prepared:
     impl = spec.impl()
     events.emit("status", state="preparing", message="Reading and checking the data")
     source = modeling.source_of(cfg.model)
-    tokenizer = modeling.load_tokenizer(source)
+    tokenizer = modeling.load_tokenizer(source, split_words=spec.split_words)
     data = impl.prepare(cfg, count_tokens=modeling.token_counter(source))
     write_json(ctx.run.data_report, data.report.to_dict())
     events.emit("data", rows=data.report.rows, labels=data.labels,
@@ -344,7 +373,7 @@ def train(ctx: Context) -> dict:
     amp = pick_precision(cfg.training.precision, device)
     bs = cfg.training.batch_size or auto_batch_size(p.model, p.feats["train"], p.collate, amp,
                                                     device)
-    lr = cfg.learning_rate(bs)
+    lr = cfg.learning_rate(bs, p.params.get("total"))
     if device.type == "cuda":
         evaluator_batch = max(cfg.training.eval_batch_size, 4 * bs)
     else:
@@ -414,7 +443,9 @@ def resume_point(ctx: Context, callback: RunCallback):
     if checkpoint is None:
         return None
     best = ctx.run.root / "checkpoints" / "best.pt"
-    if best.exists():
+    if callback.load_state(checkpoint):
+        pass  # patience, best loss and counters as they were at that step
+    elif best.exists():  # a checkpoint from before the state file existed
         saved = torch.load(best, weights_only=True)
         callback.best_state = saved["state"]
         callback.best_step = int(saved["step"])
@@ -495,7 +526,8 @@ def finish(ctx, spec, impl, model, tokenizer, prepared, splits, feats, evaluator
     status = "stopped" if stopped else "completed"
     results = {
         "status": status, "task": cfg.task, "method": cfg.method.method,
-        "model": source.display, "base_model": source.portable, "labels": prepared.labels, "metric": spec.primary_metric,
+        "model": source.display, "base_model": source.portable, "labels": prepared.labels,
+        "metric": spec.primary_metric,
         "test": test_metrics, "validation": val_best, "diagnosis": diagnosis.to_dict(),
         "params": params, "timing": timing, "best_step": callback.best_step,
         "early_stopped": callback.stopped_early,

@@ -42,6 +42,8 @@ class TaskSpec:
     primary_metric: str
     metric_title: str
     head_modules: tuple[str, ...]
+    # the task feeds words already split (is_split_into_words): see modeling.for_split_words
+    split_words: bool = False
 
     def impl(self) -> ModuleType:
         return importlib.import_module(self.module)
@@ -67,6 +69,9 @@ def register(spec: TaskSpec) -> TaskSpec:
     return spec
 
 
+# head_modules: what head-only training trains and LoRA saves whole. BERT-style heads
+# (classifier, pooler, DistilBERT's pre_classifier, qa_outputs), and ModernBERT's: a `head`
+# (dense + norm) before its `classifier`, which is its span output for QA too.
 register(
     TaskSpec(
         name="classification",
@@ -77,7 +82,7 @@ register(
         pipeline_task="text-classification",
         primary_metric="macro_f1",
         metric_title="macro-F1",
-        head_modules=("classifier", "score", "pre_classifier", "pooler"),
+        head_modules=("classifier", "score", "pre_classifier", "pooler", "head"),
     )
 )
 
@@ -92,7 +97,8 @@ register(
         pipeline_task="token-classification",
         primary_metric="f1",
         metric_title="entity F1",
-        head_modules=("classifier",),
+        head_modules=("classifier", "head"),
+        split_words=True,
     )
 )
 register(
@@ -105,7 +111,7 @@ register(
         pipeline_task="question-answering",
         primary_metric="f1",
         metric_title="F1",
-        head_modules=("qa_outputs",),
+        head_modules=("qa_outputs", "classifier", "head"),
     )
 )
 
