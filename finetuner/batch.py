@@ -153,7 +153,8 @@ class BatchJobs:
         from .jobs import worker_env
 
         with self._lock:
-            self._jobs = [j for j in self._jobs if j.running()]
+            # a job that said done is over even while its process exits
+            self._jobs = [j for j in self._jobs if not j.settled()]
             mine = [j for j in self._jobs if j.user == user]
             if mine:
                 state = mine[0].state()

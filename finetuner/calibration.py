@@ -16,7 +16,7 @@ import math
 import numpy as np
 
 BINS = 15
-T_RANGE = (0.05, 20.0)
+T_RANGE = (0.25, 20.0)
 
 
 def _log_softmax(logits: np.ndarray, t: float) -> np.ndarray:
@@ -78,6 +78,10 @@ def calibrate(val_pairs: tuple[np.ndarray, np.ndarray] | None,
     if val_pairs is None or len(val_pairs[1]) < 2:
         return None
     t = fit_temperature(*val_pairs)
+    if (val_pairs[0].argmax(-1) == val_pairs[1]).all():
+        # no validation error to calibrate against: the NLL only falls by sharpening, which
+        # would claim certainty nothing measured; soften if needed, never sharpen
+        t = max(t, 1.0)
     split, pairs = ("test", test_pairs) if test_pairs is not None and len(test_pairs[1]) else \
         ("validation", val_pairs)
     before, bins_before = reliability(*pairs, 1.0)

@@ -137,11 +137,12 @@ def diagnose(*args, **kwargs) -> Diagnosis:
                  if v is not None and vm <= v + noise(vm, data.get("n_validation")) / 2]
     if beaten_by:
         t, v = max(beaten_by, key=lambda tv: tv[1])
-        d.evidence.insert(0, f"Fine-tuning does not beat a simple baseline: '{t}' scores "
-                             f"{_f(v)} validation {title}, the model {_f(vm)}.")
-        d.remedies.insert(0, "For this data the simple baseline is as good and far cheaper; "
-                             "or give fine-tuning more epochs, more data or a higher learning "
-                             "rate.")
+        d.evidence.insert(0, f"A simple baseline does as well: '{t}' scores {_f(v)} "
+                             f"validation {title}, the fine-tuned model {_f(vm)}.")
+        d.remedies.insert(0, "For this data the simple baseline is as good and far cheaper to "
+                             "run; keep it in mind."
+                          + (" Fine-tuning may pull ahead with more epochs, data or a higher "
+                             "learning rate." if vm < 0.98 else ""))
     return d
 
 
@@ -333,8 +334,9 @@ class _Context:
             out.append(f"Train {self.title} {_f(best['train_metric'])} vs validation "
                        f"{_f(best['val_metric'])}: {what}{within}.")
         if self.floor > 0:
-            out.append(f"Guessing would score {_f(self.floor)} (most common label "
-                       f"{_f(self.chance['majority'])}, random {_f(self.chance['random'])}).")
+            out.append(f"Guessing would score {_f(self.floor)}: answering at random "
+                       f"{_f(self.chance['random'])}, always the most common label "
+                       f"{_f(self.chance['majority'])} (it misses every other label).")
         return out
 
     def kept(self) -> list[str]:

@@ -487,12 +487,14 @@ def finish(ctx, spec, impl, model, tokenizer, prepared, splits, feats, evaluator
     cfg, events = ctx.config, ctx.events
     test_metrics = None
     note = None
+    # a stop must end within seconds: the extra passes run only when they are quick
+    quick = not stopped or _quick_enough(callback, len(feats["test"]), len(feats["validation"]))
     # validation at the kept checkpoint: the diagnosis reads it, the temperature is fitted on it
-    val_detail, val_outputs = _validation_detail(evaluator, model)
+    val_detail, val_outputs = _validation_detail(evaluator, model) if quick else ({}, None)
     pairs, units = calibration.PAIRS[cfg.task]
     temperature, calib = 1.0, None
     test_outputs = None
-    if not stopped or _quick_enough(callback, len(feats["test"]), len(feats["validation"])):
+    if quick:
         events.emit("status", state="testing", message="Scoring the held-out test split")
         test_metrics, test_outputs = _score_test(evaluator, model)
     if val_outputs is not None:
@@ -516,7 +518,7 @@ def finish(ctx, spec, impl, model, tokenizer, prepared, splits, feats, evaluator
                   # chance is defined for labels to guess; entities and spans score ~0
                   "validation_counts": (counts.get("validation") or {})
                   if cfg.task == "classification" else {}}
-    base = _baselines(cfg.task, prepared, events)
+    base = _baselines(cfg.task, prepared, events) if not stopped else {}
     data_facts["baselines"] = {b["title"]: (b.get("validation") or {}).get(spec.primary_metric)
                                for b in base.values()}
     # the verdict reads the validation split at the kept checkpoint, never the test split

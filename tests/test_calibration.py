@@ -58,3 +58,10 @@ def test_pairs_and_scaling_for_tokens_and_spans():
     scaled = scale_outputs(spans, 2.0)
     assert isinstance(scaled[0], tuple) and scaled[0][0][4] == 2.0
     assert scale_outputs(out, 1.0) is out
+
+
+def test_a_perfect_validation_split_never_sharpens_the_probabilities():
+    logits = np.array([[2.0, -2.0], [-1.5, 1.5], [3.0, 0.0]] * 20)
+    gold = np.array([0, 1, 0] * 20)
+    result = calibrate((logits, gold), (logits, gold), "examples")
+    assert result["temperature"] >= 1.0  # the NLL alone would push T to its floor

@@ -158,10 +158,13 @@ def test_the_diagnosis_says_so_when_a_baseline_is_as_good():
     history = curve([0.6, 0.4, 0.3], [0.55, 0.45, 0.4], [0.8, 0.85, 0.85], [0.82, 0.87, 0.86])
     data = {**BIG, "baselines": {"TF-IDF + logistic regression": 0.86, "always a": 0.33}}
     d = diagnose(history, {}, data)
-    assert d.evidence[0].startswith("Fine-tuning does not beat a simple baseline: 'TF-IDF")
-    assert "simple baseline is as good" in d.remedies[0]
+    assert d.evidence[0].startswith("A simple baseline does as well: 'TF-IDF")
+    assert "simple baseline is as good" in d.remedies[0] and "more epochs" in d.remedies[0]
+    perfect = curve([0.3, 0.1, 0.05], [0.2, 0.1, 0.1], [0.98, 1.0, 1.0], [0.99, 1.0, 1.0])
+    d = diagnose(perfect, {}, {**BIG, "baselines": {"TF-IDF": 1.0}})
+    assert "more epochs" not in d.remedies[0]  # nothing to gain on a perfect score
     d = diagnose(history, {}, {**BIG, "baselines": {"always a": 0.33}})
-    assert not any("does not beat" in e for e in d.evidence)
+    assert not any("does as well" in e for e in d.evidence)
 
 
 def test_baselines_on_real_splits():
@@ -173,7 +176,7 @@ def test_baselines_on_real_splits():
     out = baselines.classification(rows[:140], rows[140:170], rows[170:], ["neg", "pos"])
     assert out["majority"]["test"]["accuracy"] == 0.5
     assert out["tfidf_logreg"]["validation"]["macro_f1"] > 0.9  # the words give it away
-    assert "chosen on validation" in out["tfidf_logreg"]["title"]
+    assert "TF-IDF" in out["tfidf_logreg"]["title"] and out["tfidf_logreg"]["C"] in (0.1, 1, 10)
     train = [{"tokens": ["Ann", "met", "Bob", "Lee"], "tags": ["B-PER", "O", "B-PER", "I-PER"]},
              {"tokens": ["in", "Paris"], "tags": ["O", "B-LOC"]}]
     test = [{"tokens": ["Bob", "Lee", "left", "Paris", "Rome"],

@@ -290,6 +290,10 @@ class Handlers:
                "model_zip": gr.update(visible=choice == "zip"),
                "model_own": gr.update(visible=choice == "mine",
                                       choices=self.studio.workspace(user).own_models())}
+        if choice == "mine" and not form.get("model_own"):
+            out["model_msg"] = render.message("Pick one of your models from the list.", "info")
+            out["model_state"] = None
+            return out
         try:
             source = self.model_source(user, form)
         except FinetunerError as exc:
@@ -388,6 +392,18 @@ class Handlers:
                  ("--epochs", f"{raw['training']['epochs']:g}"),
                  ("--lr", raw["training"]["learning_rate"]),
                  ("--output", "runs/my-run")]
+        defaults = RunConfig.from_dict({"task": raw["task"]}).to_dict()
+        named = {flag for flag, _ in flags} | {"--data", "--task", "--output"}
+        from ..__main__ import FLAGS
+
+        for flag, (section, name, _, _) in FLAGS.items():  # advanced settings a user changed
+            value = raw[section][name] if section else raw[name]
+            if flag not in named and value is not None and value != (
+                    defaults[section][name] if section else defaults[name]):
+                value = ",".join(value) if isinstance(value, list) else value
+                flags.insert(-1, (flag, f"{value:g}" if isinstance(value, float) else value))
+        if raw["task"] != "classification":
+            args += ["--task", raw["task"]]
         for flag, value in flags:
             if value is not None:
                 args += [flag, str(value)]
@@ -503,6 +519,10 @@ class Handlers:
                 err = results.get("error") or {}
                 out["train_msg"] = render.message(
                     f"{err.get('message', 'The run failed.')} {err.get('remedy', '')}", "error")
+            elif not (run.model / "finetuner.json").exists():
+                out["train_msg"] = render.message(
+                    f"Run {status} before a model was saved: there are no results to see. "
+                    "Start it again when you are ready.", "info")
             else:
                 out["train_msg"] = render.message(
                     f"Run {status}. See the Results tab for the test metrics and the verdict.",

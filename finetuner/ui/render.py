@@ -148,7 +148,8 @@ def _nice_ticks(low: float, high: float, count: int = 5) -> list[float]:
     return ticks
 
 
-def line_chart(frame: pd.DataFrame, title: str, width: int = 560, height: int = 250) -> str:
+def line_chart(frame: pd.DataFrame, title: str, width: int = 560, height: int = 250,
+               x_label: str = "step", legend_values: bool = True) -> str:
     """An inline SVG line chart of frame[step, value, series]; redrawn cheaply every tick."""
     if frame is None or frame.empty:
         return (f"<div class='ft-chart' role='img' aria-label='{esc(title)}: no data yet'>"
@@ -177,7 +178,7 @@ def line_chart(frame: pd.DataFrame, title: str, width: int = 560, height: int = 
         parts.append(f"<text x='{px(x):.1f}' y='{height - bottom + 14}' text-anchor='middle' "
                      f"fill='#555'>{x:.4g}</text>")
     parts.append(f"<text x='{(left + width - right) / 2}' y='{height - 4}' "
-                 "text-anchor='middle' fill='#555'>step</text>")
+                 f"text-anchor='middle' fill='#555'>{esc(x_label)}</text>")
     legend_x = left
     for i, (name, group) in enumerate(frame.groupby("series", sort=False)):
         color = SERIES_COLORS[i % len(SERIES_COLORS)]
@@ -192,8 +193,8 @@ def line_chart(frame: pd.DataFrame, title: str, width: int = 560, height: int = 
                       for x, y in zip(group["step"], group["value"])]
         last = group.iloc[-1]
         parts.append(f"<rect x='{legend_x}' y='10' width='12' height='4' fill='{color}'/>"
-                     f"<text x='{legend_x + 16}' y='16' fill='#333'>{esc(name)} "
-                     f"({last['value']:.3f})</text>")
+                     f"<text x='{legend_x + 16}' y='16' fill='#333'>{esc(name)}"
+                     + (f" ({last['value']:.3f})" if legend_values else "") + "</text>")
         legend_x += 22 + 7 * (len(str(name)) + 8)
     parts.append("</svg>")
     return f"<div class='ft-chart'><div><b>{esc(title)}</b></div>{''.join(parts)}</div>"
@@ -254,13 +255,17 @@ def calibration_html(results: dict) -> str:
     if not calib:
         return ""
     rows = [{"step": b["confidence"], "value": b["accuracy"], "series": name}
-            for name, key in (("before", "bins_before"), ("after (calibrated)", "bins_after"))
+            for name, key in (("before", "bins_before"), ("calibrated", "bins_after"))
             for b in calib.get(key) or []]
     rows += [{"step": x, "value": x, "series": "perfectly calibrated"} for x in (0.0, 1.0)]
-    chart = line_chart(pd.DataFrame(rows), "Reliability: accuracy (y) against confidence (x)")
+    chart = line_chart(pd.DataFrame(rows), "Reliability: how often the model is right (y) "
+                       "when it is this confident (x)", x_label="confidence",
+                       legend_values=False)
     better = calib["ece_after"] <= calib["ece_before"]
-    text = (f"Probabilities are calibrated with a temperature of {calib['temperature']:g} fitted "
-            f"on the validation split: the expected calibration error on the {calib['split']} "
+    text = (f"Probabilities are calibrated: the model's scores are divided by a temperature "
+            f"of {calib['temperature']:g} (fitted on the validation split) so that a 90% answer "
+            f"is right about 90% of the time. The expected calibration error (the average gap "
+            f"between confidence and accuracy) on the {calib['split']} "
             f"split ({calib['n']:,} {calib['units']}) went from {calib['ece_before']:.3f} to "
             f"{calib['ece_after']:.3f}{'' if better else ' (no better: it was already calibrated)'}"
             ". The try-it box, file predictions and the export use the calibrated "
@@ -294,7 +299,9 @@ def baselines_html(results: dict) -> str:
         diff = (model_test - top) * 100
         line = (f"<p>On the test split fine-tuning {'beats' if diff > 0 else 'trails'} the "
                 f"best baseline ({esc(best['title'])}) by {abs(diff):.1f} points.</p>")
-    return ("<div class='ft-baselines'><b>Beside simple baselines</b> (" + esc(metric)
+    shown = {"macro_f1": "macro-F1", "f1": "entity F1", "accuracy": "accuracy"}.get(metric,
+                                                                                 metric)
+    return ("<div class='ft-baselines'><b>Beside simple baselines</b> (" + esc(shown)
             + ", same splits)<table class='ft-methods'><thead><tr><th>Model</th>"
             "<th>Validation</th><th>Test</th></tr></thead><tbody>" + "".join(rows)
             + "</tbody></table>" + line + "</div>")
