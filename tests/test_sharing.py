@@ -250,7 +250,8 @@ def test_a_file_is_predicted_by_a_worker_process(run_dir, tmp_path):
     state = job.state()
     assert state["state"] == "done" and state["rows"] == 2500
     assert state["pid"] != os.getpid() and state["pid"] == job.proc.pid
-    assert "Predicted 1,000 of 2,500 rows." in seen or "Predicted 2,000 of 2,500 rows." in seen
+    # progress was reported while it ran (which counts the 0.2 s polls catch depends on load)
+    assert any(m.startswith("Predicted ") and m.endswith(" of 2,500 rows.") for m in seen), seen
     assert "predicted 2,500 rows" in job.log.read_text()
     assert not list(out.parent.glob("*.partial"))
 
