@@ -146,3 +146,33 @@ def _scatter(out, idx: list[int], features: Sequence[dict], outputs: list) -> No
         if value.ndim == 2:  # token classification: trim padding
             value = value[: len(features[i]["input_ids"])]
         outputs[i] = np.asarray(value)
+
+
+class EpochSampler(torch.utils.data.Sampler):
+    """Length-grouped (or plain random) order that depends only on the seed and the epoch.
+
+    The Trainer's own length-grouped sampler draws from the global torch RNG, whose state at an
+    epoch's start depends on every dropout mask drawn before; a run resumed mid-epoch would
+    then see that epoch in another order. Seeding each epoch's order by (seed, epoch) makes a
+    resumed run replay exactly the batches the uninterrupted one saw."""
+
+    def __init__(self, lengths: Sequence[int], batch_size: int, seed: int, grouped: bool = True):
+        self.lengths, self.batch_size, self.seed, self.grouped = list(lengths), batch_size, seed, \
+            grouped
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def __len__(self) -> int:
+        return len(self.lengths)
+
+    def __iter__(self):
+        generator = torch.Generator()
+        generator.manual_seed(self.seed * 1_000_003 + self.epoch)
+        if not self.grouped:
+            return iter(torch.randperm(len(self.lengths), generator=generator).tolist())
+        from transformers.trainer_pt_utils import get_length_grouped_indices
+
+        return iter(get_length_grouped_indices(self.lengths, self.batch_size,
+                                               generator=generator))

@@ -49,6 +49,7 @@ MIN_TRAIN = 100
 MIN_PER_CLASS = 8
 MIN_VALIDATION = 20
 MEMORISED = 0.98  # a training score this close to perfect, with a real gap, is memorising
+LABEL_NOISE_SHARE = 0.05  # flagged share of the checked training rows worth a note
 UNDERFIT_SHARE = 0.5  # closes less than half the way from chance to a perfect training score
 
 
@@ -78,6 +79,16 @@ def history_from_events(events: list[dict], metric: str) -> list[dict]:
             "train_metric": (event.get("train") or {}).get(metric),
         })
     return rows
+
+
+def label_noise_note(info: dict | None) -> str | None:
+    """A note when many training rows look mislabelled (labelnoise.check's counts)."""
+    if not info or info.get("share", 0) < LABEL_NOISE_SHARE or info.get("flagged", 0) < 5:
+        return None
+    return (f"{info['flagged']:,} of the {info['checked']:,} training rows checked "
+            f"({info['share']:.0%}) look mislabelled: a model that never saw them disagrees "
+            "confidently with their given label. Review them in Results ('Suspected label "
+            "errors'): noisy labels cap what any model can learn.")
 
 
 def _f(x: float | None) -> str:
@@ -127,6 +138,9 @@ def diagnose(*args, **kwargs) -> Diagnosis:
     baseline on the validation split (data["baselines"]: {title: validation score})."""
     d = _diagnose(*args, **kwargs)
     data = (args[2] if len(args) > 2 else kwargs.get("data")) or {}
+    noisy = label_noise_note(data.get("label_issues"))
+    if noisy:
+        d.notes.append(noisy)
     history = args[0] if args else kwargs.get("history") or []
     best = best_row(history, kwargs.get("best_step"))
     title = args[3] if len(args) > 3 else kwargs.get("metric_title", "macro-F1")
@@ -144,6 +158,16 @@ def diagnose(*args, **kwargs) -> Diagnosis:
                           + (" Fine-tuning may pull ahead with more epochs, data or a higher "
                              "learning rate." if vm < 0.98 else ""))
     return d
+
+
+def from_inputs(inputs: dict) -> Diagnosis:
+    """The verdict from a run's recorded diagnosis_input.json (events, validation detail of the
+    kept checkpoint, data facts): what training computes and what the fixtures replay."""
+    history = history_from_events(inputs.get("events") or [], inputs.get("metric", "macro_f1"))
+    return diagnose(history, inputs.get("validation") or {}, inputs.get("data") or {},
+                    inputs.get("metric_title", "macro-F1"), inputs.get("method"),
+                    inputs.get("task", "classification"), best_step=inputs.get("best_step"),
+                    metric=inputs.get("metric", "macro_f1"))
 
 
 def _diagnose(

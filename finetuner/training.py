@@ -10,6 +10,7 @@ checkpoint chosen on validation.
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import random
@@ -300,6 +301,20 @@ def prepare(ctx: Context) -> Prepared:
                     collate)
 
 
+class _Trainer(Trainer):
+    """The Trainer with an epoch-seeded training order (batching.EpochSampler): the same seed
+    gives the same batches, and a resumed run continues with exactly the batches it would
+    have seen."""
+
+    def _get_train_sampler(self, train_dataset=None):
+        dataset = train_dataset if train_dataset is not None else self.train_dataset
+        return batching.EpochSampler(
+            [len(f["input_ids"]) for f in dataset.features],
+            self.args.train_batch_size * self.args.gradient_accumulation_steps,
+            self.args.data_seed if self.args.data_seed is not None else self.args.seed,
+            grouped=self.args.train_sampling_strategy == "group_by_length")
+
+
 def training_args(ctx: Context, total_steps: int, amp, bs: int, lr: float) -> TrainingArguments:
     cfg = ctx.config
     gpu = torch.cuda.is_available()
@@ -386,7 +401,7 @@ def train(ctx: Context) -> dict:
     evaluator.batch_size = evaluator_batch
     callback = RunCallback(ctx, evaluator, eval_every, bs)
     callback.warmup_steps = math.ceil(cfg.training.warmup_ratio * total_steps)
-    trainer = Trainer(model=p.model, args=training_args(ctx, total_steps, amp, bs, lr),
+    trainer = _Trainer(model=p.model, args=training_args(ctx, total_steps, amp, bs, lr),
                       train_dataset=ListDataset(p.feats["train"]), data_collator=p.collate,
                       callbacks=[callback])
     trainer.remove_callback(PrinterCallback)  # our events are the log
@@ -470,6 +485,23 @@ def _baselines(task: str, prepared, events) -> dict:
         return {}
 
 
+def _label_issues(ctx, model, prepared, feats, collate, evaluator, amp) -> dict | None:
+    """Suspected label errors among the training rows; a check that fails never fails the
+    run."""
+    from . import labelnoise
+
+    ctx.events.emit("status", state="label_check", message="Looking for suspected label errors")
+    try:
+        return labelnoise.check(model, prepared.train, feats["train"], prepared.labels, collate,
+                                evaluator.batch_size, amp, ctx.run.root,
+                                seed=ctx.config.training.seed, interrupt=ctx.should_stop)
+    except StopRequested:
+        return None
+    except Exception as exc:  # noqa: BLE001
+        print(f"label check skipped: {type(exc).__name__}: {exc}", flush=True)
+        return None
+
+
 def _validation_detail(evaluator, model) -> tuple[dict, list | None]:
     """Full validation metrics (per label, predicted shares) and outputs of the restored best
     weights."""
@@ -511,7 +543,6 @@ def finish(ctx, spec, impl, model, tokenizer, prepared, splits, feats, evaluator
         note = "Stopped before the end: test metrics were skipped to stop quickly."
     best = [h for h in callback.history if h["step"] == callback.best_step]
     val_best = (best or callback.history or [{}])[-1].get("validation")
-    history = diagnostics.history_from_events(callback.history, spec.primary_metric)
     counts = prepared.report.label_counts
     data_facts = {"n_train": len(prepared.train), "n_validation": len(prepared.validation),
                   "label_counts": counts.get("train") or {},
@@ -522,9 +553,17 @@ def finish(ctx, spec, impl, model, tokenizer, prepared, splits, feats, evaluator
     data_facts["baselines"] = {b["title"]: (b.get("validation") or {}).get(spec.primary_metric)
                                for b in base.values()}
     # the verdict reads the validation split at the kept checkpoint, never the test split
-    diagnosis = diagnostics.diagnose(history, val_detail, data_facts,
-                                     spec.metric_title, cfg.method.method, cfg.task,
-                                     best_step=callback.best_step, metric=spec.primary_metric)
+    label_issues = None
+    if cfg.task == "classification" and not stopped:
+        label_issues = _label_issues(ctx, model, prepared, feats, collate, evaluator, amp)
+        data_facts["label_issues"] = {k: label_issues[k] for k in ("checked", "flagged", "share")
+                                      } if label_issues else None
+    inputs = {"events": callback.history, "validation": val_detail, "data": data_facts,
+              "metric_title": spec.metric_title, "method": cfg.method.method, "task": cfg.task,
+              "best_step": callback.best_step, "metric": spec.primary_metric}
+    diagnosis = diagnostics.from_inputs(inputs)
+    # what the verdict was computed from: recorded real runs become test fixtures
+    (ctx.run.root / "diagnosis_input.json").write_text(json.dumps(inputs, default=float))
     status = "stopped" if stopped else "completed"
     results = {
         "status": status, "task": cfg.task, "method": cfg.method.method,
@@ -535,6 +574,7 @@ def finish(ctx, spec, impl, model, tokenizer, prepared, splits, feats, evaluator
         "early_stopped": callback.stopped_early,
         "precision": batching.precision_name(amp), "data": prepared.report.rows,
         "baselines": base, "calibration": calib, "temperature": temperature,
+        "label_issues": label_issues,
     }
     if note:
         results["note"] = note

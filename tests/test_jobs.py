@@ -94,6 +94,80 @@ def test_interrupted_run_resumes_from_its_checkpoint(tmp_path, tiny_model, monke
     assert restarted.store.get(run.id)["status"] == "completed"
 
 
+def _noisy_rows(n=240):
+    """Labels only partly predictable from the words: curves that move at every step, so any
+    difference in batches or dropout masks after a resume shows in the numbers."""
+    import random
+
+    rng = random.Random(0)
+    words = "good great fine bad awful poor item thing place food service movie".split()
+    rows = []
+    for _ in range(n):
+        pos = rng.random() < 0.5
+        text = " ".join(rng.choice(words[:3] if pos else words[3:6]) if rng.random() < 0.4
+                        else rng.choice(words[6:]) for _ in range(8))
+        rows.append({"text": text, "label": "pos" if pos else "neg"})
+    return rows
+
+
+def test_a_run_resumed_mid_epoch_ends_exactly_as_the_uninterrupted_one(tmp_path, tiny_model,
+                                                                       monkeypatch):
+    """Same seed, same run: killed after a checkpoint in the middle of epoch 2 and resumed, a
+    run logs the same evaluations (losses to 6 decimals), keeps the same best step and scores
+    the same test metrics as the one never interrupted."""
+    monkeypatch.setenv("FINETUNER_CHECKPOINT_SECONDS", "0")
+    data = write_csv(tmp_path / "noisy.csv", _noisy_rows())
+
+    def config():
+        return RunConfig.from_dict({
+            "data": {"train_file": str(data)}, "model": {"name_or_path": str(tiny_model)},
+            "training": {"batch_size": 16, "learning_rate": 3e-3, "epochs": 3,
+                         "evals_per_epoch": 3, "early_stopping_patience": 3}})
+
+    def evals(run):
+        return [(e["step"], round(e["eval_loss"], 6), e["validation"]["macro_f1"],
+                 round(e["train_loss"], 6), e["train"]["macro_f1"])
+                for e in events_of(run, "eval")]
+
+    plain_manager = JobManager(store=JobStore(tmp_path / "a.sqlite"), max_jobs=1)
+    plain = create_run(tmp_path / "runs", config(), run_id="plain")
+    plain_manager.submit(plain, "alice")
+    assert plain_manager.wait(plain, 180)["status"] == "completed"
+
+    store = JobStore(tmp_path / "b.sqlite")
+    manager = JobManager(store=store, max_jobs=1)
+    cut = create_run(tmp_path / "runs", config(), run_id="cut")
+    manager.submit(cut, "alice")
+    job = manager._jobs[cut.id]
+    # 192 training rows / 16 = 12 steps an epoch; evaluations (and checkpoints) every 5 steps
+    assert wait_for(lambda: latest_checkpoint(cut) is not None and int(
+        latest_checkpoint(cut).name.split("-")[-1]) >= 15, 120)
+    os.killpg(job.pid, signal.SIGKILL)
+    job.done.wait(10)
+    store.set(cut.id, status="running")
+    cut.results.unlink(missing_ok=True)
+    step = int(latest_checkpoint(cut).name.split("-")[-1])
+    assert step % 12, "the checkpoint must fall inside an epoch"
+    restarted = JobManager(store=JobStore(tmp_path / "b.sqlite"), max_jobs=1)
+    restarted.recover()
+    restarted.resume(cut, "alice")
+    assert restarted.wait(cut, 180)["status"] == "completed"
+
+    a, b = read_json(plain.results), read_json(cut.results)
+    events = events_of(cut)
+    resumed_at = next(i for i, e in enumerate(events) if e.get("message") ==
+                      f"Resuming from step {step}")
+    after = [(e["step"], round(e["eval_loss"], 6), e["validation"]["macro_f1"],
+              round(e["train_loss"], 6), e["train"]["macro_f1"])
+             for e in events[resumed_at:] if e["type"] == "eval"]
+    assert after and after == [e for e in evals(plain) if e[0] > step]
+    assert evals(plain)[-1][1] < evals(plain)[0][1] - 0.05, "the curve must move"
+    assert a["best_step"] == b["best_step"]
+    assert a["test"]["loss"] == b["test"]["loss"] and a["test"]["macro_f1"] == b["test"][
+        "macro_f1"]
+    assert a["validation"] == b["validation"]
+
+
 def test_live_worker_is_adopted_after_a_restart(tmp_path, tiny_model):
     store = JobStore(tmp_path / "jobs.sqlite")
     manager = JobManager(store=store, max_jobs=1)

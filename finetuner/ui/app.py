@@ -290,6 +290,11 @@ def _results_tab(add) -> None:
         add("confusion", gr.HTML())
     add("errors", gr.Dataframe(label="Test examples the model got wrong (most confident first)",
                                interactive=False, max_height=320, wrap=True))
+    add("label_issues", gr.Dataframe(
+        label="Suspected label errors in the training data (most suspicious first)",
+        interactive=False, max_height=320, wrap=True, visible=False))
+    add("label_issues_file", gr.DownloadButton("Download suspected label errors (.csv)",
+                                               visible=False))
     add("download", gr.DownloadButton("Download model (.zip)", interactive=False))
     add("snippet", gr.Code(label="Load the downloaded model with plain transformers",
                            language="python", interactive=False))
@@ -397,15 +402,14 @@ def _wire(w: Wiring, demo: gr.Blocks) -> None:
     bind(C["resume_btn"].click, "resume", ["current_run"],
          ["current_run", "seen", "tabs", "train_msg"], "train_msg")
     try_view = ["try_text", "try_pair", "try_out", "try_spans", "try_details"]
+    results_out = ["verdict", "metrics", "per_class", "confusion", "errors", "label_issues",
+                   "label_issues_file", "snippet", "download"]
     tick_out = ["seen", "progress", "loss_plot", "metric_plot", "log", "run_title", "stop_btn",
                 "resume_btn", "current_run", "runs_table", "run_pick", "result_run", "try_run",
-                "verdict", "metrics", "per_class", "confusion", "errors", "snippet", "download",
-                *try_view]
+                *results_out, *try_view]
     bind(C["timer"].tick, "tick", ["current_run", "seen"], tick_out, "train_msg",
          api_name=False, show_progress="hidden", queue=False)
 
-    results_out = ["verdict", "metrics", "per_class", "confusion", "errors", "snippet",
-                   "download"]
     bind(C["result_run"].input, "results_view", ["result_run"], results_out, "results_msg")
     bind(C["publish_btn"].click, "publish", ["result_run", "hub_repo", "hub_token",
                                               "hub_private"], ["hub_token"], "hub_msg")

@@ -545,7 +545,9 @@ class Handlers:
         if not run_id:
             return {"verdict": "", "metrics": render.message("Pick a finished run.", "info"),
                     "per_class": pd.DataFrame(), "confusion": "", "errors": pd.DataFrame(),
-                    "snippet": "", "download": gr.update(value=None, interactive=False)}
+                    "label_issues": gr.update(value=pd.DataFrame(), visible=False),
+                    "label_issues_file": gr.update(value=None, visible=False), "snippet": "",
+                    "download": gr.update(value=None, interactive=False)}
         ws = self.studio.workspace(user)
         run = ws.run(run_id)
         results = read_json(run.results) or {}
@@ -573,9 +575,21 @@ class Handlers:
                                    visible=bool((results.get("test") or {}).get("per_class"))),
             "confusion": render.confusion_html(results),
             "errors": render.errors_frame(rows),
+            **self._label_issues(user, run, results),
             "snippet": usage_snippet(meta, "./model") if has_model else "",
             "download": download,
         }
+
+    def _label_issues(self, user: str, run, results: dict) -> dict:
+        """The suspected label errors table and its CSV, shown only when there are any."""
+        info = results.get("label_issues") or {}
+        path = run.root / "label_issues.csv"
+        frame = render.label_issues_frame(info)
+        shown = bool(info.get("flagged")) and path.exists()
+        return {"label_issues": gr.update(value=frame, visible=shown,
+                                          label=render.label_issues_title(info)),
+                "label_issues_file": gr.update(
+                    value=self._share(user, path, run.id) if shown else None, visible=shown)}
 
     def publish(self, user: str, form: dict) -> dict:
         from ..export import push_to_hub

@@ -346,6 +346,31 @@ def errors_frame(rows: list[dict], limit: int = 200) -> pd.DataFrame:
     return pd.DataFrame([{c: r.get(c) for c in cols} for r in wrong], columns=cols)
 
 
+def label_issues_frame(info: dict) -> pd.DataFrame:
+    """Training rows whose given label looks wrong, most suspicious first."""
+    rows = (info or {}).get("rows") or []
+    pairs = any(r.get("pair") for r in rows)
+    cols = ["row", "text", *(["second text"] if pairs else []), "given label",
+            "suggested label", "probability of given"]
+    return pd.DataFrame([{"row": r["row"], "text": r["text"], "second text": r.get("pair"),
+                          "given label": r["given"], "suggested label": r["suggested"],
+                          "probability of given": r["given_probability"]} for r in rows],
+                        columns=cols)
+
+
+def label_issues_title(info: dict) -> str:
+    if not info:
+        return "Suspected label errors"
+    sample = (f" (a random {info['checked']:,} of {info['n_train']:,})"
+              if info.get("checked", 0) < info.get("n_train", 0) else "")
+    shown = len(info.get("rows") or [])
+    more = f"; the {shown} most suspicious shown, all in the CSV" if shown < info["flagged"] \
+        else ""
+    return (f"Suspected label errors: {info['flagged']:,} of {info['checked']:,} training "
+            f"rows checked{sample}, by a model that never saw each row{more}. 'row' is the line "
+            "in your training file.")
+
+
 def runs_frame(summaries: list) -> pd.DataFrame:
     cols = ["name", "status", "task", "method", "best validation score",
             "test score (not used for any choice)", "vs best baseline (validation)",

@@ -1,0 +1,58 @@
+"""Recorded real runs replayed through the diagnosis: each must get the verdict its scenario
+was built to have.
+
+The fixtures in tests/fixtures/diagnosis/ are the diagnosis_input.json of real runs of the
+embedded default model on this CPU (written by `python bench/diagnosis.py --record`): every
+evaluation event, the kept checkpoint's validation detail and the data facts. They hold
+numbers and label names only, no rows of the data.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from finetuner import diagnostics
+
+FIXTURES = sorted((Path(__file__).parent / "fixtures" / "diagnosis").glob("*.json"))
+EXPECTED = {"healthy", "tiny", "shuffled", "overfit", "improving", "ner", "qa"}
+
+
+def test_every_scenario_is_recorded():
+    assert {p.stem for p in FIXTURES} >= EXPECTED
+
+
+@pytest.mark.parametrize("path", FIXTURES, ids=[p.stem for p in FIXTURES])
+def test_a_recorded_run_gets_its_true_verdict(path):
+    fixture = json.loads(path.read_text())
+    d = diagnostics.from_inputs(fixture["inputs"])
+    assert d.verdict == fixture["truth"], (fixture["why"], d.title, d.evidence)
+    assert d.title == diagnostics.TITLES[d.verdict]
+    assert d.evidence and d.remedies
+    # the evidence names the checkpoint training kept, never another one
+    inputs = fixture["inputs"]
+    kept = inputs["best_step"]
+    steps = {e["step"] for e in inputs["events"]}
+    assert kept in steps
+    for line in d.evidence:
+        if "checkpoint (step" in line or line.startswith("Best validation"):
+            assert f"step {kept}" in line, line
+
+
+def test_the_memorising_run_is_called_overfitting_with_its_cost():
+    fixture = json.loads((Path(__file__).parent / "fixtures" / "diagnosis" /
+                          "overfit.json").read_text())
+    d = diagnostics.from_inputs(fixture["inputs"])
+    assert d.verdict == "overfitting"
+    assert any("memorised" in line for line in d.evidence)
+    assert any("on new data expect about" in line for line in d.evidence)
+
+
+def test_shuffled_labels_point_at_the_labels():
+    fixture = json.loads((Path(__file__).parent / "fixtures" / "diagnosis" /
+                          "shuffled.json").read_text())
+    d = diagnostics.from_inputs(fixture["inputs"])
+    assert d.verdict == "no_signal"
+    assert any("labels" in r for r in d.remedies)
