@@ -94,10 +94,13 @@ def scenarios(folder: Path) -> dict:
                     "(the issue's memorising run)",
                     lambda: sst2("overfit", sst2_rows(300, 4), "--epochs", "40",
                                  "--patience", "0", "--evals-per-epoch", "1")),
-        "improving": ("still_improving", "2,000 SST-2 sentences, one epoch at a low learning "
-                      "rate (1e-5), 6 evaluations",
+        "improving": ("still_improving", "2,000 SST-2 sentences, one epoch, 6 evaluations",
                       lambda: sst2("improving", sst2_rows(2000, 5), "--epochs", "1",
-                                   "--lr", "1e-5", "--evals-per-epoch", "6")),
+                                   "--evals-per-epoch", "6")),
+        "lowlr": ("no_signal", "2,000 SST-2 sentences, one epoch at a learning rate ten times "
+                  "too low (1e-5): the loss barely moves",
+                  lambda: sst2("lowlr", sst2_rows(2000, 5), "--epochs", "1",
+                               "--lr", "1e-5", "--evals-per-epoch", "6")),
         "ner": ("still_improving", "1,500 CoNLL-2003 sentences, one epoch: entity F1 still "
                 "climbing",
                 lambda: ["--task", "ner", *conll_subset(1500, folder), "--epochs", "1",
@@ -133,7 +136,20 @@ def main() -> None:
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--only", default="", help="comma-separated scenario names")
     ap.add_argument("--record", action="store_true", help="write the test fixtures")
+    ap.add_argument("--table", action="store_true",
+                    help="print the table of the recorded fixtures (their verdict replayed "
+                         "with today's rules) and run nothing")
     args = ap.parse_args()
+    if args.table:
+        rows = []
+        for path in sorted(FIXTURES.glob("*.json")):
+            fixture = json.loads(path.read_text())
+            row = dict(fixture["row"])
+            row["verdict"] = diagnostics.from_inputs(fixture["inputs"]).verdict
+            row["ok"] = row["verdict"] == fixture["truth"]
+            rows.append(row)
+        print_table(rows)
+        return
     if not SHARED.exists():
         raise SystemExit(f"{SHARED} is missing: the scenarios cut real data from it.")
     OUT.mkdir(parents=True, exist_ok=True)
@@ -163,9 +179,14 @@ def main() -> None:
             fixture = {"scenario": name, "truth": truth, "why": why,
                        "command": "python bench/diagnosis.py --record --only " + name,
                        "recorded": time.strftime("%Y-%m-%d"), "verdict": verdict,
-                       "title": results["diagnosis"]["title"], "inputs": inputs}
+                       "title": results["diagnosis"]["title"], "row": row, "inputs": inputs}
             (FIXTURES / f"{name}.json").write_text(json.dumps(fixture, indent=1) + "\n")
         print(f"  {name}: {time.perf_counter() - t0:.0f} s", file=sys.stderr, flush=True)
+    print_table(rows)
+    (OUT / "diagnosis.json").write_text(json.dumps(rows, indent=1))
+
+
+def print_table(rows: list[dict]) -> None:
     print("\n| scenario | built as | truth | verdict | right? | best val | train at best "
           "| test | baselines (validation) | wall s |")
     print("|---|---|---|---|---|---|---|---|---|---|")
@@ -175,7 +196,6 @@ def main() -> None:
         print(f"| {r['scenario']} | {r['why']} | {r['truth']} | {r['verdict']} | "
               f"{'yes' if r['ok'] else 'NO'} | {f(r['val'])} | {f(r['train'])} | "
               f"{f(r['test'])} | {r['baselines']} | {r['wall_seconds']} |")
-    (OUT / "diagnosis.json").write_text(json.dumps(rows, indent=1))
 
 
 if __name__ == "__main__":

@@ -151,8 +151,10 @@ def diagnose(*args, **kwargs) -> Diagnosis:
                  if v is not None and vm <= v + noise(vm, data.get("n_validation")) / 2]
     if beaten_by:
         t, v = max(beaten_by, key=lambda tv: tv[1])
-        d.evidence.insert(0, f"A simple baseline does as well: '{t}' scores {_f(v)} "
-                             f"validation {title}, the fine-tuned model {_f(vm)}.")
+        better = v > vm + noise(vm, data.get("n_validation"))
+        d.evidence.insert(0, f"A simple baseline does {'better' if better else 'as well'}: "
+                             f"'{t}' scores {_f(v)} validation {title}, the fine-tuned model "
+                             f"{_f(vm)}.")
         d.remedies.insert(0, "For this data the simple baseline is as good and far cheaper to "
                              "run; keep it in mind."
                           + (" Fine-tuning may pull ahead with more epochs, data or a higher "
@@ -188,7 +190,10 @@ def _diagnose(
     data = data or {}
     n_val = data.get("n_validation")
     best = best_row(history, best_step)
-    chance = chance_scores(data.get("validation_counts") or data.get("label_counts"), metric)
+    # guessing is defined for labels to pick; finding entities or answer spans by chance
+    # scores about 0
+    chance = chance_scores(data.get("validation_counts") or data.get("label_counts"), metric) \
+        if task == "classification" else chance_scores(None)
     floor = max(chance.values())
     ctx = _Context(history, best, n_val, metric_title, floor, chance)
     notes = _overconfidence(history, best, ctx)
@@ -199,7 +204,18 @@ def _diagnose(
                     "Meanwhile prefer head-only or LoRA training: fewer weights to fit."]
         return Diagnosis("too_little_data", TITLES["too_little_data"], evidence, remedies, notes)
     if ctx.at_chance():
-        return Diagnosis("no_signal", TITLES["no_signal"], ctx.chance_evidence(),
+        evidence = ctx.chance_evidence()
+        learnable = _learnable_by_baseline(data.get("baselines") or {}, ctx)
+        if learnable:  # the labels do follow from the texts: the training did not learn
+            evidence.append(learnable)
+            return Diagnosis("no_signal", TITLES["no_signal"], evidence,
+                             ["Raise the learning rate (for example 3 to 10 times) or train "
+                              "for more epochs: the training barely moved the model.",
+                              "Check the learning rate and warmup in Advanced settings: a rate "
+                              "far below the default learns nothing in a few epochs.",
+                              "If the labels are not balanced, judge by macro-F1 and check the "
+                              "rare labels' examples."], notes)
+        return Diagnosis("no_signal", TITLES["no_signal"], evidence,
                          ["Check the labels: are they shuffled, or misaligned with the texts "
                           "(a sorted column, an off-by-one row)?",
                           "Check that the label can be predicted from the text at all: could "
@@ -224,6 +240,12 @@ def _diagnose(
         return Diagnosis("overfitting", TITLES["overfitting"], over + ctx.kept(), remedies, notes)
     under = ctx.underfitting()
     rising = ctx.still_improving()
+    if under and rising:  # far from fitting and still climbing: the cure is more training
+        return Diagnosis("still_improving", TITLES["still_improving"], rising + under,
+                         ["Train for more epochs (or raise the epochs and keep early stopping "
+                          "on): the scores were still climbing and far from their ceiling.",
+                          "If more epochs are costly, raise the learning rate a little."],
+                         notes)
     if under:
         remedies = ["Train for more epochs.", "Raise the learning rate a little."]
         if method == "head":
@@ -322,6 +344,10 @@ class _Context:
         target = self.floor + UNDERFIT_SHARE * (1 - self.floor)
         if tm >= target:
             return None
+        if self.floor <= 0:  # entities, spans: nothing to guess
+            return [f"Train {self.title} is only {_f(tm)} (validation {_f(vm)}): the model "
+                    "does not fit even the examples it trains on, less than half of a perfect "
+                    "score."]
         return [f"Train {self.title} is only {_f(tm)} (validation {_f(vm)}; guessing scores "
                 f"{_f(self.floor)}): the model does not fit even the examples it trains on, "
                 f"it closed {max(0.0, (tm - self.floor) / (1 - self.floor)):.0%} of the way "
@@ -369,6 +395,19 @@ class _Context:
                     f"{_f(self.best['epoch'])}, validation {self.title} "
                     f"{_f(self.best['val_metric'])}) was kept, not the last."]
         return []
+
+
+def _learnable_by_baseline(baselines: dict, ctx: "_Context") -> str | None:
+    """A baseline well above chance on validation shows the labels follow from the texts."""
+    scored = [(t, v) for t, v in baselines.items() if v is not None]
+    if not scored or not ctx.best:
+        return None
+    title, value = max(scored, key=lambda tv: tv[1])
+    if value <= ctx.floor + 2 * ctx.band(value):
+        return None
+    return (f"Yet '{title}' scores {_f(value)} validation {ctx.title}: the labels do follow "
+            "from the texts, so the fine-tuning itself failed to learn them (most often a "
+            "learning rate too low, or too few steps).")
 
 
 def _overconfidence(history: list[dict], best: dict | None, ctx: _Context) -> list[str]:

@@ -10,6 +10,7 @@ numbers and label names only, no rows of the data.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -17,7 +18,7 @@ import pytest
 from finetuner import diagnostics
 
 FIXTURES = sorted((Path(__file__).parent / "fixtures" / "diagnosis").glob("*.json"))
-EXPECTED = {"healthy", "tiny", "shuffled", "overfit", "improving", "ner", "qa"}
+EXPECTED = {"healthy", "tiny", "shuffled", "overfit", "improving", "lowlr", "ner", "qa"}
 
 
 def test_every_scenario_is_recorded():
@@ -37,8 +38,9 @@ def test_a_recorded_run_gets_its_true_verdict(path):
     steps = {e["step"] for e in inputs["events"]}
     assert kept in steps
     for line in d.evidence:
-        if "checkpoint (step" in line or line.startswith("Best validation"):
-            assert f"step {kept}" in line, line
+        for named in re.findall(r"(?:checkpoint \(step|at step) (\d+)", line):
+            if "fell from" not in line:
+                assert int(named) == kept, line
 
 
 def test_the_memorising_run_is_called_overfitting_with_its_cost():
@@ -55,4 +57,17 @@ def test_shuffled_labels_point_at_the_labels():
                           "shuffled.json").read_text())
     d = diagnostics.from_inputs(fixture["inputs"])
     assert d.verdict == "no_signal"
-    assert any("labels" in r for r in d.remedies)
+    assert d.remedies[0].startswith("Check the labels")
+
+
+def test_a_learning_rate_too_low_is_told_apart_from_bad_labels():
+    """Both runs score at chance; the TF-IDF baseline shows that the low-rate run's labels are
+    learnable (so: raise the rate), the shuffled run's are not (so: check the labels)."""
+    folder = Path(__file__).parent / "fixtures" / "diagnosis"
+    low = diagnostics.from_inputs(json.loads((folder / "lowlr.json").read_text())["inputs"])
+    assert low.verdict == "no_signal"
+    assert low.remedies[0].startswith("Raise the learning rate")
+    assert any("the labels do follow from the texts" in e for e in low.evidence)
+    bad = diagnostics.from_inputs(json.loads((folder / "shuffled.json").read_text())["inputs"])
+    assert bad.remedies[0].startswith("Check the labels")
+    assert not any("follow from the texts" in e for e in bad.evidence)

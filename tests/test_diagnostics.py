@@ -81,9 +81,19 @@ def test_underfitting_is_judged_against_chance():
     assert any("only 0.63" in e and "guessing scores 0.50" in e for e in d.evidence)
     assert d.remedies[0].startswith("Use LoRA or full fine-tuning")
     # NER: nothing to guess, so the bar is half of a perfect score
-    d = diagnose(curve([1.0, 0.9], [1.0, 0.9], [0.3, 0.4], [0.35, 0.45]), {},
-                 {"n_train": 500, "n_validation": 100}, "entity F1", task="ner", metric="f1")
+    d = diagnose(curve([1.0, 0.9, 0.9], [1.0, 0.9, 0.9], [0.4, 0.41, 0.4], [0.45, 0.45, 0.46]),
+                 {}, {"n_train": 500, "n_validation": 100, "label_counts": {"PER": 400,
+                                                               "LOC": 300}},
+                 "entity F1", task="ner", metric="f1")
     assert d.verdict == "underfitting"
+    assert any("only 0.45" in e and "guessing" not in e for e in d.evidence)
+    # far from fitting but still climbing steeply at the end: the cure is more training
+    d = diagnose(curve([1.0, 0.9, 0.6], [1.0, 0.8, 0.6], [0.0, 0.27, 0.41], [0.0, 0.3, 0.41]),
+                 {}, {"n_train": 1500, "n_validation": 500}, "entity F1", task="ner",
+                 metric="f1")
+    assert d.verdict == "still_improving"
+    assert d.remedies[0].startswith("Train for more epochs")
+    assert any("only 0.41" in e for e in d.evidence)
 
 
 def test_shuffled_labels_learn_nothing():

@@ -144,6 +144,20 @@ def test_train_results_try_and_delete(handlers, tiny_model, tmp_path):
     assert list(last["per_class"]["value"]["label"]) == ["negative", "positive"]
     assert "Confusion matrix" in last["confusion"]
     assert last["download"]["value"].endswith("model.zip")
+    # suspected label errors: the table and a private copy of the CSV when there are any
+    import json
+
+    run_root = handlers.studio.workspace(user).runs_dir / run_id
+    info = json.loads((run_root / "results.json").read_text())["label_issues"]
+    assert info["checked"] > 0
+    issues, csv_file = last["label_issues"], last["label_issues_file"]
+    assert issues["visible"] == csv_file["visible"] == bool(info["flagged"])
+    if info["flagged"]:
+        assert len(issues["value"]) == min(50, info["flagged"])
+        assert f"{info['flagged']:,} of {info['checked']:,} training rows" in issues["label"]
+        assert csv_file["value"].endswith("label_issues.csv")
+        assert open(csv_file["value"]).read().startswith("file_row,text,given_label")
+        assert not csv_file["value"].startswith(str(run_root))  # a per-user copy
 
     pred = handlers.predict(user, {"try_run": run_id, "try_text": "I loved it"})
     assert set(pred["try_out"]) == {"negative", "positive"}
