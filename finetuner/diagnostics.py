@@ -397,7 +397,7 @@ class _Context:
         return []
 
 
-def _learnable_by_baseline(baselines: dict, ctx: "_Context") -> str | None:
+def _learnable_by_baseline(baselines: dict, ctx: _Context) -> str | None:
     """A baseline well above chance on validation shows the labels follow from the texts."""
     scored = [(t, v) for t, v in baselines.items() if v is not None]
     if not scored or not ctx.best:
