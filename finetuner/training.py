@@ -523,7 +523,7 @@ def finish(ctx, spec, impl, model, tokenizer, prepared, splits, feats, evaluator
     quick = not stopped or _quick_enough(callback, len(feats["test"]), len(feats["validation"]))
     # validation at the kept checkpoint: the diagnosis reads it, the temperature is fitted on it
     val_detail, val_outputs = _validation_detail(evaluator, model) if quick else ({}, None)
-    pairs, units = calibration.PAIRS[cfg.task]
+    pairs, units = calibration.pairs_for(spec)
     temperature, calib = 1.0, None
     test_outputs = None
     if quick:
@@ -548,13 +548,13 @@ def finish(ctx, spec, impl, model, tokenizer, prepared, splits, feats, evaluator
                   "label_counts": counts.get("train") or {},
                   # chance is defined for labels to guess; entities and spans score ~0
                   "validation_counts": (counts.get("validation") or {})
-                  if cfg.task == "classification" else {}}
+                  if spec.guessable else {}}
     base = _baselines(cfg.task, prepared, events) if not stopped else {}
     data_facts["baselines"] = {b["title"]: (b.get("validation") or {}).get(spec.primary_metric)
                                for b in base.values()}
     # the verdict reads the validation split at the kept checkpoint, never the test split
     label_issues = None
-    if cfg.task == "classification" and not stopped:
+    if spec.label_errors and not stopped:
         label_issues = _label_issues(ctx, model, prepared, feats, collate, evaluator, amp)
         data_facts["label_issues"] = {k: label_issues[k] for k in ("checked", "flagged", "share")
                                       } if label_issues else None

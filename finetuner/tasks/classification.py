@@ -437,3 +437,15 @@ print(classifier("What a wonderful, clever film!"))"""
 
 def usage_snippet(meta: dict, path: str) -> str:
     return USAGE.format(path=path)
+
+
+def example_from_input(text: str, pair: str | None) -> dict:
+    """The try-it boxes as one example."""
+    return {"text": text, **({"pair": pair} if pair else {})}
+
+
+def preview_rows(examples: list[dict]) -> tuple[list[dict], list[str]]:
+    """Rows and columns of the data preview (tables are shown as they are instead)."""
+    pairs = any(e.get("pair") for e in examples)
+    cols = ["text", *(["pair"] if pairs else []), "label"]
+    return [{c: e.get(c) for c in cols} for e in examples], cols

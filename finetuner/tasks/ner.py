@@ -624,3 +624,14 @@ for entity in ner("Angela Merkel met the chief executive of Siemens in Paris."):
 
 def usage_snippet(meta: dict, path: str) -> str:
     return USAGE.format(path=path)
+
+
+def example_from_input(text: str, pair: str | None = None) -> dict:
+    """The try-it box as one sentence (split into words by the predictor)."""
+    return {"text": text}
+
+
+def preview_rows(examples: list[dict]) -> tuple[list[dict], list[str]]:
+    """Rows and columns of the data preview: each sentence with its tags."""
+    return [{"sentence": " ".join(e["tokens"]), "tags": " ".join(e["tags"])}
+            for e in examples], ["sentence", "tags"]

@@ -745,3 +745,18 @@ def usage_snippet(meta: dict, path: str) -> str:
     options = meta.get("options") or {}
     return USAGE.format(path=path, max_length=int(meta.get("max_length") or 384),
                         max_answer_length=int(options.get("max_answer_length") or 30))
+
+
+def example_from_input(text: str, pair: str | None) -> dict:
+    """The try-it boxes as one question about one passage."""
+    return {"question": text, "context": pair or ""}
+
+
+def preview_rows(examples: list[dict]) -> tuple[list[dict], list[str]]:
+    """Rows and columns of the data preview: question, a shortened passage, the answers."""
+    def short(text: str, n: int = 160) -> str:
+        return text if len(text) <= n else text[: n - 1] + "…"
+
+    return [{"question": e["question"], "context": short(e["context"]),
+             "answer": "; ".join(e["answers"]["text"]) or "(no answer)"}
+            for e in examples], ["question", "context", "answer"]

@@ -17,12 +17,7 @@ import yaml
 
 from .. import tryit
 from ..checks import prepare_data
-from ..config import (
-    DEFAULT_MAX_LENGTH,
-    METHODS,
-    RunConfig,
-    default_learning_rate,
-)
+from ..config import METHODS, RunConfig, default_learning_rate
 from ..data import read_table
 from ..errors import FinetunerError
 from ..estimate import human_seconds, method_costs, recommend
@@ -192,7 +187,7 @@ class Handlers:
         """Another task: relabel the column pickers, its default max length, check again."""
         task = form.get("task") or "classification"
         spec = task_ui(task)
-        out = {"max_length": DEFAULT_MAX_LENGTH.get(task, 128)}
+        out = {"max_length": get_task(task).default_max_length}
         for i, name in enumerate(("text_col", "pair_col", "label_col")):
             out[name] = gr.update(label=spec.column_labels[i], info=spec.column_info[i],
                                   visible=spec.roles[i] is not None)
@@ -226,8 +221,8 @@ class Handlers:
             table = read_table(train)
             frame, columns = table.frame, [str(c) for c in table.frame.columns]
         except FinetunerError as exc:
-            if task == "classification" or exc.code in ("missing_file", "empty", "too_big",
-                                                        "binary", "not_your_file"):
+            if get_task(task).tables_only or exc.code in (
+                    "missing_file", "empty", "too_big", "binary", "not_your_file"):
                 return self._data_error(exc)
             # CoNLL text or SQuAD JSON: the task reads its own formats
         config = self.config(user, form, model=resolve_model("default"))
@@ -613,13 +608,15 @@ class Handlers:
             self.studio.warm(run)
             meta = read_meta(run.model)
             task = meta.get("task") or "classification"
-            pairs = task == "qa" or bool((meta.get("columns") or {}).get("text_pair"))
         spec = task_ui(task)
+        if run_id:
+            pairs = spec.pair_always or bool((meta.get("columns") or {}).get("text_pair"))
+        label = spec.answer == "label"
         return {"try_text": gr.update(label=spec.text_label),
                 "try_pair": gr.update(visible=pairs, label=spec.pair_label or "Second text",
-                                      lines=6 if task == "qa" else 2),
-                "try_out": gr.update(visible=task == "classification", value=None),
-                "try_spans": gr.update(visible=task != "classification", value=None),
+                                      lines=6 if spec.pair_always else 2),
+                "try_out": gr.update(visible=label, value=None),
+                "try_spans": gr.update(visible=not label, value=None),
                 "try_details": ""}
 
     def predict(self, user: str, form: dict) -> dict:
