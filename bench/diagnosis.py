@@ -94,9 +94,18 @@ def scenarios(folder: Path) -> dict:
                     "(the issue's memorising run)",
                     lambda: sst2("overfit", sst2_rows(300, 4), "--epochs", "40",
                                  "--patience", "0", "--evals-per-epoch", "1")),
-        "improving": ("still_improving", "2,000 SST-2 sentences, one epoch, 6 evaluations",
-                      lambda: sst2("improving", sst2_rows(2000, 5), "--epochs", "1",
-                                   "--evals-per-epoch", "6")),
+        "plateau": ("healthy", "2,000 SST-2 sentences, one epoch at the default rate, 6 "
+                    "evaluations: the score levels off mid-epoch",
+                    lambda: sst2("plateau", sst2_rows(2000, 5), "--epochs", "1",
+                                 "--evals-per-epoch", "6")),
+        "slowlr": ("no_signal", "2,000 SST-2 sentences, one epoch at 3e-5 (a third of the "
+                   "default): still answering the majority label when the epoch ends",
+                   lambda: sst2("slowlr", sst2_rows(2000, 5), "--epochs", "1",
+                                "--lr", "3e-5", "--evals-per-epoch", "6")),
+        "improving": ("still_improving", "2,000 SST-2 sentences, head-only training (frozen "
+                      "encoder), 2 epochs, 4 evaluations each",
+                      lambda: sst2("improving", sst2_rows(2000, 5), "--method", "head",
+                                   "--epochs", "2")),
         "lowlr": ("no_signal", "2,000 SST-2 sentences, one epoch at a learning rate ten times "
                   "too low (1e-5): the loss barely moves",
                   lambda: sst2("lowlr", sst2_rows(2000, 5), "--epochs", "1",
