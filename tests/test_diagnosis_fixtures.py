@@ -18,8 +18,8 @@ import pytest
 from finetuner import diagnostics
 
 FIXTURES = sorted((Path(__file__).parent / "fixtures" / "diagnosis").glob("*.json"))
-EXPECTED = {"healthy", "tiny", "shuffled", "overfit", "improving", "lowlr", "slowlr", "plateau", "ner",
-            "qa"}
+EXPECTED = {"healthy", "tiny", "shuffled", "overfit", "improving", "lowlr", "slowlr", "plateau",
+            "ner", "qa"}
 
 
 def test_every_scenario_is_recorded():
