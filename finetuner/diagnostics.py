@@ -364,10 +364,22 @@ class _Context:
         earlier = max(h["val_metric"] for h in scored[:-2]) if len(scored) > 2 else \
             first["val_metric"]
         rise = self.best["val_metric"] - earlier
-        if near_end and rise > 0.5 * self.band(self.best["val_metric"]):
-            return [f"The best validation {self.title} ({_f(self.best['val_metric'])}) came at "
-                    f"step {self.best['step']} (epoch {_f(self.best['epoch'])}), at or next to "
-                    f"the last evaluation, {rise:.2f} above the evaluations before."]
+        if not near_end:
+            return None
+        where = (f"The best validation {self.title} ({_f(self.best['val_metric'])}) came at "
+                 f"step {self.best['step']} (epoch {_f(self.best['epoch'])}), at or next to the "
+                 "last evaluation")
+        if rise > 0.5 * self.band(self.best["val_metric"]):
+            return [f"{where}, {rise:.2f} above the evaluations before."]
+        # a slow rise hides in the noise of the metric; a new best score at the very end (not a
+        # tie: that is a plateau) with the validation loss still falling to a new low shows it
+        losses = [h.get("eval_loss") for h in scored]
+        new_best = self.best is last and last["val_metric"] > max(
+            h["val_metric"] for h in scored[:-1])
+        if new_best and len(scored) >= 4 and None not in losses and \
+                losses[-1] < 0.98 * min(losses[:-2]):
+            return [f"{where}, and the validation loss was still falling: "
+                    f"{_f(min(losses[:-2]))} before, {_f(losses[-1])} at the end."]
         return None
 
     def summary(self) -> list[str]:

@@ -193,3 +193,18 @@ def test_baselines_on_real_splits():
              "tags": ["B-PER", "I-PER", "O", "B-LOC", "B-LOC"]}]
     ner = baselines.ner(train, test, test)["memorised_entities"]["test"]
     assert ner["precision"] == 1.0 and round(ner["recall"], 3) == 0.667
+
+
+def test_a_slow_rise_inside_the_noise_is_still_improving_when_the_loss_keeps_falling():
+    """Head-only style: the metric creeps up by less than its noise between evaluations, but
+    the end is a new best and the validation loss a new low: train longer. A tie at the end
+    with the same falling loss is a plateau (test_healthy)."""
+    val = [0.56, 0.65, 0.61, 0.68, 0.68, 0.71, 0.69, 0.70, 0.72]
+    loss = [0.71, 0.76, 0.88, 0.74, 0.60, 0.58, 0.57, 0.56, 0.55]
+    train = [0.6, 0.7, 0.68, 0.73, 0.68, 0.81, 0.73, 0.8, 0.8]
+    data = {"n_train": 1800, "n_validation": 200, "label_counts": {"a": 900, "b": 900}}
+    d = diagnose(curve(loss, loss, val, train), {}, data, method="head")
+    assert d.verdict == "still_improving"
+    assert any("validation loss was still falling" in e for e in d.evidence)
+    flat = val[:-1] + [0.71]  # ties the earlier best: a plateau
+    assert diagnose(curve(loss, loss, flat, train), {}, data).verdict == "healthy"
