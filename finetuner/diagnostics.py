@@ -130,7 +130,9 @@ def diagnose(*args, **kwargs) -> Diagnosis:
     baseline on the validation split (data["baselines"]: {title: validation score})."""
     d = _diagnose(*args, **kwargs)
     data = (args[2] if len(args) > 2 else kwargs.get("data")) or {}
-    noisy = label_noise_note(data.get("label_issues"))
+    # flags from a model that learned little say little about the labels
+    noisy = label_noise_note(data.get("label_issues")) if d.verdict not in (
+        "no_signal", "too_little_data", "underfitting") else None
     if noisy:
         d.notes.append(noisy)
     history = args[0] if args else kwargs.get("history") or []

@@ -140,7 +140,9 @@ def check(model, train: list[dict], feats: list[dict], labels: list[str], collat
                              f["suggested_probability"]])
     shown = [{**f, "text": _trim(f["text"]), "pair": _trim(f["pair"]) if f["pair"] else None}
              for f in found[:SHOWN]]
+    agreement = float(np.mean(np.argmax(probs, axis=1) == y))
     return {"checked": len(rows), "n_train": len(train), "flagged": len(found),
+            "agreement": round(agreement, 4),
             "share": round(len(found) / max(1, len(rows)), 4), "rows": shown,
             "method": "out-of-fold logistic regression on the fine-tuned encoder's features, "
                       f"{min(FOLDS, len(rows))} folds; cleanlab confident learning",

@@ -71,7 +71,12 @@ def test_train_predict_and_download_over_http(server, tiny_model, tmp_path):
     assert row["status"] == "completed", row
     run_id = row["id"]
     out = client.predict(result_run=run_id, api_name="/results_view")
-    verdict, metrics, per_class, confusion, errors, snippet, download, msg = out
+    verdict, metrics, per_class, confusion, errors, snippet, download, label_issues, \
+        issues_csv, msg = out
+    issues_csv = (issues_csv or {}).get("value")
+    if issues_csv:  # suspected label errors come as a CSV fetched over HTTP, like the model
+        assert open(issues_csv).readline().startswith("file_row,text,given_label")
+        assert label_issues["value"]["data"]
     assert "Accuracy" in text(metrics) and "ft-verdict" in verdict
     assert 'pipeline("text-classification"' in snippet
     assert download["value"].endswith("model.zip")  # the client fetched the file over HTTP

@@ -97,3 +97,14 @@ def test_a_real_run_lists_the_rows_whose_label_was_flipped(tmp_path, tiny_model)
         if int(r["file_row"]) in flipped_rows:
             assert r["given_label"] != r["suggested_label"]
     assert info["flagged"] == len(table) and len(info["rows"]) == min(len(table), 50)
+
+
+def test_no_label_note_when_the_model_learned_little():
+    """Flags from features of a model that learned nothing say nothing about the labels."""
+    history = [{"step": s, "epoch": s / 10, "train_loss": 0.69, "eval_loss": 0.69,
+                "val_metric": 0.5, "train_metric": 0.5} for s in (10, 20, 30)]
+    data = {"n_train": 2000, "n_validation": 400, "label_counts": {"a": 1000, "b": 1000},
+            "label_issues": {"checked": 2000, "flagged": 600, "share": 0.3}}
+    d = diagnose(history, {}, data)
+    assert d.verdict == "no_signal"
+    assert not any("mislabelled" in n for n in d.notes)

@@ -156,6 +156,7 @@ def test_train_results_try_and_delete(handlers, tiny_model, tmp_path):
     if info["flagged"]:
         assert len(issues["value"]) == min(50, info["flagged"])
         assert f"{info['flagged']:,} of {info['checked']:,} training rows" in issues["label"]
+        assert "agrees with" in issues["label"]
         assert csv_file["value"].endswith("label_issues.csv")
         assert open(csv_file["value"]).read().startswith("file_row,text,given_label")
         assert not csv_file["value"].startswith(str(run_root))  # a per-user copy

@@ -403,8 +403,9 @@ def _wire(w: Wiring, demo: gr.Blocks) -> None:
     bind(C["resume_btn"].click, "resume", ["current_run"],
          ["current_run", "seen", "tabs", "train_msg"], "train_msg")
     try_view = ["try_text", "try_pair", "try_out", "try_spans", "try_details"]
-    results_out = ["verdict", "metrics", "per_class", "confusion", "errors", "label_issues",
-                   "label_issues_file", "snippet", "download"]
+    # new outputs go last: API clients unpack results_view by position
+    results_out = ["verdict", "metrics", "per_class", "confusion", "errors", "snippet",
+                   "download", "label_issues", "label_issues_file"]
     tick_out = ["seen", "progress", "loss_plot", "metric_plot", "log", "run_title", "stop_btn",
                 "resume_btn", "current_run", "runs_table", "run_pick", "result_run", "try_run",
                 *results_out, *try_view]

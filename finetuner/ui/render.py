@@ -364,9 +364,11 @@ def label_issues_title(info: dict) -> str:
     shown = len(info.get("rows") or [])
     more = f"; the {shown} most suspicious shown, all in the CSV" if shown < info["flagged"] \
         else ""
+    agrees = (f" (it agrees with {info['agreement']:.0%} of the given labels: the lower, the "
+              "less these flags mean)") if info.get("agreement") is not None else ""
     return (f"Suspected label errors: {info['flagged']:,} of {info['checked']:,} training "
-            f"rows checked{sample}, by a model that never saw each row{more}. 'row' is the line "
-            "in your training file.")
+            f"rows checked{sample}, by a model that never saw each row{agrees}{more}. 'row' is "
+            "the line in your training file.")
 
 
 def runs_frame(summaries: list) -> pd.DataFrame:
