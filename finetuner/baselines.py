@@ -70,7 +70,8 @@ def _tfidf(train, validation, test, y, labels) -> dict:
             "seconds": round(time.perf_counter() - t0, 2)}
 
 
-def ner(train: list[dict], validation: list[dict], test: list[dict]) -> dict:
+def ner(train: list[dict], validation: list[dict], test: list[dict],
+        labels: list[str] | None = None) -> dict:
     """Tag every span seen in training with its most frequent type (longest match first)."""
     seen: dict[tuple[str, ...], Counter] = defaultdict(Counter)
     for sentence in train:
@@ -102,13 +103,14 @@ def ner(train: list[dict], validation: list[dict], test: list[dict]) -> dict:
 
 
 def for_task(task: str, prepared) -> dict:
-    """The baselines of a task on its prepared splits ({} for tasks without one)."""
-    if task == "classification":
-        return classification(prepared.train, prepared.validation, prepared.test,
-                              prepared.labels)
-    if task == "ner":
-        return ner(prepared.train, prepared.validation, prepared.test)
-    return {}
+    """The baselines a task names (TaskSpec.baselines) on its prepared splits ({} for tasks
+    without one)."""
+    from .tasks import get_task
+
+    name = get_task(task).baselines
+    if not name:
+        return {}
+    return globals()[name](prepared.train, prepared.validation, prepared.test, prepared.labels)
 
 
 def comparison(baselines: dict, metric: str, model_value: float | None,

@@ -144,5 +144,7 @@ def span_pairs(outputs: list, features: list[dict]):
     return padded, np.array(gold)
 
 
-PAIRS = {"classification": (classification_pairs, "examples"),
-         "ner": (token_pairs, "tokens"), "qa": (span_pairs, "answer starts and ends")}
+def pairs_for(spec):
+    """The task's (pairs function, units) named by its TaskSpec.calibration."""
+    name, units = spec.calibration
+    return globals()[name], units

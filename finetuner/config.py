@@ -28,7 +28,6 @@ METHOD_HELP = {
 # Learning rates that work for small BERT-like encoders with each method (checked on SST-2).
 DEFAULT_LEARNING_RATE = {"full": 1e-4, "lora": 2e-3, "head": 2e-2}
 DEFAULT_MODEL = "default"
-DEFAULT_MAX_LENGTH = {"classification": 128, "ner": 128, "qa": 384}
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 DEFAULT_DOC_STRIDE = 128
 
@@ -244,8 +243,10 @@ class RunConfig:
     training: TrainingConfig = field(default_factory=TrainingConfig)
 
     def __post_init__(self) -> None:
+        from .tasks import get_task  # the registry knows each task's default
+
         if self.data.max_length is None:
-            self.data.max_length = DEFAULT_MAX_LENGTH.get(self.task, 128)
+            self.data.max_length = get_task(self.task).default_max_length
         if self.task == "qa":
             if self.data.doc_stride == DEFAULT_DOC_STRIDE and \
                     self.data.doc_stride >= self.data.max_length // 2:

@@ -541,3 +541,11 @@ class DataReport:
 
 
 TokenCounter = Callable[[list[str], list[str] | None], list[int]]
+
+
+def column_by_name(columns: Sequence[str], names: Sequence[str], taken: Sequence[str] = ()
+                   ) -> str | None:
+    """The first column whose lower-cased name is one of `names` (in their order), skipping
+    columns already `taken`; None when none matches."""
+    lower = {str(c).lower(): c for c in columns if c not in taken}
+    return next((lower[n] for n in names if n in lower), None)

@@ -37,14 +37,6 @@ TITLES = {
     "class_imbalance": "Class imbalance dominates: the model mostly predicts the common label "
     "and misses the rare one(s).",
 }
-MORE_DATA = {
-    "classification": "Add labelled examples: a few hundred per label is a good start.",
-    "ner": "Annotate more sentences: a few hundred per entity type is a good start.",
-    "qa": "Add more questions with answers: a few hundred, over many passages, is a good "
-          "start.",
-}
-UNITS = {"classification": "training examples", "ner": "training sentences",
-         "qa": "training questions"}
 MIN_TRAIN = 100
 MIN_PER_CLASS = 8
 MIN_VALIDATION = 20
@@ -164,6 +156,12 @@ def diagnose(*args, **kwargs) -> Diagnosis:
     return d
 
 
+def _spec(task: str):
+    from .tasks import TASKS
+
+    return TASKS.get(task) or TASKS["classification"]
+
+
 def from_inputs(inputs: dict) -> Diagnosis:
     """The verdict from a run's recorded diagnosis_input.json (events, validation detail of the
     kept checkpoint, data facts): what training computes and what the fixtures replay."""
@@ -195,14 +193,15 @@ def _diagnose(
     # guessing is defined for labels to pick; finding entities or answer spans by chance
     # scores about 0
     chance = chance_scores(data.get("validation_counts") or data.get("label_counts"), metric) \
-        if task == "classification" else chance_scores(None)
+        if _spec(task).guessable else chance_scores(None)
     floor = max(chance.values())
     ctx = _Context(history, best, n_val, metric_title, floor, chance)
     notes = _overconfidence(history, best, ctx)
-    small = _too_little_data(data, UNITS.get(task, "training examples"))
+    spec = _spec(task)
+    small = _too_little_data(data, spec.units)
     if small:
         evidence = small + (ctx.gap_evidence() or [])
-        remedies = [MORE_DATA.get(task, MORE_DATA["classification"]),
+        remedies = [spec.more_data,
                     "Meanwhile prefer head-only or LoRA training: fewer weights to fit."]
         return Diagnosis("too_little_data", TITLES["too_little_data"], evidence, remedies, notes)
     if ctx.at_chance():

@@ -426,8 +426,7 @@ def train(ctx: Context) -> dict:
                   cfg.training.epochs)) / pure, 1),
               "steps": trainer.state.global_step, "total_steps": total_steps,
               "batch_size": bs, "learning_rate": lr, "device": _device_name(device)}
-    results = finish(ctx, p.spec, p.impl, p.model, p.tokenizer, p.data, p.splits, p.feats,
-                     evaluator, callback, p.params, timing, p.source, stopped, amp, p.collate)
+    results = finish(ctx, p, evaluator, callback, timing, stopped, amp)
     shutil.rmtree(ctx.run.root / "checkpoints", ignore_errors=True)  # the model is saved
     return results
 
@@ -513,79 +512,92 @@ def _validation_detail(evaluator, model) -> tuple[dict, list | None]:
         return {}, None
 
 
-def finish(ctx, spec, impl, model, tokenizer, prepared, splits, feats, evaluator, callback,
-           params, timing, source, stopped, amp, collate) -> dict:
-    """Test metrics with the best checkpoint, diagnosis, export, results.json."""
-    cfg, events = ctx.config, ctx.events
-    test_metrics = None
-    note = None
+def finish(ctx: Context, p: Prepared, evaluator: Evaluator, callback: RunCallback,
+           timing: dict, stopped: bool, amp) -> dict:
+    """After training, in order: score (validation detail, the test split once, calibration,
+    test predictions), judge (baselines, label errors, the verdict), save (model, zip)."""
+    cfg = ctx.config
+    scored = _score(ctx, p, evaluator, callback, stopped)
+    judged = _judge(ctx, p, evaluator, callback, stopped, amp, scored["val_detail"])
+    best = [h for h in callback.history if h["step"] == callback.best_step]
+    results = {
+        "status": "stopped" if stopped else "completed", "task": cfg.task,
+        "method": cfg.method.method, "model": p.source.display,
+        "base_model": p.source.portable, "labels": p.data.labels,
+        "metric": p.spec.primary_metric, "test": scored["test"],
+        "validation": (best or callback.history or [{}])[-1].get("validation"),
+        "diagnosis": judged["diagnosis"], "params": p.params, "timing": timing,
+        "best_step": callback.best_step, "early_stopped": callback.stopped_early,
+        "precision": batching.precision_name(amp), "data": p.data.report.rows,
+        "baselines": judged["baselines"], "calibration": scored["calibration"],
+        "temperature": scored["temperature"], "label_issues": judged["label_issues"],
+    }
+    if scored["test"] is None:
+        results["note"] = "Stopped before the end: test metrics were skipped to stop quickly."
+    if callback.best_state is not None or not stopped:
+        ctx.events.emit("status", state="saving", message="Saving the model")
+        export.save_model(ctx.run, p.model, p.tokenizer, cfg, p.spec, results, p.data.report)
+        results["model_dir"] = str(ctx.run.model)
+        results["model_zip"] = str(export.make_zip(ctx.run))
+    else:
+        results["note"] = "Stopped before the first evaluation: no model was saved."
+    return results
+
+
+def _score(ctx: Context, p: Prepared, evaluator: Evaluator, callback: RunCallback,
+           stopped: bool) -> dict:
+    """The kept checkpoint on validation (detail for the verdict, outputs for the
+    temperature), the test split scored once, calibration, and the test predictions file."""
+    feats = p.feats
     # a stop must end within seconds: the extra passes run only when they are quick
     quick = not stopped or _quick_enough(callback, len(feats["test"]), len(feats["validation"]))
-    # validation at the kept checkpoint: the diagnosis reads it, the temperature is fitted on it
-    val_detail, val_outputs = _validation_detail(evaluator, model) if quick else ({}, None)
-    pairs, units = calibration.PAIRS[cfg.task]
-    temperature, calib = 1.0, None
-    test_outputs = None
+    val_detail, val_outputs = _validation_detail(evaluator, p.model) if quick else ({}, None)
+    test_metrics = test_outputs = calib = None
+    temperature = 1.0
     if quick:
-        events.emit("status", state="testing", message="Scoring the held-out test split")
-        test_metrics, test_outputs = _score_test(evaluator, model)
+        ctx.events.emit("status", state="testing", message="Scoring the held-out test split")
+        test_metrics, test_outputs = _score_test(evaluator, p.model)
+    pairs, units = calibration.pairs_for(p.spec)
     if val_outputs is not None:
         calib = calibration.calibrate(
             pairs(val_outputs, feats["validation"]),
             pairs(test_outputs, feats["test"]) if test_outputs is not None else None, units)
         temperature = (calib or {}).get("temperature", 1.0)
     if test_outputs is not None:
-        rows = impl.prediction_rows(calibration.scale_outputs(test_outputs, temperature),
-                                    feats["test"], prepared.test, prepared.labels,
-                                    **evaluator.options)
+        rows = p.impl.prediction_rows(calibration.scale_outputs(test_outputs, temperature),
+                                      feats["test"], p.data.test, p.data.labels,
+                                      **evaluator.options)
         _write_jsonl(ctx.run.predictions, rows)
-    if test_metrics is None:
-        note = "Stopped before the end: test metrics were skipped to stop quickly."
-    best = [h for h in callback.history if h["step"] == callback.best_step]
-    val_best = (best or callback.history or [{}])[-1].get("validation")
+    return {"val_detail": val_detail, "test": test_metrics, "calibration": calib,
+            "temperature": temperature}
+
+
+def _judge(ctx: Context, p: Prepared, evaluator: Evaluator, callback: RunCallback,
+           stopped: bool, amp, val_detail: dict) -> dict:
+    """Baselines, suspected label errors and the verdict. The verdict reads the validation
+    split at the kept checkpoint, never the test split; its inputs are kept in
+    diagnosis_input.json (recorded real runs become test fixtures)."""
+    cfg, spec, prepared = ctx.config, p.spec, p.data
     counts = prepared.report.label_counts
     data_facts = {"n_train": len(prepared.train), "n_validation": len(prepared.validation),
                   "label_counts": counts.get("train") or {},
                   # chance is defined for labels to guess; entities and spans score ~0
                   "validation_counts": (counts.get("validation") or {})
-                  if cfg.task == "classification" else {}}
-    base = _baselines(cfg.task, prepared, events) if not stopped else {}
+                  if spec.guessable else {}}
+    base = _baselines(cfg.task, prepared, ctx.events) if not stopped else {}
     data_facts["baselines"] = {b["title"]: (b.get("validation") or {}).get(spec.primary_metric)
                                for b in base.values()}
-    # the verdict reads the validation split at the kept checkpoint, never the test split
     label_issues = None
-    if cfg.task == "classification" and not stopped:
-        label_issues = _label_issues(ctx, model, prepared, feats, collate, evaluator, amp)
+    if spec.label_errors and not stopped:
+        label_issues = _label_issues(ctx, p.model, prepared, p.feats, p.collate, evaluator, amp)
         data_facts["label_issues"] = {k: label_issues[k] for k in ("checked", "flagged", "share")
                                       } if label_issues else None
     inputs = {"events": callback.history, "validation": val_detail, "data": data_facts,
               "metric_title": spec.metric_title, "method": cfg.method.method, "task": cfg.task,
               "best_step": callback.best_step, "metric": spec.primary_metric}
     diagnosis = diagnostics.from_inputs(inputs)
-    # what the verdict was computed from: recorded real runs become test fixtures
     (ctx.run.root / "diagnosis_input.json").write_text(json.dumps(inputs, default=float))
-    status = "stopped" if stopped else "completed"
-    results = {
-        "status": status, "task": cfg.task, "method": cfg.method.method,
-        "model": source.display, "base_model": source.portable, "labels": prepared.labels,
-        "metric": spec.primary_metric,
-        "test": test_metrics, "validation": val_best, "diagnosis": diagnosis.to_dict(),
-        "params": params, "timing": timing, "best_step": callback.best_step,
-        "early_stopped": callback.stopped_early,
-        "precision": batching.precision_name(amp), "data": prepared.report.rows,
-        "baselines": base, "calibration": calib, "temperature": temperature,
-        "label_issues": label_issues,
-    }
-    if note:
-        results["note"] = note
-    if callback.best_state is not None or not stopped:
-        events.emit("status", state="saving", message="Saving the model")
-        export.save_model(ctx.run, model, tokenizer, cfg, spec, results, prepared.report)
-        results["model_dir"] = str(ctx.run.model)
-        results["model_zip"] = str(export.make_zip(ctx.run))
-    else:
-        results["note"] = "Stopped before the first evaluation: no model was saved."
-    return results
+    return {"diagnosis": diagnosis.to_dict(), "baselines": base, "label_issues": label_issues}
 
 
 def _quick_enough(callback: RunCallback, n_test: int, n_val: int) -> bool:
@@ -605,8 +617,6 @@ def _score_test(evaluator: Evaluator, model) -> tuple[dict | None, list | None]:
 
 
 def _write_jsonl(path, rows: list[dict]) -> None:
-    import json
-
     with open(path, "w", encoding="utf-8") as fh:
         for row in rows:
             fh.write(json.dumps(row, ensure_ascii=False) + "\n")

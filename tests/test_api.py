@@ -11,7 +11,7 @@ from conftest import EXAMPLES, start_app, stop_app
 from gradio_client import Client, handle_file
 from test_ui_handlers import DEFAULTS
 
-from finetuner.ui.handlers import FORM_FIELDS
+from finetuner.ui.forms import FORM_FIELDS
 
 
 def text(markup) -> str:

@@ -10,7 +10,8 @@ import pytest
 from conftest import EXAMPLES, write_csv
 
 from finetuner.studio import Studio
-from finetuner.ui.handlers import FORM_FIELDS, NONE, Handlers
+from finetuner.ui.forms import FORM_FIELDS, NONE
+from finetuner.ui.handlers import Handlers
 
 DEFAULTS = {"task": "classification", "pair_col": NONE, "model_choice": "default",
             "method": "full", "epochs": 3, "lr": 1e-4, "batch_size": 0, "max_length": 128,

@@ -16,9 +16,14 @@ A task module provides, as plain functions (torch is only imported inside those 
 - `examples_from_frame(frame, columns) -> list[dict]` and `output_columns(prediction, labels)`:
   predicting a whole file into a CSV.
 - `usage_snippet(meta, path) -> str`: loading the exported model with plain transformers.
+- `example_from_input(text, pair) -> dict` and `preview_rows(examples) -> (rows, columns)`:
+  the try-it boxes as an example, and the data preview of formats that are not tables.
 
-`TaskSpec` names the rest: the `AutoModelFor...` class, the peft task type, the pipeline task
-name, the metric that picks the best checkpoint.
+`TaskSpec` holds the rest as data: the `AutoModelFor...` class, the peft task type, the pipeline
+task name, the metric that picks the best checkpoint, the default max length, the page's column
+pickers and try-it boxes (`TaskUI`), the diagnosis' units and advice, whether a label can be
+guessed, the calibration pairs and the baselines. This registry is the only task-keyed table:
+every other module asks `get_task(name)`.
 """
 
 from __future__ import annotations
@@ -32,7 +37,25 @@ from ..errors import ConfigError
 
 
 @dataclass(frozen=True)
+class TaskUI:
+    """How the task looks on the page: the three column pickers and the try-it boxes."""
+
+    choice: str  # its name in the task picker
+    roles: tuple[str | None, str | None, str | None]  # report column roles behind the pickers
+    column_labels: tuple[str, str, str]
+    column_info: tuple[str, str, str]
+    text_label: str
+    pair_label: str | None
+    pair_always: bool
+    chart_title: str  # the data report's bar chart
+    answer: str = "spans"  # try-it shows a "label" with probabilities, or highlighted "spans"
+    chart_of_rows: bool = False  # the chart counts rows per split, not labels
+
+
+@dataclass(frozen=True)
 class TaskSpec:
+    """Everything task-specific that is data, not code; the code is in `module`."""
+
     name: str
     title: str
     module: str
@@ -42,6 +65,15 @@ class TaskSpec:
     primary_metric: str
     metric_title: str
     head_modules: tuple[str, ...]
+    ui: TaskUI
+    default_max_length: int = 128
+    units: str = "training examples"  # what the diagnosis counts
+    more_data: str = "Add labelled examples: a few hundred per label is a good start."
+    guessable: bool = False  # a label can be guessed (chance scores are defined)
+    tables_only: bool = False  # reads CSV/TSV/JSON/Parquet tables only (no CoNLL, SQuAD)
+    label_errors: bool = False  # suspected label errors are looked for (labelnoise)
+    calibration: tuple[str, str] = ("classification_pairs", "examples")  # calibration.<fn>
+    baselines: str | None = None  # baselines.<fn>(train, validation, test[, labels])
     # the task feeds words already split (is_split_into_words): see modeling.for_split_words
     split_words: bool = False
 
@@ -83,10 +115,18 @@ register(
         primary_metric="macro_f1",
         metric_title="macro-F1",
         head_modules=("classifier", "score", "pre_classifier", "pooler", "head"),
+        ui=TaskUI("Text classification", ("text", "text_pair", "label"),
+                  ("Text column", "Second text column (optional)", "Label column"),
+                  ("The text to classify.", "Only for tasks about a pair of texts.",
+                   "The answer to learn."),
+                  "Text to classify", "Second text", pair_always=False,
+                  chart_title="Training examples per label", answer="label"),
+        guessable=True,
+        tables_only=True,
+        label_errors=True,
+        baselines="classification",
     )
 )
-
-
 register(
     TaskSpec(
         name="ner",
@@ -98,6 +138,15 @@ register(
         primary_metric="f1",
         metric_title="entity F1",
         head_modules=("classifier", "head"),
+        ui=TaskUI("Named entity recognition", ("tokens", None, "tags"),
+                  ("Tokens column", "(not used)", "Tags column"),
+                  ("Words of each sentence.", "", "One BIO tag per word (B-PER, I-PER, O, ...)."),
+                  "Sentence", None, pair_always=False,
+                  chart_title="Entities per type in the training data"),
+        units="training sentences",
+        more_data="Annotate more sentences: a few hundred per entity type is a good start.",
+        calibration=("token_pairs", "tokens"),
+        baselines="ner",
         split_words=True,
     )
 )
@@ -112,11 +161,23 @@ register(
         primary_metric="f1",
         metric_title="F1",
         head_modules=("qa_outputs", "classifier", "head"),
+        ui=TaskUI("Question answering", ("question", "context", "answer"),
+                  ("Question column", "Context column", "Answer column"),
+                  ("The question.", "The passage that holds the answer.",
+                   "The answer text, copied from the passage."),
+                  "Question", "Passage (context)", pair_always=True,
+                  chart_title="Questions per split", chart_of_rows=True),
+        default_max_length=384,
+        units="training questions",
+        more_data="Add more questions with answers: a few hundred, over many passages, is a "
+                  "good start.",
+        calibration=("span_pairs", "answer starts and ends"),
     )
 )
 
 
 def get_task(name: str) -> TaskSpec:
+    """The registered task of that name, or a ConfigError naming the choices."""
     if name not in TASKS:
         raise ConfigError(
             f"Unknown task '{name}'.", f"Choose one of: {', '.join(TASKS)}.", "unknown_task"

@@ -7,7 +7,6 @@ and prediction decoding. Example dicts look like {"text", "pair" (optional), "la
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
 
 import pandas as pd
 
@@ -19,6 +18,7 @@ from ..data import (
     TokenCounter,
     clean_label,
     clean_text,
+    column_by_name,
     duplicate_count,
     leakage_findings,
     length_stats,
@@ -47,14 +47,6 @@ IMBALANCE_WARN = 4.0
 # ---------------------------------------------------------------------------- detection
 
 
-def _by_name(columns: Sequence[str], names: Sequence[str]) -> str | None:
-    lower = {c.lower(): c for c in columns}
-    for name in names:
-        if name in lower:
-            return lower[name]
-    return None
-
-
 def _mean_len(series: pd.Series) -> float:
     sample = series.head(500).map(clean_text)
     return float(sample.map(len).mean()) if len(sample) else 0.0
@@ -72,15 +64,15 @@ def detect_columns(frame: pd.DataFrame) -> tuple[dict, list[Finding]]:
     findings: list[Finding] = []
     text = pair = None
     for first, second in PAIR_NAMES:
-        a, b = _by_name(columns, (first,)), _by_name(columns, (second,))
+        a, b = column_by_name(columns, (first,)), column_by_name(columns, (second,))
         if a and b:
             text, pair = a, b
             break
-    label = _by_name([c for c in columns if c not in (text, pair)], LABEL_NAMES)
+    label = column_by_name([c for c in columns if c not in (text, pair)], LABEL_NAMES)
     if label is None:
         label = _guess_label(frame, [c for c in columns if c not in (text, pair)], findings)
     if text is None:
-        text = _by_name([c for c in columns if c != label], TEXT_NAMES)
+        text = column_by_name([c for c in columns if c != label], TEXT_NAMES)
     if text is None:
         candidates = [c for c in columns if c != label and not _looks_numeric(frame[c])]
         if candidates:
@@ -437,3 +429,15 @@ print(classifier("What a wonderful, clever film!"))"""
 
 def usage_snippet(meta: dict, path: str) -> str:
     return USAGE.format(path=path)
+
+
+def example_from_input(text: str, pair: str | None) -> dict:
+    """The try-it boxes as one example."""
+    return {"text": text, **({"pair": pair} if pair else {})}
+
+
+def preview_rows(examples: list[dict]) -> tuple[list[dict], list[str]]:
+    """Rows and columns of the data preview (tables are shown as they are instead)."""
+    pairs = any(e.get("pair") for e in examples)
+    cols = ["text", *(["pair"] if pairs else []), "label"]
+    return [{c: e.get(c) for c in cols} for e in examples], cols

@@ -23,6 +23,7 @@ from ..data import (
     Finding,
     TokenCounter,
     clean_text,
+    column_by_name,
     decode_text,
     duplicate_count,
     leakage_findings,
@@ -217,11 +218,6 @@ def as_list(value: object) -> list:
     return text.split()
 
 
-def _by_name(columns: Sequence[str], names: Sequence[str]) -> str | None:
-    lower = {c.lower(): c for c in columns}
-    return next((lower[n] for n in names if n in lower), None)
-
-
 def _tag_share(series) -> float:
     items = [t for v in series.head(200) for t in as_list(v)]
     return sum(1 for t in items if isinstance(t, str) and is_valid(t)) / max(1, len(items))
@@ -231,7 +227,7 @@ def _resolve_columns(frame, data: DataConfig, name: str) -> tuple[str, str, list
     columns = [str(c) for c in frame.columns]
     require_columns(frame, [data.text_column, data.label_column], name)
     notes: list[Finding] = []
-    tags = data.label_column or _by_name(columns, TAG_NAMES)
+    tags = data.label_column or column_by_name(columns, TAG_NAMES)
     if tags is None:
         scored = sorted(((_tag_share(frame[c]), c) for c in columns), reverse=True)
         if scored and scored[0][0] >= 0.9:
@@ -243,7 +239,7 @@ def _resolve_columns(frame, data: DataConfig, name: str) -> tuple[str, str, list
                         "Name the column that holds one BIO tag per token (the columns are: "
                         f"{', '.join(columns)}).", code="no_label_column")
     others = [c for c in columns if c != tags]
-    tokens = data.text_column or _by_name(others, TOKEN_NAMES)
+    tokens = data.text_column or column_by_name(others, TOKEN_NAMES)
     if tokens is None:
         lengths = frame[tags].head(200).map(lambda v: len(as_list(v)))
         same = [c for c in others
@@ -592,10 +588,10 @@ def examples_from_frame(frame, columns: dict) -> list[dict]:
     """Rows of a file to predict: a tokens column (split on spaces) or a raw text column."""
     names = [str(c) for c in frame.columns]
     tokens = columns.get("tokens") if columns.get("tokens") in names else None
-    tokens = tokens or _by_name(names, ("tokens", "words", "token", "word"))
+    tokens = tokens or column_by_name(names, ("tokens", "words", "token", "word"))
     if tokens:
         return [{"tokens": [str(w) for w in as_list(v)]} for v in frame[tokens]]
-    text = _by_name(names, TEXT_NAMES)
+    text = column_by_name(names, TEXT_NAMES)
     if text is None:
         strings = [c for c in names if frame[c].map(lambda v: isinstance(v, str)).all()]
         if strings:
@@ -624,3 +620,14 @@ for entity in ner("Angela Merkel met the chief executive of Siemens in Paris."):
 
 def usage_snippet(meta: dict, path: str) -> str:
     return USAGE.format(path=path)
+
+
+def example_from_input(text: str, pair: str | None = None) -> dict:
+    """The try-it box as one sentence (split into words by the predictor)."""
+    return {"text": text}
+
+
+def preview_rows(examples: list[dict]) -> tuple[list[dict], list[str]]:
+    """Rows and columns of the data preview: each sentence with its tags."""
+    return [{"sentence": " ".join(e["tokens"]), "tags": " ".join(e["tags"])}
+            for e in examples], ["sentence", "tags"]

@@ -29,6 +29,7 @@ from ..data import (
     Finding,
     TokenCounter,
     clean_text,
+    column_by_name,
     decode_text,
     duplicate_count,
     leakage_findings,
@@ -199,22 +200,18 @@ def _int_or_none(value: object, where: str) -> int | None:
     return int(number)
 
 
-def _by_name(columns: list[str], names: tuple[str, ...], taken: tuple = ()) -> str | None:
-    lower = {c.lower(): c for c in columns if c not in taken}
-    return next((lower[n] for n in names if n in lower), None)
-
-
 def _resolve_columns(frame, config: RunConfig, name: str) -> dict:
     data = config.data
     require_columns(frame, [data.text_column, data.text_pair_column, data.label_column], name)
     cols = [str(c) for c in frame.columns]
-    question = data.text_column or _by_name(cols, QUESTION_NAMES)
-    context = data.text_pair_column or _by_name(cols, CONTEXT_NAMES, (question,))
-    answer = data.label_column or _by_name(cols, ANSWER_NAMES, (question, context))
+    question = data.text_column or column_by_name(cols, QUESTION_NAMES)
+    context = data.text_pair_column or column_by_name(cols, CONTEXT_NAMES, (question,))
+    answer = data.label_column or column_by_name(cols, ANSWER_NAMES, (question, context))
     taken = (question, context, answer)
     columns = {"question": question, "context": context, "answer": answer,
-               "answer_start": _by_name(cols, START_NAMES, taken),
-               "title": _by_name(cols, TITLE_NAMES, taken), "id": _by_name(cols, ID_NAMES, taken)}
+               "answer_start": column_by_name(cols, START_NAMES, taken),
+               "title": column_by_name(cols, TITLE_NAMES, taken),
+               "id": column_by_name(cols, ID_NAMES, taken)}
     for role, what in (("question", "questions"), ("context", "contexts (the passages that "
                        "hold the answers)"), ("answer", "answer texts")):
         if not columns[role]:
@@ -701,9 +698,9 @@ def examples_from_frame(frame, columns: dict) -> list[dict]:
     """Rows of a file to answer: the trained question/context columns, else detected ones."""
     names = [str(c) for c in frame.columns]
     question = columns.get("question") if columns.get("question") in names else None
-    question = question or _by_name(names, QUESTION_NAMES)
+    question = question or column_by_name(names, QUESTION_NAMES)
     context = columns.get("context") if columns.get("context") in names else None
-    context = context or _by_name(names, CONTEXT_NAMES, (question,))
+    context = context or column_by_name(names, CONTEXT_NAMES, (question,))
     if not question or not context:
         raise DataError("Could not find the question and context columns to answer.",
                         f"Name them 'question' and 'context'; the columns are: "
@@ -745,3 +742,18 @@ def usage_snippet(meta: dict, path: str) -> str:
     options = meta.get("options") or {}
     return USAGE.format(path=path, max_length=int(meta.get("max_length") or 384),
                         max_answer_length=int(options.get("max_answer_length") or 30))
+
+
+def example_from_input(text: str, pair: str | None) -> dict:
+    """The try-it boxes as one question about one passage."""
+    return {"question": text, "context": pair or ""}
+
+
+def preview_rows(examples: list[dict]) -> tuple[list[dict], list[str]]:
+    """Rows and columns of the data preview: question, a shortened passage, the answers."""
+    def short(text: str, n: int = 160) -> str:
+        return text if len(text) <= n else text[: n - 1] + "…"
+
+    return [{"question": e["question"], "context": short(e["context"]),
+             "answer": "; ".join(e["answers"]["text"]) or "(no answer)"}
+            for e in examples], ["question", "context", "answer"]

@@ -19,7 +19,8 @@ from ..errors import FinetunerError
 from ..studio import Studio
 from . import render
 from .auth import username
-from .handlers import EXAMPLES, FORM_FIELDS, METHOD_CHOICES, MODEL_CHOICES, NONE, Handlers
+from .forms import EXAMPLES, FORM_FIELDS, METHOD_CHOICES, MODEL_CHOICES, NONE
+from .handlers import Handlers
 from .tasks import TASK_CHOICES, TASK_INFO
 
 log = logging.getLogger("finetuner.ui")

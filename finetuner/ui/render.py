@@ -68,15 +68,13 @@ def report_html(report: dict) -> str:
     return "".join(parts)
 
 
-CHART_TITLES = {"classification": "Training examples per label",
-                "ner": "Entities per type in the training data", "qa": "Questions per split"}
-
-
 def label_chart(report: dict) -> str:
     """Horizontal bars (HTML, starting at zero) of the counts that matter for the task."""
-    task = report.get("task", "classification")
+    from ..tasks import TASKS
+
+    ui = (TASKS.get(report.get("task", "classification")) or TASKS["classification"]).ui
     counts = (report.get("label_counts") or {}).get("train") or {}
-    if task == "qa" or not counts:
+    if ui.chart_of_rows or not counts:
         counts = report.get("rows") or {}
     if not counts:
         return ""
@@ -88,7 +86,7 @@ def label_chart(report: dict) -> str:
         f"<span role='img' aria-label='{esc(k)}: {v}' style='display:inline-block;height:14px;"
         f"width:{max(1, round(240 * v / top))}px;background:#4c78a8'></span>"
         f"<span>{v:,}</span></div>" for k, v in counts.items())
-    title = CHART_TITLES.get(task, CHART_TITLES["classification"])
+    title = ui.chart_title
     return f"<div class='ft-bars'><div><b>{esc(title)}</b></div>{rows}</div>"
 
 

@@ -1,4 +1,5 @@
-"""What differs between tasks on the page: column names, examples, previews, try-it answers.
+"""What differs between tasks on the page: previews, try-it inputs and answers (the column
+pickers' labels come from the registry's TaskUI).
 
 Text classification shows a label with probabilities; named entity recognition highlights the
 entities in the sentence; question answering highlights the answer in the passage and lists the
@@ -7,44 +8,12 @@ runners-up. No gradio here, so it is tested directly.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import pandas as pd
 
+from ..tasks import TASKS, TaskUI, get_task
 from . import render
 
-
-@dataclass(frozen=True)
-class TaskUI:
-    name: str
-    title: str
-    roles: tuple[str | None, str | None, str | None]  # report column roles behind the dropdowns
-    column_labels: tuple[str, str, str]
-    column_info: tuple[str, str, str]
-    text_label: str
-    pair_label: str | None
-    pair_always: bool
-
-
-TASKS = {
-    "classification": TaskUI(
-        "classification", "Text classification", ("text", "text_pair", "label"),
-        ("Text column", "Second text column (optional)", "Label column"),
-        ("The text to classify.", "Only for tasks about a pair of texts.", "The answer to learn."),
-        "Text to classify", "Second text", pair_always=False),
-    "ner": TaskUI(
-        "ner", "Named entity recognition", ("tokens", None, "tags"),
-        ("Tokens column", "(not used)", "Tags column"),
-        ("Words of each sentence.", "", "One BIO tag per word (B-PER, I-PER, O, ...)."),
-        "Sentence", None, pair_always=False),
-    "qa": TaskUI(
-        "qa", "Question answering", ("question", "context", "answer"),
-        ("Question column", "Context column", "Answer column"),
-        ("The question.", "The passage that holds the answer.",
-         "The answer text, copied from the passage."),
-        "Question", "Passage (context)", pair_always=True),
-}
-TASK_CHOICES = [(t.title, t.name) for t in TASKS.values()]
+TASK_CHOICES = [(spec.ui.choice, spec.name) for spec in TASKS.values()]
 TASK_INFO = ("Classification sorts texts into your labels (sentiment, spam, topic, legal "
              "category, or a relation between two texts). Entity recognition marks names of "
              "people, places, organisations... in sentences. Question answering finds the answer "
@@ -52,7 +21,8 @@ TASK_INFO = ("Classification sorts texts into your labels (sentiment, spam, topi
 
 
 def ui(task: str | None) -> TaskUI:
-    return TASKS.get(task or "classification", TASKS["classification"])
+    """The page's view of a task (the registry's TaskUI); classification when unknown."""
+    return (TASKS.get(task or "classification") or TASKS["classification"]).ui
 
 
 def chosen_columns(task: str, report_columns: dict) -> dict:
@@ -63,30 +33,20 @@ def chosen_columns(task: str, report_columns: dict) -> dict:
 
 
 def preview(task: str, table_frame, prepared) -> pd.DataFrame:
-    """The first rows: the file itself for tables, the parsed examples for CoNLL or SQuAD."""
-    if task == "classification" and table_frame is not None:
+    """The first rows: the file itself for tables, else the task's parsed examples (CoNLL,
+    SQuAD) through its `preview_rows` hook."""
+    spec = get_task(task)
+    if table_frame is not None and (spec.tables_only or prepared is None):
         return table_frame.head(10).astype(str)
-    rows = prepared.train[:10] if prepared is not None else []
-    if task == "ner":
-        return pd.DataFrame([{"sentence": " ".join(e["tokens"]), "tags": " ".join(e["tags"])}
-                             for e in rows], columns=["sentence", "tags"])
-    if task == "qa":
-        return pd.DataFrame([{"question": e["question"], "context": _short(e["context"]),
-                              "answer": "; ".join(e["answers"]["text"]) or "(no answer)"}
-                             for e in rows], columns=["question", "context", "answer"])
-    return table_frame.head(10).astype(str) if table_frame is not None else pd.DataFrame()
-
-
-def _short(text: str, n: int = 160) -> str:
-    return text if len(text) <= n else text[: n - 1] + "…"
+    if prepared is None:
+        return pd.DataFrame()
+    rows, columns = spec.impl().preview_rows(prepared.train[:10])
+    return pd.DataFrame(rows, columns=columns)
 
 
 def example_for(task: str, text: str, pair: str | None) -> dict:
-    if task == "qa":
-        return {"question": text, "context": pair or ""}
-    if task == "ner":
-        return {"text": text}
-    return {"text": text, **({"pair": pair} if pair else {})}
+    """The try-it boxes as one example of the task (its `example_from_input` hook)."""
+    return get_task(task).impl().example_from_input(text, pair)
 
 
 def answer(task: str, pred: dict, example: dict) -> dict:

@@ -1,0 +1,132 @@
+"""Train tab: start, resume, stop, re-attach and the live view (one tick a second)."""
+
+from __future__ import annotations
+
+import gradio as gr
+
+from ..checks import prepare_data
+from ..errors import FinetunerError
+from ..runs import FINAL_STATUSES, read_events, read_json, tail
+from ..tasks import get_task
+from . import render
+
+
+class TrainTab:
+    """Train tab: start, resume, stop, re-attach and the live view (one tick a second)."""
+
+    # ------------------------------------------------------------------ training
+    def start(self, user: str, form: dict) -> dict:
+        ws = self.studio.workspace(user)
+        ws.check_quota()
+        limits = self.studio.limits
+        for key in ("train_file", "val_file", "test_file"):
+            limits.check_file(self._file(user, form, key), "The uploaded file")
+        source = self.model_source(user, form)
+        config = self.config(user, form, model=source)
+        prepared = prepare_data(config, source, count_tokens=False)  # fail here, not later
+        limits.check_config(config, sum(prepared.report.rows.values()))
+        run, state = ws.submit(config, form.get("run_name") or "")
+        name = ws.name_of(run)
+        if state["state"] == "queued":
+            text = (f"Run '{name}' is waiting in the queue (position {state['position']}): "
+                    "it starts when the trainings before it finish. Stop cancels it.")
+        else:
+            text = (f"Started run '{name}'. Training runs in its own process: you can leave "
+                    "and come back.")
+        return {"current_run": run.id, "seen": None, "tabs": gr.update(selected="train"),
+                "train_msg": render.message(text, "ok"),
+                "stop_btn": gr.update(interactive=True)}
+
+    def resume(self, user: str, form: dict) -> dict:
+        run_id = form.get("current_run") or form.get("run_pick")
+        if not run_id:
+            raise FinetunerError("Pick a run first.", code="no_run")
+        state = self.studio.workspace(user).resume(run_id)
+        where = "resumed" if state["state"] == "running" else \
+            f"waiting in the queue (position {state['position']})"
+        return {"current_run": run_id, "seen": None, "tabs": gr.update(selected="train"),
+                "train_msg": render.message(f"The run is {where}: it continues from its last "
+                                            "checkpoint.", "ok")}
+
+    def stop(self, user: str, form: dict) -> dict:
+        run_id = form.get("current_run")
+        if not run_id:
+            return {"train_msg": render.message("Nothing is training.", "info")}
+        ws = self.studio.workspace(user)
+        text = self.studio.jobs.stop(ws.run(run_id))
+        return {"train_msg": render.message(text, "info")}
+
+    def attach(self, user: str, form: dict) -> dict:
+        """On page load: re-attach to a running job, else show the newest run."""
+        ws = self.studio.workspace(user)
+        active = ws.active_run()
+        runs = ws.list_runs()
+        current = active.id if active else (runs[0].id if runs else None)
+        out = self.runs_view(user, form)
+        out["current_run"] = current
+        out["seen"] = None
+        out["model_state"] = self.model_changed(user, form).get("model_state")
+        out["admin_tab"] = gr.update(visible=self.studio.is_admin(user))
+        if active:
+            out["train_msg"] = render.message(
+                f"Re-attached to the running training '{ws.name_of(active)}'.", "info")
+            out["tabs"] = gr.update(selected="train")
+        return out
+
+    def tick(self, user: str, form: dict) -> dict:
+        run_id = form.get("current_run")
+        if not run_id:
+            return {}
+        ws = self.studio.workspace(user)
+        try:
+            run = ws.run(run_id)
+        except FinetunerError:
+            return {"current_run": None}
+        status = ws.status(run)
+        events, _ = read_events(run.events)
+        seen = form.get("seen") or {}
+        key = {"run": run_id, "events": len(events), "status": status}
+        if seen == key:
+            return {}
+        config = read_json(run.config) or {}
+        spec = get_task(config.get("task", "classification"))
+        progress = next((e for e in reversed(events) if e["type"] == "progress"), None)
+        note = next((e.get("message", "") for e in reversed(events) if e["type"] == "status"),
+                    "")
+        results = read_json(run.results) or {}
+        if status in FINAL_STATUSES:
+            note = (results.get("error") or {}).get("message") or results.get("note") or ""
+        if status == "queued":
+            position = self.studio.jobs.position(run)
+            note = f"position {position} of {self.studio.jobs.queue_length()}"
+            key["position"] = position
+        loss, score = render.curves(events, spec.primary_metric)
+        metric = spec.metric_title
+        out = {"seen": key, "progress": render.progress_html(status, progress, note),
+               "loss_plot": render.line_chart(loss, "Loss (lower is better)"),
+               "metric_plot": render.line_chart(score, f"{metric} (higher is better)"),
+               "log": tail(run.log, 25),
+               "run_title": f"### Run: {ws.name_of(run)}",
+               "stop_btn": gr.update(interactive=status in ("running", "queued")),
+               "resume_btn": gr.update(visible=bool(results.get("resumable"))
+                                       and status == "interrupted")}
+        if status in FINAL_STATUSES and seen.get("status") != status:
+            out.update(self.runs_view(user, form))
+            out.update(self.results_view(user, {"result_run": run_id}))
+            out["result_run"] = gr.update(choices=self._finished(ws), value=run_id)
+            out["try_run"] = gr.update(choices=self._usable(ws), value=run_id if (
+                run.model / "finetuner.json").exists() else None)
+            out.update(self.try_layout(user, {"try_run": run_id}))
+            if status in ("failed", "interrupted"):
+                err = results.get("error") or {}
+                out["train_msg"] = render.message(
+                    f"{err.get('message', 'The run failed.')} {err.get('remedy', '')}", "error")
+            elif not (run.model / "finetuner.json").exists():
+                out["train_msg"] = render.message(
+                    f"Run {status} before a model was saved: there are no results to see. "
+                    "Start it again when you are ready.", "info")
+            else:
+                out["train_msg"] = render.message(
+                    f"Run {status}. See the Results tab for the test metrics and the verdict.",
+                    "ok")
+        return out
