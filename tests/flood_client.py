@@ -70,6 +70,7 @@ def main(url: str, user: str, password: str, run_id: str, batch: str, seconds: f
                 counts[what] += 1
 
     batches = []
+    first_job = []
 
     def batch_files() -> None:
         c = clients[0]
@@ -78,6 +79,7 @@ def main(url: str, user: str, password: str, run_id: str, batch: str, seconds: f
             t = time.time()
             job = c.submit(try_run=run_id, batch_file=handle_file(batch),
                            api_name="/predict_file")
+            first_job.append(job)
             try:
                 path, msg = job.result(timeout=300)
             except Exception as exc:  # noqa: BLE001
@@ -90,7 +92,11 @@ def main(url: str, user: str, password: str, run_id: str, batch: str, seconds: f
             time.sleep(0.5)
 
     def second_batch() -> None:  # a second file while the first is running: refused
-        time.sleep(4)
+        # wait until the first file is really being predicted (its progress is showing): on a
+        # loaded machine its upload alone can take longer than any fixed pause
+        deadline = time.time() + 120
+        while time.time() < deadline and not (first_job and first_job[0].outputs()):
+            time.sleep(0.2)
         try:
             _, msg = clients[1].predict(try_run=run_id, batch_file=handle_file(batch),
                                         api_name="/predict_file")
