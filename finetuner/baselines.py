@@ -102,6 +102,102 @@ def ner(train: list[dict], validation: list[dict], test: list[dict],
                                    "validation": score(validation), "test": score(test)}}
 
 
+def multilabel(train: list[dict], validation: list[dict], test: list[dict],
+               labels: list[str]) -> dict:
+    """Answering "none of these" for every text, and TF-IDF + one logistic regression per
+    label (threshold 0.5, regularisation chosen on validation micro-F1)."""
+    import numpy as np
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+
+    from .metrics.multilabel import multilabel_metrics
+
+    def gold(rows):
+        index = {n: j for j, n in enumerate(labels)}
+        out = np.zeros((len(rows), len(labels)), dtype=bool)
+        for i, e in enumerate(rows):
+            for n in e["label"]:
+                out[i, index[n]] = True
+        return out
+
+    keys = ("micro_f1", "macro_f1", "subset_accuracy")
+
+    def scores(rows, pred):
+        metrics = multilabel_metrics(gold(rows), pred, labels)
+        return {k: metrics[k] for k in keys}
+
+    out = {"none": {"title": "always answering none of the labels",
+                    "validation": scores(validation, np.zeros((len(validation), len(labels)))),
+                    "test": scores(test, np.zeros((len(test), len(labels))))}}
+    t0 = time.perf_counter()
+    vectorizer = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True,
+                                 max_features=MAX_FEATURES)
+    x_train = vectorizer.fit_transform(_texts(train))
+    x_val, x_test = vectorizer.transform(_texts(validation)), vectorizer.transform(_texts(test))
+    y = gold(train)
+
+    def fit(c):
+        pred_val = np.zeros((len(validation), len(labels)), dtype=bool)
+        pred_test = np.zeros((len(test), len(labels)), dtype=bool)
+        for j in range(len(labels)):
+            if y[:, j].all() or not y[:, j].any():
+                pred_val[:, j] = pred_test[:, j] = bool(y[:, j].all())
+                continue
+            model = LogisticRegression(C=c, max_iter=2000, class_weight="balanced")
+            model.fit(x_train, y[:, j])
+            pred_val[:, j], pred_test[:, j] = model.predict(x_val), model.predict(x_test)
+        return pred_val, pred_test
+
+    best = None
+    for c in C_GRID:
+        pred_val, pred_test = fit(c)
+        val = scores(validation, pred_val)
+        if best is None or val["micro_f1"] > best[0]["micro_f1"]:
+            best = (val, pred_test, c)
+    val, pred_test, c = best
+    out["tfidf_logreg"] = {"title": "word counts (TF-IDF) + logistic regression per label",
+                           "C": c, "validation": val, "test": scores(test, pred_test),
+                           "seconds": round(time.perf_counter() - t0, 2)}
+    return out
+
+
+def regression(train: list[dict], validation: list[dict], test: list[dict],
+               labels: list[str] | None = None) -> dict:
+    """Predicting the training mean, and TF-IDF + ridge regression (its strength chosen on
+    validation Pearson)."""
+    import numpy as np
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import Ridge
+
+    from .metrics.regression import regression_metrics
+
+    y = np.array([e["label"] for e in train], dtype="float64")
+
+    def scores(rows, pred):
+        return regression_metrics([e["label"] for e in rows], pred)
+
+    mean = float(y.mean())
+    out = {"mean": {"title": f"always predicting the training mean ({mean:.3g})",
+                    "validation": scores(validation, [mean] * len(validation)),
+                    "test": scores(test, [mean] * len(test))}}
+    t0 = time.perf_counter()
+    vectorizer = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True,
+                                 max_features=MAX_FEATURES)
+    x_train = vectorizer.fit_transform(_texts(train))
+    x_val, x_test = vectorizer.transform(_texts(validation)), vectorizer.transform(_texts(test))
+    best = None
+    for alpha in (0.1, 1.0, 10.0):
+        model = Ridge(alpha=alpha).fit(x_train, y)
+        val = scores(validation, model.predict(x_val))
+        if best is None or val["pearson"] > best[0]["pearson"]:
+            best = (val, model, alpha)
+    val, model, alpha = best
+    out["tfidf_ridge"] = {"title": "word counts (TF-IDF) + ridge regression", "alpha": alpha,
+                          "validation": val, "test": scores(test, model.predict(x_test)),
+                          "seconds": round(time.perf_counter() - t0, 2)}
+    return out
+
+
 def for_task(task: str, prepared) -> dict:
     """The baselines a task names (TaskSpec.baselines) on its prepared splits ({} for tasks
     without one)."""

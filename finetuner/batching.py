@@ -37,7 +37,11 @@ def pad_batch(features: Sequence[dict], pad_token_id: int, multiple: int = 1,
         if key not in features[0]:
             continue
         first = features[0][key]
-        if isinstance(first, (list, tuple)):
+        if key == "labels" and (isinstance(first, float) or (
+                isinstance(first, (list, tuple)) and first and isinstance(first[0], float))):
+            # regression targets and multi-label 0/1 vectors: float, never padded
+            batch[key] = torch.tensor([f[key] for f in features], dtype=torch.float32)
+        elif isinstance(first, (list, tuple)):
             fill = pad_token_id if key == "input_ids" else (-100 if key == "labels" else 0)
             # numpy fills rows from Python lists ~10x faster than torch.as_tensor per row
             out = np.full((len(features), longest), fill, dtype=np.int64)

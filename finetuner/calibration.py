@@ -146,5 +146,7 @@ def span_pairs(outputs: list, features: list[dict]):
 
 def pairs_for(spec):
     """The task's (pairs function, units) named by its TaskSpec.calibration."""
+    if spec.calibration is None:
+        return None, None
     name, units = spec.calibration
     return globals()[name], units

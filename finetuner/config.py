@@ -30,6 +30,8 @@ DEFAULT_LEARNING_RATE = {"full": 1e-4, "lora": 2e-3, "head": 2e-2}
 DEFAULT_MODEL = "default"
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 DEFAULT_DOC_STRIDE = 128
+LONG_DOCUMENTS = ("auto", "windows", "truncate")
+POOLINGS = ("mean", "max")
 
 
 def default_learning_rate(method: str, n_params: int | None = None) -> float:
@@ -94,6 +96,22 @@ class DataConfig:
         "Question answering: longest answer span, in tokens, that decoding considers.",
         default=30,
     )
+    long_documents: str = _help(
+        "Texts longer than max_length (classification, multi-label, regression): 'windows' "
+        "reads each in overlapping windows and pools their scores into one answer, "
+        "'truncate' cuts them, 'auto' reads windows when 5% or more of the texts are longer.",
+        default="auto",
+    )
+    window_pooling: str = _help(
+        "How the windows of a long text make one answer: 'mean' of their scores (logits) or "
+        "'max' (a label is as likely as its strongest window).", default="mean",
+    )
+    max_windows: int = _help("Most windows read per text (the rest of a longer text is cut).",
+                             default=16)
+    label_separator: str | None = _help(
+        "Multi-label: the character between labels in one cell (';', '|' or ','); detected "
+        "when empty.", default=None,
+    )
 
     def __post_init__(self) -> None:
         for name in ("validation_split", "test_split"):
@@ -112,6 +130,19 @@ class DataConfig:
         _check(1 <= self.doc_stride <= 4096, f"doc_stride is {self.doc_stride}.")
         _check(1 <= self.max_answer_length <= 512, f"max_answer_length is "
                f"{self.max_answer_length}.", "Use 1-512 tokens (30 suits most answers).")
+        _check(self.long_documents in LONG_DOCUMENTS, f"long_documents is "
+               f"'{self.long_documents}'.", "Choose auto, windows or truncate.")
+        _check(self.window_pooling in POOLINGS, f"window_pooling is '{self.window_pooling}'.",
+               "Choose mean or max.")
+        _check(1 <= self.max_windows <= 256, f"max_windows is {self.max_windows}.",
+               "Use 1-256 windows.")
+        if self.label_separator is not None:
+            self.label_separator = str(self.label_separator) or None
+            _check(self.label_separator is None or len(self.label_separator.strip()) == 1,
+                   f"label_separator is '{self.label_separator}'.",
+                   "Use one character such as ; or | (or leave it empty to detect it).")
+            if self.label_separator:
+                self.label_separator = self.label_separator.strip()
         if self.text_pair_column and self.text_pair_column == self.text_column:
             raise ConfigError(
                 f"The text column and the pair column are both '{self.text_column}'.",

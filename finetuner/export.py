@@ -31,6 +31,11 @@ def save_model(run: RunPaths, model, tokenizer, cfg, spec, results: dict, report
     adapter_only = is_peft and cfg.method.export_adapter_only
     if is_peft and not adapter_only:
         model = model.merge_and_unload()
+    options = {"doc_stride": cfg.data.doc_stride, "max_answer_length": cfg.data.max_answer_length,
+               **(report.extra.get("options") or {})}
+    impl = spec.impl()
+    if hasattr(impl, "before_save"):  # e.g. regression folds its target scale into the head
+        options = impl.before_save(model, options)
     model.save_pretrained(out, safe_serialization=True)
     tokenizer.save_pretrained(out)
     base = results.get("base_model") or results.get("model")
@@ -46,9 +51,7 @@ def save_model(run: RunPaths, model, tokenizer, cfg, spec, results: dict, report
         "labels": results.get("labels"),
         "columns": report.columns,
         "max_length": cfg.data.max_length,
-        "options": {"doc_stride": cfg.data.doc_stride,
-                    "max_answer_length": cfg.data.max_answer_length,
-                    **(report.extra.get("options") or {})},
+        "options": options,
         "metrics": {"test": results.get("test_headline") or _scalars(results.get("test")),
                     "validation": results.get("validation")},
         # probabilities = softmax(logits / temperature), fitted on the validation split
@@ -91,6 +94,8 @@ def usage_snippet(meta: dict, path: str = "path/to/model") -> str:
         # tasks without labels (QA) keep the head the base model config gives them
         head = (f", num_labels={len(labels)}, id2label={id2label}, label2id={label2id}"
                 if labels else "")
+        if spec.problem_type:
+            head += f', problem_type="{spec.problem_type}"'
         return ADAPTER_USAGE.format(auto=spec.auto_model, base=meta.get("base_model"),
                                     head=head, path=path)
     return spec.impl().usage_snippet(meta, path)

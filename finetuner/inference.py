@@ -68,6 +68,8 @@ class Predictor:
             labels = meta.get("labels") or []
             kwargs = {"num_labels": len(labels), "id2label": dict(enumerate(labels)),
                       "label2id": {n: i for i, n in enumerate(labels)}} if labels else {}
+            if spec.problem_type:
+                kwargs["problem_type"] = spec.problem_type
             base = auto.from_pretrained(_base_model_path(path, meta), use_safetensors=True,
                                         **kwargs)
             model = PeftModel.from_pretrained(base, model_dir).merge_and_unload()

@@ -292,6 +292,8 @@ def build_model(spec, source: ModelSource, labels: list[str], method) -> tuple:
     if labels:
         kwargs = {"num_labels": len(labels), "id2label": dict(enumerate(labels)),
                   "label2id": {name: i for i, name in enumerate(labels)}}
+    if spec.problem_type:
+        kwargs["problem_type"] = spec.problem_type
     try:
         config = transformers.AutoConfig.from_pretrained(source.path, trust_remote_code=False,
                                                          **kwargs)

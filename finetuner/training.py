@@ -532,6 +532,8 @@ def finish(ctx: Context, p: Prepared, evaluator: Evaluator, callback: RunCallbac
         "baselines": judged["baselines"], "calibration": scored["calibration"],
         "temperature": scored["temperature"], "label_issues": judged["label_issues"],
     }
+    if "thresholds" in evaluator.options:  # multi-label: tuned on validation
+        results["thresholds"] = evaluator.options["thresholds"]
     if scored["test"] is None:
         results["note"] = "Stopped before the end: test metrics were skipped to stop quickly."
     if callback.best_state is not None or not stopped:
@@ -554,11 +556,17 @@ def _score(ctx: Context, p: Prepared, evaluator: Evaluator, callback: RunCallbac
     val_detail, val_outputs = _validation_detail(evaluator, p.model) if quick else ({}, None)
     test_metrics = test_outputs = calib = None
     temperature = 1.0
+    if val_outputs is not None and hasattr(p.impl, "tune"):
+        # settings learned on validation (multi-label thresholds) before the test is scored
+        tuned = p.impl.tune(val_outputs, feats["validation"], p.data.validation, p.data.labels,
+                            **evaluator.options)
+        evaluator.options.update(tuned)
+        p.data.report.extra.setdefault("options", {}).update(tuned)
     if quick:
         ctx.events.emit("status", state="testing", message="Scoring the held-out test split")
         test_metrics, test_outputs = _score_test(evaluator, p.model)
     pairs, units = calibration.pairs_for(p.spec)
-    if val_outputs is not None:
+    if val_outputs is not None and pairs is not None:
         calib = calibration.calibrate(
             pairs(val_outputs, feats["validation"]),
             pairs(test_outputs, feats["test"]) if test_outputs is not None else None, units)

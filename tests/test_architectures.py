@@ -21,7 +21,7 @@ pytest.importorskip("peft")
 
 FAMILIES = ("bert", "roberta", "distilbert", "deberta-v2", "electra", "xlm-roberta",
             "modernbert")
-TASKS = ("classification", "ner", "qa")
+TASKS = ("classification", "ner", "qa", "multi-label", "regression")
 METHODS = ("full", "lora", "lora-adapter", "head")  # see _cases() for the matrix
 # the class AutoTokenizer gives back for the saved tokenizer of each family
 TOKENIZER_CLASS = {"bert": "BertTokenizer", "roberta": "RobertaTokenizer",
@@ -85,9 +85,38 @@ def qa_rows(n: int = 12) -> list[dict]:
     return rows
 
 
+TOPICS = {"food": ["soup", "bread", "cheese"], "weather": ["rain", "snow", "wind"],
+          "travel": ["ferry", "train", "road"]}
+
+
+def multilabel_rows(n: int = 60) -> list[dict]:
+    """Texts about none, one or two of three topics, labels joined by ';'."""
+    rng = random.Random(1)
+    rows = []
+    for i in range(n):
+        chosen = sorted(rng.sample(list(TOPICS), i % 3))
+        words = [rng.choice(TOPICS[t]) for t in chosen] + ["the", "town", str(i)]
+        rng.shuffle(words)
+        rows.append({"text": " ".join(words), "labels": ";".join(chosen)})
+    return rows
+
+
+def regression_rows(n: int = 60) -> list[dict]:
+    """A score that grows with the number of good words in the text."""
+    rng = random.Random(2)
+    rows = []
+    for i in range(n):
+        good = i % 5
+        words = ["superb"] * good + ["dull"] * (4 - good) + ["film", str(i)]
+        rng.shuffle(words)
+        rows.append({"review": " ".join(words), "score": round(good + rng.random() * 0.5, 3)})
+    return rows
+
+
 @cache
 def corpus() -> tuple[str, ...]:
     lines = [r["text"] for r in sentiment_rows(60)]
+    lines += [r["text"] for r in multilabel_rows()] + [r["review"] for r in regression_rows()]
     lines += [" ".join(tokens) for tokens, _ in ner_sentences()]
     lines += [r["question"] + " " + r["context"] for r in qa_rows()]
     lines += [" ".join(words) for words in NER_PROBES] + TEXT_PROBES
@@ -103,7 +132,9 @@ def data_files(tmp_path_factory) -> dict[str, Path]:
     ner.write_text("\n\n".join("\n".join(f"{w} {t}" for w, t in zip(*s))
                                for s in ner_sentences()) + "\n", encoding="utf-8")
     return {"classification": write_csv(tmp / "reviews.csv", sentiment_rows(60)),
-            "ner": ner, "qa": write_jsonl(tmp / "qa.jsonl", qa_rows())}
+            "ner": ner, "qa": write_jsonl(tmp / "qa.jsonl", qa_rows()),
+            "multi-label": write_csv(tmp / "topics.csv", multilabel_rows()),
+            "regression": write_csv(tmp / "scores.csv", regression_rows())}
 
 
 # ---------------------------------------------------------------------------- tokenizers
@@ -267,6 +298,8 @@ def plain_model(task: str, model_dir: Path, meta: dict, base_folder: Path):
     labels = meta.get("labels") or []
     kwargs = {"num_labels": len(labels), "id2label": dict(enumerate(labels)),
               "label2id": {n: i for i, n in enumerate(labels)}} if labels else {}
+    if get_task(task).problem_type:
+        kwargs["problem_type"] = get_task(task).problem_type
     base = auto.from_pretrained(base_folder, **kwargs)
     return PeftModel.from_pretrained(base, model_dir).merge_and_unload().eval()
 
@@ -327,6 +360,35 @@ def check_ner(predictor, model, tok, meta, folder, family):
                 seen += 1
             previous = word
         assert seen == len(words)
+
+
+def check_multilabel(predictor, model, tok, meta):
+    """The card's recipe: sigmoid of the logits, each label against its threshold."""
+    import torch
+
+    labels, thresholds = meta["labels"], meta["options"]["thresholds"]
+    assert set(thresholds) == set(labels) and model.config.problem_type == \
+        "multi_label_classification"
+    for text, pred in zip(TEXT_PROBES, predictor.predict(TEXT_PROBES)):
+        enc = tok(text, truncation=True, max_length=meta["max_length"], return_tensors="pt")
+        with torch.no_grad():
+            probs = torch.sigmoid(model(**enc).logits[0]).numpy()
+        assert np.allclose([pred["probabilities"][n] for n in labels], probs, atol=1e-4)
+        chosen = [n for n, p in zip(labels, probs) if p >= thresholds[n]]
+        near = any(abs(p - thresholds[n]) < TIE for n, p in zip(labels, probs))
+        assert near or pred["labels"] == chosen, (pred, probs, thresholds)
+
+
+def check_regression(predictor, model, tok, meta):
+    """The export outputs the number itself (the target scale is folded into the head)."""
+    import torch
+
+    assert model.config.problem_type == "regression" and model.config.num_labels == 1
+    for text, pred in zip(TEXT_PROBES, predictor.predict(TEXT_PROBES)):
+        enc = tok(text, truncation=True, max_length=meta["max_length"], return_tensors="pt")
+        with torch.no_grad():
+            value = float(model(**enc).logits[0, 0])
+        assert abs(pred["value"] - value) < 1e-3 * max(1.0, abs(value)), (pred, value)
 
 
 def check_qa(predictor, model, tok, meta):
@@ -398,6 +460,10 @@ def test_trains_exports_and_reloads_in_plain_transformers(family, task, method, 
         check_classification(predictor, model, tok, meta)
     elif task == "ner":
         check_ner(predictor, model, tok, meta, folder, family)
+    elif task == "multi-label":
+        check_multilabel(predictor, model, tok, meta)
+    elif task == "regression":
+        check_regression(predictor, model, tok, meta)
     else:
         check_qa(predictor, model, tok, meta)
 
@@ -406,7 +472,8 @@ def test_trains_exports_and_reloads_in_plain_transformers(family, task, method, 
 
 
 def _labels(task: str) -> list[str]:
-    return {"classification": ["neg", "pos"], "ner": ["O", "B-LOC", "I-LOC"], "qa": []}[task]
+    return {"classification": ["neg", "pos"], "ner": ["O", "B-LOC", "I-LOC"], "qa": [],
+            "multi-label": ["food", "travel", "weather"], "regression": ["score"]}[task]
 
 
 @pytest.mark.parametrize("method", ("lora", "head"))

@@ -289,11 +289,22 @@ def test_token_lengths_and_truncation_share(tmp_path):
     def count(texts, pairs):
         return [len(t.split()) + 2 for t in texts]
 
-    prepared = prepare(config_for(path, max_length=16), count_tokens=count)
+    prepared = prepare(config_for(path, max_length=16, long_documents="truncate"),
+                       count_tokens=count)
     stats = prepared.report.token_lengths
     assert stats["truncated"] == 10 and stats["truncated_share"] == 0.25
     assert stats["max"] == 52 and stats["p50"] == 8
     assert any(f.code == "truncation" and f.level == "warning" for f in prepared.report.findings)
+    assert "windows" not in (prepared.report.extra.get("options") or {})
+    # 'auto' reads such data in windows, and says how much a plain cut would have dropped
+    auto = prepare(config_for(path, max_length=16), count_tokens=count).report
+    assert auto.extra["options"] == {"windows": True, "window_overlap": 4, "max_windows": 16,
+                                     "pooling": "mean"}
+    note = next(f for f in auto.findings if f.code == "windows")
+    dropped = 10 * (52 - 16) / (10 * 52 + 30 * 8)
+    assert f"would drop {dropped:.1%} of all the text" in note.message
+    assert auto.token_lengths["dropped_token_share"] == round(dropped, 4)
+    assert not any(f.code == "truncation" for f in auto.findings)
 
 
 def test_grouped_split_keeps_groups_together():

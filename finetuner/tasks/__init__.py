@@ -48,7 +48,9 @@ class TaskUI:
     pair_label: str | None
     pair_always: bool
     chart_title: str  # the data report's bar chart
-    answer: str = "spans"  # try-it shows a "label" with probabilities, or highlighted "spans"
+    # try-it shows a "label" with probabilities, "labels" (each with its threshold), a
+    # "number", or highlighted "spans"
+    answer: str = "spans"
     chart_of_rows: bool = False  # the chart counts rows per split, not labels
 
 
@@ -72,10 +74,13 @@ class TaskSpec:
     guessable: bool = False  # a label can be guessed (chance scores are defined)
     tables_only: bool = False  # reads CSV/TSV/JSON/Parquet tables only (no CoNLL, SQuAD)
     label_errors: bool = False  # suspected label errors are looked for (labelnoise)
-    calibration: tuple[str, str] = ("classification_pairs", "examples")  # calibration.<fn>
+    # calibration.<fn> and its units; None: no temperature (sigmoid and numeric outputs)
+    calibration: tuple[str, str] | None = ("classification_pairs", "examples")
     baselines: str | None = None  # baselines.<fn>(train, validation, test[, labels])
     # the task feeds words already split (is_split_into_words): see modeling.for_split_words
     split_words: bool = False
+    problem_type: str | None = None  # transformers' config.problem_type (loss of the head)
+    higher_is_better: dict = field(default_factory=dict)  # metrics where lower is better: False
 
     def impl(self) -> ModuleType:
         return importlib.import_module(self.module)
@@ -125,6 +130,57 @@ register(
         tables_only=True,
         label_errors=True,
         baselines="classification",
+    )
+)
+register(
+    TaskSpec(
+        name="multi-label",
+        title="Multi-label text classification",
+        module="finetuner.tasks.multilabel",
+        auto_model="AutoModelForSequenceClassification",
+        peft_task_type="SEQ_CLS",
+        pipeline_task="text-classification",
+        primary_metric="micro_f1",
+        metric_title="micro-F1",
+        head_modules=("classifier", "score", "pre_classifier", "pooler", "head"),
+        ui=TaskUI("Multi-label classification", ("text", "text_pair", "label"),
+                  ("Text column", "Second text column (optional)", "Label column(s)"),
+                  ("The text to label.", "Only for tasks about a pair of texts.",
+                   "Labels joined by ; or |, or several 0/1 columns. An empty cell means none "
+                   "of the labels."),
+                  "Text to label", "Second text", pair_always=False,
+                  chart_title="Training examples per label (a text can have several)",
+                  answer="labels"),
+        more_data="Add labelled examples: a few dozen texts for every label is a good start.",
+        tables_only=True,
+        calibration=None,
+        baselines="multilabel",
+        problem_type="multi_label_classification",
+    )
+)
+register(
+    TaskSpec(
+        name="regression",
+        title="Text regression",
+        module="finetuner.tasks.regression",
+        auto_model="AutoModelForSequenceClassification",
+        peft_task_type="SEQ_CLS",
+        pipeline_task="text-classification",
+        primary_metric="pearson",
+        metric_title="Pearson correlation",
+        head_modules=("classifier", "score", "pre_classifier", "pooler", "head"),
+        ui=TaskUI("Regression (a number)", ("text", "text_pair", "label"),
+                  ("Text column", "Second text column (optional)", "Target column"),
+                  ("The text to score.", "For scores of a pair of texts (similarity).",
+                   "The number to predict (a rating, a score)."),
+                  "Text to score", "Second text", pair_always=False,
+                  chart_title="Training targets per range", answer="number"),
+        more_data="Add scored examples: a few hundred over the whole range is a good start.",
+        tables_only=True,
+        calibration=None,
+        baselines="regression",
+        problem_type="regression",
+        higher_is_better={"mae": False, "rmse": False},
     )
 )
 register(

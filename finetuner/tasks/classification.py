@@ -8,233 +8,43 @@ from __future__ import annotations
 
 from collections import Counter
 
-import pandas as pd
-
 from ..config import RunConfig
-from ..data import (
-    DataReport,
-    Finding,
-    Table,
-    TokenCounter,
-    clean_label,
-    clean_text,
-    column_by_name,
-    duplicate_count,
-    leakage_findings,
-    length_stats,
-    read_table,
-    require_columns,
-    sort_labels,
-    split_indices,
-    token_sample,
-    truncation_finding,
-)
+from ..data import Finding, TokenCounter, clean_label, clean_text, sort_labels
 from ..errors import DataError
-from . import PreparedData
+from . import PreparedData, windows
+from .table import (  # noqa: F401 - detect_columns is this module's public API too
+    LABEL_NAMES,
+    MISSING,
+    PAIR_NAMES,
+    TEXT_NAMES,
+    RowKind,
+    detect_columns,
+    label_columns,
+    prepare_rows,
+)
 
-LABEL_NAMES = ("label", "labels", "class", "category", "target", "sentiment", "intent",
-               "topic", "tag", "polarity", "gold_label", "y", "rating", "classification")
-TEXT_NAMES = ("text", "sentence", "review", "content", "body", "message", "document",
-              "comment", "tweet", "utterance", "description", "clause", "sms", "email",
-              "headline", "title", "abstract", "query", "question", "excerpt", "passage")
-PAIR_NAMES = (("sentence1", "sentence2"), ("premise", "hypothesis"), ("question1", "question2"),
-              ("text_a", "text_b"), ("text1", "text2"), ("question", "sentence"),
-              ("query", "passage"), ("question", "answer"), ("claim", "evidence"))
 MIN_PER_CLASS_WARN = 10
 IMBALANCE_WARN = 4.0
-
-
-# ---------------------------------------------------------------------------- detection
-
-
-def _mean_len(series: pd.Series) -> float:
-    sample = series.head(500).map(clean_text)
-    return float(sample.map(len).mean()) if len(sample) else 0.0
-
-
-def _looks_numeric(series: pd.Series) -> bool:
-    sample = series.head(200).map(clean_text)
-    sample = sample[sample != ""]
-    return len(sample) > 0 and pd.to_numeric(sample, errors="coerce").notna().mean() > 0.95
-
-
-def detect_columns(frame: pd.DataFrame) -> tuple[dict, list[Finding]]:
-    """Guess text, pair and label columns; findings say what was guessed and why."""
-    columns = [str(c) for c in frame.columns]
-    findings: list[Finding] = []
-    text = pair = None
-    for first, second in PAIR_NAMES:
-        a, b = column_by_name(columns, (first,)), column_by_name(columns, (second,))
-        if a and b:
-            text, pair = a, b
-            break
-    label = column_by_name([c for c in columns if c not in (text, pair)], LABEL_NAMES)
-    if label is None:
-        label = _guess_label(frame, [c for c in columns if c not in (text, pair)], findings)
-    if text is None:
-        text = column_by_name([c for c in columns if c != label], TEXT_NAMES)
-    if text is None:
-        candidates = [c for c in columns if c != label and not _looks_numeric(frame[c])]
-        if candidates:
-            text = max(candidates, key=lambda c: _mean_len(frame[c]))
-            if len(candidates) > 1:
-                findings.append(Finding(
-                    "info", "guessed_text",
-                    f"Guessed '{text}' as the text column (it has the longest values; other "
-                    f"candidates: {', '.join(c for c in candidates if c != text)}).",
-                ))
-    return {"text": text, "text_pair": pair, "label": label}, findings
-
-
-def _guess_label(frame: pd.DataFrame, columns: list[str], findings: list[Finding]) -> str | None:
-    n = len(frame)
-    scored = []
-    for column in columns:
-        values = frame[column].map(clean_label)
-        unique = values[values != ""].nunique()
-        if 2 <= unique <= max(2, min(100, n // 2)) and _mean_len(frame[column]) <= 40:
-            scored.append((unique, column))
-    if not scored:
-        return None
-    scored.sort()
-    if len(scored) > 1:
-        others = ", ".join(c for _, c in scored[1:])
-        findings.append(Finding(
-            "info", "guessed_label",
-            f"Guessed '{scored[0][1]}' as the label column (fewest distinct values; other "
-            f"candidates: {others}).",
-        ))
-    return scored[0][1]
 
 
 # ---------------------------------------------------------------------------- preparation
 
 
-def _resolve_columns(table: Table, config: RunConfig, findings: list[Finding]) -> dict:
-    data = config.data
-    given = {"text": data.text_column, "text_pair": data.text_pair_column,
-             "label": data.label_column}
-    require_columns(table.frame, list(given.values()), table.name)
-    detected, notes = detect_columns(table.frame)
-    columns = {role: given[role] or detected[role] for role in given}
-    if data.text_column and not data.text_pair_column:
-        columns["text_pair"] = None  # a chosen text column means single text unless told
-    findings.extend(n for n in notes if not given[n.code.split("_", 1)[1]])
-    all_cols = ", ".join(map(str, table.frame.columns))
-    if not columns["label"]:
-        raise DataError(
-            f"Could not find a label column in '{table.name}'.",
-            f"Name the column that holds the classes (the columns are: {all_cols}).",
-            code="no_label_column",
-        )
-    if not columns["text"]:
-        raise DataError(
-            f"Could not find a text column in '{table.name}'.",
-            f"Name the column that holds the texts (the columns are: {all_cols}).",
-            code="no_text_column",
-        )
-    if columns["label"] in (columns["text"], columns["text_pair"]):
-        raise DataError(
-            f"'{columns['label']}' is chosen as both text and label column.",
-            "Pick different columns for the text and the label.",
-            code="same_column",
-        )
-    return columns
+def _read_labels(frame, columns: dict) -> list:
+    return [label or MISSING for label in frame[columns["label"]].map(clean_label)]
 
 
-def _examples(table: Table, columns: dict, dropped: Counter) -> list[dict]:
-    """Rows as example dicts; rows without text or label are counted and skipped."""
-    require_columns(table.frame, list(columns.values()), table.name)
-    frame = table.frame
-    texts = frame[columns["text"]].map(clean_text).tolist()
-    pairs = frame[columns["text_pair"]].map(clean_text).tolist() if columns["text_pair"] else None
-    labels = frame[columns["label"]].map(clean_label).tolist()
-    if not any(texts):
-        raise DataError(
-            f"Every text in column '{columns['text']}' of '{table.name}' is empty.",
-            "Choose the column that holds the texts.",
-            code="all_texts_empty",
-        )
-    out = []
-    for i, (text, label) in enumerate(zip(texts, labels)):
-        pair = pairs[i] if pairs is not None else None
-        if not text or (pairs is not None and not pair):
-            dropped["empty text"] += 1
-        elif not label:
-            dropped["empty label"] += 1
-        else:
-            example = {"text": text, "label": label, "row": i + 2}
-            if pairs is not None:
-                example["pair"] = pair
-            out.append(example)
-    if not out:
-        raise DataError(
-            f"No row of '{table.name}' has both a text and a label.",
-            f"Check that '{columns['label']}' is the label column and that it is filled in.",
-            code="no_rows",
-        )
-    return out
-
-
-def _key(example: dict) -> str:
-    return example["text"] + "\x1f" + example.get("pair", "")
-
-
-def prepare(config: RunConfig, count_tokens: TokenCounter | None = None,
-            check_rows=None) -> PreparedData:
-    data = config.data
-    findings: list[Finding] = []
-    table = read_table(data.train_file)
-    findings += table.findings
-    columns = _resolve_columns(table, config, findings)
-    dropped: Counter = Counter()
-    train = _examples(table, columns, dropped)
-    splits = {"train": train, "validation": [], "test": []}
-    for split in ("validation", "test"):
-        path = getattr(data, f"{split}_file")
-        if path:
-            other = read_table(path)
-            findings += other.findings
-            splits[split] = _examples(other, columns, dropped)
-    _check_labels(splits["train"], "the training data")
-    need = tuple(0.0 if splits[s] else getattr(data, f"{s}_split") for s in ("validation", "test"))
-    if any(need):
-        _check_single_examples(splits["train"])
-        keys = [_key(e) for e in train]
-        idx = split_indices(len(train), need, config.training.seed,
-                            strata=[e["label"] for e in train], groups=keys)
-        for name, index in zip(("train", "validation", "test"), idx):
-            if name == "train" or not splits[name]:
-                splits[name] = [train[i] for i in index]
-    labels = sort_labels([e["label"] for e in splits["train"]])
-    _check_unseen(splits, labels, data)
-    if not splits["validation"] or not splits["test"]:
-        raise DataError(
-            "Too few rows to hold out validation and test examples.",
-            "Add data (at least a few examples per label) or give validation and test files.",
-            code="too_small",
-        )
-    if check_rows is not None:  # a server's row cap, before any tokenising
-        check_rows(sum(len(v) for v in splits.values()))
-    report = _report(splits, columns, labels, dropped, findings, data.max_length, count_tokens)
-    return PreparedData(splits["train"], splits["validation"], splits["test"], labels, report)
-
-
-def _check_labels(train: list[dict], where: str) -> None:
+def _check_train(train: list[dict], splitting: bool) -> None:
     counts = Counter(e["label"] for e in train)
     if len(counts) < 2:
         only = next(iter(counts))
         raise DataError(
-            f"Only one label ('{only}') occurs in {where}.",
+            f"Only one label ('{only}') occurs in the training data.",
             "A classifier needs examples of at least two labels.",
             code="one_class",
         )
-
-
-def _check_single_examples(train: list[dict]) -> None:
-    counts = Counter(e["label"] for e in train)
     single = sorted(label for label, n in counts.items() if n == 1)
-    if single:
+    if splitting and single:
         rows = [e["row"] for e in train if e["label"] in single][:5]
         raise DataError(
             f"Label(s) {', '.join(repr(s) for s in single)} occur only once (row(s) {rows}). "
@@ -244,7 +54,7 @@ def _check_single_examples(train: list[dict]) -> None:
         )
 
 
-def _check_unseen(splits: dict, labels: list[str], data) -> None:
+def _check_unseen(splits: dict, labels: list[str], config: RunConfig) -> None:
     known = set(labels)
     for split in ("validation", "test"):
         unseen = Counter(e["label"] for e in splits[split] if e["label"] not in known)
@@ -258,22 +68,16 @@ def _check_unseen(splits: dict, labels: list[str], data) -> None:
             )
 
 
-def _report(splits, columns, labels, dropped, findings, max_length, count_tokens) -> DataReport:
+def _report(splits: dict, labels: list[str], findings: list[Finding]) -> tuple[dict, dict]:
+    order = {name: i for i, name in enumerate(labels)}
     counts = {s: dict(sorted(Counter(e["label"] for e in ex).items(),
-                             key=lambda kv: labels.index(kv[0]) if kv[0] in labels else 0))
+                             key=lambda kv: order.get(kv[0], 0)))
               for s, ex in splits.items()}
     train_counts = counts["train"]
-    findings = list(findings)
-    if dropped:
-        total = sum(dropped.values())
-        why = " and ".join(f"{n} with {k}" for k, n in dropped.items())
-        findings.append(Finding("warning" if total > 0 else "info", "dropped",
-                                f"Dropped {total} row(s): {why}."))
-    big = max(train_counts.values())
+    big_label = max(train_counts, key=train_counts.get)
     small_label = min(train_counts, key=train_counts.get)
-    ratio = big / train_counts[small_label]
+    ratio = train_counts[big_label] / train_counts[small_label]
     if ratio >= IMBALANCE_WARN:
-        big_label = max(train_counts, key=train_counts.get)
         findings.append(Finding(
             "warning", "imbalance",
             f"Labels are imbalanced: '{big_label}' has {ratio:.1f}x as many training examples "
@@ -289,46 +93,36 @@ def _report(splits, columns, labels, dropped, findings, max_length, count_tokens
             "training examples; the model will learn them poorly and their test scores are "
             "noisy.",
         ))
-    train_keys = [_key(e) for e in splits["train"]]
-    dups = duplicate_count(train_keys)
-    if dups:
-        by_key: dict[str, set] = {}
-        for e in splits["train"]:
-            by_key.setdefault(_key(e), set()).add(e["label"])
-        conflicts = sum(1 for v in by_key.values() if len(v) > 1)
-        extra = (f" {conflicts} text(s) appear with different labels, which the model cannot "
-                 "get right; fix those labels." if conflicts else "")
-        findings.append(Finding("warning" if conflicts else "info", "duplicates",
-                                f"{dups} training row(s) repeat an earlier text.{extra}"))
-    leaks, found = leakage_findings(train_keys, splits, _key, "row(s)")
-    findings += found
-    stats = {}
-    if count_tokens is not None:
-        every = token_sample([e for s in splits.values() for e in s])
-        pairs = [e["pair"] for e in every] if columns.get("text_pair") else None
-        stats = length_stats(count_tokens([e["text"] for e in every], pairs), max_length,
-                             of=sum(len(s) for s in splits.values()))
-        note = truncation_finding(stats)
-        if note:
-            findings.append(note)
-    return DataReport(
-        task="classification",
-        columns=columns,
-        rows={s: len(v) for s, v in splits.items()},
-        dropped=dict(dropped),
-        labels=labels,
-        label_counts=counts,
-        token_lengths=stats,
-        findings=findings,
-        extra={"duplicates": dups, "leakage": leaks, "imbalance_ratio": round(ratio, 2)},
-    )
+    return counts, {"imbalance_ratio": round(ratio, 2)}
+
+
+KIND = RowKind(
+    name="classification",
+    read_labels=_read_labels,
+    label_names=lambda train: sort_labels([e["label"] for e in train]),
+    stratum=lambda e: e["label"],
+    check_train=_check_train,
+    check=_check_unseen,
+    report=_report,
+)
+
+
+def prepare(config: RunConfig, count_tokens: TokenCounter | None = None,
+            check_rows=None) -> PreparedData:
+    return prepare_rows(config, KIND, count_tokens, check_rows)
 
 
 # ---------------------------------------------------------------------------- model side
 
 
 def featurize(examples: list[dict], tokenizer, max_length: int, label2id: dict,
-              **_options) -> list[dict]:
+              **options) -> list[dict]:
+    def label_of(example):
+        return label2id.get(example.get("label")) if example.get("label") is not None else None
+
+    if options.get("windows"):
+        return windows.featurize(examples, tokenizer, max_length, options["window_overlap"],
+                                 options.get("max_windows", 16), label_of)
     texts = [e["text"] for e in examples]
     pairs = [e["pair"] for e in examples] if examples and "pair" in examples[0] else None
     enc = tokenizer(texts, pairs, truncation=True, max_length=max_length)
@@ -336,29 +130,34 @@ def featurize(examples: list[dict], tokenizer, max_length: int, label2id: dict,
     feats = []
     for i, example in enumerate(examples):
         item = {k: enc[k][i] for k in keys}
-        if example.get("label") is not None and example["label"] in label2id:
-            item["labels"] = label2id[example["label"]]
+        label = label_of(example)
+        if label is not None:
+            item["labels"] = label
         feats.append(item)
     return feats
 
 
-
-def metrics(outputs, features, examples, labels: list[str], **_options) -> dict:
+def example_logits(outputs, features, examples, options: dict):
+    """(examples, labels) logits: one row per example, its windows pooled."""
     import numpy as np
 
+    pooled = windows.pool(outputs, features, len(examples), options.get("pooling", "mean"))
+    return np.stack(pooled).astype("float64")
+
+
+def metrics(outputs, features, examples, labels: list[str], **options) -> dict:
     from ..metrics.classification import classification_metrics
 
-    logits = np.stack(outputs)
-    pred = logits.argmax(-1)
+    pred = example_logits(outputs, features, examples, options).argmax(-1)
     gold = [labels.index(e["label"]) for e in examples]
     return classification_metrics(gold, pred.tolist(), labels)
 
 
-def decode(outputs, features, examples, labels: list[str], **_options) -> list[dict]:
+def decode(outputs, features, examples, labels: list[str], **options) -> list[dict]:
     """Logits → {"label", "score", "probabilities"} per example."""
     import numpy as np
 
-    logits = np.stack(outputs).astype("float64")
+    logits = example_logits(outputs, features, examples, options)
     logits -= logits.max(-1, keepdims=True)
     probs = np.exp(logits)
     probs /= probs.sum(-1, keepdims=True)
@@ -374,9 +173,9 @@ def decode(outputs, features, examples, labels: list[str], **_options) -> list[d
 
 
 def prediction_rows(outputs, features, examples: list[dict], labels: list[str],
-                    **_options) -> list[dict]:
+                    **options) -> list[dict]:
     """Test rows with the model's answer, wrong ones first (most confident first)."""
-    predictions = decode(outputs, features, examples, labels)
+    predictions = decode(outputs, features, examples, labels, **options)
     rows = []
     for example, pred in zip(examples, predictions):
         row = {"text": example["text"]}
@@ -394,8 +193,6 @@ def prediction_rows(outputs, features, examples: list[dict], labels: list[str],
 
 def examples_from_frame(frame, columns: dict) -> list[dict]:
     """Rows of a file to predict: the trained text (and pair) columns, else detected ones."""
-    from ..errors import DataError
-
     names = [str(c) for c in frame.columns]
     text = columns.get("text") if columns.get("text") in names else None
     pair = columns.get("text_pair") if columns.get("text_pair") in names else None

@@ -1,0 +1,265 @@
+"""Regression: a number per text or pair of texts (a rating, a score, a similarity).
+
+The target is standardised with the training split's mean and standard deviation for training
+(mean-squared-error loss, transformers' `regression` problem type, one output); outputs are
+turned back into the target's units for every metric and answer. The exported model has the
+scale folded into its last layer (`before_save`), so plain transformers gives the number
+itself. Example dicts look like {"text", "pair"?, "label": float, "row"}.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+
+import numpy as np
+import pandas as pd
+
+from ..config import RunConfig
+from ..data import Finding, TokenCounter, clean_label
+from ..errors import DataError
+from . import PreparedData, windows
+from .classification import example_from_input, examples_from_frame  # noqa: F401 - same
+from .table import MISSING, RowKind, prepare_rows
+
+MIN_DISTINCT = 3
+BINS = 6
+
+
+def looks_like_regression(values) -> bool:
+    """A label column that holds numbers with many distinct values (ratings 1-5 stay classes;
+    scores such as 3.8 or 0-100 are targets)."""
+    cells = [v for v in map(clean_label, values) if v]
+    numbers = pd.to_numeric(pd.Series(cells, dtype="object"), errors="coerce")
+    if not cells or numbers.isna().mean() > 0.02:
+        return False
+    distinct = numbers.dropna().nunique()
+    fractional = (numbers.dropna() % 1 != 0).mean()
+    return distinct > 20 or (distinct > 10 and fractional > 0.2)
+
+
+def _read_labels(frame, columns: dict) -> list:
+    out = []
+    for cell in frame[columns["label"]].map(clean_label):
+        try:
+            value = float(cell) if cell else math.nan
+        except ValueError:
+            value = math.nan
+        out.append(value if math.isfinite(value) else MISSING)
+    return out
+
+
+def _check_train(train: list[dict], splitting: bool) -> None:
+    values = {e["label"] for e in train}
+    if len(values) < MIN_DISTINCT:
+        raise DataError(
+            f"The training targets take only {len(values)} distinct value(s).",
+            "Regression learns a number that varies; for a few fixed answers choose text "
+            "classification.", code="constant_target",
+        )
+
+
+def _stats(train: list[dict]) -> tuple[float, float]:
+    y = np.array([e["label"] for e in train], dtype="float64")
+    return float(y.mean()), float(y.std() or 1.0)
+
+
+def _report(splits: dict, labels: list[str], findings: list[Finding]) -> tuple[dict, dict]:
+    y = np.array([e["label"] for e in splits["train"]], dtype="float64")
+    low, high = float(y.min()), float(y.max())
+    edges = np.linspace(low, high, BINS + 1)
+
+    def histogram(rows):
+        values = np.array([e["label"] for e in rows], dtype="float64")
+        counts, _ = np.histogram(np.clip(values, low, high), bins=edges)
+        return {f"{edges[i]:.3g} to {edges[i + 1]:.3g}": int(c) for i, c in enumerate(counts)}
+
+    counts = {s: histogram(rows) for s, rows in splits.items()}
+    mean, std = _stats(splits["train"])
+    findings.append(Finding(
+        "info", "target",
+        f"Target '{labels[0]}': {len(y):,} training values from {low:.4g} to {high:.4g} "
+        f"(mean {mean:.4g}, standard deviation {std:.4g}). Predicting the mean alone gives a "
+        f"mean absolute error of {float(np.abs(y - mean).mean()):.4g}.",
+    ))
+    outside = sum(1 for s in ("validation", "test") for e in splits[s]
+                  if not low <= e["label"] <= high)
+    if outside:
+        findings.append(Finding(
+            "warning", "outside_range",
+            f"{outside} validation/test value(s) lie outside the training range "
+            f"{low:.4g}-{high:.4g}: models predict those poorly.",
+        ))
+    return counts, {"target": {"min": low, "max": high, "mean": round(mean, 6),
+                               "std": round(std, 6)}}
+
+
+def _options(splits, labels, config, report) -> dict:
+    mean, std = _stats(splits["train"])
+    return {"target_mean": mean, "target_std": std}
+
+
+KIND = RowKind(
+    name="regression", read_labels=_read_labels,
+    label_names=lambda train: [],  # filled in by prepare: the target column's name
+    stratum=lambda e: "",  # replaced per data by quantile bins
+    check_train=_check_train, check=lambda splits, labels, config: None,
+    report=_report, options=_options, missing_label="a target that is not a number",
+)
+
+
+def prepare(config: RunConfig, count_tokens: TokenCounter | None = None,
+            check_rows=None) -> PreparedData:
+    state: dict = {}
+
+    def check_train(train, splitting):
+        _check_train(train, splitting)
+        # split by quantile: every range of the target reaches validation and test
+        cuts = np.quantile([e["label"] for e in train], np.linspace(0, 1, BINS + 1)[1:-1])
+        state["cuts"] = cuts
+
+    def stratum(example):
+        return f"q{int(np.searchsorted(state['cuts'], example['label'], side='right'))}"
+
+    def names(train):
+        return [state.get("target") or "value"]
+
+    def read(frame, columns):
+        state["target"] = columns["label"]
+        return _read_labels(frame, columns)
+
+    kind = replace(KIND, read_labels=read, label_names=names, stratum=stratum,
+                   check_train=check_train)
+    return prepare_rows(config, kind, count_tokens, check_rows, detect_label=_detect_label)
+
+
+def _detect_label(frame, detected: dict) -> str | None:
+    """The named label column if it holds numbers, else the first numeric column with many
+    distinct values."""
+    taken = (detected.get("text"), detected.get("text_pair"))
+    named = detected.get("label")
+    if named and looks_like_regression(frame[named]):
+        return named
+    for column in map(str, frame.columns):
+        if column not in taken and looks_like_regression(frame[column]):
+            return column
+    return None
+
+
+# ---------------------------------------------------------------------------- model side
+
+
+def _scale(options: dict) -> tuple[float, float]:
+    return float(options.get("target_mean", 0.0)), float(options.get("target_std", 1.0)) or 1.0
+
+
+def featurize(examples: list[dict], tokenizer, max_length: int, label2id: dict,
+              **options) -> list[dict]:
+    mean, std = _scale(options)
+
+    def label_of(example):
+        value = example.get("label")
+        return None if value is None else float((value - mean) / std)
+
+    if options.get("windows"):
+        return windows.featurize(examples, tokenizer, max_length, options["window_overlap"],
+                                 options.get("max_windows", 16), label_of)
+    texts = [e["text"] for e in examples]
+    pairs = [e["pair"] for e in examples] if examples and "pair" in examples[0] else None
+    enc = tokenizer(texts, pairs, truncation=True, max_length=max_length)
+    keys = [k for k in ("input_ids", "attention_mask", "token_type_ids") if k in enc]
+    feats = []
+    for i, example in enumerate(examples):
+        item = {k: enc[k][i] for k in keys}
+        label = label_of(example)
+        if label is not None:
+            item["labels"] = label
+        feats.append(item)
+    return feats
+
+
+def values(outputs, features, examples, options: dict) -> np.ndarray:
+    """One predicted number per example, in the target's units."""
+    mean, std = _scale(options)
+    pooled = windows.pool(outputs, features, len(examples), options.get("pooling", "mean"))
+    return np.array([float(np.ravel(p)[0]) for p in pooled]) * std + mean
+
+
+def metrics(outputs, features, examples, labels: list[str], **options) -> dict:
+    from ..metrics.regression import regression_metrics
+
+    return regression_metrics([e["label"] for e in examples],
+                              values(outputs, features, examples, options))
+
+
+def decode(outputs, features, examples, labels: list[str], **options) -> list[dict]:
+    """{"value", "label" (the value as text)} per example."""
+    return [{"value": float(v), "label": f"{v:.4g}"}
+            for v in values(outputs, features, examples, options)]
+
+
+def prediction_rows(outputs, features, examples: list[dict], labels: list[str],
+                    **options) -> list[dict]:
+    """Test rows with the predicted number, the worst predicted first."""
+    rows = []
+    for example, v in zip(examples, values(outputs, features, examples, options)):
+        row = {"text": example["text"], **({"text_pair": example["pair"]}
+                                           if "pair" in example else {}),
+               "true": round(example["label"], 5), "predicted": round(float(v), 5),
+               "error": round(float(v) - example["label"], 5)}
+        rows.append(row)
+    spread = np.std([r["true"] for r in rows]) if rows else 0.0
+    for row in rows:  # "wrong" for the errors table: off by more than half a standard deviation
+        row["correct"] = bool(abs(row["error"]) <= 0.5 * spread)
+    rows.sort(key=lambda r: -abs(r["error"]))
+    return rows
+
+
+def output_columns(prediction: dict, labels: list[str]) -> dict:
+    return {f"predicted_{labels[0] if labels else 'value'}": round(prediction["value"], 6)}
+
+
+def before_save(model, options: dict) -> dict:
+    """Fold the target's scale into the last layer (weights x std, bias x std + mean), so the
+    saved model outputs the number itself; returns the options the export keeps."""
+    import torch
+
+    mean, std = _scale(options)
+    with torch.no_grad():
+        for _, module in _output_layers(model):
+            module.weight.mul_(std)
+            if module.bias is not None:
+                module.bias.mul_(std).add_(mean)
+    return {**options, "target_mean": 0.0, "target_std": 1.0,
+            "trained_target_mean": mean, "trained_target_std": std}
+
+
+def _output_layers(model):
+    """The one-output linear layers of the head (and of peft's saved copy of it)."""
+    import torch
+
+    return [(n, m) for n, m in model.named_modules()
+            if isinstance(m, torch.nn.Linear) and m.out_features == 1]
+
+
+USAGE = """import torch
+from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+model = AutoModelForSequenceClassification.from_pretrained("{path}")  # regression, 1 output
+tokenizer = AutoTokenizer.from_pretrained("{path}")
+inputs = tokenizer(["A man is playing a guitar."], {pair}return_tensors="pt")
+with torch.no_grad():
+    print(model(**inputs).logits[0, 0].item())  # the predicted {target}, in its own units"""
+
+
+def usage_snippet(meta: dict, path: str) -> str:
+    pair = '["A man plays the guitar."], ' if (meta.get("columns") or {}).get("text_pair") \
+        else ""
+    target = (meta.get("labels") or ["value"])[0]
+    return USAGE.format(path=path, pair=pair, target=target)
+
+
+def preview_rows(examples: list[dict]) -> tuple[list[dict], list[str]]:
+    pairs = any(e.get("pair") for e in examples)
+    cols = ["text", *(["pair"] if pairs else []), "label"]
+    return [{c: e.get(c) for c in cols} for e in examples], cols
