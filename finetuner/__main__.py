@@ -27,7 +27,8 @@ from .errors import FinetunerError  # noqa: E402
 
 # flag -> (section, field, type, help)
 FLAGS = {
-    "--task": (None, "task", str, "classification"),
+    "--task": (None, "task", str,
+               "classification | multi-label | regression | ner | qa (default classification)"),
     "--data": ("data", "train_file", str, "training file (CSV, TSV, JSON, JSONL, Parquet)"),
     "--validation": ("data", "validation_file", str, "optional validation file"),
     "--test": ("data", "test_file", str, "optional test file"),
@@ -39,6 +40,12 @@ FLAGS = {
     "--max-length": ("data", "max_length", int, "max tokens per example (default 128; 384 for qa)"),
     "--doc-stride": ("data", "doc_stride", int, "QA: token overlap of context windows"),
     "--max-answer-length": ("data", "max_answer_length", int, "QA: longest answer in tokens"),
+    "--label-separator": ("data", "label_separator", str,
+                          "multi-label: character between labels in a cell (detected)"),
+    "--long-documents": ("data", "long_documents", str,
+                         "auto | windows | truncate: texts longer than --max-length"),
+    "--window-pooling": ("data", "window_pooling", str, "mean | max: windows of a long text"),
+    "--max-windows": ("data", "max_windows", int, "most windows read per text (default 16)"),
     "--model": ("model", "name_or_path", str, "'default', a model folder or zip, or a hub id"),
     "--method": ("method", "method", str, "full | lora | head (default full)"),
     "--lora-r": ("method", "lora_r", int, "LoRA rank (default 8)"),
@@ -256,6 +263,13 @@ def cmd_predict(args) -> int:
         elif "entities" in pred:  # NER: "PER: Angela Merkel; LOC: Paris"
             found = "; ".join(f"{e['type']}: {e['text']}" for e in pred["entities"])
             print(f"{found or '(no entities)'}\t{text}")
+        elif "value" in pred:  # regression: the number
+            print(f"{pred['value']:.4g}\t{text}")
+        elif "thresholds" in pred:  # multi-label: every label above its threshold
+            probs = ", ".join(f"{k} {v:.3f}{'*' if v >= pred['thresholds'][k] else ''}"
+                              for k, v in sorted(pred["probabilities"].items(),
+                                                 key=lambda kv: -kv[1]))
+            print(f"{pred['label']}\t({probs})\t{text}")
         else:
             probs = ", ".join(f"{k} {v:.3f}" for k, v in sorted(
                 pred["probabilities"].items(), key=lambda kv: -kv[1]))

@@ -596,7 +596,8 @@ def _judge(ctx: Context, p: Prepared, evaluator: Evaluator, callback: RunCallbac
     data_facts["baselines"] = {b["title"]: (b.get("validation") or {}).get(spec.primary_metric)
                                for b in base.values()}
     label_issues = None
-    if spec.label_errors and not stopped:
+    # windows of long texts are not rows: the check reads one feature per training row
+    if spec.label_errors and not stopped and len(p.feats["train"]) == len(prepared.train):
         label_issues = _label_issues(ctx, p.model, prepared, p.feats, p.collate, evaluator, amp)
         data_facts["label_issues"] = {k: label_issues[k] for k in ("checked", "flagged", "share")
                                       } if label_issues else None

@@ -31,5 +31,14 @@ def fit(predictor, example: dict, max_qa_windows: int) -> tuple[dict, str]:
     n = len(tokenizer(text, pair, truncation=False, verbose=False)["input_ids"])
     if n <= max_length:
         return example, ""
+    options = predictor.options
+    if options.get("windows") and not pair:
+        overlap = int(options.get("window_overlap", max_length // 4))
+        count = 1 + -(-(n - max_length) // max(1, max_length - 2 - overlap))
+        cap = int(options.get("max_windows", 16))
+        read = "all of it" if count <= cap else f"its first {cap} windows; the rest was not used"
+        return example, (f"This text has {n:,} tokens: the model read it in {min(count, cap)} "
+                         f"overlapping windows of {max_length} tokens ({read}) and pooled "
+                         f"their scores ({options.get('pooling', 'mean')}).")
     return example, (f"The model read the first {max_length} of this text's {n:,} tokens, the "
                      "max length it was trained with; the rest was not used.")

@@ -14,7 +14,7 @@ import warnings
 
 import gradio as gr
 
-from ..config import DEFAULT_LEARNING_RATE
+from ..config import DEFAULT_LEARNING_RATE, PRECISIONS, RunConfig
 from ..errors import FinetunerError
 from ..studio import Studio
 from . import render
@@ -204,6 +204,9 @@ def _data_tab(add) -> None:
             add("label_plot", gr.HTML())
 
 
+D = RunConfig()  # the widgets start at the config's own defaults
+
+
 def _model_tab(add) -> None:
     add("model_choice", gr.Radio(MODEL_CHOICES, value="default", label="Model"))
     add("model_path", gr.Textbox(label="Model folder or hub id", visible=False,
@@ -221,7 +224,7 @@ def _model_tab(add) -> None:
         add("advice", gr.HTML())
         add("advice_btn", gr.Button("Use the recommended settings", size="sm"))
     with gr.Row():
-        add("epochs", gr.Number(value=3, label="Epochs", minimum=0.1, maximum=100,
+        add("epochs", gr.Number(value=D.training.epochs, label="Epochs", minimum=0.1, maximum=100,
                                 info="Passes over the training data. Early stopping ends "
                                      "sooner if validation stops improving."))
         add("lr", gr.Number(value=DEFAULT_LEARNING_RATE["full"], label="Learning rate",
@@ -232,29 +235,45 @@ def _model_tab(add) -> None:
                                                        "CPU and more on a GPU."))
     with gr.Accordion("Advanced settings", open=False):
         with gr.Row():
-            add("max_length", gr.Number(value=128, precision=0, label="Max length (tokens)",
-                                        minimum=8, maximum=8192,
-                                        info="Longer texts are cut; see the data report."))
-            add("weight_decay", gr.Number(value=0.01, label="Weight decay"))
-            add("warmup_ratio", gr.Number(value=0.06, label="Warmup share of steps"))
-            add("seed", gr.Number(value=42, precision=0, label="Seed"))
+            add("max_length", gr.Number(value=D.data.max_length, precision=0,
+                                        label="Max length (tokens)", minimum=8, maximum=8192,
+                                        info="Longer texts are cut or read in windows; see "
+                                             "the data report."))
+            add("weight_decay", gr.Number(value=D.training.weight_decay, label="Weight decay"))
+            add("warmup_ratio", gr.Number(value=D.training.warmup_ratio,
+                                          label="Warmup share of steps"))
+            add("seed", gr.Number(value=D.training.seed, precision=0, label="Seed"))
         with gr.Row():
-            add("evals_per_epoch", gr.Number(value=4, precision=0,
+            add("evals_per_epoch", gr.Number(value=D.training.evals_per_epoch, precision=0,
                                              label="Evaluations per epoch"))
-            add("patience", gr.Number(value=3, precision=0, label="Early stopping patience",
+            add("patience", gr.Number(value=D.training.early_stopping_patience, precision=0,
+                                      label="Early stopping patience",
                                       info="Evaluations without improvement; 0 turns it off."))
             add("max_steps", gr.Number(value=0, precision=0, label="Max steps",
                                        minimum=0, info="Stop after this many steps (quick "
                                                        "trials); 0 means no limit."))
-            add("precision", gr.Dropdown(["auto", "fp32", "bf16", "fp16"], value="auto",
+            add("precision", gr.Dropdown(list(PRECISIONS), value=D.training.precision,
                                          label="Precision"))
         with gr.Row():
-            add("val_split", gr.Number(value=0.1, label="Validation share"))
-            add("test_split", gr.Number(value=0.1, label="Test share"))
+            add("val_split", gr.Number(value=D.data.validation_split, label="Validation share"))
+            add("test_split", gr.Number(value=D.data.test_split, label="Test share"))
+            add("long_documents", gr.Dropdown(
+                [("Auto: windows when 5%+ of texts are longer", "auto"),
+                 ("Read every word in windows", "windows"), ("Cut at max length", "truncate")],
+                value=D.data.long_documents, label="Texts longer than max length",
+                info="Classification, multi-label, regression: windows of a long text are "
+                     "read one by one and their scores pooled."))
+            add("window_pooling", gr.Dropdown([("Mean of the windows", "mean"),
+                                               ("Strongest window (max)", "max")],
+                                              value=D.data.window_pooling,
+                                              label="Pooling of windows"))
+            add("label_separator", gr.Textbox(label="Multi-label separator",
+                                              placeholder="detected (; | or ,)", max_lines=1))
         with gr.Row():
-            add("lora_r", gr.Number(value=8, precision=0, label="LoRA rank"))
-            add("lora_alpha", gr.Number(value=16, precision=0, label="LoRA alpha"))
-            add("lora_dropout", gr.Number(value=0.1, label="LoRA dropout"))
+            add("lora_r", gr.Number(value=D.method.lora_r, precision=0, label="LoRA rank"))
+            add("lora_alpha", gr.Number(value=D.method.lora_alpha, precision=0,
+                                        label="LoRA alpha"))
+            add("lora_dropout", gr.Number(value=D.method.lora_dropout, label="LoRA dropout"))
             add("lora_targets", gr.Textbox(label="LoRA target modules",
                                            placeholder="empty: chosen for the architecture"))
             add("adapter_only", gr.Checkbox(False, label="Export the LoRA adapter only"))
@@ -289,7 +308,7 @@ def _results_tab(add) -> None:
     with gr.Row():
         add("per_class", gr.Dataframe(label="Scores per label (test split)", interactive=False))
         add("confusion", gr.HTML())
-    add("errors", gr.Dataframe(label="Test examples the model got wrong (most confident first)",
+    add("errors", gr.Dataframe(label="Test examples the model got wrong (worst first)",
                                interactive=False, max_height=320, wrap=True))
     add("label_issues", gr.Dataframe(
         label="Suspected label errors in the training data (most suspicious first)",
@@ -375,7 +394,7 @@ def _wire(w: Wiring, demo: gr.Blocks) -> None:
     for name in ("val_file", "test_file"):
         after_data(bind(C[name].change, "check_data", form, data_out, "data_msg",
                         api_name=f"check_{name}"))
-    for name in ("text_col", "pair_col", "label_col"):
+    for name in ("text_col", "pair_col", "label_col", "long_documents", "label_separator"):
         after_data(bind(C[name].input, "check_data", form, data_out, "data_msg",
                         api_name=f"check_{name}"))
     for name in ("model_choice", "model_path", "model_zip", "model_own"):

@@ -25,11 +25,58 @@ MODEL_CHOICES = [("Embedded default: all-MiniLM-L6-v2 (offline, 22.7M parameters
 METHOD_CHOICES = [("Full fine-tuning", "full"), ("LoRA (adapters)", "lora"),
                   ("Head only (frozen encoder)", "head")]
 METHOD_TITLES = {value: title for title, value in METHOD_CHOICES}
+# form field -> (RunConfig section, field, reader): the one map from the page to the config.
+# An empty field (or 0 where 0 means "not set") is left out, so RunConfig's own default
+# applies: no default is written twice.
+SETTINGS = {
+    "val_split": ("data", "validation_split", float),
+    "test_split": ("data", "test_split", float),
+    "max_length": ("data", "max_length", int),
+    "long_documents": ("data", "long_documents", str),
+    "window_pooling": ("data", "window_pooling", str),
+    "label_separator": ("data", "label_separator", str),
+    "lora_r": ("method", "lora_r", int),
+    "lora_alpha": ("method", "lora_alpha", int),
+    "lora_dropout": ("method", "lora_dropout", float),
+    "lora_targets": ("method", "lora_target_modules", str),
+    "epochs": ("training", "epochs", float),
+    "lr": ("training", "learning_rate", float),
+    "batch_size": ("training", "batch_size", int),
+    "weight_decay": ("training", "weight_decay", float),
+    "warmup_ratio": ("training", "warmup_ratio", float),
+    "evals_per_epoch": ("training", "evals_per_epoch", int),
+    "patience": ("training", "early_stopping_patience", int),
+    "seed": ("training", "seed", int),
+    "precision": ("training", "precision", str),
+    "max_steps": ("training", "max_steps", int),
+}
+ZERO_IS_UNSET = {"lr", "batch_size", "max_steps"}  # 0 on the page: pick the default
 FORM_FIELDS = ("task", "train_file", "val_file", "test_file", "text_col", "pair_col",
                "label_col", "model_choice", "model_path", "model_zip", "model_own", "method",
-               "epochs", "lr", "batch_size", "max_length", "weight_decay", "warmup_ratio",
-               "evals_per_epoch", "patience", "seed", "precision", "max_steps", "val_split",
-               "test_split", "lora_r", "lora_alpha", "lora_dropout", "lora_targets", "adapter_only")
+               *SETTINGS, "adapter_only")
+
+
+def settings_from_form(form: dict) -> dict:
+    """{section: {field: value}} for the settings the form sets (see SETTINGS)."""
+    out: dict = {"data": {}, "method": {}, "training": {}}
+    for key, (section, name, cast) in SETTINGS.items():
+        raw = form.get(key)
+        if cast is str:
+            value = (str(raw).strip() or None) if raw is not None else None
+        else:
+            value = _num(raw, cast, None)
+            if value is not None and key in ZERO_IS_UNSET and value <= 0:
+                value = None
+        if value is not None:
+            out[section][name] = value
+    return out
+
+
+def defaults():
+    """RunConfig's defaults, for the widgets' initial values."""
+    from ..config import RunConfig
+
+    return RunConfig()
 
 
 def _path(value) -> str | None:

@@ -16,7 +16,7 @@ from ..config import RunConfig
 from ..errors import FinetunerError
 from ..modeling import ModelSource, model_config, resolve_model
 from ..studio import Studio
-from .forms import NOT_YOURS, _col, _num, _path
+from .forms import NOT_YOURS, _col, _path, settings_from_form
 from .tab_data import DataTabs
 from .tab_results import ResultsTabs
 from .tab_train import TrainTab
@@ -75,8 +75,7 @@ class Handlers(DataTabs, TrainTab, ResultsTabs):
             raise FinetunerError("No training file yet.",
                                  "Upload a CSV, TSV, JSON, JSONL or Parquet file on the Data "
                                  "tab, or load an example.", code="no_data")
-        method = form.get("method") or "full"
-        lr = _num(form.get("lr"))
+        settings = settings_from_form(form)
         return RunConfig.from_dict({
             "task": form.get("task") or "classification",
             "data": {
@@ -86,29 +85,11 @@ class Handlers(DataTabs, TrainTab, ResultsTabs):
                 "text_column": _col(form.get("text_col")),
                 "text_pair_column": _col(form.get("pair_col")),
                 "label_column": _col(form.get("label_col")),
-                "validation_split": _num(form.get("val_split"), float, 0.1),
-                "test_split": _num(form.get("test_split"), float, 0.1),
-                "max_length": _num(form.get("max_length"), int, None),
+                **settings["data"],
             },
             "model": model_config(model or self.model_source(user, form)),
-            "method": {
-                "method": method,
-                "lora_r": _num(form.get("lora_r"), int, 8),
-                "lora_alpha": _num(form.get("lora_alpha"), int, 16),
-                "lora_dropout": _num(form.get("lora_dropout"), float, 0.1),
-                "lora_target_modules": (form.get("lora_targets") or "").strip() or None,
-                "export_adapter_only": bool(form.get("adapter_only")),
-            },
-            "training": {
-                "epochs": _num(form.get("epochs"), float, 3.0),
-                "learning_rate": lr if lr and lr > 0 else None,
-                "batch_size": _num(form.get("batch_size"), int, None) or None,
-                "weight_decay": _num(form.get("weight_decay"), float, 0.01),
-                "warmup_ratio": _num(form.get("warmup_ratio"), float, 0.06),
-                "evals_per_epoch": _num(form.get("evals_per_epoch"), int, 4),
-                "early_stopping_patience": _num(form.get("patience"), int, 3),
-                "seed": _num(form.get("seed"), int, 42),
-                "precision": form.get("precision") or "auto",
-                "max_steps": _num(form.get("max_steps"), int, None) or None,
-            },
+            "method": {"method": form.get("method") or "full",
+                       "export_adapter_only": bool(form.get("adapter_only")),
+                       **settings["method"]},
+            "training": settings["training"],
         })

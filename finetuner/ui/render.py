@@ -225,14 +225,17 @@ def metrics_html(results: dict) -> str:
     if not test:
         head.append(message(results.get("note") or "No test metrics for this run.", "info"))
         return "".join(head)
-    names = {"accuracy": "Accuracy", "macro_f1": "Macro-F1", "weighted_f1": "Weighted-F1",
+    names = {"accuracy": "Accuracy", "micro_f1": "Micro-F1", "macro_f1": "Macro-F1",
+             "weighted_f1": "Weighted-F1", "subset_accuracy": "All labels right",
              "f1": "F1", "precision": "Precision", "recall": "Recall",
-             "exact_match": "Exact match", "token_accuracy": "Token accuracy"}
+             "exact_match": "Exact match", "token_accuracy": "Token accuracy",
+             "pearson": "Pearson", "spearman": "Spearman", "r2": "R²", "mae": "Mean abs. error",
+             "rmse": "RMSE"}
     cards = "".join(
         f"<div class='ft-card' style='display:inline-block;min-width:120px;margin:4px;"
         f"padding:8px 12px;border:1px solid #ccd;border-radius:6px'><div style='font-size:.85em'>"
         f"{esc(title)}</div><div style='font-size:1.6em' data-metric='{esc(key)}'>"
-        f"{test[key]:.3f}</div></div>"
+        f"{test[key]:.4g}</div></div>"
         for key, title in names.items() if isinstance(test.get(key), (int, float)))
     n = test.get("n")
     timing = results.get("timing") or {}
@@ -297,8 +300,8 @@ def baselines_html(results: dict) -> str:
         diff = (model_test - top) * 100
         line = (f"<p>On the test split fine-tuning {'beats' if diff > 0 else 'trails'} the "
                 f"best baseline ({esc(best['title'])}) by {abs(diff):.1f} points.</p>")
-    shown = {"macro_f1": "macro-F1", "f1": "entity F1", "accuracy": "accuracy"}.get(metric,
-                                                                                 metric)
+    shown = {"macro_f1": "macro-F1", "f1": "entity F1", "accuracy": "accuracy",
+             "micro_f1": "micro-F1", "pearson": "Pearson correlation"}.get(metric, metric)
     return ("<div class='ft-baselines'><b>Beside simple baselines</b> (" + esc(shown)
             + ", same splits)<table class='ft-methods'><thead><tr><th>Model</th>"
             "<th>Validation</th><th>Test</th></tr></thead><tbody>" + "".join(rows)
@@ -306,7 +309,8 @@ def baselines_html(results: dict) -> str:
 
 
 def per_class_frame(results: dict) -> pd.DataFrame:
-    per = (results.get("test") or {}).get("per_class") or {}
+    test = results.get("test") or {}
+    per = test.get("per_class") or test.get("per_label") or {}
     rows = [{"label": str(k), "precision": v.get("precision"), "recall": v.get("recall"),
              "f1": v.get("f1"), "support": v.get("support")} for k, v in per.items()]
     return pd.DataFrame(rows, columns=["label", "precision", "recall", "f1", "support"])
@@ -376,3 +380,48 @@ def runs_frame(summaries: list) -> pd.DataFrame:
             "test score (not used for any choice)", "vs best baseline (validation)",
             "train time", "disk", "created", "id"]
     return pd.DataFrame([s.row() for s in summaries], columns=cols)
+
+
+def scatter_html(rows: list[dict], width: int = 420, height: int = 420,
+                 limit: int = 2000) -> str:
+    """Regression: predicted (y) against true (x) for the test rows, with the diagonal a
+    perfect model would follow (an inline SVG; at most `limit` points are drawn)."""
+    points = [(float(r["true"]), float(r["predicted"])) for r in rows
+              if isinstance(r.get("true"), (int, float)) and
+              isinstance(r.get("predicted"), (int, float))][:limit]
+    if not points:
+        return ""
+    values = [v for p in points for v in p]
+    ticks = _nice_ticks(min(values), max(values), 5)
+    low, high = ticks[0], ticks[-1]
+    span = (high - low) or 1.0
+    left, right, top, bottom = 52, 12, 12, 40
+
+    def px(x: float) -> float:
+        return left + (x - low) / span * (width - left - right)
+
+    def py(y: float) -> float:
+        return height - bottom - (y - low) / span * (height - top - bottom)
+
+    parts = [f"<svg viewBox='0 0 {width} {height}' width='100%' role='img' "
+             "aria-label='predicted against true values on the test split' "
+             f"style='max-width:{width}px;font:11px sans-serif'>"]
+    for t in ticks:
+        parts.append(f"<line x1='{left}' x2='{width - right}' y1='{py(t):.1f}' "
+                     f"y2='{py(t):.1f}' stroke='#eee'/><text x='{left - 4}' y='{py(t) + 4:.1f}' "
+                     f"text-anchor='end' fill='#555'>{t:.4g}</text><text x='{px(t):.1f}' "
+                     f"y='{height - bottom + 14}' text-anchor='middle' fill='#555'>{t:.4g}</text>")
+    parts.append(f"<line x1='{px(low):.1f}' y1='{py(low):.1f}' x2='{px(high):.1f}' "
+                 f"y2='{py(high):.1f}' stroke='#999' stroke-dasharray='4 3'>"
+                 "<title>perfect predictions</title></line>")
+    parts += [f"<circle class='ft-point' cx='{px(x):.1f}' cy='{py(y):.1f}' r='2.5' "
+              f"fill='#4c78a8' fill-opacity='0.6'><title>true {x:.4g}, predicted {y:.4g}"
+              "</title></circle>" for x, y in points]
+    parts.append(f"<text x='{(left + width - right) / 2}' y='{height - 6}' text-anchor='middle'"
+                 " fill='#555'>true value</text>")
+    parts.append(f"<text x='12' y='{(top + height - bottom) / 2}' text-anchor='middle' "
+                 f"fill='#555' transform='rotate(-90 12 {(top + height - bottom) / 2})'>"
+                 "predicted</text></svg>")
+    return ("<div class='ft-chart ft-scatter'><div><b>Predicted against true value (test "
+            f"split, {len(points):,} rows): points on the dashed line are exact</b></div>"
+            + "".join(parts) + "</div>")

@@ -99,7 +99,9 @@ class DataTabs:
                                         editable=bool(columns)))
         tokens = report.get("token_lengths") or {}
         out["data_state"] = {
-            "task": task, "n_train": report["rows"]["train"],
+            # long texts read in windows train on every window: the cost counts windows
+            "task": task, "n_train": round(report["rows"]["train"] *
+                                           tokens.get("windows_mean", 1.0)),
             "n_validation": report["rows"]["validation"], "labels": prepared.labels,
             "mean_tokens": tokens.get("mean", 32.0), "pairs": bool(chosen.get("pair_col")),
             "columns": report["columns"],

@@ -64,8 +64,8 @@ class ResultsTabs:
             "verdict": render.diagnosis_html(results.get("diagnosis")),
             "metrics": render.metrics_html(results),
             "per_class": gr.update(value=render.per_class_frame(results),
-                                   visible=bool((results.get("test") or {}).get("per_class"))),
-            "confusion": render.confusion_html(results),
+                                   visible=not render.per_class_frame(results).empty),
+            "confusion": render.confusion_html(results) or render.scatter_html(rows),
             "errors": render.errors_frame(rows),
             **self._label_issues(user, run, results),
             "snippet": usage_snippet(meta, "./model") if has_model else "",
@@ -108,12 +108,12 @@ class ResultsTabs:
         spec = task_ui(task)
         if run_id:
             pairs = spec.pair_always or bool((meta.get("columns") or {}).get("text_pair"))
-        label = spec.answer == "label"
+        label = spec.answer in ("label", "labels")
         return {"try_text": gr.update(label=spec.text_label),
                 "try_pair": gr.update(visible=pairs, label=spec.pair_label or "Second text",
                                       lines=6 if spec.pair_always else 2),
                 "try_out": gr.update(visible=label, value=None),
-                "try_spans": gr.update(visible=not label, value=None),
+                "try_spans": gr.update(visible=spec.answer == "spans", value=None),
                 "try_details": ""}
 
     def predict(self, user: str, form: dict) -> dict:

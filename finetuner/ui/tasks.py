@@ -15,9 +15,11 @@ from . import render
 
 TASK_CHOICES = [(spec.ui.choice, spec.name) for spec in TASKS.values()]
 TASK_INFO = ("Classification sorts texts into your labels (sentiment, spam, topic, legal "
-             "category, or a relation between two texts). Entity recognition marks names of "
-             "people, places, organisations... in sentences. Question answering finds the answer "
-             "to a question inside a passage.")
+             "category, or a relation between two texts). Multi-label gives each text any "
+             "number of labels, none included (clauses, tickets). Regression predicts a number "
+             "(a rating, a similarity score). Entity recognition marks names of people, "
+             "places, organisations... in sentences. Question answering finds the answer to a "
+             "question inside a passage.")
 
 
 def ui(task: str | None) -> TaskUI:
@@ -50,31 +52,72 @@ def example_for(task: str, text: str, pair: str | None) -> dict:
 
 
 def answer(task: str, pred: dict, example: dict) -> dict:
-    """Outputs for the try-it box: try_out (label), try_spans (highlights), try_details."""
-    if task == "ner":
-        entities = pred.get("entities") or []
-        spans = {"text": example["text"], "entities": [
-            {"entity": e["type"], "start": e["start"], "end": e["end"]} for e in entities
-            if e.get("start") is not None]}
-        rows = "".join(f"<tr><td>{render.esc(e['text'])}</td><td>{render.esc(e['type'])}</td>"
-                       f"<td>{e['score']:.0%}</td></tr>" for e in entities)
-        details = (f"<table class='ft-entities'><thead><tr><th>Entity</th><th>Type</th>"
-                   f"<th>Confidence</th></tr></thead><tbody>{rows}</tbody></table>" if rows else
-                   render.message("No entities found in this sentence.", "info"))
-        return {"try_spans": spans, "try_details": details}
-    if task == "qa":
-        context = example["context"]
-        if pred.get("no_answer") or not pred.get("answer"):
-            spans = {"text": context, "entities": []}
-            head = "No answer in this passage."
-        else:
-            spans = {"text": context, "entities": [
-                {"entity": "answer", "start": pred["start"], "end": pred["end"]}]}
-            head = (f"Answer: <b>{render.esc(pred['answer'])}</b> "
-                    f"({pred.get('probability', 0):.0%} confident)")
-        others = "".join(f"<li>{render.esc(r['answer'])} ({r.get('probability', 0):.0%})</li>"
-                         for r in pred.get("runners_up") or [] if r.get("answer"))
-        details = f"<div class='ft-answer'>{head}" + (
-            f"<div>Runners-up:<ol>{others}</ol></div>" if others else "") + "</div>"
-        return {"try_spans": spans, "try_details": details}
+    """Outputs for the try-it box: try_out (label), try_spans (highlights), try_details; the
+    task's TaskUI.answer says which."""
+    return ANSWERS[ui(task).answer](pred, example)
+
+
+def _label(pred: dict, example: dict) -> dict:
     return {"try_out": pred["probabilities"], "try_details": ""}
+
+
+def _labels(pred: dict, example: dict) -> dict:
+    """Multi-label: every label with its probability; those at or above their threshold are
+    the answer."""
+    thresholds = pred.get("thresholds") or {}
+    rows = "".join(
+        f"<tr class='{'ft-on' if p >= thresholds.get(n, 0.5) else 'ft-off'}'>"
+        f"<td>{'&#10003;' if p >= thresholds.get(n, 0.5) else ''}</td><td>{render.esc(n)}</td>"
+        f"<td>{p:.0%}</td><td>{thresholds.get(n, 0.5):.0%}</td></tr>"
+        for n, p in sorted(pred["probabilities"].items(), key=lambda kv: -kv[1]))
+    head = (f"Labels: <b>{render.esc(', '.join(pred['labels']))}</b>" if pred["labels"] else
+            "<b>None of the labels</b> reaches its threshold.")
+    details = (f"<div class='ft-answer' data-labels='{render.esc(';'.join(pred['labels']))}'>"
+               f"{head}<table class='ft-entities'><thead><tr><th></th><th>Label</th>"
+               "<th>Probability</th><th>Threshold (tuned on validation)</th></tr></thead>"
+               f"<tbody>{rows}</tbody></table></div>")
+    return {"try_out": pred["probabilities"], "try_details": details}
+
+
+def _number(pred: dict, example: dict) -> dict:
+    return {"try_details": f"<div class='ft-answer ft-number' data-value='{pred['value']:.6g}'>"
+                           f"Predicted: <b style='font-size:1.6em'>{pred['value']:.4g}</b>"
+                           "</div>"}
+
+
+def _ner(pred: dict, example: dict) -> dict:
+    entities = pred.get("entities") or []
+    spans = {"text": example["text"], "entities": [
+        {"entity": e["type"], "start": e["start"], "end": e["end"]} for e in entities
+        if e.get("start") is not None]}
+    rows = "".join(f"<tr><td>{render.esc(e['text'])}</td><td>{render.esc(e['type'])}</td>"
+                   f"<td>{e['score']:.0%}</td></tr>" for e in entities)
+    details = (f"<table class='ft-entities'><thead><tr><th>Entity</th><th>Type</th>"
+               f"<th>Confidence</th></tr></thead><tbody>{rows}</tbody></table>" if rows else
+               render.message("No entities found in this sentence.", "info"))
+    return {"try_spans": spans, "try_details": details}
+
+
+def _qa(pred: dict, example: dict) -> dict:
+    context = example["context"]
+    if pred.get("no_answer") or not pred.get("answer"):
+        spans = {"text": context, "entities": []}
+        head = "No answer in this passage."
+    else:
+        spans = {"text": context, "entities": [
+            {"entity": "answer", "start": pred["start"], "end": pred["end"]}]}
+        head = (f"Answer: <b>{render.esc(pred['answer'])}</b> "
+                f"({pred.get('probability', 0):.0%} confident)")
+    others = "".join(f"<li>{render.esc(r['answer'])} ({r.get('probability', 0):.0%})</li>"
+                     for r in pred.get("runners_up") or [] if r.get("answer"))
+    details = f"<div class='ft-answer'>{head}" + (
+        f"<div>Runners-up:<ol>{others}</ol></div>" if others else "") + "</div>"
+    return {"try_spans": spans, "try_details": details}
+
+
+def _spans(pred: dict, example: dict) -> dict:
+    """Highlighted spans: entities (NER) or the answer in its passage (QA)."""
+    return _qa(pred, example) if "context" in example else _ner(pred, example)
+
+
+ANSWERS = {"label": _label, "labels": _labels, "number": _number, "spans": _spans}
