@@ -8,6 +8,8 @@ topics.tsv      news-style headlines in four topics
 pairs.csv       premise / hypothesis pairs: entailment / contradiction
 ner.conll       news-style sentences tagged with PER / ORG / LOC / MISC (CoNLL, BIO tags)
 ner.jsonl       more such sentences as {"tokens": [...], "tags": [...]} records
+clauses.csv     contract clauses with any number of categories, none included (multi-label)
+ratings.csv     product reviews with a 0-10 score (regression)
 """
 
 import csv
@@ -240,6 +242,70 @@ def write_ner_examples() -> None:
             fh.write(json.dumps({"tokens": tokens, "tags": tags}) + "\n")
 
 
+# Multi-label: contract clauses. A clause mixes the sentences of its categories; a third of
+# them are boilerplate with no category at all (the common case in a real contract).
+CLAUSE_PARTS = {
+    "termination": ["Either party may terminate this agreement with thirty days written notice",
+                    "The supplier may end the contract at once if the client fails to pay",
+                    "This agreement ends automatically when the project is delivered",
+                    "The client may cancel the order before work begins without penalty"],
+    "payment": ["Invoices are payable within forty-five days of receipt",
+                "The client shall pay a monthly fee of two thousand euros",
+                "Late payments carry interest of one percent per month",
+                "All fees are due in advance at the start of each quarter"],
+    "confidentiality": ["Each party shall keep the other party's information secret",
+                        "Confidential information may not be shared with third parties",
+                        "The recipient shall protect all trade secrets it receives",
+                        "These duties of secrecy survive the end of the agreement"],
+    "liability": ["Neither party is liable for indirect or consequential losses",
+                  "The supplier's total liability is capped at the fees paid",
+                  "The client shall indemnify the supplier against third-party claims",
+                  "Nothing here limits liability for fraud or gross negligence"],
+}
+BOILERPLATE = ["Headings are for convenience only and do not affect interpretation",
+               "This agreement is written in English and signed in two copies",
+               "Words in the singular include the plural and the other way round",
+               "Notices shall be sent to the addresses given on the first page",
+               "The parties have read and understood every clause of this document",
+               "Schedule A forms part of this agreement"]
+
+
+def clause_rows(n: int) -> list[dict]:
+    r = random.Random(21)
+    rows = []
+    for i in range(n):
+        k = r.choices([0, 1, 2], weights=[3, 5, 2])[0]
+        kinds = sorted(r.sample(list(CLAUSE_PARTS), k))
+        parts = [r.choice(CLAUSE_PARTS[c]) for c in kinds]
+        if not kinds or r.random() < 0.3:
+            parts.append(r.choice(BOILERPLATE))
+        r.shuffle(parts)
+        rows.append({"clause": ". ".join(parts) + ".", "labels": "; ".join(kinds)})
+    return rows
+
+
+RATING_GOOD = ["works well", "is sturdy", "looks lovely", "arrived early", "is easy to set up",
+               "is quiet", "lasts for days", "feels premium", "is great value", "is fast"]
+RATING_BAD = ["rattles", "is flimsy", "arrived late", "is hard to set up", "runs hot",
+              "drains quickly", "feels cheap", "is overpriced", "is slow", "smells odd"]
+
+
+def rating_rows(n: int) -> list[dict]:
+    """The score follows the share of good remarks, with some reviewer noise."""
+    r = random.Random(22)
+    rows = []
+    for _ in range(n):
+        total = r.randint(2, 4)
+        good = r.randint(0, total)
+        remarks = r.sample(RATING_GOOD, good) + r.sample(RATING_BAD, total - good)
+        r.shuffle(remarks)
+        subject = r.choice(SUBJECTS)
+        text = f"{subject} " + ", ".join(remarks[:-1]) + f" and {remarks[-1]}."
+        score = min(10.0, max(0.0, 10 * good / total + r.gauss(0, 0.8)))
+        rows.append({"review": text, "score": round(score, 1)})
+    return rows
+
+
 if __name__ == "__main__":
     write_csv(HERE / "sentiment.csv", sentiment_rows(400))
     with open(HERE / "spam.jsonl", "w", encoding="utf-8") as fh:
@@ -248,3 +314,5 @@ if __name__ == "__main__":
     write_csv(HERE / "topics.tsv", topic_rows(40), delimiter="\t")
     write_csv(HERE / "pairs.csv", pair_rows())
     write_ner_examples()
+    write_csv(HERE / "clauses.csv", clause_rows(360))
+    write_csv(HERE / "ratings.csv", rating_rows(400))

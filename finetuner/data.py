@@ -170,7 +170,17 @@ def _read_parquet(data: bytes, name: str) -> pd.DataFrame:
 
 
 def sniff_delimiter(text: str) -> str:
+    """The header row decides when exactly one delimiter occurs in it most (cells such as
+    multi-label 'a|b' or 'a;b' must not win over the commas between the columns)."""
     sample = text[:65536]
+    header = sample.splitlines()[0] if sample else ""
+    counts = {d: header.count(d) for d in ",\t;|"}
+    ranked = sorted(counts.values(), reverse=True)
+    if ranked[0] and ranked[0] > ranked[1]:
+        best = max(counts, key=counts.get)
+        widths = {len(line.split(best)) for line in sample.splitlines()[1:20] if line.strip()}
+        if not widths or min(widths) >= ranked[0] + 1 or '"' in sample[:4096]:
+            return best
     try:
         return csv.Sniffer().sniff(sample, delimiters=",\t;|").delimiter
     except csv.Error:

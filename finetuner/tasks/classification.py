@@ -44,6 +44,13 @@ def _check_train(train: list[dict], splitting: bool) -> None:
             code="one_class",
         )
     single = sorted(label for label, n in counts.items() if n == 1)
+    if single and len(counts) > 20 and all(_is_number(label) for label in counts):
+        raise DataError(
+            f"The label column holds {len(counts)} different numbers (such as "
+            f"{', '.join(single[:3])}): as classes, most would occur once or twice.",
+            "To predict the number, choose the task 'Regression (a number)'.",
+            code="looks_like_regression",
+        )
     if splitting and single:
         rows = [e["row"] for e in train if e["label"] in single][:5]
         raise DataError(
@@ -109,7 +116,37 @@ KIND = RowKind(
 
 def prepare(config: RunConfig, count_tokens: TokenCounter | None = None,
             check_rows=None) -> PreparedData:
-    return prepare_rows(config, KIND, count_tokens, check_rows)
+    prepared = prepare_rows(config, KIND, count_tokens, check_rows)
+    _suggest_other_kind(prepared)
+    return prepared
+
+
+def _suggest_other_kind(prepared: PreparedData) -> None:
+    """A warning when the labels look like numbers to predict or like several labels per
+    row: single-label classification would learn each distinct value as a class."""
+    labels = prepared.labels
+    numeric = sum(1 for name in labels if _is_number(name))
+    joined = [name for name in labels if any(sep in name for sep in (";", "|"))]
+    if len(labels) > 20 and numeric == len(labels):
+        prepared.report.findings.append(Finding(
+            "warning", "looks_like_regression",
+            f"The label column holds {len(labels)} different numbers: as classification each "
+            "value is a class of its own. Choose the task 'Regression (a number)' to predict "
+            "the number."))
+    elif joined and len(joined) >= 0.2 * len(labels):
+        prepared.report.findings.append(Finding(
+            "warning", "looks_like_multilabel",
+            f"{len(joined)} of the {len(labels)} labels hold several names joined by ';' or "
+            f"'|' (such as '{joined[0]}'): as classification each combination is a class of "
+            "its own. Choose the task 'Multi-label classification' to learn each label."))
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 # ---------------------------------------------------------------------------- model side

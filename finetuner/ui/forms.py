@@ -16,6 +16,8 @@ EXAMPLES = {  # label: (file in examples/, task)
     "Sentence pairs (entailment)": ("pairs.csv", "classification"),
     "News sentences with names (entities, CoNLL)": ("ner.conll", "ner"),
     "Questions about short passages (QA)": ("qa.jsonl", "qa"),
+    "Contract clauses, any number of categories (multi-label)": ("clauses.csv", "multi-label"),
+    "Product reviews with a 0-10 score (regression)": ("ratings.csv", "regression"),
 }
 MODEL_CHOICES = [("Embedded default: all-MiniLM-L6-v2 (offline, 22.7M parameters)", "default"),
                  ("A model folder on this server", "folder"),
