@@ -176,10 +176,12 @@ def regression(train: list[dict], validation: list[dict], test: list[dict],
     def scores(rows, pred):
         return regression_metrics([e["label"] for e in rows], pred)
 
+    def constant(rows):  # correlations of a constant are undefined, not 0: left empty
+        return {**scores(rows, [mean] * len(rows)), "pearson": None, "spearman": None}
+
     mean = float(y.mean())
     out = {"mean": {"title": f"always predicting the training mean ({mean:.3g})",
-                    "validation": scores(validation, [mean] * len(validation)),
-                    "test": scores(test, [mean] * len(test))}}
+                    "validation": constant(validation), "test": constant(test)}}
     t0 = time.perf_counter()
     vectorizer = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True,
                                  max_features=MAX_FEATURES)

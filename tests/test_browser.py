@@ -192,3 +192,80 @@ def test_other_tasks_upload_train_and_try(app_url, page, tmp_path, task, title, 
     details = page.locator("#try-details")
     expect(details).to_contain_text("Answer" if task == "qa" else "ntit")  # Entity / entities
     shot(page, tmp_path, f"{task}-3-try")
+
+
+@pytest.mark.parametrize("task, choice, data, metric, text", [
+    ("multi-label", "Multi-label classification", "clauses.csv", "micro_f1",
+     "Invoices are payable within forty-five days of receipt."),
+    ("regression", "Regression (a number)", "ratings.csv", "pearson",
+     "The camera works well and is great value."),
+])
+def test_new_kinds_are_detected_trained_tried_and_downloaded(app_url, page, tmp_path, task,
+                                                             choice, data, metric, text):
+    """A file of joined labels or of scores switches the task by itself; the results show the
+    kind's own numbers (per-label table, or the predicted-vs-true scatter), try-it shows every
+    label against its threshold or the number, and the zip loads in plain transformers."""
+    from playwright.sync_api import expect
+
+    page.set_default_timeout(30_000)
+    page.goto(app_url)
+    page.locator("input[type=file]").first.set_input_files(str(EXAMPLES / data))
+    expect(page.get_by_text(f"Switched the task to {choice}")).to_be_visible(timeout=60_000)
+    expect(page.get_by_label(choice)).to_be_checked()
+    expect(page.get_by_text("The data is ready to train on.")).to_be_visible(timeout=60_000)
+    shot(page, tmp_path, f"{task}-1-data")
+    page.get_by_role("tab", name="2 · Model & method").click()
+    page.get_by_text("Advanced settings").click()
+    steps = page.get_by_label("Max steps")
+    steps.fill("12")
+    steps.press("Tab")
+    expect(page.locator("#cli")).to_contain_text(f"--task {task}")
+    page.get_by_role("tab", name="3 · Train").click()
+    page.get_by_role("button", name="Start training").click()
+    expect(page.get_by_text("See the Results tab")).to_be_visible(timeout=240_000)
+    page.get_by_role("tab", name="4 · Results").click()
+    expect(page.locator(f"[data-metric='{metric}']")).to_be_visible()
+    expect(page.locator(".ft-verdict")).to_be_visible()
+    shot(page, tmp_path, f"{task}-2-results")
+    if task == "regression":
+        expect(page.locator(".ft-scatter svg circle.ft-point").first).to_be_attached()
+    else:  # the per-label table
+        expect(page.get_by_text("Scores per label (test split)")).to_be_visible()
+        expect(page.get_by_role("gridcell", name="termination").first).to_be_visible()
+    with page.expect_download() as info:
+        page.get_by_role("button", name="Download model (.zip)").click()
+    target = tmp_path / "model.zip"
+    info.value.save_as(target)
+    zipfile.ZipFile(target).extractall(tmp_path / "unzipped")
+    page.get_by_role("tab", name="5 · Try it").click()
+    box = "Text to label" if task == "multi-label" else "Text to score"
+    page.get_by_label(box).fill(text)
+    page.get_by_role("button", name="Predict", exact=True).click()
+    details = page.locator("#try-details")
+    if task == "multi-label":
+        expect(details).to_contain_text("Threshold (tuned on validation)")
+        expect(details.locator("tr")).to_have_count(5)  # a header and four labels
+    else:
+        expect(details.locator(".ft-number")).to_be_visible()
+    shot(page, tmp_path, f"{task}-3-try")
+
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    folder = tmp_path / "unzipped" / "model"
+    model = AutoModelForSequenceClassification.from_pretrained(folder).eval()
+    with torch.no_grad():
+        logits = model(**AutoTokenizer.from_pretrained(folder)(text, return_tensors="pt")).logits
+    if task == "regression":
+        shown = float(details.locator(".ft-number").get_attribute("data-value"))
+        assert abs(float(logits[0, 0]) - shown) < 1e-3 * max(1.0, abs(shown))
+    else:
+        assert model.config.problem_type == "multi_label_classification"
+        on = {n for n in details.locator(".ft-answer").get_attribute("data-labels").split(";")
+              if n}
+        probs = torch.sigmoid(logits)[0].tolist()
+        import json
+
+        thresholds = json.loads((folder / "finetuner.json").read_text())["options"]["thresholds"]
+        assert on == {model.config.id2label[i] for i, p in enumerate(probs)
+                      if p >= thresholds[model.config.id2label[i]]}

@@ -14,7 +14,8 @@ def regression_metrics(gold, pred) -> dict:
     from scipy.stats import pearsonr, spearmanr
 
     err = pred - gold
-    flat = np.std(gold) == 0 or np.std(pred) == 0  # correlation undefined: count it as none
+    # a constant answer has no correlation (np.std of equal floats can be 1e-16, not 0)
+    flat = np.ptp(gold) == 0 or np.ptp(pred) == 0
     pearson = 0.0 if flat or n < 2 else float(pearsonr(gold, pred)[0])
     spearman = 0.0 if flat or n < 2 else float(spearmanr(gold, pred)[0])
     total = float(((gold - gold.mean()) ** 2).sum())

@@ -291,10 +291,11 @@ def prediction_rows(outputs, features, examples: list[dict], labels: list[str],
     rows = []
     for example, pred in zip(examples, decode(outputs, features, examples, labels, **options)):
         gold, got = set(example["label"]), set(pred["labels"])
-        row = {"text": example["text"], **({"text_pair": example["pair"]}
-                                           if "pair" in example else {}),
-               "true": "; ".join(sorted(gold)) or NONE, "predicted": pred["label"],
+        # the short columns first: long clauses would push them out of view
+        row = {"true": "; ".join(sorted(gold)) or NONE, "predicted": pred["label"],
                "missed": "; ".join(sorted(gold - got)), "extra": "; ".join(sorted(got - gold)),
+               "text": example["text"], **({"text_pair": example["pair"]}
+                                           if "pair" in example else {}),
                "correct": gold == got}
         rows.append(row)
     rows.sort(key=lambda r: (r["correct"], -(len(r["missed"]) + len(r["extra"]))))

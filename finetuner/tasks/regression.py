@@ -96,7 +96,8 @@ def _report(splits: dict, labels: list[str], findings: list[Finding]) -> tuple[d
 
 def _options(splits, labels, config, report) -> dict:
     mean, std = _stats(splits["train"])
-    return {"target_mean": mean, "target_std": std}
+    y = [e["label"] for e in splits["train"]]
+    return {"target_mean": mean, "target_std": std, "target_min": min(y), "target_max": max(y)}
 
 
 KIND = RowKind(
@@ -194,7 +195,9 @@ def metrics(outputs, features, examples, labels: list[str], **options) -> dict:
 
 def decode(outputs, features, examples, labels: list[str], **options) -> list[dict]:
     """{"value", "label" (the value as text)} per example."""
-    return [{"value": float(v), "label": f"{v:.4g}"}
+    span = ({"range": [options["target_min"], options["target_max"]]}
+            if "target_min" in options else {})
+    return [{"value": float(v), "label": f"{v:.4g}", **span}
             for v in values(outputs, features, examples, options)]
 
 
@@ -203,10 +206,9 @@ def prediction_rows(outputs, features, examples: list[dict], labels: list[str],
     """Test rows with the predicted number, the worst predicted first."""
     rows = []
     for example, v in zip(examples, values(outputs, features, examples, options)):
-        row = {"text": example["text"], **({"text_pair": example["pair"]}
-                                           if "pair" in example else {}),
-               "true": round(example["label"], 5), "predicted": round(float(v), 5),
-               "error": round(float(v) - example["label"], 5)}
+        row = {"true": round(example["label"], 5), "predicted": round(float(v), 5),
+               "error": round(float(v) - example["label"], 5), "text": example["text"],
+               **({"text_pair": example["pair"]} if "pair" in example else {})}
         rows.append(row)
     spread = np.std([r["true"] for r in rows]) if rows else 0.0
     for row in rows:  # "wrong" for the errors table: off by more than half a standard deviation

@@ -108,7 +108,7 @@ class ResultsTabs:
         spec = task_ui(task)
         if run_id:
             pairs = spec.pair_always or bool((meta.get("columns") or {}).get("text_pair"))
-        label = spec.answer in ("label", "labels")
+        label = spec.answer == "label"  # multi-label shows its own table of every label
         return {"try_text": gr.update(label=spec.text_label),
                 "try_pair": gr.update(visible=pairs, label=spec.pair_label or "Second text",
                                       lines=6 if spec.pair_always else 2),

@@ -76,13 +76,16 @@ def _labels(pred: dict, example: dict) -> dict:
                f"{head}<table class='ft-entities'><thead><tr><th></th><th>Label</th>"
                "<th>Probability</th><th>Threshold (tuned on validation)</th></tr></thead>"
                f"<tbody>{rows}</tbody></table></div>")
-    return {"try_out": pred["probabilities"], "try_details": details}
+    return {"try_details": details}
 
 
 def _number(pred: dict, example: dict) -> dict:
+    low, high = pred.get("range") or (None, None)
+    scale = (f" <span style='color:#555'>(the training targets ran from {low:.4g} to "
+             f"{high:.4g})</span>" if low is not None else "")
     return {"try_details": f"<div class='ft-answer ft-number' data-value='{pred['value']:.6g}'>"
                            f"Predicted: <b style='font-size:1.6em'>{pred['value']:.4g}</b>"
-                           "</div>"}
+                           f"{scale}</div>"}
 
 
 def _ner(pred: dict, example: dict) -> dict:
