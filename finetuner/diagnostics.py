@@ -261,7 +261,8 @@ def _diagnose(
                          ["Train for more epochs (or raise the epochs and keep early stopping "
                           "on): the validation score had not levelled off."], notes)
     return Diagnosis("healthy", TITLES["healthy"], ctx.summary() + ctx.kept(),
-                     ["Nothing to fix. Look through the worst-predicted test examples for label noise."],
+                     ["Nothing to fix. Look through the worst-predicted test examples for "
+                      "label noise."],
                      notes)
 
 
