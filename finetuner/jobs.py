@@ -26,7 +26,8 @@ from pathlib import Path
 
 from .errors import FinetunerError
 from .jobstore import JobStore
-from .runs import FINAL_STATUSES, RunPaths, read_events, read_json, tail, write_json
+from .results import read_results, write_results
+from .runs import FINAL_STATUSES, RunPaths, read_events, read_json, tail
 
 PACKAGE_PARENT = str(Path(__file__).resolve().parent.parent)
 STOP_GRACE_SECONDS = 3.5  # cooperative window; the kill follows, well inside 5 s
@@ -112,7 +113,7 @@ class JobManager:
         """The user's queued and running jobs (a run that wrote its results is done, even if
         its process is still exiting)."""
         return [row for row in self.store.active(user)
-                if (read_json(Path(row["run_dir"]) / "results.json") or {}).get("status")
+                if (read_results(Path(row["run_dir"]) / "results.json") or {}).get("status")
                 not in FINAL_STATUSES]
 
     def _schedule(self) -> None:
@@ -160,13 +161,13 @@ class JobManager:
             if self.state(run) != "queued":
                 return "This run is not waiting in the queue."
             self.store.set(run.id, status="cancelled", finished_at=time.time())
-        write_json(run.results, _base_results(run, "stopped",
+        write_results(run.results, _base_results(run, "stopped",
                                               note="Cancelled while waiting in the queue."))
         return "Removed from the queue."
 
     def resume(self, run: RunPaths, user: str = "local") -> dict:
         """Queue an interrupted run again; the worker continues from its last checkpoint."""
-        results = read_json(run.results) or {}
+        results = read_results(run.results) or {}
         if results.get("status") != "interrupted":
             raise FinetunerError("Only an interrupted run can be resumed.", code="not_resumable")
         (run.root / "RESUME").touch()
@@ -230,7 +231,7 @@ class JobManager:
             return self.cancel(run)
         with self._lock:
             job = self._jobs.get(run.id)
-        results = read_json(run.results) or {}
+        results = read_results(run.results) or {}
         if job is None or job.done.is_set() or results.get("status") in FINAL_STATUSES:
             return "This run is not running: it has already finished."
         if job.stop_requested is not None:
@@ -264,7 +265,7 @@ class JobManager:
             job = self._jobs.get(run.id)
         if job is not None:
             job.done.wait(timeout)
-        return read_json(run.results)
+        return read_results(run.results)
 
     def forget(self, run: RunPaths) -> None:
         with self._lock:
@@ -277,7 +278,7 @@ class JobManager:
         counts = {"adopted": 0, "interrupted": 0, "finished": 0}
         for row in self.store.with_status("running"):
             run = RunPaths(Path(row["run_dir"]))
-            results = read_json(run.results) or {}
+            results = read_results(run.results) or {}
             if results.get("status") in FINAL_STATUSES:
                 self.store.set(run.id, status=results["status"], finished_at=time.time())
                 counts["finished"] += 1
@@ -354,7 +355,7 @@ def mark_interrupted(run: RunPaths) -> dict:
     results = _base_results(run, "interrupted", resumable=checkpoint is not None, error={
         "code": "interrupted", "remedy": remedy,
         "message": f"The server stopped while this run was training{where}."})
-    write_json(run.results, results)
+    write_results(run.results, results)
     return results
 
 
@@ -369,7 +370,7 @@ def latest_checkpoint(run: RunPaths) -> Path | None:
 
 def finalize(run: RunPaths, code: int | None, stop_requested: bool, killed: bool) -> dict:
     """Make sure results.json exists and says how the worker ended."""
-    results = read_json(run.results)
+    results = read_results(run.results)
     if results and results.get("status") in FINAL_STATUSES:
         return results
     if stop_requested:
@@ -394,5 +395,5 @@ def finalize(run: RunPaths, code: int | None, stop_requested: bool, killed: bool
             "code": "crashed",
             "message": f"The training process ended unexpectedly (exit code {code}).",
             "remedy": "See worker.log for details. Last lines:\n" + tail(run.log, 8)})
-    write_json(run.results, results)
+    write_results(run.results, results)
     return results

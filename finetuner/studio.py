@@ -25,6 +25,7 @@ from .files import FileRegistry
 from .jobs import JobManager
 from .jobstore import JobStore
 from .modeling import ModelPolicy, ModelSource, local_source
+from .results import read_results
 from .runs import FINAL_STATUSES, RunPaths, create_run, new_run_id, read_events, read_json
 from .sharing import PredictionSlots, PredictorCache
 
@@ -279,7 +280,7 @@ class Workspace:
             return run.id
 
     def status(self, run: RunPaths) -> str:
-        results = read_json(run.results)
+        results = read_results(run.results)
         if results and results.get("status") in FINAL_STATUSES:
             return results["status"]
         state = self.studio.jobs.state(run)
@@ -302,7 +303,7 @@ class Workspace:
 
     def summary(self, run: RunPaths) -> RunSummary:
         config = read_json(run.config) or {}
-        results = read_json(run.results) or {}
+        results = read_results(run.results) or {}
         metric = results.get("metric") or "macro_f1"
         test = results.get("test") or {}
         # runs are compared by the best validation score (the kept checkpoint's); the test

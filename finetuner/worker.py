@@ -25,7 +25,8 @@ os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
 warnings.filterwarnings("ignore", category=FutureWarning)  # library deprecations, not news
 from .errors import FinetunerError  # noqa: E402
-from .runs import EventWriter, RunPaths, write_json  # noqa: E402
+from .results import write_results  # noqa: E402
+from .runs import EventWriter, RunPaths  # noqa: E402
 
 OOM_REMEDY = ("Lower the batch size or max length, or use LoRA or head-only training, which "
               "need far less memory.")
@@ -156,7 +157,7 @@ def run(run_dir: Path) -> dict:
         results.setdefault("stop_seconds", round(time.time() - stop.at, 2))
     results["finished"] = time.strftime("%Y-%m-%d %H:%M:%S")
     results["peak_memory_mb"] = peak_memory_mb()
-    write_json(run.results, results)
+    write_results(run.results, results)
     events.emit("done", status=results["status"], error=results.get("error"))
     return results
 

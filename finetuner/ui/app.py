@@ -390,9 +390,10 @@ def _wire(w: Wiring, demo: gr.Blocks) -> None:
                     ["max_length", *data_out], "data_msg"))
     bind(C["example_btn"].click, "load_example", [*form, "example"],
          ["train_file", "task", "max_length", *column_pickers], "data_msg")
-    # a new file can switch the task (numeric targets: regression; joined labels: multi-label)
-    after_data(bind(C["train_file"].change, "data_changed", form,
-                    ["task", "max_length", *data_out], "data_msg"))
+    # a new file can then switch the task (numbers: regression; joined labels: multi-label)
+    checked = bind(C["train_file"].change, "data_changed", form, data_out, "data_msg")
+    after_data(bind(checked.then, "suggest_task", form, ["task", "max_length", *data_out],
+                    "data_msg"))
     for name in ("val_file", "test_file"):
         after_data(bind(C[name].change, "check_data", form, data_out, "data_msg",
                         api_name=f"check_{name}"))

@@ -65,28 +65,30 @@ class DataTabs:
                     "text_col": gr.update(choices=[], value=None),
                     "pair_col": gr.update(choices=[NONE], value=NONE),
                     "label_col": gr.update(choices=[], value=None)}
-        suggested = self._suggested_task(user, form)
-        if suggested:  # detected, and the user can change it back
-            task, why = suggested
-            out = self.task_changed(user, {**form, "task": task})
-            out["task"] = task
-            note = (f"Switched the task to {task_ui(task).choice}: {why}. Pick another task "
-                    "above if that is wrong.")
-            out["data_msg"] = render.message(note, "info") + out.get("data_msg", "")
-            return out
         return self.check_data(user, form)
 
-    def _suggested_task(self, user: str, form: dict) -> tuple[str, str] | None:
-        """Another table task when a new file's labels look like it (classification only)."""
-        if (form.get("task") or "classification") != "classification":
-            return None
+    def suggest_task(self, user: str, form: dict) -> dict:
+        """After a new file: switch from classification to multi-label or regression when
+        its labels look like it (the user can switch back); nothing otherwise."""
+        if (form.get("task") or "classification") != "classification" or not _path(
+                form.get("train_file")):
+            return {}
         try:
             frame = read_table(self._file(user, form, "train_file")).frame
         except FinetunerError:
-            return None
+            return {}
         from ..tasks.table import suggest_task
 
-        return suggest_task(frame)
+        suggested = suggest_task(frame)
+        if not suggested:
+            return {}
+        task, why = suggested
+        out = self.task_changed(user, {**form, "task": task})
+        out["task"] = task
+        note = (f"Switched the task to {task_ui(task).choice}: {why}. Pick another task above "
+                "if that is wrong.")
+        out["data_msg"] = render.message(note, "info") + out.get("data_msg", "")
+        return out
 
     def check_data(self, user: str, form: dict) -> dict:
         task = form.get("task") or "classification"

@@ -10,7 +10,8 @@ from .. import tryit
 from ..config import METHODS
 from ..errors import FinetunerError
 from ..export import read_meta, usage_snippet
-from ..runs import FINAL_STATUSES, read_json
+from ..results import read_results
+from ..runs import FINAL_STATUSES
 from . import render
 from .forms import METHOD_CHOICES
 from .tasks import answer as task_answer
@@ -42,7 +43,7 @@ class ResultsTabs:
                     "download": gr.update(value=None, interactive=False)}
         ws = self.studio.workspace(user)
         run = ws.run(run_id)
-        results = read_json(run.results) or {}
+        results = read_results(run.results) or {}
         if not results:
             return {"metrics": render.message("This run has not finished yet.", "info")}
         import json

@@ -6,6 +6,7 @@ import gradio as gr
 
 from ..checks import prepare_data
 from ..errors import FinetunerError
+from ..results import read_results
 from ..runs import FINAL_STATUSES, read_events, read_json, tail
 from ..tasks import get_task
 from . import render
@@ -93,7 +94,7 @@ class TrainTab:
         progress = next((e for e in reversed(events) if e["type"] == "progress"), None)
         note = next((e.get("message", "") for e in reversed(events) if e["type"] == "status"),
                     "")
-        results = read_json(run.results) or {}
+        results = read_results(run.results) or {}
         if status in FINAL_STATUSES:
             note = (results.get("error") or {}).get("message") or results.get("note") or ""
         if status == "queued":
