@@ -12,14 +12,11 @@ from ..config import RunConfig
 from ..data import Finding, TokenCounter, clean_label, clean_text, sort_labels
 from ..errors import DataError
 from . import PreparedData, windows
-from .table import (  # noqa: F401 - detect_columns is this module's public API too
-    LABEL_NAMES,
+from .table import (
     MISSING,
-    PAIR_NAMES,
-    TEXT_NAMES,
     RowKind,
     detect_columns,
-    label_columns,
+    featurize_rows,  # noqa: F401 - detect_columns is this module's public API too
     prepare_rows,
 )
 
@@ -157,21 +154,7 @@ def featurize(examples: list[dict], tokenizer, max_length: int, label2id: dict,
     def label_of(example):
         return label2id.get(example.get("label")) if example.get("label") is not None else None
 
-    if options.get("windows"):
-        return windows.featurize(examples, tokenizer, max_length, options["window_overlap"],
-                                 options.get("max_windows", 16), label_of)
-    texts = [e["text"] for e in examples]
-    pairs = [e["pair"] for e in examples] if examples and "pair" in examples[0] else None
-    enc = tokenizer(texts, pairs, truncation=True, max_length=max_length)
-    keys = [k for k in ("input_ids", "attention_mask", "token_type_ids") if k in enc]
-    feats = []
-    for i, example in enumerate(examples):
-        item = {k: enc[k][i] for k in keys}
-        label = label_of(example)
-        if label is not None:
-            item["labels"] = label
-        feats.append(item)
-    return feats
+    return featurize_rows(examples, tokenizer, max_length, options, label_of)
 
 
 def example_logits(outputs, features, examples, options: dict):

@@ -20,7 +20,7 @@ from ..data import Finding, TokenCounter, clean_label, sort_labels
 from ..errors import DataError
 from . import PreparedData, windows
 from .classification import example_from_input, examples_from_frame  # noqa: F401 - same
-from .table import MISSING, RowKind, label_columns, prepare_rows
+from .table import MISSING, RowKind, featurize_rows, label_columns, prepare_rows
 
 SEPARATORS = (";", "|", ",")
 TRUE_VALUES = {"1", "true", "yes", "y", "t"}
@@ -215,21 +215,7 @@ def featurize(examples: list[dict], tokenizer, max_length: int, label2id: dict,
                 vector[label2id[name]] = 1.0
         return vector
 
-    if options.get("windows"):
-        return windows.featurize(examples, tokenizer, max_length, options["window_overlap"],
-                                 options.get("max_windows", 16), label_of)
-    texts = [e["text"] for e in examples]
-    pairs = [e["pair"] for e in examples] if examples and "pair" in examples[0] else None
-    enc = tokenizer(texts, pairs, truncation=True, max_length=max_length)
-    keys = [k for k in ("input_ids", "attention_mask", "token_type_ids") if k in enc]
-    feats = []
-    for i, example in enumerate(examples):
-        item = {k: enc[k][i] for k in keys}
-        label = label_of(example)
-        if label is not None:
-            item["labels"] = label
-        feats.append(item)
-    return feats
+    return featurize_rows(examples, tokenizer, max_length, options, label_of)
 
 
 def probabilities(outputs, features, examples, options: dict) -> np.ndarray:

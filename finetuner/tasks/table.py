@@ -379,3 +379,27 @@ def suggest_task(frame: pd.DataFrame) -> tuple[str, str] | None:
     if sep and sum(sep in c for c in cells) >= 0.1 * len(cells) and sep != ",":
         return "multi-label", f"cells of '{label}' hold several labels joined by '{sep}'"
     return None
+
+
+def featurize_rows(examples: list[dict], tokenizer, max_length: int, options: dict,
+                   label_of: Callable[[dict], object | None]) -> list[dict]:
+    """Model inputs of table rows: one feature per row (a pair of texts is encoded together),
+    or the windows of each long text when the report turned windows on; `label_of(example)`
+    gives the feature's "labels" (None: no label, as when predicting)."""
+    from . import windows
+
+    if options.get("windows"):
+        return windows.featurize(examples, tokenizer, max_length, options["window_overlap"],
+                                 options.get("max_windows", 16), label_of)
+    texts = [e["text"] for e in examples]
+    pairs = [e["pair"] for e in examples] if examples and "pair" in examples[0] else None
+    enc = tokenizer(texts, pairs, truncation=True, max_length=max_length)
+    keys = [k for k in ("input_ids", "attention_mask", "token_type_ids") if k in enc]
+    feats = []
+    for i, example in enumerate(examples):
+        item = {k: enc[k][i] for k in keys}
+        label = label_of(example)
+        if label is not None:
+            item["labels"] = label
+        feats.append(item)
+    return feats
