@@ -2,10 +2,12 @@
 → diagnosis → export. Called by the worker process; writes events as it goes.
 
 `transformers.Trainer` does the optimisation (fused AdamW, warmup + linear decay, bf16 autocast
-where the CPU/GPU runs it fast, length-grouped batches). Callbacks map its steps to events,
-run our own evaluations (sorted by length, no padding waste), keep the best weights in memory
-and stop early or on request. The test split is touched once, after training, by the best
-checkpoint chosen on validation.
+where the CPU/GPU runs it fast, length-grouped batches). Callbacks (callbacks.py) map its
+steps to events, run our own evaluations (sorted by length, no padding waste), keep the best
+weights in memory, checkpoint, and stop early or on request. The test split is touched once,
+after training, by the best checkpoint chosen on validation.
+
+`train` is the recipe: prepare → plan → build the trainer → train → finish.
 """
 
 from __future__ import annotations
@@ -18,15 +20,16 @@ import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 from torch.utils.data import Dataset
-from transformers import PrinterCallback, Trainer, TrainerCallback, TrainingArguments
+from transformers import PrinterCallback, Trainer, TrainingArguments
 
 from . import batching, calibration, diagnostics, export, modeling
 from .batching import StopRequested, pick_precision
+from .callbacks import Evaluator, RunCallback, evaluation_interval, resume_point
 from .config import RunConfig
+from .results import Results
 from .runs import EventWriter, RunPaths, write_json
 from .tasks import get_task
 
@@ -56,202 +59,6 @@ def task_options(cfg: RunConfig, report=None) -> dict:
     learned = (report.extra.get("options") or {}) if report is not None else {}
     return {"doc_stride": cfg.data.doc_stride, "max_answer_length": cfg.data.max_answer_length,
             **learned}
-
-
-def checkpoint_seconds() -> float:
-    """Training time between checkpoints (FINETUNER_CHECKPOINT_SECONDS, default 60)."""
-    return float(os.environ.get("FINETUNER_CHECKPOINT_SECONDS", "60"))
-
-
-class Evaluator:
-    """Validation (and a fixed training sample) scored with the task's metrics."""
-
-    def __init__(self, ctx: Context, spec, impl, labels, splits, feats, amp, collate,
-                 options: dict | None = None):
-        self.ctx, self.spec, self.impl, self.labels = ctx, spec, impl, labels
-        self.splits, self.feats, self.amp, self.collate = splits, feats, amp, collate
-        self.batch_size = ctx.config.training.eval_batch_size
-        self.options = options if options is not None else task_options(ctx.config)
-
-    def score(self, model, split: str) -> tuple[dict, list]:
-        outputs, loss = batching.run_model(
-            model, self.feats[split], self.collate, self.batch_size, self.amp, with_loss=True,
-            interrupt=self.ctx.should_stop,
-        )
-        metrics = self.impl.metrics(outputs, self.feats[split], self.splits[split], self.labels,
-                                    **self.options)
-        metrics["loss"] = None if loss is None else round(loss, 5)
-        return metrics, outputs
-
-
-class RunCallback(TrainerCallback):
-    """Progress events, periodic evaluation, best-weights snapshot, early stop, stop request."""
-
-    def __init__(self, ctx: Context, evaluator: Evaluator, eval_every: int, batch_size: int):
-        self.ctx, self.evaluator = ctx, evaluator
-        self.eval_every, self.batch_size = eval_every, batch_size
-        self.metric = evaluator.spec.primary_metric
-        self.best_value: tuple[float, float] | None = None
-        self.best_state: dict | None = None
-        self.best_step = 0
-        self.bad_evals = 0
-        self.best_loss: float | None = None
-        self.last_loss: float | None = None
-        self.eval_seconds = 0.0
-        self.evals = 0
-        self.t0 = time.perf_counter()
-        self.last_log = (0, self.t0, 0.0)
-        self.stopped_early = False
-        self.stop_requested = False
-        self.history: list[dict] = []
-        self.first_step = 0  # > 0 when resumed from a checkpoint
-        self.warmup_steps = 0
-        self.last_save = time.perf_counter()
-
-    # -- progress
-    def on_log(self, args, state, control, logs=None, **kw):
-        logs = logs or {}
-        if "loss" not in logs:
-            return
-        self.last_loss = float(logs["loss"])
-        now = time.perf_counter()
-        step0, t0, eval0 = self.last_log
-        train_time = max(1e-9, now - self.t0 - self.eval_seconds)
-        window = max(1e-9, now - t0 - (self.eval_seconds - eval0))
-        rate = (state.global_step - step0) * self.batch_size / window
-        avg_step = train_time / max(1, state.global_step)
-        evals_left = max(0, (state.max_steps - state.global_step) // self.eval_every)
-        eval_avg = self.eval_seconds / self.evals if self.evals else 0.0
-        eta = (state.max_steps - state.global_step) * avg_step + evals_left * eval_avg
-        self.last_log = (state.global_step, now, self.eval_seconds)
-        self.ctx.events.emit(
-            "progress", step=state.global_step, total_steps=state.max_steps,
-            epoch=round(state.epoch or 0, 4), loss=round(self.last_loss, 5),
-            learning_rate=logs.get("learning_rate"), grad_norm=logs.get("grad_norm"),
-            samples_per_second=round(rate, 1), eta_seconds=round(eta, 1),
-            elapsed_seconds=round(now - self.t0, 1),
-        )
-
-    # -- evaluation and stopping
-    def on_step_end(self, args, state, control, **kw):
-        if self.ctx.should_stop():
-            self.stop_requested = True
-            control.should_training_stop = True
-            return control
-        step = state.global_step
-        warm = step > self.warmup_steps or step >= state.max_steps  # lr 0 tells us nothing
-        if warm and (step % self.eval_every == 0 or step >= state.max_steps):
-            self.evaluate(kw["model"], state)
-            self.maybe_checkpoint(control)
-            # never stop before one full epoch: early curves are noisy
-            if self.bad_evals >= self.patience() and (state.epoch or 0) >= 1:
-                self.stopped_early = True
-                self.ctx.events.emit("early_stop", step=step, best_step=self.best_step,
-                                     patience=self.patience())
-                control.should_training_stop = True
-        return control
-
-    def patience(self) -> int:
-        return self.ctx.config.training.early_stopping_patience or 10**9
-
-    def evaluate(self, model, state) -> None:
-        t = time.perf_counter()
-        try:
-            val, _ = self.evaluator.score(model, "validation")
-            train = self.evaluator.score(model, "train_sample")[0] if self.evaluator.feats[
-                "train_sample"] else {}
-        except StopRequested:
-            self.stop_requested = True
-            return
-        self.eval_seconds += time.perf_counter() - t
-        self.evals += 1
-        key = (val.get(self.metric) or 0.0, -(val.get("loss") or 0.0))  # ties: lower loss wins
-        improved = self.best_value is None or key > self.best_value
-        learning = self._loss_fell(val.get("loss"))
-        if improved:
-            self.best_value, self.best_step, self.bad_evals = key, state.global_step, 0
-            self.best_state = {n: p.detach().clone() for n, p in model.named_parameters()
-                               if p.requires_grad}
-        elif not learning:
-            self.bad_evals += 1
-        else:  # still learning: a metric such as entity F1 can sit at 0 while the loss falls
-            self.bad_evals = 0
-        event = self.ctx.events.emit(
-            "eval", step=state.global_step, epoch=round(state.epoch or 0, 4),
-            train_loss=self.last_loss, eval_loss=val.get("loss"),
-            validation=_headline(val), train=_headline(train), metric=self.metric,
-            best=improved, seconds=round(time.perf_counter() - t, 2),
-        )
-        self.history.append(event)
-
-    def _loss_fell(self, loss: float | None) -> bool:
-        """True when the validation loss is 1% below its best so far (then it becomes the best)."""
-        if loss is None:
-            return False
-        fell = self.best_loss is None or loss < 0.99 * self.best_loss
-        self.best_loss = min(loss, self.best_loss if self.best_loss is not None else loss)
-        return fell
-
-    def maybe_checkpoint(self, control) -> None:
-        """Ask the Trainer for a checkpoint at most every checkpoint_seconds() of training, so
-        short runs never pay for one and a long run loses little when interrupted."""
-        now = time.perf_counter()
-        if self.ctx.config.training.checkpoints and now - self.last_save >= checkpoint_seconds():
-            self.persist_best()
-            control.should_save = True
-            self.last_save = now
-
-    def persist_best(self) -> None:
-        """Keep the best weights on disk too, so a resumed run still knows them."""
-        if not self.ctx.config.training.checkpoints or self.best_state is None:
-            return
-        folder = self.ctx.run.root / "checkpoints"
-        folder.mkdir(exist_ok=True)
-        tmp = folder / "best.pt.tmp"
-        torch.save({"state": self.best_state, "step": self.best_step,
-                    "value": list(self.best_value)}, tmp)
-        tmp.replace(folder / "best.pt")
-
-    # -- exact resume: the evaluation and early-stopping state travels with each checkpoint
-    STATE_FIELDS = ("best_step", "bad_evals", "best_loss", "last_loss", "eval_seconds", "evals",
-                    "stopped_early")
-
-    def on_save(self, args, state, control, **kw):
-        """After the Trainer wrote checkpoint-N (weights, optimizer, scheduler, RNG states),
-        write this callback's state beside them, so a resumed run carries on exactly."""
-        folder = Path(args.output_dir) / f"checkpoint-{state.global_step}"
-        if folder.is_dir():
-            saved = {k: getattr(self, k) for k in self.STATE_FIELDS}
-            saved["best_value"] = list(self.best_value) if self.best_value else None
-            saved["best_state"] = self.best_state
-            tmp = folder / "finetuner_state.pt.tmp"
-            torch.save(saved, tmp)
-            tmp.replace(folder / "finetuner_state.pt")
-        return control
-
-    def load_state(self, checkpoint: Path) -> bool:
-        path = checkpoint / "finetuner_state.pt"
-        if not path.exists():
-            return False
-        saved = torch.load(path, weights_only=True)
-        for key in self.STATE_FIELDS:
-            setattr(self, key, saved[key])
-        self.best_value = tuple(saved["best_value"]) if saved["best_value"] else None
-        self.best_state = saved["best_state"]
-        return True
-
-    def restore_best(self, model) -> None:
-        if self.best_state is None:
-            return
-        params = dict(model.named_parameters())
-        with torch.no_grad():
-            for name, value in self.best_state.items():
-                params[name].copy_(value)
-
-
-def _headline(metrics: dict) -> dict:
-    """Scalars only: per-class tables stay out of the per-evaluation events."""
-    return {k: v for k, v in metrics.items() if isinstance(v, (int, float)) and k != "n"}
 
 
 @dataclass
@@ -379,54 +186,96 @@ def auto_batch_size(model, features: list[dict], collate, amp, device) -> int:
     return 8
 
 
-def train(ctx: Context) -> dict:
-    cfg, events = ctx.config, ctx.events
-    random.seed(cfg.training.seed)
-    torch.manual_seed(cfg.training.seed)
-    p = prepare(ctx)
+@dataclass
+class Plan:
+    """How this run trains, worked out once from the config, the data and the device."""
+
+    device: torch.device
+    amp: object
+    batch_size: int
+    learning_rate: float
+    total_steps: int
+    eval_every: int
+    warmup_steps: int
+    eval_batch_size: int
+
+
+def plan_run(ctx: Context, p: Prepared) -> Plan:
+    """Device, precision, batch size (measured on a GPU when not set), learning rate, steps."""
+    cfg, t = ctx.config, ctx.config.training
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    amp = pick_precision(cfg.training.precision, device)
-    bs = cfg.training.batch_size or auto_batch_size(p.model, p.feats["train"], p.collate, amp,
-                                                    device)
+    amp = pick_precision(t.precision, device)
+    bs = t.batch_size or auto_batch_size(p.model, p.feats["train"], p.collate, amp, device)
     lr = cfg.learning_rate(bs, p.params.get("total"))
-    if device.type == "cuda":
-        evaluator_batch = max(cfg.training.eval_batch_size, 4 * bs)
-    else:
-        evaluator_batch = cfg.training.eval_batch_size
+    eval_bs = max(t.eval_batch_size, 4 * bs) if device.type == "cuda" else t.eval_batch_size
     steps_per_epoch = math.ceil(len(p.feats["train"]) / bs)
-    total_steps = cfg.training.max_steps or max(1, math.ceil(steps_per_epoch * cfg.training.epochs))
-    eval_every = evaluation_interval(steps_per_epoch, total_steps, cfg.training.evals_per_epoch)
-    evaluator = Evaluator(ctx, p.spec, p.impl, p.data.labels, p.splits, p.feats, amp, p.collate,
-                          p.options)
-    evaluator.batch_size = evaluator_batch
-    callback = RunCallback(ctx, evaluator, eval_every, bs)
-    callback.warmup_steps = math.ceil(cfg.training.warmup_ratio * total_steps)
-    trainer = _Trainer(model=p.model, args=training_args(ctx, total_steps, amp, bs, lr),
-                      train_dataset=ListDataset(p.feats["train"]), data_collator=p.collate,
-                      callbacks=[callback])
+    total_steps = t.max_steps or max(1, math.ceil(steps_per_epoch * t.epochs))
+    eval_every = evaluation_interval(steps_per_epoch, total_steps, t.evals_per_epoch)
+    return Plan(device, amp, bs, lr, total_steps, eval_every,
+                math.ceil(t.warmup_ratio * total_steps), eval_bs)
+
+
+def build_trainer(ctx: Context, p: Prepared, plan: Plan) -> tuple[Trainer, Evaluator, RunCallback]:
+    t = ctx.config.training
+    evaluator = Evaluator(p.spec, p.impl, p.data.labels, p.splits, p.feats, plan.amp, p.collate,
+                          options=p.options, batch_size=plan.eval_batch_size,
+                          interrupt=ctx.should_stop)
+    callback = RunCallback(
+        ctx.events, ctx.should_stop, evaluator, metric=p.spec.primary_metric,
+        batch_size=plan.batch_size, eval_every=plan.eval_every, warmup_steps=plan.warmup_steps,
+        patience=t.early_stopping_patience, checkpoints=ctx.run.root / "checkpoints",
+        save_checkpoints=t.checkpoints)
+    args = training_args(ctx, plan.total_steps, plan.amp, plan.batch_size, plan.learning_rate)
+    trainer = _Trainer(model=p.model, args=args, train_dataset=ListDataset(p.feats["train"]),
+                       data_collator=p.collate, callbacks=[callback])
     trainer.remove_callback(PrinterCallback)  # our events are the log
-    resume_from = resume_point(ctx, callback)
-    events.emit("status", state="training",
-                message=f"Resuming from step {resume_from.name.split('-')[-1]}" if resume_from
-                else "Training", total_steps=total_steps, eval_every=eval_every,
-                precision=batching.precision_name(amp), learning_rate=lr, batch_size=bs,
-                device=str(device))
+    return trainer, evaluator, callback
+
+
+def run_training(ctx: Context, p: Prepared, plan: Plan, trainer: Trainer,
+                 callback: RunCallback) -> float:
+    """Train (resumed from the last checkpoint when asked), evaluate once if nothing did, and
+    put the best weights back. Returns the seconds it took."""
+    resume_from = resume_point(ctx.run, callback)
+    ctx.events.emit(
+        "status", state="training",
+        message=f"Resuming from step {resume_from.name.split('-')[-1]}" if resume_from
+        else "Training", total_steps=plan.total_steps, eval_every=plan.eval_every,
+        precision=batching.precision_name(plan.amp), learning_rate=plan.learning_rate,
+        batch_size=plan.batch_size, device=str(plan.device))
     t0 = time.perf_counter()
     trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
     train_seconds = time.perf_counter() - t0
     if not callback.history and not callback.stop_requested:
         callback.evaluate(p.model, trainer.state)
     callback.restore_best(p.model)
-    stopped = callback.stop_requested or ctx.should_stop()
-    done = trainer.state.global_step - callback.first_step
+    return train_seconds
+
+
+def _timing(ctx: Context, p: Prepared, plan: Plan, trainer: Trainer, callback: RunCallback,
+            train_seconds: float) -> dict:
+    bs, done = plan.batch_size, trainer.state.global_step - callback.first_step
     pure = max(1e-9, train_seconds - callback.eval_seconds)
-    timing = {"train_seconds": round(train_seconds, 2),
-              "eval_seconds": round(callback.eval_seconds, 2),
-              "train_samples_per_second": round(min(done * bs, len(p.feats["train"]) * (
-                  cfg.training.epochs)) / pure, 1),
-              "steps": trainer.state.global_step, "total_steps": total_steps,
-              "batch_size": bs, "learning_rate": lr, "device": _device_name(device)}
-    results = finish(ctx, p, evaluator, callback, timing, stopped, amp)
+    return {"train_seconds": round(train_seconds, 2),
+            "eval_seconds": round(callback.eval_seconds, 2),
+            "train_samples_per_second": round(min(done * bs, len(p.feats["train"]) * (
+                ctx.config.training.epochs)) / pure, 1),
+            "steps": trainer.state.global_step, "total_steps": plan.total_steps,
+            "batch_size": bs, "learning_rate": plan.learning_rate,
+            "device": _device_name(plan.device)}
+
+
+def train(ctx: Context) -> dict:
+    """prepare → plan → build the trainer → train → finish."""
+    random.seed(ctx.config.training.seed)
+    torch.manual_seed(ctx.config.training.seed)
+    p = prepare(ctx)
+    plan = plan_run(ctx, p)
+    trainer, evaluator, callback = build_trainer(ctx, p, plan)
+    train_seconds = run_training(ctx, p, plan, trainer, callback)
+    stopped = callback.stop_requested or ctx.should_stop()
+    timing = _timing(ctx, p, plan, trainer, callback, train_seconds)
+    results = finish(ctx, p, evaluator, callback, timing, stopped, plan.amp)
     shutil.rmtree(ctx.run.root / "checkpoints", ignore_errors=True)  # the model is saved
     return results
 
@@ -435,40 +284,6 @@ def _device_name(device: torch.device) -> str:
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
     return f"CPU ({os.cpu_count()} cores)"
-
-
-def evaluation_interval(steps_per_epoch: int, total_steps: int, per_epoch: int) -> int:
-    """Steps between evaluations: `per_epoch` times an epoch, but not more often than every
-    5 steps unless the whole run is shorter than 20 (tiny data would evaluate every step)."""
-    every = max(1, steps_per_epoch // max(1, per_epoch))
-    return min(total_steps, max(every, min(5, max(1, total_steps // 4))))
-
-
-def resume_point(ctx: Context, callback: RunCallback):
-    """The checkpoint to continue from when this run is being resumed, else None."""
-    marker = ctx.run.root / "RESUME"
-    if not marker.exists():
-        return None
-    marker.unlink()
-    from .jobs import latest_checkpoint
-    from .runs import read_events
-
-    checkpoint = latest_checkpoint(ctx.run)
-    if checkpoint is None:
-        return None
-    best = ctx.run.root / "checkpoints" / "best.pt"
-    if callback.load_state(checkpoint):
-        pass  # patience, best loss and counters as they were at that step
-    elif best.exists():  # a checkpoint from before the state file existed
-        saved = torch.load(best, weights_only=True)
-        callback.best_state = saved["state"]
-        callback.best_step = int(saved["step"])
-        callback.best_value = tuple(saved["value"])
-    step = int(checkpoint.name.split("-")[-1])
-    events = read_events(ctx.run.events)[0]
-    callback.history = [e for e in events if e.get("type") == "eval" and e["step"] <= step]
-    callback.first_step = step
-    return checkpoint
 
 
 def _baselines(task: str, prepared, events) -> dict:
@@ -513,27 +328,24 @@ def _validation_detail(evaluator, model) -> tuple[dict, list | None]:
 
 
 def finish(ctx: Context, p: Prepared, evaluator: Evaluator, callback: RunCallback,
-           timing: dict, stopped: bool, amp) -> dict:
+           timing: dict, stopped: bool, amp) -> Results:
     """After training, in order: score (validation detail, the test split once, calibration,
     test predictions), judge (baselines, label errors, the verdict), save (model, zip)."""
     cfg = ctx.config
     scored = _score(ctx, p, evaluator, callback, stopped)
     judged = _judge(ctx, p, evaluator, callback, stopped, amp, scored["val_detail"])
     best = [h for h in callback.history if h["step"] == callback.best_step]
-    results = {
-        "status": "stopped" if stopped else "completed", "task": cfg.task,
-        "method": cfg.method.method, "model": p.source.display,
-        "base_model": p.source.portable, "labels": p.data.labels,
-        "metric": p.spec.primary_metric, "test": scored["test"],
-        "validation": (best or callback.history or [{}])[-1].get("validation"),
-        "diagnosis": judged["diagnosis"], "params": p.params, "timing": timing,
-        "best_step": callback.best_step, "early_stopped": callback.stopped_early,
-        "precision": batching.precision_name(amp), "data": p.data.report.rows,
-        "baselines": judged["baselines"], "calibration": scored["calibration"],
-        "temperature": scored["temperature"], "label_issues": judged["label_issues"],
-    }
-    if "thresholds" in evaluator.options:  # multi-label: tuned on validation
-        results["thresholds"] = evaluator.options["thresholds"]
+    results = Results(
+        status="stopped" if stopped else "completed", task=cfg.task,
+        method=cfg.method.method, model=p.source.display, base_model=p.source.portable,
+        labels=p.data.labels, metric=p.spec.primary_metric, test=scored["test"],
+        validation=(best or callback.history or [{}])[-1].get("validation"),
+        diagnosis=judged["diagnosis"], params=p.params, timing=timing,
+        best_step=callback.best_step, early_stopped=callback.stopped_early,
+        precision=batching.precision_name(amp), data=p.data.report.rows,
+        baselines=judged["baselines"], calibration=scored["calibration"],
+        temperature=scored["temperature"], label_issues=judged["label_issues"],
+        thresholds=evaluator.options.get("thresholds"))  # multi-label: tuned on validation
     if scored["test"] is None:
         results["note"] = "Stopped before the end: test metrics were skipped to stop quickly."
     if callback.best_state is not None or not stopped:

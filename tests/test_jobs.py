@@ -216,16 +216,15 @@ def test_the_early_stopping_state_travels_with_each_checkpoint(tmp_path):
     from finetuner.training import RunCallback
 
     def fresh():
-        cb = RunCallback.__new__(RunCallback)
-        cb.best_value, cb.best_state, cb.best_step, cb.bad_evals = None, None, 0, 0
-        cb.best_loss = cb.last_loss = None
-        cb.eval_seconds, cb.evals, cb.stopped_early = 0.0, 0, False
-        return cb
+        return RunCallback(None, lambda: False, None, metric="accuracy", batch_size=8,
+                           eval_every=5, checkpoints=tmp_path / "checkpoints")
 
     cb = fresh()
-    cb.best_value, cb.best_step, cb.bad_evals, cb.best_loss = (0.91, -0.3), 20, 2, 0.3
-    cb.last_loss, cb.eval_seconds, cb.evals = 0.25, 1.5, 5
-    cb.best_state = {"classifier.weight": torch.ones(2, 3)}
+    tracker, progress = cb.tracker, cb.progress
+    tracker.best_value, tracker.best_step, tracker.bad_evals = (0.91, -0.3), 20, 2
+    tracker.best_loss = 0.3
+    progress.last_loss, progress.eval_seconds, progress.evals = 0.25, 1.5, 5
+    tracker.best_state = {"classifier.weight": torch.ones(2, 3)}
     (tmp_path / "checkpoint-25").mkdir()
     cb.on_save(types.SimpleNamespace(output_dir=str(tmp_path)),
                types.SimpleNamespace(global_step=25), None)
