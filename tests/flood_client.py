@@ -83,7 +83,13 @@ def main(url: str, user: str, password: str, run_id: str, batch: str, seconds: f
             try:
                 path, msg = job.result(timeout=300)
             except Exception as exc:  # noqa: BLE001
-                batches.append({"error": f"{type(exc).__name__}: {exc}"[:300]})
+                # the gradio client's unexplained CancelledError under this load (see the
+                # test) can hit this call too: send the file again, once, and say so
+                cancelled = type(exc).__name__ == "CancelledError"
+                batches.append({"error": f"{type(exc).__name__}: {exc}"[:300],
+                                "retried": cancelled and len(first_job) < 2})
+                if cancelled and len(first_job) < 2:
+                    continue
                 break
             shown = [text(o[-1]) for o in job.outputs()]
             batches.append({"path": path, "message": text(msg), "seconds": time.time() - t,
@@ -95,7 +101,7 @@ def main(url: str, user: str, password: str, run_id: str, batch: str, seconds: f
         # wait until the first file is really being predicted (its progress is showing): on a
         # loaded machine its upload alone can take longer than any fixed pause
         deadline = time.time() + 120
-        while time.time() < deadline and not (first_job and first_job[0].outputs()):
+        while time.time() < deadline and not (first_job and first_job[-1].outputs()):
             time.sleep(0.2)
         try:
             _, msg = clients[1].predict(try_run=run_id, batch_file=handle_file(batch),

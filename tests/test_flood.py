@@ -74,6 +74,8 @@ def test_a_flooding_user_does_not_slow_the_others(tmp_path, tiny_model):
         assert dropped <= 0.1 * sum(counts.values()), counts
         assert not [k for k in counts if k.startswith(("error", "other"))
                     and not k.startswith("error CancelledError")], counts
+        errors = [b for b in report["batches"] if "error" in b]
+        assert all(b["retried"] for b in errors) and len(errors) <= 1, errors
         done = [b for b in report["batches"] if b.get("path")]
         assert done, report["batches"]
         assert "Predicted 50,000 rows" in done[0]["message"]

@@ -341,8 +341,8 @@ def test_multilabel_with_the_default_model_through_the_cli(tmp_path):
 
     out = tmp_path / "clauses"
     proc = cli("train", "--task", "multi-label", "--data", EXAMPLES / "clauses.csv",
-               "--max-steps", "40", "--evals-per-epoch", "4", "--max-length", "64",
-               "--output", out)
+               "--max-steps", "16", "--lr", "3e-4", "--evals-per-epoch", "2",
+               "--max-length", "48", "--output", out)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "Test: micro_f1" in proc.stdout
     results = json.loads((out / "results.json").read_text())
@@ -371,7 +371,8 @@ def test_regression_with_the_default_model_through_the_cli(tmp_path):
 
     out = tmp_path / "ratings"
     proc = cli("train", "--task", "regression", "--data", EXAMPLES / "ratings.csv",
-               "--max-steps", "40", "--max-length", "48", "--output", out)
+               "--max-steps", "16", "--lr", "3e-4", "--evals-per-epoch", "2",
+               "--max-length", "48", "--output", out)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     results = json.loads((out / "results.json").read_text())
     assert results["labels"] == ["score"] and results["metric"] == "pearson"

@@ -363,7 +363,8 @@ def test_token_statistics_come_from_a_sample_and_the_row_cap_comes_first(tmp_pat
     n = TOKEN_SAMPLE_ROWS + 5000
     path = write_csv(tmp_path / "many.csv", [{"text": f"text number {i} " + "w " * (i % 40),
                                              "label": "ab"[i % 2]} for i in range(n)])
-    config = RunConfig.from_dict({"data": {"train_file": str(path), "max_length": 30}})
+    config = RunConfig.from_dict({"data": {"train_file": str(path), "max_length": 30,
+                                           "long_documents": "truncate"}})
     counted = []
 
     def count(texts, pairs):
