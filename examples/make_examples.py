@@ -273,7 +273,7 @@ BOILERPLATE = ["Headings are for convenience only and do not affect interpretati
 def clause_rows(n: int) -> list[dict]:
     r = random.Random(21)
     rows = []
-    for i in range(n):
+    for _ in range(n):
         k = r.choices([0, 1, 2], weights=[3, 5, 2])[0]
         kinds = sorted(r.sample(list(CLAUSE_PARTS), k))
         parts = [r.choice(CLAUSE_PARTS[c]) for c in kinds]
