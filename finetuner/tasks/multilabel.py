@@ -241,11 +241,17 @@ def _gold(examples: list[dict], labels: list[str]) -> np.ndarray:
 
 
 def metrics(outputs, features, examples, labels: list[str], **options) -> dict:
-    from ..metrics.multilabel import multilabel_metrics
+    from ..metrics.multilabel import multilabel_metrics, tune_thresholds
 
     probs = probabilities(outputs, features, examples, options)
-    return multilabel_metrics(_gold(examples, labels), probs >= _thresholds(labels, options),
-                              labels)
+    gold = _gold(examples, labels)
+    if options.get("thresholds_tuned"):  # after training: the thresholds from validation
+        thr = _thresholds(labels, options)
+    else:  # during training each checkpoint is judged at its own best thresholds on this
+        # split (validation only), not at 0.5, which an under-confident model never reaches
+        tuned = tune_thresholds(gold, probs, labels)
+        thr = np.array([tuned[n] for n in labels])
+    return multilabel_metrics(gold, probs >= thr, labels)
 
 
 def tune(outputs, features, examples, labels: list[str], **options) -> dict:
@@ -253,7 +259,8 @@ def tune(outputs, features, examples, labels: list[str], **options) -> dict:
     from ..metrics.multilabel import tune_thresholds
 
     probs = probabilities(outputs, features, examples, options)
-    return {"thresholds": tune_thresholds(_gold(examples, labels), probs, labels)}
+    return {"thresholds": tune_thresholds(_gold(examples, labels), probs, labels),
+            "thresholds_tuned": True}
 
 
 def decode(outputs, features, examples, labels: list[str], **options) -> list[dict]:
