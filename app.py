@@ -79,7 +79,8 @@ def main(argv: list[str] | None = None) -> None:
     from starlette.middleware import Middleware
 
     from finetuner.files import FileRegistry
-    from finetuner.studio import Limits, Studio, _env_int
+    from finetuner.limits import Limits, _env_int
+    from finetuner.studio import Studio
     from finetuner.ui.app import CSS, build_app
     from finetuner.ui.guard import Guard, LoginLimiter
 

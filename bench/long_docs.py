@@ -29,10 +29,8 @@ the numbers to --json (default bench/results/long-docs-<cpu|gpu>-<date>.json).
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import platform
-import random
 import sys
 import time
 from collections import Counter
@@ -40,32 +38,18 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "bench"))
-from common import run_script, run_studio  # noqa: E402
+from common import (  # noqa: E402
+    add_run_args,
+    results_path,
+    run_plain,
+    run_studio,
+    sample,
+    timing_row,
+    write_csv,
+)
 from conll_sets import document_rows  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data" / "conll2003"
-
-
-def device_tag() -> str:
-    import torch
-
-    return "gpu" if torch.cuda.is_available() else "cpu"
-
-
-def sample(rows: list[dict], n: int, seed: int = 0) -> list[dict]:
-    if not n or n >= len(rows):
-        return rows
-    keep = sorted(random.Random(seed).sample(range(len(rows)), n))
-    return [rows[i] for i in keep]
-
-
-def write_csv(rows: list[dict], path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", newline="", encoding="utf-8") as f:
-        writer = csv.DictWriter(f, fieldnames=["text", "label"])
-        writer.writeheader()
-        writer.writerows(rows)
-    return path
 
 
 def length_stats(splits: dict, max_length: int) -> dict:
@@ -107,7 +91,7 @@ def run_mode(mode: str, files: dict, out: Path, args) -> dict:
     report = json.loads((run_dir / "data_report.json").read_text())
     tokens = report.get("token_lengths") or {}
     options = (report.get("extra") or {}).get("options") or {}
-    timing, test = results["timing"], results["test"]
+    test = results["test"]
     name = (f"studio {args.method}, windows ({args.pooling} pooling)" if mode == "windows"
             else f"studio {args.method}, cut at {args.max_length}")
     return {"name": name, "mode": mode, "epochs": args.epochs,
@@ -117,13 +101,7 @@ def run_mode(mode: str, files: dict, out: Path, args) -> dict:
             "windows_mean": tokens.get("windows_mean"),
             "report_truncated_share": tokens.get("truncated_share"),
             "report_dropped_token_share": tokens.get("dropped_token_share"),
-            "steps": timing["steps"], "best_step": results.get("best_step"),
-            "early_stopped": results.get("early_stopped"),
-            "train_samples_per_second": timing["train_samples_per_second"],
-            "train_seconds": timing["train_seconds"], "eval_seconds": timing["eval_seconds"],
-            "wall_seconds": round(wall, 1), "precision": results["precision"],
-            "learning_rate": timing.get("learning_rate") or args.lr,
-            "batch_size": timing.get("batch_size")}
+            **timing_row(results, wall, args.lr),}
 
 
 def main() -> None:
@@ -132,21 +110,12 @@ def main() -> None:
     ap.add_argument("--train-docs", type=int, default=400, help="random N of 846 (0 = all)")
     ap.add_argument("--validation-docs", type=int, default=100, help="random N of 204 (0 = all)")
     ap.add_argument("--test-docs", type=int, default=0, help="random N of 203 (0 = all)")
-    ap.add_argument("--epochs", type=float, default=1.0)
-    ap.add_argument("--lr", type=float, default=None, help="default: the studio's default")
-    ap.add_argument("--batch-size", type=int, default=16,
-                    help="16, not the studio's CPU default 32: twice the steps in one epoch")
-    ap.add_argument("--max-length", type=int, default=128)
+    # batch 16, not the studio's CPU default 32: twice the steps in one epoch
+    add_run_args(ap, "long_docs", epochs=1.0, batch_size=16)
     ap.add_argument("--max-windows", type=int, default=16)
     ap.add_argument("--pooling", default="mean", choices=["mean", "max"])
-    ap.add_argument("--max-steps", type=int, default=0,
-                    help="cap on steps, every run (0 = none)")
-    ap.add_argument("--method", default="full")
     ap.add_argument("--modes", default="windows,truncate")
-    ap.add_argument("--no-plain", action="store_true", help="skip the plain script")
     ap.add_argument("--data", default=str(DATA))
-    ap.add_argument("--out", default=str(ROOT / "bench" / "out" / "long_docs"))
-    ap.add_argument("--json", default="", help="where the numbers go (default bench/results/)")
     args = ap.parse_args()
     data, out = Path(args.data), Path(args.out)
     if not (data / "train.txt").exists():
@@ -158,7 +127,8 @@ def main() -> None:
                           ("test", "test.txt", args.test_docs)):
         rows, skipped[name] = document_rows(data / file)
         splits[name] = sample(rows, n)
-    files = {name: write_csv(rows, out / "data" / f"{name}.csv") for name, rows in splits.items()}
+    files = {name: write_csv(rows, out / "data" / f"{name}.csv", ["text", "label"])
+             for name, rows in splits.items()}
     stats = length_stats(splits, args.max_length)
     print(json.dumps({"lengths": stats, "left_out": skipped}), flush=True)
     rows = []
@@ -167,12 +137,7 @@ def main() -> None:
         print(json.dumps(rows[-1]), flush=True)
     lr = rows[0]["learning_rate"] if rows else args.lr or 1e-4
     if not args.no_plain:
-        plain = [sys.executable, str(ROOT / "bench" / "plain_long_docs.py"),
-                 "--train", str(files["train"]), "--test", str(files["test"]),
-                 "--epochs", str(args.epochs), "--lr", str(lr),
-                 "--batch-size", str(args.batch_size), "--max-length", str(args.max_length),
-                 "--max-steps", str(args.max_steps or -1)]
-        rows.append(run_script(plain))
+        rows.append(run_plain("plain_long_docs.py", files, args, lr))
         print(json.dumps(rows[-1]), flush=True)
     base = rows[-1] if not args.no_plain else None
     cut = next((r for r in rows if r.get("mode") == "truncate"), None)
@@ -195,9 +160,7 @@ def main() -> None:
               f"{r['train_seconds']} | {r['wall_seconds']} | {walls} |")
     print("\n(samples are windows for the windows run, documents otherwise; wall x plain: the "
           "plain script's wall seconds over this run's, >1 = faster.)")
-    target = Path(args.json) if args.json else (
-        ROOT / "bench" / "results" / f"long-docs-{device_tag()}-{time.strftime('%Y-%m-%d')}.json")
-    target.parent.mkdir(parents=True, exist_ok=True)
+    target = results_path(args, "long-docs")
     target.write_text(json.dumps({"args": vars(args), "lengths": stats, "left_out": skipped,
                                   "rows": rows}, indent=2))
     print(f"\nwrote {target}")

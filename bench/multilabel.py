@@ -24,42 +24,26 @@ threshold 0.5 for every label. Prints a Markdown table and writes the numbers to
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import platform
-import random
 import sys
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "bench"))
-from common import run_script, run_studio  # noqa: E402
+from common import (  # noqa: E402
+    add_run_args,
+    results_path,
+    run_plain,
+    run_studio,
+    sample,
+    timing_row,
+    write_csv,
+)
 from conll_sets import TYPES, sentence_rows  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data" / "conll2003"
-
-
-def device_tag() -> str:
-    import torch
-
-    return "gpu" if torch.cuda.is_available() else "cpu"
-
-
-def sample(rows: list[dict], n: int, seed: int = 0) -> list[dict]:
-    if not n or n >= len(rows):
-        return rows
-    keep = sorted(random.Random(seed).sample(range(len(rows)), n))
-    return [rows[i] for i in keep]
-
-
-def write_csv(rows: list[dict], path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", newline="", encoding="utf-8") as f:
-        writer = csv.DictWriter(f, fieldnames=["text", "labels"])
-        writer.writeheader()
-        writer.writerows(rows)
-    return path
 
 
 def label_shares(rows: list[dict]) -> dict:
@@ -75,16 +59,8 @@ def main() -> None:
     ap.add_argument("--train-rows", type=int, default=3000, help="0 = all 14,041 sentences")
     ap.add_argument("--validation-rows", type=int, default=500, help="0 = all 3,250")
     ap.add_argument("--test-rows", type=int, default=0, help="0 = all 3,453")
-    ap.add_argument("--epochs", type=float, default=2.0)
-    ap.add_argument("--lr", type=float, default=None, help="default: the studio's default")
-    ap.add_argument("--batch-size", type=int, default=32)
-    ap.add_argument("--max-length", type=int, default=128)
-    ap.add_argument("--max-steps", type=int, default=0, help="cap on steps, both sides (0 = none)")
-    ap.add_argument("--method", default="full")
-    ap.add_argument("--no-plain", action="store_true", help="skip the plain script")
+    add_run_args(ap, "multilabel")
     ap.add_argument("--data", default=str(DATA))
-    ap.add_argument("--out", default=str(ROOT / "bench" / "out" / "multilabel"))
-    ap.add_argument("--json", default="", help="where the numbers go (default bench/results/)")
     args = ap.parse_args()
     data, out = Path(args.data), Path(args.out)
     if not (data / "train.txt").exists():
@@ -92,7 +68,8 @@ def main() -> None:
     splits = {"train": sample(sentence_rows(data / "train.txt"), args.train_rows),
               "validation": sample(sentence_rows(data / "valid.txt"), args.validation_rows),
               "test": sample(sentence_rows(data / "test.txt"), args.test_rows)}
-    files = {name: write_csv(rows, out / "data" / f"{name}.csv") for name, rows in splits.items()}
+    files = {name: write_csv(rows, out / "data" / f"{name}.csv", ["text", "labels"])
+             for name, rows in splits.items()}
     run_dir = out / f"studio-{args.method}"
     cmd = [sys.executable, "-m", "finetuner", "train", "--task", "multi-label",
            "--data", str(files["train"]), "--validation", str(files["validation"]),
@@ -114,20 +91,10 @@ def main() -> None:
                       "per_label_f1": {n: v["f1"] for n, v in test["per_label"].items()}},
              "thresholds": results.get("thresholds"),
              "validation_micro_f1": results["validation"].get("micro_f1"),
-             "steps": timing["steps"], "best_step": results.get("best_step"),
-             "early_stopped": results.get("early_stopped"),
-             "train_samples_per_second": timing["train_samples_per_second"],
-             "train_seconds": timing["train_seconds"], "eval_seconds": timing["eval_seconds"],
-             "wall_seconds": round(wall, 1), "precision": results["precision"],
-             "learning_rate": lr, "batch_size": timing.get("batch_size")}]
+             **timing_row(results, wall, args.lr),}]
     print(json.dumps(rows[-1]), flush=True)
     if not args.no_plain:
-        plain = [sys.executable, str(ROOT / "bench" / "plain_multilabel.py"),
-                 "--train", str(files["train"]), "--test", str(files["test"]),
-                 "--epochs", str(args.epochs), "--lr", str(lr),
-                 "--batch-size", str(args.batch_size), "--max-length", str(args.max_length),
-                 "--max-steps", str(args.max_steps or -1)]
-        rows.append(run_script(plain))
+        rows.append(run_plain("plain_multilabel.py", files, args, lr))
         print(json.dumps(rows[-1]), flush=True)
     base = rows[-1] if len(rows) > 1 else None
     sizes = ", ".join(f"{k} {len(v):,}" for k, v in splits.items())
@@ -153,9 +120,7 @@ def main() -> None:
               f"{r['wall_seconds']} | {walls} |")
     print("\n(x plain: samples/s over the plain script's; wall x plain: the plain script's wall "
           "seconds over this run's, >1 = faster.)")
-    target = Path(args.json) if args.json else (
-        ROOT / "bench" / "results" / f"multilabel-{device_tag()}-{time.strftime('%Y-%m-%d')}.json")
-    target.parent.mkdir(parents=True, exist_ok=True)
+    target = results_path(args, "multilabel")
     target.write_text(json.dumps({"args": vars(args), "label_shares": {
         k: label_shares(v) for k, v in splits.items()}, "rows": rows}, indent=2))
     print(f"\nwrote {target}")

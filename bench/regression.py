@@ -33,16 +33,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "bench"))
-from common import run_script, run_studio  # noqa: E402
+from common import add_run_args, results_path, run_plain, run_studio, timing_row  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data" / "stsb"
 COLUMNS = ["sentence1", "sentence2", "score"]
-
-
-def device_tag() -> str:
-    import torch
-
-    return "gpu" if torch.cuda.is_available() else "cpu"
 
 
 def write_splits(data: Path, folder: Path, train_rows: int, validation_rows: int,
@@ -73,16 +67,8 @@ def main() -> None:
                     help="first N of the 1,500 dev.tsv pairs, the validation split (0 = all)")
     ap.add_argument("--test-rows", type=int, default=0,
                     help="first N of the 1,500 test.tsv pairs (0 = all; report only on all)")
-    ap.add_argument("--epochs", type=float, default=2.0)
-    ap.add_argument("--lr", type=float, default=None, help="default: the studio's default")
-    ap.add_argument("--batch-size", type=int, default=32)
-    ap.add_argument("--max-length", type=int, default=128)
-    ap.add_argument("--max-steps", type=int, default=0, help="cap on steps, both sides (0 = none)")
-    ap.add_argument("--method", default="full")
-    ap.add_argument("--no-plain", action="store_true", help="skip the plain script")
+    add_run_args(ap, "regression")
     ap.add_argument("--data", default=str(DATA))
-    ap.add_argument("--out", default=str(ROOT / "bench" / "out" / "regression"))
-    ap.add_argument("--json", default="", help="where the numbers go (default bench/results/)")
     args = ap.parse_args()
     data, out = Path(args.data), Path(args.out)
     if not (data / "train.tsv").exists():
@@ -107,22 +93,12 @@ def main() -> None:
     rows = [{"name": f"studio {args.method}", "epochs": args.epochs,
              "test": {k: results["test"][k] for k in ("pearson", "spearman", "mae", "rmse", "r2")},
              "validation_pearson": results["validation"]["pearson"],
-             "steps": timing["steps"], "best_step": results.get("best_step"),
-             "early_stopped": results.get("early_stopped"),
-             "train_samples_per_second": timing["train_samples_per_second"],
-             "train_seconds": timing["train_seconds"], "eval_seconds": timing["eval_seconds"],
-             "wall_seconds": round(wall, 1), "precision": results["precision"],
-             "learning_rate": lr, "batch_size": timing.get("batch_size"),
+             **timing_row(results, wall, args.lr),
              "baselines_test_pearson": {k: (b.get("test") or {}).get("pearson")
                                         for k, b in (results.get("baselines") or {}).items()}}]
     print(json.dumps(rows[-1]), flush=True)
     if not args.no_plain:
-        plain = [sys.executable, str(ROOT / "bench" / "plain_regression.py"),
-                 "--train", str(files["train"]), "--test", str(files["test"]),
-                 "--epochs", str(args.epochs), "--lr", str(lr),
-                 "--batch-size", str(args.batch_size), "--max-length", str(args.max_length),
-                 "--max-steps", str(args.max_steps or -1)]
-        rows.append(run_script(plain))
+        rows.append(run_plain("plain_regression.py", files, args, lr))
         print(json.dumps(rows[-1]), flush=True)
     base = rows[-1] if len(rows) > 1 else None
     size = (f"{args.train_rows or 'all'} train / {args.validation_rows or 'all'} validation / "
@@ -143,9 +119,7 @@ def main() -> None:
               f"{r['train_seconds']} | {r['wall_seconds']} | {walls} |")
     print("\n(x plain: samples/s over the plain script's; wall x plain: the plain script's wall "
           "seconds over this run's, >1 = faster.)")
-    target = Path(args.json) if args.json else (
-        ROOT / "bench" / "results" / f"regression-{device_tag()}-{time.strftime('%Y-%m-%d')}.json")
-    target.parent.mkdir(parents=True, exist_ok=True)
+    target = results_path(args, "regression")
     target.write_text(json.dumps({"args": vars(args), "rows": rows}, indent=2))
     print(f"\nwrote {target}")
 

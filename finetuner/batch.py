@@ -243,8 +243,8 @@ def run(run_dir: Path, source: Path, output: Path, progress: Path, max_rows: int
 
     report()
     try:
-        from .data import read_table
         from .export import read_meta
+        from .tables import read_table
         from .tasks import get_task
 
         meta = read_meta(run_dir / "model" if (run_dir / "model").is_dir() else run_dir)

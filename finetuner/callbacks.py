@@ -27,6 +27,7 @@ from transformers import TrainerCallback
 
 from . import batching
 from .batching import StopRequested
+from .tasks.options import TaskOptions
 
 
 def checkpoint_seconds() -> float:
@@ -37,7 +38,7 @@ def checkpoint_seconds() -> float:
 class Evaluator:
     """Validation (and a fixed training sample) scored with the task's metrics."""
 
-    def __init__(self, spec, impl, labels, splits, feats, amp, collate, *, options: dict,
+    def __init__(self, spec, impl, labels, splits, feats, amp, collate, *, options: TaskOptions,
                  batch_size: int, interrupt: Callable[[], bool]):
         self.spec, self.impl, self.labels = spec, impl, labels
         self.splits, self.feats, self.amp, self.collate = splits, feats, amp, collate
@@ -49,7 +50,7 @@ class Evaluator:
             interrupt=self.interrupt,
         )
         metrics = self.impl.metrics(outputs, self.feats[split], self.splits[split], self.labels,
-                                    **self.options)
+                                    **self.options.hooks())
         metrics["loss"] = None if loss is None else round(loss, 5)
         return metrics, outputs
 

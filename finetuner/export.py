@@ -15,6 +15,7 @@ import zipfile
 from pathlib import Path
 
 from .runs import RunPaths, write_json
+from .tasks.options import TaskOptions
 
 ADAPTER_USAGE = '''from peft import PeftModel
 from transformers import {auto}, AutoTokenizer
@@ -31,11 +32,10 @@ def save_model(run: RunPaths, model, tokenizer, cfg, spec, results: dict, report
     adapter_only = is_peft and cfg.method.export_adapter_only
     if is_peft and not adapter_only:
         model = model.merge_and_unload()
-    options = {"doc_stride": cfg.data.doc_stride, "max_answer_length": cfg.data.max_answer_length,
-               **(report.extra.get("options") or {})}
+    options = TaskOptions.from_run(cfg, report)
     impl = spec.impl()
     if hasattr(impl, "before_save"):  # e.g. regression folds its target scale into the head
-        options = impl.before_save(model, options)
+        options = TaskOptions.from_dict(impl.before_save(model, options.to_dict()))
     model.save_pretrained(out, safe_serialization=True)
     tokenizer.save_pretrained(out)
     base = results.get("base_model") or results.get("model")
@@ -51,7 +51,7 @@ def save_model(run: RunPaths, model, tokenizer, cfg, spec, results: dict, report
         "labels": results.get("labels"),
         "columns": report.columns,
         "max_length": cfg.data.max_length,
-        "options": options,
+        "options": options.to_dict(),
         "metrics": {"test": results.get("test_headline") or _scalars(results.get("test")),
                     "validation": results.get("validation")},
         # probabilities = softmax(logits / temperature), fitted on the validation split
@@ -102,27 +102,29 @@ def usage_snippet(meta: dict, path: str = "path/to/model") -> str:
 
 
 def model_card(cfg, spec, results: dict, report, meta: dict) -> str:
-    t = cfg.training
-    lines = [
-        "---",
-        "library_name: transformers",
-        f"pipeline_tag: {spec.pipeline_task}",
-        "tags: [finetuner, " + cfg.method.method + "]",
-        "---",
-        "",
-        f"# {spec.title} model fine-tuned with finetuner",
-        "",
-        f"- Base model: {meta.get('base_model')}",
-        f"- Method: {cfg.method.method} ({results['params']['trainable']:,} of "
-        f"{results['params']['total']:,} parameters trained)",
-        f"- Labels: {', '.join(map(str, results.get('labels') or [])) or 'n/a'}",
-        f"- Status: {results['status']}",
-        "",
-        "## Data",
-        "",
-        "| split | rows |",
-        "|---|---|",
-    ]
+    """README.md of the exported model: what it is, the data, how it was trained, the held-out
+    test scores beside the baselines, the verdict and how to use it."""
+    lines = _card_header(cfg, spec, results, meta) + _card_data(report)
+    options = TaskOptions.from_dict(meta.get("options"))
+    lines += _card_training(cfg, results) + _card_windows(options, meta)
+    lines += _card_scores(results) + _card_diagnosis(results.get("diagnosis") or {})
+    lines += ["", "## Usage", "", "```python", usage_snippet(meta), "```", ""]
+    return "\n".join(lines)
+
+
+def _card_header(cfg, spec, results: dict, meta: dict) -> list[str]:
+    return ["---", "library_name: transformers", f"pipeline_tag: {spec.pipeline_task}",
+            "tags: [finetuner, " + cfg.method.method + "]", "---", "",
+            f"# {spec.title} model fine-tuned with finetuner", "",
+            f"- Base model: {meta.get('base_model')}",
+            f"- Method: {cfg.method.method} ({results['params']['trainable']:,} of "
+            f"{results['params']['total']:,} parameters trained)",
+            f"- Labels: {', '.join(map(str, results.get('labels') or [])) or 'n/a'}",
+            f"- Status: {results['status']}"]
+
+
+def _card_data(report) -> list[str]:
+    lines = ["", "## Data", "", "| split | rows |", "|---|---|"]
     lines += [f"| {k} | {v:,} |" for k, v in report.rows.items()]
     if report.label_counts.get("train"):
         counts = ", ".join(f"{k}: {v}" for k, v in report.label_counts["train"].items())
@@ -130,24 +132,57 @@ def model_card(cfg, spec, results: dict, report, meta: dict) -> str:
     warnings = report.warnings()
     if warnings:
         lines += ["", "Data warnings:"] + [f"- {w}" for w in warnings]
-    lines += [
-        "",
-        "## Training",
-        "",
-        f"- Epochs: {t.epochs} (steps run: {results['timing'].get('steps')}), batch size "
-        f"{results['timing'].get('batch_size')}, learning rate "
-        f"{results['timing'].get('learning_rate', 0):g}, weight decay {t.weight_decay}, "
-        f"warmup {t.warmup_ratio:.0%}, max length {cfg.data.max_length}, seed {t.seed}, "
-        f"precision {results.get('precision')}",
-    ]
+    return lines
+
+
+def _card_training(cfg, results: dict) -> list[str]:
+    t, timing = cfg.training, results["timing"]
+    lines = ["", "## Training", "",
+             f"- Epochs: {t.epochs} (steps run: {timing.get('steps')}), batch size "
+             f"{timing.get('batch_size')}, learning rate {timing.get('learning_rate', 0):g}, "
+             f"weight decay {t.weight_decay}, warmup {t.warmup_ratio:.0%}, max length "
+             f"{cfg.data.max_length}, seed {t.seed}, precision {results.get('precision')}"]
     if cfg.method.method == "lora":
         m = cfg.method
         lines.append(f"- LoRA: r={m.lora_r}, alpha={m.lora_alpha}, dropout={m.lora_dropout}, "
                      f"targets={m.lora_target_modules or 'chosen by peft'}")
-    lines.append(f"- Training time: {results['timing']['train_seconds']} s "
-                 f"({results['timing']['train_samples_per_second']} samples/s)")
+    lines.append(f"- Training time: {timing['train_seconds']} s "
+                 f"({timing['train_samples_per_second']} samples/s)")
+    return lines
+
+
+WINDOWS_USAGE = """import torch
+
+# tokenizer and model loaded as in Usage below; text: one whole document
+enc = tokenizer(text, truncation=True, max_length={max_length}, stride={stride},
+                return_overflowing_tokens=True, padding=True, return_tensors="pt")
+enc.pop("overflow_to_sample_mapping")
+with torch.no_grad():
+    logits = model(**enc).logits[:{max_windows}].{pool}(dim=0){values}  # the document's logits"""
+
+
+def _card_windows(options: TaskOptions, meta: dict) -> list[str]:
+    """Long documents: how the model read them, and how to read them the same way."""
+    if not options.windows:
+        return []
+    max_length = int(meta.get("max_length") or 128)
+    stride = min(int(options.window_overlap), max(0, max_length // 2 - 2))
+    pool = "max" if options.pooling == "max" else "mean"
+    n = int(options.max_windows)
+    return ["", "## Long documents", "",
+            f"Texts longer than {max_length} tokens were read in overlapping windows of "
+            f"{max_length} tokens ({stride} tokens of overlap, at most {n} windows per "
+            f"document), and the windows' logits were pooled by their {pool} into one "
+            "prediction per document, in training, in the scores above and in finetuner's "
+            "own prediction. A plain pipeline reads only the first window; to read whole "
+            "documents as this model was scored:", "", "```python",
+            WINDOWS_USAGE.format(max_length=max_length, stride=stride, max_windows=n, pool=pool,
+                                 values=".values" if pool == "max" else ""), "```"]
+
+
+def _card_scores(results: dict) -> list[str]:
     test = _scalars(results.get("test"))
-    lines += ["", "## Held-out test metrics", ""]
+    lines = ["", "## Held-out test metrics", ""]
     if test:
         lines += ["| metric | value |", "|---|---|"]
         lines += [f"| {k} | {v} |" for k, v in test.items() if k != "loss"]
@@ -172,14 +207,17 @@ def model_card(cfg, spec, results: dict, report, meta: dict) -> str:
                   f"| this model | {test.get(metric)} |"]
         lines += [f"| {b['title']} | {(b.get('test') or {}).get(metric)} |"
                   for b in base.values()]
-    diag = results.get("diagnosis") or {}
-    if diag:
-        lines += ["", "## Diagnosis", "", f"**{diag['title']}**", ""]
-        lines += [f"- {e}" for e in diag.get("evidence", [])]
-        if diag.get("remedies"):
-            lines += ["", "What to try:"] + [f"- {r}" for r in diag["remedies"]]
-    lines += ["", "## Usage", "", "```python", usage_snippet(meta), "```", ""]
-    return "\n".join(lines)
+    return lines
+
+
+def _card_diagnosis(diag: dict) -> list[str]:
+    if not diag:
+        return []
+    lines = ["", "## Diagnosis", "", f"**{diag['title']}**", ""]
+    lines += [f"- {e}" for e in diag.get("evidence", [])]
+    if diag.get("remedies"):
+        lines += ["", "What to try:"] + [f"- {r}" for r in diag["remedies"]]
+    return lines
 
 
 def make_zip(run: RunPaths, dest: str | Path | None = None) -> Path:

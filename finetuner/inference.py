@@ -18,10 +18,11 @@ import torch
 
 from . import batching
 from .calibration import scale_outputs
-from .data import read_table
 from .errors import FinetunerError
 from .export import read_meta
+from .tables import read_table
 from .tasks import get_task
+from .tasks.options import TaskOptions
 
 BF16_MIN_BATCH = 16
 
@@ -36,7 +37,7 @@ class Predictor:
         self.labels = [str(x) for x in meta.get("labels") or []]
         self.max_length = int(meta.get("max_length") or 256)
         self.pad_id = tokenizer.pad_token_id or 0
-        self.options = meta.get("options") or {}
+        self.options = TaskOptions.from_dict(meta.get("options"))
         self.temperature = float(meta.get("temperature") or 1.0)
         self.device = next(model.parameters()).device
         self.amp = batching.pick_precision("auto", self.device)
@@ -103,14 +104,14 @@ class Predictor:
         if not examples:
             return []
         feats = self.impl.featurize(examples, self.tokenizer, self.max_length, {},
-                                    **self.options)
+                                    **self.options.hooks())
         # many texts: bf16 where the hardware runs it fast (about 2x on such CPUs); one text
         # (the try-it box) stays in fp32, which is quick enough and exactly reproducible
         amp = self.amp if len(feats) >= BF16_MIN_BATCH else None
         outputs, _ = batching.run_model(self.model, feats, self._collate, batch_size, amp)
         # calibrated probabilities: logits / T fitted on the validation split (argmax unchanged)
         outputs = scale_outputs(outputs, self.temperature)
-        return self.impl.decode(outputs, feats, examples, self.labels, **self.options)
+        return self.impl.decode(outputs, feats, examples, self.labels, **self.options.hooks())
 
     def _collate(self, batch: list[dict]) -> dict[str, torch.Tensor]:
         return batching.pad_batch(batch, self.pad_id)

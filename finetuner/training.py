@@ -7,12 +7,12 @@ steps to events, run our own evaluations (sorted by length, no padding waste), k
 weights in memory, checkpoint, and stop early or on request. The test split is touched once,
 after training, by the best checkpoint chosen on validation.
 
-`train` is the recipe: prepare → plan → build the trainer → train → finish.
+`train` is the recipe: prepare → plan → build the trainer → train → finish (finishing.py:
+score the test split once, judge, save).
 """
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import random
@@ -25,13 +25,14 @@ import torch
 from torch.utils.data import Dataset
 from transformers import PrinterCallback, Trainer, TrainingArguments
 
-from . import batching, calibration, diagnostics, export, modeling
-from .batching import StopRequested, pick_precision
+from . import batching, modeling
+from .batching import pick_precision
 from .callbacks import Evaluator, RunCallback, evaluation_interval, resume_point
 from .config import RunConfig
-from .results import Results
+from .finishing import finish
 from .runs import EventWriter, RunPaths, write_json
 from .tasks import get_task
+from .tasks.options import TaskOptions
 
 
 @dataclass
@@ -53,14 +54,6 @@ class ListDataset(Dataset):
         return self.features[i]
 
 
-def task_options(cfg: RunConfig, report=None) -> dict:
-    """Settings some tasks need beyond max_length (QA windows and answer length), plus any the
-    task learned from its data (`report.extra["options"]`, e.g. QA's allow_no_answer)."""
-    learned = (report.extra.get("options") or {}) if report is not None else {}
-    return {"doc_stride": cfg.data.doc_stride, "max_answer_length": cfg.data.max_answer_length,
-            **learned}
-
-
 @dataclass
 class Prepared:
     """Everything the training loop needs, built once per run."""
@@ -74,7 +67,7 @@ class Prepared:
     params: dict
     splits: dict
     feats: dict
-    options: dict
+    options: TaskOptions
     collate: Callable
 
 
@@ -99,8 +92,9 @@ def prepare(ctx: Context) -> Prepared:
     splits = {"train": data.train, "validation": data.validation, "test": data.test,
               "train_sample": sample}
     label2id = {name: i for i, name in enumerate(data.labels)}
-    options = task_options(cfg, data.report)
-    feats = {name: impl.featurize(ex, tokenizer, cfg.data.max_length, label2id, **options)
+    options = TaskOptions.from_run(cfg, data.report)
+    feats = {name: impl.featurize(ex, tokenizer, cfg.data.max_length, label2id,
+                                  **options.hooks())
              for name, ex in splits.items()}
     device = "cuda" if torch.cuda.is_available() else "cpu"
     collate = batching.collator(tokenizer.pad_token_id or 0, device, cap=cfg.data.max_length)
@@ -284,160 +278,3 @@ def _device_name(device: torch.device) -> str:
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
     return f"CPU ({os.cpu_count()} cores)"
-
-
-def _baselines(task: str, prepared, events) -> dict:
-    """Majority / TF-IDF (classification) or memorised entities (NER) on the same splits; a
-    baseline that fails never fails the run."""
-    from . import baselines
-
-    events.emit("status", state="baselines", message="Scoring simple baselines")
-    try:
-        return baselines.for_task(task, prepared)
-    except Exception as exc:  # noqa: BLE001
-        print(f"baselines skipped: {type(exc).__name__}: {exc}", flush=True)
-        return {}
-
-
-def _label_issues(ctx, model, prepared, feats, collate, evaluator, amp) -> dict | None:
-    """Suspected label errors among the training rows; a check that fails never fails the
-    run."""
-    from . import labelnoise
-
-    ctx.events.emit("status", state="label_check", message="Looking for suspected label errors")
-    try:
-        return labelnoise.check(model, prepared.train, feats["train"], prepared.labels, collate,
-                                evaluator.batch_size, amp, ctx.run.root,
-                                seed=ctx.config.training.seed, interrupt=ctx.should_stop)
-    except StopRequested:
-        return None
-    except Exception as exc:  # noqa: BLE001
-        print(f"label check skipped: {type(exc).__name__}: {exc}", flush=True)
-        return None
-
-
-def _validation_detail(evaluator, model) -> tuple[dict, list | None]:
-    """Full validation metrics (per label, predicted shares) and outputs of the restored best
-    weights."""
-    if not evaluator.feats["validation"]:
-        return {}, None
-    try:
-        return evaluator.score(model, "validation")
-    except Exception:  # noqa: BLE001 - a stop during this pass: judge from the curves alone
-        return {}, None
-
-
-def finish(ctx: Context, p: Prepared, evaluator: Evaluator, callback: RunCallback,
-           timing: dict, stopped: bool, amp) -> Results:
-    """After training, in order: score (validation detail, the test split once, calibration,
-    test predictions), judge (baselines, label errors, the verdict), save (model, zip)."""
-    cfg = ctx.config
-    scored = _score(ctx, p, evaluator, callback, stopped)
-    judged = _judge(ctx, p, evaluator, callback, stopped, amp, scored["val_detail"])
-    best = [h for h in callback.history if h["step"] == callback.best_step]
-    results = Results(
-        status="stopped" if stopped else "completed", task=cfg.task,
-        method=cfg.method.method, model=p.source.display, base_model=p.source.portable,
-        labels=p.data.labels, metric=p.spec.primary_metric, test=scored["test"],
-        validation=(best or callback.history or [{}])[-1].get("validation"),
-        diagnosis=judged["diagnosis"], params=p.params, timing=timing,
-        best_step=callback.best_step, early_stopped=callback.stopped_early,
-        precision=batching.precision_name(amp), data=p.data.report.rows,
-        baselines=judged["baselines"], calibration=scored["calibration"],
-        temperature=scored["temperature"], label_issues=judged["label_issues"],
-        thresholds=evaluator.options.get("thresholds"))  # multi-label: tuned on validation
-    if scored["test"] is None:
-        results["note"] = "Stopped before the end: test metrics were skipped to stop quickly."
-    if callback.best_state is not None or not stopped:
-        ctx.events.emit("status", state="saving", message="Saving the model")
-        export.save_model(ctx.run, p.model, p.tokenizer, cfg, p.spec, results, p.data.report)
-        results["model_dir"] = str(ctx.run.model)
-        results["model_zip"] = str(export.make_zip(ctx.run))
-    else:
-        results["note"] = "Stopped before the first evaluation: no model was saved."
-    return results
-
-
-def _score(ctx: Context, p: Prepared, evaluator: Evaluator, callback: RunCallback,
-           stopped: bool) -> dict:
-    """The kept checkpoint on validation (detail for the verdict, outputs for the
-    temperature), the test split scored once, calibration, and the test predictions file."""
-    feats = p.feats
-    # a stop must end within seconds: the extra passes run only when they are quick
-    quick = not stopped or _quick_enough(callback, len(feats["test"]), len(feats["validation"]))
-    val_detail, val_outputs = _validation_detail(evaluator, p.model) if quick else ({}, None)
-    test_metrics = test_outputs = calib = None
-    temperature = 1.0
-    if val_outputs is not None and hasattr(p.impl, "tune"):
-        # settings learned on validation (multi-label thresholds) before the test is scored
-        tuned = p.impl.tune(val_outputs, feats["validation"], p.data.validation, p.data.labels,
-                            **evaluator.options)
-        evaluator.options.update(tuned)
-        p.data.report.extra.setdefault("options", {}).update(tuned)
-    if quick:
-        ctx.events.emit("status", state="testing", message="Scoring the held-out test split")
-        test_metrics, test_outputs = _score_test(evaluator, p.model)
-    pairs, units = calibration.pairs_for(p.spec)
-    if val_outputs is not None and pairs is not None:
-        calib = calibration.calibrate(
-            pairs(val_outputs, feats["validation"]),
-            pairs(test_outputs, feats["test"]) if test_outputs is not None else None, units)
-        temperature = (calib or {}).get("temperature", 1.0)
-    if test_outputs is not None:
-        rows = p.impl.prediction_rows(calibration.scale_outputs(test_outputs, temperature),
-                                      feats["test"], p.data.test, p.data.labels,
-                                      **evaluator.options)
-        _write_jsonl(ctx.run.predictions, rows)
-    return {"val_detail": val_detail, "test": test_metrics, "calibration": calib,
-            "temperature": temperature}
-
-
-def _judge(ctx: Context, p: Prepared, evaluator: Evaluator, callback: RunCallback,
-           stopped: bool, amp, val_detail: dict) -> dict:
-    """Baselines, suspected label errors and the verdict. The verdict reads the validation
-    split at the kept checkpoint, never the test split; its inputs are kept in
-    diagnosis_input.json (recorded real runs become test fixtures)."""
-    cfg, spec, prepared = ctx.config, p.spec, p.data
-    counts = prepared.report.label_counts
-    data_facts = {"n_train": len(prepared.train), "n_validation": len(prepared.validation),
-                  "label_counts": counts.get("train") or {},
-                  # chance is defined for labels to guess; entities and spans score ~0
-                  "validation_counts": (counts.get("validation") or {})
-                  if spec.guessable else {}}
-    base = _baselines(cfg.task, prepared, ctx.events) if not stopped else {}
-    data_facts["baselines"] = {b["title"]: (b.get("validation") or {}).get(spec.primary_metric)
-                               for b in base.values()}
-    label_issues = None
-    # windows of long texts are not rows: the check reads one feature per training row
-    if spec.label_errors and not stopped and len(p.feats["train"]) == len(prepared.train):
-        label_issues = _label_issues(ctx, p.model, prepared, p.feats, p.collate, evaluator, amp)
-        data_facts["label_issues"] = {k: label_issues[k] for k in ("checked", "flagged", "share")
-                                      } if label_issues else None
-    inputs = {"events": callback.history, "validation": val_detail, "data": data_facts,
-              "metric_title": spec.metric_title, "method": cfg.method.method, "task": cfg.task,
-              "best_step": callback.best_step, "metric": spec.primary_metric}
-    diagnosis = diagnostics.from_inputs(inputs)
-    (ctx.run.root / "diagnosis_input.json").write_text(json.dumps(inputs, default=float))
-    return {"diagnosis": diagnosis.to_dict(), "baselines": base, "label_issues": label_issues}
-
-
-def _quick_enough(callback: RunCallback, n_test: int, n_val: int) -> bool:
-    """After a stop, score the test split only if it takes well under a second or two."""
-    if not callback.evals or not n_val:
-        return False
-    per_row = callback.eval_seconds / callback.evals / max(1, n_val)
-    return per_row * n_test < 1.5
-
-
-def _score_test(evaluator: Evaluator, model) -> tuple[dict | None, list | None]:
-    try:
-        metrics, outputs = evaluator.score(model, "test")
-    except StopRequested:
-        return None, None
-    return metrics, outputs
-
-
-def _write_jsonl(path, rows: list[dict]) -> None:
-    with open(path, "w", encoding="utf-8") as fh:
-        for row in rows:
-            fh.write(json.dumps(row, ensure_ascii=False) + "\n")

@@ -14,11 +14,11 @@ def fit(predictor, example: dict, max_qa_windows: int) -> tuple[dict, str]:
     """(the example the model is given, a note for the user or "")."""
     tokenizer, max_length = predictor.tokenizer, predictor.max_length
     if predictor.spec.name == "qa":
-        from .tasks.qa import limit_windows
+        from .tasks.qa_spans import limit_windows
 
         context = example.get("context") or ""
         kept, total = limit_windows(example.get("question") or "", context, tokenizer,
-                                    max_length, int(predictor.options.get("doc_stride", 128)),
+                                    max_length, int(predictor.options.doc_stride),
                                     max_qa_windows)
         if len(kept) == len(context):
             return example, ""
@@ -32,13 +32,13 @@ def fit(predictor, example: dict, max_qa_windows: int) -> tuple[dict, str]:
     if n <= max_length:
         return example, ""
     options = predictor.options
-    if options.get("windows") and not pair:
-        overlap = int(options.get("window_overlap", max_length // 4))
+    if options.windows and not pair:
+        overlap = int(options.window_overlap)
         count = 1 + -(-(n - max_length) // max(1, max_length - 2 - overlap))
-        cap = int(options.get("max_windows", 16))
+        cap = int(options.max_windows)
         read = "all of it" if count <= cap else f"its first {cap} windows; the rest was not used"
         return example, (f"This text has {n:,} tokens: the model read it in {min(count, cap)} "
                          f"overlapping windows of {max_length} tokens ({read}) and pooled "
-                         f"their scores ({options.get('pooling', 'mean')}).")
+                         f"their scores ({options.pooling}).")
     return example, (f"The model read the first {max_length} of this text's {n:,} tokens, the "
                      "max length it was trained with; the rest was not used.")

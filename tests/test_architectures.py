@@ -394,7 +394,7 @@ def check_regression(predictor, model, tok, meta):
 def check_qa(predictor, model, tok, meta):
     import torch
 
-    from finetuner.tasks.qa import N_BEST
+    from finetuner.tasks.qa_spans import N_BEST
 
     max_len = meta["max_length"]
     longest = meta["options"]["max_answer_length"]

@@ -10,8 +10,9 @@ import pytest
 from conftest import EXAMPLES, sentiment_rows, write_csv, write_jsonl
 
 from finetuner.config import DataConfig, RunConfig
-from finetuner.data import read_table, split_indices
+from finetuner.data import split_indices
 from finetuner.errors import DataError
+from finetuner.tables import read_table
 from finetuner.tasks.classification import detect_columns, prepare
 
 
@@ -317,8 +318,8 @@ def test_grouped_split_keeps_groups_together():
 
 
 def test_two_columns_of_one_name_are_refused_with_the_name(tmp_path):
-    from finetuner.data import read_table
     from finetuner.errors import DataError
+    from finetuner.tables import read_table
 
     path = tmp_path / "dup.csv"
     path.write_text("text,text,label\nfine film,great cast,pos\nbad film,dull cast,neg\n")

@@ -273,6 +273,7 @@ def train_tiny(tmp_path, tiny_model, task, data, steps=2, **data_cfg):
 
 def test_windows_end_to_end_predict_the_pooled_answer(tmp_path, tiny_model):
     import torch
+    import transformers
 
     from finetuner.inference import Predictor
 
@@ -281,11 +282,11 @@ def test_windows_end_to_end_predict_the_pooled_answer(tmp_path, tiny_model):
     assert results["status"] == "completed" and results["test"]["n"] == len(
         [json.loads(x) for x in run.predictions.read_text().splitlines()])
     predictor = Predictor.load(run.root)
-    assert predictor.options["windows"]
+    assert predictor.options.windows
     text = long_rows(1, words=60)[0]["text"]
     pred = predictor.predict(text)
     feats = predictor.impl.featurize([{"text": text}], predictor.tokenizer, 32, {},
-                                     **predictor.options)
+                                     **predictor.options.hooks())
     assert len(feats) > 1
     with torch.no_grad():
         logits = [predictor.model(input_ids=torch.tensor([f["input_ids"]])).logits[0].numpy()
@@ -293,6 +294,16 @@ def test_windows_end_to_end_predict_the_pooled_answer(tmp_path, tiny_model):
     mean = np.mean(logits, axis=0) / predictor.temperature
     probs = np.exp(mean - mean.max()) / np.exp(mean - mean.max()).sum()
     assert np.allclose([pred["probabilities"][n] for n in predictor.labels], probs, atol=1e-4)
+    # the model card's recipe, run as written on the export in plain transformers, reads the
+    # whole document the same way
+    card = (run.model / "README.md").read_text()
+    assert "## Long documents" in card and "overlapping windows of 32 tokens" in card
+    recipe = card.split("## Long documents", 1)[1].split("```python", 1)[1].split("```", 1)[0]
+    plain = {"tokenizer": transformers.AutoTokenizer.from_pretrained(run.model), "text": text,
+             "model": transformers.AutoModelForSequenceClassification.from_pretrained(
+                 run.model).eval()}
+    exec(recipe, plain)  # noqa: S102 - the card's own snippet
+    assert np.allclose(plain["logits"].numpy(), np.mean(logits, axis=0), atol=1e-4)
 
 
 def test_multilabel_and_regression_end_to_end_in_process(tmp_path, tiny_model):

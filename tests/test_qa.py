@@ -17,7 +17,7 @@ from finetuner.batching import pad_batch
 from finetuner.config import RunConfig
 from finetuner.errors import DataError
 from finetuner.metrics.squad import exact_match, f1_score, normalize_answer, squad_scores
-from finetuner.tasks import qa
+from finetuner.tasks import qa, qa_spans
 
 CONTEXT = "The Eiffel Tower stands in Paris. It was finished in 1889 for a world fair."
 
@@ -233,7 +233,7 @@ def test_decoding_respects_max_answer_length_and_order():
     wide = qa.decode([(start, end)], [feature(OFFSETS)], [{"context": CONTEXT}], [],
                      max_answer_length=30)[0]
     assert wide["answer"] == "The Eiffel Tower stands in Paris"
-    backwards = qa.feature_spans(logits(12, t9=9.0), logits(12, t5=9.0), OFFSETS, 30)
+    backwards = qa_spans.feature_spans(logits(12, t9=9.0), logits(12, t5=9.0), OFFSETS, 30)
     assert all(a < b for _, a, b in backwards)
     best = max(backwards)
     assert (best[1], best[2]) != (27, 10)

@@ -40,3 +40,24 @@ def test_files_written_before_the_version_still_load(tmp_path):
     assert read_results(tmp_path / "none.json") is None
     (tmp_path / "bad.json").write_text("[1, 2]")
     assert read_results(tmp_path / "bad.json") is None
+
+
+def test_task_options_are_one_typed_record_that_old_exports_still_load():
+    from finetuner.tasks.options import TaskOptions
+
+    # a finetuner.json written before the record existed, with a key this version dropped
+    old = {"doc_stride": 64, "max_answer_length": 12, "allow_no_answer": True,
+           "some_old_key": 1}
+    opts = TaskOptions.from_dict(old)
+    assert (opts.doc_stride, opts.max_answer_length, opts.allow_no_answer) == (64, 12, True)
+    assert not opts.windows and opts.pooling == "mean" and opts.thresholds is None
+    saved = opts.to_dict()
+    assert "some_old_key" not in saved and "thresholds" not in saved  # unset: left out
+    assert TaskOptions.from_dict(saved) == opts
+    # thresholds learned after training update the same record the evaluator holds
+    same = opts.update({"thresholds": {"a": 0.3}, "thresholds_tuned": True, "unknown": 2})
+    assert same is opts and opts.thresholds == {"a": 0.3} and opts.thresholds_tuned
+    assert "unknown" not in opts.hooks()
+    # a regression target's scale: absent keys stay absent for the hooks that test for them
+    assert "target_min" not in TaskOptions().hooks()
+    assert TaskOptions.from_dict({"target_min": 0.0}).hooks()["target_min"] == 0.0

@@ -16,8 +16,9 @@ from conftest import write_csv
 
 from finetuner.batch import BatchJobs
 from finetuner.errors import FinetunerError
+from finetuner.limits import Limits
 from finetuner.sharing import PredictionSlots, PredictorCache
-from finetuner.studio import Limits, Studio
+from finetuner.studio import Studio
 from finetuner.ui.handlers import Handlers
 
 HERE = Path(__file__).resolve().parent

@@ -20,7 +20,6 @@ from ..config import RunConfig
 from ..data import (
     DataReport,
     Finding,
-    Table,
     TokenCounter,
     clean_label,
     clean_text,
@@ -28,14 +27,14 @@ from ..data import (
     duplicate_count,
     leakage_findings,
     length_stats,
-    read_table,
     require_columns,
-    split_indices,
     token_sample,
     truncation_finding,
 )
 from ..errors import DataError
+from ..tables import Table, read_table
 from . import PreparedData
+from .pipeline import hold_out, missing_parts, read_splits, require_held_out
 
 LABEL_NAMES = ("label", "labels", "class", "category", "categories", "target", "sentiment",
                "intent", "topic", "topics", "tag", "tags", "polarity", "gold_label", "y",
@@ -235,33 +234,24 @@ def prepare_rows(config: RunConfig, kind: RowKind, count_tokens: TokenCounter | 
     findings += table.findings
     columns = resolve_columns(table, config, findings, detect_label)
     dropped: Counter = Counter()
-    train = read_examples(table, columns, dropped, kind)
-    splits = {"train": train, "validation": [], "test": []}
-    for split in ("validation", "test"):
-        path = getattr(data, f"{split}_file")
-        if path:
-            other = read_table(path)
-            findings += other.findings
-            splits[split] = read_examples(other, columns, dropped, kind)
-    need = tuple(0.0 if splits[s] else getattr(data, f"{s}_split") for s in ("validation", "test"))
-    kind.check_train(train, any(need))
-    if any(need):
-        idx = split_indices(len(train), need, config.training.seed,
-                            strata=[kind.stratum(e) for e in train],
-                            groups=[key(e) for e in train])
-        for name, index in zip(("train", "validation", "test"), idx):
-            if name == "train" or not splits[name]:
-                splits[name] = [train[i] for i in index]
+    tables = {data.train_file: table}
+
+    def read(path: str) -> list[dict]:
+        if path not in tables:
+            tables[path] = read_table(path)
+            findings.extend(tables[path].findings)
+        return read_examples(tables[path], columns, dropped, kind)
+
+    splits = read_splits(data, read)
+    train = splits["train"]
+    kind.check_train(train, any(missing_parts(splits, data)))
+    hold_out(splits, data, config.training.seed, strata=[kind.stratum(e) for e in train],
+             groups=[key(e) for e in train])
     labels = kind.label_names(splits["train"])
     kind.check(splits, labels, config)
-    if not splits["validation"] or not splits["test"]:
-        raise DataError(
-            "Too few rows to hold out validation and test examples.",
-            "Add data (at least a few examples per label) or give validation and test files.",
-            code="too_small",
-        )
-    if check_rows is not None:  # a server's row cap, before any tokenising
-        check_rows(sum(len(v) for v in splits.values()))
+    require_held_out(splits, "Too few rows to hold out validation and test examples.",
+                     "Add data (at least a few examples per label) or give validation and test "
+                     "files.", check_rows)
     report = _report(splits, columns, labels, dropped, findings, config, count_tokens, kind)
     return PreparedData(splits["train"], splits["validation"], splits["test"], labels, report)
 

@@ -6,12 +6,11 @@ directly. Every string that came from a user (file names, labels, texts) is esca
 
 from __future__ import annotations
 
-import html
-
 import pandas as pd
 
 from ..data import sample_note
 from ..estimate import human_seconds
+from .charts import esc, line_chart
 
 VERDICT_STYLE = {
     "healthy": ("ok", "#e7f6ec", "#1f7a3a"),
@@ -27,10 +26,6 @@ STATUS_TEXT = {
     "completed": "Finished", "stopped": "Stopped", "failed": "Failed",
     "interrupted": "Interrupted (the server stopped while it ran)",
 }
-
-
-def esc(value) -> str:
-    return html.escape(str(value), quote=True)
 
 
 def message(text: str, level: str = "error") -> str:
@@ -125,77 +120,6 @@ def curves(events: list[dict], metric: str) -> tuple[pd.DataFrame, pd.DataFrame]
                 score.append({"step": e["step"], "value": train, "series": "training sample"})
     cols = ["step", "value", "series"]
     return pd.DataFrame(loss, columns=cols), pd.DataFrame(score, columns=cols)
-
-
-SERIES_COLORS = ("#4c78a8", "#f58518", "#54a24b", "#e45756", "#72b7b2", "#b279a2")
-
-
-def _nice_ticks(low: float, high: float, count: int = 5) -> list[float]:
-    import math
-
-    if high <= low:
-        high = low + (abs(low) or 1.0) * 0.1
-    raw = (high - low) / max(1, count - 1)
-    mag = 10 ** math.floor(math.log10(raw))
-    step = min((m * mag for m in (1, 2, 2.5, 5, 10) if m * mag >= raw), default=raw)
-    start = math.floor(low / step) * step
-    ticks, value = [], start
-    while value <= high + step * 0.5 and len(ticks) < 12:
-        ticks.append(round(value, 10))
-        value += step
-    return ticks
-
-
-def line_chart(frame: pd.DataFrame, title: str, width: int = 560, height: int = 250,
-               x_label: str = "step", legend_values: bool = True) -> str:
-    """An inline SVG line chart of frame[step, value, series]; redrawn cheaply every tick."""
-    if frame is None or frame.empty:
-        return (f"<div class='ft-chart' role='img' aria-label='{esc(title)}: no data yet'>"
-                f"<b>{esc(title)}</b><p style='color:#777'>Waiting for the first numbers…</p>"
-                "</div>")
-    left, right, top, bottom = 52, 12, 30, 34
-    xs, ys = frame["step"].astype(float), frame["value"].astype(float)
-    x_ticks = _nice_ticks(float(xs.min()), float(xs.max()), 6)
-    y_ticks = _nice_ticks(float(ys.min()), float(ys.max()), 5)
-    x0, x1, y0, y1 = x_ticks[0], x_ticks[-1], y_ticks[0], y_ticks[-1]
-    span_x, span_y = (x1 - x0) or 1.0, (y1 - y0) or 1.0
-
-    def px(x: float) -> float:
-        return left + (x - x0) / span_x * (width - left - right)
-
-    def py(y: float) -> float:
-        return height - bottom - (y - y0) / span_y * (height - top - bottom)
-
-    parts = [f"<svg viewBox='0 0 {width} {height}' width='100%' role='img' "
-             f"aria-label='{esc(title)}' style='max-width:{width}px;font:11px sans-serif'>"]
-    for y in y_ticks:
-        parts.append(f"<line x1='{left}' x2='{width - right}' y1='{py(y):.1f}' y2='{py(y):.1f}'"
-                     " stroke='#e5e5e5'/><text x='{0}' y='{1:.1f}' text-anchor='end' "
-                     "fill='#555'>{2}</text>".format(left - 4, py(y) + 4, f"{y:.4g}"))
-    for x in x_ticks:
-        parts.append(f"<text x='{px(x):.1f}' y='{height - bottom + 14}' text-anchor='middle' "
-                     f"fill='#555'>{x:.4g}</text>")
-    parts.append(f"<text x='{(left + width - right) / 2}' y='{height - 4}' "
-                 f"text-anchor='middle' fill='#555'>{esc(x_label)}</text>")
-    legend_x = left
-    for i, (name, group) in enumerate(frame.groupby("series", sort=False)):
-        color = SERIES_COLORS[i % len(SERIES_COLORS)]
-        group = group.sort_values("step")
-        points = " ".join(f"{px(x):.1f},{py(y):.1f}" for x, y in zip(group["step"],
-                                                                      group["value"]))
-        parts.append(f"<polyline fill='none' stroke='{color}' stroke-width='2' "
-                     f"points='{points}'><title>{esc(name)}</title></polyline>")
-        if len(group) <= 40:
-            parts += [f"<circle cx='{px(x):.1f}' cy='{py(y):.1f}' r='2.5' fill='{color}'>"
-                      f"<title>{esc(name)} at step {x}: {y:.4f}</title></circle>"
-                      for x, y in zip(group["step"], group["value"])]
-        last = group.iloc[-1]
-        parts.append(f"<rect x='{legend_x}' y='10' width='12' height='4' fill='{color}'/>"
-                     f"<text x='{legend_x + 16}' y='16' fill='#333'>{esc(name)}"
-                     + (f" ({last['value']:.3f})" if legend_values else "") + "</text>")
-        legend_x += 22 + 7 * (len(str(name)) + 8)
-    parts.append("</svg>")
-    return f"<div class='ft-chart'><div><b>{esc(title)}</b></div>{''.join(parts)}</div>"
 
 
 def diagnosis_html(diagnosis: dict | None) -> str:
@@ -380,48 +304,3 @@ def runs_frame(summaries: list) -> pd.DataFrame:
             "test score (not used for any choice)", "vs best baseline (validation)",
             "train time", "disk", "created", "id"]
     return pd.DataFrame([s.row() for s in summaries], columns=cols)
-
-
-def scatter_html(rows: list[dict], width: int = 420, height: int = 420,
-                 limit: int = 2000) -> str:
-    """Regression: predicted (y) against true (x) for the test rows, with the diagonal a
-    perfect model would follow (an inline SVG; at most `limit` points are drawn)."""
-    points = [(float(r["true"]), float(r["predicted"])) for r in rows
-              if isinstance(r.get("true"), (int, float)) and
-              isinstance(r.get("predicted"), (int, float))][:limit]
-    if not points:
-        return ""
-    values = [v for p in points for v in p]
-    ticks = _nice_ticks(min(values), max(values), 5)
-    low, high = ticks[0], ticks[-1]
-    span = (high - low) or 1.0
-    left, right, top, bottom = 52, 12, 12, 40
-
-    def px(x: float) -> float:
-        return left + (x - low) / span * (width - left - right)
-
-    def py(y: float) -> float:
-        return height - bottom - (y - low) / span * (height - top - bottom)
-
-    parts = [f"<svg viewBox='0 0 {width} {height}' width='100%' role='img' "
-             "aria-label='predicted against true values on the test split' "
-             f"style='max-width:{width}px;font:11px sans-serif'>"]
-    for t in ticks:
-        parts.append(f"<line x1='{left}' x2='{width - right}' y1='{py(t):.1f}' "
-                     f"y2='{py(t):.1f}' stroke='#eee'/><text x='{left - 4}' y='{py(t) + 4:.1f}' "
-                     f"text-anchor='end' fill='#555'>{t:.4g}</text><text x='{px(t):.1f}' "
-                     f"y='{height - bottom + 14}' text-anchor='middle' fill='#555'>{t:.4g}</text>")
-    parts.append(f"<line x1='{px(low):.1f}' y1='{py(low):.1f}' x2='{px(high):.1f}' "
-                 f"y2='{py(high):.1f}' stroke='#999' stroke-dasharray='4 3'>"
-                 "<title>perfect predictions</title></line>")
-    parts += [f"<circle class='ft-point' cx='{px(x):.1f}' cy='{py(y):.1f}' r='2.5' "
-              f"fill='#4c78a8' fill-opacity='0.6'><title>true {x:.4g}, predicted {y:.4g}"
-              "</title></circle>" for x, y in points]
-    parts.append(f"<text x='{(left + width - right) / 2}' y='{height - 6}' text-anchor='middle'"
-                 " fill='#555'>true value</text>")
-    parts.append(f"<text x='12' y='{(top + height - bottom) / 2}' text-anchor='middle' "
-                 f"fill='#555' transform='rotate(-90 12 {(top + height - bottom) / 2})'>"
-                 "predicted</text></svg>")
-    return ("<div class='ft-chart ft-scatter'><div><b>Predicted against true value (test "
-            f"split, {len(points):,} rows): points on the dashed line are exact</b></div>"
-            + "".join(parts) + "</div>")

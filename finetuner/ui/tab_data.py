@@ -12,10 +12,10 @@ import yaml
 
 from ..checks import prepare_data
 from ..config import RunConfig, default_learning_rate
-from ..data import read_table
 from ..errors import FinetunerError
 from ..estimate import human_seconds, method_costs, recommend
 from ..modeling import resolve_model
+from ..tables import read_table
 from ..tasks import get_task
 from . import render
 from .forms import EXAMPLES, EXAMPLES_DIR, METHOD_TITLES, NONE, _col, _num, _path

@@ -12,7 +12,7 @@ from ..errors import FinetunerError
 from ..export import read_meta, usage_snippet
 from ..results import read_results
 from ..runs import FINAL_STATUSES
-from . import render
+from . import charts, render
 from .forms import METHOD_CHOICES
 from .tasks import answer as task_answer
 from .tasks import example_for
@@ -66,7 +66,7 @@ class ResultsTabs:
             "metrics": render.metrics_html(results),
             "per_class": gr.update(value=render.per_class_frame(results),
                                    visible=not render.per_class_frame(results).empty),
-            "confusion": render.confusion_html(results) or render.scatter_html(rows),
+            "confusion": render.confusion_html(results) or charts.scatter_html(rows),
             "errors": render.errors_frame(rows),
             **self._label_issues(user, run, results),
             "snippet": usage_snippet(meta, "./model") if has_model else "",

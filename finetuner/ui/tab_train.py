@@ -9,7 +9,7 @@ from ..errors import FinetunerError
 from ..results import read_results
 from ..runs import FINAL_STATUSES, read_events, read_json, tail
 from ..tasks import get_task
-from . import render
+from . import charts, render
 
 
 class TrainTab:
@@ -104,8 +104,8 @@ class TrainTab:
         loss, score = render.curves(events, spec.primary_metric)
         metric = spec.metric_title
         out = {"seen": key, "progress": render.progress_html(status, progress, note),
-               "loss_plot": render.line_chart(loss, "Loss (lower is better)"),
-               "metric_plot": render.line_chart(score, f"{metric} (higher is better)"),
+               "loss_plot": charts.line_chart(loss, "Loss (lower is better)"),
+               "metric_plot": charts.line_chart(score, f"{metric} (higher is better)"),
                "log": tail(run.log, 25),
                "run_title": f"### Run: {ws.name_of(run)}",
                "stop_btn": gr.update(interactive=status in ("running", "queued")),

@@ -1,0 +1,59 @@
+"""The preparation every task shares, written once: read the training file and any given
+validation and test files, hold out the missing parts of the training file (seeded, with
+whole groups kept together and, where a task stratifies, each class cut in proportion), then
+refuse data too small to hold out either part, and apply a server's row cap before anything
+is tokenised. Each task's `prepare` supplies only how a file is read, its groups and strata,
+and its own checks and report.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from ..config import DataConfig
+from ..data import split_indices
+from ..errors import DataError
+
+SPLITS = ("train", "validation", "test")
+
+
+def read_splits(data: DataConfig, read: Callable[[str], list[dict]]) -> dict[str, list[dict]]:
+    """{"train", "validation", "test"}: the examples of each given file (empty when none)."""
+    splits = {"train": read(data.train_file), "validation": [], "test": []}
+    for split in ("validation", "test"):
+        path = getattr(data, f"{split}_file")
+        if path:
+            splits[split] = read(path)
+    return splits
+
+
+def missing_parts(splits: dict, data: DataConfig) -> tuple[float, float]:
+    """The validation and test fractions still to cut from the training file (0 where a file
+    was given)."""
+    return tuple(0.0 if splits[s] else getattr(data, f"{s}_split")  # type: ignore[return-value]
+                 for s in ("validation", "test"))
+
+
+def hold_out(splits: dict, data: DataConfig, seed: int, strata: Sequence | None = None,
+             groups: Sequence | None = None) -> bool:
+    """Cut the missing validation / test parts from the training examples, in place; False
+    when every part came from its own file."""
+    need = missing_parts(splits, data)
+    if not any(need):
+        return False
+    train = splits["train"]
+    parts = split_indices(len(train), need, seed, strata=strata, groups=groups)
+    for name, index in zip(SPLITS, parts):
+        if name == "train" or not splits[name]:
+            splits[name] = [train[i] for i in index]
+    return True
+
+
+def require_held_out(splits: dict, message: str, fix: str,
+                     check_rows: Callable[[int], None] | None = None) -> None:
+    """A validation and a test part are both needed (one picks the checkpoint, the other is
+    scored once); then the server's row cap, before any tokenising."""
+    if not splits["validation"] or not splits["test"]:
+        raise DataError(message, fix, code="too_small")
+    if check_rows is not None:
+        check_rows(sum(len(v) for v in splits.values()))

@@ -1,0 +1,218 @@
+"""The page's layout, one function per tab: which components it holds, their labels, help
+and starting values (the widgets start at `RunConfig`'s own defaults). Each function adds its
+components by name through `add`; `app` wires them to the handlers.
+"""
+
+from __future__ import annotations
+
+import gradio as gr
+
+from ..config import DEFAULT_LEARNING_RATE, PRECISIONS, RunConfig
+from . import charts, render
+from .forms import EXAMPLES, METHOD_CHOICES, MODEL_CHOICES, NONE
+from .tasks import TASK_CHOICES, TASK_INFO
+
+DATA_TYPES = [".csv", ".tsv", ".tab", ".txt", ".json", ".jsonl", ".ndjson", ".parquet",
+              ".conll", ".iob", ".bio"]
+
+
+def data_tab(add) -> None:
+    add("task", gr.Radio(TASK_CHOICES, value="classification", label="Task", info=TASK_INFO))
+    with gr.Row():
+        with gr.Column(scale=3):
+            add("train_file", gr.File(label="Training data file", file_types=DATA_TYPES))
+        with gr.Column(scale=2):
+            add("example", gr.Dropdown(list(EXAMPLES), label="Or start from an example",
+                                       value=None))
+            add("example_btn", gr.Button("Load example"))
+    with gr.Accordion("Optional: your own validation and test files", open=False):
+        gr.Markdown("Without them, 10% of the training file is held out for validation (to "
+                    "pick the best checkpoint) and 10% for the final test, keeping the label "
+                    "mix. The test part is never used to make any choice.")
+        with gr.Row():
+            add("val_file", gr.File(label="Validation file (optional)", file_types=DATA_TYPES))
+            add("test_file", gr.File(label="Test file (optional)", file_types=DATA_TYPES))
+    add("data_msg", gr.HTML(render.message("Upload a training file to begin: CSV, TSV, JSON, "
+                                           "JSONL or Parquet, one example per row.", "info")))
+    with gr.Row():
+        add("text_col", gr.Dropdown([], label="Text column", info="The text to classify."))
+        add("pair_col", gr.Dropdown([NONE], value=NONE, label="Second text column (optional)",
+                                    info="Only for tasks about a pair of texts."))
+        add("label_col", gr.Dropdown([], label="Label column", info="The answer to learn."))
+    add("preview", gr.Dataframe(label="Preview: the first rows of the training file",
+                                interactive=False, max_height=300, wrap=True))
+    with gr.Row():
+        with gr.Column(scale=3):
+            add("report", gr.HTML(label="Data report"))
+        with gr.Column(scale=2):
+            add("label_plot", gr.HTML())
+
+
+D = RunConfig()  # the widgets start at the config's own defaults
+
+
+def model_tab(add) -> None:
+    add("model_choice", gr.Radio(MODEL_CHOICES, value="default", label="Model"))
+    add("model_path", gr.Textbox(label="Model folder or hub id", visible=False,
+                                 placeholder="/models/my-bert  or  bert-base-uncased"))
+    add("model_zip", gr.File(label="Model zip", file_types=[".zip"], visible=False))
+    add("model_own", gr.Dropdown([], label="Your model", visible=False,
+                                 info="A model you trained here, or a zip you uploaded before."))
+    add("model_msg", gr.HTML(render.message(
+        "Model: all-MiniLM-L6-v2 (embedded, 22.7M parameters)", "ok")))
+    add("method", gr.Radio(METHOD_CHOICES, value="full", label="Method",
+                           info="How much of the model to train: more is usually more accurate "
+                                "but slower."))
+    add("method_info", gr.HTML())
+    with gr.Row():
+        add("advice", gr.HTML())
+        add("advice_btn", gr.Button("Use the recommended settings", size="sm"))
+    with gr.Row():
+        add("epochs", gr.Number(value=D.training.epochs, label="Epochs", minimum=0.1, maximum=100,
+                                info="Passes over the training data. Early stopping ends "
+                                     "sooner if validation stops improving."))
+        add("lr", gr.Number(value=DEFAULT_LEARNING_RATE["full"], label="Learning rate",
+                            minimum=0, maximum=1, step=0.00001,
+                            info="Set to a good default for each method when you pick it."))
+        add("batch_size", gr.Number(value=0, precision=0, label="Batch size", minimum=0,
+                                    maximum=4096, info="Examples per step; 0 picks 32 on a "
+                                                       "CPU and more on a GPU."))
+    with gr.Accordion("Advanced settings", open=False):
+        _advanced(add)
+    add("cli", gr.Code(label="The same run from the command line", language="shell",
+                       interactive=False, lines=8, elem_id="cli"))
+
+
+def _advanced(add) -> None:
+    """Advanced settings: lengths and long documents, schedule, splits, LoRA."""
+    with gr.Row():
+        add("max_length", gr.Number(value=D.data.max_length, precision=0,
+                                    label="Max length (tokens)", minimum=8, maximum=8192,
+                                    info="Longer texts are cut or read in windows; see "
+                                         "the data report."))
+        add("weight_decay", gr.Number(value=D.training.weight_decay, label="Weight decay"))
+        add("warmup_ratio", gr.Number(value=D.training.warmup_ratio,
+                                      label="Warmup share of steps"))
+        add("seed", gr.Number(value=D.training.seed, precision=0, label="Seed"))
+    with gr.Row():
+        add("evals_per_epoch", gr.Number(value=D.training.evals_per_epoch, precision=0,
+                                         label="Evaluations per epoch"))
+        add("patience", gr.Number(value=D.training.early_stopping_patience, precision=0,
+                                  label="Early stopping patience",
+                                  info="Evaluations without improvement; 0 turns it off."))
+        add("max_steps", gr.Number(value=0, precision=0, label="Max steps",
+                                   minimum=0, info="Stop after this many steps (quick "
+                                                   "trials); 0 means no limit."))
+        add("precision", gr.Dropdown(list(PRECISIONS), value=D.training.precision,
+                                     label="Precision"))
+    with gr.Row():
+        add("val_split", gr.Number(value=D.data.validation_split, label="Validation share"))
+        add("test_split", gr.Number(value=D.data.test_split, label="Test share"))
+        add("long_documents", gr.Dropdown(
+            [("Auto: windows when 5%+ of texts are longer", "auto"),
+             ("Read every word in windows", "windows"), ("Cut at max length", "truncate")],
+            value=D.data.long_documents, label="Texts longer than max length",
+            info="Classification, multi-label, regression: windows of a long text are "
+                 "read one by one and their scores pooled."))
+        add("window_pooling", gr.Dropdown([("Mean of the windows", "mean"),
+                                           ("Strongest window (max)", "max")],
+                                          value=D.data.window_pooling,
+                                          label="Pooling of windows"))
+        add("label_separator", gr.Textbox(label="Multi-label separator",
+                                          placeholder="detected (; | or ,)", max_lines=1))
+    with gr.Row():
+        add("lora_r", gr.Number(value=D.method.lora_r, precision=0, label="LoRA rank"))
+        add("lora_alpha", gr.Number(value=D.method.lora_alpha, precision=0,
+                                    label="LoRA alpha"))
+        add("lora_dropout", gr.Number(value=D.method.lora_dropout, label="LoRA dropout"))
+        add("lora_targets", gr.Textbox(label="LoRA target modules",
+                                       placeholder="empty: chosen for the architecture"))
+        add("adapter_only", gr.Checkbox(False, label="Export the LoRA adapter only"))
+
+
+def train_tab(add) -> None:
+    with gr.Row():
+        add("run_name", gr.Textbox(label="Run name (optional)", scale=3))
+        add("train_btn", gr.Button("Start training", variant="primary", interactive=False,
+                                   scale=1))
+        add("stop_btn", gr.Button("Stop training", variant="stop", interactive=False, scale=1))
+        add("resume_btn", gr.Button("Resume training", visible=False, scale=1))
+    add("train_msg", gr.HTML(render.message("Check your data on the Data tab; the Start "
+                                            "button unlocks when it can be used.", "info")))
+    add("run_title", gr.Markdown(""))
+    add("progress", gr.HTML())
+    with gr.Row():
+        add("loss_plot", gr.HTML(charts.line_chart(None, "Loss (lower is better)")))
+        add("metric_plot", gr.HTML(charts.line_chart(None, "Score (higher is better)")))
+    add("log", gr.Textbox(label="Training log (last lines)", lines=8, max_lines=12,
+                          interactive=False))
+    add("timer", gr.Timer(1.0))
+
+
+def results_tab(add) -> None:
+    add("result_run", gr.Dropdown([], label="Run", info="Any of your finished runs."))
+    add("results_msg", gr.HTML())
+    add("verdict", gr.HTML())
+    add("metrics", gr.HTML())
+    with gr.Row():
+        add("per_class", gr.Dataframe(label="Scores per label (test split)", interactive=False))
+        add("confusion", gr.HTML())
+    add("errors", gr.Dataframe(label="Test examples the model got wrong (worst first)",
+                               interactive=False, max_height=320, wrap=True))
+    add("label_issues", gr.Dataframe(
+        label="Suspected label errors in the training data (most suspicious first)",
+        interactive=False, max_height=320, wrap=True, visible=False))
+    add("label_issues_file", gr.DownloadButton("Download suspected label errors (.csv)",
+                                               visible=False))
+    add("download", gr.DownloadButton("Download model (.zip)", interactive=False))
+    add("snippet", gr.Code(label="Load the downloaded model with plain transformers",
+                           language="python", interactive=False))
+    with gr.Accordion("Publish to the Hugging Face hub (needs internet)", open=False):
+        with gr.Row():
+            add("hub_repo", gr.Textbox(label="Repository id", placeholder="your-name/model-name"))
+            add("hub_token", gr.Textbox(label="Hub write token", type="password",
+                                        info="Used for this upload only, never stored."))
+            add("hub_private", gr.Checkbox(True, label="Private repository"))
+        add("publish_btn", gr.Button("Publish model"))
+        add("hub_msg", gr.HTML())
+
+
+def try_tab(add) -> None:
+    add("try_run", gr.Dropdown([], label="Model to try", info="Any of your finished runs."))
+    add("try_text", gr.Textbox(label="Text to classify", lines=3,
+                               placeholder="Type a sentence…"))
+    add("try_pair", gr.Textbox(label="Second text", lines=2, visible=False))
+    add("predict_btn", gr.Button("Predict", variant="primary"))
+    add("try_msg", gr.HTML())
+    add("try_out", gr.Label(label="Predicted label", num_top_classes=6))
+    add("try_spans", gr.HighlightedText(label="Found in the text", visible=False,
+                                        combine_adjacent=False, show_legend=True))
+    add("try_details", gr.HTML(elem_id="try-details"))
+    with gr.Accordion("Predict a whole file", open=False):
+        add("batch_file", gr.File(label="File to predict", file_types=DATA_TYPES))
+        add("batch_btn", gr.Button("Predict file"))
+        add("batch_out", gr.File(label="Predictions (CSV)", interactive=False))
+
+
+def runs_tab(add) -> None:
+    add("runs_table", gr.Dataframe(label="Your runs", interactive=False, wrap=True))
+    with gr.Row():
+        add("run_pick", gr.Dropdown([], label="Select a run", scale=3))
+        add("refresh_btn", gr.Button("Refresh", scale=1))
+        add("open_btn", gr.Button("Open", variant="primary", scale=1))
+    with gr.Row():
+        add("resume_pick_btn", gr.Button("Resume (interrupted runs)"))
+        add("confirm_delete", gr.Checkbox(False, label="Yes, delete it"))
+        add("delete_btn", gr.Button("Delete run", variant="stop"))
+    add("runs_msg", gr.HTML())
+
+
+def admin_tab(add) -> None:
+    gr.Markdown("Every user's running and waiting trainings on this server (names, owners, "
+                "progress; never their data). Only administrators (FINETUNER_ADMINS) see this.")
+    add("admin_table", gr.Dataframe(label="Jobs", interactive=False, wrap=True))
+    with gr.Row():
+        add("admin_pick", gr.Dropdown([], label="Job", scale=3))
+        add("admin_refresh", gr.Button("Refresh", scale=1))
+        add("admin_cancel_btn", gr.Button("Cancel this job", variant="stop", scale=1))
+    add("admin_msg", gr.HTML())
