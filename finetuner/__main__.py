@@ -1,4 +1,4 @@
-"""Command line: train, predict, export, check.
+"""Command line: train, predict, export, check, compare, search.
 
     python -m finetuner train --data examples/sentiment.csv --method lora --epochs 3 --output runs/s
     python -m finetuner predict --run runs/s --text "What a film!"
@@ -6,6 +6,8 @@
     python -m finetuner predict --run runs/qa --question "Who?" --context "..."
     python -m finetuner export --run runs/s --zip sentiment-model.zip
     python -m finetuner check --data examples/sentiment.csv
+    python -m finetuner compare --data examples/sentiment.csv --output runs/cmp
+    python -m finetuner search --data examples/sentiment.csv --trials 10 --output runs/search
 
 Every setting of the config has a flag; `--config FILE.yaml` loads a whole config (flags given
 on the command line override it). Errors print one sentence and exit with status 2.
@@ -72,11 +74,18 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m finetuner", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
-    for name in ("train", "check"):
-        p = sub.add_parser(name, help="train a model" if name == "train" else "check data only")
+    helps = {"train": "train a model", "check": "check data only",
+             "compare": "train head-only, LoRA and full (or one setting's values) side by side",
+             "search": "search hyperparameters on the validation split (Optuna)"}
+    for name in ("train", "check", "compare", "search"):
+        p = sub.add_parser(name, help=helps[name])
         p.add_argument("--config", help="YAML or JSON config file")
         for flag, (_, _, typ, text) in FLAGS.items():
             p.add_argument(flag, type=typ, help=text, default=None)
+        if name in ("compare", "search"):
+            from .cli_groups import add_group_args
+
+            add_group_args(p, name)
         if name == "train":
             p.add_argument("--output", required=True, help="run directory to create")
             p.add_argument("--overwrite", action="store_true", help="reuse an existing run dir")
@@ -323,8 +332,11 @@ def cmd_push(args) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    from .cli_groups import cmd_compare, cmd_search
+
     commands = {"train": cmd_train, "check": cmd_check, "predict": cmd_predict,
-                "export": cmd_export, "push": cmd_push}
+                "export": cmd_export, "push": cmd_push, "compare": cmd_compare,
+                "search": cmd_search}
     try:
         return commands[args.command](args)
     except FinetunerError as exc:

@@ -239,6 +239,18 @@ class TrainingConfig:
     max_memory_mb: int | None = _help(
         "Cap on the worker's extra memory in MiB; beyond it the run fails cleanly.", default=None
     )
+    dropout: float | None = _help(
+        "Dropout of the encoder's hidden layers, attention and head; empty keeps the model's "
+        "own (0.1 for BERT-like models).", default=None,
+    )
+    score_test: bool = _help(
+        "Score the test split once at the end. Search trials turn this off: the test split "
+        "chooses nothing, so a trial never sees it.", default=True,
+    )
+    save_model: bool = _help(
+        "Export the trained model. Search trials turn this off (the chosen configuration is "
+        "trained again as a normal run, with its model).", default=True,
+    )
 
     def __post_init__(self) -> None:
         _check(0 < self.epochs <= 100, f"epochs is {self.epochs}.", "Use between 0.1 and 100.")
@@ -263,6 +275,8 @@ class TrainingConfig:
             "Choose auto, fp32, bf16 or fp16.",
         )
         _check(self.train_eval_samples >= 0, "train_eval_samples must be 0 or more.")
+        if self.dropout is not None:
+            _check(0 <= self.dropout < 1, f"dropout is {self.dropout}.", "Use 0-0.5.")
 
 
 @dataclass

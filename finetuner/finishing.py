@@ -81,9 +81,14 @@ def finish(ctx: Context, p: Prepared, evaluator: Evaluator, callback: RunCallbac
         baselines=judged["baselines"], calibration=scored["calibration"],
         temperature=scored["temperature"], label_issues=judged["label_issues"],
         thresholds=evaluator.options.thresholds)  # multi-label: tuned on validation
-    if scored["test"] is None:
+    if not cfg.training.score_test:
+        results["note"] = ("A search trial: the test split was not scored (it chooses nothing); "
+                           "only the chosen configuration is tested.")
+    elif scored["test"] is None:
         results["note"] = "Stopped before the end: test metrics were skipped to stop quickly."
-    if callback.best_state is not None or not stopped:
+    if not cfg.training.save_model:
+        pass  # a trial: the chosen configuration is trained again, with its model
+    elif callback.best_state is not None or not stopped:
         ctx.events.emit("status", state="saving", message="Saving the model")
         export.save_model(ctx.run, p.model, p.tokenizer, cfg, p.spec, results, p.data.report)
         results["model_dir"] = str(ctx.run.model)
@@ -109,7 +114,7 @@ def _score(ctx: Context, p: Prepared, evaluator: Evaluator, callback: RunCallbac
                             **evaluator.options.hooks())
         evaluator.options.update(tuned)
         p.data.report.extra.setdefault("options", {}).update(tuned)
-    if quick:
+    if quick and ctx.config.training.score_test:
         ctx.events.emit("status", state="testing", message="Scoring the held-out test split")
         test_metrics, test_outputs = _score_test(evaluator, p.model)
     pairs, units = calibration.pairs_for(p.spec)
@@ -139,12 +144,14 @@ def _judge(ctx: Context, p: Prepared, evaluator: Evaluator, callback: RunCallbac
                   # chance is defined for labels to guess; entities and spans score ~0
                   "validation_counts": (counts.get("validation") or {})
                   if spec.guessable else {}}
-    base = _baselines(cfg.task, prepared, ctx.events) if not stopped else {}
+    trial = not cfg.training.score_test  # a search trial: baselines score the test split
+    base = _baselines(cfg.task, prepared, ctx.events) if not (stopped or trial) else {}
     data_facts["baselines"] = {b["title"]: (b.get("validation") or {}).get(spec.primary_metric)
                                for b in base.values()}
     label_issues = None
     # windows of long texts are not rows: the check reads one feature per training row
-    if spec.label_errors and not stopped and len(p.feats["train"]) == len(prepared.train):
+    if spec.label_errors and not (stopped or trial) and \
+            len(p.feats["train"]) == len(prepared.train):
         label_issues = _label_issues(ctx, p.model, prepared, p.feats, p.collate, evaluator, amp)
         data_facts["label_issues"] = {k: label_issues[k] for k in ("checked", "flagged", "share")
                                       } if label_issues else None

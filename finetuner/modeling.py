@@ -283,8 +283,14 @@ def _byte_level_without_prefix(tokenizer) -> bool:
     return any(s.get("type") == "ByteLevel" and not s.get("add_prefix_space") for s in steps)
 
 
-def build_model(spec, source: ModelSource, labels: list[str], method) -> tuple:
-    """Load the task head on the encoder and apply the method; returns (model, params)."""
+DROPOUT_FIELDS = ("hidden_dropout_prob", "attention_probs_dropout_prob", "classifier_dropout",
+                  "hidden_dropout", "attention_dropout", "dropout", "seq_classif_dropout")
+
+
+def build_model(spec, source: ModelSource, labels: list[str], method,
+                dropout: float | None = None) -> tuple:
+    """Load the task head on the encoder and apply the method; returns (model, params).
+    `dropout` replaces every dropout rate the model's config names (None keeps them)."""
     import transformers
 
     auto = getattr(transformers, spec.auto_model)
@@ -300,6 +306,10 @@ def build_model(spec, source: ModelSource, labels: list[str], method) -> tuple:
         from .modelzip import check_model_config
 
         check_model_config(config.to_dict(), source.display)
+        if dropout is not None:
+            for name in DROPOUT_FIELDS:
+                if hasattr(config, name):
+                    setattr(config, name, float(dropout))
         model = auto.from_pretrained(source.path, config=config, trust_remote_code=False,
                                      use_safetensors=True)
     except ValueError as exc:

@@ -33,6 +33,7 @@ from .finishing import finish
 from .runs import EventWriter, RunPaths, write_json
 from .tasks import get_task
 from .tasks.options import TaskOptions
+from .tasks.pipeline import split_digest
 
 
 @dataclass
@@ -80,12 +81,14 @@ def prepare(ctx: Context) -> Prepared:
     source = modeling.source_of(cfg.model)
     tokenizer = modeling.load_tokenizer(source, split_words=spec.split_words)
     data = impl.prepare(cfg, count_tokens=modeling.token_counter(source))
+    data.report.extra["split_digest"] = split_digest(data)  # runs on identical splits match
     write_json(ctx.run.data_report, data.report.to_dict())
     events.emit("data", rows=data.report.rows, labels=data.labels,
                 warnings=data.report.warnings())
     events.emit("status", state="loading_model", message=f"Loading {source.display}")
     torch.manual_seed(cfg.training.seed)
-    model, params = modeling.build_model(spec, source, data.labels, cfg.method)
+    model, params = modeling.build_model(spec, source, data.labels, cfg.method,
+                                         dropout=cfg.training.dropout)
     events.emit("model", source=source.display, method=cfg.method.method, params=params)
     rng = random.Random(cfg.training.seed)
     sample = rng.sample(data.train, min(cfg.training.train_eval_samples, len(data.train)))

@@ -8,6 +8,8 @@ and its own checks and report.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Callable, Sequence
 
 from ..config import DataConfig
@@ -57,3 +59,14 @@ def require_held_out(splits: dict, message: str, fix: str,
         raise DataError(message, fix, code="too_small")
     if check_rows is not None:
         check_rows(sum(len(v) for v in splits.values()))
+
+
+def split_digest(prepared) -> str:
+    """A short hash of which examples went to which split: two runs on identical splits (a
+    comparison's members, a search's trials) have the same digest."""
+    h = hashlib.sha256()
+    for name in SPLITS:
+        h.update(name.encode())
+        for example in getattr(prepared, name):
+            h.update(json.dumps(example, sort_keys=True, default=str).encode())
+    return h.hexdigest()[:16]

@@ -1,0 +1,97 @@
+"""The command line's groups of runs: `compare` (members side by side on identical splits)
+and `search` (Optuna on the validation split; the same --output resumes or extends it)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from .errors import FinetunerError
+
+
+def add_group_args(p, name: str) -> None:
+    p.add_argument("--output", required=True, help="folder for the group's runs and summary")
+    if name == "compare":
+        p.add_argument("--methods", default="head,lora,full",
+                       help="members, comma-separated (default head,lora,full)")
+        p.add_argument("--vary", help="one setting's values, e.g. lr=5e-5,1e-4,3e-4 or "
+                       "lora_r=4,8,16 (crossed with --methods)")
+        p.add_argument("--budget-minutes", type=float, help="winner: at most this training time")
+        p.add_argument("--budget-memory-mb", type=float, help="winner: at most this peak memory")
+    else:
+        p.add_argument("--trials", type=int, default=10,
+                       help="trials in all (a resumed search adds the missing ones)")
+        p.add_argument("--minutes", type=float, help="no new trial after this many minutes")
+        p.add_argument("--pruner", default="median", help="median | halving | none | below:X")
+        p.add_argument("--search-seed", type=int, default=0, help="the sampler's seed")
+
+
+def _base(args):
+    from .__main__ import config_from_args
+    from .checks import check_model, prepare_data
+
+    config = config_from_args(args)
+    source = check_model(config)
+    prepared = prepare_data(config, source)  # bad data fails here, before any run starts
+    print("\n".join(prepared.report.summary_lines()), flush=True)
+    return config
+
+
+def cmd_compare(args) -> int:
+    from .compare import parse_vary, run_group, table
+    from .follow import local_launcher
+
+    base = _base(args)
+    out = Path(args.output)
+    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    summary = run_group(out, base, local_launcher(out), methods, parse_vary(args.vary),
+                        args.budget_minutes, args.budget_memory_mb)
+    print("\n" + table(summary), flush=True)
+    print(f"\nWrote {out / 'comparison.json'}")
+    return 0 if summary["winner"] else 1
+
+
+def cmd_search(args) -> int:
+    from .follow import local_launcher
+    from .search import Budget, Search
+    from .tasks import get_task
+
+    out = Path(args.output)
+    if args.trials < 1:
+        raise FinetunerError("--trials must be 1 or more.", code="bad_setting")
+    if (out / "search.json").exists():
+        search = Search(out)  # resume or extend: the stored base config and space
+        print(f"Resuming the search in {out}: {len(search.finished_trials())} trial(s) "
+              "finished so far.", flush=True)
+    else:
+        base = _base(args)
+        spec = get_task(base.task)
+        search = Search(out, base, seed=args.search_seed, pruner=args.pruner,
+                        higher_is_better=spec.higher_is_better)
+    summary = search.run(local_launcher(out / "trials"), Budget(args.trials, args.minutes))
+    print("\n" + summary_table(summary), flush=True)
+    (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
+    print(f"\nWrote {out / 'summary.json'}")
+    return 0 if summary.get("final") else 1
+
+
+def summary_table(summary: dict) -> str:
+    m = summary["metric"]
+    lines = [f"| trial | state | validation {m} | best so far | settings |",
+             "|---|---|---|---|---|"]
+    for r in summary["trials"]:
+        settings = ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}"
+                             for k, v in r["params"].items())
+        value = "" if r["value"] is None else f"{r['value']:.4f}"
+        best = "" if r["best_so_far"] is None else f"{r['best_so_far']:.4f}"
+        lines.append(f"| {r['trial']} | {r['state']} | {value} | {best} | {settings} |")
+    if summary["importance"]:
+        lines.append("\nHow much each setting mattered (Optuna): " + ", ".join(
+            f"{k} {v:.2f}" for k, v in summary["importance"].items()))
+    final = summary.get("final")
+    if final:
+        test = "n/a" if final.get("test") is None else f"{final['test']:.4f}"
+        lines.append(f"\nChosen: trial {final['trial']}, trained again as a normal run "
+                     f"({final['run']}): validation {m} {final.get('validation')}, test {m} "
+                     f"{test} (the search's only test score).")
+    return "\n".join(lines)

@@ -1,0 +1,201 @@
+"""Compare methods (or one setting) side by side on identical splits, and name a winner.
+
+A group is a base config and its members: by default head-only, LoRA and full fine-tuning,
+each at its own default learning rate; or any methods, optionally crossed with the values of
+one setting (learning rate, LoRA rank, epochs, ...). Every member reads the same files with the
+same seed, so the splits are identical (`summarize` checks it from the data reports).
+
+`summarize` is pure: per member the best validation score, training time, samples/s, peak
+memory, trainable parameters, the train-validation gap and the verdict, and the winner **by
+validation score** among the members that fit the budget (minutes of training, MiB of peak
+memory), with a sentence on the trade-off. Test scores are reported for every member, marked
+as not used for the choice.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from .config import RunConfig
+from .errors import FinetunerError
+from .runs import RunPaths
+
+DEFAULT_METHODS = ("head", "lora", "full")
+METHOD_NAMES = {"head": "head-only", "lora": "LoRA", "full": "full fine-tuning"}
+VARIABLE = {"learning_rate": "training", "lr": "training", "epochs": "training",
+            "batch_size": "training", "weight_decay": "training", "warmup_ratio": "training",
+            "dropout": "training", "lora_r": "method", "lora_alpha": "method",
+            "max_length": "data"}
+
+
+def parse_vary(text: str | None) -> tuple[str, list] | None:
+    """'lr=1e-4,3e-4' -> ('learning_rate', [0.0001, 0.0003])."""
+    if not text:
+        return None
+    name, _, values = text.partition("=")
+    name = {"lr": "learning_rate"}.get(name.strip(), name.strip())
+    if name not in VARIABLE or not values.strip():
+        raise FinetunerError(f"Cannot vary '{text}'.", "Write NAME=V1,V2 with NAME one of "
+                             f"{', '.join(sorted(set(VARIABLE) - {'lr'}))}.", code="bad_setting")
+    cast = float if name in ("learning_rate", "epochs", "weight_decay", "warmup_ratio",
+                             "dropout") else int
+    try:
+        return name, [cast(v) for v in values.split(",") if v.strip()]
+    except ValueError:
+        raise FinetunerError(f"The values of '{text}' are not numbers.",
+                             code="bad_setting") from None
+
+
+def members(base: RunConfig, methods: list[str] | None = None,
+            vary: tuple[str, list] | None = None) -> list[tuple[str, RunConfig]]:
+    """(name, config) per member: each method, crossed with the values of `vary`."""
+    methods = list(methods or DEFAULT_METHODS)
+    out = []
+    for method in methods:
+        for value in (vary[1] if vary else [None]):
+            raw = base.to_dict()
+            raw["method"]["method"] = method
+            if not vary or vary[0] != "learning_rate":
+                raw["training"]["learning_rate"] = base.training.learning_rate if \
+                    len(methods) == 1 else None  # each method at its own default rate
+            name = method
+            if vary:
+                raw[VARIABLE[vary[0]]][vary[0]] = value
+                name = f"{method}-{vary[0]}-{value:g}"
+            out.append((name, RunConfig.from_dict(raw)))
+    if len(out) < 2:
+        raise FinetunerError("A comparison needs at least two members.",
+                             "Give two or more methods, or two or more values to vary.",
+                             code="bad_setting")
+    return out
+
+
+def member_row(name: str, run: RunPaths) -> dict:
+    """One member's numbers from its run directory."""
+    from .diagnostics import best_row, history_from_events
+    from .results import read_results
+    from .runs import read_events, read_json
+
+    results = read_results(run.results) or {}
+    config = read_json(run.config) or {}
+    metric = results.get("metric") or "macro_f1"
+    events = read_events(run.events)[0]
+    history = history_from_events(events, metric)
+    best = best_row(history, results.get("best_step"))
+    timing = results.get("timing") or {}
+    peak = results.get("peak_memory_mb") or {}
+    report = read_json(run.data_report) or {}
+    gap = None
+    if best and best.get("train_metric") is not None and best.get("val_metric") is not None:
+        gap = round(best["train_metric"] - best["val_metric"], 4)
+    return {"name": name, "run": str(run.root), "status": results.get("status"),
+            "method": (config.get("method") or {}).get("method"),
+            "metric": metric, "validation": best["val_metric"] if best else None,
+            "test": (results.get("test") or {}).get(metric),
+            "train_seconds": timing.get("train_seconds"),
+            "samples_per_second": timing.get("train_samples_per_second"),
+            "learning_rate": timing.get("learning_rate"),
+            "peak_memory_mb": peak.get("gpu") or peak.get("rss") or peak.get("cpu"),
+            "trainable": (results.get("params") or {}).get("trainable"),
+            "total": (results.get("params") or {}).get("total"),
+            "gap": gap, "verdict": (results.get("diagnosis") or {}).get("verdict"),
+            "curve": [(h["step"], h["val_metric"]) for h in history
+                      if h.get("val_metric") is not None],
+            "splits": report.get("rows"), "fingerprint": _split_fingerprint(run)}
+
+
+def _split_fingerprint(run: RunPaths) -> str | None:
+    """Which examples went to which split (tasks.pipeline.split_digest), from the report."""
+    from .runs import read_json
+
+    report = read_json(run.data_report) or {}
+    return (report.get("extra") or {}).get("split_digest")
+
+
+def summarize(rows: list[dict], max_minutes: float | None = None,
+              max_memory_mb: float | None = None) -> dict:
+    """The winner by validation within the budget, and the trade-off in a sentence."""
+    def fits(r: dict) -> bool:
+        if r["validation"] is None or r["status"] not in ("completed", "stopped"):
+            return False
+        if max_minutes is not None and (r["train_seconds"] or 0) > max_minutes * 60:
+            return False
+        return max_memory_mb is None or (r["peak_memory_mb"] or 0) <= max_memory_mb
+
+    eligible = [r for r in rows if fits(r)]
+    out = {"members": rows, "budget": {"minutes": max_minutes, "memory_mb": max_memory_mb},
+           "winner": None, "sentence": "", "identical_splits":
+           len({r["fingerprint"] for r in rows if r["fingerprint"]}) <= 1}
+    if not eligible:
+        out["sentence"] = ("No member finished within the budget: loosen it, or look at the "
+                           "members' own results.")
+        return out
+    win = max(eligible, key=lambda r: (r["validation"], -(r["train_seconds"] or 0)))
+    out["winner"] = win["name"]
+    out["sentence"] = trade_off(win, [r for r in eligible if r is not win],
+                                [r for r in rows if r not in eligible and r["validation"]])
+    return out
+
+
+def _title(row: dict) -> str:
+    return METHOD_NAMES.get(row["name"], row["name"])
+
+
+def trade_off(win: dict, others: list[dict], over_budget: list[dict]) -> str:
+    """'LoRA wins on validation (0.874); head-only is 0.052 behind at 0.31x its time.'"""
+    m = win["metric"]
+    parts = [f"{_title(win)} wins on validation {m} ({win['validation']:.3f})."]
+    cheaper = [r for r in others if (r["train_seconds"] or 0) < (win["train_seconds"] or 0)]
+    if cheaper:
+        close = max(cheaper, key=lambda r: r["validation"])
+        ratio = (close["train_seconds"] or 0) / max(1e-9, win["train_seconds"] or 0)
+        behind = win["validation"] - close["validation"]
+        parts.append(f"{_title(close)} is within {behind * 100:.1f} points of it at "
+                     f"{ratio:.2f}x its training time" + (
+                         ": nearly as good for much less." if behind <= 0.01 and ratio < 0.6
+                         else "."))
+    else:
+        parts.append("It is also the fastest to train.")
+    for r in over_budget:
+        parts.append(f"{_title(r)} ({r['validation']:.3f}) was left out: over the budget.")
+    return " ".join(parts)
+
+
+def table(summary: dict) -> str:
+    """The comparison as a Markdown table (the CLI prints it)."""
+    head = ("| member | validation | test (not used for the choice) | train s | samples/s | "
+            "peak MiB | trainable | train-val gap | verdict |")
+    lines = [head, "|" + "---|" * 9]
+    for r in summary["members"]:
+        star = " (winner)" if r["name"] == summary["winner"] else ""
+
+        def f(x, spec=".4f"):
+            return "" if x is None else format(x, spec)
+        lines.append(f"| {r['name']}{star} | {f(r['validation'])} | {f(r['test'])} | "
+                     f"{f(r['train_seconds'], '.1f')} | {f(r['samples_per_second'], '.1f')} | "
+                     f"{f(r['peak_memory_mb'], '.0f')} | {f(r['trainable'], ',')} | "
+                     f"{f(r['gap'], '+.3f')} | {r['verdict'] or ''} |")
+    return "\n".join(lines) + "\n\n" + summary["sentence"]
+
+
+def run_group(folder: Path, base: RunConfig, launcher, methods=None, vary=None,
+              max_minutes=None, max_memory_mb=None, log=print) -> dict:
+    """Queue every member (one after another with the CLI's launcher), wait for all, and
+    write comparison.json in `folder`."""
+    from .follow import follow
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    runs = []
+    for name, config in members(base, methods, vary):
+        log(f"member {name}: {config.method.method}"
+            + (f", learning rate {config.training.learning_rate:g}"
+               if config.training.learning_rate else ""))
+        run = launcher.submit(config, name)
+        follow(run)
+        runs.append((name, run))
+    rows = [member_row(name, run) for name, run in runs]
+    summary = summarize(rows, max_minutes, max_memory_mb)
+    (folder / "comparison.json").write_text(json.dumps(summary, indent=2, default=str))
+    return summary

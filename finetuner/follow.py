@@ -1,0 +1,92 @@
+"""Following runs that something else started: what compare groups and searches build on.
+
+A `Launcher` hides where runs go (the CLI's own `JobManager`, or a user's queue on the
+server): `submit` a config under a name and get its run directory, `stop` it, `resume` it
+after a restart. `follow` reads a run's events as they come (every evaluation is handed to a
+callback that may ask for the run to stop) until its results.json says it is over. Runs are
+never read through the job table, only through their run directory: the run directory is
+the API, on every backend.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .config import RunConfig
+from .results import read_results
+from .runs import FINAL_STATUSES, RunPaths, create_run, read_events
+
+
+@dataclass
+class Launcher:
+    submit: Callable[[RunConfig, str], RunPaths]
+    stop: Callable[[RunPaths], object]
+    resume: Callable[[RunPaths], object]
+
+
+def local_launcher(folder: Path, manager=None) -> Launcher:
+    """Runs as folders under `folder`, each started at once by a JobManager (the CLI's way)."""
+    from .jobs import JobManager
+
+    manager = manager or JobManager()
+    folder = Path(folder)
+
+    def submit(config: RunConfig, name: str) -> RunPaths:
+        run = create_run(folder / name, config, run_id="")
+        manager.start(run)
+        return run
+
+    def resume(run: RunPaths) -> None:
+        manager.resume(run)
+        manager.start(run)
+
+    def stop(run: RunPaths) -> None:
+        manager.stop(run)
+        if not manager.is_running(run):  # a worker an earlier process started: its STOP file
+            run.stop_flag.touch()
+
+    launcher = Launcher(submit=submit, stop=stop, resume=resume)
+    launcher.manager = manager  # type: ignore[attr-defined]
+    return launcher
+
+
+@dataclass
+class Followed:
+    """What `follow` saw of one run."""
+
+    results: dict = field(default_factory=dict)
+    evals: list[dict] = field(default_factory=list)
+    stopped_by_us: bool = False
+
+
+def follow(run: RunPaths, on_eval: Callable[[dict, int], bool] | None = None,
+           stop: Callable[[RunPaths], object] | None = None, poll: float = 0.5,
+           timeout: float | None = None) -> Followed:
+    """Read `run`'s events until its results are final. `on_eval(event, k)` gets the k-th
+    evaluation (k = 1, 2, ...); when it returns True the run is stopped (once) with `stop`.
+    A run that was already over is read in one pass."""
+    seen = Followed()
+    offset, start = 0, time.monotonic()
+    while True:
+        events, offset = read_events(run.events, offset)
+        for event in events:
+            if event.get("type") != "eval":
+                continue
+            seen.evals.append(event)
+            if on_eval is not None and not seen.stopped_by_us and \
+                    on_eval(event, len(seen.evals)) and stop is not None:
+                seen.stopped_by_us = True
+                stop(run)
+        results = read_results(run.results) or {}
+        if results.get("status") in FINAL_STATUSES:
+            events, offset = read_events(run.events, offset)  # the last lines
+            seen.evals += [e for e in events if e.get("type") == "eval"]
+            seen.results = results
+            return seen
+        if timeout is not None and time.monotonic() - start > timeout:
+            seen.results = results
+            return seen
+        time.sleep(poll)

@@ -1,0 +1,318 @@
+"""Hyperparameter search on the validation split, with Optuna.
+
+A search samples settings with TPE (seeded), trains each trial as an ordinary run (a job in
+the queue: it shares the server, survives a restart, can be stopped), feeds the pruner the
+trial's validation score at each evaluation (a median pruner, or successive halving) and stops
+a trial the pruner gives up on. Trials never score the test split (`score_test` off) and keep
+no model (`save_model` off): the sampler, the pruner and the choice see validation only. When
+the budget (trials, minutes) is spent, the best trial's settings are trained once more as a
+normal run, and that run's test score is the search's one test score.
+
+Everything lives in the search folder: `study.journal` (Optuna's journal storage: reopening
+it resumes or extends the study), `search.json` (the base config, the space, the budget, which
+run is which trial, the chosen run) and `trials/trial-N/` run directories (the CLI; on the
+server trials are the user's own runs). The evaluation index k (1, 2, ...) is the pruner's
+step: with a fixed number of evaluations per epoch it measures the same share of training in
+every trial, whatever its batch size.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from .config import RunConfig, default_learning_rate
+from .errors import FinetunerError
+from .follow import Launcher, follow
+from .results import read_results
+from .runs import RunPaths, write_json
+
+PRUNERS = ("median", "halving", "none", "below:X")
+
+
+@dataclass(frozen=True)
+class Budget:
+    trials: int = 10
+    minutes: float | None = None  # no new trial starts after this many minutes
+
+
+def space(base: RunConfig) -> dict:
+    """What is searched, around the method's own defaults: learning rate (log scale, a decade
+    each way), epochs, batch size, warmup, weight decay, dropout and, for LoRA, rank and alpha."""
+    lr = default_learning_rate(base.method.method)
+    out = {"learning_rate": ("log", lr / 10, min(0.5, lr * 10)),
+           "epochs": ("int", 1, max(2, math.ceil(base.training.epochs * 2))),
+           "batch_size": ("choice", [16, 32, 64]),
+           "warmup_ratio": ("float", 0.0, 0.2),
+           "weight_decay": ("float", 0.0, 0.1),
+           "dropout": ("float", 0.0, 0.3)}
+    if base.method.method == "lora":
+        out["lora_r"] = ("choice", [4, 8, 16, 32])
+        out["lora_alpha_ratio"] = ("choice", [1, 2, 4])  # alpha = ratio x rank
+    return out
+
+
+SECTION = {"learning_rate": "training", "epochs": "training", "batch_size": "training",
+           "warmup_ratio": "training", "weight_decay": "training", "dropout": "training",
+           "lora_r": "method"}
+
+
+def suggest(trial, base: RunConfig, ranges: dict) -> RunConfig:
+    """The trial's config: the base with the sampled settings (a trial never tests, never
+    saves a model)."""
+    values = {}
+    for name, (kind, *args) in ranges.items():
+        if kind == "log":
+            values[name] = trial.suggest_float(name, args[0], args[1], log=True)
+        elif kind == "float":
+            values[name] = trial.suggest_float(name, args[0], args[1])
+        elif kind == "int":
+            values[name] = trial.suggest_int(name, args[0], args[1])
+        else:
+            values[name] = trial.suggest_categorical(name, args[0])
+    return configure(base, values, trial=True)
+
+
+def configure(base: RunConfig, values: dict, trial: bool) -> RunConfig:
+    raw = base.to_dict()
+    for name, value in values.items():
+        if name == "lora_alpha_ratio":
+            raw["method"]["lora_alpha"] = int(value) * int(values.get("lora_r",
+                                                                      raw["method"]["lora_r"]))
+        else:
+            raw[SECTION[name]][name] = value
+    raw["training"]["score_test"] = not trial
+    raw["training"]["save_model"] = not trial
+    return RunConfig.from_dict(raw)
+
+
+class Search:
+    """One study in one folder; `run` spends (more of) a budget on it."""
+
+    def __init__(self, folder: str | Path, base: RunConfig | None = None, seed: int = 0,
+                 pruner: str = "median", metric: str | None = None,
+                 higher_is_better: bool = True) -> None:
+        self.folder = Path(folder)
+        self.state_path = self.folder / "search.json"
+        if self.state_path.exists():
+            self.state = json.loads(self.state_path.read_text())
+            base = RunConfig.from_dict(self.state["base"])
+        elif base is None:
+            raise FinetunerError(f"'{self.folder}' holds no search.", code="no_search")
+        else:
+            _pruner(pruner)  # an unknown name fails before anything is stored
+            self.state = {"base": base.to_dict(), "space": space(base), "seed": seed,
+                          "pruner": pruner, "metric": metric,
+                          "direction": "maximize" if higher_is_better else "minimize",
+                          "trials": {}, "final_run": None, "final": None, "minutes": 0.0}
+        self.base = base
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.study = self._study()
+        self._save()
+
+    # -- the study
+    def _study(self):
+        import optuna
+        from optuna.storages import JournalStorage
+        from optuna.storages.journal import JournalFileBackend
+
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        storage = JournalStorage(JournalFileBackend(str(self.folder / "study.journal")))
+        pruner = _pruner(self.state["pruner"])
+        # the seed plus the trials already told: a resumed search does not redraw them
+        return optuna.create_study(
+            study_name="search", storage=storage, load_if_exists=True,
+            direction=self.state["direction"], pruner=pruner,
+            sampler=optuna.samplers.TPESampler(seed=self.state["seed"], n_startup_trials=4))
+
+    def _save(self) -> None:
+        write_json(self.state_path, self.state)
+
+    @property
+    def metric(self) -> str:
+        from .tasks import get_task
+
+        return self.state["metric"] or get_task(self.base.task).primary_metric
+
+    def finished_trials(self) -> list:
+        import optuna
+
+        done = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED,
+                optuna.trial.TrialState.FAIL)
+        return [t for t in self.study.get_trials(deepcopy=False) if t.state in done]
+
+    # -- spending the budget
+    def run(self, launcher: Launcher, budget: Budget, log=print) -> dict:
+        """Finish trials left running by an earlier process, run new ones until `budget.trials`
+        trials are finished or `budget.minutes` have passed, then train the chosen
+        configuration as a normal run. Returns the summary (see `summary`)."""
+        started = time.monotonic()
+        self._reattach(launcher, log)
+        while len(self.finished_trials()) < budget.trials:
+            spent = self.state["minutes"] + (time.monotonic() - started) / 60
+            if budget.minutes is not None and spent >= budget.minutes:
+                log(f"Time budget of {budget.minutes:g} min spent after "
+                    f"{len(self.finished_trials())} trial(s).")
+                break
+            trial = self.study.ask()
+            config = suggest(trial, self.base, self.state["space"])
+            run = launcher.submit(config, f"trial-{trial.number}")
+            self.state["trials"][str(trial.number)] = {"run": str(run.root), "state": "running"}
+            self._save()
+            log(f"trial {trial.number}: {_params_text(trial.params)}")
+            self._watch(trial, run, launcher, log)
+        self.state["minutes"] += (time.monotonic() - started) / 60
+        self._save()
+        self._final(launcher, log)
+        return self.summary()
+
+    def _watch(self, trial, run: RunPaths, launcher: Launcher, log) -> None:
+        """Report each evaluation to the pruner; stop the run when it says so; tell the study."""
+        import optuna
+
+        metric = self.metric
+
+        def on_eval(event: dict, k: int) -> bool:
+            value = (event.get("validation") or {}).get(metric)
+            if value is None:
+                return False
+            trial.report(float(value), k)
+            return trial.should_prune()
+
+        seen = follow(run, on_eval, launcher.stop)
+        entry = self.state["trials"][str(trial.number)]
+        value = _best_value(seen.results, seen.evals, metric)
+        if seen.stopped_by_us:
+            self.study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+            entry["state"] = "pruned"
+        elif seen.results.get("status") == "interrupted":
+            entry["state"] = "interrupted"  # a restart: resumed by the next `run`
+            self._save()
+            return
+        elif value is not None and seen.results.get("status") in ("completed", "stopped"):
+            self.study.tell(trial, value)
+            entry["state"] = "complete"
+        else:
+            self.study.tell(trial, state=optuna.trial.TrialState.FAIL)
+            entry["state"] = "failed"
+        entry.update(value=value, evaluations=len(seen.evals),
+                     seconds=(seen.results.get("timing") or {}).get("train_seconds"))
+        self._save()
+        log(f"trial {trial.number}: {entry['state']}, best validation {metric} "
+            f"{'n/a' if value is None else f'{value:.4f}'} after {len(seen.evals)} "
+            "evaluation(s)")
+
+    def _reattach(self, launcher: Launcher, log) -> None:
+        """Trials a stopped or restarted process left running: follow them again (an
+        interrupted one resumes from its checkpoint)."""
+        import optuna
+
+        # live Trial objects (report / should_prune) for the frozen records of the journal
+        running = {t.number: optuna.trial.Trial(self.study, t._trial_id)
+                   for t in self.study.get_trials(deepcopy=False)
+                   if t.state == optuna.trial.TrialState.RUNNING}
+        for number, trial in running.items():
+            entry = self.state["trials"].get(str(number))
+            if entry is None:  # asked but never submitted
+                self.study.tell(trial, state=optuna.trial.TrialState.FAIL)
+                continue
+            run = RunPaths(Path(entry["run"]))
+            results = read_results(run.results) or {}
+            if results.get("status") == "interrupted":
+                log(f"trial {number}: resuming after a restart")
+                launcher.resume(run)
+            self._watch(trial, run, launcher, log)
+
+    def _final(self, launcher: Launcher, log) -> None:
+        """The best trial's settings as a normal run, the only one that scores the test split
+        (trained again only when the best trial changed)."""
+        try:
+            best = self.study.best_trial
+        except ValueError:
+            log("No trial finished: nothing to choose.")
+            return
+        if self.state.get("final") and self.state["final"]["trial"] == best.number:
+            return
+        config = configure(self.base, best.params, trial=False)
+        run = launcher.submit(config, f"best-trial-{best.number}")
+        self.state["final_run"] = str(run.root)
+        self._save()
+        log(f"training the chosen configuration (trial {best.number}) as a normal run")
+        seen = follow(run)
+        self.state["final"] = {"trial": best.number, "run": str(run.root),
+                               "status": seen.results.get("status"),
+                               "validation": _best_value(seen.results, seen.evals, self.metric),
+                               "test": (seen.results.get("test") or {}).get(self.metric)}
+        self._save()
+
+    # -- reading
+    def summary(self) -> dict:
+        """Trials with their settings, state and validation value, the best so far after each,
+        the importance of each setting (Optuna's, once two trials completed) and the chosen
+        run with its single test score."""
+        import optuna
+
+        rows, best = [], None
+        sign = 1 if self.state["direction"] == "maximize" else -1
+        for t in sorted(self.study.get_trials(deepcopy=False), key=lambda t: t.number):
+            value = t.value if t.state == optuna.trial.TrialState.COMPLETE else None
+            if value is not None and (best is None or sign * value > sign * best):
+                best = value
+            entry = self.state["trials"].get(str(t.number), {})
+            rows.append({"trial": t.number, "state": t.state.name.lower(), "value": value,
+                         "last_reported": max(t.intermediate_values.items())[1]
+                         if t.intermediate_values else None,
+                         "best_so_far": best, "params": t.params,
+                         "run": entry.get("run"), "seconds": entry.get("seconds")})
+        complete = [t for t in self.study.get_trials(deepcopy=False)
+                    if t.state == optuna.trial.TrialState.COMPLETE]
+        importance = {}
+        if len(complete) >= 2:
+            try:
+                importance = {k: round(float(v), 4) for k, v in
+                              optuna.importance.get_param_importances(self.study).items()}
+            except (ValueError, RuntimeError):  # e.g. every completed trial scored the same
+                importance = {}
+        return {"metric": self.metric, "direction": self.state["direction"], "trials": rows,
+                "importance": importance, "final": self.state.get("final"),
+                "minutes": round(self.state["minutes"], 2)}
+
+
+def _pruner(name: str):
+    """median: stop a trial whose score is below the median of earlier trials at the same
+    evaluation (after two trials and its first evaluation); halving: successive halving;
+    below:X: stop a trial still under X after its first evaluation; none."""
+    import optuna
+
+    if name == "median":
+        return optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=1)
+    if name == "halving":
+        return optuna.pruners.SuccessiveHalvingPruner(min_resource=1)
+    if name == "none":
+        return optuna.pruners.NopPruner()
+    if name.startswith("below:"):
+        try:
+            return optuna.pruners.ThresholdPruner(lower=float(name[6:]), n_warmup_steps=1)
+        except ValueError:
+            pass
+    raise FinetunerError(f"Unknown pruner '{name}'.", "Choose median, halving, none or "
+                         "below:X (stop trials still under X after their first evaluation).",
+                         code="bad_setting")
+
+
+def _best_value(results: dict, evals: list[dict], metric: str) -> float | None:
+    """The trial's objective: validation `metric` at its kept checkpoint."""
+    value = (results.get("validation") or {}).get(metric)
+    if value is None:
+        scored = [(e.get("validation") or {}).get(metric) for e in evals]
+        scored = [v for v in scored if v is not None]
+        value = max(scored) if scored else None
+    return None if value is None else float(value)
+
+
+def _params_text(params: dict) -> str:
+    return ", ".join(f"{k} {v:.3g}" if isinstance(v, float) else f"{k} {v}"
+                     for k, v in params.items())

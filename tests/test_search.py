@@ -1,0 +1,193 @@
+"""Compare groups and hyperparameter search, end to end with real worker processes on a tiny
+random model: identical splits, the winner by validation within a budget, pruned trials,
+a resumed and extended study, a search process killed mid-trial and restarted, and proof that
+no test score ever reaches the sampler."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from conftest import ROOT, sentiment_rows, write_csv
+
+from finetuner.compare import members, parse_vary, summarize, trade_off
+from finetuner.config import RunConfig
+from finetuner.errors import FinetunerError
+
+
+def base_config(data: Path, model: Path, **training) -> RunConfig:
+    return RunConfig.from_dict({
+        "task": "classification", "data": {"train_file": str(data), "max_length": 32},
+        "model": {"name_or_path": str(model)},
+        "training": {"epochs": 1, "max_steps": 4, "batch_size": 8, "evals_per_epoch": 2,
+                     "train_eval_samples": 8, "checkpoints": False, "precision": "fp32",
+                     **training}})
+
+
+def row(name, validation, test, seconds, memory=500.0):
+    return {"name": name, "run": name, "status": "completed", "method": name,
+            "metric": "accuracy", "validation": validation, "test": test,
+            "train_seconds": seconds, "samples_per_second": 10.0, "peak_memory_mb": memory,
+            "trainable": 1, "total": 2, "gap": 0.0, "verdict": "healthy", "curve": [],
+            "splits": {}, "fingerprint": "same"}
+
+
+def test_the_winner_is_chosen_by_validation_within_the_budget_never_by_test():
+    rows = [row("head", 0.80, 0.95, 10), row("lora", 0.86, 0.70, 30),
+            row("full", 0.87, 0.60, 100, memory=2000)]
+    out = summarize(rows)
+    assert out["winner"] == "full" and out["identical_splits"]  # best validation, worst test
+    assert "full fine-tuning wins on validation accuracy (0.870)" in out["sentence"]
+    assert "LoRA is within 1.0 points of it at 0.30x its training time" in out["sentence"]
+    assert summarize(rows, max_minutes=1)["winner"] == "lora"  # full took 100 s
+    capped = summarize(rows, max_memory_mb=1000)
+    assert capped["winner"] == "lora" and "was left out: over the budget" in capped["sentence"]
+    assert summarize(rows, max_minutes=0.01)["winner"] is None
+    rows[0]["fingerprint"] = "other"
+    assert not summarize(rows)["identical_splits"]
+    assert "fastest" in trade_off(rows[0], [rows[1]], [])
+
+
+def test_members_cross_methods_with_one_setting(tmp_path):
+    base = RunConfig.from_dict({"data": {"train_file": "x.csv"},
+                                "training": {"learning_rate": 1e-3}})
+    names = [n for n, _ in members(base)]
+    assert names == ["head", "lora", "full"]
+    # several methods: each at its own default learning rate, not the base's
+    assert all(c.training.learning_rate is None for _, c in members(base))
+    varied = members(base, ["lora"], parse_vary("lr=1e-4,3e-4"))
+    assert [(n, c.training.learning_rate) for n, c in varied] == [
+        ("lora-learning_rate-0.0001", 1e-4), ("lora-learning_rate-0.0003", 3e-4)]
+    assert [c.method.lora_r for _, c in members(base, ["lora"], parse_vary("lora_r=4,16"))] == \
+        [4, 16]
+    with pytest.raises(FinetunerError, match="Cannot vary"):
+        parse_vary("colour=red")
+    with pytest.raises(FinetunerError, match="at least two"):
+        members(base, ["full"])
+
+
+def cli(*args, timeout=600):
+    env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False"}
+    return subprocess.run([sys.executable, "-m", "finetuner", *map(str, args)], cwd=ROOT,
+                          capture_output=True, text=True, timeout=timeout, env=env)
+
+
+def test_compare_group_runs_every_member_on_identical_splits(tmp_path, tiny_model):
+    data = write_csv(tmp_path / "s.csv", sentiment_rows(80))
+    out = tmp_path / "cmp"
+    proc = cli("compare", "--data", data, "--model", tiny_model, "--max-steps", 4,
+               "--batch-size", 8, "--max-length", 32, "--precision", "fp32",
+               "--evals-per-epoch", 2, "--methods", "head,full", "--output", out)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    summary = json.loads((out / "comparison.json").read_text())
+    rows = {r["name"]: r for r in summary["members"]}
+    assert set(rows) == {"head", "full"} and summary["identical_splits"]
+    assert len({r["fingerprint"] for r in rows.values()}) == 1 and rows["head"]["fingerprint"]
+    assert rows["head"]["trainable"] < rows["full"]["trainable"]
+    assert all(r["status"] == "completed" and r["validation"] is not None for r in rows.values())
+    best = max(rows.values(), key=lambda r: (r["validation"], -r["train_seconds"]))
+    assert summary["winner"] == best["name"]
+    assert "test (not used for the choice)" in proc.stdout and "(winner)" in proc.stdout
+    for r in rows.values():  # each member is a normal run: its model and card
+        assert (Path(r["run"]) / "model" / "README.md").exists()
+
+
+def trial_results(out: Path) -> list[dict]:
+    return [json.loads(p.read_text()) for p in sorted((out / "trials").glob(
+        "trial-*/results.json"))]
+
+
+def test_search_prunes_resumes_extends_and_never_shows_the_sampler_a_test_score(
+        tmp_path, tiny_model):
+    import optuna
+
+    from finetuner.follow import local_launcher
+    from finetuner.search import Budget, Search
+
+    data = write_csv(tmp_path / "s.csv", sentiment_rows(80))
+    out = tmp_path / "search"
+    base = base_config(data, tiny_model, max_steps=6, evals_per_epoch=3)
+    # below:2.0 prunes every trial after its second evaluation: a real stop of a real worker
+    search = Search(out, base, seed=0, pruner="below:2.0")
+    summary = search.run(local_launcher(out / "trials"), Budget(trials=2), log=lambda m: None)
+    states = [t["state"] for t in summary["trials"]]
+    assert states == ["pruned", "pruned"], summary
+    for r in trial_results(out):
+        assert r["status"] == "stopped" and r["test"] is None and not r.get("model_dir")
+    assert not list((out / "trials").glob("trial-*/predictions.jsonl"))
+    assert summary["final"] is None  # nothing completed: nothing chosen, nothing tested
+
+    # reopened from its folder with another pruner setting ignored: the stored study goes on
+    search = Search(out)
+    search.state["pruner"] = "none"
+    search.study = search._study()
+    summary = search.run(local_launcher(out / "trials"), Budget(trials=4), log=lambda m: None)
+    assert [t["state"] for t in summary["trials"]] == ["pruned", "pruned", "complete",
+                                                       "complete"]
+    # what the sampler was told is exactly each trial's validation score at its kept step
+    study = optuna.load_study(study_name="search", storage=optuna.storages.JournalStorage(
+        optuna.storages.journal.JournalFileBackend(str(out / "study.journal"))))
+    metric = summary["metric"]
+    assert metric == "macro_f1"  # the task's primary metric, as the checkpoint choice uses
+    told = {t.number: t.value for t in study.trials
+            if t.state == optuna.trial.TrialState.COMPLETE}
+    for trial in study.trials:
+        folder = out / "trials" / f"trial-{trial.number}"
+        r = json.loads((folder / "results.json").read_text())
+        assert r["test"] is None
+        assert json.loads((folder / "config.json").read_text())["training"]["score_test"] is False
+        reported = [(e.get("validation") or {}).get(metric) for e in map(
+            json.loads, (folder / "events.jsonl").read_text().splitlines())
+            if e.get("type") == "eval"]
+        # every number the pruner saw is one of the trial's own validation scores
+        assert set(trial.intermediate_values.values()) <= set(reported)
+        if trial.number in told:  # a completed trial: its validation score at the kept step
+            assert told[trial.number] == pytest.approx(r["validation"][metric])
+    # the chosen configuration is a normal run: the search's one test score, its model
+    final = summary["final"]
+    best = max(told, key=told.get)
+    assert final["trial"] == best and final["test"] is not None
+    final_run = Path(final["run"])
+    assert (final_run / "model" / "README.md").exists()
+    chosen = json.loads((final_run / "config.json").read_text())["training"]
+    assert chosen["learning_rate"] == pytest.approx(study.trials[best].params["learning_rate"])
+    assert chosen["score_test"] is True
+    assert summary["importance"] and set(summary["importance"]) <= set(
+        study.trials[best].params)
+    assert [t["best_so_far"] for t in summary["trials"]][-1] == pytest.approx(max(
+        told.values()))
+
+
+def test_a_search_killed_mid_trial_picks_its_trial_up_again(tmp_path, tiny_model):
+    data = write_csv(tmp_path / "s.csv", sentiment_rows(80))
+    out = tmp_path / "search"
+    args = ["search", "--data", data, "--model", tiny_model, "--max-steps", 40,
+            "--batch-size", 8, "--max-length", 32, "--precision", "fp32",
+            "--evals-per-epoch", 2, "--pruner", "none", "--trials", 1, "--output", out]
+    env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False"}
+    proc = subprocess.Popen([sys.executable, "-m", "finetuner", *map(str, args)], cwd=ROOT,
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            start_new_session=True)
+    events = out / "trials" / "trial-0" / "events.jsonl"
+    deadline = time.time() + 120
+    while time.time() < deadline and '"type": "progress"' not in (
+            events.read_text() if events.exists() else ""):
+        time.sleep(0.5)
+    assert events.exists(), proc.communicate()[0]
+    os.killpg(proc.pid, signal.SIGKILL)  # the search process dies; its trial's worker is
+    proc.wait()  # in its own session and keeps training
+    state = json.loads((out / "search.json").read_text())
+    assert state["trials"]["0"]["state"] == "running"
+    done = cli(*args)  # the same command again: re-attaches, finishes, chooses, tests
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "Resuming the search" in done.stdout
+    summary = json.loads((out / "summary.json").read_text())
+    assert [t["state"] for t in summary["trials"]] == ["complete"]
+    assert summary["final"]["trial"] == 0 and summary["final"]["test"] is not None
+    assert len(list((out / "trials").glob("trial-*"))) == 1  # no trial was run twice
