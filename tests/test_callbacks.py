@@ -218,3 +218,28 @@ def test_resume_carries_on_from_the_checkpoint(tmp_path, with_state_file):
     assert after.best_step == 20 and after.best_value == (0.6, -0.5)
     assert torch.equal(after.best_state["weight"], before.best_state["weight"])
     assert (after.bad_evals, after.evals) == ((1, 2) if with_state_file else (0, 0))
+
+
+def test_length_groups_are_small_enough_to_mix_the_data():
+    import torch
+
+    from finetuner.batching import EpochSampler, grouped_order
+
+    lengths = [(i * 37) % 101 + 1 for i in range(1000)]
+    g = torch.Generator()
+    g.manual_seed(0)
+    order = grouped_order(lengths, 10, g, group_batches=4)
+    assert sorted(order) == list(range(1000))  # a permutation: every example once an epoch
+    batches = [order[i:i + 10] for i in range(0, 1000, 10)]
+    assert max(lengths[i] for i in batches[0]) == max(lengths)  # the longest batch first
+    for b in batches:  # each batch is a slice of a sorted group: little padding
+        assert sorted((lengths[i] for i in b), reverse=True) == [lengths[i] for i in b]
+    # but batches are not sorted across the epoch: neighbours come from different groups
+    firsts = [lengths[b[0]] for b in batches[1:]]
+    assert firsts != sorted(firsts, reverse=True)
+    pad = sum(max(lengths[i] for i in b) * len(b) for b in batches)
+    assert sum(lengths) / pad > 0.6  # random order pads to about half here
+    # the order depends on (seed, epoch) alone
+    s = EpochSampler(lengths, 10, seed=3)
+    s.set_epoch(2)
+    assert list(s) == list(s) and list(s) != list(EpochSampler(lengths, 10, seed=4))
