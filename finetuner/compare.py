@@ -143,20 +143,26 @@ def _title(row: dict) -> str:
 
 
 def trade_off(win: dict, others: list[dict], over_budget: list[dict]) -> str:
-    """'LoRA wins on validation (0.874); head-only is 0.052 behind at 0.31x its time.'"""
+    """'LoRA wins on validation macro_f1 (0.874). head-only is 5.2 points behind at 0.31x its
+    training time.'"""
     m = win["metric"]
     parts = [f"{_title(win)} wins on validation {m} ({win['validation']:.3f})."]
-    cheaper = [r for r in others if (r["train_seconds"] or 0) < (win["train_seconds"] or 0)]
+    cheaper = [r for r in others
+               if (r["train_seconds"] or 0) < 0.9 * (win["train_seconds"] or 0)]
     if cheaper:
         close = max(cheaper, key=lambda r: r["validation"])
         ratio = (close["train_seconds"] or 0) / max(1e-9, win["train_seconds"] or 0)
         behind = win["validation"] - close["validation"]
-        parts.append(f"{_title(close)} is within {behind * 100:.1f} points of it at "
-                     f"{ratio:.2f}x its training time" + (
-                         ": nearly as good for much less." if behind <= 0.01 and ratio < 0.6
-                         else "."))
+        parts.append(f"{_title(close)} is {behind * 100:.1f} points behind at {ratio:.2f}x its "
+                     "training time" + (": nearly as good for much less." if behind <= 0.01
+                                        and ratio < 0.6 else "."))
+    elif others:
+        runner = max(others, key=lambda r: r["validation"])
+        parts.append(f"The runner-up, {_title(runner)}, is "
+                     f"{(win['validation'] - runner['validation']) * 100:.1f} points behind and "
+                     "no faster to train.")
     else:
-        parts.append("It is also the fastest to train.")
+        parts.append("No other member finished within the budget.")
     for r in over_budget:
         parts.append(f"{_title(r)} ({r['validation']:.3f}) was left out: over the budget.")
     return " ".join(parts)
