@@ -54,8 +54,6 @@ def cmd_compare(args) -> int:
 def cmd_search(args) -> int:
     from .follow import local_launcher
     from .search import Budget, Search
-    from .tasks import get_task
-
     out = Path(args.output)
     if args.trials < 1:
         raise FinetunerError("--trials must be 1 or more.", code="bad_setting")
@@ -65,9 +63,7 @@ def cmd_search(args) -> int:
               "finished so far.", flush=True)
     else:
         base = _base(args)
-        spec = get_task(base.task)
-        search = Search(out, base, seed=args.search_seed, pruner=args.pruner,
-                        higher_is_better=spec.higher_is_better)
+        search = Search(out, base, seed=args.search_seed, pruner=args.pruner)
     summary = search.run(local_launcher(out / "trials"), Budget(args.trials, args.minutes))
     print("\n" + summary_table(summary), flush=True)
     (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str))

@@ -116,11 +116,18 @@ def test_search_prunes_resumes_extends_and_never_shows_the_sampler_a_test_score(
     base = base_config(data, tiny_model, max_steps=6, evals_per_epoch=3)
     # below:2.0 prunes every trial after its second evaluation: a real stop of a real worker
     search = Search(out, base, seed=0, pruner="below:2.0")
+    assert search.state["direction"] == "maximize"  # macro-F1: higher is better
     summary = search.run(local_launcher(out / "trials"), Budget(trials=2), log=lambda m: None)
     states = [t["state"] for t in summary["trials"]]
     assert states == ["pruned", "pruned"], summary
+    # the first trial is the defaults (the search cannot end below them), then TPE's own
+    first = summary["trials"][0]["params"]
+    assert first["learning_rate"] == 1e-4 and first["epochs"] == 1 and "batch_size" in first
+    assert summary["trials"][1]["params"] != first
     for r in trial_results(out):
-        assert r["status"] == "stopped" and r["test"] is None and not r.get("model_dir")
+        # stopped by the pruner (a tiny run may reach its last step before the stop lands)
+        assert r["status"] in ("stopped", "completed") and r["test"] is None
+        assert not r.get("model_dir")
     assert not list((out / "trials").glob("trial-*/predictions.jsonl"))
     assert summary["final"] is None  # nothing completed: nothing chosen, nothing tested
 
@@ -184,7 +191,7 @@ def test_a_search_killed_mid_trial_picks_its_trial_up_again(tmp_path, tiny_model
     os.killpg(proc.pid, signal.SIGKILL)  # the search process dies; its trial's worker is
     proc.wait()  # in its own session and keeps training
     state = json.loads((out / "search.json").read_text())
-    assert state["trials"]["0"]["state"] == "running"
+    assert state["trials"]["0"]["state"] == "running" and state["direction"] == "maximize"
     done = cli(*args)  # the same command again: re-attaches, finishes, chooses, tests
     assert done.returncode == 0, done.stdout + done.stderr
     assert "Resuming the search" in done.stdout
