@@ -37,6 +37,14 @@ def _base(args):
     return config
 
 
+def _interrupted(what: str) -> int:
+    print(f"\nInterrupted: the {what}'s current trial was stopped. The same command goes on "
+          "with the search."
+          if what == "search" else "\nInterrupted: the current member was stopped.",
+          flush=True)
+    return 130
+
+
 def cmd_compare(args) -> int:
     from .compare import parse_vary, run_group, table
     from .follow import local_launcher
@@ -44,8 +52,11 @@ def cmd_compare(args) -> int:
     base = _base(args)
     out = Path(args.output)
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
-    summary = run_group(out, base, local_launcher(out), methods, parse_vary(args.vary),
-                        args.budget_minutes, args.budget_memory_mb)
+    try:
+        summary = run_group(out, base, local_launcher(out), methods, parse_vary(args.vary),
+                            args.budget_minutes, args.budget_memory_mb)
+    except KeyboardInterrupt:
+        return _interrupted("comparison")
     print("\n" + table(summary), flush=True)
     print(f"\nWrote {out / 'comparison.json'}")
     return 0 if summary["winner"] else 1
@@ -60,15 +71,21 @@ def cmd_search(args) -> int:
     if (out / "search.json").exists():
         search = Search(out)  # resume or extend: the stored base config and space
         print(f"Resuming the search in {out}: {len(search.finished_trials())} trial(s) "
-              "finished so far.", flush=True)
+              f"finished so far, {search.state['minutes']:.1f} min spent (--minutes counts "
+              "them); its stored data, settings and pruner are used, not the ones given now.",
+              flush=True)
     else:
         base = _base(args)
         search = Search(out, base, seed=args.search_seed, pruner=args.pruner)
-    summary = search.run(local_launcher(out / "trials"), Budget(args.trials, args.minutes))
+    try:
+        summary = search.run(local_launcher(out / "trials"), Budget(args.trials, args.minutes))
+    except KeyboardInterrupt:
+        return _interrupted("search")
     print("\n" + summary_table(summary), flush=True)
     (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
     print(f"\nWrote {out / 'summary.json'}")
-    return 0 if summary.get("final") else 1
+    final = summary.get("final") or {}
+    return 0 if final.get("status") == "completed" and final.get("test") is not None else 1
 
 
 def summary_table(summary: dict) -> str:

@@ -53,14 +53,16 @@ def members(base: RunConfig, methods: list[str] | None = None,
     methods = list(methods or DEFAULT_METHODS)
     out = []
     for method in methods:
-        for value in (vary[1] if vary else [None]):
+        # LoRA's own settings vary the LoRA member only; the others run once
+        lora_only = vary and vary[0].startswith("lora_") and method != "lora"
+        for value in (vary[1] if vary and not lora_only else [None]):
             raw = base.to_dict()
             raw["method"]["method"] = method
             if not vary or vary[0] != "learning_rate":
                 raw["training"]["learning_rate"] = base.training.learning_rate if \
                     len(methods) == 1 else None  # each method at its own default rate
             name = method
-            if vary:
+            if vary and value is not None:
                 raw[VARIABLE[vary[0]]][vary[0]] = value
                 name = f"{method}-{vary[0]}-{value:g}"
             out.append((name, RunConfig.from_dict(raw)))
@@ -133,8 +135,9 @@ def summarize(rows: list[dict], max_minutes: float | None = None,
         return out
     win = max(eligible, key=lambda r: (r["validation"], -(r["train_seconds"] or 0)))
     out["winner"] = win["name"]
-    out["sentence"] = trade_off(win, [r for r in eligible if r is not win],
-                                [r for r in rows if r not in eligible and r["validation"]])
+    over = [r for r in rows if r not in eligible and r["validation"] is not None
+            and r["status"] in ("completed", "stopped")]
+    out["sentence"] = trade_off(win, [r for r in eligible if r is not win], over)
     return out
 
 
@@ -199,7 +202,13 @@ def run_group(folder: Path, base: RunConfig, launcher, methods=None, vary=None,
             + (f", learning rate {config.training.learning_rate:g}"
                if config.training.learning_rate else ""))
         run = launcher.submit(config, name)
-        follow(run)
+        try:
+            follow(run)
+        except KeyboardInterrupt:
+            launcher.stop(run)
+            raise
+        if launcher.wait is not None:
+            launcher.wait(run)
         runs.append((name, run))
     rows = [member_row(name, run) for name, run in runs]
     summary = summarize(rows, max_minutes, max_memory_mb)

@@ -25,6 +25,7 @@ class Launcher:
     submit: Callable[[RunConfig, str], RunPaths]
     stop: Callable[[RunPaths], object]
     resume: Callable[[RunPaths], object]
+    wait: Callable[[RunPaths], object] | None = None  # until the run's process has exited
 
 
 def local_launcher(folder: Path, manager=None) -> Launcher:
@@ -48,7 +49,8 @@ def local_launcher(folder: Path, manager=None) -> Launcher:
         if not manager.is_running(run):  # a worker an earlier process started: its STOP file
             run.stop_flag.touch()
 
-    launcher = Launcher(submit=submit, stop=stop, resume=resume)
+    launcher = Launcher(submit=submit, stop=stop, resume=resume,
+                        wait=lambda run: manager.wait(run, timeout=60))
     launcher.manager = manager  # type: ignore[attr-defined]
     return launcher
 
@@ -67,26 +69,52 @@ def follow(run: RunPaths, on_eval: Callable[[dict, int], bool] | None = None,
            timeout: float | None = None) -> Followed:
     """Read `run`'s events until its results are final. `on_eval(event, k)` gets the k-th
     evaluation (k = 1, 2, ...); when it returns True the run is stopped (once) with `stop`.
-    A run that was already over is read in one pass."""
+    A run whose worker died without results (a reboot, a killed server) is marked
+    interrupted, so nothing waits for it forever. A run already over is read in one pass."""
     seen = Followed()
-    offset, start = 0, time.monotonic()
-    while True:
-        events, offset = read_events(run.events, offset)
+    offset, start, checked = 0, time.monotonic(), time.monotonic()
+
+    def take(events: list[dict], may_stop: bool) -> None:
         for event in events:
             if event.get("type") != "eval":
                 continue
             seen.evals.append(event)
-            if on_eval is not None and not seen.stopped_by_us and \
-                    on_eval(event, len(seen.evals)) and stop is not None:
+            if on_eval is not None and on_eval(event, len(seen.evals)) and may_stop and \
+                    not seen.stopped_by_us and stop is not None:
                 seen.stopped_by_us = True
                 stop(run)
+
+    while True:
+        events, offset = read_events(run.events, offset)
+        take(events, may_stop=True)
         results = read_results(run.results) or {}
         if results.get("status") in FINAL_STATUSES:
-            events, offset = read_events(run.events, offset)  # the last lines
-            seen.evals += [e for e in events if e.get("type") == "eval"]
+            take(read_events(run.events, offset)[0], may_stop=False)  # the last lines
             seen.results = results
             return seen
+        if time.monotonic() - checked > 10:
+            checked = time.monotonic()
+            if worker_died(run):
+                from .jobs import mark_interrupted
+
+                seen.results = mark_interrupted(run)
+                return seen
         if timeout is not None and time.monotonic() - start > timeout:
             seen.results = results
             return seen
         time.sleep(poll)
+
+
+def worker_died(run: RunPaths) -> bool:
+    """True when the run's worker started (its first event names its pid) and that process
+    is gone, with no results written. A run still waiting in a queue has no worker yet."""
+    from .jobs import _is_worker
+
+    pid = None
+    for event in read_events(run.events)[0]:
+        if event.get("type") == "status" and event.get("pid"):
+            pid = event["pid"]  # the latest start (a resumed run starts again)
+    if pid is None or _is_worker(int(pid), run):
+        return False
+    time.sleep(1.0)  # results may be being written as the process exits
+    return (read_results(run.results) or {}).get("status") not in FINAL_STATUSES

@@ -63,15 +63,29 @@ def defaults(base: RunConfig, ranges: dict) -> dict:
     point = {"learning_rate": t.learning_rate or default_learning_rate(m.method),
              "epochs": int(round(t.epochs)), "batch_size": t.batch_size or 32,
              "warmup_ratio": t.warmup_ratio, "weight_decay": t.weight_decay,
-             "dropout": 0.1 if t.dropout is None else t.dropout,  # BERT-like models' own
-             "lora_r": m.lora_r, "lora_alpha_ratio": max(1, m.lora_alpha // max(1, m.lora_r))}
+             "dropout": t.dropout if t.dropout is not None else _model_dropout(base),
+             "lora_r": m.lora_r, "lora_alpha_ratio": m.lora_alpha / max(1, m.lora_r)}
     out = {}
     for name, (kind, *args) in ranges.items():
         value = point.get(name)
+        if value is None:
+            continue  # not known (a model that names no dropout): the sampler draws it
         inside = value in args[0] if kind == "choice" else args[0] <= value <= args[1]
         if inside:
             out[name] = value
     return out
+
+
+def _model_dropout(base: RunConfig) -> float | None:
+    """The model's own hidden dropout, read from its config.json (None when unknown)."""
+    try:
+        from .modeling import source_of
+
+        config = json.loads((Path(source_of(base.model).path) / "config.json").read_text())
+    except Exception:  # noqa: BLE001 - a hub id offline, an unreadable folder: not known
+        return None
+    value = config.get("hidden_dropout_prob", config.get("dropout"))
+    return float(value) if isinstance(value, (int, float)) else None
 
 
 SECTION = {"learning_rate": "training", "epochs": "training", "batch_size": "training",
@@ -147,14 +161,15 @@ class Search:
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         storage = JournalStorage(JournalFileBackend(str(self.folder / "study.journal")))
         pruner = _pruner(self.state["pruner"])
-        # the seed plus the trials already told: a resumed search does not redraw them
+        # the seed plus the trials already stored: a reopened search does not draw the same
+        # random points again
+        done = len(optuna.load_study(study_name="search", storage=storage).trials) if \
+            "search" in [s.study_name for s in storage.get_all_studies()] else 0
         return optuna.create_study(
             study_name="search", storage=storage, load_if_exists=True,
             direction=self.state["direction"], pruner=pruner,
-            sampler=optuna.samplers.TPESampler(seed=self.state["seed"], n_startup_trials=4))
-
-    def _save(self) -> None:
-        write_json(self.state_path, self.state)
+            sampler=optuna.samplers.TPESampler(seed=self.state["seed"] + done,
+                                               n_startup_trials=4))
 
     @property
     def metric(self) -> str:
@@ -172,16 +187,16 @@ class Search:
     # -- spending the budget
     def run(self, launcher: Launcher, budget: Budget, log=print) -> dict:
         """Finish trials left running by an earlier process, run new ones until `budget.trials`
-        trials are finished or `budget.minutes` have passed, then train the chosen
-        configuration as a normal run. Returns the summary (see `summary`)."""
-        started = time.monotonic()
+        trials are finished or `budget.minutes` (counted over every process that worked on
+        this search) have passed, then train the chosen configuration as a normal run.
+        Returns the summary (see `summary`)."""
+        self._clock = (time.monotonic(), self.state["minutes"])
         if not self.study.get_trials(deepcopy=False):
             # the first trial is the defaults: the search can only end at or above them
             self.study.enqueue_trial(defaults(self.base, self.state["space"]))
         self._reattach(launcher, log)
         while len(self.finished_trials()) < budget.trials:
-            spent = self.state["minutes"] + (time.monotonic() - started) / 60
-            if budget.minutes is not None and spent >= budget.minutes:
+            if budget.minutes is not None and self._minutes() >= budget.minutes:
                 log(f"Time budget of {budget.minutes:g} min spent after "
                     f"{len(self.finished_trials())} trial(s).")
                 break
@@ -192,51 +207,81 @@ class Search:
             self._save()
             log(f"trial {trial.number}: {_params_text(trial.params)}")
             self._watch(trial, run, launcher, log)
-        self.state["minutes"] += (time.monotonic() - started) / 60
-        self._save()
         self._final(launcher, log)
         return self.summary()
 
-    def _watch(self, trial, run: RunPaths, launcher: Launcher, log) -> None:
-        """Report each evaluation to the pruner; stop the run when it says so; tell the study."""
+    def _minutes(self) -> float:
+        start, before = getattr(self, "_clock", (time.monotonic(), self.state["minutes"]))
+        return before + (time.monotonic() - start) / 60
+
+    def _save(self) -> None:
+        if hasattr(self, "_clock"):  # the time spent so far survives a killed process
+            self.state["minutes"] = round(self._minutes(), 4)
+        write_json(self.state_path, self.state)
+
+    def _watch(self, trial, run: RunPaths, launcher: Launcher, log) -> str:
+        """Report each evaluation to the pruner (at its share of training: evaluations per
+        epoch x epoch, the same in every trial); stop the run when the pruner says so; tell
+        the study. Returns the trial's state."""
         import optuna
 
-        metric = self.metric
+        metric, entry = self.metric, self.state["trials"][str(trial.number)]
+        per_epoch = RunConfig.load(run.config).training.evals_per_epoch
+        frozen = next(t for t in self.study.get_trials(deepcopy=False)
+                      if t.number == trial.number)
+        reported = set(frozen.intermediate_values)  # a re-attached trial's earlier reports
 
         def on_eval(event: dict, k: int) -> bool:
             value = (event.get("validation") or {}).get(metric)
-            if value is None:
+            if value is None or entry["state"] == "pruning":
                 return False
-            trial.report(float(value), k)
-            return trial.should_prune()
+            step = max(1, round((event.get("epoch") or 0) * per_epoch))
+            if step not in reported:  # a resumed run repeats a few evaluations
+                reported.add(step)
+                trial.report(float(value), step)
+            if trial.should_prune():
+                entry["state"] = "pruning"  # remembered: a restart does not call it complete
+                self._save()
+                return True
+            return False
 
-        seen = follow(run, on_eval, launcher.stop)
-        entry = self.state["trials"][str(trial.number)]
+        try:
+            seen = follow(run, on_eval, launcher.stop)
+        except KeyboardInterrupt:
+            launcher.stop(run)
+            self.study.tell(trial, state=optuna.trial.TrialState.FAIL)
+            entry["state"] = "cancelled"
+            self._save()
+            raise
+        if launcher.wait is not None:
+            launcher.wait(run)  # the process is gone before the next trial starts
         value = _best_value(seen.results, seen.evals, metric,
                             self.state["direction"] == "maximize")
-        if seen.stopped_by_us:
+        status = seen.results.get("status")
+        if entry["state"] == "pruning":
             self.study.tell(trial, state=optuna.trial.TrialState.PRUNED)
             entry["state"] = "pruned"
-        elif seen.results.get("status") == "interrupted":
-            entry["state"] = "interrupted"  # a restart: resumed by the next `run`
+        elif status == "interrupted":
+            entry["state"] = "interrupted"  # resumed from its checkpoint (see _reattach)
             self._save()
-            return
-        elif value is not None and seen.results.get("status") in ("completed", "stopped"):
+            return "interrupted"
+        elif value is not None and status in ("completed", "stopped"):
             self.study.tell(trial, value)
             entry["state"] = "complete"
         else:
             self.study.tell(trial, state=optuna.trial.TrialState.FAIL)
             entry["state"] = "failed"
-        entry.update(value=value, evaluations=len(seen.evals),
+        entry.update(value=value, evaluations=len({e.get("step") for e in seen.evals}),
                      seconds=(seen.results.get("timing") or {}).get("train_seconds"))
         self._save()
         log(f"trial {trial.number}: {entry['state']}, best validation {metric} "
-            f"{'n/a' if value is None else f'{value:.4f}'} after {len(seen.evals)} "
+            f"{'n/a' if value is None else f'{value:.4f}'} after {entry['evaluations']} "
             "evaluation(s)")
+        return entry["state"]
 
     def _reattach(self, launcher: Launcher, log) -> None:
-        """Trials a stopped or restarted process left running: follow them again (an
-        interrupted one resumes from its checkpoint)."""
+        """Trials a stopped or restarted process left running: follow them again; one whose
+        worker died (interrupted) resumes from its checkpoint, once."""
         import optuna
 
         # live Trial objects (report / should_prune) for the frozen records of the journal
@@ -249,27 +294,46 @@ class Search:
                 self.study.tell(trial, state=optuna.trial.TrialState.FAIL)
                 continue
             run = RunPaths(Path(entry["run"]))
-            results = read_results(run.results) or {}
-            if results.get("status") == "interrupted":
-                log(f"trial {number}: resuming after a restart")
-                launcher.resume(run)
-            self._watch(trial, run, launcher, log)
+            for _ in range(2):
+                if (read_results(run.results) or {}).get("status") == "interrupted":
+                    if entry["state"] == "pruning":
+                        break  # it was being pruned: no need to train it further
+                    log(f"trial {number}: resuming after a restart")
+                    launcher.resume(run)
+                if self._watch(trial, run, launcher, log) != "interrupted":
+                    break
+            else:
+                self.study.tell(trial, state=optuna.trial.TrialState.FAIL)
+                entry["state"] = "failed"
+                self._save()
 
     def _final(self, launcher: Launcher, log) -> None:
-        """The best trial's settings as a normal run, the only one that scores the test split
-        (trained again only when the best trial changed)."""
+        """The best trial's settings as a normal run, the only one that scores the test split.
+        It is trained again only when the best trial changed or its last attempt did not
+        complete; a final run a killed process left behind is followed, not restarted."""
         try:
             best = self.study.best_trial
         except ValueError:
             log("No trial finished: nothing to choose.")
             return
-        if self.state.get("final") and self.state["final"]["trial"] == best.number:
+        final = self.state.get("final") or {}
+        if final.get("trial") == best.number and final.get("status") == "completed":
             return
-        config = configure(self.base, best.params, trial=False)
-        run = launcher.submit(config, f"best-trial-{best.number}")
-        self.state["final_run"] = str(run.root)
-        self._save()
-        log(f"training the chosen configuration (trial {best.number}) as a normal run")
+        name = f"best-trial-{best.number}"
+        previous = Path(self.state["final_run"]) if self.state.get("final_run") else None
+        results = read_results(previous / "results.json") if previous else None
+        if previous is not None and previous.name == name and results is None:
+            run = RunPaths(previous)  # still training, started by an earlier process
+        elif previous is not None and previous.name == name and (
+                results or {}).get("status") == "interrupted":
+            run = RunPaths(previous)
+            launcher.resume(run)
+        else:
+            config = configure(self.base, best.params, trial=False)
+            run = launcher.submit(config, name)
+            self.state["final_run"] = str(run.root)
+            self._save()
+            log(f"training the chosen configuration (trial {best.number}) as a normal run")
         seen = follow(run)
         self.state["final"] = {"trial": best.number, "run": str(run.root),
                                "status": seen.results.get("status"),
@@ -314,19 +378,19 @@ class Search:
 
 def _pruner(name: str):
     """median: stop a trial whose score is below the median of earlier trials at the same
-    evaluation (after two trials and its first evaluation); halving: successive halving;
-    below:X: stop a trial still under X after its first evaluation; none."""
+    point of training (after two trials, from half an epoch on at 4 evaluations per epoch);
+    halving: successive halving; below:X: stop a trial still under X from then on; none."""
     import optuna
 
     if name == "median":
-        return optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=1)
+        return optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=2)
     if name == "halving":
         return optuna.pruners.SuccessiveHalvingPruner(min_resource=1)
     if name == "none":
         return optuna.pruners.NopPruner()
     if name.startswith("below:"):
         try:
-            return optuna.pruners.ThresholdPruner(lower=float(name[6:]), n_warmup_steps=1)
+            return optuna.pruners.ThresholdPruner(lower=float(name[6:]), n_warmup_steps=2)
         except ValueError:
             pass
     raise FinetunerError(f"Unknown pruner '{name}'.", "Choose median, halving, none or "

@@ -138,6 +138,9 @@ def test_search_prunes_resumes_extends_and_never_shows_the_sampler_a_test_score(
     summary = search.run(local_launcher(out / "trials"), Budget(trials=4), log=lambda m: None)
     assert [t["state"] for t in summary["trials"]] == ["pruned", "pruned", "complete",
                                                        "complete"]
+    # the reopened sampler does not draw the first process's random points again
+    drawn = [tuple(sorted(t["params"].items())) for t in summary["trials"]]
+    assert len(set(drawn)) == 4, drawn
     # what the sampler was told is exactly each trial's validation score at its kept step
     study = optuna.load_study(study_name="search", storage=optuna.storages.JournalStorage(
         optuna.storages.journal.JournalFileBackend(str(out / "study.journal"))))
@@ -172,7 +175,9 @@ def test_search_prunes_resumes_extends_and_never_shows_the_sampler_a_test_score(
         told.values()))
 
 
-def test_a_search_killed_mid_trial_picks_its_trial_up_again(tmp_path, tiny_model):
+@pytest.mark.parametrize("worker_dies_too", [False, True], ids=["worker-lives", "worker-dies"])
+def test_a_search_killed_mid_trial_picks_its_trial_up_again(tmp_path, tiny_model,
+                                                            worker_dies_too):
     data = write_csv(tmp_path / "s.csv", sentiment_rows(80))
     out = tmp_path / "search"
     args = ["search", "--data", data, "--model", tiny_model, "--max-steps", 40,
@@ -189,12 +194,18 @@ def test_a_search_killed_mid_trial_picks_its_trial_up_again(tmp_path, tiny_model
         time.sleep(0.5)
     assert events.exists(), proc.communicate()[0]
     os.killpg(proc.pid, signal.SIGKILL)  # the search process dies; its trial's worker is
-    proc.wait()  # in its own session and keeps training
+    proc.wait()  # in its own session and keeps training, unless the machine went down too
+    if worker_dies_too:
+        pid = next(json.loads(line)["pid"] for line in events.read_text().splitlines()
+                   if '"pid"' in line)
+        os.killpg(pid, signal.SIGKILL)
     state = json.loads((out / "search.json").read_text())
     assert state["trials"]["0"]["state"] == "running" and state["direction"] == "maximize"
     done = cli(*args)  # the same command again: re-attaches, finishes, chooses, tests
     assert done.returncode == 0, done.stdout + done.stderr
     assert "Resuming the search" in done.stdout
+    # a dead worker is noticed (no results, no process), marked interrupted and resumed
+    assert ("resuming after a restart" in done.stdout) == worker_dies_too, done.stdout
     summary = json.loads((out / "summary.json").read_text())
     assert [t["state"] for t in summary["trials"]] == ["complete"]
     assert summary["final"]["trial"] == 0 and summary["final"]["test"] is not None
