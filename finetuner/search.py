@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import math
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -365,11 +366,15 @@ class Search:
         complete = [t for t in self.study.get_trials(deepcopy=False)
                     if t.state == optuna.trial.TrialState.COMPLETE]
         importance = {}
-        if len(complete) >= 2:
+        # with every completed trial on the same score the importances are equal by
+        # construction and say nothing: left out
+        if len({t.value for t in complete}) >= 2:
             try:
-                importance = {k: round(float(v), 4) for k, v in
-                              optuna.importance.get_param_importances(self.study).items()}
-            except (ValueError, RuntimeError):  # e.g. every completed trial scored the same
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    importance = {k: round(float(v), 4) for k, v in
+                                  optuna.importance.get_param_importances(self.study).items()}
+            except (ValueError, RuntimeError):
                 importance = {}
         return {"metric": self.metric, "direction": self.state["direction"], "trials": rows,
                 "importance": importance, "final": self.state.get("final"),

@@ -169,8 +169,11 @@ def test_search_prunes_resumes_extends_and_never_shows_the_sampler_a_test_score(
     chosen = json.loads((final_run / "config.json").read_text())["training"]
     assert chosen["learning_rate"] == pytest.approx(study.trials[best].params["learning_rate"])
     assert chosen["score_test"] is True
-    assert summary["importance"] and set(summary["importance"]) <= set(
-        study.trials[best].params)
+    if len(set(told.values())) >= 2:  # Optuna's importance, over the searched settings
+        assert summary["importance"] and set(summary["importance"]) <= set(
+            study.trials[best].params)
+    else:  # completed trials that all tie say nothing about importance: none is shown
+        assert summary["importance"] == {}
     assert [t["best_so_far"] for t in summary["trials"]][-1] == pytest.approx(max(
         told.values()))
 
