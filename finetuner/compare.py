@@ -198,9 +198,9 @@ def run_group(folder: Path, base: RunConfig, launcher, methods=None, vary=None,
     folder.mkdir(parents=True, exist_ok=True)
     runs = []
     for name, config in members(base, methods, vary):
-        log(f"member {name}: {config.method.method}"
-            + (f", learning rate {config.training.learning_rate:g}"
-               if config.training.learning_rate else ""))
+        rate = config.training.learning_rate
+        log(f"member {name}: {METHOD_NAMES[config.method.method]}, "
+            + (f"learning rate {rate:g}" if rate else "its default learning rate"))
         run = launcher.submit(config, name)
         try:
             follow(run)
@@ -210,6 +210,9 @@ def run_group(folder: Path, base: RunConfig, launcher, methods=None, vary=None,
         if launcher.wait is not None:
             launcher.wait(run)
         runs.append((name, run))
+        r = member_row(name, run)
+        score = "n/a" if r["validation"] is None else f"{r['validation']:.4f}"
+        log(f"member {name}: {r['status']}, best validation {r['metric']} {score}")
     rows = [member_row(name, run) for name, run in runs]
     summary = summarize(rows, max_minutes, max_memory_mb)
     (folder / "comparison.json").write_text(json.dumps(summary, indent=2, default=str))
