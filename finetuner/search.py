@@ -132,8 +132,14 @@ class Search:
         self.folder = Path(folder)
         self.state_path = self.folder / "search.json"
         if self.state_path.exists():
-            self.state = json.loads(self.state_path.read_text())
-            base = RunConfig.from_dict(self.state["base"])
+            try:
+                self.state = json.loads(self.state_path.read_text())
+                base = RunConfig.from_dict(self.state["base"])
+            except (ValueError, KeyError, TypeError):
+                raise FinetunerError(
+                    f"'{self.state_path}' is damaged: it cannot be read as a search.",
+                    "Choose another --output for a new search (the trials already run stay "
+                    "in its trials folder).", code="bad_search") from None
         elif base is None:
             raise FinetunerError(f"'{self.folder}' holds no search.", code="no_search")
         else:
@@ -399,7 +405,7 @@ def _pruner(name: str):
         except ValueError:
             pass
     raise FinetunerError(f"Unknown pruner '{name}'.", "Choose median, halving, none or "
-                         "below:X (stop trials still under X after their first evaluation).",
+                         "below:X (stop trials still under X from half an epoch of training on).",
                          code="bad_setting")
 
 

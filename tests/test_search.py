@@ -213,3 +213,15 @@ def test_a_search_killed_mid_trial_picks_its_trial_up_again(tmp_path, tiny_model
     assert [t["state"] for t in summary["trials"]] == ["complete"]
     assert summary["final"]["trial"] == 0 and summary["final"]["test"] is not None
     assert len(list((out / "trials").glob("trial-*"))) == 1  # no trial was run twice
+
+
+def test_a_damaged_search_folder_and_bad_settings_get_one_sentence(tmp_path):
+    from finetuner.search import Search
+
+    (tmp_path / "search.json").write_text("{bad")
+    with pytest.raises(FinetunerError, match="is damaged"):
+        Search(tmp_path)
+    base = RunConfig.from_dict({"data": {"train_file": "x.csv"}})
+    with pytest.raises(FinetunerError, match="Unknown pruner"):
+        Search(tmp_path / "new", base, pruner="bogus")
+    assert not (tmp_path / "new" / "search.json").exists()  # nothing stored for a bad setting
