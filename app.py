@@ -101,6 +101,7 @@ def main(argv: list[str] | None = None) -> None:
     studio = Studio(args.home, limits=limits, model_policy=ModelPolicy.from_env(shared_server),
                     files=files, admins=admins)
     recovered = studio.jobs.recover()
+    recovered["groups"] = studio.groups.recover()  # comparisons and searches carry on
     logging.info("studio home %s, sign-in: %s, %s, jobs after restart: %s", studio.home, mode,
                  limits, recovered)
     if anonymous_public:
@@ -117,7 +118,7 @@ def main(argv: list[str] | None = None) -> None:
         # stop the trainings first (each keeps its best checkpoint), then let gradio close;
         # SIGTERM (docker stop, systemd) is handled like Ctrl-C
         logging.info("signal %s: stopping trainings, then the server", signum)
-        studio.jobs.shutdown()
+        studio.shutdown()
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, on_signal)
@@ -133,7 +134,7 @@ def main(argv: list[str] | None = None) -> None:
         files.stop_sweeper()
         # stop trainings cleanly (each keeps its best checkpoint); a SIGKILL leaves them
         # running, and the next start adopts them
-        studio.jobs.shutdown()
+        studio.shutdown()
 
 
 if __name__ == "__main__":

@@ -171,6 +171,7 @@ class JobManager:
         if results.get("status") != "interrupted":
             raise FinetunerError("Only an interrupted run can be resumed.", code="not_resumable")
         (run.root / "RESUME").touch()
+        (run.root / "SHUTDOWN").unlink(missing_ok=True)
         run.results.unlink(missing_ok=True)
         run.stop_flag.unlink(missing_ok=True)
         return self.submit(run, user)
@@ -303,6 +304,9 @@ class JobManager:
         if not stop_running:
             return
         for job in jobs:
+            # marked, so a search or a comparison trains it again on the next start instead
+            # of taking its cut-short score (finetuner.search.stopped_by_server)
+            (job.run.root / "SHUTDOWN").touch()
             self.stop(job.run)
         deadline = time.time() + self.grace + 2
         for job in jobs:

@@ -43,6 +43,7 @@ class Limits:
     max_epochs: int = 50
     max_jobs: int = 1
     max_queued_per_user: int = 3
+    max_groups_per_user: int = 2  # comparisons and searches running at once
     max_steps: int = 100_000
     max_job_hours: float = 24.0
     max_model_mb: int = 2048
@@ -67,6 +68,8 @@ class Limits:
             max_jobs=max(1, _env_int("FINETUNER_MAX_JOBS", cls.max_jobs)),
             max_queued_per_user=max(1, _env_int("FINETUNER_MAX_QUEUED_PER_USER",
                                                 cls.max_queued_per_user)),
+            max_groups_per_user=max(1, _env_int("FINETUNER_MAX_GROUPS_PER_USER",
+                                                cls.max_groups_per_user)),
             max_steps=max(1, _env_int("FINETUNER_MAX_STEPS", cls.max_steps)),
             max_job_hours=_env_float("FINETUNER_MAX_JOB_HOURS", cls.max_job_hours),
             max_model_mb=max(1, _env_int("FINETUNER_MAX_MODEL_MB", cls.max_model_mb)),

@@ -128,7 +128,9 @@ class Search:
 
     def __init__(self, folder: str | Path, base: RunConfig | None = None, seed: int = 0,
                  pruner: str = "median", metric: str | None = None,
-                 higher_is_better: bool | None = None) -> None:
+                 higher_is_better: bool | None = None, readonly: bool = False) -> None:
+        """`readonly`: open an existing search only to read it (a view while another thread
+        runs it): nothing is written."""
         self.folder = Path(folder)
         self.state_path = self.folder / "search.json"
         if self.state_path.exists():
@@ -155,6 +157,9 @@ class Search:
                           "direction": "maximize" if higher_is_better else "minimize",
                           "trials": {}, "final_run": None, "final": None, "minutes": 0.0}
         self.base = base
+        if readonly:
+            self.study = self._study()
+            return
         self.folder.mkdir(parents=True, exist_ok=True)
         self.study = self._study()
         self._save()
@@ -192,17 +197,27 @@ class Search:
         return [t for t in self.study.get_trials(deepcopy=False) if t.state in done]
 
     # -- spending the budget
-    def run(self, launcher: Launcher, budget: Budget, log=print) -> dict:
+    def run(self, launcher: Launcher, budget: Budget, log=print,
+            cancel=None) -> dict:
         """Finish trials left running by an earlier process, run new ones until `budget.trials`
         trials are finished or `budget.minutes` (counted over every process that worked on
         this search) have passed, then train the chosen configuration as a normal run.
+        `cancel()` true (the user stopped the search): the trial it stopped is not counted,
+        no new trial starts and nothing is trained at the end; running the search again
+        carries on. A launcher whose `closing()` is true (the server is shutting down) ends
+        the loop too; the trial its shutdown stopped is trained again on the next start.
         Returns the summary (see `summary`)."""
+        self._cancel = cancel or (lambda: False)
+        closing = getattr(launcher, "closing", None) or (lambda: False)
         self._clock = (time.monotonic(), self.state["minutes"])
+        self.state["stopped"] = False
         if not self.study.get_trials(deepcopy=False):
             # the first trial is the defaults: the search can only end at or above them
             self.study.enqueue_trial(defaults(self.base, self.state["space"]))
         self._reattach(launcher, log)
         while len(self.finished_trials()) < budget.trials:
+            if self._cancel() or closing():
+                break
             if budget.minutes is not None and self._minutes() >= budget.minutes:
                 log(f"Time budget of {budget.minutes:g} min spent after "
                     f"{len(self.finished_trials())} trial(s).")
@@ -214,7 +229,12 @@ class Search:
             self._save()
             log(f"trial {trial.number}: {_params_text(trial.params)}")
             self._watch(trial, run, launcher, log)
-        self._final(launcher, log)
+        if self._cancel():
+            self.state["stopped"] = True
+            self._save()
+            log("Search stopped: no further trial, nothing trained at the end.")
+        elif not closing():
+            self._final(launcher, log)
         return self.summary()
 
     def _minutes(self) -> float:
@@ -265,9 +285,17 @@ class Search:
         value = _best_value(seen.results, seen.evals, metric,
                             self.state["direction"] == "maximize")
         status = seen.results.get("status")
+        if status == "stopped" and entry["state"] != "pruning" and stopped_by_server(run):
+            from .jobs import mark_interrupted
+
+            mark_interrupted(run)  # trained again (from its checkpoint, if any) on restart
+            status = "interrupted"
         if entry["state"] == "pruning":
             self.study.tell(trial, state=optuna.trial.TrialState.PRUNED)
             entry["state"] = "pruned"
+        elif status == "stopped" and getattr(self, "_cancel", lambda: False)():
+            self.study.tell(trial, state=optuna.trial.TrialState.FAIL)
+            entry["state"] = "cancelled"  # cut short by the user's stop: not a score
         elif status == "interrupted":
             entry["state"] = "interrupted"  # resumed from its checkpoint (see _reattach)
             self._save()
@@ -301,6 +329,11 @@ class Search:
                 self.study.tell(trial, state=optuna.trial.TrialState.FAIL)
                 continue
             run = RunPaths(Path(entry["run"]))
+            if (read_results(run.results) or {}).get("status") == "stopped" and \
+                    entry["state"] != "pruning" and stopped_by_server(run):
+                from .jobs import mark_interrupted
+
+                mark_interrupted(run)  # the server's shutdown stopped it: train it again
             for _ in range(2):
                 if (read_results(run.results) or {}).get("status") == "interrupted":
                     if entry["state"] == "pruning":
@@ -384,7 +417,15 @@ class Search:
                 importance = {}
         return {"metric": self.metric, "direction": self.state["direction"], "trials": rows,
                 "importance": importance, "final": self.state.get("final"),
+                "final_run": self.state.get("final_run"),
+                "stopped": bool(self.state.get("stopped")),
                 "minutes": round(self.state["minutes"], 2)}
+
+
+def stopped_by_server(run: RunPaths) -> bool:
+    """True when the run was stopped by its server shutting down (JobManager.shutdown marks
+    the runs it stops), not by a person or a pruner."""
+    return (run.root / "SHUTDOWN").exists()
 
 
 def _pruner(name: str):

@@ -146,6 +146,11 @@ class Workspace:
         if self.status(run) == "running":
             raise FinetunerError("This run is still training.", "Stop it first, then delete.",
                                  code="busy")
+        group = self.studio.groups.owner_active(self, run)
+        if group:
+            raise FinetunerError(f"This run belongs to '{group}', which is still running.",
+                                 "Stop it on the Compare & tune tab first, then delete.",
+                                 code="busy")
         if self.status(run) == "queued":
             self.studio.jobs.cancel(run)
         self.studio.jobs.wait(run, timeout=10)  # a finished worker may still be exiting
@@ -346,6 +351,10 @@ class Studio:
         self.predictors = PredictorCache(loader or _load_predictor, size=self.cache_size,
                                          per_user=self.limits.max_models_per_user)
         self.slots = PredictionSlots(self.limits.max_predictions_per_user)
+        from .groups import Groups
+
+        # comparisons and searches: groups of ordinary runs in each user's queue
+        self.groups = Groups(self, max_per_user=self.limits.max_groups_per_user)
         self.batches = BatchJobs(max_jobs=self.limits.max_batch_jobs,
                                  timeout=self.limits.batch_timeout_seconds,
                                  max_rows=self.limits.max_predict_rows)
@@ -375,6 +384,12 @@ class Studio:
 
     def new_run_id(self) -> str:
         return new_run_id()
+
+    def shutdown(self) -> None:
+        """The server exits: groups start nothing new, then every training stops (each
+        keeps its best checkpoint; a group's cut-short runs are trained again next start)."""
+        self.groups.closing = True
+        self.jobs.shutdown()
 
     # -- administration: every user's queued and running jobs (names, owners, progress; never
     # their data), and cancelling any of them

@@ -1,0 +1,152 @@
+"""Comparisons and searches as server jobs (finetuner.groups), in-process with real workers on
+a tiny random model: members and trials are the user's ordinary queued runs, nobody else can
+see or stop them, a clean server shutdown in the middle of a search is picked up by the next
+start (the cut-short trial trained again, not scored as it was), and a stopped search
+carries on from its stored study."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+from conftest import sentiment_rows, write_csv
+
+from finetuner.config import RunConfig
+from finetuner.errors import FinetunerError
+from finetuner.limits import Limits
+from finetuner.studio import Studio
+
+
+def base(data: Path, model: Path, **training) -> RunConfig:
+    return RunConfig.from_dict({
+        "task": "classification", "data": {"train_file": str(data), "max_length": 32},
+        "model": {"name_or_path": str(model)},
+        "training": {"epochs": 1, "max_steps": 4, "batch_size": 8, "evals_per_epoch": 2,
+                     "train_eval_samples": 8, "checkpoints": False, "precision": "fp32",
+                     **training}})
+
+
+def wait_for(predicate, timeout=240):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.3)
+    raise AssertionError("timed out")
+
+
+def test_compare_group_runs_in_the_users_queue_and_stays_theirs(tmp_path, tiny_model):
+    data = write_csv(tmp_path / "s.csv", sentiment_rows(80))
+    studio = Studio(tmp_path / "home", limits=Limits(max_jobs=1, max_queued_per_user=1,
+                                                     max_groups_per_user=1))
+    try:
+        alice, bob = studio.workspace("alice"), studio.workspace("bob")
+        group = studio.groups.start_compare(alice, base(data, tiny_model), ["head", "full"],
+                                            max_minutes=30)
+        with pytest.raises(FinetunerError, match="already have 1 comparisons or searches"):
+            studio.groups.start_compare(alice, base(data, tiny_model), ["head", "full"])
+        # bob can neither see, read, nor stop it, even knowing its id
+        assert studio.groups.list(bob) == []
+        for action in (studio.groups.view, studio.groups.stop, studio.groups.delete):
+            with pytest.raises(FinetunerError, match="No such comparison"):
+                action(bob, group)
+        with pytest.raises(FinetunerError, match="No such comparison"):
+            studio.groups.view(alice, "../" + group)
+        # alice's cap is one queued training: the group waits its turn, member by member
+        first = wait_for(lambda: len(alice.list_runs()) >= 1 and alice.list_runs())
+        assert len(first) == 1 and "head" in first[0].name
+        studio.groups.wait(alice, group, timeout=300)
+        view = studio.groups.view(alice, group)
+        assert view["meta"]["status"] == "finished"
+        summary = view["summary"]
+        rows = {r["name"]: r for r in summary["members"]}
+        assert set(rows) == {"head", "full"} and summary["identical_splits"]
+        assert all(r["status"] == "completed" for r in rows.values())
+        assert summary["winner"] == max(rows.values(), key=lambda r: (
+            r["validation"], -r["train_seconds"]))["name"]
+        assert all("/" not in r["run"] for r in rows.values())  # ids, never server paths
+        # the same runs, put side by side from Your runs
+        ids = [s.id for s in alice.list_runs()]
+        side = studio.groups.side_by_side(alice, ids)["summary"]
+        picked = next(r for r in side["members"] if r["name"] == side["winner"])
+        assert picked["run"] == rows[summary["winner"]]["run"]
+        with pytest.raises(FinetunerError, match="No such run"):
+            studio.groups.side_by_side(bob, ids)
+        other = write_csv(tmp_path / "o.csv", sentiment_rows(60, seed=3))
+        run, _ = alice.submit(base(other, tiny_model, max_steps=2))
+        wait_for(lambda: alice.status(run) == "completed", 120)
+        with pytest.raises(FinetunerError, match="not trained and checked on the same data"):
+            studio.groups.side_by_side(alice, [ids[0], run.id])
+        assert "Deleted" in studio.groups.delete(alice, group)
+        assert len(alice.list_runs()) == 3  # the members stay in Your runs
+    finally:
+        studio.shutdown()
+
+
+def test_search_survives_a_server_shutdown_and_carries_on_after_a_stop(tmp_path, tiny_model):
+    data = write_csv(tmp_path / "s.csv", sentiment_rows(80))
+    home = tmp_path / "home"
+    studio = Studio(home)
+    alice = studio.workspace("alice")
+    config = base(data, tiny_model, max_steps=300, early_stopping_patience=0)
+    group = studio.groups.start_search(alice, config, trials=2, pruner="none")
+    folder = studio.groups.folder(alice, group)
+
+    def trial_run():
+        state = json.loads((folder / "search.json").read_text())
+        entry = state["trials"].get("0")
+        if entry and Path(entry["run"], "events.jsonl").exists() and '"type": "eval"' in \
+                Path(entry["run"], "events.jsonl").read_text():
+            return Path(entry["run"])
+    first = wait_for(trial_run, 120)
+    studio.shutdown()  # a clean stop of the server, mid-trial: the trial is cut short
+    studio.groups.wait(alice, group, timeout=30)
+    # stopped by the shutdown; the search's own thread may already have marked it for
+    # training again (a killed server leaves it "stopped": the next start does it)
+    assert json.loads((first / "results.json").read_text())["status"] in ("stopped",
+                                                                           "interrupted")
+    assert (first / "SHUTDOWN").exists()
+
+    studio = Studio(home)  # the next start
+    try:
+        studio.jobs.recover()
+        assert studio.groups.recover() == 1
+        alice = studio.workspace("alice")
+        # the cut-short trial is trained again, not scored at the point the shutdown hit
+        wait_for(lambda: not (first / "SHUTDOWN").exists(), 60)
+        # the user stops the search during its second trial: that trial is not counted
+        second = wait_for(lambda: json.loads((folder / "search.json").read_text())[
+            "trials"].get("1"), 300)
+        wait_for(lambda: Path(second["run"], "events.jsonl").exists(), 120)
+        assert "Stopping" in studio.groups.stop(alice, group)
+        studio.groups.wait(alice, group, timeout=60)
+        view = studio.groups.view(alice, group)
+        assert view["meta"]["status"] == "stopped"
+        states = {t["trial"]: t["state"] for t in view["summary"]["trials"]}
+        assert states == {0: "complete", 1: "fail"}, view["summary"]["trials"]
+        told = json.loads((folder / "search.json").read_text())["trials"]
+        assert told["0"]["state"] == "complete" and told["1"]["state"] == "cancelled"
+        # trial 0 ran to its end after the restart (300 steps), not the shutdown's cut
+        r0 = json.loads((first / "results.json").read_text())
+        assert r0["status"] == "completed" and r0["test"] is None
+        assert view["summary"]["final"] is None and view["summary"]["stopped"]
+
+        # continued from the stored study with one more trial; ends with the chosen run
+        assert "up to 3 trials" in studio.groups.resume(alice, group, more_trials=1)
+        studio.groups.wait(alice, group, timeout=400)
+        view = studio.groups.view(alice, group)
+        assert view["meta"]["status"] == "finished"
+        assert [t["state"] for t in view["summary"]["trials"]] == ["complete", "fail",
+                                                                   "complete"]
+        final = view["summary"]["final"]
+        assert final["status"] == "completed" and final["test"] is not None
+        chosen = alice.run(final["run"])
+        assert (chosen.model / "README.md").exists()
+        for t in view["summary"]["trials"]:  # no trial ever scored the test split
+            results = json.loads((alice.run(t["run"]).results).read_text())
+            assert results["test"] is None
+    finally:
+        studio.shutdown()
