@@ -102,7 +102,9 @@ def member_row(name: str, run: RunPaths) -> dict:
             "trainable": (results.get("params") or {}).get("trainable"),
             "total": (results.get("params") or {}).get("total"),
             "gap": gap, "verdict": (results.get("diagnosis") or {}).get("verdict"),
-            "curve": [(h["step"], h["val_metric"]) for h in history
+            # (step, validation score, epoch): members with other batch sizes are overlaid
+            # by epoch
+            "curve": [(h["step"], h["val_metric"], h.get("epoch")) for h in history
                       if h.get("val_metric") is not None],
             "splits": report.get("rows"), "fingerprint": _split_fingerprint(run)}
 

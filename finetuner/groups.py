@@ -363,8 +363,8 @@ class Groups:
         folder = self.folder(ws, group_id)
         meta = read_json(folder / "group.json") or {}
         if meta.get("kind") == "search":
-            return {"kind": "search", **self.search_view(ws, folder)}
-        return {"kind": "compare", **self.compare_view(ws, folder)}
+            return {"kind": "search", "id": group_id, **self.search_view(ws, folder)}
+        return {"kind": "compare", "id": group_id, **self.compare_view(ws, folder)}
 
     def side_by_side(self, ws, run_ids: list[str]) -> dict:
         """Finished runs of the same data put side by side (from Your runs): the same summary

@@ -20,6 +20,7 @@ from . import layout, render
 from .auth import username
 from .forms import FORM_FIELDS
 from .handlers import Handlers
+from .tab_groups import GROUP_OUT
 
 log = logging.getLogger("finetuner.ui")
 CSS = """
@@ -39,7 +40,8 @@ separate process, so you can close this page and come back."""
 # outputs that are text for people (messages, the log, progress), scrubbed of server paths;
 # file outputs carry paths on purpose and are never rewritten
 TEXT_OUTPUTS = {"data_msg", "model_msg", "train_msg", "results_msg", "hub_msg", "try_msg",
-                "runs_msg", "admin_msg", "log", "progress", "method_info", "advice", "cli"}
+                "runs_msg", "admin_msg", "group_msg", "cmp_msg", "group_status", "group_summary",
+                "log", "progress", "method_info", "advice", "cli"}
 ANONYMOUS_BANNER = (
     "No sign-in on this server: everyone who reaches this server shares one workspace, and "
     "can see, use and delete every upload, run and model in it. The administrator can give each "
@@ -148,6 +150,7 @@ def build_app(studio: Studio, auth_mode: str = "none",
         add("data_state", gr.State(None))
         add("model_state", gr.State(None))
         add("advice_state", gr.State(None))
+        add("group_seen", gr.State(None))
         gr.Markdown(INTRO)
         with add("tabs", gr.Tabs(selected="data")):
             with gr.Tab("1 · Data", id="data"):
@@ -162,6 +165,8 @@ def build_app(studio: Studio, auth_mode: str = "none",
                 layout.try_tab(add)
             with gr.Tab("Your runs", id="runs"):
                 layout.runs_tab(add)
+            with gr.Tab("Compare & tune", id="groups"):
+                layout.groups_tab(add)
             with add("admin_tab", gr.Tab("Admin: all jobs", id="admin", visible=False)):
                 layout.admin_tab(add)
         _wire(w, demo)
@@ -171,7 +176,7 @@ def build_app(studio: Studio, auth_mode: str = "none",
 FORM = list(FORM_FIELDS)
 COST_IN = [*FORM, "data_state", "model_state"]
 COST_OUT = ["method_info", "advice", "advice_state"]
-RUNS_OUT = ["runs_table", "run_pick", "result_run", "try_run"]
+RUNS_OUT = ["runs_table", "run_pick", "result_run", "try_run", "runs_select"]
 TRY_VIEW = ["try_text", "try_pair", "try_out", "try_spans", "try_details"]
 # new outputs go last: API clients unpack results_view by position
 RESULTS_OUT = ["verdict", "metrics", "per_class", "confusion", "errors", "snippet", "download",
@@ -185,7 +190,7 @@ def _wire(w: Wiring, demo: gr.Blocks) -> None:
     _wire_runs_and_admin(w)
     dep = w.bind(demo.load, "attach", FORM,
                  [*RUNS_OUT, "current_run", "seen", "train_msg", "model_state", "tabs",
-                  "admin_tab"], "train_msg", api_name="attach")
+                  "admin_tab", "group_pick"], "train_msg", api_name="attach")
     w.bind(dep.then, "costs", COST_IN, COST_OUT, "method_info", api_name=False)
 
 
@@ -196,10 +201,11 @@ def _wire_data_and_model(w: Wiring) -> None:
                 "data_state"]
 
     def unlock(state):
-        return gr.update(interactive=state is not None)
+        return (gr.update(interactive=state is not None),) * 3
 
     def after_data(dep):
-        dep = dep.then(unlock, C["data_state"], C["train_btn"], api_name=False)
+        dep = dep.then(unlock, C["data_state"], [C["train_btn"], C["compare_btn"],
+                                                 C["tune_btn"]], api_name=False)
         dep = bind(dep.then, "costs", cost_in, cost_out, "method_info", api_name=False)
         bind(dep.then, "preview_config", form, ["cli"], "cli", api_name=False)
 
@@ -277,6 +283,27 @@ def _wire_runs_and_admin(w: Wiring) -> None:
          ["current_run", "seen", "tabs", "train_msg"], "runs_msg", api_name="resume_pick")
     bind(C["delete_btn"].click, "delete_run", ["run_pick", "confirm_delete", "current_run"],
          [*runs_out, "confirm_delete", "current_run"], "runs_msg")
+    group_out = GROUP_OUT
+    group_in = ["group_pick", "group_seen"]
+    started = [*group_out, "group_pick", "tabs", "group_msg"]
+    bind(C["compare_btn"].click, "compare", [*FORM, "run_name", "cmp_methods", "cmp_vary",
+                                             "cmp_values", "cmp_minutes", "cmp_memory"],
+         started, "cmp_msg", concurrency_limit=1)
+    bind(C["tune_btn"].click, "tune", [*FORM, "run_name", "tune_trials", "tune_minutes",
+                                       "tune_pruner"], started, "cmp_msg",
+         concurrency_limit=1)
+    bind(C["group_pick"].input, "group_view", group_in, group_out, "group_msg")
+    dep = bind(C["group_refresh"].click, "groups_list", [], ["group_pick"], "group_msg")
+    bind(dep.then, "group_view", group_in, group_out, "group_msg", api_name=False)
+    bind(C["group_timer"].tick, "group_tick", group_in, group_out, "group_msg",
+         api_name=False, show_progress="hidden", queue=False)
+    bind(C["group_stop"].click, "group_stop", group_in, group_out, "group_msg")
+    bind(C["group_continue"].click, "group_continue", [*group_in, "group_more"], group_out,
+         "group_msg")
+    bind(C["group_delete"].click, "group_delete", group_in,
+         [*group_out, "group_pick"], "group_msg")
+    bind(C["side_btn"].click, "side_by_side", ["runs_select"],
+         [*group_out, "group_pick", "tabs", "group_msg"], "runs_msg")
     admin_out = ["admin_table", "admin_pick"]
     bind(C["admin_refresh"].click, "admin_view", [], admin_out, "admin_msg")
     bind(C["admin_cancel_btn"].click, "admin_cancel", ["admin_pick"], admin_out, "admin_msg")

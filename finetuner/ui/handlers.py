@@ -18,11 +18,12 @@ from ..modeling import ModelSource, model_config, resolve_model
 from ..studio import Studio
 from .forms import NOT_YOURS, _col, _path, settings_from_form
 from .tab_data import DataTabs
+from .tab_groups import GroupsTab
 from .tab_results import ResultsTabs
 from .tab_train import TrainTab
 
 
-class Handlers(DataTabs, TrainTab, ResultsTabs):
+class Handlers(DataTabs, TrainTab, ResultsTabs, GroupsTab):
     """Every handler of the page, one mixin per group of tabs; what they share (the caller's
     files, the model source, the form as a RunConfig) is here."""
 

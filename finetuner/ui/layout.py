@@ -79,6 +79,8 @@ def model_tab(add) -> None:
                                                        "CPU and more on a GPU."))
     with gr.Accordion("Advanced settings", open=False):
         _advanced(add)
+    with gr.Accordion("Not sure? Compare methods, or tune the settings", open=False):
+        _groups_form(add)
     add("cli", gr.Code(label="The same run from the command line", language="shell",
                        interactive=False, lines=8, elem_id="cli"))
 
@@ -128,6 +130,66 @@ def _advanced(add) -> None:
         add("lora_targets", gr.Textbox(label="LoRA target modules",
                                        placeholder="empty: chosen for the architecture"))
         add("adapter_only", gr.Checkbox(False, label="Export the LoRA adapter only"))
+
+
+def _groups_form(add) -> None:
+    """Compare methods side by side, or search the settings, on the data and model above."""
+    gr.Markdown(
+        "**Compare methods** trains each chosen method on identical splits (as runs in your "
+        "queue) and names the best by validation score, within an optional budget. **Tune "
+        "settings** searches the learning rate, epochs, batch size, warmup, weight decay, "
+        "dropout (and LoRA's rank and alpha) for the method above with Optuna, on the "
+        "validation split; the chosen settings are trained once more as a normal run, the "
+        "only one scored on the test split.")
+    from .tab_groups import VARY_CHOICES
+
+    with gr.Row():
+        add("cmp_methods", gr.CheckboxGroup(
+            [("Head only", "head"), ("LoRA", "lora"), ("Full fine-tuning", "full")],
+            value=["head", "lora", "full"], label="Methods to compare"))
+        add("cmp_vary", gr.Dropdown(VARY_CHOICES, value="", label="Also vary",
+                                    info="Each method is trained with each value."))
+        add("cmp_values", gr.Textbox(label="Values", placeholder="e.g. 1e-4, 3e-4",
+                                     max_lines=1))
+    with gr.Row():
+        add("cmp_minutes", gr.Number(value=0, label="Budget: minutes of training",
+                                     minimum=0, info="0: no limit. A member over it cannot "
+                                                     "win."))
+        add("cmp_memory", gr.Number(value=0, label="Budget: peak memory (MiB)", minimum=0,
+                                    info="0: no limit."))
+        add("compare_btn", gr.Button("Compare methods", interactive=False))
+    with gr.Row():
+        add("tune_trials", gr.Number(value=10, precision=0, label="Trials", minimum=1,
+                                     maximum=200))
+        add("tune_minutes", gr.Number(value=0, label="Time budget (minutes)", minimum=0,
+                                      info="0: no limit; no new trial starts after it."))
+        add("tune_pruner", gr.Dropdown(
+            [("Median: stop trials behind the others", "median"),
+             ("Successive halving", "halving"), ("Never stop a trial early", "none")],
+            value="median", label="Stop weak trials early"))
+        add("tune_btn", gr.Button("Tune settings", interactive=False))
+    add("cmp_msg", gr.HTML())
+
+
+def groups_tab(add) -> None:
+    gr.Markdown("Comparisons and searches you started, live while they run. Each member and "
+                "each trial is also an ordinary run in Your runs.")
+    with gr.Row():
+        add("group_pick", gr.Dropdown([], label="Comparison or search", scale=3))
+        add("group_refresh", gr.Button("Refresh", scale=1))
+        add("group_stop", gr.Button("Stop", variant="stop", interactive=False, scale=1))
+    with gr.Row():
+        add("group_more", gr.Number(value=5, precision=0, label="More trials", minimum=0,
+                                    scale=1, visible=False))
+        add("group_continue", gr.Button("Continue the search", visible=False, scale=1))
+        add("group_delete", gr.Button("Delete (its runs stay)", scale=1))
+    add("group_msg", gr.HTML())
+    add("group_status", gr.HTML())
+    add("group_summary", gr.HTML(elem_id="group-summary"))
+    add("group_plot", gr.HTML(elem_id="group-plot"))
+    add("group_table", gr.Dataframe(label="Side by side", interactive=False, wrap=True,
+                                     elem_id="group-table"))
+    add("group_timer", gr.Timer(2.0))
 
 
 def train_tab(add) -> None:
@@ -204,6 +266,10 @@ def runs_tab(add) -> None:
         add("resume_pick_btn", gr.Button("Resume (interrupted runs)"))
         add("confirm_delete", gr.Checkbox(False, label="Yes, delete it"))
         add("delete_btn", gr.Button("Delete run", variant="stop"))
+    with gr.Row():
+        add("runs_select", gr.Dropdown([], multiselect=True, scale=3,
+                                       label="Put finished runs of the same data side by side"))
+        add("side_btn", gr.Button("Compare selected runs", scale=1))
     add("runs_msg", gr.HTML())
 
 

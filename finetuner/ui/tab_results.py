@@ -184,10 +184,13 @@ class ResultsTabs:
         ws = self.studio.workspace(user)
         summaries = ws.list_runs()
         choices = [(f"{s.name} · {s.status} · {s.created}", s.id) for s in summaries]
+        finished = [(f"{s.name} · {s.created}", s.id) for s in summaries
+                    if s.status in ("completed", "stopped") and s.value is not None]
         return {"runs_table": render.runs_frame(summaries),
                 "run_pick": gr.update(choices=choices),
                 "result_run": gr.update(choices=self._finished(ws)),
-                "try_run": gr.update(choices=self._usable(ws))}
+                "try_run": gr.update(choices=self._usable(ws)),
+                "runs_select": gr.update(choices=finished)}
 
     # ------------------------------------------------------------------ administration
     def admin_view(self, user: str, form: dict) -> dict:

@@ -16,7 +16,9 @@ class TrainTab:
     """Train tab: start, resume, stop, re-attach and the live view (one tick a second)."""
 
     # ------------------------------------------------------------------ training
-    def start(self, user: str, form: dict) -> dict:
+    def checked_config(self, user: str, form: dict):
+        """The form as a RunConfig, with its files, data and limits checked now (a problem
+        is reported here, not minutes later by the worker)."""
         ws = self.studio.workspace(user)
         ws.check_quota()
         limits = self.studio.limits
@@ -26,6 +28,10 @@ class TrainTab:
         config = self.config(user, form, model=source)
         prepared = prepare_data(config, source, count_tokens=False)  # fail here, not later
         limits.check_config(config, sum(prepared.report.rows.values()))
+        return ws, config
+
+    def start(self, user: str, form: dict) -> dict:
+        ws, config = self.checked_config(user, form)
         run, state = ws.submit(config, form.get("run_name") or "")
         name = ws.name_of(run)
         if state["state"] == "queued":
@@ -68,6 +74,7 @@ class TrainTab:
         out["seen"] = None
         out["model_state"] = self.model_changed(user, form).get("model_state")
         out["admin_tab"] = gr.update(visible=self.studio.is_admin(user))
+        out["group_pick"] = gr.update(choices=self._groups(ws, self.studio.groups))
         if active:
             out["train_msg"] = render.message(
                 f"Re-attached to the running training '{ws.name_of(active)}'.", "info")
