@@ -150,6 +150,32 @@ def test_users_cannot_reach_each_others_runs(shared, tiny_model):
     assert len(users) == 2 and all(not p.startswith("..") for p in users)
 
 
+def test_comparisons_are_private_over_http(shared, tiny_model):
+    url, home = shared
+    alice, bob = client(url, "alice", "wonderland"), client(url, "bob", "builder")
+    values = form(train_file=handle_file(str(EXAMPLES / "sentiment.csv")),
+                  model_choice="folder", model_path=str(tiny_model), max_steps=3)
+    alice.predict(**values, run_name="private-cmp", cmp_methods=["head", "full"], cmp_vary="",
+                  cmp_values="", cmp_minutes=0, cmp_memory=0, api_name="/compare")
+    folder = _wait(lambda: next(home.glob("users/alice-*/groups/*/group.json"), None), 30)
+    group_id = next(home.glob("users/alice-*/groups/*")).name
+    assert folder
+    cookies = login(url, "bob", "builder")
+    for api_name, data in (("group_view", [group_id]), ("group_stop", [group_id]),
+                           ("group_delete", [group_id])):
+        kind, answer = raw_call(url, api_name, data, cookies)
+        assert kind == "error" or "No such comparison" in answer, answer
+        assert "private-cmp" not in answer and "head-only" not in answer
+    assert json.loads(next(home.glob("users/alice-*/groups/*/group.json")).read_text())[
+        "status"] in ("running", "finished")  # bob stopped nothing
+    # alice sees hers finish with a winner; bob's list stays empty
+    assert _wait(lambda: json.loads(next(home.glob(
+        "users/alice-*/groups/*/group.json")).read_text())["status"] == "finished", 180)
+    view = alice.predict(group_pick=group_id, api_name="/group_view")
+    assert any("Winner by validation score" in text(v) for v in view if isinstance(v, str))
+    assert not list(home.glob("users/bob-*/groups/*"))
+
+
 # ---------------------------------------------------------------------------------- restarts
 
 
