@@ -67,6 +67,9 @@ FLAGS = {
     "--seed": ("training", "seed", int, "random seed (default 42)"),
     "--precision": ("training", "precision", str, "auto | fp32 | bf16 | fp16"),
     "--max-memory-mb": ("training", "max_memory_mb", int, "cap on the worker's extra memory"),
+    "--report-to": ("training", "report_to", str,
+                    "experiment trackers, comma-separated: tensorboard, mlflow, trackio "
+                    "(default: none; each writes inside the run folder)"),
 }
 
 
@@ -148,8 +151,10 @@ def cmd_train(args) -> int:
     from .checks import check_model, prepare_data
     from .jobs import JobManager
     from .runs import RunPaths, create_run
+    from .trackers import check as check_trackers
 
     config = config_from_args(args)
+    check_trackers(config.training.report_to)  # a missing library: one sentence, no worker
     out = Path(args.output)
     if (out / "config.json").exists() and not args.overwrite:
         raise FinetunerError(f"'{out}' already holds a run.",
@@ -215,6 +220,8 @@ def format_event(e: dict) -> str | None:
         star = " *best*" if e.get("best") else ""
         extra = f" | train {e['metric']} {train:.4f}" if train is not None else ""
         return f"eval step {e['step']}: validation {val}{extra}{star}"
+    if kind == "warning":
+        return f"[warning] {e.get('message', '')}"
     if kind == "early_stop":
         return f"[early stop] no improvement for {e['patience']} evaluations; best step " \
                f"{e['best_step']}"
@@ -249,6 +256,12 @@ def print_results(run, results: dict) -> None:
               f"(batch {timing.get('batch_size')}, lr {timing.get('learning_rate', 0):g})")
     if results.get("model_dir"):
         print(f"Model: {results['model_dir']}")
+    if results.get("trackers"):
+        from .trackers import summary_lines
+
+        print("Trackers:")
+        for line in summary_lines(results["trackers"]):
+            print(f"  {line}")
 
 
 def cmd_predict(args) -> int:

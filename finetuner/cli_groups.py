@@ -29,8 +29,10 @@ def add_group_args(p, name: str) -> None:
 def _base(args):
     from .__main__ import config_from_args
     from .checks import check_model, prepare_data
+    from .trackers import check as check_trackers
 
     config = config_from_args(args)
+    check_trackers(config.training.report_to)  # before any member or trial starts
     source = check_model(config)
     prepared = prepare_data(config, source)  # bad data fails here, before any run starts
     print("\n".join(prepared.report.summary_lines()), flush=True)

@@ -32,6 +32,8 @@ PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 DEFAULT_DOC_STRIDE = 128
 LONG_DOCUMENTS = ("auto", "windows", "truncate")
 POOLINGS = ("mean", "max")
+# experiment trackers a run can report to (finetuner.trackers); none unless the user asks
+TRACKERS = ("tensorboard", "mlflow", "trackio")
 
 
 def default_learning_rate(method: str, n_params: int | None = None) -> float:
@@ -251,8 +253,15 @@ class TrainingConfig:
         "Export the trained model. Search trials turn this off (the chosen configuration is "
         "trained again as a normal run, with its model).", default=True,
     )
+    report_to: list[str] = _help(
+        "Experiment trackers that also receive the run: its config, curves, final metrics "
+        "and verdict. Any of tensorboard, mlflow, trackio (comma-separated); each writes "
+        "inside the run folder. Empty (the default) reports nowhere.",
+        default_factory=list,
+    )
 
     def __post_init__(self) -> None:
+        self.report_to = _trackers(self.report_to)
         _check(0 < self.epochs <= 100, f"epochs is {self.epochs}.", "Use between 0.1 and 100.")
         if self.learning_rate is not None:
             _check(
@@ -277,6 +286,24 @@ class TrainingConfig:
         _check(self.train_eval_samples >= 0, "train_eval_samples must be 0 or more.")
         if self.dropout is not None:
             _check(0 <= self.dropout < 1, f"dropout is {self.dropout}.", "Use 0-0.5.")
+
+
+def _trackers(value: Any) -> list[str]:
+    """report_to as a list of known tracker names, from a list or a comma-separated string
+    ('none' and empty mean none); unknown names are refused with the choices."""
+    if value is None:
+        return []
+    parts = value.split(",") if isinstance(value, str) else list(value)
+    names: list[str] = []
+    for part in parts:
+        name = str(part).strip().lower()
+        if not name or name == "none" or name in names:
+            continue
+        _check(name in TRACKERS, f"Unknown tracker '{name}' in report_to.",
+               "Choose tensorboard, mlflow or trackio (comma-separated), or leave it empty "
+               "to report nowhere.")
+        names.append(name)
+    return names
 
 
 @dataclass

@@ -3,8 +3,10 @@
 Score: the kept checkpoint on validation (detail for the verdict; multi-label thresholds tuned
 there), the test split scored once, calibration from validation, the test predictions file.
 Judge: the simple baselines, suspected label errors and the verdict, which reads validation
-only. Save: the model with its card, and the zip. A baseline or a check that fails never fails
-the run; after a stop only the passes that take a second or two run.
+only. Save: the model with its card, and the zip. Report: the final metrics and the verdict to
+the experiment trackers the config names (after the save: a tracker never costs the model).
+A baseline or a check that fails never fails the run; after a stop only the passes that take
+a second or two run.
 """
 
 from __future__ import annotations
@@ -95,6 +97,10 @@ def finish(ctx: Context, p: Prepared, evaluator: Evaluator, callback: RunCallbac
         results["model_zip"] = str(export.make_zip(ctx.run))
     else:
         results["note"] = "Stopped before the first evaluation: no model was saved."
+    if ctx.reporter is not None:
+        ctx.events.emit("status", state="reporting",
+                        message="Reporting to " + ", ".join(cfg.training.report_to))
+        ctx.reporter.report(results)  # never raises: a failing tracker is a warning event
     return results
 
 

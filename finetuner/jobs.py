@@ -41,7 +41,10 @@ ENV_KEEP = ("PATH", "HOME", "USER", "LOGNAME", "LANG", "LANGUAGE", "TZ", "TMPDIR
             "HF_HUB_DISABLE_TELEMETRY", "TRANSFORMERS_OFFLINE", "TRANSFORMERS_CACHE",
             "TOKENIZERS_PARALLELISM", "OMP_NUM_THREADS", "MKL_NUM_THREADS",
             "OPENBLAS_NUM_THREADS", "OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "XDG_CACHE_HOME",
-            "SSL_CERT_FILE", "REQUESTS_CA_BUNDLE", "COVERAGE_PROCESS_START")
+            "SSL_CERT_FILE", "REQUESTS_CA_BUNDLE", "COVERAGE_PROCESS_START",
+            # an administrator's shared MLflow server for runs that report to mlflow (else
+            # each run keeps its own store in its folder; see finetuner.trackers)
+            "MLFLOW_TRACKING_URI", "MLFLOW_EXPERIMENT_NAME")
 ENV_KEEP_PREFIXES = ("LC_", "FINETUNER_WORKER_", "FINETUNER_CHECKPOINT_", "FINETUNER_TEST_")
 SECRET_MARKERS = ("TOKEN", "SECRET", "PASSWORD", "PASSWD", "AUTH", "CREDENTIAL", "KEY")
 

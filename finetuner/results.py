@@ -54,6 +54,7 @@ class Results(MutableMapping):
     stop_seconds: float | None = None
     limit: str | None = None
     resumable: bool | None = None
+    trackers: dict | None = None  # where each experiment tracker wrote (finetuner.trackers)
     extra: dict = field(default_factory=dict)  # keys this version does not know
     version: int = VERSION
 

@@ -104,11 +104,13 @@ def read_json(path: Path) -> dict | None:
 class EventWriter:
     """Appends events; each line is flushed so that readers follow along.
 
-    `echo` receives every event too (the worker prints a readable line to its log)."""
+    `echo` receives every event too (the worker prints a readable line to its log), and so
+    does each function in `listeners` (the experiment trackers follow the evaluations)."""
 
     def __init__(self, path: Path, echo=None) -> None:
         self.path = path
         self.echo = echo
+        self.listeners: list = []
 
     def emit(self, type_: str, **fields) -> dict:
         event = {"type": type_, "time": round(time.time(), 3), **fields}
@@ -116,6 +118,8 @@ class EventWriter:
             fh.write(json.dumps(event, default=str) + "\n")
         if self.echo is not None:
             self.echo(event)
+        for listener in list(self.listeners):
+            listener(event)
         return event
 
 

@@ -8,7 +8,8 @@ weights in memory, checkpoint, and stop early or on request. The test split is t
 after training, by the best checkpoint chosen on validation.
 
 `train` is the recipe: prepare → plan → build the trainer → train → finish (finishing.py:
-score the test split once, judge, save).
+score the test split once, judge, save). Experiment trackers (trackers.py), when the config
+names any, are opened first and closed by `finish` with the final metrics and the verdict.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ import torch
 from torch.utils.data import Dataset
 from transformers import PrinterCallback, Trainer, TrainingArguments
 
-from . import batching, modeling
+from . import batching, modeling, trackers
 from .batching import pick_precision
 from .callbacks import Evaluator, RunCallback, evaluation_interval, resume_point
 from .config import RunConfig
@@ -42,6 +43,7 @@ class Context:
     config: RunConfig
     events: EventWriter
     should_stop: Callable[[], bool]
+    reporter: trackers.Reporter | None = None  # experiment trackers, when the config asks
 
 
 class ListDataset(Dataset):
@@ -140,7 +142,8 @@ def training_args(ctx: Context, total_steps: int, amp, bs: int, lr: float) -> Tr
         save_total_limit=1,
         logging_strategy="steps",
         logging_steps=max(1, min(50, total_steps // 100)),
-        report_to="none",
+        # transformers' own tracker integrations, only when the config names trackers
+        **(ctx.reporter.training_args() if ctx.reporter else {"report_to": "none"}),
         disable_tqdm=True,
         seed=cfg.training.seed,
         data_seed=cfg.training.seed,
@@ -226,6 +229,13 @@ def build_trainer(ctx: Context, p: Prepared, plan: Plan) -> tuple[Trainer, Evalu
     trainer = _Trainer(model=p.model, args=args, train_dataset=ListDataset(p.feats["train"]),
                        data_collator=p.collate, callbacks=[callback])
     trainer.remove_callback(PrinterCallback)  # our events are the log
+    if ctx.reporter is not None:
+        ctx.reporter.attach(trainer, {
+            "batch_size": plan.batch_size, "learning_rate": plan.learning_rate,
+            "total_steps": plan.total_steps, "eval_every": plan.eval_every,
+            "precision": batching.precision_name(plan.amp), "device": str(plan.device),
+            "model": p.source.display, "trainable_params": p.params.get("trainable"),
+            "total_params": p.params.get("total")})
     return trainer, evaluator, callback
 
 
@@ -263,16 +273,22 @@ def _timing(ctx: Context, p: Prepared, plan: Plan, trainer: Trainer, callback: R
 
 
 def train(ctx: Context) -> dict:
-    """prepare → plan → build the trainer → train → finish."""
+    """(open the trackers) → prepare → plan → build the trainer → train → finish."""
     random.seed(ctx.config.training.seed)
     torch.manual_seed(ctx.config.training.seed)
-    p = prepare(ctx)
-    plan = plan_run(ctx, p)
-    trainer, evaluator, callback = build_trainer(ctx, p, plan)
-    train_seconds = run_training(ctx, p, plan, trainer, callback)
-    stopped = callback.stop_requested or ctx.should_stop()
-    timing = _timing(ctx, p, plan, trainer, callback, train_seconds)
-    results = finish(ctx, p, evaluator, callback, timing, stopped, plan.amp)
+    # first of all: a tracker library that is missing fails the run here, in one sentence
+    ctx.reporter = trackers.Reporter.open(ctx)
+    try:
+        p = prepare(ctx)
+        plan = plan_run(ctx, p)
+        trainer, evaluator, callback = build_trainer(ctx, p, plan)
+        train_seconds = run_training(ctx, p, plan, trainer, callback)
+        stopped = callback.stop_requested or ctx.should_stop()
+        timing = _timing(ctx, p, plan, trainer, callback, train_seconds)
+        results = finish(ctx, p, evaluator, callback, timing, stopped, plan.amp)
+    finally:
+        if ctx.reporter is not None:
+            ctx.reporter.close("FAILED")  # a no-op once finish() reported
     shutil.rmtree(ctx.run.root / "checkpoints", ignore_errors=True)  # the model is saved
     return results
 

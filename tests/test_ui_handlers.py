@@ -110,6 +110,13 @@ def test_cli_preview_reproduces_the_form(handlers):
     assert out["cli"].startswith("python -m finetuner train --data sentiment.csv")
     assert "--method lora --epochs 2 --lr 0.002" in out["cli"]
     assert "method: lora" in out["cli"]
+    # trackers ticked in Advanced settings reach the config and the command line
+    ticked = form(train_file=str(EXAMPLES / "sentiment.csv"), report_to=["tensorboard",
+                                                                         "mlflow"])
+    assert handlers.config("alice", ticked).training.report_to == ["tensorboard", "mlflow"]
+    assert "--report-to tensorboard,mlflow" in handlers.preview_config("alice", ticked)["cli"]
+    assert handlers.config("alice", form(train_file=str(EXAMPLES / "sentiment.csv"),
+                                         report_to=[])).training.report_to == []
 
 
 def wait_until_done(handlers, user, run_id, timeout=180):

@@ -51,6 +51,7 @@ SETTINGS = {
     "seed": ("training", "seed", int),
     "precision": ("training", "precision", str),
     "max_steps": ("training", "max_steps", int),
+    "report_to": ("training", "report_to", list),
 }
 ZERO_IS_UNSET = {"lr", "batch_size", "max_steps"}  # 0 on the page: pick the default
 FORM_FIELDS = ("task", "train_file", "val_file", "test_file", "text_col", "pair_col",
@@ -63,7 +64,9 @@ def settings_from_form(form: dict) -> dict:
     out: dict = {"data": {}, "method": {}, "training": {}}
     for key, (section, name, cast) in SETTINGS.items():
         raw = form.get(key)
-        if cast is str:
+        if cast is list:  # ticked boxes; none ticked: the default (report nowhere)
+            value = [str(v) for v in raw] if raw else None
+        elif cast is str:
             value = (str(raw).strip() or None) if raw is not None else None
         else:
             value = _num(raw, cast, None)

@@ -130,6 +130,15 @@ def _advanced(add) -> None:
         add("lora_targets", gr.Textbox(label="LoRA target modules",
                                        placeholder="empty: chosen for the architecture"))
         add("adapter_only", gr.Checkbox(False, label="Export the LoRA adapter only"))
+    from ..config import TRACKERS
+    from ..trackers import missing
+
+    absent = set(missing(list(TRACKERS)))
+    add("report_to", gr.CheckboxGroup(
+        [(f"{name} (not installed)" if name in absent else name, name) for name in TRACKERS],
+        value=[], label="Also report the run to (optional)",
+        info="Experiment trackers: the config, curves, final metrics and verdict, written "
+             "inside the run's own folder. None ticked: nothing is reported anywhere."))
 
 
 def _groups_form(add) -> None:

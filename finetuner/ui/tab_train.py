@@ -26,6 +26,9 @@ class TrainTab:
             limits.check_file(self._file(user, form, key), "The uploaded file")
         source = self.model_source(user, form)
         config = self.config(user, form, model=source)
+        from ..trackers import check as check_trackers
+
+        check_trackers(config.training.report_to)
         prepared = prepare_data(config, source, count_tokens=False)  # fail here, not later
         limits.check_config(config, sum(prepared.report.rows.values()))
         return ws, config
