@@ -152,7 +152,7 @@ def test_users_cannot_reach_each_others_runs(shared, tiny_model):
 
 def test_comparisons_are_private_over_http(shared, tiny_model):
     url, home = shared
-    alice, bob = client(url, "alice", "wonderland"), client(url, "bob", "builder")
+    alice = client(url, "alice", "wonderland")
     values = form(train_file=handle_file(str(EXAMPLES / "sentiment.csv")),
                   model_choice="folder", model_path=str(tiny_model), max_steps=3)
     alice.predict(**values, run_name="private-cmp", cmp_methods=["head", "full"], cmp_vary="",
