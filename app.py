@@ -98,12 +98,23 @@ def main(argv: list[str] | None = None) -> None:
     # or anyone on the network) only folders inside FINETUNER_MODEL_DIRS
     shared_server = mode != "none" or not is_loopback(args.host)
     admins = {a.strip() for a in os.environ.get("FINETUNER_ADMINS", "").split(",") if a.strip()}
+    from finetuner.gpus import slots_from_env
+
+    backend = os.environ.get("FINETUNER_BACKEND", "local").strip() or "local"
+    if backend != "local":
+        raise SystemExit(f"Error: FINETUNER_BACKEND={backend} is not available in this "
+                         "version; only 'local' is. Unset FINETUNER_BACKEND.")
+
+    try:
+        gpu_slots = slots_from_env()  # FINETUNER_GPUS / FINETUNER_GPUS_PER_JOB
+    except FinetunerError as exc:
+        raise SystemExit(f"Error: {exc.text}") from None
     studio = Studio(args.home, limits=limits, model_policy=ModelPolicy.from_env(shared_server),
-                    files=files, admins=admins)
+                    files=files, admins=admins, gpu_slots=gpu_slots)
     recovered = studio.jobs.recover()
     recovered["groups"] = studio.groups.recover()  # comparisons and searches carry on
-    logging.info("studio home %s, sign-in: %s, %s, jobs after restart: %s", studio.home, mode,
-                 limits, recovered)
+    logging.info("studio home %s, sign-in: %s, %s, %s, jobs after restart: %s", studio.home,
+                 mode, limits, gpu_slots.describe(), recovered)
     if anonymous_public:
         logging.warning("listening on %s without sign-in (--allow-anonymous): everyone who "
                         "reaches this server shares one workspace", args.host)

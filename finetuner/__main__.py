@@ -62,11 +62,16 @@ FLAGS = {
     "--weight-decay": ("training", "weight_decay", float, "weight decay (default 0.01)"),
     "--warmup-ratio": ("training", "warmup_ratio", float, "warmup share (default 0.06)"),
     "--evals-per-epoch": ("training", "evals_per_epoch", int, "evaluations per epoch"),
+    "--dropout": ("training", "dropout", float,
+                  "dropout of the encoder's layers and head (default: the model's own)"),
     "--patience": ("training", "early_stopping_patience", int, "early stopping patience"),
     "--max-steps": ("training", "max_steps", int, "stop after this many steps"),
     "--seed": ("training", "seed", int, "random seed (default 42)"),
     "--precision": ("training", "precision", str, "auto | fp32 | bf16 | fp16"),
     "--max-memory-mb": ("training", "max_memory_mb", int, "cap on the worker's extra memory"),
+    "--gpus": ("training", "processes", int,
+               "train this run on N GPUs at once (torchrun + DDP; on a CPU: N gloo "
+               "processes); --batch-size stays the global batch"),
     "--report-to": ("training", "report_to", str,
                     "experiment trackers, comma-separated: tensorboard, mlflow, trackio "
                     "(default: none; each writes inside the run folder)"),
@@ -113,6 +118,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("export", help="zip the model of a finished run")
     p.add_argument("--run", required=True)
     p.add_argument("--zip", required=True, help="zip file to write")
+    p = sub.add_parser("doctor", help="print what the studio sees: devices, GPU slots, "
+                                      "backend, storage, versions")
+    p.add_argument("--home", help="the studio's home (default: $FINETUNER_HOME)")
     return parser
 
 
@@ -346,10 +354,11 @@ def cmd_push(args) -> int:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from .cli_groups import cmd_compare, cmd_search
+    from .doctor import cmd_doctor
 
     commands = {"train": cmd_train, "check": cmd_check, "predict": cmd_predict,
                 "export": cmd_export, "push": cmd_push, "compare": cmd_compare,
-                "search": cmd_search}
+                "search": cmd_search, "doctor": cmd_doctor}
     try:
         return commands[args.command](args)
     except FinetunerError as exc:

@@ -27,6 +27,7 @@ from transformers import TrainerCallback
 
 from . import batching
 from .batching import StopRequested
+from .distributed import any_rank, is_main
 from .tasks.options import TaskOptions
 
 
@@ -230,7 +231,7 @@ class Checkpointer:
 
     def write_best(self, tracker: BestTracker) -> None:
         """Keep the best weights on disk too, so a resumed run still knows them."""
-        if not self.enabled or tracker.best_state is None:
+        if not self.enabled or tracker.best_state is None or not is_main():
             return
         self.folder.mkdir(exist_ok=True)
         tmp = self.folder / "best.pt.tmp"
@@ -245,7 +246,7 @@ class Checkpointer:
     @classmethod
     def write_state(cls, checkpoint: Path, saved: dict) -> None:
         """The callback's state beside a checkpoint the Trainer wrote (none if it did not)."""
-        if checkpoint.is_dir():
+        if checkpoint.is_dir() and is_main():
             tmp = checkpoint / f"{cls.STATE_FILE}.tmp"
             torch.save(saved, tmp)
             tmp.replace(checkpoint / cls.STATE_FILE)
@@ -298,7 +299,7 @@ class RunCallback(TrainerCallback):
         self.progress.log(state, logs or {})
 
     def on_step_end(self, args, state, control, **kw):
-        if self.should_stop():
+        if any_rank(self.should_stop()):  # every rank stops at the same step
             self.stop_requested = True
             control.should_training_stop = True
             return control
@@ -334,7 +335,10 @@ class RunCallback(TrainerCallback):
 
     def maybe_checkpoint(self, control) -> None:
         """Ask the Trainer for a checkpoint when one is due, with the best weights on disk."""
-        if self.checkpointer.due():
+        due = self.checkpointer.due()
+        if any_rank(due):  # the Trainer saves on every rank together
+            if not due:
+                self.checkpointer.last_save = self.checkpointer.clock()
             self.persist_best()
             control.should_save = True
 

@@ -253,6 +253,12 @@ class TrainingConfig:
         "Export the trained model. Search trials turn this off (the chosen configuration is "
         "trained again as a normal run, with its model).", default=True,
     )
+    processes: int = _help(
+        "Training processes for this one run (DDP through torchrun): one per GPU on a GPU "
+        "machine (a server's GPU slots of several GPUs set it), else gloo processes on the "
+        "CPU. batch_size stays the global batch (each process takes batch_size / processes) "
+        "and the learning rate is the one for that global batch.", default=1,
+    )
     report_to: list[str] = _help(
         "Experiment trackers that also receive the run: its config, curves, final metrics "
         "and verdict. Any of tensorboard, mlflow, trackio (comma-separated); each writes "
@@ -262,6 +268,12 @@ class TrainingConfig:
 
     def __post_init__(self) -> None:
         self.report_to = _trackers(self.report_to)
+        _check(1 <= self.processes <= 64, f"processes is {self.processes}.",
+               "Use 1 (one process) up to the number of GPUs.")
+        if self.batch_size is not None and self.processes > 1:
+            _check(self.batch_size % self.processes == 0,
+                   f"batch_size {self.batch_size} does not split over {self.processes} "
+                   "processes.", "Use a batch size that is a multiple of the processes.")
         _check(0 < self.epochs <= 100, f"epochs is {self.epochs}.", "Use between 0.1 and 100.")
         if self.learning_rate is not None:
             _check(

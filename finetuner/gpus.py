@@ -110,3 +110,22 @@ def visible_gpu_count() -> int:
         return torch.cuda.device_count() if torch.cuda.is_available() else 0
     except Exception:  # noqa: BLE001 - no torch, a broken driver: no GPUs
         return 0
+
+
+def slots_from_env(environ=None, visible: int | None = None) -> GpuSlots:
+    """FINETUNER_GPUS and FINETUNER_GPUS_PER_JOB as slots (empty without FINETUNER_GPUS)."""
+    import os
+
+    env = os.environ if environ is None else environ
+    value = env.get("FINETUNER_GPUS", "")
+    if visible is None:
+        visible = visible_gpu_count() if value.strip() else 0
+    if value.strip() and visible <= 0:
+        raise FinetunerError(f"FINETUNER_GPUS={value!r}, but this server sees no GPU.",
+                             "Unset FINETUNER_GPUS, or check the GPU driver "
+                             "(python -m finetuner doctor).", code="bad_env")
+    per_job = env.get("FINETUNER_GPUS_PER_JOB", "1").strip() or "1"
+    if not per_job.isdigit():
+        raise FinetunerError(f"FINETUNER_GPUS_PER_JOB={per_job!r} is not a whole number.",
+                             code="bad_env")
+    return GpuSlots(parse_devices(value, visible), int(per_job))

@@ -70,6 +70,7 @@ class Job:
     started: float = field(default_factory=time.time)
     stop_requested: float | None = None
     killed: bool = False
+    processes: int = 1  # > 1: torchrun and its ranks (finetuner.distributed)
     done: threading.Event = field(default_factory=threading.Event)
 
 
@@ -80,7 +81,7 @@ class JobManager:
                  env: dict | None = None, worker_module: str = "finetuner.worker",
                  store: JobStore | None = None, max_jobs: int | None = None,
                  max_queued_per_user: int | None = None,
-                 max_job_seconds: float | None = None) -> None:
+                 max_job_seconds: float | None = None, gpu_slots=None) -> None:
         self.python = python
         self.worker_module = worker_module
         self.grace = grace_seconds
@@ -93,6 +94,9 @@ class JobManager:
         self.max_job_seconds = max_job_seconds
         self.worker_vars: dict[str, str] = (
             {"FINETUNER_WORKER_MAX_SECONDS": str(max_job_seconds)} if max_job_seconds else {})
+        # GPU sets (finetuner.gpus.GpuSlots): a job starts only on a free set and its worker
+        # sees only that set; None (or no sets) leaves devices to torch
+        self.gpu_slots = gpu_slots if gpu_slots else None
         self._jobs: dict[str, Job] = {}
         self._lock = threading.RLock()
         self._closing = False  # set by shutdown(): nothing new starts
@@ -127,6 +131,8 @@ class JobManager:
             for row in self.fair_order():
                 if self.max_jobs is not None and running >= self.max_jobs:
                     break
+                if self.gpu_slots is not None and not self.gpu_slots.free:
+                    break  # every GPU set is held: the next job waits for one
                 self._launch(RunPaths(Path(row["run_dir"])))
                 running += 1
 
@@ -151,6 +157,11 @@ class JobManager:
         """1 for the next to start; None when not waiting."""
         queued = [r["run_id"] for r in self.fair_order()]
         return queued.index(run.id) + 1 if run.id in queued else None
+
+    def gpus_of(self, run_id: str) -> str:
+        """The GPUs a running job holds ('' without GPU slots)."""
+        row = self.store.get(run_id)
+        return (row or {}).get("gpus") or ""
 
     def queue_length(self) -> int:
         return len(self.store.with_status("queued"))
@@ -190,17 +201,28 @@ class JobManager:
         current = self._jobs.get(run.id)
         if current and not current.done.is_set():
             return current  # a second click on Train does not start a second worker
-        env = worker_env(self.env, **self.worker_vars)
+        extra = dict(self.worker_vars)
+        devices = self.gpu_slots.acquire(run.id) if self.gpu_slots is not None else None
+        if devices is not None:
+            extra["CUDA_VISIBLE_DEVICES"] = ",".join(devices)
+            (run.root / "gpus.txt").write_text(",".join(devices))
+        env = worker_env(self.env, **extra)
+        from .distributed import launch_command, processes_for
+
+        processes = processes_for(read_json(run.config) or {}, devices)
         with open(run.log, "ab") as log:
             proc = subprocess.Popen(
-                # absolute: the worker runs inside the run folder (a relative --output broke)
-                [self.python, "-m", self.worker_module, str(run.root.resolve())],
+                # absolute: the worker runs inside the run folder (a relative --output broke);
+                # several processes: through torchrun (finetuner.distributed)
+                launch_command(self.python, self.worker_module, str(run.root.resolve()),
+                               processes),
                 stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                 start_new_session=True, env=env, cwd=str(run.root.resolve()),
             )
-        job = Job(run=run, pid=proc.pid, proc=proc)
+        job = Job(run=run, pid=proc.pid, proc=proc, processes=processes)
         self._jobs[run.id] = job
-        self.store.set(run.id, status="running", started_at=time.time(), pid=proc.pid)
+        self.store.set(run.id, status="running", started_at=time.time(), pid=proc.pid,
+                       gpus=",".join(devices) if devices is not None else None)
         threading.Thread(target=self._watch, args=(job,), daemon=True,
                          name=f"watch-{run.id}").start()
         return job
@@ -225,6 +247,8 @@ class JobManager:
             results = finalize(job.run, code, job.stop_requested is not None, job.killed)
             self.store.set(job.run.id, status=results["status"], finished_at=time.time())
         finally:
+            if self.gpu_slots is not None:
+                self.gpu_slots.release(job.run.id)
             job.done.set()
             self._schedule()
 
@@ -243,7 +267,10 @@ class JobManager:
         job.stop_requested = time.time()
         run.stop_flag.touch()
         try:
-            os.kill(job.pid, signal.SIGTERM)
+            # one process: SIGTERM too. torchrun would tear its ranks down at once on a
+            # SIGTERM; its ranks read the STOP file instead and agree on the step to stop at
+            if job.processes <= 1:
+                os.kill(job.pid, signal.SIGTERM)
         except ProcessLookupError:
             pass
         threading.Thread(target=self._kill_later, args=(job,), daemon=True).start()
@@ -288,6 +315,8 @@ class JobManager:
                 counts["finished"] += 1
             elif row["pid"] and _is_worker(row["pid"], run):
                 job = Job(run=run, pid=row["pid"], started=row["started_at"] or time.time())
+                if self.gpu_slots is not None and row.get("gpus"):
+                    self.gpu_slots.adopt(run.id, tuple(row["gpus"].split(",")))
                 self._jobs[run.id] = job
                 threading.Thread(target=self._watch, args=(job,), daemon=True).start()
                 counts["adopted"] += 1
@@ -375,6 +404,29 @@ def latest_checkpoint(run: RunPaths) -> Path | None:
     return max(found, key=lambda p: int(p.name.split("-")[-1])) if found else None
 
 
+def rank_failure(run: RunPaths) -> dict | None:
+    """A run on several processes whose rank other than 0 failed or died: which, and why."""
+    from .distributed import rank_errors
+
+    errors = rank_errors(run.root)
+    if errors:
+        e = errors[0]
+        return {"code": e.get("code") or "rank_failed", "remedy": e.get("remedy", ""),
+                "message": f"Training process {e.get('rank')} (of several) failed: "
+                           f"{e.get('message', '')}"}
+    text = tail(run.log, 60)
+    if "ChildFailedError" in text:
+        import re
+
+        found = re.search(r"rank\s*:\s*(\d+)[^\n]*\n(?:.*\n){0,4}?.*exitcode\s*:\s*(-?\d+)", text)
+        which = f" {found.group(1)} (exit code {found.group(2)})" if found else ""
+        return {"code": "rank_died", "message": f"Training process{which} of this run died, "
+                "so every process of it was ended.", "remedy": "See worker.log; if memory ran "
+                "out, lower the batch size or use fewer processes. Last lines:\n"
+                + tail(run.log, 8)}
+    return None
+
+
 def finalize(run: RunPaths, code: int | None, stop_requested: bool, killed: bool) -> dict:
     """Make sure results.json exists and says how the worker ended."""
     results = read_results(run.results)
@@ -397,6 +449,8 @@ def finalize(run: RunPaths, code: int | None, stop_requested: bool, killed: bool
                        "likely killed (for example by the system when memory ran out).",
             "remedy": "Start it again; if it happens again, lower the batch size or max "
                       "length, or use LoRA. Last lines of worker.log:\n" + tail(run.log, 5)})
+    elif rank_failure(run):
+        results = _base_results(run, "failed", error=rank_failure(run))
     else:
         results = _base_results(run, "failed", error={
             "code": "crashed",

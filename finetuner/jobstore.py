@@ -21,7 +21,8 @@ CREATE TABLE IF NOT EXISTS jobs (
     started_at  REAL,
     finished_at REAL,
     pid         INTEGER,
-    fingerprint TEXT
+    fingerprint TEXT,
+    gpus        TEXT
 );
 CREATE INDEX IF NOT EXISTS jobs_status ON jobs(status, queued_at);
 """
@@ -36,6 +37,9 @@ class JobStore:
         if self.path != ":memory:":
             self._db.execute("PRAGMA journal_mode=WAL")
         self._db.executescript(SCHEMA)
+        columns = {r[1] for r in self._db.execute("PRAGMA table_info(jobs)").fetchall()}
+        if "gpus" not in columns:  # a table from before GPU slots
+            self._db.execute("ALTER TABLE jobs ADD COLUMN gpus TEXT")
         self._lock = threading.Lock()
 
     def _run(self, sql: str, args: tuple = ()) -> list[dict]:

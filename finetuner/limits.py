@@ -42,6 +42,7 @@ class Limits:
     max_length: int = 512
     max_epochs: int = 50
     max_jobs: int = 1
+    max_jobs_given: bool = False  # FINETUNER_MAX_JOBS was set (with GPU slots: caps them)
     max_queued_per_user: int = 3
     max_groups_per_user: int = 2  # comparisons and searches running at once
     max_steps: int = 100_000
@@ -66,6 +67,7 @@ class Limits:
             max_length=_env_int("FINETUNER_MAX_LENGTH", cls.max_length),
             max_epochs=_env_int("FINETUNER_MAX_EPOCHS", cls.max_epochs),
             max_jobs=max(1, _env_int("FINETUNER_MAX_JOBS", cls.max_jobs)),
+            max_jobs_given=bool(os.environ.get("FINETUNER_MAX_JOBS", "").strip()),
             max_queued_per_user=max(1, _env_int("FINETUNER_MAX_QUEUED_PER_USER",
                                                 cls.max_queued_per_user)),
             max_groups_per_user=max(1, _env_int("FINETUNER_MAX_GROUPS_PER_USER",

@@ -334,15 +334,22 @@ class Studio:
                  cache_size: int | None = None, limits: Limits | None = None,
                  model_policy: ModelPolicy | None = None,
                  files: FileRegistry | None = None, loader=None,
-                 admins: frozenset[str] | set[str] = frozenset()) -> None:
+                 admins: frozenset[str] | set[str] = frozenset(), gpu_slots=None) -> None:
+        """gpu_slots: FINETUNER_GPUS / FINETUNER_GPUS_PER_JOB as a finetuner.gpus.GpuSlots;
+        with slots, as many jobs run as there are free sets (FINETUNER_MAX_JOBS, when set,
+        caps that further)."""
         self.home = Path(home).expanduser()
         self.home.mkdir(parents=True, exist_ok=True)
         self.limits = limits or Limits()
         self.model_policy = model_policy or ModelPolicy()
         self.admins = frozenset(admins)  # FINETUNER_ADMINS: see and cancel every user's jobs
         self.files = files or FileRegistry()  # who owns which upload and download link
+        self.gpu_slots = gpu_slots
+        max_jobs = self.limits.max_jobs
+        if gpu_slots and not self.limits.max_jobs_given:
+            max_jobs = None  # the free GPU sets decide
         self.jobs = jobs or JobManager(store=JobStore(self.home / "jobs.sqlite"),
-                                       max_jobs=self.limits.max_jobs,
+                                       max_jobs=max_jobs, gpu_slots=gpu_slots,
                                        max_queued_per_user=self.limits.max_queued_per_user,
                                        max_job_seconds=self.limits.max_job_hours * 3600 or None)
         # the web process is shared fairly: loaded models, try-it calls and file predictions
@@ -417,6 +424,7 @@ class Studio:
                 if progress else ""
             out.append({"run": name, "owner": row["user"], "status": row["status"],
                         "queue position": order.get(row["run_id"], ""), "progress": step,
+                        "GPUs": row.get("gpus") or "",
                         "waiting since": time.strftime("%H:%M:%S",
                                                        time.localtime(row["queued_at"])),
                         "id": row["run_id"]})

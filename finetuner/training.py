@@ -26,7 +26,7 @@ import torch
 from torch.utils.data import Dataset
 from transformers import PrinterCallback, Trainer, TrainingArguments
 
-from . import batching, modeling, trackers
+from . import batching, distributed, modeling, trackers
 from .batching import pick_precision
 from .callbacks import Evaluator, RunCallback, evaluation_interval, resume_point
 from .config import RunConfig
@@ -84,7 +84,8 @@ def prepare(ctx: Context) -> Prepared:
     tokenizer = modeling.load_tokenizer(source, split_words=spec.split_words)
     data = impl.prepare(cfg, count_tokens=modeling.token_counter(source))
     data.report.extra["split_digest"] = split_digest(data)  # runs on identical splits match
-    write_json(ctx.run.data_report, data.report.to_dict())
+    if distributed.is_main():  # one writer of the run directory
+        write_json(ctx.run.data_report, data.report.to_dict())
     events.emit("data", rows=data.report.rows, labels=data.labels,
                 warnings=data.report.warnings())
     events.emit("status", state="loading_model", message=f"Loading {source.display}")
@@ -101,7 +102,7 @@ def prepare(ctx: Context) -> Prepared:
     feats = {name: impl.featurize(ex, tokenizer, cfg.data.max_length, label2id,
                                   **options.hooks())
              for name, ex in splits.items()}
-    device = "cuda" if torch.cuda.is_available() else "cpu"
+    device = distributed.device()  # cuda:LOCAL_RANK under torchrun on GPUs
     collate = batching.collator(tokenizer.pad_token_id or 0, device, cap=cfg.data.max_length)
     return Prepared(spec, impl, source, tokenizer, data, model, params, splits, feats, options,
                     collate)
@@ -116,17 +117,28 @@ class _Trainer(Trainer):
         dataset = train_dataset if train_dataset is not None else self.train_dataset
         return batching.EpochSampler(
             [len(f["input_ids"]) for f in dataset.features],
-            self.args.train_batch_size * self.args.gradient_accumulation_steps,
+            # the global batch: with DDP each rank takes its share of the same batches a
+            # single process would see (accelerate shards them consecutively)
+            self.args.train_batch_size * self.args.gradient_accumulation_steps
+            * max(1, self.args.world_size),
             self.args.data_seed if self.args.data_seed is not None else self.args.seed,
             grouped=self.args.train_sampling_strategy == "group_by_length")
 
 
 def training_args(ctx: Context, total_steps: int, amp, bs: int, lr: float) -> TrainingArguments:
+    """`bs` is the global batch; with several processes each takes bs / processes."""
     cfg = ctx.config
     gpu = torch.cuda.is_available()
+    world = distributed.world_size()
+    # average_tokens_across_devices off: with it the Trainer multiplies the loss of every
+    # model whose forward takes **kwargs by the number of processes, although a classifier's
+    # loss is already a per-batch mean (the gradient and the logged loss came out doubled)
+    ddp = {"ddp_backend": "nccl" if gpu else "gloo", "ddp_find_unused_parameters": False,
+           "average_tokens_across_devices": False} if world > 1 else {}
     return TrainingArguments(
         output_dir=str(ctx.run.root / "checkpoints"),
-        per_device_train_batch_size=bs,
+        per_device_train_batch_size=max(1, bs // world),
+        **ddp,
         num_train_epochs=cfg.training.epochs,
         max_steps=total_steps,
         learning_rate=lr,
@@ -203,7 +215,7 @@ class Plan:
 def plan_run(ctx: Context, p: Prepared) -> Plan:
     """Device, precision, batch size (measured on a GPU when not set), learning rate, steps."""
     cfg, t = ctx.config, ctx.config.training
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = distributed.device()
     amp = pick_precision(t.precision, device)
     bs = t.batch_size or auto_batch_size(p.model, p.feats["train"], p.collate, amp, device)
     lr = cfg.learning_rate(bs, p.params.get("total"))
@@ -217,9 +229,12 @@ def plan_run(ctx: Context, p: Prepared) -> Plan:
 
 def build_trainer(ctx: Context, p: Prepared, plan: Plan) -> tuple[Trainer, Evaluator, RunCallback]:
     t = ctx.config.training
+    # several processes: each evaluates the whole validation split (same weights, same
+    # numbers) and none cuts an evaluation short alone; the stop is agreed at the next step
     evaluator = Evaluator(p.spec, p.impl, p.data.labels, p.splits, p.feats, plan.amp, p.collate,
                           options=p.options, batch_size=plan.eval_batch_size,
-                          interrupt=ctx.should_stop)
+                          interrupt=ctx.should_stop if not distributed.distributed()
+                          else (lambda: False))
     callback = RunCallback(
         ctx.events, ctx.should_stop, evaluator, metric=p.spec.primary_metric,
         batch_size=plan.batch_size, eval_every=plan.eval_every, warmup_steps=plan.warmup_steps,
@@ -269,6 +284,8 @@ def _timing(ctx: Context, p: Prepared, plan: Plan, trainer: Trainer, callback: R
                 ctx.config.training.epochs)) / pure, 1),
             "steps": trainer.state.global_step, "total_steps": plan.total_steps,
             "batch_size": bs, "learning_rate": plan.learning_rate,
+            "processes": distributed.world_size(),
+            "per_device_batch_size": max(1, bs // distributed.world_size()),
             "device": _device_name(plan.device)}
 
 
@@ -277,12 +294,15 @@ def train(ctx: Context) -> dict:
     random.seed(ctx.config.training.seed)
     torch.manual_seed(ctx.config.training.seed)
     # first of all: a tracker library that is missing fails the run here, in one sentence
-    ctx.reporter = trackers.Reporter.open(ctx)
+    # (rank 0 alone reports, as it alone writes the run directory)
+    ctx.reporter = trackers.Reporter.open(ctx) if distributed.is_main() else None
     try:
         p = prepare(ctx)
         plan = plan_run(ctx, p)
         trainer, evaluator, callback = build_trainer(ctx, p, plan)
         train_seconds = run_training(ctx, p, plan, trainer, callback)
+        if not distributed.is_main():
+            return {"status": "rank-done"}  # rank 0 scores, judges and saves
         stopped = callback.stop_requested or ctx.should_stop()
         timing = _timing(ctx, p, plan, trainer, callback, train_seconds)
         results = finish(ctx, p, evaluator, callback, timing, stopped, plan.amp)

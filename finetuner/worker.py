@@ -65,6 +65,13 @@ def time_limit_note(seconds: float, saved: bool) -> str:
             "train for fewer epochs or on less data.")
 
 
+def lost_peer(exc: BaseException) -> bool:
+    """A collective that failed because another rank is gone (gloo or NCCL)."""
+    text = f"{type(exc).__name__}: {exc}".lower()
+    return any(s in text for s in ("gloo", "nccl", "connection closed by peer",
+                                   "connection reset by peer", "processgroup", "broken pipe"))
+
+
 def is_oom(exc: BaseException) -> bool:
     if isinstance(exc, MemoryError):
         return True
@@ -117,13 +124,28 @@ def failure(config_task: str | None, method: str | None, message: str, remedy: s
             "timing": None}
 
 
+class QuietEvents(EventWriter):
+    """The events of a rank other than 0 under torchrun: seen by nobody (rank 0 writes)."""
+
+    def __init__(self) -> None:
+        self.path, self.echo, self.listeners = None, None, []
+
+    def emit(self, type_: str, **fields) -> dict:
+        return {"type": type_, **fields}
+
+
 def run(run_dir: Path) -> dict:
+    from . import distributed
+
     run = RunPaths(run_dir)
-    events = EventWriter(run.events, echo=log_line)
+    main_rank = distributed.is_main()
+    events = EventWriter(run.events, echo=log_line) if main_rank else QuietEvents()
     max_seconds = float(os.environ.get("FINETUNER_WORKER_MAX_SECONDS") or 0) or None
     stop = StopSignal(run, max_seconds)
     signal.signal(signal.SIGTERM, stop.trip)
-    events.emit("status", state="starting", pid=os.getpid(), message="Starting the worker")
+    events.emit("status", state="starting", pid=os.getpid(), message="Starting the worker"
+                + (f" ({distributed.world_size()} processes)" if distributed.distributed()
+                   else ""))
     task = method = None
     try:
         config = run.load_config()
@@ -139,6 +161,12 @@ def run(run_dir: Path) -> dict:
         traceback.print_exc()
         if is_oom(exc):
             results = failure(task, method, "The training ran out of memory.", OOM_REMEDY, "oom")
+        elif distributed.distributed() and lost_peer(exc):
+            results = failure(
+                task, method, f"Another of this run's {distributed.world_size()} training "
+                "processes died, so this one could not go on (the run was ended).",
+                "See worker.log for the process that failed first; if memory ran out, lower "
+                "the batch size or train on fewer processes.", "rank_died")
         elif isinstance(exc, KeyboardInterrupt):
             results = failure(task, method, "The training was interrupted.", "", "interrupted")
         else:
@@ -149,6 +177,10 @@ def run(run_dir: Path) -> dict:
                 "unexpected",
             )
     unlimit_memory()
+    if not main_rank:  # rank 0 writes the results; a failing rank leaves its reason
+        if results.get("status") == "failed":
+            distributed.write_rank_error(run.root, results)
+        return results
     if stop.reason == "time_limit" and results.get("status") in ("stopped", "completed"):
         results["status"] = "stopped"
         results["limit"] = "max_job_hours"
@@ -168,7 +200,7 @@ def main(argv: list[str] | None = None) -> int:
         print("usage: python -m finetuner.worker RUN_DIR", file=sys.stderr)
         return 2
     results = run(Path(argv[0]))
-    return 0 if results["status"] in ("completed", "stopped") else 1
+    return 0 if results["status"] in ("completed", "stopped", "rank-done") else 1
 
 
 if __name__ == "__main__":

@@ -195,8 +195,11 @@ class ResultsTabs:
     # ------------------------------------------------------------------ administration
     def admin_view(self, user: str, form: dict) -> dict:
         rows = self.studio.admin_jobs(user)
-        frame = pd.DataFrame(rows, columns=["run", "owner", "status", "queue position",
-                                            "progress", "waiting since", "id"])
+        columns = ["run", "owner", "status", "queue position", "progress", "waiting since",
+                   "id"]
+        if self.studio.gpu_slots:  # which job holds which GPUs
+            columns.insert(4, "GPUs")
+        frame = pd.DataFrame(rows, columns=columns)
         return {"admin_table": frame,
                 "admin_pick": gr.update(choices=[(f"{r['run']} · {r['owner']} · {r['status']}",
                                                   r["id"]) for r in rows], value=None),

@@ -107,6 +107,9 @@ class TrainTab:
         results = read_results(run.results) or {}
         if status in FINAL_STATUSES:
             note = (results.get("error") or {}).get("message") or results.get("note") or ""
+        gpus = self.studio.jobs.gpus_of(run.id) if status == "running" else ""
+        if gpus:  # GPU slots: which GPUs this job holds
+            note = f"{note} · GPU {gpus}" if note else f"GPU {gpus}"
         if status == "queued":
             position = self.studio.jobs.position(run)
             note = f"position {position} of {self.studio.jobs.queue_length()}"
