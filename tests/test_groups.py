@@ -91,7 +91,9 @@ def test_search_survives_a_server_shutdown_and_carries_on_after_a_stop(tmp_path,
     home = tmp_path / "home"
     studio = Studio(home)
     alice = studio.workspace("alice")
-    config = base(data, tiny_model, max_steps=300, early_stopping_patience=0)
+    # long enough for the shutdown to land mid-trial, short enough to train three times
+    config = base(data, tiny_model, max_steps=120, early_stopping_patience=0,
+                  evals_per_epoch=1)
     group = studio.groups.start_search(alice, config, trials=2, pruner="none")
     folder = studio.groups.folder(alice, group)
 
@@ -117,6 +119,10 @@ def test_search_survives_a_server_shutdown_and_carries_on_after_a_stop(tmp_path,
         alice = studio.workspace("alice")
         # the cut-short trial is trained again, not scored at the point the shutdown hit
         wait_for(lambda: not (first / "SHUTDOWN").exists(), 60)
+        # a page loaded now opens on the running search, not on one trial's curves
+        from finetuner.ui.handlers import Handlers
+
+        assert Handlers(studio)._group_to_show(alice, alice.active_run()) == group
         # the user stops the search during its second trial: that trial is not counted
         second = wait_for(lambda: json.loads((folder / "search.json").read_text())[
             "trials"].get("1"), 300)
@@ -129,7 +135,7 @@ def test_search_survives_a_server_shutdown_and_carries_on_after_a_stop(tmp_path,
         assert states == {0: "complete", 1: "fail"}, view["summary"]["trials"]
         told = json.loads((folder / "search.json").read_text())["trials"]
         assert told["0"]["state"] == "complete" and told["1"]["state"] == "cancelled"
-        # trial 0 ran to its end after the restart (300 steps), not the shutdown's cut
+        # trial 0 ran to its end after the restart (120 steps), not the shutdown's cut
         r0 = json.loads((first / "results.json").read_text())
         assert r0["status"] == "completed" and r0["test"] is None
         assert view["summary"]["final"] is None and view["summary"]["stopped"]

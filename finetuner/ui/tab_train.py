@@ -78,11 +78,28 @@ class TrainTab:
         out["model_state"] = self.model_changed(user, form).get("model_state")
         out["admin_tab"] = gr.update(visible=self.studio.is_admin(user))
         out["group_pick"] = gr.update(choices=self._groups(ws, self.studio.groups))
-        if active:
+        group = self._group_to_show(ws, active)
+        if group:  # a comparison or search is running: its view, not one member's curves
+            out["group_pick"] = gr.update(choices=self._groups(ws, self.studio.groups),
+                                          value=group)
+            out["tabs"] = gr.update(selected="groups")
+        elif active:
             out["train_msg"] = render.message(
                 f"Re-attached to the running training '{ws.name_of(active)}'.", "info")
             out["tabs"] = gr.update(selected="train")
         return out
+
+    def _group_to_show(self, ws, active) -> str | None:
+        """The running group a reloaded page opens on: the one the active run belongs to,
+        else any running group of the user (between two trials nothing trains)."""
+        if active is not None:
+            try:
+                owner = (active.root / "group.txt").read_text().strip()
+            except OSError:
+                return None  # a plain training: the Train tab, as before
+            return owner if self.studio.groups.owner_active(ws, active) else None
+        running = self.studio.groups.active(ws)
+        return running[0]["id"] if running else None
 
     def tick(self, user: str, form: dict) -> dict:
         run_id = form.get("current_run")
