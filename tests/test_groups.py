@@ -75,6 +75,15 @@ def test_compare_group_runs_in_the_users_queue_and_stays_theirs(tmp_path, tiny_m
         assert picked["run"] == rows[summary["winner"]]["run"]
         with pytest.raises(FinetunerError, match="No such run"):
             studio.groups.side_by_side(bob, ids)
+        # in the UI, the page's timer must not draw the last open group back over the runs
+        # put side by side (a tick that still carries the group's id in its form)
+        from finetuner.ui.handlers import Handlers
+        ui = Handlers(studio)
+        shown = ui.side_by_side("alice", {"runs_select": ids})
+        assert "Winner by validation score" in shown["group_summary"]
+        assert ui.group_tick("alice", {"group_pick": group,
+                                       "group_seen": shown["group_seen"]}) == {}
+        assert ui.group_tick("alice", {"group_pick": group, "group_seen": None})
         other = write_csv(tmp_path / "o.csv", sentiment_rows(60, seed=3))
         run, _ = alice.submit(base(other, tiny_model, max_steps=2))
         wait_for(lambda: alice.status(run) == "completed", 120)

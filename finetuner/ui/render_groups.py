@@ -161,9 +161,11 @@ def search_html(view: dict) -> str:
     elif s.get("stopped"):
         parts.append("<p>Stopped: nothing was trained at the end. Continue the search to "
                      "carry on from its stored trials.</p>")
-    parts.append("<p style='color:#555'>Every trial is scored on the validation split only; "
-                 "a pruned trial was stopped early because it was behind the others at the "
-                 "same point of training.</p>")
+    pruned = any("pruned" in str(t.get("state") or t.get("status") or "").lower()
+                 for t in s["trials"])
+    parts.append("<p style='color:#555'>Every trial is scored on the validation split only"
+                 + ("; a pruned trial was stopped early because it was behind the others at "
+                    "the same point of training." if pruned else ".") + "</p>")
     importance = s.get("importance") or {}
     if importance:
         top = max(importance.values()) or 1.0

@@ -101,6 +101,8 @@ class GroupsTab:
         """Redrawn while the group runs, and only when something changed."""
         group_id = form.get("group_pick")
         seen = form.get("group_seen") or {}
+        if seen.get("side"):  # runs put side by side are shown until a group is picked
+            return {}
         if not group_id or (seen.get("id") == group_id and not seen.get("live")):
             return {}
         ws = self.studio.workspace(user)
@@ -138,7 +140,9 @@ class GroupsTab:
         out.update(group_pick=gr.update(value=None), tabs=gr.update(selected="groups"),
                    group_msg=render.message(
                        f"{len(view['summary']['members'])} of your runs side by side, chosen "
-                       "on validation.", "ok"), group_seen=None)
+                       "on validation.", "ok"),
+                   # no group is open now: the timer must not draw the last one back over it
+                   group_seen={"side": True})
         return out
 
 
