@@ -27,8 +27,12 @@ ENV PYTHONUNBUFFERED=1 \
 
 RUN useradd --create-home --uid 1000 studio && mkdir -p /data && chown studio /data
 WORKDIR /app
-COPY requirements.txt .
+COPY requirements.txt requirements-trackers.txt requirements-cluster.txt ./
 RUN pip install -r requirements.txt
+# optional extras: --build-arg EXTRAS="requirements-trackers.txt requirements-cluster.txt"
+# (experiment trackers; the Ray backend, also the image for a KubeRay RayCluster's pods)
+ARG EXTRAS=""
+RUN for f in $EXTRAS; do pip install -r "$f" || exit 1; done
 COPY --chown=studio . .
 
 USER studio

@@ -99,18 +99,16 @@ def main(argv: list[str] | None = None) -> None:
     shared_server = mode != "none" or not is_loopback(args.host)
     admins = {a.strip() for a in os.environ.get("FINETUNER_ADMINS", "").split(",") if a.strip()}
     from finetuner.gpus import slots_from_env
+    from finetuner.raybackend import backend_from_env
 
-    backend = os.environ.get("FINETUNER_BACKEND", "local").strip() or "local"
-    if backend != "local":
-        raise SystemExit(f"Error: FINETUNER_BACKEND={backend} is not available in this "
-                         "version; only 'local' is. Unset FINETUNER_BACKEND.")
 
     try:
         gpu_slots = slots_from_env()  # FINETUNER_GPUS / FINETUNER_GPUS_PER_JOB
+        backend = backend_from_env()  # FINETUNER_BACKEND=ray with RAY_ADDRESS, else local
     except FinetunerError as exc:
         raise SystemExit(f"Error: {exc.text}") from None
     studio = Studio(args.home, limits=limits, model_policy=ModelPolicy.from_env(shared_server),
-                    files=files, admins=admins, gpu_slots=gpu_slots)
+                    files=files, admins=admins, gpu_slots=gpu_slots, backend=backend)
     recovered = studio.jobs.recover()
     recovered["groups"] = studio.groups.recover()  # comparisons and searches carry on
     logging.info("studio home %s, sign-in: %s, %s, %s, jobs after restart: %s", studio.home,

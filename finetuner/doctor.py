@@ -63,8 +63,15 @@ def backend() -> str:
     if name == "local":
         return ("Backend: local (each training is a worker process of this server; "
                 f"FINETUNER_MAX_JOBS={os.environ.get('FINETUNER_MAX_JOBS', '1')})")
-    return (f"Backend: FINETUNER_BACKEND={name} is not available in this version: only "
-            "'local' is (the server refuses to start with another)")
+    from .errors import FinetunerError
+    from .raybackend import backend_from_env
+
+    try:
+        found = backend_from_env()
+    except FinetunerError as exc:
+        return f"Backend: {name}: problem: {exc.text}"
+    ok, words = found.reachable()
+    return f"Backend: {found.describe()}: {words}"
 
 
 def storage(home: str | None) -> list[str]:

@@ -108,12 +108,17 @@ def follow(run: RunPaths, on_eval: Callable[[dict, int], bool] | None = None,
 def worker_died(run: RunPaths) -> bool:
     """True when the run's worker started (its first event names its pid) and that process
     is gone, with no results written. A run still waiting in a queue has no worker yet."""
+    import socket
+
     from .jobs import _is_worker
 
-    pid = None
+    pid = host = None
     for event in read_events(run.events)[0]:
         if event.get("type") == "status" and event.get("pid"):
             pid = event["pid"]  # the latest start (a resumed run starts again)
+            host = event.get("host")
+    if host and host != socket.gethostname():
+        return False  # a worker on a cluster node: its job manager follows the backend's status
     if pid is None or _is_worker(int(pid), run):
         return False
     time.sleep(1.0)  # results may be being written as the process exits

@@ -71,6 +71,7 @@ class Job:
     stop_requested: float | None = None
     killed: bool = False
     processes: int = 1  # > 1: torchrun and its ranks (finetuner.distributed)
+    remote: bool = False  # submitted to a backend (Ray): followed by its status, not a pid
     done: threading.Event = field(default_factory=threading.Event)
 
 
@@ -81,7 +82,8 @@ class JobManager:
                  env: dict | None = None, worker_module: str = "finetuner.worker",
                  store: JobStore | None = None, max_jobs: int | None = None,
                  max_queued_per_user: int | None = None,
-                 max_job_seconds: float | None = None, gpu_slots=None) -> None:
+                 max_job_seconds: float | None = None, gpu_slots=None,
+                 backend=None) -> None:
         self.python = python
         self.worker_module = worker_module
         self.grace = grace_seconds
@@ -97,6 +99,8 @@ class JobManager:
         # GPU sets (finetuner.gpus.GpuSlots): a job starts only on a free set and its worker
         # sees only that set; None (or no sets) leaves devices to torch
         self.gpu_slots = gpu_slots if gpu_slots else None
+        # where workers run: None for local processes, else a finetuner.raybackend.RayBackend
+        self.backend = backend
         self._jobs: dict[str, Job] = {}
         self._lock = threading.RLock()
         self._closing = False  # set by shutdown(): nothing new starts
@@ -210,6 +214,8 @@ class JobManager:
         from .distributed import launch_command, processes_for
 
         processes = processes_for(read_json(run.config) or {}, devices)
+        if self.backend is not None:
+            return self._submit_remote(run, env, processes, devices)
         with open(run.log, "ab") as log:
             proc = subprocess.Popen(
                 # absolute: the worker runs inside the run folder (a relative --output broke);
@@ -227,10 +233,40 @@ class JobManager:
                          name=f"watch-{run.id}").start()
         return job
 
+    def _submit_remote(self, run: RunPaths, env: dict, processes: int, devices) -> Job:
+        """The worker as a job of the backend (Ray), under the run id; followed by status."""
+        from .distributed import launch_command
+
+        command = launch_command("python", self.worker_module, str(run.root.resolve()),
+                                 processes)
+        # GPUs asked of Ray: FINETUNER_RAY_GPUS_PER_PROCESS (0: a CPU job) x processes
+        per_process = float(os.environ.get("FINETUNER_RAY_GPUS_PER_PROCESS") or 0)
+        self.backend.submit(run.id, command, str(run.root.resolve()), env,
+                            num_cpus=max(1, processes), num_gpus=per_process * processes)
+        job = Job(run=run, pid=0, processes=processes, remote=True)
+        self._jobs[run.id] = job
+        self.store.set(run.id, status="running", started_at=time.time(), pid=0,
+                       gpus=",".join(devices) if devices is not None else None)
+        threading.Thread(target=self._watch, args=(job,), daemon=True,
+                         name=f"watch-{run.id}").start()
+        return job
+
     def _watch(self, job: Job) -> None:
         code = None
+        unknown_since = None
         while True:
-            if job.proc is not None:
+            if job.remote:  # the backend's status is the truth
+                state = self.backend.status(job.run.id)
+                if state in ("SUCCEEDED", "FAILED", "STOPPED"):
+                    code = 0 if state == "SUCCEEDED" else 1
+                    break
+                # the cluster no longer knows the job (restarted, wiped) or cannot be asked:
+                # after two minutes the run is over, not followed forever
+                unknown_since = (unknown_since or time.time()) if state is None else None
+                if unknown_since and time.time() - unknown_since > 120:
+                    break
+                time.sleep(1.0)
+            elif job.proc is not None:
                 try:
                     code = job.proc.wait(timeout=2.0)
                     break
@@ -269,7 +305,7 @@ class JobManager:
         try:
             # one process: SIGTERM too. torchrun would tear its ranks down at once on a
             # SIGTERM; its ranks read the STOP file instead and agree on the step to stop at
-            if job.processes <= 1:
+            if job.processes <= 1 and not job.remote:
                 os.kill(job.pid, signal.SIGTERM)
         except ProcessLookupError:
             pass
@@ -280,6 +316,9 @@ class JobManager:
         if job.done.wait(self.grace):
             return
         job.killed = True
+        if job.remote:
+            self.backend.stop(job.run.id)  # Ray ends the job (its process group)
+            return
         try:
             os.killpg(job.pid, signal.SIGKILL)
         except (ProcessLookupError, PermissionError):
@@ -313,7 +352,14 @@ class JobManager:
             if results.get("status") in FINAL_STATUSES:
                 self.store.set(run.id, status=results["status"], finished_at=time.time())
                 counts["finished"] += 1
-            elif row["pid"] and _is_worker(row["pid"], run):
+            elif self.backend is not None and self.backend.status(run.id) in (
+                    "PENDING", "RUNNING"):
+                job = Job(run=run, pid=0, started=row["started_at"] or time.time(),
+                          remote=True)  # re-attached to its Ray job by id
+                self._jobs[run.id] = job
+                threading.Thread(target=self._watch, args=(job,), daemon=True).start()
+                counts["adopted"] += 1
+            elif self.backend is None and row["pid"] and _is_worker(row["pid"], run):
                 job = Job(run=run, pid=row["pid"], started=row["started_at"] or time.time())
                 if self.gpu_slots is not None and row.get("gpus"):
                     self.gpu_slots.adopt(run.id, tuple(row["gpus"].split(",")))
@@ -343,6 +389,9 @@ class JobManager:
         deadline = time.time() + self.grace + 2
         for job in jobs:
             if not job.done.wait(max(0.0, deadline - time.time())):
+                if job.remote:
+                    self.backend.stop(job.run.id)
+                    continue
                 try:  # past the grace period the kill thread should have done this
                     os.killpg(job.pid, signal.SIGKILL)
                 except (ProcessLookupError, PermissionError):

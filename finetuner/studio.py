@@ -334,7 +334,8 @@ class Studio:
                  cache_size: int | None = None, limits: Limits | None = None,
                  model_policy: ModelPolicy | None = None,
                  files: FileRegistry | None = None, loader=None,
-                 admins: frozenset[str] | set[str] = frozenset(), gpu_slots=None) -> None:
+                 admins: frozenset[str] | set[str] = frozenset(), gpu_slots=None,
+                 backend=None) -> None:
         """gpu_slots: FINETUNER_GPUS / FINETUNER_GPUS_PER_JOB as a finetuner.gpus.GpuSlots;
         with slots, as many jobs run as there are free sets (FINETUNER_MAX_JOBS, when set,
         caps that further)."""
@@ -350,6 +351,7 @@ class Studio:
             max_jobs = None  # the free GPU sets decide
         self.jobs = jobs or JobManager(store=JobStore(self.home / "jobs.sqlite"),
                                        max_jobs=max_jobs, gpu_slots=gpu_slots,
+                                       backend=backend,
                                        max_queued_per_user=self.limits.max_queued_per_user,
                                        max_job_seconds=self.limits.max_job_hours * 3600 or None)
         # the web process is shared fairly: loaded models, try-it calls and file predictions

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import resource
 import signal
+import socket
 import sys
 import time
 import traceback
@@ -143,7 +144,8 @@ def run(run_dir: Path) -> dict:
     max_seconds = float(os.environ.get("FINETUNER_WORKER_MAX_SECONDS") or 0) or None
     stop = StopSignal(run, max_seconds)
     signal.signal(signal.SIGTERM, stop.trip)
-    events.emit("status", state="starting", pid=os.getpid(), message="Starting the worker"
+    events.emit("status", state="starting", pid=os.getpid(), host=socket.gethostname(),
+                message="Starting the worker"
                 + (f" ({distributed.world_size()} processes)" if distributed.distributed()
                    else ""))
     task = method = None
