@@ -111,6 +111,9 @@ def main(argv: list[str] | None = None) -> None:
                     files=files, admins=admins, gpu_slots=gpu_slots, backend=backend)
     recovered = studio.jobs.recover()
     recovered["groups"] = studio.groups.recover()  # comparisons and searches carry on
+    from finetuner.estimate import warm_up
+
+    warm_up()  # the machine's speed, measured before the first page asks for a time estimate
     logging.info("studio home %s, sign-in: %s, %s, %s, jobs after restart: %s", studio.home,
                  mode, limits, gpu_slots.describe(), recovered)
     if anonymous_public:

@@ -11,9 +11,10 @@ In one run on the same machine, data, model, epochs and seed:
    samples/s, dev accuracy and the ratio b/a;
 2. peak memory (resident set on CPU, GPU memory on a GPU) of full, LoRA and head-only training
    (on --memory-subset sentences);
-3. inference with the trained model: single-text latency p50/p95 through `Predictor` (the
-   try-it box), and batch throughput on the dev set through `Predictor` against a plain
-   `transformers.pipeline("text-classification")` with default settings;
+3. inference with the trained model on each runtime (PyTorch, ONNX Runtime fp32 and int8,
+   exported first where the run has no export): single-text latency p50/p95 through
+   `Predictor` (the try-it box), batch throughput and accuracy on the dev set, and a plain
+   `transformers.pipeline("text-classification")` with default settings for reference;
 4. the fast paths one at a time off (bf16 autocast, length-grouped batches) on
    --ablation-subset sentences, to show what each buys.
 Prints Markdown tables and writes bench/out/speed.json.
@@ -47,37 +48,81 @@ def subset_file(data: Path, n: int, out: Path) -> Path:
     return path
 
 
+RUNTIMES = ("torch", "onnx", "onnx-int8")
+
+
 def inference(run_dir: Path, dev: Path) -> dict:
+    """Per runtime (PyTorch, ONNX Runtime fp32, int8), in one process: single-text latency
+    through `Predictor` (the try-it box), batch throughput on the dev set and dev accuracy;
+    and a plain transformers pipeline for reference. Exports ONNX first where the run has
+    none (finetuner.onnxexport, the export the studio makes)."""
     import torch
     from transformers import pipeline
 
+    from finetuner.export import read_meta
     from finetuner.inference import Predictor
+    from finetuner.onnxexport import export_run, summary_lines
 
-    sentences = pd.read_csv(dev, sep="\t")["sentence"].astype(str).tolist()
-    predictor = Predictor.load(run_dir)
-    for text in sentences[:5]:
-        predictor.predict(text)
-    latencies = []
-    for text in sentences[:200]:
+    frame = pd.read_csv(dev, sep="\t")
+    sentences = frame["sentence"].astype(str).tolist()
+    gold = frame["label"].astype(str).tolist()
+    out: dict = {"threads": torch.get_num_threads(), "runtimes": {}}
+    if not (read_meta(run_dir / "model").get("onnx")):
         t = time.perf_counter()
-        predictor.predict(text)
-        latencies.append(time.perf_counter() - t)
-    latencies.sort()
-    t = time.perf_counter()
-    predictor.predict(sentences)
-    studio_batch = len(sentences) / (time.perf_counter() - t)
+        summary = export_run(run_dir)
+        out["export_seconds"] = round(time.perf_counter() - t, 1)
+        print("\n".join(summary_lines(summary)), flush=True)
+    info = read_meta(run_dir / "model")["onnx"]
+    out["preferred"] = info["preferred"]
+    for runtime in RUNTIMES:
+        if runtime != "torch" and runtime not in info["files"]:
+            # not kept by the studio (it lost too much on validation): measured all the same
+            predictor = _unkept_int8(run_dir) if runtime == "onnx-int8" else None
+            if predictor is None:
+                continue
+            out["runtimes"][runtime] = {"kept": False}
+        else:
+            predictor = Predictor.load(run_dir, runtime=runtime)
+            out["runtimes"][runtime] = {"kept": True}
+        for text in sentences[:10]:
+            predictor.predict(text)
+        latencies = []
+        for text in sentences[:300]:
+            t = time.perf_counter()
+            predictor.predict(text)
+            latencies.append(time.perf_counter() - t)
+        latencies.sort()
+        t = time.perf_counter()
+        preds = predictor.predict(sentences)
+        batch = len(sentences) / (time.perf_counter() - t)
+        accuracy = sum(p["label"] == g for p, g in zip(preds, gold)) / len(gold)
+        out["runtimes"][runtime] |= {
+            "single_p50_ms": round(1000 * statistics.median(latencies), 2),
+            "single_p95_ms": round(1000 * latencies[int(0.95 * len(latencies)) - 1], 2),
+            "batch_sentences_per_second": round(batch, 1), "dev_accuracy": round(accuracy, 4)}
+        print(runtime, json.dumps(out["runtimes"][runtime]), flush=True)
     clf = pipeline("text-classification", model=str(run_dir / "model"),
                    device=0 if torch.cuda.is_available() else -1)
     clf(sentences[:5])
     t = time.perf_counter()
     clf(sentences)
-    plain_batch = len(sentences) / (time.perf_counter() - t)
-    return {"single_p50_ms": round(1000 * statistics.median(latencies), 2),
-            "single_p95_ms": round(1000 * latencies[int(0.95 * len(latencies)) - 1], 2),
-            "batch_sentences_per_second": round(studio_batch, 1),
-            "pipeline_sentences_per_second": round(plain_batch, 1),
-            "batch_ratio": round(studio_batch / plain_batch, 2), "threads":
-                torch.get_num_threads()}
+    out["pipeline_sentences_per_second"] = round(len(sentences) / (time.perf_counter() - t), 1)
+    return out
+
+
+def _unkept_int8(run_dir: Path):
+    """A Predictor on the int8 model the export made and dropped, quantised again."""
+    import tempfile
+
+    from finetuner.export import read_meta
+    from finetuner.inference import Predictor
+    from finetuner.onnxexport import OnnxModel, _quantize
+
+    meta = read_meta(run_dir / "model")
+    tmp = Path(tempfile.mkdtemp()) / "model_int8.onnx"
+    _quantize(run_dir / "model" / "onnx" / "model.onnx", tmp)
+    torch_predictor = Predictor.load(run_dir, runtime="torch")
+    return Predictor(OnnxModel(tmp), torch_predictor.tokenizer, meta, runtime="onnx-int8")
 
 
 ABLATIONS = (  # (name, config overrides): each turns one fast path off
@@ -177,9 +222,15 @@ def print_report(report: dict, args) -> None:
               f"{studio['dev_accuracy']} |")
     if "inference" in report:
         inf = report["inference"]
-        print(f"\nTry-it latency p50 {inf['single_p50_ms']} ms, p95 {inf['single_p95_ms']} ms; "
-              f"batch {inf['batch_sentences_per_second']} sentences/s vs pipeline "
-              f"{inf['pipeline_sentences_per_second']} ({inf['batch_ratio']}x)")
+        print(f"\nInference, {inf['threads']} threads (plain pipeline: "
+              f"{inf['pipeline_sentences_per_second']} sentences/s; Predictor's auto "
+              f"runtime: {inf['preferred']}):\n")
+        print("| runtime | one text p50 ms | p95 ms | dev batch sentences/s | dev accuracy |")
+        print("|---|---|---|---|---|")
+        for name, row in inf["runtimes"].items():
+            label = name if row.get("kept") else f"{name} (not kept by the export check)"
+            print(f"| {label} | {row['single_p50_ms']} | {row['single_p95_ms']} | "
+                  f"{row['batch_sentences_per_second']} | {row['dev_accuracy']} |")
     if "memory" in report:
         print("Peak memory MiB: " + ", ".join(f"{m} {v}" for m, v in report["memory"].items()))
     if report.get("ablation"):

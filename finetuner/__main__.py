@@ -100,6 +100,8 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--adapter-only", action="store_true",
                            help="LoRA: export the adapter instead of a merged model")
             p.add_argument("--quiet", action="store_true", help="print only the final result")
+            p.add_argument("--onnx", action="store_true",
+                           help="also export ONNX (fp32 and int8), checked against PyTorch")
     p = sub.add_parser("predict", help="predict with a finished run")
     p.add_argument("--run", required=True, help="run directory (or model folder)")
     p.add_argument("--text", action="append", help="text to classify (repeatable)")
@@ -110,14 +112,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--file", help="data file to predict row by row")
     p.add_argument("--out", help="CSV to write file predictions to")
     p.add_argument("--json", action="store_true", help="print JSON")
+    p.add_argument("--runtime", choices=("auto", "torch", "onnx", "onnx-int8"),
+                   help="who computes: auto (default; $FINETUNER_RUNTIME) takes the ONNX "
+                        "export where it is faster on this CPU")
     p = sub.add_parser("push", help="publish the model of a finished run to the hub")
     p.add_argument("--run", required=True)
     p.add_argument("--repo", required=True, help="your-name/model-name")
     p.add_argument("--token", help="hub write token (default: $HF_TOKEN); never stored")
     p.add_argument("--public", action="store_true", help="create a public repository")
-    p = sub.add_parser("export", help="zip the model of a finished run")
+    p = sub.add_parser("export", help="zip the model of a finished run, or export it to ONNX")
     p.add_argument("--run", required=True)
-    p.add_argument("--zip", required=True, help="zip file to write")
+    p.add_argument("--zip", help="zip file to write (it carries the ONNX files, if any)")
+    p.add_argument("--onnx", action="store_true",
+                   help="export ONNX fp32 and int8 into RUN_DIR/model/onnx, checked against "
+                        "PyTorch on the run's validation and test splits")
     p = sub.add_parser("doctor", help="print what the studio sees: devices, GPU slots, "
                                       "backend, storage, versions")
     p.add_argument("--home", help="the studio's home (default: $FINETUNER_HOME)")
@@ -138,6 +146,8 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
             raw[section][name] = value
     if getattr(args, "adapter_only", False):
         raw["method"]["export_adapter_only"] = True
+    if getattr(args, "onnx", False):
+        raw["training"]["onnx"] = True
     for key in ("train_file", "validation_file", "test_file"):
         if raw["data"].get(key):
             raw["data"][key] = str(Path(raw["data"][key]).expanduser().resolve())
@@ -264,6 +274,12 @@ def print_results(run, results: dict) -> None:
               f"(batch {timing.get('batch_size')}, lr {timing.get('learning_rate', 0):g})")
     if results.get("model_dir"):
         print(f"Model: {results['model_dir']}")
+    if results.get("onnx"):
+        from .onnxexport import summary_lines
+
+        print("ONNX:")
+        for line in summary_lines(results["onnx"]):
+            print(f"  {line}")
     if results.get("trackers"):
         from .trackers import summary_lines
 
@@ -275,7 +291,7 @@ def print_results(run, results: dict) -> None:
 def cmd_predict(args) -> int:
     from .inference import Predictor
 
-    predictor = Predictor.load(args.run)
+    predictor = Predictor.load(args.run, runtime=args.runtime, batch=bool(args.file))
     if args.question or args.context or (predictor.spec.name == "qa" and not args.file):
         return _predict_qa(predictor, args)
     if args.file:
@@ -336,8 +352,22 @@ def cmd_export(args) -> int:
     from .export import make_zip
     from .runs import RunPaths
 
-    path = make_zip(RunPaths(Path(args.run)), args.zip)
-    print(f"Wrote {path} ({path.stat().st_size / 1e6:.1f} MB)")
+    if not args.zip and not args.onnx:
+        raise FinetunerError("Nothing to export.", "Pass --zip FILE, --onnx, or both.",
+                             code="no_input")
+    run = RunPaths(Path(args.run))
+    if args.onnx:
+        from .onnxexport import export_run, summary_lines
+
+        summary = export_run(run.root)
+        print(f"ONNX export in {run.model / 'onnx'} ({summary['export_seconds']} s export, "
+              f"{summary['check_seconds']} s check)")
+        print("\n".join(summary_lines(summary)))
+        if (run.root / "model.zip").exists():  # the run's own zip carries the export too
+            make_zip(run)
+    if args.zip:
+        path = make_zip(run, args.zip)
+        print(f"Wrote {path} ({path.stat().st_size / 1e6:.1f} MB)")
     return 0
 
 

@@ -263,7 +263,7 @@ def run(run_dir: Path, source: Path, output: Path, progress: Path, max_rows: int
         torch.set_num_threads(1)
         from .inference import Predictor
 
-        predictor = Predictor.load(run_dir)
+        predictor = Predictor.load(run_dir, batch=True)  # files: fastest in batches
         report(state="predicting")
         partial = output.with_name(output.name + ".partial")
 

@@ -111,7 +111,7 @@ def run_model(
     """
     if not features:
         return [], None
-    device = next(model.parameters()).device
+    device = device_of(model)
     order = sorted(range(len(features)), key=lambda i: len(features[i]["input_ids"]))
     outputs: list = [None] * len(features)
     loss_sum, loss_n = 0.0, 0
@@ -135,6 +135,12 @@ def run_model(
     finally:
         model.train(was_training)
     return outputs, (loss_sum / loss_n if loss_n else None)
+
+
+def device_of(model) -> torch.device:
+    """Where a model computes: its parameters' device (an ONNX Runtime model says "cpu")."""
+    device = getattr(model, "device", None)
+    return device if isinstance(device, torch.device) else next(model.parameters()).device
 
 
 def _scatter(out, idx: list[int], features: Sequence[dict], outputs: list) -> None:

@@ -253,6 +253,12 @@ class TrainingConfig:
         "Export the trained model. Search trials turn this off (the chosen configuration is "
         "trained again as a normal run, with its model).", default=True,
     )
+    onnx: bool = _help(
+        "Also export the model to ONNX (fp32, and int8 when its validation score stays within "
+        "0.5 points), checked against PyTorch on the validation and test splits; the "
+        "try-it box and batch prediction then use ONNX Runtime where it is faster.",
+        default=False,
+    )
     processes: int = _help(
         "Training processes for this one run (DDP through torchrun): one per GPU on a GPU "
         "machine (a server's GPU slots of several GPUs set it), else gloo processes on the "

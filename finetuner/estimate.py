@@ -1,11 +1,13 @@
 """What each method costs before anything trains: trainable parameters, time per epoch, advice.
 
-Parameters are counted on a weightless copy of the model (torch's meta device), so this is
-instant even for large models. Time per epoch is estimated from the tokens in the user's data
-and the FLOPs per token of each method (about 6x the encoder's weights for full fine-tuning,
-4x for LoRA, which skips weight gradients, and 2x for head-only, which skips the backward pass
-through the encoder), at the speed this machine reached on our SST-2 benchmark, scaled by a
-short matrix-multiply probe of the machine the server runs on.
+Parameters are counted from the checkpoint's safetensors header and config.json for the
+common encoder families (no torch, no model classes imported: the first view of the table is
+instant), else on a weightless copy of the model (torch's meta device). Time per epoch is
+estimated from the tokens in the user's data and the FLOPs per token of each method (about 6x
+the encoder's weights for full fine-tuning, 4x for LoRA, which skips weight gradients, and 2x
+for head-only, which skips the backward pass through the encoder), at the speed this machine
+reached on our SST-2 benchmark, scaled by a short matrix-multiply probe of the machine the
+server runs on (measured in the background at server start).
 """
 
 from __future__ import annotations
@@ -70,6 +72,96 @@ def method_params(model_path: str, task_auto: str, peft_task: str, heads: tuple[
     return out
 
 
+# model_type -> the checkpoint's prefix. Their sequence-classification heads all hold a
+# hidden-size dense layer (BERT's and DeBERTa's pooler, RoBERTa's head) and the output
+# layer. Others (DistilBERT, ELECTRA, ModernBERT, ...) are counted on meta-device skeletons.
+FAMILIES = {"bert": "bert", "roberta": "roberta", "xlm-roberta": "roberta",
+            "deberta-v2": "deberta"}
+LORA_TARGETS = {"deberta-v2": 2}  # query and value projections per layer (peft's default)
+PRETRAINING_HEADS = ("cls.", "lm_head.", "generator", "discriminator_predictions",
+                     "mask_predictions", "lm_predictions", "pooler.")
+
+
+def _header_counts(folder: Path) -> dict[str, int]:
+    """{tensor name: element count} from the safetensors header(s): 8 bytes and a JSON."""
+    import json
+    import math
+    import struct
+
+    files = sorted(folder.glob("*.safetensors"))
+    out: dict[str, int] = {}
+    for file in files:
+        with open(file, "rb") as fh:
+            size = struct.unpack("<Q", fh.read(8))[0]
+            if size > 100_000_000:
+                raise ValueError("safetensors header too large")
+            header = json.loads(fh.read(size))
+        for name, info in header.items():
+            if name != "__metadata__" and str(info.get("dtype", "")).startswith(("F", "BF")):
+                out[name] = math.prod(info["shape"])
+    return out
+
+
+def quick_params(model_path: str, task_auto: str, num_labels: int, lora_r: int = 8
+                 ) -> dict[str, tuple[int, int, int]] | None:
+    """method_params from the header and config.json alone, for the families in FAMILIES
+    (exactly what peft and transformers build; tests compare both); None for others."""
+    import json
+
+    folder = Path(model_path)
+    try:
+        config = json.loads((folder / "config.json").read_text("utf-8"))
+        prefix = FAMILIES.get(config.get("model_type"))
+        if prefix is None:
+            return None
+        counts = _header_counts(folder)
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    backbone = embeddings = 0
+    for name, n in counts.items():
+        name = name.removeprefix(prefix + ".")
+        if name.startswith(PRETRAINING_HEADS) or not name.startswith(("embeddings.",
+                                                                       "encoder.")):
+            continue
+        backbone += n
+        embeddings += n if "embeddings" in name else 0  # as method_params counts them
+    if not backbone:
+        return None
+    h, labels = int(config["hidden_size"]), max(num_labels, 2)
+    if task_auto == "AutoModelForSequenceClassification":
+        inner = int(config.get("pooler_hidden_size") or h)
+        head = (h * inner + inner) + (inner * labels + labels)
+    elif task_auto in ("AutoModelForTokenClassification", "AutoModelForQuestionAnswering"):
+        head = h * labels + labels  # QA: two labels, the start and the end
+    else:
+        return None
+    total = backbone + head
+    lora = int(config["num_hidden_layers"]) * LORA_TARGETS.get(config["model_type"], 2) * \
+        lora_r * (h + h)
+    return {"full": (total, total, total - embeddings),
+            "lora": (lora + head, total + lora + head, total - embeddings),
+            "head": (head, total, total - embeddings)}
+
+
+def counts(model_path: str, spec, num_labels: int, lora_r: int = 8
+           ) -> dict[str, tuple[int, int, int]]:
+    """(trainable, total, non-embedding) per method: from the header where the family is
+    known, else from meta-device skeletons."""
+    quick = quick_params(model_path, spec.auto_model, num_labels, lora_r)
+    if quick is not None:
+        return quick
+    return method_params(model_path, spec.auto_model, spec.peft_task_type, spec.head_modules,
+                         num_labels, lora_r)
+
+
+def warm_up() -> None:
+    """Measure the machine once in the background at server start, so that no request waits
+    for the probe."""
+    import threading
+
+    threading.Thread(target=probe_flops, name="finetuner-probe", daemon=True).start()
+
+
 @functools.lru_cache(maxsize=1)
 def probe_flops() -> float:
     """FLOP/s of a transformer-sized matrix multiply on this machine (bf16 where fast)."""
@@ -102,8 +194,7 @@ def seconds_per_epoch(method: str, non_embedding: int, n_train: int, mean_tokens
 
 def method_costs(model_path: str, spec, num_labels: int, n_train: int, mean_tokens: float,
                  n_eval: int, lora_r: int = 8) -> list[MethodCost]:
-    params = method_params(model_path, spec.auto_model, spec.peft_task_type, spec.head_modules,
-                           num_labels, lora_r)
+    params = counts(model_path, spec, num_labels, lora_r)
     costs = []
     for method, (trainable, total, non_embedding) in params.items():
         secs = seconds_per_epoch(method, non_embedding, n_train, mean_tokens, n_eval) if \

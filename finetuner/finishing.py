@@ -94,6 +94,8 @@ def finish(ctx: Context, p: Prepared, evaluator: Evaluator, callback: RunCallbac
         ctx.events.emit("status", state="saving", message="Saving the model")
         export.save_model(ctx.run, p.model, p.tokenizer, cfg, p.spec, results, p.data.report)
         results["model_dir"] = str(ctx.run.model)
+        if cfg.training.onnx and not stopped:
+            results["onnx"] = _onnx(ctx, p)
         results["model_zip"] = str(export.make_zip(ctx.run))
     else:
         results["note"] = "Stopped before the first evaluation: no model was saved."
@@ -102,6 +104,21 @@ def finish(ctx: Context, p: Prepared, evaluator: Evaluator, callback: RunCallbac
                         message="Reporting to " + ", ".join(cfg.training.report_to))
         ctx.reporter.report(results)  # never raises: a failing tracker is a warning event
     return results
+
+
+def _onnx(ctx: Context, p: Prepared) -> dict:
+    """ONNX export of the saved model, checked on the run's own splits; an export that fails
+    never fails the run (the PyTorch model is saved already)."""
+    from . import onnxexport
+
+    try:
+        return onnxexport.export_run(ctx.run.root, {"validation": p.data.validation,
+                                                    "test": p.data.test}, ctx.events)
+    except Exception as exc:  # noqa: BLE001 - an architecture the exporters cannot take
+        message = f"ONNX export failed ({type(exc).__name__}: {str(exc)[:300]}); the PyTorch " \
+                  "model is saved and works as usual."
+        ctx.events.emit("warning", message=message)
+        return {"error": message}
 
 
 def _score(ctx: Context, p: Prepared, evaluator: Evaluator, callback: RunCallback,

@@ -6,7 +6,10 @@
     p.predict_file("new.csv", "predictions.csv")
 
 Inputs are batched by length with no gradient tracking. Works on merged models and on
-adapter-only (peft) exports.
+adapter-only (peft) exports. Where the run has an ONNX export (finetuner.onnxexport), the
+runtime setting chooses who computes: `auto` (the default, or $FINETUNER_RUNTIME) takes the
+export's fastest kept runtime on a CPU machine and PyTorch on a GPU; `torch`, `onnx` and
+`onnx-int8` ask for one. An ONNX predictor loads no PyTorch weights.
 """
 
 from __future__ import annotations
@@ -28,8 +31,9 @@ BF16_MIN_BATCH = 16
 
 
 class Predictor:
-    def __init__(self, model, tokenizer, meta: dict) -> None:
+    def __init__(self, model, tokenizer, meta: dict, runtime: str = "torch") -> None:
         self.model = model.eval()
+        self.runtime = runtime
         self.tokenizer = tokenizer
         self.meta = meta
         self.spec = get_task(meta.get("task", "classification"))
@@ -39,12 +43,16 @@ class Predictor:
         self.pad_id = tokenizer.pad_token_id or 0
         self.options = TaskOptions.from_dict(meta.get("options"))
         self.temperature = float(meta.get("temperature") or 1.0)
-        self.device = next(model.parameters()).device
-        self.amp = batching.pick_precision("auto", self.device)
+        self.device = batching.device_of(model)
+        # ONNX Runtime computes in the precision of its file
+        self.amp = batching.pick_precision("auto", self.device) if runtime == "torch" else None
 
     @classmethod
-    def load(cls, path: str | Path) -> Predictor:
-        """Load from a run directory or straight from a model folder."""
+    def load(cls, path: str | Path, runtime: str | None = None, batch: bool = False
+             ) -> Predictor:
+        """Load from a run directory or straight from a model folder; `runtime`: auto (None:
+        $FINETUNER_RUNTIME or auto), torch, onnx or onnx-int8. `batch`: for whole files (auto
+        then takes the runtime fastest in batches, not for one text)."""
         path = Path(path)
         model_dir = path / "model" if (path / "model").is_dir() else path
         meta = read_meta(model_dir)
@@ -54,6 +62,9 @@ class Predictor:
                 "Pick a run that completed, or a folder exported by finetuner.",
                 code="no_model",
             )
+        from . import onnxexport
+
+        chosen = onnxexport.pick(model_dir, meta, runtime, batch)
         import transformers
 
         spec = get_task(meta.get("task", "classification"))
@@ -63,6 +74,9 @@ class Predictor:
             from .modeling import for_split_words
 
             tokenizer = for_split_words(tokenizer, model_dir)
+        if chosen != "torch":
+            model = onnxexport.OnnxModel(model_dir / meta["onnx"]["files"][chosen])
+            return cls(model, tokenizer, meta, runtime=chosen)
         if meta.get("format") == "peft-adapter":
             from peft import PeftModel
 

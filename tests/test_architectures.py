@@ -547,3 +547,47 @@ def test_split_words_get_the_prefix_space_of_running_text(family, tiny_family, t
     predictor = Predictor.load(old)
     assert encodings(predictor.tokenizer) == (split, split)
     assert predictor.predict(" ".join(words))["tokens"] == words
+
+
+# ---------------------------------------------------------------------------- cheap counts
+
+
+@pytest.mark.parametrize("task", ("classification", "ner", "qa", "multi-label"))
+@pytest.mark.parametrize("family", FAMILIES)
+def test_header_counts_match_the_models_peft_builds(family, task, tiny_family):
+    """The method table's parameter counts, read from the safetensors header and
+    config.json, are exactly those of the skeletons transformers and peft build; families
+    the header rules do not know fall back to the skeletons."""
+    from finetuner.estimate import method_params, quick_params
+    from finetuner.tasks import get_task
+
+    spec = get_task(task)
+    folder = str(tiny_family(family))
+    for labels, r in ((2, 8), (2 if task == "qa" else 5, 4)):  # QA: start and end
+        quick = quick_params(folder, spec.auto_model, labels, r)
+        built = method_params(folder, spec.auto_model, spec.peft_task_type, spec.head_modules,
+                              labels, r)
+        # DistilBERT and ModernBERT: other layouts; this ELECTRA projects its embeddings
+        if family in ("distilbert", "modernbert", "electra"):
+            assert quick is None
+        else:
+            assert quick == built, (family, task, labels, r)
+
+
+def test_the_default_models_table_needs_no_model_classes():
+    """The first method table on a fresh server: counts of the embedded model without
+    importing transformers' modeling code (it took 3-4 s on this CPU)."""
+    import subprocess
+    import sys
+
+    code = ("import sys, time; t = time.perf_counter()\n"
+            "from finetuner.estimate import counts\n"
+            "from finetuner.modeling import embedded_model_path\n"
+            "from finetuner.tasks import get_task\n"
+            "c = counts(embedded_model_path(), get_task('classification'), 2)\n"
+            "print(c['full'][1], c['lora'][0], c['head'][0], "
+            "'transformers.modeling_utils' in sys.modules, 'torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=120, cwd=Path(__file__).parent.parent)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["22713986", "222338", "148610", "False", "False"]

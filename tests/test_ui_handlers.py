@@ -18,7 +18,8 @@ DEFAULTS = {"task": "classification", "pair_col": NONE, "model_choice": "default
             "weight_decay": 0.01, "warmup_ratio": 0.06, "evals_per_epoch": 4, "patience": 3,
             "seed": 42, "precision": "auto", "max_steps": 0, "val_split": 0.1,
             "test_split": 0.1, "lora_r": 8, "lora_alpha": 16, "lora_dropout": 0.1,
-            "lora_targets": "", "adapter_only": False, "report_to": []}
+            "lora_targets": "", "adapter_only": False, "report_to": [],
+            "onnx": False}
 
 
 def text(markup: str) -> str:

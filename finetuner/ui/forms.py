@@ -52,6 +52,7 @@ SETTINGS = {
     "precision": ("training", "precision", str),
     "max_steps": ("training", "max_steps", int),
     "report_to": ("training", "report_to", list),
+    "onnx": ("training", "onnx", bool),
 }
 ZERO_IS_UNSET = {"lr", "batch_size", "max_steps"}  # 0 on the page: pick the default
 FORM_FIELDS = ("task", "train_file", "val_file", "test_file", "text_col", "pair_col",
@@ -66,6 +67,8 @@ def settings_from_form(form: dict) -> dict:
         raw = form.get(key)
         if cast is list:  # ticked boxes; none ticked: the default (report nowhere)
             value = [str(v) for v in raw] if raw else None
+        elif cast is bool:  # a ticked box; unticked: the default
+            value = True if raw else None
         elif cast is str:
             value = (str(raw).strip() or None) if raw is not None else None
         else:

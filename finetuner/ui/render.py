@@ -170,7 +170,43 @@ def metrics_html(results: dict) -> str:
     note = message(results["note"], "info") if results.get("note") else ""
     state = "" if status == "completed" else message(f"Run {status}.", "info")
     return (state + f"<div class='ft-metrics'>{cards}</div>" + meta
-            + baselines_html(results) + calibration_html(results) + note)
+            + baselines_html(results) + calibration_html(results) + onnx_html(results)
+            + note)
+
+
+def onnx_html(results: dict) -> str:
+    """The ONNX export's check: each runtime's agreement with PyTorch and speed."""
+    info = results.get("onnx") or {}
+    if not info:
+        return ""
+    if info.get("error"):
+        return message(info["error"], "info")
+    from ..onnxexport import TITLES
+
+    metric = info.get("metric", "")
+    rows = []
+    for name in ("torch", "onnx", "onnx-int8"):
+        val = (info["splits"].get("validation") or {}).get(name) or {}
+        test = (info["splits"].get("test") or {}).get(name) or {}
+        kept = name == "torch" or info["kept"][name]["kept"]
+        cells = [TITLES[name] + ("" if kept else f" (not kept: {info['kept'][name]['why']})"),
+                 "reference" if name == "torch" else f"{val.get('agreement', 0):.1%} / "
+                 f"{test.get('agreement', 0):.1%}",
+                 "" if name == "torch" else f"{val.get('difference_points', 0):+.2f} / "
+                 f"{test.get('difference_points', 0):+.2f}",
+                 f"{info['latency_ms'].get(name, 0):.1f} ms",
+                 f"{info['rows_per_second'].get(name, 0):.0f}"]
+        rows.append("<tr>" + "".join(f"<td>{esc(c)}</td>" for c in cells) + "</tr>")
+    head = ("<tr><th>runtime</th><th>same answers as PyTorch (validation / test)</th>"
+            f"<th>{esc(metric)} difference, points</th><th>one text</th>"
+            "<th>texts/s in batches</th></tr>")
+    text = (f"The model is also exported to ONNX ({esc(info.get('exporter', ''))}). int8 is kept "
+            f"only when it loses at most {info.get('max_drop_points')} points on validation; "
+            f"the test column is reported, not used to choose. The try-it box uses "
+            f"{esc(TITLES[info['preferred']])} and file predictions "
+            f"{esc(TITLES[info.get('preferred_batch', 'torch')])}: the fastest kept runtimes "
+            "here.")
+    return (f"<div class='ft-onnx'><p>{text}</p><table>{head}{''.join(rows)}</table></div>")
 
 
 def calibration_html(results: dict) -> str:

@@ -231,12 +231,10 @@ class DataTabs:
         n_params = None
         if model.get("path"):
             try:
-                from ..estimate import method_params
+                from ..estimate import counts
 
                 spec = get_task(form.get("task") or "classification")
-                counts = method_params(model["path"], spec.auto_model, spec.peft_task_type,
-                                       spec.head_modules, 2)
-                n_params = counts["full"][1]
+                n_params = counts(model["path"], spec, 2)["full"][1]
             except Exception:  # noqa: BLE001 - no size known: the small-model default
                 n_params = None
         return {"lr": default_learning_rate(method, n_params)}

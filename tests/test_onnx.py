@@ -1,0 +1,273 @@
+"""ONNX export and ONNX Runtime inference: runs trained by real workers with the onnx setting
+(classification, NER, QA on the tiny model), the export checked against PyTorch, predictors on
+each runtime answering alike, the card's onnxruntime snippet executed, a later export from the
+CLI, int8 dropped when it loses too much on validation, a run whose data changed refused."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import zipfile
+
+import numpy as np
+import pytest
+from conftest import EXAMPLES, ROOT
+
+from finetuner.config import RunConfig
+from finetuner.errors import FinetunerError
+
+pytest.importorskip("onnxruntime")
+
+TASKS = {
+    "classification": {"data": {"train_file": str(EXAMPLES / "sentiment.csv"),
+                                "max_length": 48}},
+    "ner": {"data": {"train_file": str(EXAMPLES / "ner.jsonl"), "max_length": 48}},
+    "qa": {"data": {"train_file": str(EXAMPLES / "qa.jsonl"), "max_length": 64,
+                    "doc_stride": 24}},
+}
+CONTEXT = "The tower was finished in 1889. It stands in Paris, on the Champ de Mars."
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, tiny_model):
+    """task -> (task, run, results) of a run trained by a real worker with training.onnx on
+    (each trained once, when a test first asks for it)."""
+    from finetuner.jobs import JobManager
+    from finetuner.runs import create_run
+
+    done: dict = {}
+
+    def get(task: str):
+        if task not in done:
+            cfg = RunConfig.from_dict({
+                "task": task, **TASKS[task], "model": {"name_or_path": str(tiny_model)},
+                "training": {"epochs": 1, "batch_size": 16, "learning_rate": 3e-3,
+                             "max_steps": 4, "evals_per_epoch": 1, "onnx": True,
+                             "checkpoints": False},
+            })
+            run = create_run(tmp_path_factory.mktemp(f"onnx-{task}") / "runs", cfg)
+            manager = JobManager()
+            manager.start(run)
+            results = manager.wait(run, timeout=300)
+            assert results["status"] == "completed", results
+            done[task] = (task, run, results)
+        return done[task]
+
+    return get
+
+
+@pytest.fixture(params=list(TASKS))
+def exported(request, trained):
+    return trained(request.param)
+
+
+def test_the_run_exports_and_checks_onnx(exported):
+    task, run, results = exported
+    summary = results["onnx"]
+    assert "error" not in summary, summary
+    assert (run.model / "onnx" / "model.onnx").stat().st_size > 1e5
+    on_disk = json.loads((run.model / "onnx" / "onnx.json").read_text())
+    assert on_disk["preferred"] == summary["preferred"] in ("torch", "onnx", "onnx-int8")
+    val, test = summary["splits"]["validation"], summary["splits"]["test"]
+    assert val["n"] == results["data"]["validation"] and test["n"] == results["data"]["test"]
+    # fp32 ONNX decides exactly as PyTorch fp32 on both splits, with the same score
+    assert val["onnx"]["agreement"] == 1.0 and test["onnx"]["agreement"] == 1.0
+    assert abs(val["onnx"]["difference_points"]) < 0.01
+    assert val["onnx"]["max_output_difference"] < 1e-3
+    assert summary["kept"]["onnx"]["kept"]
+    # int8: kept exactly when its validation score is within 0.5 points of PyTorch's
+    int8 = val["onnx-int8"]
+    assert summary["kept"]["onnx-int8"]["kept"] == (int8["difference_points"] >= -0.5)
+    assert (run.model / "onnx" / "model_int8.onnx").exists() == \
+        summary["kept"]["onnx-int8"]["kept"]
+    assert set(summary["latency_ms"]) == {"torch", "onnx", "onnx-int8"}
+    meta = json.loads((run.model / "finetuner.json").read_text())
+    assert meta["onnx"]["preferred"] == summary["preferred"]
+    card = (run.model / "README.md").read_text()
+    assert card.count("## ONNX") == 1 and "onnxruntime" in card and "optimum" in card
+    names = zipfile.ZipFile(run.root / "model.zip").namelist()
+    assert "model/onnx/model.onnx" in names and "model/onnx/tokenizer.json" in names
+    assert "model/onnx/config.json" in names
+    events = run.events.read_text()
+    assert '"state": "onnx"' in events
+
+
+def _same(a, b, task):
+    if task == "classification":
+        assert a["label"] == b["label"]
+        for k, v in a["probabilities"].items():
+            assert abs(v - b["probabilities"][k]) < 1e-4
+    elif task == "ner":
+        assert [(e["type"], e["start"], e["end"]) for e in a["entities"]] == \
+            [(e["type"], e["start"], e["end"]) for e in b["entities"]]
+        assert a["tags"] == b["tags"]
+    else:
+        assert (a["answer"], a["start"], a["end"]) == (b["answer"], b["start"], b["end"])
+        assert abs(a["probability"] - b["probability"]) < 1e-3
+
+
+def test_predictors_on_each_runtime_answer_alike(exported, monkeypatch):
+    from finetuner.inference import Predictor
+    from finetuner.onnxexport import OnnxModel
+
+    task, run, results = exported
+    torch_p = Predictor.load(run.root, runtime="torch")
+    onnx_p = Predictor.load(run.root, runtime="onnx")
+    assert isinstance(onnx_p.model, OnnxModel) and onnx_p.runtime == "onnx"
+    assert onnx_p.amp is None
+    monkeypatch.setenv("FINETUNER_RUNTIME", "torch")
+    assert Predictor.load(run.root).runtime == "torch"
+    monkeypatch.setenv("FINETUNER_RUNTIME", "auto")
+    assert Predictor.load(run.root).runtime == results["onnx"]["preferred"]
+    # whole files: the runtime fastest in batches (measured by the check)
+    rates = results["onnx"]["rows_per_second"]
+    fastest = max((n for n in rates if n == "torch" or results["onnx"]["kept"][n]["kept"]),
+                  key=rates.get)
+    assert Predictor.load(run.root, batch=True).runtime == fastest
+    if task == "qa":
+        inputs = [{"question": q, "context": CONTEXT}
+                  for q in ("Where does the tower stand?", "When was it finished?")]
+    elif task == "ner":
+        inputs = [{"text": t} for t in ("Ann Lee visited Oslo on Monday",
+                                        "Bo Chen and Cy Diaz flew to Rome")]
+    else:
+        inputs = [{"text": t} for t in ("A lovely film.", "It broke after a day.", "fine " * 30)]
+    for a, b in zip(onnx_p.predict_examples(inputs), torch_p.predict_examples(inputs)):
+        _same(a, b, task)
+    # a batch of many rows (the path where PyTorch may use bf16) still agrees with fp32 ONNX
+    many = inputs * 12
+    assert len(onnx_p.predict_examples(many)) == len(many)
+
+
+def test_card_snippet_runs_with_onnxruntime_alone(exported):
+    """The card's onnxruntime code, executed as written, gives PyTorch's logits."""
+    import torch
+
+    from finetuner.export import read_meta
+    from finetuner.inference import Predictor
+    from finetuner.onnxexport import usage
+
+    task, run, _ = exported
+    meta = read_meta(run.model)
+    code = usage(meta, str(run.model), runtime="onnx")
+    scope: dict = {}
+    exec(compile(code, "onnx_usage", "exec"), scope)
+    enc = scope["enc"]
+    model = Predictor.load(run.root, runtime="torch").model
+    with torch.inference_mode():
+        ref = model(**{k: torch.from_numpy(np.asarray(v, dtype=np.int64))
+                       for k, v in enc.items() if k in scope["feeds"]})
+    if task == "qa":
+        got, want = scope["start_logits"], ref.start_logits.numpy()
+    else:
+        got, want = scope["logits"], ref.logits.numpy()
+    np.testing.assert_allclose(got, want, atol=1e-4)
+
+
+def test_later_export_rebuilds_splits_and_drops_int8_that_loses(trained, monkeypatch, tmp_path):
+    from finetuner import onnxexport
+    from finetuner.inference import Predictor
+    from finetuner.runs import RunPaths
+
+    _, run, _ = trained("classification")
+    copy = RunPaths(tmp_path / run.id)
+    shutil.copytree(run.root, copy.root)
+    # int8 that lost more than 0.5 points on validation is not kept, and not offered
+    monkeypatch.setattr(onnxexport, "INT8_MAX_DROP", -1000.0)  # every score "drops too much"
+    summary = onnxexport.export_run(copy.root)
+    assert not summary["kept"]["onnx-int8"]["kept"] and summary["kept"]["onnx"]["kept"] is False
+    assert not (copy.model / "onnx" / "model_int8.onnx").exists()
+    assert summary["preferred"] == "torch"
+    with pytest.raises(FinetunerError, match="not kept"):
+        Predictor.load(copy.root, runtime="onnx-int8")
+    assert Predictor.load(copy.root).runtime == "torch"  # auto falls back to PyTorch
+    results = json.loads(copy.results.read_text())
+    assert results["onnx"]["kept"]["onnx-int8"]["kept"] is False
+    # the card is rewritten, not appended to
+    assert (copy.model / "README.md").read_text().count("## ONNX") == 1
+
+
+def test_export_from_the_cli_and_a_run_whose_data_changed(trained, tmp_path):
+    _, run, _ = trained("classification")
+    copy = tmp_path / "copy"
+    shutil.copytree(run.root, copy)
+    shutil.rmtree(copy / "model" / "onnx")
+    proc = subprocess.run([sys.executable, "-m", "finetuner", "export", "--run", str(copy),
+                           "--onnx", "--zip", str(tmp_path / "m.zip")], cwd=ROOT,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "ONNX Runtime fp32: kept; agreement with PyTorch 100.0% validation" in proc.stdout
+    assert "Predictor uses" in proc.stdout
+    assert "model/onnx/model.onnx" in zipfile.ZipFile(tmp_path / "m.zip").namelist()
+    proc = subprocess.run([sys.executable, "-m", "finetuner", "predict", "--run", str(copy),
+                           "--runtime", "onnx", "--text", "A lovely film.", "--json"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["label"] in ("positive", "negative")
+    # the data file changed since training: its splits are no longer the run's own
+    data = tmp_path / "reviews.csv"
+    lines = (EXAMPLES / "sentiment.csv").read_text().splitlines()
+    data.write_text("\n".join(lines[:1] + lines[1:][::-1][:300]) + "\n")
+    cfg = json.loads((copy / "config.json").read_text())
+    cfg["data"]["train_file"] = str(data)
+    (copy / "config.json").write_text(json.dumps(cfg))
+    proc = subprocess.run([sys.executable, "-m", "finetuner", "export", "--run", str(copy),
+                           "--onnx"], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and "changed since it trained" in proc.stderr, proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_runtime_choices_fail_clearly(tmp_path):
+    from finetuner.onnxexport import pick
+
+    meta = {"task": "classification"}
+    with pytest.raises(FinetunerError, match="no ONNX export"):
+        pick(tmp_path, meta, "onnx")
+    with pytest.raises(FinetunerError, match="Unknown runtime"):
+        pick(tmp_path, meta, "tensorrt")
+    assert pick(tmp_path, meta, "auto") == "torch"
+    # an export whose file went missing: auto takes PyTorch, an explicit choice says why
+    meta = {"onnx": {"files": {"onnx": "onnx/model.onnx"}, "preferred": "onnx",
+                     "kept": {"onnx": {"kept": True}}}}
+    assert pick(tmp_path, meta, "auto") == "torch"
+    with pytest.raises(FinetunerError, match="not kept"):
+        pick(tmp_path, meta, "onnx")
+    (tmp_path / "onnx").mkdir()
+    (tmp_path / "onnx" / "model.onnx").write_bytes(b"x")
+    assert pick(tmp_path, meta, None) == "onnx"
+
+
+def test_the_form_asks_for_it_and_the_results_page_shows_the_check(trained):
+    import html
+    import re
+
+    from finetuner.ui.forms import settings_from_form
+    from finetuner.ui.render import metrics_html
+
+    assert settings_from_form({"onnx": True})["training"] == {"onnx": True}
+    assert "onnx" not in settings_from_form({"onnx": False})["training"]  # the default
+    _, _, results = trained("classification")
+    page = html.unescape(re.sub(r"<[^>]+>", " ", metrics_html(results)))
+    assert "ONNX Runtime fp32" in page and "100.0% / 100.0%" in page
+    assert "The try-it box uses" in page and "test column is reported, not used" in page
+    broken = dict(results, onnx={"error": "ONNX export failed (KeyError: x); the PyTorch "
+                                          "model is saved and works as usual."})
+    assert "the PyTorch model is saved" in html.unescape(metrics_html(broken))
+
+
+def test_a_failing_export_never_fails_the_run(tmp_path):
+    """finishing._onnx turns any failure into a warning event and a note in the results."""
+    from types import SimpleNamespace
+
+    from finetuner.finishing import _onnx
+    from finetuner.runs import RunPaths
+
+    emitted = []
+    events = SimpleNamespace(emit=lambda kind, **kw: emitted.append((kind, kw)))
+    ctx = SimpleNamespace(run=RunPaths(tmp_path), events=events)
+    data = SimpleNamespace(validation=[], test=[])
+    out = _onnx(ctx, SimpleNamespace(data=data))
+    assert "ONNX export failed" in out["error"] and "PyTorch model is saved" in out["error"]
+    assert emitted[-1][0] == "warning" and emitted[-1][1]["message"] == out["error"]
