@@ -13,6 +13,7 @@ server runs on (measured in the background at server start).
 from __future__ import annotations
 
 import functools
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -82,41 +83,67 @@ PRETRAINING_HEADS = ("cls.", "lm_head.", "generator", "discriminator_predictions
                      "mask_predictions", "lm_predictions", "pooler.")
 
 
+MAX_HEADER_BYTES = 8 << 20  # BERT-large's header is about 50 KB
+
+
+def _weight_files(folder: Path) -> list[Path]:
+    """model.safetensors, or the shards its index names (never stray files beside them)."""
+    import json
+
+    single = folder / "model.safetensors"
+    if single.is_file():
+        return [single]
+    index = json.loads((folder / "model.safetensors.index.json").read_text("utf-8"))
+    names = sorted(set((index.get("weight_map") or {}).values()))
+    if not names or any(Path(n).name != n or not n.endswith(".safetensors") for n in names):
+        raise ValueError("unexpected index")
+    return [folder / n for n in names]
+
+
 def _header_counts(folder: Path) -> dict[str, int]:
     """{tensor name: element count} from the safetensors header(s): 8 bytes and a JSON."""
     import json
     import math
     import struct
 
-    files = sorted(folder.glob("*.safetensors"))
     out: dict[str, int] = {}
-    for file in files:
+    for file in _weight_files(folder):
         with open(file, "rb") as fh:
             size = struct.unpack("<Q", fh.read(8))[0]
-            if size > 100_000_000:
+            if size > MAX_HEADER_BYTES:
                 raise ValueError("safetensors header too large")
             header = json.loads(fh.read(size))
         for name, info in header.items():
             if name != "__metadata__" and str(info.get("dtype", "")).startswith(("F", "BF")):
-                out[name] = math.prod(info["shape"])
+                out[name] = math.prod(int(d) for d in info["shape"])
     return out
 
 
 def quick_params(model_path: str, task_auto: str, num_labels: int, lora_r: int = 8
                  ) -> dict[str, tuple[int, int, int]] | None:
     """method_params from the header and config.json alone, for the families in FAMILIES
-    (exactly what peft and transformers build; tests compare both); None for others."""
+    (exactly what peft and transformers build; tests compare both); None for others, and
+    for any file that does not read as expected (the skeletons then count)."""
+    folder = Path(model_path)
+    try:
+        stamp = max(f.stat().st_mtime_ns for f in folder.iterdir()
+                    if f.suffix in (".json", ".safetensors"))
+        return _quick_params(str(folder), stamp, task_auto, num_labels, lora_r)
+    except Exception:  # noqa: BLE001 - an odd upload: fall back to the skeletons
+        return None
+
+
+@functools.lru_cache(maxsize=32)
+def _quick_params(model_path: str, stamp: int, task_auto: str, num_labels: int, lora_r: int
+                  ) -> dict[str, tuple[int, int, int]] | None:
     import json
 
     folder = Path(model_path)
-    try:
-        config = json.loads((folder / "config.json").read_text("utf-8"))
-        prefix = FAMILIES.get(config.get("model_type"))
-        if prefix is None:
-            return None
-        counts = _header_counts(folder)
-    except (OSError, ValueError, KeyError, TypeError):
+    config = json.loads((folder / "config.json").read_text("utf-8"))
+    prefix = FAMILIES.get(config.get("model_type"))
+    if prefix is None:
         return None
+    counts = _header_counts(folder)
     backbone = embeddings = 0
     for name, n in counts.items():
         name = name.removeprefix(prefix + ".")
@@ -129,8 +156,9 @@ def quick_params(model_path: str, task_auto: str, num_labels: int, lora_r: int =
         return None
     h, labels = int(config["hidden_size"]), max(num_labels, 2)
     if task_auto == "AutoModelForSequenceClassification":
+        # DeBERTa's pooler maps pooler_hidden_size to itself (it must equal hidden_size)
         inner = int(config.get("pooler_hidden_size") or h)
-        head = (h * inner + inner) + (inner * labels + labels)
+        head = (inner * inner + inner) + (inner * labels + labels)
     elif task_auto in ("AutoModelForTokenClassification", "AutoModelForQuestionAnswering"):
         head = h * labels + labels  # QA: two labels, the start and the end
     else:
@@ -157,14 +185,21 @@ def counts(model_path: str, spec, num_labels: int, lora_r: int = 8
 def warm_up() -> None:
     """Measure the machine once in the background at server start, so that no request waits
     for the probe."""
-    import threading
-
     threading.Thread(target=probe_flops, name="finetuner-probe", daemon=True).start()
 
 
-@functools.lru_cache(maxsize=1)
+_PROBE_LOCK = threading.Lock()
+
+
 def probe_flops() -> float:
-    """FLOP/s of a transformer-sized matrix multiply on this machine (bf16 where fast)."""
+    """FLOP/s of a transformer-sized matrix multiply on this machine (bf16 where fast),
+    measured once (a request during the start-up probe waits for it, never probes again)."""
+    with _PROBE_LOCK:
+        return _probe()
+
+
+@functools.lru_cache(maxsize=1)
+def _probe() -> float:
     import torch
 
     from .batching import pick_precision

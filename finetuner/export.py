@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import time
 import zipfile
 from pathlib import Path
@@ -36,6 +37,7 @@ def save_model(run: RunPaths, model, tokenizer, cfg, spec, results: dict, report
     impl = spec.impl()
     if hasattr(impl, "before_save"):  # e.g. regression folds its target scale into the head
         options = TaskOptions.from_dict(impl.before_save(model, options.to_dict()))
+    shutil.rmtree(out / "onnx", ignore_errors=True)  # an export of earlier weights
     model.save_pretrained(out, safe_serialization=True)
     tokenizer.save_pretrained(out)
     base = results.get("base_model") or results.get("model")
@@ -234,9 +236,11 @@ def make_zip(run: RunPaths, dest: str | Path | None = None) -> Path:
     tmp = dest.with_name(dest.name + ".part")
     with zipfile.ZipFile(tmp, "w") as zf:
         for path in sorted(run.model.rglob("*")):
-            if path.is_file():
+            rel = path.relative_to(run.model)
+            if path.is_file() and not any(part.endswith(".part") for part in rel.parts):
                 # weights hardly compress: store them (instant); deflate the small text files
-                method = zipfile.ZIP_STORED if path.suffix == ".safetensors" else \
+                method = zipfile.ZIP_STORED if path.suffix in (".safetensors", ".onnx",
+                                                               ".data") else \
                     zipfile.ZIP_DEFLATED
                 zf.write(path, Path("model") / path.relative_to(run.model), compress_type=method)
     tmp.replace(dest)

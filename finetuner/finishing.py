@@ -95,7 +95,11 @@ def finish(ctx: Context, p: Prepared, evaluator: Evaluator, callback: RunCallbac
         export.save_model(ctx.run, p.model, p.tokenizer, cfg, p.spec, results, p.data.report)
         results["model_dir"] = str(ctx.run.model)
         if cfg.training.onnx and not stopped:
-            results["onnx"] = _onnx(ctx, p)
+            ctx.onnx_splits = {"validation": p.data.validation, "test": p.data.test}
+        elif cfg.training.onnx:
+            results["onnx"] = {"error": "The run was stopped, so no ONNX export was made. "
+                                        "Export it later: python -m finetuner export --run "
+                                        "RUN_DIR --onnx."}
         results["model_zip"] = str(export.make_zip(ctx.run))
     else:
         results["note"] = "Stopped before the first evaluation: no model was saved."
@@ -106,19 +110,23 @@ def finish(ctx: Context, p: Prepared, evaluator: Evaluator, callback: RunCallbac
     return results
 
 
-def _onnx(ctx: Context, p: Prepared) -> dict:
-    """ONNX export of the saved model, checked on the run's own splits; an export that fails
-    never fails the run (the PyTorch model is saved already)."""
+def onnx_step(run, splits: dict, events, should_stop) -> dict:
+    """ONNX export of the saved model, checked on the run's own splits. Runs after
+    results.json is written; a stop skips it, and an export that fails never fails the run
+    (the PyTorch model is saved already)."""
     from . import onnxexport
 
     try:
-        return onnxexport.export_run(ctx.run.root, {"validation": p.data.validation,
-                                                    "test": p.data.test}, ctx.events)
+        return onnxexport.export_run(run.root, splits, events, interrupt=should_stop)
+    except StopRequested:
+        message = ("The ONNX export was cut short by a stop; the PyTorch model is saved and "
+                   "works as usual. Export it later: python -m finetuner export --run RUN_DIR "
+                   "--onnx.")
     except Exception as exc:  # noqa: BLE001 - an architecture the exporters cannot take
         message = f"ONNX export failed ({type(exc).__name__}: {str(exc)[:300]}); the PyTorch " \
                   "model is saved and works as usual."
-        ctx.events.emit("warning", message=message)
-        return {"error": message}
+    events.emit("warning", message=message)
+    return {"error": message}
 
 
 def _score(ctx: Context, p: Prepared, evaluator: Evaluator, callback: RunCallback,

@@ -48,11 +48,12 @@ class Predictor:
         self.amp = batching.pick_precision("auto", self.device) if runtime == "torch" else None
 
     @classmethod
-    def load(cls, path: str | Path, runtime: str | None = None, batch: bool = False
-             ) -> Predictor:
+    def load(cls, path: str | Path, runtime: str | None = None, batch: bool = False,
+             device: str | None = None) -> Predictor:
         """Load from a run directory or straight from a model folder; `runtime`: auto (None:
         $FINETUNER_RUNTIME or auto), torch, onnx or onnx-int8. `batch`: for whole files (auto
-        then takes the runtime fastest in batches, not for one text)."""
+        then takes the runtime fastest in batches, not for one text). `device` (PyTorch):
+        default the GPU where there is one."""
         path = Path(path)
         model_dir = path / "model" if (path / "model").is_dir() else path
         meta = read_meta(model_dir)
@@ -64,7 +65,8 @@ class Predictor:
             )
         from . import onnxexport
 
-        chosen = onnxexport.pick(model_dir, meta, runtime, batch)
+        asked = onnxexport.requested(runtime)
+        chosen = onnxexport.pick(model_dir, meta, asked, batch)
         import transformers
 
         spec = get_task(meta.get("task", "classification"))
@@ -75,8 +77,18 @@ class Predictor:
 
             tokenizer = for_split_words(tokenizer, model_dir)
         if chosen != "torch":
-            model = onnxexport.OnnxModel(model_dir / meta["onnx"]["files"][chosen])
-            return cls(model, tokenizer, meta, runtime=chosen)
+            try:
+                model = onnxexport.OnnxModel(model_dir / meta["onnx"]["files"][chosen])
+                return cls(model, tokenizer, meta, runtime=chosen)
+            except Exception as exc:  # noqa: BLE001 - a damaged file, an older onnxruntime
+                if asked != "auto":
+                    raise FinetunerError(
+                        f"ONNX Runtime could not load this model's {chosen} file "
+                        f"({type(exc).__name__}: {str(exc)[:200]}).",
+                        "Use runtime torch, or export the model again.",
+                        code="bad_onnx") from None
+                print(f"ONNX file not loaded ({type(exc).__name__}); using PyTorch",
+                      flush=True)
         if meta.get("format") == "peft-adapter":
             from peft import PeftModel
 
@@ -90,8 +102,9 @@ class Predictor:
             model = PeftModel.from_pretrained(base, model_dir).merge_and_unload()
         else:
             model = auto.from_pretrained(model_dir, use_safetensors=True)
-        if torch.cuda.is_available():
-            model = model.to("cuda")
+        device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        if device != "cpu":
+            model = model.to(device)
         return cls(model, tokenizer, meta)
 
     # -- predicting

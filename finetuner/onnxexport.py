@@ -191,17 +191,17 @@ def rebuild_splits(run: RunPaths) -> dict:
     return {"validation": data.validation, "test": data.test}
 
 
-def _runtime_outputs(model, feats, collate, rows, amp=None) -> tuple[list, float]:
-    """fp32 outputs, and examples per second at the precision Predictor runs it with
-    (PyTorch: bf16 autocast for batches where the CPU runs it fast; ONNX: its file's)."""
+def _runtime_outputs(model, feats, collate, rows, amp=None, timed=False, interrupt=None
+                     ) -> tuple[list, float]:
+    """fp32 outputs; with `timed`, examples per second of a second, warm pass at the
+    precision Predictor runs it with (PyTorch: bf16 autocast for batches where the CPU runs
+    it fast; ONNX: its file's), every runtime timed alike."""
+    outputs, _ = batching.run_model(model, feats, collate, 64, interrupt=interrupt)
+    if not timed:
+        return outputs, 0.0
     t0 = time.perf_counter()
-    outputs, _ = batching.run_model(model, feats, collate, 64)
-    seconds = time.perf_counter() - t0
-    if amp is not None:
-        t0 = time.perf_counter()
-        batching.run_model(model, feats, collate, 64, amp)
-        seconds = time.perf_counter() - t0
-    return outputs, rows / max(1e-9, seconds)
+    batching.run_model(model, feats, collate, 64, amp, interrupt=interrupt)
+    return outputs, rows / max(1e-9, time.perf_counter() - t0)
 
 
 def _decision(pred: dict):
@@ -217,12 +217,12 @@ def _decision(pred: dict):
     return pred.get("label")
 
 
-def _latency(model, feats, collate, repeats: int = 30) -> float:
+def _latency(model, feats, collate, repeats: int = 30, interrupt=None) -> float:
     """Median milliseconds for one example (the try-it box) of median length."""
     if not feats:
         return 0.0
     one = [sorted(feats, key=lambda f: len(f["input_ids"]))[len(feats) // 2]]
-    batching.run_model(model, one, collate, 1)
+    batching.run_model(model, one, collate, 1, interrupt=interrupt)
     times = []
     for _ in range(repeats):
         t0 = time.perf_counter()
@@ -231,13 +231,15 @@ def _latency(model, feats, collate, repeats: int = 30) -> float:
     return round(statistics.median(times) * 1000, 2)
 
 
-def check(models: dict, tokenizer, meta: dict, splits: dict) -> dict:
-    """Each runtime's score on each split and its agreement with PyTorch fp32."""
+def check(models: dict, tokenizer, meta: dict, splits: dict, interrupt=None) -> dict:
+    """Each runtime's score on each split and its agreement with PyTorch fp32, scored with
+    the settings the model serves with (multi-label: its saved thresholds, never thresholds
+    tuned again on the split being scored)."""
     spec = get_task(meta.get("task") or "classification")
     impl = spec.impl()
     labels = [str(x) for x in meta.get("labels") or []]
     options = TaskOptions.from_dict(meta.get("options"))
-    hooks = options.hooks()
+    hooks = {**options.hooks(), "thresholds_tuned": True}
     max_length = int(meta.get("max_length") or 128)
     label2id = {n: i for i, n in enumerate(labels)}
     collate = batching.collator(tokenizer.pad_token_id or 0, "cpu")
@@ -253,7 +255,8 @@ def check(models: dict, tokenizer, meta: dict, splits: dict) -> dict:
         for name, model in models.items():
             amp = batching.pick_precision("auto", torch.device("cpu")) if name == "torch" \
                 else None
-            outputs, rate = _runtime_outputs(model, feats, collate, len(examples), amp)
+            outputs, rate = _runtime_outputs(model, feats, collate, len(examples), amp,
+                                             timed=split == "validation", interrupt=interrupt)
             score = impl.metrics(outputs, feats, examples, labels, **hooks).get(metric)
             decisions = [_decision(p) for p in impl.decode(outputs, feats, examples, labels,
                                                            **hooks)]
@@ -271,7 +274,7 @@ def check(models: dict, tokenizer, meta: dict, splits: dict) -> dict:
                 report["rows_per_second"][name] = round(rate, 1)
         report["splits"][split] = entry
         if split == "validation":
-            report["latency_ms"] = {name: _latency(m, feats, collate)
+            report["latency_ms"] = {name: _latency(m, feats, collate, interrupt=interrupt)
                                     for name, m in models.items()}
     return report
 
@@ -288,7 +291,9 @@ def _max_diff(outputs, reference) -> float:
 
 def _kept(report: dict, runtime: str) -> tuple[bool, str]:
     """Whether a runtime's validation score stays within INT8_MAX_DROP of PyTorch's."""
-    val = (report["splits"].get("validation") or {}).get(runtime) or {}
+    val = (report["splits"].get("validation") or {}).get(runtime)
+    if val is None:
+        return False, "no validation split to check it on"
     diff = val.get("difference_points")
     if diff is None:
         return (val.get("agreement", 0) >= 0.99,
@@ -296,8 +301,10 @@ def _kept(report: dict, runtime: str) -> tuple[bool, str]:
     return diff >= -INT8_MAX_DROP, f"{diff:+.2f} points on validation"
 
 
-def export_run(run_dir: str | Path, splits: dict | None = None, events=None) -> dict:
-    """Export RUN_DIR/model to RUN_DIR/model/onnx, check it, record it; returns onnx.json."""
+def export_run(run_dir: str | Path, splits: dict | None = None, events=None,
+               interrupt=None) -> dict:
+    """Export RUN_DIR/model to RUN_DIR/model/onnx, check it, record it; returns onnx.json.
+    `interrupt()` is polled between the steps and the check's batches (StopRequested)."""
     from .inference import Predictor
 
     run = RunPaths(Path(run_dir))
@@ -317,18 +324,39 @@ def export_run(run_dir: str | Path, splits: dict | None = None, events=None) -> 
         splits = rebuild_splits(run)
     if events is not None:
         events.emit("status", state="onnx", message="Exporting to ONNX and checking the export")
-    predictor = Predictor.load(run.root, runtime="torch")
-    spec = predictor.spec
-    model = predictor.model.float().cpu().eval()
+    # on the CPU: the export and ONNX Runtime's CPU sessions need no GPU memory
+    predictor = Predictor.load(run.root, runtime="torch", device="cpu")
+    model = predictor.model.float().eval()
     tmp = run.model / "onnx.part"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    exporter = _export(model, predictor.tokenizer, spec, tmp / FILES["onnx"])
+    try:
+        summary = _export_checked(model, predictor, meta, splits, tmp, t0, interrupt)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)  # a half-made export never ships in the zip
+        raise
+    final = run.model / "onnx"
+    shutil.rmtree(final, ignore_errors=True)
+    tmp.replace(final)
+    _record(run, summary)
+    return summary
+
+
+def _export_checked(model, predictor, meta: dict, splits: dict, tmp: Path, t0: float,
+                    interrupt) -> dict:
+    def poll() -> None:
+        if interrupt is not None and interrupt():
+            raise batching.StopRequested
+
+    poll()
+    exporter = _export(model, predictor.tokenizer, predictor.spec, tmp / FILES["onnx"])
+    poll()
     _quantize(tmp / FILES["onnx"], tmp / FILES["onnx-int8"])
     export_seconds = round(time.perf_counter() - t0, 1)
+    poll()
     models = {"torch": model, "onnx": OnnxModel(tmp / FILES["onnx"]),
               "onnx-int8": OnnxModel(tmp / FILES["onnx-int8"])}
-    report = check(models, predictor.tokenizer, meta, splits)
+    report = check(models, predictor.tokenizer, meta, splits, interrupt)
     kept = {}
     for name in ("onnx", "onnx-int8"):
         ok, why = _kept(report, name)
@@ -340,21 +368,17 @@ def export_run(run_dir: str | Path, splits: dict | None = None, events=None) -> 
     batch = max(usable, key=lambda n: report["rows_per_second"].get(n, 0.0))
     model.config.save_pretrained(tmp)  # config.json with the label map, for optimum
     predictor.tokenizer.save_pretrained(tmp)
+    sizes = {n: round(sum(f.stat().st_size for f in tmp.glob(FILES[n] + "*")) / 1e6, 1)
+             for n in ("onnx", "onnx-int8") if kept[n]["kept"]}
     summary = {"exporter": exporter, "torch": torch.__version__,
                "onnxruntime": _version("onnxruntime"),
                "files": {n: f"onnx/{FILES[n]}" for n in ("onnx", "onnx-int8")
                          if kept[n]["kept"]},
-               "sizes_mb": {n: round((tmp / FILES[n]).stat().st_size / 1e6, 1)
-                            for n in ("onnx", "onnx-int8") if kept[n]["kept"]},
-               "kept": kept, "max_drop_points": INT8_MAX_DROP, "preferred": preferred,
-               "preferred_batch": batch,
+               "sizes_mb": sizes, "kept": kept, "max_drop_points": INT8_MAX_DROP,
+               "preferred": preferred, "preferred_batch": batch,
                "export_seconds": export_seconds,
                "check_seconds": round(time.perf_counter() - t0 - export_seconds, 1), **report}
     write_json(tmp / "onnx.json", summary)
-    final = run.model / "onnx"
-    shutil.rmtree(final, ignore_errors=True)
-    tmp.replace(final)
-    _record(run, summary)
     return summary
 
 
@@ -454,6 +478,10 @@ def card_section(summary: dict, meta: dict) -> list[str]:
     return lines
 
 
+def points(value) -> str:
+    return "-" if value is None else f"{value:+.2f}"
+
+
 def _fmt(value) -> str:
     return "-" if value is None else f"{value:g}"
 
@@ -477,8 +505,8 @@ def summary_lines(summary: dict) -> list[str]:
         out.append(
             f"{TITLES[name]}: {state}; agreement with PyTorch {_pct(val.get('agreement'), name)} "
             f"validation, {_pct(test.get('agreement'), name)} test; "
-            f"{summary['metric']} {val.get('difference_points', 0):+.2f} / "
-            f"{test.get('difference_points', 0):+.2f} points; "
+            f"{summary['metric']} {points(val.get('difference_points'))} / "
+            f"{points(test.get('difference_points'))} points; "
             f"{summary['latency_ms'].get(name)} ms per text")
     rates = ", ".join(f"{TITLES[n]} {summary['rows_per_second'].get(n)}"
                       for n in ("torch", "onnx", "onnx-int8") if n in summary["rows_per_second"])
@@ -488,13 +516,18 @@ def summary_lines(summary: dict) -> list[str]:
     return out
 
 
+def requested(runtime: str | None) -> str:
+    """The runtime asked for: the argument, else $FINETUNER_RUNTIME, else auto."""
+    import os
+
+    return (runtime or os.environ.get("FINETUNER_RUNTIME") or "auto").strip().lower()
+
+
 def pick(model_dir: Path, meta: dict, runtime: str | None, batch: bool = False) -> str:
     """The runtime a Predictor uses: auto takes the export's fastest kept runtime on a CPU
     machine, for one text at a time (the try-it box) or for files (`batch`), and PyTorch on a
     GPU; an explicit choice must exist."""
-    import os
-
-    runtime = (runtime or os.environ.get("FINETUNER_RUNTIME") or "auto").strip().lower()
+    runtime = requested(runtime)
     if runtime not in RUNTIMES:
         raise FinetunerError(f"Unknown runtime '{runtime}'.",
                              "Choose auto, torch, onnx or onnx-int8.", code="bad_runtime")
@@ -503,7 +536,7 @@ def pick(model_dir: Path, meta: dict, runtime: str | None, batch: bool = False) 
     if runtime == "auto":
         preferred = info.get("preferred_batch" if batch else "preferred", "torch")
         if preferred == "torch" or preferred not in files or torch.cuda.is_available() or \
-                not (model_dir / files[preferred]).is_file() or not _has_ort():
+                not _inside(model_dir, files[preferred]) or not _has_ort():
             return "torch"
         return preferred
     if runtime == "torch":
@@ -511,17 +544,26 @@ def pick(model_dir: Path, meta: dict, runtime: str | None, batch: bool = False) 
     if not info:
         raise FinetunerError(
             "This model has no ONNX export.",
-            "Export it first: python -m finetuner export --run RUN_DIR --onnx (or tick "
-            "'Export ONNX' in Advanced settings before training).", code="no_onnx")
-    if runtime not in files or not (model_dir / files[runtime]).is_file():
+            "Tick 'Also export ONNX' in Advanced settings before training, or export it: "
+            "python -m finetuner export --run RUN_DIR --onnx.", code="no_onnx")
+    if runtime not in files or not _inside(model_dir, files[runtime]):
         why = (info.get("kept") or {}).get(runtime, {}).get("why", "missing")
+        other = "onnx or torch" if runtime == "onnx-int8" and "onnx" in files else "torch"
         raise FinetunerError(
             f"The {TITLES[runtime]} export of this model was not kept ({why}).",
-            "Use runtime onnx or torch.", code="no_onnx")
+            f"Use runtime {other}.", code="no_onnx")
     if not _has_ort():
         raise FinetunerError("onnxruntime is not installed.",
                              "pip install -r requirements.txt", code="no_onnxruntime")
     return runtime
+
+
+def _inside(model_dir: Path, name) -> bool:
+    """A file named by finetuner.json that exists inside the model's onnx/ folder."""
+    path = Path(str(name))
+    if path.is_absolute() or ".." in path.parts or path.parts[:1] != ("onnx",):
+        return False
+    return (model_dir / path).is_file()
 
 
 def _has_ort() -> bool:

@@ -44,6 +44,9 @@ class Context:
     events: EventWriter
     should_stop: Callable[[], bool]
     reporter: trackers.Reporter | None = None  # experiment trackers, when the config asks
+    # the splits an ONNX export is checked on, set by finish() when the config asks for one;
+    # the worker exports after results.json is written (a stop then never costs the run)
+    onnx_splits: dict | None = None
 
 
 class ListDataset(Dataset):

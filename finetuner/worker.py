@@ -148,7 +148,7 @@ def run(run_dir: Path) -> dict:
                 message="Starting the worker"
                 + (f" ({distributed.world_size()} processes)" if distributed.distributed()
                    else ""))
-    task = method = None
+    task = method = ctx = None
     try:
         config = run.load_config()
         task, method = config.task, config.method.method
@@ -192,7 +192,22 @@ def run(run_dir: Path) -> dict:
     results["finished"] = time.strftime("%Y-%m-%d %H:%M:%S")
     results["peak_memory_mb"] = peak_memory_mb()
     write_results(run.results, results)
+    if ctx is not None and ctx.onnx_splits and results.get("status") == "completed":
+        results = export_onnx(run, ctx, results, stop)
     events.emit("done", status=results["status"], error=results.get("error"))
+    return results
+
+
+def export_onnx(run: RunPaths, ctx, results: dict, stop) -> dict:
+    """The ONNX export, after results.json says the run completed (a stop or a kill during
+    the export keeps the finished run); then results.json and the zip again, with it."""
+    from .export import make_zip
+    from .finishing import onnx_step
+
+    results["onnx"] = onnx_step(run, ctx.onnx_splits, ctx.events, stop)
+    if (run.root / "model.zip").exists():
+        make_zip(run)
+    write_results(run.results, results)
     return results
 
 

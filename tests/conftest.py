@@ -13,6 +13,15 @@ import pytest
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# With pytest-xdist, each worker (and the servers and training processes it starts, which
+# inherit these) gets its share of the cores: two workers each training with as many threads
+# as there are cores oversubscribe the CPU, and OpenMP's spinning threads then waste most of
+# it. An explicit OMP_NUM_THREADS wins.
+_XDIST_WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT") or 1)
+if _XDIST_WORKERS > 1:
+    _share = str(max(1, (os.cpu_count() or 2) // _XDIST_WORKERS))
+    os.environ.setdefault("OMP_NUM_THREADS", _share)
+    os.environ.setdefault("MKL_NUM_THREADS", _share)
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"

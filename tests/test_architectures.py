@@ -591,3 +591,25 @@ def test_the_default_models_table_needs_no_model_classes():
                          timeout=120, cwd=Path(__file__).parent.parent)
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["22713986", "222338", "148610", "False", "False"]
+
+
+def test_odd_weight_files_fall_back_to_the_skeletons(tiny_family, tmp_path):
+    """A truncated file, a header that is not a table, a giant header size or a stray shard:
+    the header path gives up (None) and the method table still counts, from the skeletons."""
+    import shutil
+    import struct
+
+    from finetuner.estimate import counts, method_params, quick_params
+    from finetuner.tasks import get_task
+
+    spec = get_task("classification")
+    folder = tmp_path / "odd"
+    shutil.copytree(tiny_family("bert"), folder)
+    weights = folder / "model.safetensors"
+    good = quick_params(str(folder), spec.auto_model, 2)
+    assert good is not None
+    for body in (b"abc", struct.pack("<Q", 2) + b"[]", struct.pack("<Q", 1 << 40) + b"{}"):
+        weights.write_bytes(body)
+        assert quick_params(str(folder), spec.auto_model, 2) is None
+        assert counts(str(folder), spec, 2) == method_params(
+            str(folder), spec.auto_model, spec.peft_task_type, spec.head_modules, 2) == good

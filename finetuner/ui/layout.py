@@ -137,7 +137,7 @@ def _advanced(add) -> None:
     add("onnx", gr.Checkbox(D.training.onnx, label="Also export ONNX (fp32 and int8)",
                             info="Checked against PyTorch on the validation and test splits; "
                                  "the try-it box and batch prediction then use ONNX Runtime "
-                                 "where it is faster on this server's CPU."))
+                                 "where the check found it faster."))
     add("report_to", gr.CheckboxGroup(
         [(f"{name} (not installed)" if name in absent else name, name) for name in TRACKERS],
         value=[], label="Also report the run to (optional)",

@@ -181,7 +181,7 @@ def onnx_html(results: dict) -> str:
         return ""
     if info.get("error"):
         return message(info["error"], "info")
-    from ..onnxexport import TITLES
+    from ..onnxexport import TITLES, points
 
     metric = info.get("metric", "")
     rows = []
@@ -192,8 +192,8 @@ def onnx_html(results: dict) -> str:
         cells = [TITLES[name] + ("" if kept else f" (not kept: {info['kept'][name]['why']})"),
                  "reference" if name == "torch" else f"{val.get('agreement', 0):.1%} / "
                  f"{test.get('agreement', 0):.1%}",
-                 "" if name == "torch" else f"{val.get('difference_points', 0):+.2f} / "
-                 f"{test.get('difference_points', 0):+.2f}",
+                 "" if name == "torch" else f"{points(val.get('difference_points'))} / "
+                 f"{points(test.get('difference_points'))}",
                  f"{info['latency_ms'].get(name, 0):.1f} ms",
                  f"{info['rows_per_second'].get(name, 0):.0f}"]
         rows.append("<tr>" + "".join(f"<td>{esc(c)}</td>" for c in cells) + "</tr>")
@@ -205,7 +205,7 @@ def onnx_html(results: dict) -> str:
             f"the test column is reported, not used to choose. The try-it box uses "
             f"{esc(TITLES[info['preferred']])} and file predictions "
             f"{esc(TITLES[info.get('preferred_batch', 'torch')])}: the fastest kept runtimes "
-            "here.")
+            "when the check ran.")
     return (f"<div class='ft-onnx'><p>{text}</p><table>{head}{''.join(rows)}</table></div>")
 
 
