@@ -94,8 +94,9 @@ def finish(ctx: Context, p: Prepared, evaluator: Evaluator, callback: RunCallbac
         ctx.events.emit("status", state="saving", message="Saving the model")
         export.save_model(ctx.run, p.model, p.tokenizer, cfg, p.spec, results, p.data.report)
         results["model_dir"] = str(ctx.run.model)
-        if cfg.training.onnx and not stopped:
+        if cfg.training.onnx and not stopped:  # exported by the worker once results.json is
             ctx.onnx_splits = {"validation": p.data.validation, "test": p.data.test}
+            results["onnx"] = {"pending": True}  # written (a stop then keeps the run)
         elif cfg.training.onnx:
             results["onnx"] = {"error": "The run was stopped, so no ONNX export was made. "
                                         "Export it later: python -m finetuner export --run "

@@ -36,6 +36,9 @@ from .tasks import get_task
 from .tasks.options import TaskOptions
 
 RUNTIMES = ("auto", "torch", "onnx", "onnx-int8")
+PENDING = ("The model is being exported to ONNX and checked against PyTorch; this updates when "
+           "it is done. If it never does, the export was cut short (a stop): export again with "
+           "python -m finetuner export --run RUN_DIR --onnx.")
 FILES = {"onnx": "model.onnx", "onnx-int8": "model_int8.onnx"}
 TITLES = {"torch": "PyTorch", "onnx": "ONNX Runtime fp32", "onnx-int8": "ONNX Runtime int8"}
 INT8_MAX_DROP = 0.5  # points of the primary metric on validation an export may lose
@@ -496,6 +499,8 @@ def summary_lines(summary: dict) -> list[str]:
     """The check in a few lines, for the CLI and the results page."""
     if summary.get("error"):
         return [summary["error"]]
+    if summary.get("pending"):
+        return [PENDING]
     out = []
     for name in ("onnx", "onnx-int8"):
         val = (summary["splits"].get("validation") or {}).get(name) or {}

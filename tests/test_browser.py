@@ -77,7 +77,9 @@ def test_upload_train_judge_try_and_download(app_url, page, tmp_path):
     steps = page.get_by_label("Max steps")
     steps.fill("8")
     steps.press("Tab")
+    page.get_by_label("Also export ONNX (fp32 and int8)").check()
     expect(page.locator("#cli")).to_contain_text("--method lora")
+    expect(page.locator("#cli")).to_contain_text("--onnx --output runs/my-run")
     shot(page, tmp_path, "03-model")
 
     # 3 Train
@@ -99,6 +101,10 @@ def test_upload_train_judge_try_and_download(app_url, page, tmp_path):
     expect(verdict).to_be_visible()
     expect(verdict).to_contain_text("Evidence")
     expect(page.locator("table.ft-confusion")).to_be_visible()
+    # the ONNX export runs after the results are written; its check appears when it lands
+    onnx = page.locator(".ft-onnx")
+    expect(onnx).to_contain_text("ONNX Runtime fp32", timeout=180_000)
+    expect(onnx).to_contain_text("same answers as PyTorch")
     shot(page, tmp_path, "06-results")
 
     # download the model zip
@@ -106,7 +112,8 @@ def test_upload_train_judge_try_and_download(app_url, page, tmp_path):
         page.get_by_role("button", name="Download model (.zip)").click()
     target = tmp_path / "model.zip"
     info.value.save_as(target)
-    assert "model/model.safetensors" in zipfile.ZipFile(target).namelist()
+    names = zipfile.ZipFile(target).namelist()
+    assert "model/model.safetensors" in names and "model/onnx/model.onnx" in names
 
     # 5 Try it
     page.get_by_role("tab", name="5 · Try it").click()

@@ -116,6 +116,10 @@ def test_cli_preview_reproduces_the_form(handlers):
                                                                          "mlflow"])
     assert handlers.config("alice", ticked).training.report_to == ["tensorboard", "mlflow"]
     assert "--report-to tensorboard,mlflow" in handlers.preview_config("alice", ticked)["cli"]
+    switches = form(train_file=str(EXAMPLES / "sentiment.csv"), onnx=True, method="lora",
+                    adapter_only=True)
+    cli = handlers.preview_config("alice", switches)["cli"]
+    assert "--adapter-only --onnx --output runs/my-run" in cli and "onnx: true" in cli
     assert handlers.config("alice", form(train_file=str(EXAMPLES / "sentiment.csv"),
                                          report_to=[])).training.report_to == []
 

@@ -179,9 +179,12 @@ def onnx_html(results: dict) -> str:
     info = results.get("onnx") or {}
     if not info:
         return ""
+    from ..onnxexport import PENDING, TITLES, points
+
     if info.get("error"):
-        return message(info["error"], "info")
-    from ..onnxexport import TITLES, points
+        return f"<div class='ft-onnx'>{message(info['error'], 'info')}</div>"
+    if info.get("pending"):
+        return f"<div class='ft-onnx'>{message(PENDING, 'info')}</div>"
 
     metric = info.get("metric", "")
     rows = []
@@ -206,7 +209,8 @@ def onnx_html(results: dict) -> str:
             f"{esc(TITLES[info['preferred']])} and file predictions "
             f"{esc(TITLES[info.get('preferred_batch', 'torch')])}: the fastest kept runtimes "
             "when the check ran.")
-    return (f"<div class='ft-onnx'><p>{text}</p><table>{head}{''.join(rows)}</table></div>")
+    return (f"<div class='ft-onnx'><p><b>ONNX export</b></p><p>{text}</p>"
+            f"<table>{head}{''.join(rows)}</table></div>")
 
 
 def calibration_html(results: dict) -> str:

@@ -282,6 +282,9 @@ class DataTabs:
         for flag, value in flags:
             if value is not None:
                 args += [flag, str(value)]
+        switches = (("--adapter-only", raw["method"]["export_adapter_only"]),
+                    ("--onnx", raw["training"]["onnx"]))  # flags without a value
+        args[-2:-2] = [flag for flag, on in switches if on]
         text = (" ".join(shlex.quote(a) for a in args) + "\n\n# or: python -m finetuner train "
                 "--config run.yaml --output runs/my-run, with run.yaml:\n"
                 + yaml.safe_dump(raw, sort_keys=False))

@@ -113,7 +113,10 @@ class TrainTab:
         status = ws.status(run)
         events, _ = read_events(run.events)
         seen = form.get("seen") or {}
-        key = {"run": run_id, "events": len(events), "status": status}
+        results = read_results(run.results) or {}
+        # the ONNX export runs after the results are written: show its check when it lands
+        key = {"run": run_id, "events": len(events), "status": status,
+               "onnx": bool((results.get("onnx") or {}).get("pending"))}
         if seen == key:
             return {}
         config = read_json(run.config) or {}
@@ -121,7 +124,6 @@ class TrainTab:
         progress = next((e for e in reversed(events) if e["type"] == "progress"), None)
         note = next((e.get("message", "") for e in reversed(events) if e["type"] == "status"),
                     "")
-        results = read_results(run.results) or {}
         if status in FINAL_STATUSES:
             note = (results.get("error") or {}).get("message") or results.get("note") or ""
         gpus = self.studio.jobs.gpus_of(run.id) if status == "running" else ""
@@ -141,7 +143,8 @@ class TrainTab:
                "stop_btn": gr.update(interactive=status in ("running", "queued")),
                "resume_btn": gr.update(visible=bool(results.get("resumable"))
                                        and status == "interrupted")}
-        if status in FINAL_STATUSES and seen.get("status") != status:
+        if status in FINAL_STATUSES and (seen.get("status") != status or
+                                         seen.get("onnx") != key["onnx"]):
             out.update(self.runs_view(user, form))
             out.update(self.results_view(user, {"result_run": run_id}))
             out["result_run"] = gr.update(choices=self._finished(ws), value=run_id)
