@@ -284,7 +284,8 @@ def push_to_hub(run: RunPaths, repo_id: str, token: str, private: bool = True) -
     try:
         api.create_repo(repo_id, private=private, exist_ok=True)
         api.upload_folder(folder_path=str(run.model), repo_id=repo_id,
-                          commit_message="Upload model fine-tuned with finetuner")
+                          commit_message="Upload model fine-tuned with finetuner",
+                          ignore_patterns=["onnx.part/*"])  # an export still being made
     except Exception as exc:  # noqa: BLE001 - hub errors come in many types
         text = str(exc).replace(token.strip(), "***")
         raise FinetunerError(f"The hub refused the upload: {text[:300]}",

@@ -324,7 +324,17 @@ def _default_name(config: RunConfig) -> str:
 def _load_predictor(run_dir: str):
     from .inference import Predictor
 
-    return Predictor.load(run_dir)
+    stamp = _model_stamp(RunPaths(Path(run_dir)))
+    predictor = Predictor.load(run_dir)
+    predictor.stamp = stamp  # which finetuner.json it was loaded from
+    return predictor
+
+
+def _model_stamp(run: RunPaths) -> int | None:
+    try:
+        return (run.model / "finetuner.json").stat().st_mtime_ns
+    except OSError:
+        return None
 
 
 class Studio:
@@ -375,7 +385,13 @@ class Studio:
         """A loaded model per run, shared by all requests; loaded once even when twenty
         requests for it arrive together. The run's owner is its workspace folder: each user
         keeps at most FINETUNER_MAX_MODELS_PER_USER loaded (see finetuner.sharing)."""
-        return self.predictors.get(run.root.parent.parent.name, str(run.root))
+        owner, key = run.root.parent.parent.name, str(run.root)
+        predictor = self.predictors.get(owner, key)
+        stamp = _model_stamp(run)
+        if getattr(predictor, "stamp", stamp) != stamp:  # e.g. its ONNX export landed since
+            self.predictors.pop(key)
+            predictor = self.predictors.get(owner, key)
+        return predictor
 
     def warm(self, run: RunPaths) -> None:
         """Load a run's model in the background, so the first prediction is quick."""

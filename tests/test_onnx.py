@@ -325,3 +325,32 @@ def test_a_stop_during_the_export_leaves_no_half_made_files(trained, tmp_path):
     assert "cut short by a stop" in out["error"]
     assert not (copy.model / "onnx").exists() and not (copy.model / "onnx.part").exists()
     assert emitted[-1][0] == "warning"
+
+
+def test_the_try_it_cache_picks_up_an_export_that_lands_later(trained, tmp_path):
+    """The try-it box loaded the model while its ONNX export was still running: once the
+    export is recorded, the next prediction uses the new runtime, not the stale PyTorch one."""
+    from finetuner.runs import RunPaths
+    from finetuner.studio import Studio
+
+    _, run, results = trained("classification")
+    copy = RunPaths(tmp_path / "home" / "users" / "alice" / "runs" / run.id)
+    shutil.copytree(run.root, copy.root)
+    meta_file = copy.model / "finetuner.json"
+    exported = meta_file.read_text()
+    meta = json.loads(exported)
+    meta.pop("onnx")
+    meta_file.write_text(json.dumps(meta))  # as it was before the export landed
+    studio = Studio(tmp_path / "home")
+    try:
+        assert studio.predictor(copy).runtime == "torch"
+        assert studio.predictor(copy).runtime == "torch"  # cached
+        meta_file.write_text(exported)
+        import os
+        import time
+
+        later = time.time() + 5
+        os.utime(meta_file, (later, later))
+        assert studio.predictor(copy).runtime == results["onnx"]["preferred"]
+    finally:
+        studio.jobs.shutdown()
