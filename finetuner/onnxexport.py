@@ -330,6 +330,9 @@ def export_run(run_dir: str | Path, splits: dict | None = None, events=None,
         splits = rebuild_splits(run)
     if events is not None:
         events.emit("status", state="onnx", message="Exporting to ONNX and checking the export")
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # no "Loading weights" bar in the export's output
     # on the CPU: the export and ONNX Runtime's CPU sessions need no GPU memory
     predictor = Predictor.load(run.root, runtime="torch", device="cpu")
     model = predictor.model.float().eval()
