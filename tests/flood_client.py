@@ -75,7 +75,10 @@ def main(url: str, user: str, password: str, run_id: str, batch: str, seconds: f
     def batch_files() -> None:
         c = clients[0]
         done = False
-        while time.time() < end and not done:
+        # a resent file may find the first one still being predicted (its call was cancelled
+        # on the client, not on the server): wait for it and send again, for a while longer
+        patience, waiting = end + 180, False
+        while (time.time() < end or (waiting and time.time() < patience)) and not done:
             t = time.time()
             job = c.submit(try_run=run_id, batch_file=handle_file(batch),
                            api_name="/predict_file")
@@ -91,6 +94,11 @@ def main(url: str, user: str, password: str, run_id: str, batch: str, seconds: f
                 if cancelled and len(first_job) < 2:
                     continue
                 break
+            if len(first_job) > 1 and "already predicting a file" in text(msg):
+                batches.append({"busy": text(msg)})  # the cancelled first call still runs
+                waiting = True
+                time.sleep(2)
+                continue
             shown = [text(o[-1]) for o in job.outputs()]
             batches.append({"path": path, "message": text(msg), "seconds": time.time() - t,
                             "shown": shown[:3] + shown[-2:]})
