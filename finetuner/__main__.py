@@ -362,9 +362,7 @@ def cmd_export(args) -> int:
         summary = export_run(run.root)
         print(f"ONNX export in {run.model / 'onnx'} ({summary['export_seconds']} s export, "
               f"{summary['check_seconds']} s check)")
-        print("\n".join(summary_lines(summary)))
-        if (run.root / "model.zip").exists():  # the run's own zip carries the export too
-            make_zip(run)
+        print("\n".join(summary_lines(summary)))  # the run's own zip carries it already
     if args.zip:
         path = make_zip(run, args.zip)
         print(f"Wrote {path} ({path.stat().st_size / 1e6:.1f} MB)")

@@ -401,19 +401,25 @@ def _version(name: str) -> str:
 
 
 def _record(run: RunPaths, summary: dict) -> None:
-    """finetuner.json and results.json name the export; the model card gains its section."""
+    """finetuner.json names the export, the model card gains its section, the run's zip is
+    made again with the files, and only then results.json says the export is there (the
+    results page offers the zip it finds when it reads that)."""
+    from .export import make_zip
+
     meta = read_meta(run.model)
     meta["onnx"] = {k: summary[k] for k in ("files", "preferred", "preferred_batch", "kept",
                                             "exporter")}
     write_json(run.model / "finetuner.json", meta)
-    if run.results.exists():
-        results = json.loads(run.results.read_text("utf-8"))
-        results["onnx"] = summary
-        write_json(run.results, results)
     card = run.model / "README.md"
     if card.exists():
         text = card.read_text("utf-8").split("\n## ONNX\n")[0].rstrip("\n")
         card.write_text(text + "\n" + "\n".join(card_section(summary, meta)) + "\n", "utf-8")
+    if (run.root / "model.zip").exists():
+        make_zip(run)
+    if run.results.exists():
+        results = json.loads(run.results.read_text("utf-8"))
+        results["onnx"] = summary
+        write_json(run.results, results)
 
 
 ORT_USAGE = '''import numpy as np

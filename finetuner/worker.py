@@ -200,13 +200,11 @@ def run(run_dir: Path) -> dict:
 
 def export_onnx(run: RunPaths, ctx, results: dict, stop) -> dict:
     """The ONNX export, after results.json says the run completed (a stop or a kill during
-    the export keeps the finished run); then results.json and the zip again, with it."""
-    from .export import make_zip
+    the export keeps the finished run); the export makes the zip again, then results.json
+    is written with its check."""
     from .finishing import onnx_step
 
     results["onnx"] = onnx_step(run, ctx.onnx_splits, ctx.events, stop)
-    if (run.root / "model.zip").exists():
-        make_zip(run)
     write_results(run.results, results)
     return results
 
