@@ -98,9 +98,9 @@ def finish(ctx: Context, p: Prepared, evaluator: Evaluator, callback: RunCallbac
             ctx.onnx_splits = {"validation": p.data.validation, "test": p.data.test}
             results["onnx"] = {"pending": True}  # written (a stop then keeps the run)
         elif cfg.training.onnx:
-            results["onnx"] = {"error": "The run was stopped, so no ONNX export was made. "
-                                        "Export it later: python -m finetuner export --run "
-                                        "RUN_DIR --onnx."}
+            from .onnxexport import STOPPED
+
+            results["onnx"] = {"error": STOPPED}
         results["model_zip"] = str(export.make_zip(ctx.run))
     else:
         results["note"] = "Stopped before the first evaluation: no model was saved."

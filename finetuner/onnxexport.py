@@ -36,6 +36,8 @@ from .tasks import get_task
 from .tasks.options import TaskOptions
 
 RUNTIMES = ("auto", "torch", "onnx", "onnx-int8")
+STOPPED = ("The run was stopped, so no ONNX export was made. Export it later: python -m "
+           "finetuner export --run RUN_DIR --onnx.")
 PENDING = ("The model is being exported to ONNX and checked against PyTorch; this updates when "
            "it is done. If it never does, the export was cut short (a stop): export again with "
            "python -m finetuner export --run RUN_DIR --onnx.")

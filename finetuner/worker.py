@@ -191,6 +191,11 @@ def run(run_dir: Path) -> dict:
         results.setdefault("stop_seconds", round(time.time() - stop.at, 2))
     results["finished"] = time.strftime("%Y-%m-%d %H:%M:%S")
     results["peak_memory_mb"] = peak_memory_mb()
+    if (results.get("onnx") or {}).get("pending") and results.get("status") != "completed":
+        # the time cap turned a finished run into a stopped one: no export follows
+        from .onnxexport import STOPPED
+
+        results["onnx"] = {"error": STOPPED}
     write_results(run.results, results)
     if ctx is not None and ctx.onnx_splits and results.get("status") == "completed":
         results = export_onnx(run, ctx, results, stop)
