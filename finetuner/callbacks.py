@@ -166,7 +166,10 @@ class BestTracker:
         if improved:
             self.best_value, self.best_step, self.bad_evals = key, step, 0
             self.best_state = snapshot(model)
-        elif not learning:
+        elif not learning and self.best_step > 0:
+            # patience runs from training's own best: a start that is already good (a
+            # fitted head scored at step 0) is kept if nothing beats it, but does not cut
+            # fine-tuning short while it finds its feet
             self.bad_evals += 1
         else:  # still learning: a metric such as entity F1 can sit at 0 while the loss falls
             self.bad_evals = 0
@@ -273,8 +276,11 @@ class RunCallback(TrainerCallback):
     def __init__(self, events, should_stop: Callable[[], bool], evaluator: Evaluator | None, *,
                  metric: str, batch_size: int, eval_every: int, warmup_steps: int = 0,
                  patience: int | None = None, checkpoints: Path, save_checkpoints: bool = False,
-                 every_seconds: float | None = None):
+                 every_seconds: float | None = None, evaluate_start: bool = False):
         self.events, self.should_stop, self.evaluator = events, should_stop, evaluator
+        # score the model before its first step (a head fitted by a probe is already a
+        # model: the kept checkpoint is then never worse on validation than the probe)
+        self.evaluate_start = evaluate_start
         self.progress = ProgressReporter(events, batch_size, eval_every)
         self.policy = EvaluationPolicy(eval_every, warmup_steps, patience)
         self.tracker = BestTracker(metric)
@@ -294,6 +300,11 @@ class RunCallback(TrainerCallback):
     last_loss = property(lambda self: self.progress.last_loss)
     eval_seconds = property(lambda self: self.progress.eval_seconds)
     evals = property(lambda self: self.progress.evals)
+
+    def on_train_begin(self, args, state, control, **kw):
+        if self.evaluate_start and self.first_step == 0 and not self.history:
+            self.evaluate(kw["model"], state)
+        return control
 
     def on_log(self, args, state, control, logs=None, **kw):
         self.progress.log(state, logs or {})

@@ -27,8 +27,12 @@ tokenizer = AutoTokenizer.from_pretrained("{path}")'''
 
 
 def save_model(run: RunPaths, model, tokenizer, cfg, spec, results: dict, report) -> Path:
+    from .heads import MEAN, MeanPooled, unwrap
+
     out = run.model
     out.mkdir(parents=True, exist_ok=True)
+    pooling = MEAN if isinstance(model, MeanPooled) else None
+    model = unwrap(model)  # a mean-pooled head is saved as its token-level model
     is_peft = hasattr(model, "peft_config")
     adapter_only = is_peft and cfg.method.export_adapter_only
     if is_peft and not adapter_only:
@@ -50,6 +54,9 @@ def save_model(run: RunPaths, model, tokenizer, cfg, spec, results: dict, report
         "base_model": base,
         "method": cfg.method.method,
         "format": "peft-adapter" if adapter_only else "transformers",
+        # "mean": a token-level checkpoint whose text logits are the mean of its tokens'
+        # logits over the attention mask (heads.MeanPooled; the card shows the line)
+        **({"body_pooling": pooling} if pooling else {}),
         "labels": results.get("labels"),
         "columns": report.columns,
         "max_length": cfg.data.max_length,
@@ -89,6 +96,15 @@ def usage_snippet(meta: dict, path: str = "path/to/model") -> str:
     from .tasks import get_task
 
     spec = get_task(meta.get("task") or "classification")
+    snippet = _usage(meta, path, spec)
+    if meta.get("body_pooling") == "mean":
+        from .heads import pooled_usage
+
+        snippet = pooled_usage(snippet, spec.name, path)
+    return snippet
+
+
+def _usage(meta: dict, path: str, spec) -> str:
     labels = meta.get("labels") or []
     if meta.get("format") == "peft-adapter":
         id2label = {i: name for i, name in enumerate(labels)}
@@ -110,6 +126,16 @@ def model_card(cfg, spec, results: dict, report, meta: dict) -> str:
     options = TaskOptions.from_dict(meta.get("options"))
     lines += _card_training(cfg, results) + _card_windows(options, meta)
     lines += _card_scores(results) + _card_diagnosis(results.get("diagnosis") or {})
+    if meta.get("body_pooling") == "mean":  # the recipes read the text's pooled logits
+        lines = [line.replace("model(**enc).logits", "text_logits(model, enc)")
+                 .replace("model(**inputs).logits", "text_logits(model, inputs)")
+                 for line in lines]
+        lines += ["", "## How the model reads a text", "",
+                  "The body is a sentence-transformers encoder, trained so that the mean of its "
+                  "token vectors is the text's vector. This model keeps that reading: it is "
+                  "saved as a token-classification model, and a text's logits are the mean of "
+                  "its tokens' logits over the attention mask (`text_logits` below; the same "
+                  "as a linear layer on the mean-pooled vector)."]
     lines += ["", "## Usage", "", "```python", usage_snippet(meta), "```", ""]
     return "\n".join(lines)
 
@@ -215,11 +241,20 @@ def _card_scores(results: dict) -> list[str]:
 def _card_diagnosis(diag: dict) -> list[str]:
     if not diag:
         return []
-    lines = ["", "## Diagnosis", "", f"**{diag['title']}**", ""]
+    lines = ["", "## Diagnosis", ""] + _card_warning(diag) + [f"**{diag['title']}**", ""]
     lines += [f"- {e}" for e in diag.get("evidence", [])]
     if diag.get("remedies"):
         lines += ["", "What to try:"] + [f"- {r}" for r in diag["remedies"]]
     return lines
+
+
+def _card_warning(diag: dict) -> list[str]:
+    """A prominent warning first in the diagnosis when a simple baseline beats the model:
+    whoever picks the model up from its card must not miss it."""
+    from .diagnostics import warning
+
+    text = warning(diag, see="the diagnosis below")
+    return [f"> **Warning:** {text}", ""] if text else []
 
 
 def make_zip(run: RunPaths, dest: str | Path | None = None) -> Path:

@@ -23,6 +23,7 @@ from . import batching
 from .calibration import scale_outputs
 from .errors import FinetunerError
 from .export import read_meta
+from .heads import MEAN, MeanPooled
 from .tables import read_table
 from .tasks import get_task
 from .tasks.options import TaskOptions
@@ -70,7 +71,9 @@ class Predictor:
         import transformers
 
         spec = get_task(meta.get("task", "classification"))
-        auto = getattr(transformers, spec.auto_model)
+        pooled = meta.get("body_pooling") == MEAN
+        auto = getattr(transformers, "AutoModelForTokenClassification" if pooled
+                       else spec.auto_model)
         tokenizer = transformers.AutoTokenizer.from_pretrained(model_dir)
         if spec.split_words:  # exports made before add_prefix_space was saved with them
             from .modeling import for_split_words
@@ -102,6 +105,8 @@ class Predictor:
             model = PeftModel.from_pretrained(base, model_dir).merge_and_unload()
         else:
             model = auto.from_pretrained(model_dir, use_safetensors=True)
+        if pooled:
+            model = MeanPooled(model, spec.problem_type)
         device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         if device != "cpu":
             model = model.to(device)

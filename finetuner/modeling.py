@@ -288,12 +288,18 @@ DROPOUT_FIELDS = ("hidden_dropout_prob", "attention_probs_dropout_prob", "classi
 
 
 def build_model(spec, source: ModelSource, labels: list[str], method,
-                dropout: float | None = None) -> tuple:
+                dropout: float | None = None, head_start=None) -> tuple:
     """Load the task head on the encoder and apply the method; returns (model, params).
-    `dropout` replaces every dropout rate the model's config names (None keeps them)."""
+    `dropout` replaces every dropout rate the model's config names (None keeps them).
+    A sentence-level task on a mean-pooling body is read through `heads.MeanPooled`;
+    `head_start(model)`, when given, fits the new head before the method is applied."""
     import transformers
 
-    auto = getattr(transformers, spec.auto_model)
+    from . import heads
+
+    pooled = spec.sentence_level and heads.body_pooling(source.path) == heads.MEAN
+    auto = getattr(transformers, "AutoModelForTokenClassification" if pooled
+                   else spec.auto_model)
     kwargs = {}
     if labels:
         kwargs = {"num_labels": len(labels), "id2label": dict(enumerate(labels)),
@@ -331,11 +337,18 @@ def build_model(spec, source: ModelSource, labels: list[str], method,
             "model.safetensors and the tokenizer files.",
             code="bad_model",
         ) from None
-    model = apply_method(model, spec, method)
+    if pooled:
+        model = heads.MeanPooled(model, spec.problem_type)
+    if head_start is not None:
+        head_start(model)
+    if isinstance(model, heads.MeanPooled):  # the method acts on the token-level model
+        model.inner = apply_method(model.inner, spec, method, peft_task_type="TOKEN_CLS")
+    else:
+        model = apply_method(model, spec, method)
     return model, count_params(model)
 
 
-def apply_method(model, spec, method):
+def apply_method(model, spec, method, peft_task_type: str | None = None):
     if method.method == "full":
         for p in model.parameters():
             p.requires_grad = True
@@ -350,7 +363,7 @@ def apply_method(model, spec, method):
             raise ModelError("Could not find the task head to train on its own in this "
                              "architecture.", "Use LoRA or full fine-tuning.", code="no_head")
         return model
-    return _apply_lora(model, spec, method)
+    return _apply_lora(model, spec, method, peft_task_type or spec.peft_task_type)
 
 
 def _is_head(name: str, heads: tuple[str, ...]) -> bool:
@@ -359,7 +372,7 @@ def _is_head(name: str, heads: tuple[str, ...]) -> bool:
     return any(h in parts for h in heads)
 
 
-def _apply_lora(model, spec, method):
+def _apply_lora(model, spec, method, task_type: str):
     from peft import LoraConfig, TaskType, get_peft_model
     from peft.utils.constants import TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING as MAP
 
@@ -369,7 +382,7 @@ def _apply_lora(model, spec, method):
     heads = [h for h in spec.head_modules
              if any(_is_head(n, (h,)) for n, _ in model.named_modules())]
     config = LoraConfig(
-        task_type=getattr(TaskType, spec.peft_task_type),
+        task_type=getattr(TaskType, task_type),
         r=method.lora_r,
         lora_alpha=method.lora_alpha,
         lora_dropout=method.lora_dropout,

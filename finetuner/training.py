@@ -26,7 +26,7 @@ import torch
 from torch.utils.data import Dataset
 from transformers import PrinterCallback, Trainer, TrainingArguments
 
-from . import batching, distributed, modeling, trackers
+from . import batching, distributed, heads, modeling, trackers
 from .batching import pick_precision
 from .callbacks import Evaluator, RunCallback, evaluation_interval, resume_point
 from .config import RunConfig
@@ -75,6 +75,7 @@ class Prepared:
     feats: dict
     options: TaskOptions
     collate: Callable
+    head_start: dict | None = None  # what heads.fit_head did (empty: no probe)
 
 
 def prepare(ctx: Context) -> Prepared:
@@ -91,11 +92,6 @@ def prepare(ctx: Context) -> Prepared:
         write_json(ctx.run.data_report, data.report.to_dict())
     events.emit("data", rows=data.report.rows, labels=data.labels,
                 warnings=data.report.warnings())
-    events.emit("status", state="loading_model", message=f"Loading {source.display}")
-    torch.manual_seed(cfg.training.seed)
-    model, params = modeling.build_model(spec, source, data.labels, cfg.method,
-                                         dropout=cfg.training.dropout)
-    events.emit("model", source=source.display, method=cfg.method.method, params=params)
     rng = random.Random(cfg.training.seed)
     sample = rng.sample(data.train, min(cfg.training.train_eval_samples, len(data.train)))
     splits = {"train": data.train, "validation": data.validation, "test": data.test,
@@ -107,14 +103,50 @@ def prepare(ctx: Context) -> Prepared:
              for name, ex in splits.items()}
     device = distributed.device()  # cuda:LOCAL_RANK under torchrun on GPUs
     collate = batching.collator(tokenizer.pad_token_id or 0, device, cap=cfg.data.max_length)
+    events.emit("status", state="loading_model", message=f"Loading {source.display}")
+    torch.manual_seed(cfg.training.seed)
+    probe: dict = {}
+
+    def head_start(model) -> None:  # linear probe first, then fine-tune (heads.py)
+        if not spec.sentence_level:
+            return
+        events.emit("status", state="loading_model",
+                    message="Fitting the new head on the frozen encoder")
+        probe.update(heads.fit_head(model.to(device), spec, impl, feats, splits, data.labels,
+                                    options, collate, pick_precision(cfg.training.precision,
+                                                                     device),
+                                    seed=cfg.training.seed) or {})
+
+    model, params = modeling.build_model(spec, source, data.labels, cfg.method,
+                                         dropout=cfg.training.dropout, head_start=head_start)
+    if probe:
+        probe["pooling"] = "mean" if isinstance(model, heads.MeanPooled) else "first"
+        # a linear head on a mean-pooled body is fitted to convergence by the probe: head-only
+        # training has nothing left to do
+        probe["final"] = cfg.method.method == "head" and isinstance(model, heads.MeanPooled)
+        events.emit("head_start", **probe)
+    events.emit("model", source=source.display, method=cfg.method.method, params=params)
     return Prepared(spec, impl, source, tokenizer, data, model, params, splits, feats, options,
-                    collate)
+                    collate, probe)
 
 
 class _Trainer(Trainer):
     """The Trainer with an epoch-seeded training order (batching.EpochSampler): the same seed
     gives the same batches, and a resumed run continues with exactly the batches it would
-    have seen."""
+    have seen. Multi-label training weighs each label's positives (`pos_weight`)."""
+
+    pos_weight: torch.Tensor | None = None
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        if self.pos_weight is None:
+            return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+        inputs = dict(inputs)
+        labels = inputs.pop("labels")
+        outputs = model(**inputs)
+        weight = self.pos_weight.to(outputs.logits.device)
+        loss = heads.sequence_loss(outputs.logits.float(), labels,
+                                   "multi_label_classification", pos_weight=weight)
+        return (loss, outputs) if return_outputs else loss
 
     def _get_train_sampler(self, train_dataset=None):
         dataset = train_dataset if train_dataset is not None else self.train_dataset
@@ -171,6 +203,15 @@ def training_args(ctx: Context, total_steps: int, amp, bs: int, lr: float) -> Tr
     )
 
 
+def positive_weights(features: list[dict], cap: float = 10.0) -> torch.Tensor:
+    """Multi-label: each label's positives weigh sqrt(negatives / positives), from 1 to `cap`,
+    so that rare labels are not learnt away as 'never' (the loss of always answering no is
+    small when a label is on 2% of the texts)."""
+    y = torch.tensor([f["labels"] for f in features], dtype=torch.float32)
+    pos = y.sum(0).clamp(min=1.0)
+    return torch.sqrt((len(y) - pos).clamp(min=1.0) / pos).clamp(1.0, cap)
+
+
 def auto_batch_size(model, features: list[dict], collate, amp, device) -> int:
     """32 on a CPU. On a GPU the largest of 256/128/64/32/16/8 whose longest batch trains
     within 85% of the memory (optimizer state included), with at least 20 steps an epoch."""
@@ -225,7 +266,9 @@ def plan_run(ctx: Context, p: Prepared) -> Plan:
     eval_bs = max(t.eval_batch_size, 4 * bs) if device.type == "cuda" else t.eval_batch_size
     steps_per_epoch = math.ceil(len(p.feats["train"]) / bs)
     total_steps = t.max_steps or max(1, math.ceil(steps_per_epoch * t.epochs))
-    eval_every = evaluation_interval(steps_per_epoch, total_steps, t.evals_per_epoch)
+    if (p.head_start or {}).get("final"):
+        total_steps = 0  # the probe is the head-only model (heads.py)
+    eval_every = max(1, evaluation_interval(steps_per_epoch, total_steps, t.evals_per_epoch))
     return Plan(device, amp, bs, lr, total_steps, eval_every,
                 math.ceil(t.warmup_ratio * total_steps), eval_bs)
 
@@ -242,11 +285,13 @@ def build_trainer(ctx: Context, p: Prepared, plan: Plan) -> tuple[Trainer, Evalu
         ctx.events, ctx.should_stop, evaluator, metric=p.spec.primary_metric,
         batch_size=plan.batch_size, eval_every=plan.eval_every, warmup_steps=plan.warmup_steps,
         patience=t.early_stopping_patience, checkpoints=ctx.run.root / "checkpoints",
-        save_checkpoints=t.checkpoints)
+        save_checkpoints=t.checkpoints, evaluate_start=bool(p.head_start))
     args = training_args(ctx, plan.total_steps, plan.amp, plan.batch_size, plan.learning_rate)
     trainer = _Trainer(model=p.model, args=args, train_dataset=ListDataset(p.feats["train"]),
                        data_collator=p.collate, callbacks=[callback])
     trainer.remove_callback(PrinterCallback)  # our events are the log
+    if p.spec.problem_type == "multi_label_classification":
+        trainer.pos_weight = positive_weights(p.feats["train"])
     if ctx.reporter is not None:
         ctx.reporter.attach(trainer, {
             "batch_size": plan.batch_size, "learning_rate": plan.learning_rate,
@@ -269,7 +314,8 @@ def run_training(ctx: Context, p: Prepared, plan: Plan, trainer: Trainer,
         precision=batching.precision_name(plan.amp), learning_rate=plan.learning_rate,
         batch_size=plan.batch_size, device=str(plan.device))
     t0 = time.perf_counter()
-    trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
+    if plan.total_steps:
+        trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
     train_seconds = time.perf_counter() - t0
     if not callback.history and not callback.stop_requested:
         callback.evaluate(p.model, trainer.state)

@@ -5,6 +5,9 @@ anything is tokenised. Classification and entity recognition read at most the mo
 length in tokens (the rest is cut, and the answer says so); question answering reads long
 passages in windows, at most FINETUNER_MAX_QA_WINDOWS of them: a longer passage is searched
 only in its beginning, and the answer says how much was read.
+
+A run whose verdict is behind_baseline (a simple baseline beats it on validation) gets a warning
+above every answer (`warning`), so nobody tries the model without seeing that first.
 """
 
 from __future__ import annotations
@@ -42,3 +45,11 @@ def fit(predictor, example: dict, max_qa_windows: int) -> tuple[dict, str]:
                          f"their scores ({options.pooling}).")
     return example, (f"The model read the first {max_length} of this text's {n:,} tokens, the "
                      "max length it was trained with; the rest was not used.")
+
+
+def warning(results) -> str:
+    """The warning line above a run's answers: its verdict is behind_baseline ("" otherwise,
+    and for a run without results). `results` is the run's results mapping."""
+    from .diagnostics import warning as behind
+
+    return behind((results or {}).get("diagnosis"))

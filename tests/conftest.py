@@ -162,3 +162,26 @@ def nothing_left_running(tmp_path_factory):
             except OSError:
                 pass
     assert not left, f"processes left running after the tests: {left}"
+
+
+def card_recipe(model_dir: Path) -> dict:
+    """Run the Usage snippet of an exported model's card (README.md), as written, on that
+    folder in plain transformers; returns its namespace (model, tokenizer and, for a
+    mean-pooled export, its `text_logits`)."""
+    card = (Path(model_dir) / "README.md").read_text("utf-8")
+    code = card.split("## Usage", 1)[1].split("```python", 1)[1].split("```", 1)[0]
+    namespace: dict = {}
+    exec(code.replace("path/to/model", str(model_dir)), namespace)  # noqa: S102 - the card's
+    return namespace
+
+
+def card_logits(recipe: dict, enc) -> object:
+    """A text's logits the way the card reads them (`text_logits` where the export is
+    mean-pooled, else the sequence head's logits)."""
+    import torch
+
+    model = recipe["model"].eval()
+    if "text_logits" in recipe:
+        return recipe["text_logits"](model, enc)
+    with torch.no_grad():
+        return model(**enc).logits

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import sentiment_rows, write_csv, write_jsonl
+from conftest import card_logits, card_recipe, sentiment_rows, write_csv, write_jsonl
 
 pytest.importorskip("peft")
 
@@ -30,6 +30,10 @@ TOKENIZER_CLASS = {"bert": "BertTokenizer", "roberta": "RobertaTokenizer",
                    "modernbert": "TokenizersBackend"}
 BYTE_LEVEL = ("roberta", "modernbert")
 TIE = 1e-5  # top-two probabilities this close: either answer is right
+# Predictor (texts batched and padded together) against one text at a time: float32 noise of
+# about 1e-6 in the features, times a head fitted to convergence (weights far larger than a
+# random head's), moves a probability by up to a few 1e-4
+PROB = 1e-3
 
 PEOPLE = ["Ann Lee", "Bo Chen", "Cy Diaz", "Dee Ray", "Eli Moss", "Fay Wu"]
 PLACES = ["Oslo", "Lima", "Rome", "Kyoto", "Cairo", "Quito"]
@@ -247,12 +251,20 @@ def tiny_family(tmp_path_factory):
     built: dict[str, Path] = {}
 
     def get(family: str) -> Path:
+        """'bert+mean': the same random BERT saved as a sentence-transformers body (its
+        1_Pooling/config.json says mean pooling)."""
         if family not in built:
-            folder = tmp_path_factory.mktemp(f"tiny-{family}")
-            tok = family_tokenizer(family)
+            base, _, pooling = family.partition("+")
+            folder = tmp_path_factory.mktemp(f"tiny-{base}-{pooling or 'own'}")
+            tok = family_tokenizer(base)
             torch.manual_seed(0)
-            family_model(family, tok).save_pretrained(folder)
+            family_model(base, tok).save_pretrained(folder)
             tok.save_pretrained(folder)
+            if pooling:
+                (folder / "1_Pooling").mkdir()
+                (folder / "1_Pooling" / "config.json").write_text(json.dumps(
+                    {"word_embedding_dimension": 32, "pooling_mode_cls_token": False,
+                     "pooling_mode_mean_tokens": True}))
             built[family] = folder
         return built[family]
 
@@ -290,7 +302,8 @@ def plain_model(task: str, model_dir: Path, meta: dict, base_folder: Path):
 
     from finetuner.tasks import get_task
 
-    auto = getattr(transformers, get_task(task).auto_model)
+    auto = getattr(transformers, "AutoModelForTokenClassification"
+                   if meta.get("body_pooling") == "mean" else get_task(task).auto_model)
     if meta["format"] != "peft-adapter":
         return auto.from_pretrained(model_dir).eval()
     from peft import PeftModel
@@ -302,6 +315,19 @@ def plain_model(task: str, model_dir: Path, meta: dict, base_folder: Path):
         kwargs["problem_type"] = get_task(task).problem_type
     base = auto.from_pretrained(base_folder, **kwargs)
     return PeftModel.from_pretrained(base, model_dir).merge_and_unload().eval()
+
+
+def text_logits(model, enc, meta):
+    """The sequence logits as the card reads them: the sequence head's, or for a mean-pooled
+    export the mean of the token logits over the attention mask."""
+    import torch
+
+    with torch.no_grad():
+        logits = model(**enc).logits
+    if meta.get("body_pooling") != "mean":
+        return logits
+    mask = enc["attention_mask"].unsqueeze(-1).to(logits.dtype)
+    return (logits * mask).sum(1) / mask.sum(1)
 
 
 def softmax(x, temperature: float = 1.0) -> np.ndarray:
@@ -319,15 +345,13 @@ def assert_same_choice(probs: np.ndarray, got: str, labels: list[str], what: str
 
 
 def check_classification(predictor, model, tok, meta):
-    import torch
 
     labels = meta["labels"]
     got = predictor.predict(TEXT_PROBES)
     for text, pred in zip(TEXT_PROBES, got):
         enc = tok(text, truncation=True, max_length=meta["max_length"], return_tensors="pt")
-        with torch.no_grad():
-            probs = softmax(model(**enc).logits[0].numpy(), meta.get("temperature", 1.0))
-        assert np.allclose([pred["probabilities"][name] for name in labels], probs, atol=1e-4)
+        probs = softmax(text_logits(model, enc, meta)[0].numpy(), meta.get("temperature", 1.0))
+        assert np.allclose([pred["probabilities"][name] for name in labels], probs, atol=PROB)
         assert_same_choice(probs, pred["label"], labels, text)
 
 
@@ -371,9 +395,8 @@ def check_multilabel(predictor, model, tok, meta):
         "multi_label_classification"
     for text, pred in zip(TEXT_PROBES, predictor.predict(TEXT_PROBES)):
         enc = tok(text, truncation=True, max_length=meta["max_length"], return_tensors="pt")
-        with torch.no_grad():
-            probs = torch.sigmoid(model(**enc).logits[0]).numpy()
-        assert np.allclose([pred["probabilities"][n] for n in labels], probs, atol=1e-4)
+        probs = torch.sigmoid(text_logits(model, enc, meta)[0]).numpy()
+        assert np.allclose([pred["probabilities"][n] for n in labels], probs, atol=PROB)
         chosen = [n for n, p in zip(labels, probs) if p >= thresholds[n]]
         near = any(abs(p - thresholds[n]) < TIE for n, p in zip(labels, probs))
         assert near or pred["labels"] == chosen, (pred, probs, thresholds)
@@ -381,13 +404,11 @@ def check_multilabel(predictor, model, tok, meta):
 
 def check_regression(predictor, model, tok, meta):
     """The export outputs the number itself (the target scale is folded into the head)."""
-    import torch
 
     assert model.config.problem_type == "regression" and model.config.num_labels == 1
     for text, pred in zip(TEXT_PROBES, predictor.predict(TEXT_PROBES)):
         enc = tok(text, truncation=True, max_length=meta["max_length"], return_tensors="pt")
-        with torch.no_grad():
-            value = float(model(**enc).logits[0, 0])
+        value = float(text_logits(model, enc, meta)[0, 0])
         assert abs(pred["value"] - value) < 1e-3 * max(1.0, abs(value)), (pred, value)
 
 
@@ -430,7 +451,18 @@ def _cases() -> list[tuple[str, str, str]]:
     return out
 
 
-@pytest.mark.parametrize(("family", "task", "method"), _cases())
+SENTENCE_TASKS = ("classification", "multi-label", "regression")
+
+
+def _mean_cases() -> list[tuple[str, str, str]]:
+    """Sentence-transformers bodies (mean pooling): every sentence-level task x method on a
+    BERT body, and one task each on RoBERTa and DistilBERT (other names, no token types)."""
+    out = [("bert+mean", t, m) for t in SENTENCE_TASKS for m in METHODS]
+    return out + [("roberta+mean", "classification", "lora-adapter"),
+                  ("distilbert+mean", "multi-label", "full")]
+
+
+@pytest.mark.parametrize(("family", "task", "method"), _cases() + _mean_cases())
 def test_trains_exports_and_reloads_in_plain_transformers(family, task, method, tiny_family,
                                                           data_files, tmp_path):
     import transformers
@@ -441,19 +473,22 @@ def test_trains_exports_and_reloads_in_plain_transformers(family, task, method, 
     folder = tiny_family(family)
     run, results = train_in_process(tmp_path, folder, data_files[task], task, method)
     assert results["status"] == "completed", results
-    assert results["timing"]["steps"] == 2
+    mean = family.endswith("+mean")
+    # a linear head on a mean-pooled body is the probe's fit: head-only takes no step
+    assert results["timing"]["steps"] == (0 if mean and method == "head" else 2)
     trainable = results["params"]["trainable"]
     if method == "full":
         assert trainable == results["params"]["total"]
     else:
         assert 0 < trainable < results["params"]["total"]
     meta = read_meta(run.model)
+    assert meta.get("body_pooling") == ("mean" if mean else None)
     assert meta["format"] == ("peft-adapter" if method == "lora-adapter" else "transformers")
     if method == "lora-adapter":
         assert (run.model / "adapter_config.json").exists()
         assert not (run.model / "model.safetensors").exists()
     tok = transformers.AutoTokenizer.from_pretrained(run.model)
-    assert type(tok).__name__ == TOKENIZER_CLASS[family]
+    assert type(tok).__name__ == TOKENIZER_CLASS[family.partition("+")[0]]
     model = plain_model(task, run.model, meta, folder)
     predictor = Predictor.load(run.root)
     if task == "classification":
@@ -466,6 +501,32 @@ def test_trains_exports_and_reloads_in_plain_transformers(family, task, method, 
         check_regression(predictor, model, tok, meta)
     else:
         check_qa(predictor, model, tok, meta)
+    check_head_start(run, task, family, method, meta, tok, model)
+
+
+def check_head_start(run, task, family, method, meta, tok, model):
+    """Sentence-level heads start from a probe on frozen features, scored at step 0 before
+    any step (so the kept model is never worse on validation than the probe); a mean-pooled
+    export's card snippet, run as written, gives the logits we compared above."""
+    import torch
+
+    from finetuner.runs import read_events
+
+    events = read_events(run.events)[0]
+    starts = [e for e in events if e["type"] == "head_start"]
+    evals = [e for e in events if e["type"] == "eval"]
+    if task not in SENTENCE_TASKS:
+        assert not starts and evals[0]["step"] > 0
+        return
+    assert starts and starts[0]["pooling"] == ("mean" if family.endswith("+mean") else "first")
+    assert evals[0]["step"] == 0
+    assert abs(evals[0]["validation"][starts[0]["metric"]] - starts[0]["validation"]) < 0.002
+    if family.endswith("+mean") and method != "lora-adapter":
+        recipe = card_recipe(run.model)
+        enc = tok(TEXT_PROBES[0], truncation=True, max_length=meta["max_length"],
+                  return_tensors="pt")
+        assert torch.allclose(card_logits(recipe, enc), text_logits(model, enc, meta),
+                              atol=1e-5)
 
 
 # ---------------------------------------------------------------------------- the pieces

@@ -13,7 +13,7 @@ import shutil
 import zipfile
 
 import pytest
-from conftest import EXAMPLES, start_app, stop_app
+from conftest import EXAMPLES, card_logits, card_recipe, start_app, stop_app
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -257,12 +257,12 @@ def test_new_kinds_are_detected_trained_tried_and_downloaded(app_url, page, tmp_
     shot(page, tmp_path, f"{task}-3-try")
 
     import torch
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+    from transformers import AutoTokenizer
 
     folder = tmp_path / "unzipped" / "model"
-    model = AutoModelForSequenceClassification.from_pretrained(folder).eval()
-    with torch.no_grad():
-        logits = model(**AutoTokenizer.from_pretrained(folder)(text, return_tensors="pt")).logits
+    recipe = card_recipe(folder)  # the downloaded card's own snippet, in plain transformers
+    model = recipe["model"]
+    logits = card_logits(recipe, AutoTokenizer.from_pretrained(folder)(text, return_tensors="pt"))
     if task == "regression":
         shown = float(details.locator(".ft-number").get_attribute("data-value"))
         assert abs(float(logits[0, 0]) - shown) < 1e-3 * max(1.0, abs(shown))

@@ -8,7 +8,7 @@ import sys
 import zipfile
 
 import pytest
-from conftest import EXAMPLES, ROOT
+from conftest import EXAMPLES, ROOT, card_logits, card_recipe
 
 
 def cli(*args, timeout=600):
@@ -39,11 +39,16 @@ def test_train_predict_export_with_the_default_model(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert "model/model.safetensors" in zipfile.ZipFile(tmp_path / "model.zip").namelist()
 
-    from transformers import pipeline
+    # the card's own snippet loads the export in plain transformers and answers as we do
+    from transformers import AutoTokenizer
 
-    clf = pipeline("text-classification", model=str(out / "model"))
-    assert clf("The hotel was dirty and smelled of smoke.")[0]["label"] in ("positive",
-                                                                            "negative")
+    recipe = card_recipe(out / "model")
+    text = "The hotel was dirty and smelled of smoke."
+    logits = card_logits(recipe, AutoTokenizer.from_pretrained(out / "model")(
+        text, return_tensors="pt"))
+    id2label = recipe["model"].config.id2label
+    ours = json.loads(cli("predict", "--run", out, "--text", text, "--json").stdout)
+    assert id2label[int(logits[0].argmax())] == ours["label"]
 
 
 def test_bad_input_prints_one_sentence(tmp_path):

@@ -2,7 +2,16 @@
 
 from __future__ import annotations
 
-from finetuner.diagnostics import best_row, chance_scores, diagnose, history_from_events
+import pytest
+
+from finetuner.diagnostics import (
+    baseline_gap,
+    best_row,
+    chance_scores,
+    diagnose,
+    history_from_events,
+    warning,
+)
 
 BIG = {"n_train": 2000, "n_validation": 250, "label_counts": {"a": 1000, "b": 1000}}
 
@@ -208,3 +217,148 @@ def test_a_slow_rise_inside_the_noise_is_still_improving_when_the_loss_keeps_fal
     assert any("validation loss was still falling" in e for e in d.evidence)
     flat = val[:-1] + [0.71]  # ties the earlier best: a plateau
     assert diagnose(curve(loss, loss, flat, train), {}, data).verdict == "healthy"
+
+
+# ---------------------------------------------------------------- worse than a simple baseline
+TFIDF = "word counts (TF-IDF) + logistic regression"
+
+
+def test_trailing_a_baseline_beyond_noise_leads_even_when_data_is_tiny():
+    """The issue's first case: 'too little data' while TF-IDF was far ahead. The baseline
+    verdict leads, with both scores, the gap in points and the validation size; the data
+    finding stays below it."""
+    history = curve([0.69, 0.6], [0.69, 0.62], [0.5, 0.6], [0.55, 0.62])
+    data = {"n_train": 60, "n_validation": 100, "label_counts": {"a": 30, "b": 30},
+            "baselines": {TFIDF: 0.85, "always answering a": 0.33}}
+    d = diagnose(history, {}, data)
+    assert d.verdict == "behind_baseline" and d.finding == "too_little_data"
+    assert d.title.startswith("Worse than a simple baseline")
+    assert d.evidence[0] == (f"'{TFIDF}' scores 0.85 validation macro-F1, the fine-tuned model "
+                             "0.60: 25 points behind, more than the ±12 points of noise that "
+                             "100 validation rows allow.")
+    assert "Second finding: Too little data" in " ".join(d.evidence)
+    assert "Only 60 training examples (fewer than 100)." in d.evidence
+    assert d.remedies[0].startswith("Raise the learning rate")  # it did not fit its own rows
+    assert any("do not use this one" in r and TFIDF in r for r in d.remedies)
+    assert d.baseline == {"title": TFIDF, "value": 0.85, "model": 0.6,
+                          "gap": d.baseline["gap"], "band": d.baseline["band"],
+                          "n_validation": 100, "metric_title": "macro-F1"}
+    assert round(d.baseline["gap"], 2) == 0.25
+
+
+def test_trailing_a_baseline_leads_over_underfitting_with_a_strong_remedy():
+    """The issue's second case: 'underfitting ... raise the learning rate a little' with the
+    baseline 55 points ahead."""
+    history = curve([0.69, 0.68, 0.67, 0.66], [0.69, 0.69, 0.68, 0.68],
+                    [0.58, 0.6, 0.62, 0.62], [0.58, 0.6, 0.63, 0.63])
+    data = {**BIG, "baselines": {TFIDF: 0.9}}
+    d = diagnose(history, {}, data, method="full")
+    assert d.verdict == "behind_baseline" and d.finding == "underfitting"
+    assert "28 points behind" in d.evidence[0] and "250 validation rows" in d.evidence[0]
+    assert "only 0.63, less than the baseline" in d.evidence[1]
+    assert d.remedies[0].startswith("Raise the learning rate (2 to 5 times")
+    assert not any("a little" in r for r in d.remedies)
+    head = diagnose(history, {}, data, method="head")
+    assert head.remedies[0].startswith("Switch to full fine-tuning")
+    assert any("Check the labels" in r for r in d.remedies)  # the second finding's remedy
+
+
+def test_a_model_that_fits_its_rows_but_trails_is_told_to_use_the_baseline():
+    history = curve([0.3, 0.05], [0.5, 0.6], [0.7, 0.7], [0.95, 0.99])
+    d = diagnose(history, {}, {**BIG, "baselines": {TFIDF: 0.86}}, method="full")
+    assert d.verdict == "behind_baseline" and d.finding in ("overfitting", "healthy")
+    assert "it learned them, but carries less over" in d.evidence[1]
+    assert d.remedies[0].startswith("Until a fine-tuned model beats it, do not use this one")
+    assert any(r.startswith("Add labelled examples") for r in d.remedies)
+
+
+def test_a_tie_within_noise_keeps_the_verdict_and_says_as_good_as():
+    # 250 validation rows: the band of the difference is about ±0.06
+    history = curve([0.6, 0.4, 0.3], [0.55, 0.45, 0.4], [0.8, 0.85, 0.85], [0.82, 0.87, 0.86])
+    alone = diagnose(history, {}, BIG).verdict
+    for base, band in ((0.86, "0.063"), (0.89, "0.060")):
+        d = diagnose(history, {}, {**BIG, "baselines": {TFIDF: base}})
+        assert d.verdict == alone and d.finding is None and not d.baseline
+        assert d.evidence[0].startswith(f"A simple baseline does as well: '{TFIDF}'")
+        assert f"within the ±{band} that 250 validation rows allow" in d.evidence[0]
+    d = diagnose(history, {}, {**BIG, "baselines": {TFIDF: 0.93}})
+    assert d.verdict == "behind_baseline" and d.finding == alone
+    # tiny data, baseline 0.2 ahead but 6 validation rows: noise, the data verdict stays
+    tiny = {"n_train": 54, "n_validation": 6, "label_counts": {"a": 27, "b": 27},
+            "baselines": {TFIDF: 0.83}}
+    d = diagnose(curve([0.6, 0.3], [0.6, 0.5], [0.6, 0.63], [0.8, 0.96]), {}, tiny)
+    assert d.verdict == "too_little_data"
+
+
+def test_losing_to_a_learnable_baseline_at_chance_names_the_learning_rate_first():
+    history = curve([0.69, 0.69, 0.69], [0.69, 0.69, 0.69], [0.5, 0.51, 0.5], [0.5, 0.5, 0.5])
+    d = diagnose(history, {}, {**BIG, "baselines": {TFIDF: 0.8}})
+    assert d.verdict == "behind_baseline" and d.finding == "no_signal"
+    assert d.remedies[0].startswith("Raise the learning rate (for example 3 to 10 times)")
+    # a baseline that itself scores about chance does not make a loss: labels unlearnable
+    d = diagnose(history, {}, {**BIG, "baselines": {TFIDF: 0.56, "always a": 0.33}})
+    assert d.verdict == "no_signal" and d.remedies[0].startswith("Check the labels")
+
+
+@pytest.mark.parametrize("task, metric, title", [
+    ("multi-label", "micro_f1", "micro-F1"), ("regression", "pearson", "Pearson correlation"),
+    ("ner", "f1", "entity F1")])
+def test_every_task_with_baselines_gets_the_baseline_verdict(task, metric, title):
+    history = curve([0.9, 0.8, 0.7], [0.9, 0.85, 0.8], [0.2, 0.28, 0.3], [0.22, 0.3, 0.33])
+    data = {"n_train": 800, "n_validation": 300, "baselines": {"a simple baseline": 0.72}}
+    d = diagnose(history, {}, data, title, task=task, metric=metric)
+    assert d.verdict == "behind_baseline", d.evidence
+    assert d.evidence[0].startswith(f"'a simple baseline' scores 0.72 validation {title}, the "
+                                    "fine-tuned model 0.30: 42 points behind")
+
+
+def test_a_metric_where_lower_is_better_compares_the_right_way():
+    from finetuner.curves import Curves
+
+    best = {"step": 1, "val_metric": 0.9, "train_metric": 0.8}
+    curves = Curves([best], best, 400, "MAE", 0.0, {})
+    ahead = baseline_gap(curves, {"ridge": 0.5}, higher_is_better=False)
+    assert ahead["behind"] and round(ahead["gap"], 2) == 0.4
+    assert not baseline_gap(curves, {"ridge": 1.2}, higher_is_better=False)["behind"]
+    assert baseline_gap(curves, {"ridge": 0.5})["gap"] < 0  # read as higher-is-better: ahead
+
+
+def test_the_warning_reaches_try_it_and_the_model_card():
+    from finetuner import tryit
+    from finetuner.export import _card_diagnosis
+    from finetuner.ui.render import diagnosis_html
+
+    history = curve([0.69, 0.68, 0.67], [0.69, 0.69, 0.68], [0.55, 0.58, 0.6], [0.56, 0.6, 0.62])
+    d = diagnose(history, {}, {**BIG, "baselines": {TFIDF: 0.9}}).to_dict()
+    text = tryit.warning({"diagnosis": d})
+    assert text.startswith("This model does worse than a simple baseline: validation macro-F1 "
+                           f"0.60 against 0.90 for '{TFIDF}', 30 points behind on 250")
+    assert "Results tab" in text
+    card = _card_diagnosis(d)
+    first = f"> **Warning:** {warning(d, 'the diagnosis below')}"
+    assert card[:4] == ["", "## Diagnosis", "", first]
+    assert card[5] == f"**{d['title']}**"
+    assert "ft-verdict-bad" in diagnosis_html(d) and "behind_baseline" in diagnosis_html(d)
+    healthy = diagnose(curve([0.5], [0.5], [0.9], [0.91]), {}, BIG).to_dict()
+    assert tryit.warning({"diagnosis": healthy}) == "" and tryit.warning(None) == ""
+    assert not any("Warning" in line for line in _card_diagnosis(healthy))
+    old = {"verdict": "behind_baseline", "title": "Worse", "evidence": [], "remedies": []}
+    assert warning(old).startswith("This model does worse than a simple baseline on the")
+
+
+def test_try_it_reads_the_warning_from_the_runs_results(tmp_path):
+    from finetuner.results import write_results
+    from finetuner.ui.tab_results import ResultsTabs
+
+    class Run:
+        results = tmp_path / "results.json"
+
+    history = curve([0.69, 0.68, 0.67], [0.69, 0.69, 0.68], [0.55, 0.58, 0.6], [0.56, 0.6, 0.62])
+    d = diagnose(history, {}, {**BIG, "baselines": {TFIDF: 0.9}}).to_dict()
+    write_results(Run.results, {"status": "completed", "diagnosis": d})
+    html = ResultsTabs._try_warning(Run)
+    assert "ft-warning" in html and "does worse than a simple baseline" in html
+    write_results(Run.results, {"status": "completed", "diagnosis": {**d, "verdict": "healthy"}})
+    assert ResultsTabs._try_warning(Run) == ""
+    Run.results = tmp_path / "missing.json"
+    assert ResultsTabs._try_warning(Run) == ""

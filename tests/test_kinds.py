@@ -10,7 +10,7 @@ import sys
 
 import numpy as np
 import pytest
-from conftest import EXAMPLES, ROOT, write_csv
+from conftest import EXAMPLES, ROOT, card_logits, card_recipe, write_csv
 
 from finetuner.config import DataConfig, RunConfig
 from finetuner.errors import DataError
@@ -348,7 +348,7 @@ def cli(*args, timeout=900):
 @pytest.mark.slow
 def test_multilabel_with_the_default_model_through_the_cli(tmp_path):
     import torch
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+    from transformers import AutoTokenizer
 
     out = tmp_path / "clauses"
     proc = cli("train", "--task", "multi-label", "--data", EXAMPLES / "clauses.csv",
@@ -365,11 +365,11 @@ def test_multilabel_with_the_default_model_through_the_cli(tmp_path):
                "Invoices are payable within forty-five days of receipt.")
     pred = json.loads(proc.stdout.splitlines()[0])
     assert set(pred["probabilities"]) == set(labels) and "thresholds" in pred
-    model = AutoModelForSequenceClassification.from_pretrained(out / "model").eval()
+    recipe = card_recipe(out / "model")  # the card's own snippet, in plain transformers
     tok = AutoTokenizer.from_pretrained(out / "model")
-    assert model.config.problem_type == "multi_label_classification"
-    with torch.no_grad():
-        probs = torch.sigmoid(model(**tok(pred["text"], return_tensors="pt")).logits)[0]
+    assert recipe["model"].config.problem_type == "multi_label_classification"
+    assert "text_logits" in recipe  # the default body is read by its mean-pooled vector
+    probs = torch.sigmoid(card_logits(recipe, tok(pred["text"], return_tensors="pt")))[0]
     assert np.allclose(probs.numpy(), [pred["probabilities"][n] for n in labels], atol=1e-4)
     card = (out / "model" / "README.md").read_text()
     assert "thresholds = {" in card and "torch.sigmoid" in card
@@ -377,8 +377,7 @@ def test_multilabel_with_the_default_model_through_the_cli(tmp_path):
 
 @pytest.mark.slow
 def test_regression_with_the_default_model_through_the_cli(tmp_path):
-    import torch
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+    from transformers import AutoTokenizer
 
     out = tmp_path / "ratings"
     proc = cli("train", "--task", "regression", "--data", EXAMPLES / "ratings.csv",
@@ -393,8 +392,7 @@ def test_regression_with_the_default_model_through_the_cli(tmp_path):
     text = "The camera works well, is sturdy and is great value."
     proc = cli("predict", "--run", out, "--json", "--text", text)
     value = json.loads(proc.stdout.splitlines()[0])["value"]
-    model = AutoModelForSequenceClassification.from_pretrained(out / "model").eval()
+    recipe = card_recipe(out / "model")
     tok = AutoTokenizer.from_pretrained(out / "model")
-    with torch.no_grad():
-        raw = float(model(**tok(text, return_tensors="pt")).logits[0, 0])
+    raw = float(card_logits(recipe, tok(text, return_tensors="pt"))[0, 0])
     assert abs(raw - value) < 1e-3 and value > 5.0  # plain transformers gives the score itself

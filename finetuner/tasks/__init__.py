@@ -81,6 +81,9 @@ class TaskSpec:
     split_words: bool = False
     problem_type: str | None = None  # transformers' config.problem_type (loss of the head)
     higher_is_better: dict = field(default_factory=dict)  # metrics where lower is better: False
+    # one answer per text from a sentence vector: a mean-pooling body (sentence-transformers)
+    # is read through heads.MeanPooled, and the head starts from a probe (heads.fit_head)
+    sentence_level: bool = False
 
     def impl(self) -> ModuleType:
         return importlib.import_module(self.module)
@@ -130,6 +133,7 @@ register(
         tables_only=True,
         label_errors=True,
         baselines="classification",
+        sentence_level=True,
     )
 )
 register(
@@ -156,6 +160,7 @@ register(
         calibration=None,
         baselines="multilabel",
         problem_type="multi_label_classification",
+        sentence_level=True,
     )
 )
 register(
@@ -181,6 +186,7 @@ register(
         baselines="regression",
         problem_type="regression",
         higher_is_better={"mae": False, "rmse": False},
+        sentence_level=True,
     )
 )
 register(

@@ -13,6 +13,7 @@ from ..estimate import human_seconds
 from .charts import esc, line_chart
 
 VERDICT_STYLE = {
+    "behind_baseline": ("bad", "#fdecea", "#a12622"),
     "healthy": ("ok", "#e7f6ec", "#1f7a3a"),
     "overfitting": ("warn", "#fff4e0", "#9a5b00"),
     "underfitting": ("warn", "#fff4e0", "#9a5b00"),

@@ -110,7 +110,8 @@ class ResultsTabs:
         if run_id:
             pairs = spec.pair_always or bool((meta.get("columns") or {}).get("text_pair"))
         label = spec.answer == "label"  # multi-label shows its own table of every label
-        return {"try_text": gr.update(label=spec.text_label),
+        return {"try_msg": self._try_warning(run) if run_id else "",
+                "try_text": gr.update(label=spec.text_label),
                 "try_pair": gr.update(visible=pairs, label=spec.pair_label or "Second text",
                                       lines=6 if spec.pair_always else 2),
                 "try_out": gr.update(visible=label, value=None),
@@ -147,7 +148,14 @@ class ResultsTabs:
             fitted, note = tryit.fit(predictor, example, limits.max_qa_windows)
             pred = predictor.predict_examples([fitted])[0]
         return {**task_answer(task, pred, example),
-                "try_msg": render.message(note, "info") if note else ""}
+                "try_msg": self._try_warning(ws.run(run_id))
+                + (render.message(note, "info") if note else "")}
+
+    @staticmethod
+    def _try_warning(run) -> str:
+        """Above the answer, when a simple baseline beats this run's model: say so first."""
+        text = tryit.warning(read_results(run.results))
+        return render.message(text, "warning") if text else ""
 
     def predict_file(self, user: str, form: dict):
         """Predict a whole file in a worker process (finetuner.batch), never in the web
