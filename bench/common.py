@@ -10,12 +10,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def run_studio(cmd: list[str], run_dir: Path, name: str) -> tuple[dict, float]:
-    """Run `python -m finetuner train ...`; its results.json and the wall seconds.
+def run_studio(cmd: list[str], run_dir: Path, name: str, cwd: Path | None = None
+               ) -> tuple[dict, float]:
+    """Run `python -m finetuner train ...` (in `cwd`, another checkout, when given); its
+    results.json and the wall seconds.
 
     Exits with the CLI's output when the run did not complete."""
     t0 = time.perf_counter()
-    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
+    proc = subprocess.run(cmd, cwd=cwd or ROOT, capture_output=True, text=True)
     wall = time.perf_counter() - t0
     path = Path(run_dir) / "results.json"
     results = json.loads(path.read_text()) if path.exists() else {}

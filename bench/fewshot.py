@@ -14,6 +14,8 @@ the test split, scored once per system. Systems:
 - `setfit`: SetFit (its own defaults, 5 iterations of pair sampling as in the issue, logistic
   regression head) on the same body, run with `--setfit-python` (a separate environment:
   `pip install -r bench/requirements-setfit.txt`, never in the app's requirements);
+- `before`: the defaults of another checkout (`--before-root`, e.g. a worktree of the
+  commit before a change), for a before/after on the same subsets;
 - `probe`: logistic regression on the frozen body's mean-pooled embeddings, C from
   {0.01..100} chosen on validation;
 - `tfidf`: TF-IDF (1-2 grams) + logistic regression, C chosen on validation.
@@ -34,6 +36,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 from common import run_studio, write_csv  # noqa: E402
 
@@ -58,13 +61,15 @@ def subsets(train: list[dict], n: int, seed: int) -> tuple[list[dict], list[dict
     return [train[i] for i in idx[:n]], [train[i] for i in idx[n:]]
 
 
-def run_method(method: str, files: dict, out: Path, extra: list[str]) -> dict:
-    run_dir = out / f"run-{method}"
+def run_method(method: str, files: dict, out: Path, extra: list[str],
+               root: Path | None = None, tag: str = "") -> dict:
+    run_dir = (out / f"run-{method}{tag}").resolve()
+    files = {k: Path(v).resolve() for k, v in files.items()}
     cmd = [sys.executable, "-m", "finetuner", "train", "--data", str(files["train"]),
            "--validation", str(files["validation"]), "--test", str(files["test"]),
            "--text-column", "text", "--label-column", "label", "--method", method,
            "--output", str(run_dir), "--overwrite", "--quiet", *extra]
-    results, wall = run_studio(cmd, run_dir, method)
+    results, wall = run_studio(cmd, run_dir, method, cwd=root)
     return {"accuracy": results["test"]["accuracy"], "macro_f1": results["test"]["macro_f1"],
             "train_seconds": results["timing"]["train_seconds"], "wall_seconds": round(wall, 1),
             "steps": results["timing"]["steps"],
@@ -161,6 +166,9 @@ def one(system: str, n: int, seed: int, rows: dict, out: Path, args) -> dict:
     if system in ("full", "lora", "head"):
         extra = ["--seed", str(seed)] + (args.studio_args.split() if args.studio_args else [])
         return run_method(system, files, folder, extra)
+    if system == "before":  # the default (full) of another checkout: --before-root
+        return run_method("full", files, folder, ["--seed", str(seed)],
+                          root=Path(args.before_root), tag="-before")
     if system == "probe":
         return run_probe(rows["train"], rows["validation"], rows["test"])
     if system == "tfidf":
@@ -197,6 +205,9 @@ def main() -> None:
     ap.add_argument("--setfit-python", default="python",
                     help="a Python with setfit installed (bench/requirements-setfit.txt)")
     ap.add_argument("--studio-args", default="", help="extra CLI flags for the studio runs")
+    ap.add_argument("--before-root", default="",
+                    help="system 'before': another checkout of the studio (e.g. a git "
+                         "worktree of the commit before a change), run with its defaults")
     ap.add_argument("--tag", default="", help="a name for this variant in results.jsonl")
     ap.add_argument("--out", default=str(ROOT / "bench" / "out" / "fewshot"))
     ap.add_argument("--data", default=str(DATA))

@@ -9,6 +9,7 @@ reference numbers). It has no use for a validation split.
 
 import json
 import sys
+import tempfile
 import time
 
 import pandas as pd
@@ -19,7 +20,8 @@ from sklearn.metrics import accuracy_score, f1_score
 
 train, test = pd.read_csv(sys.argv[1]), pd.read_csv(sys.argv[2])
 model = SetFitModel.from_pretrained(str(get_model_path()))
-args = TrainingArguments(num_iterations=5, seed=0, show_progress_bar=False)
+out = tempfile.mkdtemp(prefix="setfit-")  # its checkpoints, never in the repository
+args = TrainingArguments(output_dir=out, num_iterations=5, seed=0, show_progress_bar=False)
 trainer = Trainer(model=model, args=args,
                   train_dataset=Dataset.from_pandas(train[["text", "label"]]))
 t0 = time.perf_counter()

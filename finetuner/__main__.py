@@ -65,6 +65,8 @@ FLAGS = {
     "--dropout": ("training", "dropout", float,
                   "dropout of the encoder's layers and head (default: the model's own)"),
     "--patience": ("training", "early_stopping_patience", int, "early stopping patience"),
+    "--min-steps": ("training", "min_steps", int,
+                    "small data: at least this many steps (default 100; 0: off)"),
     "--max-steps": ("training", "max_steps", int, "stop after this many steps"),
     "--seed": ("training", "seed", int, "random seed (default 42)"),
     "--precision": ("training", "precision", str, "auto | fp32 | bf16 | fp16"),

@@ -203,9 +203,13 @@ def grouped_order(lengths: Sequence[int], batch_size: int, generator,
     for start in range(0, len(perm), k):
         group = sorted(perm[start:start + k], key=lambda i: -lengths[i])
         batches += [group[j:j + batch_size] for j in range(0, len(group), batch_size)]
+    # the DataLoader cuts this flat order into batch_size slices again: a short batch (the
+    # data not a multiple of batch_size) shuffled into the middle would shift every later
+    # slice across two sorted batches (about a third more padding); it stays last
+    tail = [batches.pop()] if len(batches) > 1 and len(batches[-1]) < batch_size else []
     if len(batches) > 1:  # the longest batch first (memory trouble shows at once), rest shuffled
         longest = max(range(len(batches)), key=lambda b: max(lengths[i] for i in batches[b]))
         batches[0], batches[longest] = batches[longest], batches[0]
         rest = torch.randperm(len(batches) - 1, generator=generator).tolist()
         batches = [batches[0]] + [batches[1 + r] for r in rest]
-    return [i for b in batches for i in b]
+    return [i for b in batches + tail for i in b]

@@ -22,8 +22,9 @@ METHOD_HELP = {
     "Best accuracy, slowest, largest model file.",
     "lora": "LoRA: small low-rank adapters are trained next to frozen weights. "
     "Close to full accuracy with about 1% of the weights trainable.",
-    "head": "Head only: the encoder is frozen and only the new classification head trains. "
-    "The cheapest baseline; fine for easy tasks, weaker on hard ones.",
+    "head": "Head only: the encoder is frozen and only the new head is fitted, on the "
+    "encoder's features (for sentence-transformers models to convergence, in one pass). "
+    "The cheapest; fine for easy tasks, weaker on hard ones.",
 }
 # Learning rates that work for small BERT-like encoders with each method (checked on SST-2).
 DEFAULT_LEARNING_RATE = {"full": 1e-4, "lora": 2e-3, "head": 2e-2}
@@ -221,6 +222,12 @@ class TrainingConfig:
         "Stop after this many evaluations without improvement (0 turns it off).", default=3
     )
     max_steps: int | None = _help("Stop after this many steps (for quick trials).", default=None)
+    min_steps: int = _help(
+        "Small data: train for at least this many steps even when the epochs would give "
+        "fewer (a few hundred examples at 3 epochs is only about 25 steps); early stopping "
+        "still ends the run when validation stops improving. 0 turns the floor off.",
+        default=100,
+    )
     seed: int = _help("Random seed: the same seed gives the same run.", default=42)
     precision: str = _help(
         "auto: bf16 autocast where the hardware has native bf16 (GPUs of compute capability "

@@ -299,6 +299,9 @@ def _diagnose(curves: Curves, validation: dict, data: dict, spec, method: str | 
     The rules are tried in order; the first that holds gives the verdict.
     """
     notes = _overconfidence(curves.history, curves.best, curves)
+    unheard = never_predicted_note(validation, data)
+    if unheard:
+        notes.append(unheard)
     for rule in (_rule_too_little_data, _rule_no_signal, _rule_class_imbalance,
                  _rule_overfitting):
         found = rule(curves, validation, data, spec, method)
@@ -306,6 +309,25 @@ def _diagnose(curves: Curves, validation: dict, data: dict, spec, method: str | 
             return Diagnosis(found[0], TITLES[found[0]], found[1], found[2], notes)
     verdict, evidence, remedies = _rule_fit(curves, method)
     return Diagnosis(verdict, TITLES[verdict], evidence, remedies, notes)
+
+
+def never_predicted_note(validation: dict, data: dict) -> str | None:
+    """Multi-label: labels that occur in the validation split but that the kept model never
+    predicts there, named with their training counts (usually too rare to learn), instead
+    of leaving them silently out of every answer."""
+    per_label = (validation or {}).get("per_label") or {}
+    counts = data.get("label_counts") or {}
+    silent = [name for name, row in per_label.items()
+              if isinstance(row, dict) and row.get("support") and not row.get("predicted")
+              and "predicted" in row]
+    if not silent:
+        return None
+    named = ", ".join(f"'{n}' ({counts.get(n, 0)} training example"
+                      f"{'' if counts.get(n, 0) == 1 else 's'})" for n in silent[:8])
+    more = f" and {len(silent) - 8} more" if len(silent) > 8 else ""
+    return (f"Never predicted on the validation split, although it holds them: {named}{more}. "
+            "Labels with few training examples are too rare to learn: add examples of them, "
+            "or merge or drop them; the model will not answer them as it is.")
 
 
 def _rule_too_little_data(curves: Curves, validation, data, spec, method):

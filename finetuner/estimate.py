@@ -175,11 +175,15 @@ def counts(model_path: str, spec, num_labels: int, lora_r: int = 8
            ) -> dict[str, tuple[int, int, int]]:
     """(trainable, total, non-embedding) per method: from the header where the family is
     known, else from meta-device skeletons."""
-    quick = quick_params(model_path, spec.auto_model, num_labels, lora_r)
+    from .pooling import MEAN, body_pooling
+
+    auto, peft_task = spec.auto_model, spec.peft_task_type
+    if spec.sentence_level and body_pooling(model_path) == MEAN:  # heads.MeanPooled: a
+        auto, peft_task = "AutoModelForTokenClassification", "TOKEN_CLS"  # linear head only
+    quick = quick_params(model_path, auto, num_labels, lora_r)
     if quick is not None:
         return quick
-    return method_params(model_path, spec.auto_model, spec.peft_task_type, spec.head_modules,
-                         num_labels, lora_r)
+    return method_params(model_path, auto, peft_task, spec.head_modules, num_labels, lora_r)
 
 
 def warm_up() -> None:

@@ -98,7 +98,7 @@ def usage_snippet(meta: dict, path: str = "path/to/model") -> str:
     spec = get_task(meta.get("task") or "classification")
     snippet = _usage(meta, path, spec)
     if meta.get("body_pooling") == "mean":
-        from .heads import pooled_usage
+        from .pooling import pooled_usage
 
         snippet = pooled_usage(snippet, spec.name, path)
     return snippet
@@ -174,6 +174,16 @@ def _card_training(cfg, results: dict) -> list[str]:
         m = cfg.method
         lines.append(f"- LoRA: r={m.lora_r}, alpha={m.lora_alpha}, dropout={m.lora_dropout}, "
                      f"targets={m.lora_target_modules or 'chosen by peft'}")
+    start = results.get("head_start") or {}
+    if start:
+        how = ("the mean of the token vectors, as the sentence-transformers body was trained"
+               if start.get("pooling") == "mean" else "the head's own input")
+        done = ("that fit is the model (head-only)" if start.get("final")
+                else "fine-tuning started from it")
+        lines.append(f"- Head start: the new head was first fitted on the frozen encoder's "
+                     f"features ({how}) to convergence, its regularisation chosen on the "
+                     f"validation split (validation {start.get('metric')} "
+                     f"{start.get('validation')}); {done}.")
     lines.append(f"- Training time: {timing['train_seconds']} s "
                  f"({timing['train_samples_per_second']} samples/s)")
     return lines

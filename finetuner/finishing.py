@@ -82,7 +82,8 @@ def finish(ctx: Context, p: Prepared, evaluator: Evaluator, callback: RunCallbac
         precision=batching.precision_name(amp), data=p.data.report.rows,
         baselines=judged["baselines"], calibration=scored["calibration"],
         temperature=scored["temperature"], label_issues=judged["label_issues"],
-        thresholds=evaluator.options.thresholds)  # multi-label: tuned on validation
+        thresholds=evaluator.options.thresholds,  # multi-label: tuned on validation
+        head_start=p.head_start or None)
     if not cfg.training.score_test:
         results["note"] = ("A search trial: the test split was not scored (it chooses nothing); "
                            "only the chosen configuration is tested.")

@@ -22,38 +22,17 @@ Only the validation split chooses anything here; the test split is never read.
 
 from __future__ import annotations
 
-import json
 import math
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
 
 from . import batching
+from .pooling import FIRST, MEAN, body_pooling  # noqa: F401 - the names heads are read by
 
 PROBE_MAX_TRAIN = 20_000  # training features a probe is fitted on at most (a seeded sample)
-PROBE_MAX_VALIDATION = 5_000
 PROBE_C = (0.01, 0.1, 1.0, 10.0, 100.0)  # inverse L2 strength, as scikit-learn's C
-MEAN = "mean"
-FIRST = "first"
-
-
-def body_pooling(path: str | Path) -> str:
-    """'mean' for a body trained with mean pooling (a sentence-transformers folder, or a model
-    this studio exported that way), else 'first' (the architecture's own head)."""
-    path = Path(path)
-    try:
-        pooling = json.loads((path / "1_Pooling" / "config.json").read_text("utf-8"))
-        if pooling.get("pooling_mode_mean_tokens"):
-            return MEAN
-    except (OSError, ValueError):
-        pass
-    try:
-        meta = json.loads((path / "finetuner.json").read_text("utf-8"))
-        return MEAN if meta.get("body_pooling") == MEAN else FIRST
-    except (OSError, ValueError):
-        return FIRST
 
 
 class MeanPooled(torch.nn.Module):
@@ -99,6 +78,16 @@ def sequence_loss(logits, labels, problem_type: str | None, pos_weight=None):
     if problem_type == "multi_label_classification":
         return f.binary_cross_entropy_with_logits(logits, labels.float(), pos_weight=pos_weight)
     return f.cross_entropy(logits, labels.view(-1))
+
+
+def pair_loss(hidden: torch.Tensor, attention_mask: torch.Tensor, labels: torch.Tensor):
+    """SetFit's objective over every pair in the batch: the cosine similarity of two texts'
+    mean-pooled vectors pulled to 1 for the same label and to 0 for different ones."""
+    e = torch.nn.functional.normalize(pool_tokens(hidden, attention_mask), dim=-1)
+    sim = e @ e.T
+    same = (labels.view(-1, 1) == labels.view(1, -1)).float()
+    off = ~torch.eye(len(e), dtype=torch.bool, device=e.device)
+    return ((sim - same)[off] ** 2).mean() if off.any() else sim.sum() * 0
 
 
 def unwrap(model):
@@ -264,45 +253,3 @@ def fit_head(model, spec, impl, p_feats: dict, splits: dict, labels: list[str], 
     return {"c": c, "validation": round(score, 4) if math.isfinite(score) else None,
             "validation_loss": round(-neg_loss, 5), "metric": spec.primary_metric,
             "train_rows": len(train), "seconds": round(time.perf_counter() - t0, 2)}
-
-
-# -- the export's recipe ---------------------------------------------------------------------
-
-POOLING_HELPER = '''import torch
-
-
-def text_logits(model, inputs):
-    """A text's logits: the mean of its tokens' logits over the attention mask (the model
-    reads its body's mean-pooled vector, as the sentence-transformers body was trained)."""
-    with torch.no_grad():
-        logits = model(**inputs).logits
-    mask = inputs["attention_mask"].unsqueeze(-1).to(logits.dtype)
-    return (logits * mask).sum(1) / mask.sum(1)
-
-'''
-
-CLASSIFY_USAGE = '''from transformers import AutoModelForTokenClassification, AutoTokenizer
-
-model = AutoModelForTokenClassification.from_pretrained("{path}").eval()
-tokenizer = AutoTokenizer.from_pretrained("{path}")
-inputs = tokenizer(["What a wonderful, clever film!"], padding=True, truncation=True,
-                   return_tensors="pt")
-probs = torch.softmax(text_logits(model, inputs), dim=-1)[0]
-print({{model.config.id2label[i]: round(p, 4) for i, p in enumerate(probs.tolist())}})'''
-
-
-def pooled_usage(snippet: str, task: str, path: str) -> str:
-    """A task's usage snippet for a mean-pooled export: the token-level class and the one
-    pooling line (`text_logits`) wherever the sequence head's logits were read."""
-    if task == "classification" and "pipeline(" in snippet:
-        snippet = CLASSIFY_USAGE.format(path=path)
-    snippet = snippet.replace("AutoModelForSequenceClassification",
-                              "AutoModelForTokenClassification")
-    for name in ("inputs", "enc"):
-        snippet = snippet.replace(f"model(**{name}).logits", f"text_logits(model, {name})")
-    lines = snippet.replace("import torch\n", "").lstrip("\n").splitlines()
-    imports = [line for line in lines if line.startswith(("from ", "import "))]
-    body = [line for line in lines if line not in imports]
-    head, helper = POOLING_HELPER.split("\n\n\n", 1)
-    return "\n".join([head, *imports, "", "", helper.rstrip("\n"), "", *body]).replace(
-        "\n\n\n\n", "\n\n\n")

@@ -55,6 +55,9 @@ class Results(MutableMapping):
     limit: str | None = None
     resumable: bool | None = None
     trackers: dict | None = None  # where each experiment tracker wrote (finetuner.trackers)
+    # the head fitted on frozen features before fine-tuning (heads.fit_head): its L2
+    # strength, validation score, pooling; None where the task has no sentence-level head
+    head_start: dict | None = None
     extra: dict = field(default_factory=dict)  # keys this version does not know
     version: int = VERSION
 

@@ -136,16 +136,23 @@ class _Trainer(Trainer):
     have seen. Multi-label training weighs each label's positives (`pos_weight`)."""
 
     pos_weight: torch.Tensor | None = None
+    pair_weight: float = 0.0
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-        if self.pos_weight is None:
+        if self.pos_weight is None and not self.pair_weight:
             return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
         inputs = dict(inputs)
         labels = inputs.pop("labels")
-        outputs = model(**inputs)
-        weight = self.pos_weight.to(outputs.logits.device)
-        loss = heads.sequence_loss(outputs.logits.float(), labels,
-                                   "multi_label_classification", pos_weight=weight)
+        outputs = model(**inputs, output_hidden_states=bool(self.pair_weight))
+        if self.pos_weight is not None:
+            weight = self.pos_weight.to(outputs.logits.device)
+            loss = heads.sequence_loss(outputs.logits.float(), labels,
+                                       "multi_label_classification", pos_weight=weight)
+        else:
+            loss = heads.sequence_loss(outputs.logits.float(), labels, None)
+        if self.pair_weight:
+            loss = loss + self.pair_weight * heads.pair_loss(
+                outputs.hidden_states[-1], inputs["attention_mask"], labels)
         return (loss, outputs) if return_outputs else loss
 
     def _get_train_sampler(self, train_dataset=None):
@@ -203,6 +210,20 @@ def training_args(ctx: Context, total_steps: int, amp, bs: int, lr: float) -> Tr
     )
 
 
+PAIR_WEIGHT = 1.0
+PAIR_LOSS_MAX_ROWS = 5000
+
+
+def pair_loss_applies(cfg: RunConfig, p: Prepared) -> bool:
+    """Small-data classification also learns SetFit's objective on every pair of each batch
+    (heads.pair_loss), in the same forward pass: many more signals per example than the
+    cross-entropy alone, which is what makes SetFit strong on a few hundred examples. Not
+    for head-only training (the encoder does not move) nor for large data, where the
+    cross-entropy has signal enough."""
+    return (p.spec.name == "classification" and cfg.method.method != "head"
+            and len(p.data.train) <= PAIR_LOSS_MAX_ROWS)
+
+
 def positive_weights(features: list[dict], cap: float = 10.0) -> torch.Tensor:
     """Multi-label: each label's positives weigh sqrt(negatives / positives), from 1 to `cap`,
     so that rare labels are not learnt away as 'never' (the loss of always answering no is
@@ -256,6 +277,15 @@ class Plan:
     eval_batch_size: int
 
 
+def schedule_steps(steps_per_epoch: int, epochs: float, max_steps: int | None,
+                   min_steps: int) -> int:
+    """Optimizer steps of a run: max_steps when set, else the epochs' worth with a floor
+    for small data (early stopping still ends the run once validation stops improving)."""
+    if max_steps:
+        return max_steps
+    return max(1, math.ceil(steps_per_epoch * epochs), min_steps)
+
+
 def plan_run(ctx: Context, p: Prepared) -> Plan:
     """Device, precision, batch size (measured on a GPU when not set), learning rate, steps."""
     cfg, t = ctx.config, ctx.config.training
@@ -265,7 +295,7 @@ def plan_run(ctx: Context, p: Prepared) -> Plan:
     lr = cfg.learning_rate(bs, p.params.get("total"))
     eval_bs = max(t.eval_batch_size, 4 * bs) if device.type == "cuda" else t.eval_batch_size
     steps_per_epoch = math.ceil(len(p.feats["train"]) / bs)
-    total_steps = t.max_steps or max(1, math.ceil(steps_per_epoch * t.epochs))
+    total_steps = schedule_steps(steps_per_epoch, t.epochs, t.max_steps, t.min_steps)
     if (p.head_start or {}).get("final"):
         total_steps = 0  # the probe is the head-only model (heads.py)
     eval_every = max(1, evaluation_interval(steps_per_epoch, total_steps, t.evals_per_epoch))
@@ -292,6 +322,8 @@ def build_trainer(ctx: Context, p: Prepared, plan: Plan) -> tuple[Trainer, Evalu
     trainer.remove_callback(PrinterCallback)  # our events are the log
     if p.spec.problem_type == "multi_label_classification":
         trainer.pos_weight = positive_weights(p.feats["train"])
+    if pair_loss_applies(ctx.config, p):
+        trainer.pair_weight = PAIR_WEIGHT
     if ctx.reporter is not None:
         ctx.reporter.attach(trainer, {
             "batch_size": plan.batch_size, "learning_rate": plan.learning_rate,
@@ -327,10 +359,14 @@ def _timing(ctx: Context, p: Prepared, plan: Plan, trainer: Trainer, callback: R
             train_seconds: float) -> dict:
     bs, done = plan.batch_size, trainer.state.global_step - callback.first_step
     pure = max(1e-9, train_seconds - callback.eval_seconds)
-    return {"train_seconds": round(train_seconds, 2),
+    # the head fitted before the first step is part of training (all of it for a head-only
+    # run on a mean-pooled body); samples/s stay the training loop's own
+    probe = float((p.head_start or {}).get("seconds") or 0.0)
+    return {"train_seconds": round(train_seconds + probe, 2), "probe_seconds": round(probe, 2),
             "eval_seconds": round(callback.eval_seconds, 2),
-            "train_samples_per_second": round(min(done * bs, len(p.feats["train"]) * (
-                ctx.config.training.epochs)) / pure, 1),
+            # a step takes len/steps_per_epoch examples on average (the last batch is short)
+            "train_samples_per_second": round(done * len(p.feats["train"]) / max(1, math.ceil(
+                len(p.feats["train"]) / bs)) / pure, 1),
             "steps": trainer.state.global_step, "total_steps": plan.total_steps,
             "batch_size": bs, "learning_rate": plan.learning_rate,
             "processes": distributed.world_size(),

@@ -243,3 +243,33 @@ def test_length_groups_are_small_enough_to_mix_the_data():
     s = EpochSampler(lengths, 10, seed=3)
     s.set_epoch(2)
     assert list(s) == list(s) and list(s) != list(EpochSampler(lengths, 10, seed=4))
+
+
+def test_length_groups_stay_aligned_to_batches_when_the_data_is_not_a_multiple():
+    """The short last batch stays last: the DataLoader's slices are the sorted batches."""
+    import torch
+
+    from finetuner.batching import grouped_order
+
+    lengths = [(i * 37) % 101 + 1 for i in range(1003)]
+    for seed in range(5):
+        g = torch.Generator()
+        g.manual_seed(seed)
+        order = grouped_order(lengths, 10, g, group_batches=4)
+        assert sorted(order) == list(range(1003))
+        batches = [order[i:i + 10] for i in range(0, 1003, 10)]
+        assert len(batches[-1]) == 3
+        for b in batches:
+            assert sorted((lengths[i] for i in b), reverse=True) == [lengths[i] for i in b]
+
+
+def test_small_data_trains_for_a_floor_of_steps():
+    """A few hundred examples at 3 epochs is about 25 steps: too few to learn from, so a run
+    takes at least min_steps (early stopping still ends it); max_steps, when set, rules."""
+    from finetuner.training import schedule_steps
+
+    assert schedule_steps(8, 3.0, None, 100) == 100  # 256 rows, batch 32
+    assert schedule_steps(250, 3.0, None, 100) == 750  # 8,000 rows: the epochs rule
+    assert schedule_steps(8, 3.0, None, 0) == 24  # the floor turned off
+    assert schedule_steps(8, 3.0, 16, 100) == 16  # an explicit cap wins
+    assert schedule_steps(1, 0.5, None, 0) == 1

@@ -362,3 +362,19 @@ def test_try_it_reads_the_warning_from_the_runs_results(tmp_path):
     assert ResultsTabs._try_warning(Run) == ""
     Run.results = tmp_path / "missing.json"
     assert ResultsTabs._try_warning(Run) == ""
+
+
+def test_labels_never_predicted_are_named_with_their_training_counts():
+    """Multi-label: a label the kept model never answers on validation, although validation
+    holds it, is named (with how few training examples it had), not left out in silence."""
+    from finetuner.diagnostics import never_predicted_note
+
+    validation = {"per_label": {
+        "ch1": {"support": 12, "predicted": 10, "f1": 0.7},
+        "ch3": {"support": 2, "predicted": 0, "f1": 0.0},
+        "ch7": {"support": 0, "predicted": 0, "f1": 0.0}}}  # absent: nothing to say
+    note = never_predicted_note(validation, {"label_counts": {"ch1": 80, "ch3": 1}})
+    assert "'ch3' (1 training example)" in note and "ch1" not in note and "ch7" not in note
+    assert "too rare to learn" in note
+    assert never_predicted_note({"per_label": {"a": {"support": 3, "predicted": 1}}}, {}) is None
+    assert never_predicted_note({"accuracy": 0.9}, {}) is None  # classification: no table

@@ -31,7 +31,9 @@ def make_run(tmp_path, tiny_model, **training):
         "data": {"train_file": str(data)},
         "model": {"name_or_path": str(tiny_model)},
         "method": {"method": method, "lora_r": 4, "export_adapter_only": adapter},
-        "training": {"epochs": 2, "batch_size": 16, "learning_rate": 3e-3, **training},
+        # no floor of steps: these runs check the cadence of exactly 2 epochs
+        "training": {"epochs": 2, "batch_size": 16, "learning_rate": 3e-3, "min_steps": 0,
+                     **training},
     })
     return create_run(tmp_path / "runs", cfg)
 
