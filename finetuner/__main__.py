@@ -104,6 +104,9 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--quiet", action="store_true", help="print only the final result")
             p.add_argument("--onnx", action="store_true",
                            help="also export ONNX (fp32 and int8), checked against PyTorch")
+            p.add_argument("--no-pair-loss", action="store_true",
+                           help="small-data classification: cross-entropy alone, without "
+                                "SetFit's pair objective")
     p = sub.add_parser("predict", help="predict with a finished run")
     p.add_argument("--run", required=True, help="run directory (or model folder)")
     p.add_argument("--text", action="append", help="text to classify (repeatable)")
@@ -150,6 +153,8 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
         raw["method"]["export_adapter_only"] = True
     if getattr(args, "onnx", False):
         raw["training"]["onnx"] = True
+    if getattr(args, "no_pair_loss", False):
+        raw["training"]["pair_loss"] = False
     for key in ("train_file", "validation_file", "test_file"):
         if raw["data"].get(key):
             raw["data"][key] = str(Path(raw["data"][key]).expanduser().resolve())

@@ -222,6 +222,11 @@ class TrainingConfig:
         "Stop after this many evaluations without improvement (0 turns it off).", default=3
     )
     max_steps: int | None = _help("Stop after this many steps (for quick trials).", default=None)
+    pair_loss: bool = _help(
+        "Classification on up to 5,000 rows, one process: also learn SetFit's objective on "
+        "every pair of each batch (the cosine similarity of two texts' vectors pulled to 1 "
+        "for the same label, to 0 otherwise), in the same forward pass.", default=True,
+    )
     min_steps: int = _help(
         "Small data: train for at least this many steps even when the epochs would give "
         "fewer (a few hundred examples at 3 epochs is only about 25 steps); early stopping "
@@ -303,6 +308,8 @@ class TrainingConfig:
         _check(self.early_stopping_patience >= 0, "early_stopping_patience must be 0 or more.")
         if self.max_steps is not None:
             _check(self.max_steps >= 1, f"max_steps is {self.max_steps}.", "Use 1 or more.")
+        _check(isinstance(self.min_steps, int) and self.min_steps >= 0,
+               f"min_steps is {self.min_steps}.", "Use 0 (no floor) or more.")
         _check(
             self.precision in PRECISIONS,
             f"Unknown precision '{self.precision}'.",

@@ -35,6 +35,7 @@ class MethodCost:
     total: int
     seconds_per_epoch: float | None
     help: str
+    one_pass: bool = False  # head-only on a mean-pooled body: one pass, whatever the epochs
 
     @property
     def share(self) -> float:
@@ -233,12 +234,16 @@ def seconds_per_epoch(method: str, non_embedding: int, n_train: int, mean_tokens
 
 def method_costs(model_path: str, spec, num_labels: int, n_train: int, mean_tokens: float,
                  n_eval: int, lora_r: int = 8) -> list[MethodCost]:
+    from .pooling import MEAN, body_pooling
+
     params = counts(model_path, spec, num_labels, lora_r)
+    probe_only = spec.sentence_level and body_pooling(model_path) == MEAN
     costs = []
     for method, (trainable, total, non_embedding) in params.items():
         secs = seconds_per_epoch(method, non_embedding, n_train, mean_tokens, n_eval) if \
             n_train else None
-        costs.append(MethodCost(method, trainable, total, secs, METHOD_HELP[method]))
+        costs.append(MethodCost(method, trainable, total, secs, METHOD_HELP[method],
+                                one_pass=probe_only and method == "head"))
     return costs
 
 

@@ -33,6 +33,7 @@ from .pooling import FIRST, MEAN, body_pooling  # noqa: F401 - the names heads a
 
 PROBE_MAX_TRAIN = 20_000  # training features a probe is fitted on at most (a seeded sample)
 PROBE_C = (0.01, 0.1, 1.0, 10.0, 100.0)  # inverse L2 strength, as scikit-learn's C
+FLAT = 0.05  # the least spread of the features the probe scales by (see fit_head)
 
 
 class MeanPooled(torch.nn.Module):
@@ -44,6 +45,7 @@ class MeanPooled(torch.nn.Module):
         self.inner = inner
         self.problem_type = problem_type
         self.config = inner.config
+        self._keys_to_ignore_on_save = None  # the Trainer reads it when loading a checkpoint
 
     @property
     def device(self) -> torch.device:
@@ -82,8 +84,10 @@ def sequence_loss(logits, labels, problem_type: str | None, pos_weight=None):
 
 def pair_loss(hidden: torch.Tensor, attention_mask: torch.Tensor, labels: torch.Tensor):
     """SetFit's objective over every pair in the batch: the cosine similarity of two texts'
-    mean-pooled vectors pulled to 1 for the same label and to 0 for different ones."""
-    e = torch.nn.functional.normalize(pool_tokens(hidden, attention_mask), dim=-1)
+    vectors (what the head reads: mean-pooled token vectors, or a first-token head's input)
+    pulled to 1 for the same label and to 0 for different ones."""
+    vectors = pool_tokens(hidden, attention_mask) if hidden.dim() == 3 else hidden.float()
+    e = torch.nn.functional.normalize(vectors, dim=-1)
     sim = e @ e.T
     same = (labels.view(-1, 1) == labels.view(1, -1)).float()
     off = ~torch.eye(len(e), dtype=torch.bool, device=e.device)
@@ -221,8 +225,11 @@ def fit_head(model, spec, impl, p_feats: dict, splits: dict, labels: list[str], 
     # centred and scaled by one number (not per feature): the L2 penalty stays the same for
     # every direction of the raw features, and a feature that barely varies is not blown up
     # into a huge weight
+    # Features that barely vary between texts (a random or untrained pooler: 5e-4 on a tiny
+    # random BERT) would need huge weights, which fine-tuning then blows up (a loss of 2,000
+    # after five steps); at a floor of 0.05 the penalty keeps such a head near the priors
     mu = x_train.mean(0)
-    sd = (x_train - mu).pow(2).mean().sqrt().clamp(min=1e-6)
+    sd = (x_train - mu).pow(2).mean().sqrt().clamp(min=FLAT)
     xs, xv = (x_train - mu) / sd, (x_val - mu) / sd
     y = _targets(train, kind)
     y_val = _targets(p_feats["validation"], kind)
@@ -240,10 +247,17 @@ def fit_head(model, spec, impl, p_feats: dict, splits: dict, labels: list[str], 
                                **options.hooks())
         score = metrics.get(spec.primary_metric)
         score = -math.inf if score is None or score != score else float(score)
-        key = (score, -val_loss)
+        # a ridge head is chosen by its error: a correlation ignores scale, and a shrunk
+        # fit with the same correlation predicts a squeezed range
+        key = (-val_loss, score) if kind == "ridge" else (score, -val_loss)
+        if not (torch.isfinite(w).all() and torch.isfinite(b).all()):
+            continue  # features that overflowed: no head from this fit
         if best is None or key > best[0]:
             best = (key, c, w, b, metrics)
-    (score, neg_loss), c, w, b, metrics = best
+    if best is None:
+        return None
+    key, c, w, b, metrics = best
+    score, neg_loss = (key[1], key[0]) if kind == "ridge" else key
     with torch.no_grad():  # back to the raw features: W x' + b with x' = (x - mu) / sd
         raw_w = w / sd
         raw_b = b - (raw_w * mu).sum(1)
@@ -252,4 +266,6 @@ def fit_head(model, spec, impl, p_feats: dict, splits: dict, labels: list[str], 
             linear.bias.copy_(raw_b.to(linear.bias.dtype))
     return {"c": c, "validation": round(score, 4) if math.isfinite(score) else None,
             "validation_loss": round(-neg_loss, 5), "metric": spec.primary_metric,
-            "train_rows": len(train), "seconds": round(time.perf_counter() - t0, 2)}
+            "train_rows": len(train), "seconds": round(time.perf_counter() - t0, 2),
+            "head_params": linear.weight.numel() + (linear.bias.numel()
+                                                    if linear.bias is not None else 0)}

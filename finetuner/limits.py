@@ -121,6 +121,8 @@ class Limits:
                 f"{self.max_epochs} (FINETUNER_MAX_EPOCHS).",
                 f"Use {self.max_epochs} or fewer.", code="cap_epochs")
         steps = config.training.max_steps
+        if not steps and config.training.min_steps > self.max_steps:
+            steps = config.training.min_steps  # the floor of steps is capped the same way
         if steps is not None and steps > self.max_steps:
             raise FinetunerError(
                 f"{steps:,} steps is above this server's cap of {self.max_steps:,} "

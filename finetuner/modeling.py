@@ -288,16 +288,19 @@ DROPOUT_FIELDS = ("hidden_dropout_prob", "attention_probs_dropout_prob", "classi
 
 
 def build_model(spec, source: ModelSource, labels: list[str], method,
-                dropout: float | None = None, head_start=None) -> tuple:
+                dropout: float | None = None, head_start=None,
+                pooling: str | None = None) -> tuple:
     """Load the task head on the encoder and apply the method; returns (model, params).
     `dropout` replaces every dropout rate the model's config names (None keeps them).
     A sentence-level task on a mean-pooling body is read through `heads.MeanPooled`;
-    `head_start(model)`, when given, fits the new head before the method is applied."""
+    `head_start(model)`, when given, fits the new head before the method is applied.
+    `pooling` ('mean' or 'first') overrides what the body's folder says (a resumed run keeps
+    the choice of its first start)."""
     import transformers
 
     from . import heads
 
-    pooled = spec.sentence_level and heads.body_pooling(source.path) == heads.MEAN
+    pooled = spec.sentence_level and (pooling or heads.body_pooling(source.path)) == heads.MEAN
     auto = getattr(transformers, "AutoModelForTokenClassification" if pooled
                    else spec.auto_model)
     kwargs = {}

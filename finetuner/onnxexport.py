@@ -111,7 +111,9 @@ def input_names(model, tokenizer) -> list[str]:
     """The inputs the tokenizer gives and the model takes, in INPUTS order."""
     import inspect
 
-    takes = set(inspect.signature(model.forward).parameters)
+    from .heads import unwrap  # a mean-pooled head takes what its token-level model takes
+
+    takes = set(inspect.signature(unwrap(model).forward).parameters)
     given = set(getattr(tokenizer, "model_input_names", INPUTS))
     names = [n for n in INPUTS if n in takes and (n in given or n == "input_ids")]
     return names if "attention_mask" in names else names + ["attention_mask"]

@@ -260,7 +260,8 @@ class Search:
 
         def on_eval(event: dict, k: int) -> bool:
             value = (event.get("validation") or {}).get(metric)
-            if value is None or entry["state"] == "pruning":
+            # the step-0 score of the probe is the same in every trial: not a trial's report
+            if value is None or entry["state"] == "pruning" or not event.get("step"):
                 return False
             step = max(1, round((event.get("epoch") or 0) * per_epoch))
             if step not in reported:  # a resumed run repeats a few evaluations

@@ -14,6 +14,7 @@ names any, are opened first and closed by `finish` with the final metrics and th
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import random
@@ -105,10 +106,12 @@ def prepare(ctx: Context) -> Prepared:
     collate = batching.collator(tokenizer.pad_token_id or 0, device, cap=cfg.data.max_length)
     events.emit("status", state="loading_model", message=f"Loading {source.display}")
     torch.manual_seed(cfg.training.seed)
-    probe: dict = {}
+    resuming = _resuming(ctx)
+    pooling = _pooling_of_run(ctx, source, resuming)
+    probe: dict = _earlier_head_start(ctx) if resuming else {}
 
     def head_start(model) -> None:  # linear probe first, then fine-tune (heads.py)
-        if not spec.sentence_level:
+        if not spec.sentence_level or resuming:  # a resumed run loads its checkpoint
             return
         events.emit("status", state="loading_model",
                     message="Fitting the new head on the frozen encoder")
@@ -118,16 +121,50 @@ def prepare(ctx: Context) -> Prepared:
                                     seed=cfg.training.seed) or {})
 
     model, params = modeling.build_model(spec, source, data.labels, cfg.method,
-                                         dropout=cfg.training.dropout, head_start=head_start)
-    if probe:
+                                         dropout=cfg.training.dropout, head_start=head_start,
+                                         pooling=pooling)
+    if probe and not resuming:
         probe["pooling"] = "mean" if isinstance(model, heads.MeanPooled) else "first"
-        # a linear head on a mean-pooled body is fitted to convergence by the probe: head-only
-        # training has nothing left to do
-        probe["final"] = cfg.method.method == "head" and isinstance(model, heads.MeanPooled)
+        # a linear head on a mean-pooled body, fitted to convergence by the probe, leaves
+        # head-only training nothing to do (not so where the head has more new layers, as
+        # ModernBERT's dense + norm before its classifier)
+        probe["final"] = (cfg.method.method == "head" and isinstance(model, heads.MeanPooled)
+                          and params["trainable"] == probe.get("head_params"))
         events.emit("head_start", **probe)
     events.emit("model", source=source.display, method=cfg.method.method, params=params)
     return Prepared(spec, impl, source, tokenizer, data, model, params, splits, feats, options,
                     collate, probe)
+
+
+def _resuming(ctx: Context) -> bool:
+    """True when train() will carry on from a checkpoint (callbacks.resume_point)."""
+    if not (ctx.run.root / "RESUME").exists():
+        return False
+    from .jobs import latest_checkpoint
+
+    return latest_checkpoint(ctx.run) is not None
+
+
+def _pooling_of_run(ctx: Context, source, resuming: bool) -> str:
+    """How this run reads its body, decided once at its first start and kept in the run
+    folder, so a resumed run builds the model its checkpoints were written from (a run
+    started before the choice was recorded was built with the architecture's own head)."""
+    path = ctx.run.root / "pooling.json"
+    if path.exists():
+        return json.loads(path.read_text("utf-8")).get("pooling") or heads.FIRST
+    pooling = heads.FIRST if resuming else heads.body_pooling(source.path)
+    if distributed.is_main():
+        write_json(path, {"pooling": pooling})
+    return pooling
+
+
+def _earlier_head_start(ctx: Context) -> dict:
+    """The probe a resumed run did at its first start (it is not fitted again: the
+    checkpoint's weights replace it), for results.json and the card."""
+    from .runs import read_events
+
+    events = [e for e in read_events(ctx.run.events)[0] if e.get("type") == "head_start"]
+    return {k: v for k, v in events[-1].items() if k not in ("type", "time")} if events else {}
 
 
 class _Trainer(Trainer):
@@ -137,22 +174,30 @@ class _Trainer(Trainer):
 
     pos_weight: torch.Tensor | None = None
     pair_weight: float = 0.0
+    pair_linear: torch.nn.Module | None = None  # the head's last layer: its input is paired
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         if self.pos_weight is None and not self.pair_weight:
             return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
         inputs = dict(inputs)
         labels = inputs.pop("labels")
-        outputs = model(**inputs, output_hidden_states=bool(self.pair_weight))
+        captured: list = []
+        hook = self.pair_linear.register_forward_pre_hook(
+            lambda _m, args: captured.append(args[0])) if self.pair_weight else None
+        try:  # a hook, not output_hidden_states: that would keep (and upcast) every layer
+            outputs = model(**inputs)
+        finally:
+            if hook is not None:
+                hook.remove()
         if self.pos_weight is not None:
             weight = self.pos_weight.to(outputs.logits.device)
             loss = heads.sequence_loss(outputs.logits.float(), labels,
                                        "multi_label_classification", pos_weight=weight)
         else:
             loss = heads.sequence_loss(outputs.logits.float(), labels, None)
-        if self.pair_weight:
+        if self.pair_weight and captured:
             loss = loss + self.pair_weight * heads.pair_loss(
-                outputs.hidden_states[-1], inputs["attention_mask"], labels)
+                captured[-1], inputs["attention_mask"], labels)
         return (loss, outputs) if return_outputs else loss
 
     def _get_train_sampler(self, train_dataset=None):
@@ -218,10 +263,13 @@ def pair_loss_applies(cfg: RunConfig, p: Prepared) -> bool:
     """Small-data classification also learns SetFit's objective on every pair of each batch
     (heads.pair_loss), in the same forward pass: many more signals per example than the
     cross-entropy alone, which is what makes SetFit strong on a few hundred examples. Not
-    for head-only training (the encoder does not move) nor for large data, where the
-    cross-entropy has signal enough."""
-    return (p.spec.name == "classification" and cfg.method.method != "head"
-            and len(p.data.train) <= PAIR_LOSS_MAX_ROWS)
+    for head-only training (the encoder does not move), nor for large data, where the
+    cross-entropy has signal enough, nor across several processes."""
+    # several processes would each pair only their share of the batch (another loss than
+    # one process's); small data gains nothing from them anyway
+    return (cfg.training.pair_loss and p.spec.name == "classification"
+            and cfg.method.method != "head"
+            and len(p.data.train) <= PAIR_LOSS_MAX_ROWS and not distributed.distributed())
 
 
 def positive_weights(features: list[dict], cap: float = 10.0) -> torch.Tensor:
@@ -323,7 +371,8 @@ def build_trainer(ctx: Context, p: Prepared, plan: Plan) -> tuple[Trainer, Evalu
     if p.spec.problem_type == "multi_label_classification":
         trainer.pos_weight = positive_weights(p.feats["train"])
     if pair_loss_applies(ctx.config, p):
-        trainer.pair_weight = PAIR_WEIGHT
+        trainer.pair_linear = heads.head_linear(p.model, len(p.data.labels), p.spec.head_modules)
+        trainer.pair_weight = PAIR_WEIGHT if trainer.pair_linear is not None else 0.0
     if ctx.reporter is not None:
         ctx.reporter.attach(trainer, {
             "batch_size": plan.batch_size, "learning_rate": plan.learning_rate,

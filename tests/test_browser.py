@@ -72,7 +72,7 @@ def test_upload_train_judge_try_and_download(app_url, page, tmp_path):
     # 2 Model & method: LoRA, a few steps
     page.get_by_role("tab", name="2 · Model & method").click()
     page.get_by_label("LoRA (adapters)").check()
-    expect(page.locator("table.ft-methods")).to_contain_text("222,338 of 22,936,324")
+    expect(page.locator("table.ft-methods")).to_contain_text("74,498 of 22,640,644")
     page.get_by_text("Advanced settings").click()
     steps = page.get_by_label("Max steps")
     steps.fill("8")

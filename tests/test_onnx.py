@@ -179,7 +179,9 @@ def test_card_snippet_runs_with_onnxruntime_alone(exported):
         got, want = scope["start_logits"], ref.start_logits.cpu().numpy()
     else:
         got, want = scope["logits"], ref.logits.cpu().numpy()
-    np.testing.assert_allclose(got, want, atol=1e-4)
+    # float32 noise between runtimes, times a head fitted to convergence (larger weights than
+    # a random head's): a few 1e-4 on logits of size 6
+    np.testing.assert_allclose(got, want, atol=1e-3)
 
 
 def test_later_export_rebuilds_splits_and_drops_int8_that_loses(trained, monkeypatch, tmp_path):

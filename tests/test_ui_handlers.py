@@ -89,7 +89,8 @@ def test_costs_and_advice(handlers):
     assert "all-MiniLM-L6-v2" in text(model["model_msg"])
     out = handlers.costs("alice", form(data_state=data["data_state"],
                                        model_state=model["model_state"]))
-    assert "22,713,986 of 22,713,986" in text(out["method_info"])
+    assert "22,566,146 of 22,566,146" in text(out["method_info"])
+    assert "one pass, the head is fitted on the frozen features" in text(out["method_info"])
     assert "per epoch" in text(out["method_info"])
     assert "Recommended" in text(out["advice"]) and out["advice_state"]["method"] == "full"
     applied = handlers.apply_advice("alice", {"advice_state": out["advice_state"]})

@@ -197,7 +197,9 @@ class DataTabs:
         rows = []
         for c in costs:
             chosen = c.method == (form.get("method") or "full")
-            time_text = (f"≈ {human_seconds(c.seconds_per_epoch)} per epoch, "
+            time_text = (f"≈ {human_seconds(c.seconds_per_epoch)}: one pass, the head is "
+                         "fitted on the frozen features" if c.one_pass and c.seconds_per_epoch
+                         else f"≈ {human_seconds(c.seconds_per_epoch)} per epoch, "
                          f"{human_seconds(c.seconds_per_epoch * epochs)} for {epochs:g}"
                          if c.seconds_per_epoch else "upload data for a time estimate")
             rows.append(
