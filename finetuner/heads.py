@@ -33,7 +33,7 @@ from .pooling import FIRST, MEAN, body_pooling  # noqa: F401 - the names heads a
 
 PROBE_MAX_TRAIN = 20_000  # training features a probe is fitted on at most (a seeded sample)
 PROBE_C = (0.01, 0.1, 1.0, 10.0, 100.0)  # inverse L2 strength, as scikit-learn's C
-FLAT = 0.05  # the least spread of the features the probe scales by (see fit_head)
+FLAT = 0.05  # the least spread of the features a probe is fitted on (see fit_head)
 
 
 class MeanPooled(torch.nn.Module):
@@ -225,11 +225,13 @@ def fit_head(model, spec, impl, p_feats: dict, splits: dict, labels: list[str], 
     # centred and scaled by one number (not per feature): the L2 penalty stays the same for
     # every direction of the raw features, and a feature that barely varies is not blown up
     # into a huge weight
-    # Features that barely vary between texts (a random or untrained pooler: 5e-4 on a tiny
-    # random BERT) would need huge weights, which fine-tuning then blows up (a loss of 2,000
-    # after five steps); at a floor of 0.05 the penalty keeps such a head near the priors
+    # Features that barely vary between texts (an untrained pooler: 5e-4 on a tiny random
+    # BERT) need huge weights to separate anything, and fine-tuning then blows them up (a
+    # loss of 2,000 after five steps): no head start from them, the head starts as before
     mu = x_train.mean(0)
-    sd = (x_train - mu).pow(2).mean().sqrt().clamp(min=FLAT)
+    sd = (x_train - mu).pow(2).mean().sqrt()
+    if not sd >= FLAT:
+        return None
     xs, xv = (x_train - mu) / sd, (x_val - mu) / sd
     y = _targets(train, kind)
     y_val = _targets(p_feats["validation"], kind)

@@ -79,7 +79,9 @@ def is_oom(exc: BaseException) -> bool:
     text = str(exc).lower()
     return type(exc).__name__ == "OutOfMemoryError" or any(
         s in text for s in ("out of memory", "can't allocate memory", "not enough memory",
-                            "cannot allocate memory"))
+                            "cannot allocate memory",
+                            # a library loaded late, past the address-space cap
+                            "failed to map segment from shared object"))
 
 
 def limit_memory(extra_mb: int | None) -> None:

@@ -515,10 +515,13 @@ def check_head_start(run, task, family, method, meta, tok, model):
     events = read_events(run.events)[0]
     starts = [e for e in events if e["type"] == "head_start"]
     evals = [e for e in events if e["type"] == "eval"]
-    if task not in SENTENCE_TASKS:
+    mean = family.endswith("+mean")
+    # a random model's first-token head input barely varies between texts (heads.FLAT):
+    # no probe there, the head starts as it is; mean-pooled token vectors do vary
+    if task not in SENTENCE_TASKS or (not mean and not starts):
         assert not starts and evals[0]["step"] > 0
         return
-    assert starts and starts[0]["pooling"] == ("mean" if family.endswith("+mean") else "first")
+    assert starts and starts[0]["pooling"] == ("mean" if mean else "first")
     assert evals[0]["step"] == 0
     assert abs(evals[0]["validation"][starts[0]["metric"]] - starts[0]["validation"]) < 0.002
     if family.endswith("+mean") and method != "lora-adapter":

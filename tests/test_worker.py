@@ -81,11 +81,10 @@ def test_events_carry_progress_and_evaluations(finished):
         assert key in progress[-1]
     assert progress[-1]["total_steps"] == 16  # 128 rows / 16 per batch * 2 epochs
     evals = events_of(run, "eval")
-    # the head fitted on frozen features is scored first (step 0), then 4 per epoch
-    assert [e["step"] for e in evals] == [0, 4, 8, 12, 16]
-    start = events_of(run, "head_start")[-1]
-    assert start["pooling"] == "first" and start["c"] in (0.01, 0.1, 1.0, 10.0, 100.0)
-    assert evals[0]["validation"]["macro_f1"] == start["validation"]
+    # 4 per epoch; no probe at step 0: this random model's pooler barely varies between
+    # texts (heads.FLAT), so its head starts as it is
+    assert [e["step"] for e in evals] == [4, 8, 12, 16]
+    assert not events_of(run, "head_start")
     assert {"macro_f1", "accuracy", "loss"} <= set(evals[0]["validation"])
     assert "macro_f1" in evals[0]["train"]
     assert evals[0]["eval_loss"] is not None
