@@ -276,8 +276,9 @@ def run(run_dir: Path, source: Path, output: Path, progress: Path, max_rows: int
 
         predictor.write_predictions(frame, examples, partial, CHUNK_ROWS, step)
         os.replace(partial, output)
-        report(state="done", done=len(examples), rows=len(examples))
+        # the log line first: whoever sees "done" may read the log at once
         print(f"predicted {len(examples):,} rows into {output.name}", flush=True)
+        report(state="done", done=len(examples), rows=len(examples))
         return 0
     except FinetunerError as exc:
         print(f"Error: {exc.text}", flush=True)
