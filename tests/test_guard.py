@@ -10,6 +10,7 @@ session, since OAuth cannot run offline.
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import time
@@ -41,9 +42,10 @@ def file_path(value) -> str:
     return value["path"] if isinstance(value, dict) else value.path
 
 
-def fetch(url: str, path: str, cookies=None, method: str = "GET") -> httpx.Response:
+def fetch(url: str, path: str, cookies=None, method: str = "GET",
+          route: str = "file=") -> httpx.Response:
     with httpx.Client(base_url=url, cookies=cookies, timeout=30) as http:
-        return http.request(method, f"gradio_api/file={path}")
+        return http.request(method, f"gradio_api/{route}{path}")
 
 
 @pytest.fixture(scope="module")
@@ -105,6 +107,7 @@ def test_an_upload_belongs_to_its_uploader(guarded, tmp_path):
     kind, answer = raw_call(url, "data_changed", list(form(train_file=upload).values()), mine)
     assert kind == "complete" and "marmalade" in answer  # alice sees her own rows
     assert fetch(url, path, mine).status_code == 200  # and her own upload's preview link
+    assert fetch(url, path, mine, route="file/").status_code == 200
 
     for api_name, key in (("data_changed", "train_file"), ("check_val_file", "val_file")):
         values = form(train_file=upload) if key == "train_file" else form(
@@ -112,10 +115,27 @@ def test_an_upload_belongs_to_its_uploader(guarded, tmp_path):
         kind, answer = raw_call(url, api_name, list(values.values()), bobs)
         assert NOT_YOURS in answer, answer[:500]
         assert "marmalade" not in answer and "zebra" not in answer
-    assert fetch(url, path, bobs).status_code == 404
+    # by either of gradio's file routes ("file=" and the older "file/"), GET or HEAD
+    for route in ("file=", "file/"):
+        for method in ("GET", "HEAD"):
+            refused = fetch(url, path, bobs, method, route)
+            assert refused.status_code == 404 and b"marmalade" not in refused.content
+        assert fetch(url, path, None, "GET", route).status_code in (401, 404)
     # nor can anyone have the server fetch a URL for them (the studio never needs it)
     for target in ("http://127.0.0.1:9/x", "https://example.org/a.csv"):
         assert fetch(url, target, mine).status_code == 404
+        assert fetch(url, target, mine, route="proxy=").status_code == 404
+    # the routes the studio does not use are closed, for the owner too
+    with httpx.Client(base_url=url, cookies=mine, timeout=30) as http:
+        for route in ("stream/x/0/1/playlist-file", "run-history/records",
+                      "run-history/records/e/r/assets/a", "deep_link?session_hash=x",
+                      "monitoring", "vibe-code", "profiling/traces", "no-such-route/" + path):
+            answer = http.get(f"gradio_api/{route}")
+            assert answer.status_code == 404 and b"marmalade" not in answer.content, route
+        answer = http.post("gradio_api/component_server", json={})
+        assert answer.status_code == 404
+        assert http.get("monitoring").status_code == 404
+        assert http.get("config").status_code == 200  # the page itself still loads
 
 
 def test_a_loaded_example_is_shared_with_that_user_only(guarded):
@@ -131,6 +151,64 @@ def test_a_loaded_example_is_shared_with_that_user_only(guarded):
     assert fetch(url, path, login(url, "bob", "builder")).status_code == 404
     assert bob  # bob's own client still works: nothing above locked him out
     assert bob.predict(api_name="/runs_view")
+
+
+def _endpoints(routes):
+    for route in routes:
+        context = getattr(route, "include_context", None)
+        if context is not None:  # fastapi's included router (gradio's /gradio_api routes)
+            yield from _endpoints(context.included_router.routes)
+        elif hasattr(route, "endpoint"):
+            yield route.path, route.endpoint
+        else:
+            yield from _endpoints(getattr(route, "routes", []))
+
+
+# what an endpoint that answers with bytes from disk calls (gradio 6)
+FILE_SERVING = re.compile(r"FileResponse|file_response|file_fetch|get_asset_bytes|favicon\(|"
+                          r"\bopen\(|read_bytes\(|await file\(")
+# open routes that serve files from gradio's own package folder (its page and assets)
+PACKAGE_FILES = ("/static/", "/assets/", "/svelte/", "/favicon.ico", "/pwa_icon",
+                 "/gradio_api/custom_component/")
+
+
+def test_every_route_is_filed_and_every_file_route_is_guarded(tmp_path):
+    """Walks the route table of the studio's real app: a route a gradio upgrade adds fails
+    here until it is filed in guard.py (where, until then, it answers 404)."""
+    import inspect
+
+    from gradio.routes import App
+
+    from finetuner.studio import Studio
+    from finetuner.ui import guard
+    from finetuner.ui.app import build_app
+
+    demo = build_app(Studio(tmp_path / "home"), auth_mode="password")
+    app = App.create_app(demo)
+    seen = []
+    for path, endpoint in _endpoints(app.routes):
+        seen.append(path)
+        if path.startswith(guard.API):
+            route = path[len(guard.API):]
+            head = route.split("{")[0]
+            filed = (head.startswith(guard.FILE_ROUTES)
+                     or guard._matches(head, guard.CLOSED_ROUTES)
+                     or guard._matches(head, guard.OPEN_ROUTES))
+            assert filed, f"gradio route {path} is not filed in finetuner/ui/guard.py"
+            kind = guard.route_kind(head)
+        else:
+            kind = guard.root_kind(path.split("{")[0])
+            assert kind != "unknown", f"gradio route {path} is not filed in guard.py"
+        try:
+            source = inspect.getsource(endpoint)
+        except (OSError, TypeError):
+            source = ""
+        if kind == "open" and FILE_SERVING.search(source):
+            assert path.startswith(PACKAGE_FILES), (
+                f"{path} can answer with file bytes but is open: guard it or close it")
+    assert "/gradio_api/file={path_or_url:path}" in seen and "/gradio_api/file/{path:path}" in seen
+    assert guard.route_kind("file/tmp/x") == guard.route_kind("file=/tmp/x") == "file"
+    assert guard.route_kind("some-new-route") == "closed"
 
 
 # ---------------------------------------------------------------------------------- sign-in

@@ -7,7 +7,10 @@ the handlers do (`auth.scope_user`) and:
 
 - registers the paths POST .../gradio_api/upload returns to the uploader (the handlers accept a
   file input only when it is the caller's own, see `FileRegistry.allowed`);
-- answers GET/HEAD .../gradio_api/file=<path> for a path inside gradio's cache folder only when
+- files every route of gradio's table (FILE_ROUTES, CLOSED_ROUTES, OPEN_ROUTES below): routes the
+  studio does not use answer 404, and so does a route nobody filed yet (a gradio upgrade);
+- answers GET/HEAD .../gradio_api/file=<path> (and the older .../file/<path>, the same handler
+  in gradio) for a path inside gradio's cache folder only when
   that file was uploaded by, or is a live download copy made for, the caller; otherwise 404,
   the same answer as for a file that does not exist. Other paths (gradio's own assets, which
   live outside the cache) go to gradio unchanged. So every file a handler hands to the browser
@@ -38,6 +41,59 @@ from .auth import oauth_user, scope_user
 API = "/gradio_api/"
 EVENT_ROUTES = ("queue/join", "queue/data", "call/", "run/", "api/")
 MAX_LOGIN_BODY = 64 * 1024
+
+# Every route gradio serves under /gradio_api/, by what the guard does with it (matched by
+# prefix on the part after /gradio_api/). A route in none of these answers 404: a route a future
+# gradio adds stays closed until someone reads it and files it here (tests/test_guard.py walks
+# the app's route table and fails on a route that is not filed).
+FILE_ROUTES = ("file=", "file/")  # serve bytes from disk: only the caller's own files
+CLOSED_ROUTES = (  # the studio uses none of these; each can serve bytes or act for nobody's
+    "stream/",          # media streams: a combined file by session hash, no owner check
+    "run-history/",     # stored run records and their assets
+    "proxy=",           # fetches another Space's URL from the server
+    "deep_link",        # writes a component snapshot into the upload cache
+    "component_server",  # server functions of FileExplorer / ImageEditor / Dialogue (unused)
+    "process_recording", "vibe-", "undo-vibe-edit", "dev/reload", "runs",
+    "monitoring", "profiling/",
+)
+OPEN_ROUTES = (  # the page, its events and uploads (uploads are registered to the uploader)
+    "info", "config", "openapi.json", "theme.css", "heartbeat/", "startup-events",
+    "upload_progress", "upload", "queue/", "call/", "run/", "api/", "cancel", "reset",
+    "user", "login_check", "token", "app_id", "custom_component/",
+)
+# Routes outside /gradio_api/: gradio's own assets and page (files from its package folder,
+# joined safely by gradio), the sign-in form; and closed ones.
+ROOT_CLOSED = ("monitoring",)
+ROOT_OPEN = ("", "config", "static/", "assets/", "svelte/", "favicon.ico", "theme.css",
+             "robots.txt", "pwa_icon", "manifest.json", "login", "logout", "openapi.json")
+
+
+def route_kind(route: str) -> str:
+    """'file', 'closed' or 'open' for a path after /gradio_api/; unknown routes are closed."""
+    head = route.lstrip("/")
+    if head.startswith(FILE_ROUTES):
+        return "file"
+    if _matches(head, CLOSED_ROUTES):
+        return "closed"
+    return "open" if _matches(head, OPEN_ROUTES) else "closed"
+
+
+def root_kind(path: str) -> str:
+    """'closed' or 'open' for a path outside /gradio_api/ (relative to the app's root)."""
+    head = path.lstrip("/")
+    if _matches(head, ROOT_CLOSED):
+        return "closed"
+    return "open" if _matches(head, ROOT_OPEN) else "unknown"
+
+
+def _matches(head: str, prefixes: tuple[str, ...]) -> bool:
+    for prefix in prefixes:
+        if prefix.endswith(("/", "=", "-")):
+            if head.startswith(prefix):
+                return True
+        elif head == prefix or head.rstrip("/") == prefix or head.startswith(prefix + "/"):
+            return True
+    return False
 
 
 def _env_number(name: str, default: float, cast=int):
@@ -125,9 +181,16 @@ class Guard:
             if method == "POST" and self.mode == "password" and \
                     path.rstrip("/").endswith("/login"):
                 return await self._login(scope, receive, send)
+            root = (scope.get("root_path") or "").rstrip("/")
+            if root_kind(path[len(root):] if root and path.startswith(root) else path) \
+                    == "closed":
+                return await JSONResponse(NOT_FOUND, status_code=404)(scope, receive, send)
             return await self.app(scope, receive, send)
 
-        is_file = route.startswith("file=") and method in ("GET", "HEAD")
+        kind = route_kind(route)
+        if kind == "closed":
+            return await JSONResponse(NOT_FOUND, status_code=404)(scope, receive, send)
+        is_file = kind == "file"
         is_upload = route.rstrip("/") == "upload" and method == "POST"
         user = scope_user(scope, self.mode)
         if self.mode == "oauth" and user is None and (
@@ -140,12 +203,14 @@ class Guard:
                                          "studio."}, status_code=401))
             return await answer(scope, receive, send)
         if is_file:
-            target = route[len("file="):]
+            if method not in ("GET", "HEAD"):
+                return await JSONResponse(NOT_FOUND, status_code=404)(scope, receive, send)
+            target = route[len("file="):]  # "file=" and "file/" are both five characters
             # the studio never has gradio fetch a URL for it: no server-side request forgery
             if "://" in target or target.lower().startswith(("http:", "https:", "//")):
                 return await JSONResponse(NOT_FOUND, status_code=404)(scope, receive, send)
-            if self.files.inside(target) and user is not None \
-                    and not self.files.allowed(user, target):
+            if self.files.inside(target) and (user is None or
+                                              not self.files.allowed(user, target)):
                 return await JSONResponse(NOT_FOUND, status_code=404)(scope, receive, send)
         if is_upload and user is not None:
             return await self._upload(scope, receive, send, user)
