@@ -14,13 +14,13 @@ export's fastest kept runtime on a CPU machine and PyTorch on a GPU; `torch`, `o
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 
 import torch
 
 from . import batching
 from .calibration import scale_outputs
+from .csvsafe import SafeWriter
 from .errors import FinetunerError
 from .export import read_meta
 from .heads import MEAN, MeanPooled
@@ -169,13 +169,13 @@ class Predictor:
                 for pred, values in zip(predictions, rows):
                     added = self.impl.output_columns(pred, self.labels)
                     if writer is None:
-                        writer = csv.writer(fh)
+                        writer = SafeWriter(fh)
                         writer.writerow([*map(str, frame.columns), *added])
                     writer.writerow([*values, *added.values()])
                 if progress is not None:
                     progress(min(len(examples), start + chunk_rows))
             if writer is None:
-                csv.writer(fh).writerow(list(map(str, frame.columns)))
+                SafeWriter(fh).writerow(list(map(str, frame.columns)))
         return out
 
 

@@ -13,13 +13,14 @@ are flagged).
 
 from __future__ import annotations
 
-import csv
 import os
 import random
 import time
 from pathlib import Path
 
 import numpy as np
+
+from .csvsafe import SafeWriter
 
 FOLDS = 5
 SHOWN = 50
@@ -129,7 +130,7 @@ def check(model, train: list[dict], feats: list[dict], labels: list[str], collat
                       "suggested_probability": round(float(probs[j, suggested]), 4)})
     path = Path(folder) / "label_issues.csv"
     with open(path, "w", newline="", encoding="utf-8") as fh:
-        writer = csv.writer(fh)
+        writer = SafeWriter(fh)
         pairs = any(f["pair"] for f in found)
         writer.writerow(["file_row", "text", *(["text_pair"] if pairs else []),
                          "given_label", "suggested_label", "probability_of_given",

@@ -7,7 +7,7 @@ import re
 import time
 
 import pytest
-from conftest import EXAMPLES, start_app, stop_app
+from conftest import EXAMPLES, start_app, stop_app, write_csv
 from gradio_client import Client, handle_file
 from test_ui_handlers import DEFAULTS
 
@@ -90,6 +90,23 @@ def test_train_predict_and_download_over_http(server, tiny_model, tmp_path):
                                    batch_file=handle_file(str(EXAMPLES / "sentiment.csv")),
                                    api_name="/predict_file")
     assert open(csv_path).readline().startswith("text,label,predicted_label")
+    # cells a spreadsheet would run come back as text; numbers stay numbers
+    hostile = write_csv(tmp_path / "hostile.csv", [
+        {"text": '=HYPERLINK("http://evil.example","click")', "score": -3.5},
+        {"text": "+cmd|' /C calc'!A0", "score": 2},
+        {"text": "@SUM(A1:A9)", "score": "-7"},
+        {"text": "-2+3", "score": "+1e3"},
+        {"text": "\tplain", "score": 0}])
+    csv_path, msg = client.predict(try_run=run_id, batch_file=handle_file(str(hostile)),
+                                   api_name="/predict_file")
+    import csv as csvlib
+
+    got = list(csvlib.DictReader(open(csv_path, encoding="utf-8")))
+    assert [r["text"] for r in got] == [
+        '\'=HYPERLINK("http://evil.example","click")', "'+cmd|' /C calc'!A0", "'@SUM(A1:A9)",
+        "'-2+3", "'\tplain"]
+    assert [r["score"] for r in got] == ["-3.5", "2", "-7", "+1e3", "0"]
+    assert all(r["predicted_label"] in ("negative", "positive") for r in got)
     # a run id that is not one of this session's choices is refused before any handler runs
     from gradio_client.exceptions import AppError
 

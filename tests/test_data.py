@@ -325,3 +325,16 @@ def test_two_columns_of_one_name_are_refused_with_the_name(tmp_path):
     path.write_text("text,text,label\nfine film,great cast,pos\nbad film,dull cast,neg\n")
     with pytest.raises(DataError, match="two or more columns named 'text'"):
         read_table(path)
+
+
+def test_csv_cells_a_spreadsheet_would_run_are_written_as_text(tmp_path):
+    from finetuner.csvsafe import SafeWriter, safe_cell
+
+    for cell in ("=1+1", "+A1", "-A1", "@SUM(A1)", "\tx", "\rx", '=HYPERLINK("u","c")'):
+        assert safe_cell(cell) == "'" + cell
+    for cell in ("-3.5", "+1e3", "-7", ".5", 3, -2.5, None, "plain", "a=b", ""):
+        assert safe_cell(cell) == cell
+    path = tmp_path / "out.csv"
+    with open(path, "w", newline="", encoding="utf-8") as fh:
+        SafeWriter(fh).writerow(["=h", "-1", -1, "ok"])
+    assert path.read_text(encoding="utf-8").strip() == "'=h,-1,-1,ok"

@@ -72,6 +72,8 @@ def test_a_real_run_lists_the_rows_whose_label_was_flipped(tmp_path, tiny_model)
     flipped = set(range(3, 200, 25))
     for i in flipped:
         rows[i]["label"] = "neg" if rows[i]["label"] == "pos" else "pos"
+    for row in rows:  # cells a spreadsheet would evaluate (all alike: no clue to the flips)
+        row["text"] = "=" + row["text"]
     data = write_csv(tmp_path / "train.csv", rows)
     cfg = RunConfig.from_dict({
         "data": {"train_file": str(data)}, "model": {"name_or_path": str(tiny_model)},
@@ -96,6 +98,9 @@ def test_a_real_run_lists_the_rows_whose_label_was_flipped(tmp_path, tiny_model)
     for r in table:
         if int(r["file_row"]) in flipped_rows:
             assert r["given_label"] != r["suggested_label"]
+            # a spreadsheet shows the text, never runs it
+            assert r["text"].startswith("'="), r["text"]
+        assert not any(v.startswith(("=", "+", "@")) for v in r.values()), r
     assert info["flagged"] == len(table) and len(info["rows"]) == min(len(table), 50)
 
 

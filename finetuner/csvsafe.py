@@ -1,0 +1,37 @@
+"""CSV files for download that a spreadsheet opens as data, never as formulas.
+
+A cell that begins with `=`, `+`, `-`, `@`, a tab or a carriage return is evaluated by Excel,
+LibreOffice and Google Sheets (`=HYPERLINK(...)`, `=cmd|...`): such text cells get a leading
+apostrophe, which spreadsheets show as text and hide. Numbers stay numbers: numeric values, and
+text that is exactly a number ("-3.5", "+1e3"), are written as they are.
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+
+TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
+NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
+
+
+def safe_cell(value):
+    if not isinstance(value, str) or not value.startswith(TRIGGERS):
+        return value
+    if NUMBER.fullmatch(value):
+        return value
+    return "'" + value
+
+
+class SafeWriter:
+    """`csv.writer` whose every cell (headers included) goes through `safe_cell`."""
+
+    def __init__(self, fh, **kwargs) -> None:
+        self._writer = csv.writer(fh, **kwargs)
+
+    def writerow(self, row) -> None:
+        self._writer.writerow([safe_cell(v) for v in row])
+
+    def writerows(self, rows) -> None:
+        for row in rows:
+            self.writerow(row)
