@@ -47,14 +47,6 @@ def _shutdown_all() -> None:  # the web process exits: its file predictions end 
         manager.shutdown()
 
 
-def _row_cap_error(rows: int, cap: int) -> FinetunerError:
-    return FinetunerError(
-        f"The file has {rows:,} rows; this server predicts at most {cap:,} rows per file "
-        "(FINETUNER_MAX_PREDICT_ROWS).",
-        "Split it into smaller files, or ask the administrator to raise the cap.",
-        code="cap_predict_rows")
-
-
 # ---------------------------------------------------------------------------- web process
 
 
@@ -244,16 +236,15 @@ def run(run_dir: Path, source: Path, output: Path, progress: Path, max_rows: int
     report()
     try:
         from .export import read_meta
-        from .tables import read_table
+        from .tables import Bounds, read_table
         from .tasks import get_task
 
         meta = read_meta(run_dir / "model" if (run_dir / "model").is_dir() else run_dir)
         if not meta:
             raise FinetunerError("This run holds no finished model.",
                                  "Pick a run that completed.", code="no_model")
-        frame = read_table(source).frame
-        if len(frame) > max_rows:
-            raise _row_cap_error(len(frame), max_rows)
+        frame = read_table(source, bounds=Bounds.default(
+            max_rows, "FINETUNER_MAX_PREDICT_ROWS")).frame
         impl = get_task(meta.get("task", "classification")).impl()
         examples = impl.examples_from_frame(frame, meta.get("columns") or {})
         report(state="loading", total=len(examples))

@@ -4,6 +4,12 @@ Owns: format detection by extension (CSV, TSV, JSON, JSONL, Parquet), encodings 
 without BOM, then cp1252 / Latin-1 with a warning), binary files refused, delimiter sniffing,
 ragged rows and bad JSON named by line, and huge cells clipped. Every failure is a `DataError`
 that names the file, the row and the fix. Imports neither torch nor transformers.
+
+Bounded: a reader stops at the row cap (FINETUNER_MAX_ROWS, or the caller's) without
+materialising more rows (Parquet: its metadata first, then record batches; CSV: `nrows`; JSON
+and JSONL: record by record), refuses more than FINETUNER_MAX_COLUMNS columns before parsing
+rows, checks duplicate names in one pass, and turns deep nesting and any parser exception into a
+sentence about the file.
 """
 
 from __future__ import annotations
@@ -11,7 +17,9 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import re
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -32,6 +40,54 @@ TABLE_FORMATS = {
     ".pq": "parquet",
 }
 MAX_CELL_CHARS = 100_000  # longer cells are clipped: the tokenizer keeps only max_length tokens
+DEFAULT_MAX_ROWS = 2_000_000
+DEFAULT_MAX_COLUMNS = 1_000
+
+
+def _cap(name: str, default: int) -> int:
+    raw = os.environ.get(name, "").strip()
+    try:
+        value = int(raw) if raw else default
+    except ValueError:
+        value = default
+    return value if value > 0 else default
+
+
+def row_cap() -> int:
+    return _cap("FINETUNER_MAX_ROWS", DEFAULT_MAX_ROWS)
+
+
+def column_cap() -> int:
+    return _cap("FINETUNER_MAX_COLUMNS", DEFAULT_MAX_COLUMNS)
+
+
+@dataclass(frozen=True)
+class Bounds:
+    """How much of a file a reader may materialise, and the setting that raises it."""
+
+    rows: int
+    columns: int
+    rows_setting: str = "FINETUNER_MAX_ROWS"
+
+    @classmethod
+    def default(cls, rows: int | None = None, rows_setting: str | None = None) -> Bounds:
+        return cls(rows or row_cap(), column_cap(), rows_setting or "FINETUNER_MAX_ROWS")
+
+    def too_many_rows(self, name: str, rows: int | None = None) -> DataError:
+        count = f"{rows:,} rows" if rows is not None else f"more than {self.rows:,} rows"
+        return DataError(
+            f"'{name}' has {count}; this server reads at most {self.rows:,} rows per file "
+            f"({self.rows_setting}).",
+            "Upload a sample of your data, or ask the administrator to raise the cap.",
+            code="cap_rows")
+
+    def check_columns(self, name: str, columns: int) -> None:
+        if columns > self.columns:
+            raise DataError(
+                f"'{name}' has {columns:,} columns; this server reads at most "
+                f"{self.columns:,} (FINETUNER_MAX_COLUMNS).",
+                "Keep only the columns you need (the text, the label, a second text) and "
+                "upload that.", code="cap_columns")
 
 
 @dataclass
@@ -116,22 +172,30 @@ def decode_text(data: bytes, name: str, findings: list[Finding]) -> str:
     raise AssertionError("latin-1 decodes every byte")  # pragma: no cover
 
 
-def read_table(path: str | Path, fmt: str | None = None) -> Table:
-    """Read a CSV, TSV, JSON, JSONL or Parquet file into a DataFrame of strings/objects."""
+def read_table(path: str | Path, fmt: str | None = None, bounds: Bounds | None = None) -> Table:
+    """Read a CSV, TSV, JSON, JSONL or Parquet file into a DataFrame of strings/objects, at
+    most `bounds` (default: FINETUNER_MAX_ROWS rows, FINETUNER_MAX_COLUMNS columns)."""
     path = Path(path)
     fmt = fmt or file_format(path)
+    bounds = bounds or Bounds.default()
     data = read_bytes(path)
     findings: list[Finding] = []
-    if fmt == "parquet":
-        frame = _read_parquet(data, path.name)
-    else:
-        text = decode_text(data, path.name, findings)
-        if fmt in ("csv", "tsv"):
-            frame = _read_delimited(text, path.name, "\t" if fmt == "tsv" else None)
-        elif fmt == "json":
-            frame = _records_frame(_parse_json(text, path.name), path.name)
-        else:
-            frame = _records_frame(_parse_jsonl(text, path.name), path.name)
+    try:
+        frame = _parse(data, fmt, path.name, bounds, findings)
+    except DataError:
+        raise
+    except RecursionError:
+        raise DataError(f"'{path.name}' is nested too deeply to be a table of records.",
+                        'Each record must be flat, like {"text": "...", "label": "..."}.',
+                        code="bad_json") from None
+    except MemoryError:
+        raise DataError(f"'{path.name}' is too large to read on this server.",
+                        "Upload a smaller sample of your data.", code="too_large") from None
+    except Exception as exc:  # noqa: BLE001 - a parser's own failure becomes a sentence
+        raise DataError(
+            f"'{path.name}' could not be read as {fmt.upper()} ({type(exc).__name__}).",
+            "Check that the file is complete and saved in that format (UTF-8 text for CSV, "
+            "TSV, JSON and JSONL), or export it again.", code="unreadable") from None
     frame.columns = [str(c).strip() for c in frame.columns]
     if len(frame) == 0:
         raise DataError(
@@ -143,12 +207,50 @@ def read_table(path: str | Path, fmt: str | None = None) -> Table:
     return Table(frame=frame, path=str(path), fmt=fmt, findings=findings)
 
 
-def _read_parquet(data: bytes, name: str) -> pd.DataFrame:
+def _parse(data: bytes, fmt: str, name: str, bounds: Bounds,
+           findings: list[Finding]) -> pd.DataFrame:
+    if fmt == "parquet":
+        return _read_parquet(data, name, bounds)
+    text = decode_text(data, name, findings)
+    if fmt in ("csv", "tsv"):
+        return _read_delimited(text, name, "\t" if fmt == "tsv" else None, bounds)
+    records = (_parse_json(text, name, bounds) if fmt == "json"
+               else _parse_jsonl(text, name, bounds))
+    return _records_frame(records, name, bounds)
+
+
+def _read_parquet(data: bytes, name: str, bounds: Bounds) -> pd.DataFrame:
+    """Metadata first (rows and columns refused before any is decoded), then record batches:
+    a few kilobytes of dictionary-encoded values never expand past the caps."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
     try:
-        return pd.read_parquet(io.BytesIO(data))
+        parquet = pq.ParquetFile(io.BytesIO(data))
+        meta = parquet.metadata
     except Exception as exc:  # pyarrow raises many types for corrupt files
         raise DataError(
-            f"'{name}' could not be read as Parquet ({type(exc).__name__}: {exc}).",
+            f"'{name}' could not be read as Parquet ({type(exc).__name__}).",
+            "Check that it is a complete Parquet file, or upload a CSV instead.",
+            code="bad_parquet",
+        ) from None
+    bounds.check_columns(name, meta.num_columns)
+    if meta.num_rows > bounds.rows:
+        raise bounds.too_many_rows(name, meta.num_rows)
+    batches, rows = [], 0
+    try:
+        for batch in parquet.iter_batches(batch_size=65_536):
+            rows += batch.num_rows
+            if rows > bounds.rows:  # metadata that lied
+                raise bounds.too_many_rows(name)
+            batches.append(batch)
+        schema = parquet.schema_arrow
+        return pa.Table.from_batches(batches, schema=schema).to_pandas()
+    except DataError:
+        raise
+    except Exception as exc:  # noqa: BLE001
+        raise DataError(
+            f"'{name}' could not be read as Parquet ({type(exc).__name__}).",
             "Check that it is a complete Parquet file, or upload a CSV instead.",
             code="bad_parquet",
         ) from None
@@ -175,8 +277,14 @@ def sniff_delimiter(text: str) -> str:
         return best if counts[best] else ","
 
 
-def _read_delimited(text: str, name: str, delimiter: str | None) -> pd.DataFrame:
+def _read_delimited(text: str, name: str, delimiter: str | None,
+                    bounds: Bounds | None = None) -> pd.DataFrame:
+    bounds = bounds or Bounds.default()
     delimiter = delimiter or sniff_delimiter(text)
+    # the header row first: columns are capped before pandas builds any, and a repeated name
+    # is refused (pandas renames "text,text" to text, text.1: training would silently read one)
+    header = next(csv.reader(io.StringIO(text.split("\n", 1)[0]), delimiter=delimiter), [])
+    bounds.check_columns(name, len(header))
     try:
         frame = pd.read_csv(
             io.StringIO(text),
@@ -185,16 +293,16 @@ def _read_delimited(text: str, name: str, delimiter: str | None) -> pd.DataFrame
             keep_default_na=False,
             skip_blank_lines=True,
             engine="c",
+            nrows=bounds.rows + 1,
         )
     except pd.errors.EmptyDataError:
         raise DataError(f"'{name}' holds no columns.", "Add a header row.", "empty") from None
     except pd.errors.ParserError as exc:
         raise DataError(_ragged_message(str(exc), name, delimiter), code="ragged_rows") from None
-    # pandas renames a repeated header ("text,text" becomes text, text.1), so read the header
-    # row itself: two columns of one name would silently train on only one of them
-    header = next(csv.reader(io.StringIO(text.split("\n", 1)[0]), delimiter=delimiter), [])
+    if len(frame) > bounds.rows:
+        raise bounds.too_many_rows(name)
     names = [h.strip() for h in header]
-    dup = sorted({n for n in names if n and names.count(n) > 1})
+    dup = sorted(n for n, k in Counter(names).items() if n and k > 1)
     if dup or frame.columns.duplicated().any():
         dup = dup or sorted(set(frame.columns[frame.columns.duplicated()]))
         raise DataError(f"'{name}' has two or more columns named {', '.join(map(repr, dup))}.",
@@ -218,7 +326,11 @@ def _ragged_message(raw: str, name: str, delimiter: str) -> str:
     return f"'{name}' could not be parsed as a {shown}-separated table: {raw}"
 
 
-def _parse_json(text: str, name: str) -> list:
+def _parse_json(text: str, name: str, bounds: Bounds | None = None) -> list:
+    bounds = bounds or Bounds.default()
+    start = len(text) - len(text.lstrip())
+    if text[start:start + 1] == "[":
+        return _json_array(text, start + 1, name, bounds)
     try:
         value = json.loads(text)
     except json.JSONDecodeError as exc:
@@ -234,6 +346,8 @@ def _parse_json(text: str, name: str) -> list:
     if isinstance(value, dict):
         lists = [k for k, v in value.items() if isinstance(v, list)]
         if len(lists) == 1:
+            if len(value[lists[0]]) > bounds.rows:
+                raise bounds.too_many_rows(name, len(value[lists[0]]))
             return value[lists[0]]
         raise DataError(
             f"'{name}' holds a JSON object; a list of records was expected.",
@@ -245,11 +359,50 @@ def _parse_json(text: str, name: str) -> list:
     return value
 
 
-def _parse_jsonl(text: str, name: str) -> list:
+_WS = re.compile(r"\s*")
+
+
+def _json_array(text: str, at: int, name: str, bounds: Bounds) -> list:
+    """The records of a top-level JSON array, one at a time: stops at the row cap."""
+    decoder, records = json.JSONDecoder(), []
+
+    def bad(pos: int, msg: str) -> DataError:
+        line = text.count("\n", 0, pos) + 1
+        column = pos - (text.rfind("\n", 0, pos) + 1) + 1
+        return DataError(f"'{name}' is not valid JSON: {msg} at line {line}, column {column}.",
+                         "Fix the JSON or export the data again.", code="bad_json")
+
+    at = _WS.match(text, at).end()
+    if text[at:at + 1] == "]":
+        return records
+    while True:
+        try:
+            value, at = decoder.raw_decode(text, at)
+        except json.JSONDecodeError as exc:
+            raise bad(exc.pos, exc.msg) from None
+        records.append(value)
+        if len(records) > bounds.rows:
+            raise bounds.too_many_rows(name)
+        at = _WS.match(text, at).end()
+        sep = text[at:at + 1]
+        if sep == "]":
+            rest = _WS.match(text, at + 1).end()
+            if rest != len(text):
+                raise bad(rest, "Extra data after the list")
+            return records
+        if sep != ",":
+            raise bad(at, "Expecting ',' delimiter")
+        at = _WS.match(text, at + 1).end()
+
+
+def _parse_jsonl(text: str, name: str, bounds: Bounds | None = None) -> list:
+    bounds = bounds or Bounds.default()
     records = []
     for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
+        if len(records) >= bounds.rows:
+            raise bounds.too_many_rows(name)
         try:
             records.append(json.loads(line))
         except json.JSONDecodeError as exc:
@@ -261,9 +414,11 @@ def _parse_jsonl(text: str, name: str) -> list:
     return records
 
 
-def _records_frame(records: list, name: str) -> pd.DataFrame:
+def _records_frame(records: list, name: str, bounds: Bounds | None = None) -> pd.DataFrame:
+    bounds = bounds or Bounds.default()
     if not records:
         raise DataError(f"'{name}' holds no records.", "Add labelled examples.", "no_rows")
+    keys: set = set()
     for index, record in enumerate(records, start=1):
         if not isinstance(record, dict):
             raise DataError(
@@ -271,6 +426,9 @@ def _records_frame(records: list, name: str) -> pd.DataFrame:
                 'Each record must look like {"text": "...", "label": "..."}.',
                 code="bad_json",
             )
+        if len(keys) <= bounds.columns:
+            keys.update(record)
+    bounds.check_columns(name, len(keys))
     return pd.DataFrame.from_records(records)
 
 

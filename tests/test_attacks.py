@@ -230,3 +230,28 @@ def test_stopping_the_server_stops_its_trainings(tmp_path, tiny_model):
     ).split()[2:3]
     assert json.loads((folder / "results.json").read_text())["status"] in ("stopped",
                                                                           "interrupted")
+
+
+def test_data_file_bombs_get_a_sentence_fast_and_small(server, tmp_path):
+    """A 30 KB Parquet file of 5 million rows, 100,000 columns of CSV, JSON nested 100,000
+    deep: each answered with a sentence about the file, in seconds, without the web process
+    growing by more than a few tens of megabytes."""
+    from test_data import deep_json, parquet_bomb, wide_csv
+
+    bob = client(server["url"], "bob", "builder")
+    pid = server["proc"].pid
+    cases = [(parquet_bomb(tmp_path / "bomb.parquet"),
+              "5,000,000 rows; this server reads at most 2,000,000 rows per file"),
+             (wide_csv(tmp_path / "wide.csv"),
+              "100,000 columns; this server reads at most 1,000 (FINETUNER_MAX_COLUMNS)"),
+             (deep_json(tmp_path / "deep.json"), "nested too deeply")]
+    for path, expected in cases:
+        before = _rss_mb(pid)
+        started = time.monotonic()
+        out = bob.predict(**form(train_file=handle_file(str(path))), api_name="/data_changed")
+        took = time.monotonic() - started
+        answer = text(out[-1])
+        assert expected in answer, (path.name, answer[:400])
+        assert "Something went wrong" not in answer and "Traceback" not in answer
+        assert took < 10, (path.name, took)
+        assert _rss_mb(pid) - before < 100, (path.name, _rss_mb(pid) - before)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from collections import Counter
 
 import pandas as pd
@@ -319,8 +320,6 @@ def test_grouped_split_keeps_groups_together():
 
 def test_two_columns_of_one_name_are_refused_with_the_name(tmp_path):
     from finetuner.errors import DataError
-    from finetuner.tables import read_table
-
     path = tmp_path / "dup.csv"
     path.write_text("text,text,label\nfine film,great cast,pos\nbad film,dull cast,neg\n")
     with pytest.raises(DataError, match="two or more columns named 'text'"):
@@ -338,3 +337,89 @@ def test_csv_cells_a_spreadsheet_would_run_are_written_as_text(tmp_path):
     with open(path, "w", newline="", encoding="utf-8") as fh:
         SafeWriter(fh).writerow(["=h", "-1", -1, "ok"])
     assert path.read_text(encoding="utf-8").strip() == "'=h,-1,-1,ok"
+
+
+# ------------------------------------------------------------------ bombs: bounded readers
+
+
+def parquet_bomb(path, rows=5_000_000):
+    """A few kilobytes on disk: one dictionary-encoded value repeated `rows` times."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    column = pa.DictionaryArray.from_arrays(pa.array([0] * rows, type=pa.int8()),
+                                            pa.array(["same"]))
+    pq.write_table(pa.table({"text": column, "label": column}), path, compression="zstd")
+    return path
+
+
+def wide_csv(path, columns=100_000):
+    path.write_text(",".join(f"c{i}" for i in range(columns)) + "\n" +
+                    ",".join("x" for _ in range(columns)) + "\n")
+    return path
+
+
+def deep_json(path, depth=100_000):
+    path.write_text("[" * depth + "]" * depth)
+    return path
+
+
+def test_bombs_are_refused_by_bounded_readers_fast(tmp_path):
+    import resource
+
+    bomb = parquet_bomb(tmp_path / "bomb.parquet")
+    assert bomb.stat().st_size < 100_000
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    cases = [(bomb, "5,000,000 rows; this server reads at most 2,000,000 rows per file "
+                    "(FINETUNER_MAX_ROWS)"),
+             (wide_csv(tmp_path / "wide.csv"), "100,000 columns; this server reads at most "
+                                               "1,000 (FINETUNER_MAX_COLUMNS)"),
+             (deep_json(tmp_path / "deep.json"), "nested too deeply"),
+             (deep_json(tmp_path / "deep.jsonl"), "nested too deeply")]
+    for path, message in cases:
+        started = time.perf_counter()
+        with pytest.raises(DataError) as caught:
+            read_table(path)
+        assert message in caught.value.text, caught.value.text
+        assert time.perf_counter() - started < 3, path
+    grown_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
+    assert grown_mb < 200, grown_mb
+
+
+def test_row_and_column_caps_stop_every_reader(tmp_path, monkeypatch):
+    monkeypatch.setenv("FINETUNER_MAX_ROWS", "50")
+    monkeypatch.setenv("FINETUNER_MAX_COLUMNS", "5")
+    rows = [{"text": f"t{i}", "label": "a"} for i in range(51)]
+    write_csv(tmp_path / "a.csv", rows)
+    (tmp_path / "a.json").write_text(json.dumps(rows))
+    (tmp_path / "a.jsonl").write_text("\n".join(json.dumps(r) for r in rows))
+    (tmp_path / "wrapped.json").write_text(json.dumps({"data": rows}))
+    pd.DataFrame(rows).to_parquet(tmp_path / "a.parquet")
+    for name in ("a.csv", "a.json", "a.jsonl", "wrapped.json", "a.parquet"):
+        with pytest.raises(DataError, match=r"this server reads at most 50 rows per file "
+                                            r"\(FINETUNER_MAX_ROWS\)"):
+            read_table(tmp_path / name)
+    assert len(read_table(write_csv(tmp_path / "ok.csv", rows[:50])).frame) == 50
+    # records whose keys differ make columns too
+    (tmp_path / "keys.json").write_text(json.dumps([{f"k{i}": 1} for i in range(6)]))
+    with pytest.raises(DataError, match="6 columns; this server reads at most 5"):
+        read_table(tmp_path / "keys.json")
+    # a repeated header is still named, found in one pass
+    (tmp_path / "dup.csv").write_text("text,label,text\na,b,c\n")
+    with pytest.raises(DataError, match="two or more columns named 'text'"):
+        read_table(tmp_path / "dup.csv")
+
+
+def test_json_arrays_read_record_by_record_keep_their_errors(tmp_path):
+    (tmp_path / "ok.json").write_text(' [ {"text": "a", "label": "x"} ,\n{"text": "b", '
+                                      '"label": "y"} ] \n')
+    assert read_table(tmp_path / "ok.json").frame["text"].tolist() == ["a", "b"]
+    for body, where in (('[{"text": "a"},\n {"text": }]', "line 2"),
+                        ('[{"text": "a"} {"text": "b"}]', "line 1"),
+                        ('[{"text": "a"}] x', "line 1")):
+        (tmp_path / "bad.json").write_text(body)
+        with pytest.raises(DataError, match=f"is not valid JSON.*{where}"):
+            read_table(tmp_path / "bad.json")
+    (tmp_path / "odd.parquet").write_bytes(b"PAR1" + b"\x00" * 64 + b"PAR1")
+    with pytest.raises(DataError, match="could not be read as Parquet"):
+        read_table(tmp_path / "odd.parquet")

@@ -258,7 +258,7 @@ def test_a_file_is_predicted_by_a_worker_process(run_dir, tmp_path):
 
     big = jobs.start("alice", run_dir, _rows(tmp_path / "big.csv", 3001), tmp_path / "out")
     big.wait(60)
-    with pytest.raises(FinetunerError, match=r"3,001 rows; this server predicts at most "
+    with pytest.raises(FinetunerError, match=r"more than 3,000 rows; this server reads at most "
                                              r"3,000 rows per file \(FINETUNER_MAX_PREDICT_"):
         big.result()
     assert big.state()["total"] is None  # refused before the model was loaded
