@@ -51,11 +51,38 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+def trusted_proxies(raw: str | None) -> str:
+    """FINETUNER_TRUSTED_PROXIES: the addresses (or networks) of reverse proxies whose
+    X-Forwarded-For names the client; empty (the default) trusts nobody's header, so every
+    limit counts the real peer. Handed to uvicorn as its FORWARDED_ALLOW_IPS (whose own default
+    would trust 127.0.0.1: any local process, or a proxy that appends the client's own header)."""
+    import ipaddress
+
+    from finetuner.errors import FinetunerError
+
+    entries = [e.strip() for e in (raw or "").split(",") if e.strip()]
+    for entry in entries:
+        try:
+            ipaddress.ip_network(entry, strict=False)
+        except ValueError:
+            raise FinetunerError(
+                f"FINETUNER_TRUSTED_PROXIES: {entry!r} is not an IP address or network.",
+                "List your reverse proxies' addresses, e.g. 127.0.0.1 or 10.0.0.0/24.",
+                code="bad_env") from None
+    return ",".join(entries)
+
+
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     from finetuner.errors import FinetunerError
     from finetuner.ui import auth
+
+    try:
+        os.environ["FORWARDED_ALLOW_IPS"] = trusted_proxies(
+            os.environ.get("FINETUNER_TRUSTED_PROXIES"))
+    except FinetunerError as exc:
+        raise SystemExit(f"Error: {exc.text}") from None
 
     try:  # before loading torch: a refusal to start comes at once
         users = auth.load_users(os.environ.get("FINETUNER_AUTH"))

@@ -214,10 +214,13 @@ def test_every_route_is_filed_and_every_file_route_is_guarded(tmp_path):
 # ---------------------------------------------------------------------------------- sign-in
 
 
-def _login_from(url: str, address: str, user: str, password: str) -> httpx.Response:
+def _login_from(url: str, address: str, user: str, password: str,
+                forwarded_for: str | None = None) -> httpx.Response:
     transport = httpx.HTTPTransport(local_address=address)
+    headers = {"X-Forwarded-For": forwarded_for} if forwarded_for else {}
     with httpx.Client(base_url=url, transport=transport, timeout=30) as http:
-        return http.post("login", data={"username": user, "password": password})
+        return http.post("login", data={"username": user, "password": password},
+                         headers=headers)
 
 
 def test_failed_sign_ins_are_rate_limited_per_name_and_per_address(guarded):
@@ -240,6 +243,44 @@ def test_failed_sign_ins_are_rate_limited_per_name_and_per_address(guarded):
     assert _login_from(url, "127.0.2.1", "alice", "wonderland").status_code == 429
     # others are not affected
     assert _login_from(url, "127.0.2.2", "alice", "wonderland").status_code == 200
+    # a client's own X-Forwarded-For is not believed (no trusted proxy named), not even from
+    # 127.0.0.1, where uvicorn would believe it by default: rotating it changes nothing
+    for i in range(5):
+        assert _login_from(url, "127.0.0.1", f"spray{i}", "guess",
+                           forwarded_for=f"198.51.100.{i}").status_code == 400
+    assert _login_from(url, "127.0.0.1", "spray9", "guess",
+                       forwarded_for="198.51.100.99").status_code == 429
+
+
+def test_behind_a_trusted_proxy_each_real_client_counts_alone(tmp_path):
+    """FINETUNER_TRUSTED_PROXIES names the proxy (here 127.0.0.9): its X-Forwarded-For is the
+    client; an attacker behind it locks out only itself, and a header sent by anyone else
+    is ignored."""
+    home = tmp_path / "home"
+    proc, url = start_app(home, env={"FINETUNER_AUTH": USERS,
+                                     "FINETUNER_TRUSTED_PROXIES": "127.0.0.9"})
+    try:
+        proxy = "127.0.0.9"
+        for name in ("eve", "mallory", "trent", "peggy", "victor"):
+            assert _login_from(url, proxy, name, "guess",
+                               forwarded_for="203.0.113.7").status_code == 400
+        assert _login_from(url, proxy, "alice", "wonderland",
+                           forwarded_for="203.0.113.7").status_code == 429
+        # alice at her own address, through the same proxy: let in
+        assert _login_from(url, proxy, "alice", "wonderland",
+                           forwarded_for="198.51.100.2").status_code == 200
+        # not the proxy: the header is ignored, the peer counts
+        for i in range(5):
+            assert _login_from(url, "127.0.0.10", f"x{i}", "guess",
+                               forwarded_for=f"192.0.2.{i}").status_code == 400
+        assert _login_from(url, "127.0.0.10", "bob", "builder",
+                           forwarded_for="192.0.2.200").status_code == 429
+    finally:
+        stop_app(proc)
+    bad = subprocess.run([sys.executable, "app.py", "--home", str(tmp_path / "h2")],
+                         cwd=ROOT, capture_output=True, text=True, timeout=60,
+                         env={**os.environ, "FINETUNER_TRUSTED_PROXIES": "*"})
+    assert bad.returncode != 0 and "is not an IP address or network" in bad.stderr
 
 
 # ---------------------------------------------------------------------------------- hub token
