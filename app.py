@@ -151,7 +151,9 @@ def main(argv: list[str] | None = None) -> None:
     # beyond FINETUNER_MAX_QUEUE waiting events a new one is refused at once.
     demo.queue(default_concurrency_limit=8, max_size=max_queue)
     files.start_sweeper()
-    guard = Middleware(Guard, files=files, mode=mode, limiter=limiter)
+    quota = (None if not limits.max_disk_gb_per_user else
+             lambda user, incoming: studio.workspace(user).check_quota(incoming))
+    guard = Middleware(Guard, files=files, mode=mode, limiter=limiter, quota=quota)
 
     def on_signal(signum, _frame):
         # stop the trainings first (each keeps its best checkpoint), then let gradio close;

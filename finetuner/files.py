@@ -84,6 +84,19 @@ class FileRegistry:
             for path in paths:
                 self._uploads.setdefault(_real(path), set()).add(user)
 
+    def uploaded_bytes(self, user: str) -> int:
+        """What `user`'s uploads take in gradio's cache (counted in their disk quota from the
+        moment they arrive; a file several users uploaded counts for each)."""
+        with self._lock:
+            paths = [p for p, owners in self._uploads.items() if user in owners]
+        total = 0
+        for path in paths:
+            try:
+                total += os.path.getsize(path)
+            except OSError:
+                pass
+        return total
+
     def allowed(self, user: str, path: str | os.PathLike) -> bool:
         """Uploaded by `user`, or a live download copy made for `user`."""
         real = _real(path)

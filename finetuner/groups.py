@@ -81,6 +81,12 @@ class Groups:
                       vary: tuple[str, list] | None = None, max_minutes: float | None = None,
                       max_memory_mb: float | None = None, name: str = "") -> str:
         planned = members(base, methods, vary)  # refuses fewer than two members
+        for member, config in planned:  # every member's final settings, before anything runs
+            try:
+                ws.admit(config)
+            except FinetunerError as exc:
+                raise FinetunerError(f"Member '{member}': {exc.message}", exc.remedy,
+                                     code=exc.code) from None
         label = name.strip()[:60] or "compare " + " vs ".join(
             METHOD_NAMES.get(n, n) for n, _ in planned)
         return self._create(ws, base, "compare", label, {
@@ -93,9 +99,8 @@ class Groups:
         from .search import Search, _pruner
 
         _pruner(pruner)  # an unknown pruner is refused before anything is created
-        if not 1 <= int(trials) <= 200:
-            raise FinetunerError(f"{trials} trials is out of range.", "Use 1-200 trials.",
-                                 code="bad_setting")
+        self.studio.limits.check_trials(int(trials))
+        ws.admit(base)
         label = name.strip()[:60] or f"tune {METHOD_NAMES.get(base.method.method)}"
 
         def setup(folder: Path, copied: RunConfig) -> None:
@@ -204,9 +209,11 @@ class Groups:
                 raise FinetunerError(
                     f"You already have {self.max_per_user} comparisons or searches running.",
                     "Wait for one to finish first.", code="groups_full")
-            (folder / "STOP").unlink(missing_ok=True)
             budget = dict(meta.get("budget") or {})
             budget["trials"] = int(budget.get("trials") or 0) + max(0, int(more_trials or 0))
+            self.studio.limits.check_trials(budget["trials"])  # in all, not per continuation
+            ws.admit(RunConfig.from_dict(meta["base"]))
+            (folder / "STOP").unlink(missing_ok=True)
             _update(folder, status="running", budget=budget)
         self._drive(ws.user, folder)
         return f"Continuing the search, up to {budget['trials']} trials in all."
@@ -232,7 +239,8 @@ class Groups:
                 time.sleep(2 * POLL)
 
         def submit(config: RunConfig, name: str) -> RunPaths:
-            run, _state = queued(lambda: ws.submit(config, f"{meta.get('name')} · {name}"))
+            run, _state = queued(lambda: ws.submit(config, f"{meta.get('name')} · {name}",
+                                                   duplicate_ok=True))
             (run.root / "group.txt").write_text(folder.name)
             return run
 

@@ -15,6 +15,7 @@ the server is marked interrupted and can be resumed from its last checkpoint. No
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import subprocess
@@ -28,6 +29,8 @@ from .errors import FinetunerError
 from .jobstore import JobStore
 from .results import read_results, write_results
 from .runs import FINAL_STATUSES, RunPaths, read_events, read_json, tail
+
+log = logging.getLogger("finetuner.jobs")
 
 PACKAGE_PARENT = str(Path(__file__).resolve().parent.parent)
 STOP_GRACE_SECONDS = 3.5  # cooperative window; the kill follows, well inside 5 s
@@ -104,6 +107,9 @@ class JobManager:
         self._jobs: dict[str, Job] = {}
         self._lock = threading.RLock()
         self._closing = False  # set by shutdown(): nothing new starts
+        # admit(run, user): the server's admission check, run again when a queued job is
+        # about to start; a FinetunerError fails the run with its sentence instead
+        self.admit = None
 
     # -- queue
     def submit(self, run: RunPaths, user: str = "local", fingerprint: str = "") -> dict:
@@ -137,8 +143,27 @@ class JobManager:
                     break
                 if self.gpu_slots is not None and not self.gpu_slots.free:
                     break  # every GPU set is held: the next job waits for one
-                self._launch(RunPaths(Path(row["run_dir"])))
+                run = RunPaths(Path(row["run_dir"]))
+                if not self._admitted(run, row["user"]):
+                    continue
+                self._launch(run)
                 running += 1
+
+    def _admitted(self, run: RunPaths, user: str) -> bool:
+        if self.admit is None:
+            return True
+        try:
+            self.admit(run, user)
+            return True
+        except FinetunerError as exc:
+            self.store.set(run.id, status="failed", finished_at=time.time())
+            write_results(run.results, _base_results(run, "failed", error={
+                "code": exc.code or "refused", "message": exc.message,
+                "remedy": exc.remedy or ""}))
+            return False
+        except Exception:  # noqa: BLE001 - a broken run folder must not stop the queue
+            log.exception("admission check of %s failed", run.id)
+            return True
 
     def fair_order(self) -> list[dict]:
         """The waiting jobs in the order they will start: round-robin between users. A

@@ -45,6 +45,7 @@ class Limits:
     max_jobs_given: bool = False  # FINETUNER_MAX_JOBS was set (with GPU slots: caps them)
     max_queued_per_user: int = 3
     max_groups_per_user: int = 2  # comparisons and searches running at once
+    max_trials: int = 200  # trials of one search, counting every continuation
     max_steps: int = 100_000
     max_job_hours: float = 24.0
     max_model_mb: int = 2048
@@ -72,6 +73,7 @@ class Limits:
                                                 cls.max_queued_per_user)),
             max_groups_per_user=max(1, _env_int("FINETUNER_MAX_GROUPS_PER_USER",
                                                 cls.max_groups_per_user)),
+            max_trials=max(1, _env_int("FINETUNER_MAX_TRIALS", cls.max_trials)),
             max_steps=max(1, _env_int("FINETUNER_MAX_STEPS", cls.max_steps)),
             max_job_hours=_env_float("FINETUNER_MAX_JOB_HOURS", cls.max_job_hours),
             max_model_mb=max(1, _env_int("FINETUNER_MAX_MODEL_MB", cls.max_model_mb)),
@@ -108,6 +110,15 @@ class Limits:
                 f"{self.max_try_chars:,} (FINETUNER_MAX_TRY_CHARS).",
                 "Paste a shorter passage, predict long documents as a file, or ask the "
                 "administrator to raise the cap.", code="cap_try_chars")
+
+    def check_trials(self, total: int) -> None:
+        """The trials of one search in all (a continuation adds to the count)."""
+        if not 1 <= total <= self.max_trials:
+            raise FinetunerError(
+                f"{total:,} trials in all is outside this server's range of 1 to "
+                f"{self.max_trials:,} per search (FINETUNER_MAX_TRIALS).",
+                f"Ask for at most {self.max_trials:,} trials in all, counting those already "
+                "run.", code="cap_trials")
 
     def check_config(self, config: RunConfig, rows: int | None = None) -> None:
         if config.data.max_length > self.max_length:

@@ -106,10 +106,23 @@ class Workspace:
                                  code="no_run")
         return RunPaths(path)
 
-    def submit(self, config: RunConfig, name: str = "") -> tuple[RunPaths, dict]:
-        """Create the run and put it in the queue; refuse an identical active run."""
+    def admit(self, config: RunConfig, rows: int | None = None) -> None:
+        """The one admission check for work: every cap on the final configuration (length,
+        epochs, steps, rows when known) and the disk quota. Every path that creates or extends
+        a training passes here: start, resume, comparison members, search trials and the
+        search's final run (through `submit`), and the job manager again when a queued job
+        is about to start (the caps or the user's disk may have changed meanwhile)."""
+        self.studio.limits.check_config(config, rows)
+        self.check_quota()
+
+    def submit(self, config: RunConfig, name: str = "",
+               duplicate_ok: bool = False) -> tuple[RunPaths, dict]:
+        """Admit the configuration, create the run and put it in the queue; refuse an
+        identical active run (a second click), unless `duplicate_ok` (a comparison member or
+        a search trial is a run of its own, even when another run has the same settings)."""
+        self.admit(config)
         mark = fingerprint(config)
-        for row in self.studio.jobs.active(self.user):
+        for row in [] if duplicate_ok else self.studio.jobs.active(self.user):
             if row["fingerprint"] == mark:
                 raise FinetunerError(
                     "This exact training (same data, same settings) is already "
@@ -182,7 +195,9 @@ class Workspace:
         return "interrupted" if run.events.exists() else "created"
 
     def resume(self, run_id: str) -> dict:
-        return self.studio.jobs.resume(self.run(run_id), self.user)
+        run = self.run(run_id)
+        self.admit(RunConfig.load(run.config))
+        return self.studio.jobs.resume(run, self.user)
 
     def list_runs(self) -> list[RunSummary]:
         out = []
@@ -235,7 +250,7 @@ class Workspace:
         """An uploaded model zip, unpacked once per distinct content into this user's area."""
         from .modelzip import ZipLimits, sweep_unused, unpack_once
 
-        self.check_quota(os.path.getsize(archive))
+        self.check_quota(_unpacked_size(archive))  # what it will take once unpacked
         display = safe_filename(Path(archive).name, "model.zip")
         limits = ZipLimits(max_bytes=self.studio.limits.max_model_mb << 20)
         folder = unpack_once(Path(archive), self.models_dir, display, limits)
@@ -282,7 +297,9 @@ class Workspace:
 
     # -- disk
     def usage_bytes(self) -> int:
-        return folder_bytes(self.root)
+        """The user's folder (runs, models, groups, predictions, exports) and their uploads
+        still in gradio's cache."""
+        return folder_bytes(self.root) + self.studio.files.uploaded_bytes(self.user)
 
     def check_quota(self, incoming: int = 0) -> None:
         """Refuse an upload or a training that would take this user over their disk quota."""
@@ -303,6 +320,18 @@ def _baseline_gap(results: dict, metric: str, value: float | None) -> float | No
               for b in (results.get("baselines") or {}).values()]
     scores = [x for x in scores if x is not None]
     return None if value is None or not scores else value - max(scores)
+
+
+def _unpacked_size(archive: str) -> int:
+    """A zip's total uncompressed size from its directory (a bomb is counted as what it
+    would become); the file's own size for anything that is not a readable zip."""
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(archive) as zf:
+            return sum(max(0, info.file_size) for info in zf.infolist())
+    except (zipfile.BadZipFile, OSError, ValueError):
+        return os.path.getsize(archive)
 
 
 def folder_bytes(path: Path) -> int:
@@ -364,6 +393,9 @@ class Studio:
                                        backend=backend,
                                        max_queued_per_user=self.limits.max_queued_per_user,
                                        max_job_seconds=self.limits.max_job_hours * 3600 or None)
+        # a queued job is admitted again when its turn comes (caps and disk may have changed)
+        self.jobs.admit = lambda run, user: self.workspace(user).admit(
+            RunConfig.load(run.config))
         # the web process is shared fairly: loaded models, try-it calls and file predictions
         # (the loader is injectable so the cache policy is tested without torch)
         self.cache_size = cache_size or self.limits.predictor_cache

@@ -255,3 +255,23 @@ def test_data_file_bombs_get_a_sentence_fast_and_small(server, tmp_path):
         assert "Something went wrong" not in answer and "Traceback" not in answer
         assert took < 10, (path.name, took)
         assert _rss_mb(pid) - before < 100, (path.name, _rss_mb(pid) - before)
+
+
+def test_caps_hold_on_every_path_that_makes_work(server, tiny_model, tmp_path):
+    """The epochs cap, refused on /start, is refused on a comparison that varies epochs too;
+    a search's trial cap is checked on the total. Nothing is created by a refusal."""
+    bob = client(server["url"], "bob", "builder")
+    small = write_csv(tmp_path / "small.csv", [{"text": f"nice {i}" if i % 2 else
+                                                f"bad {i}", "label": i % 2} for i in range(60)])
+    values = form(train_file=handle_file(str(small)), model_choice="folder",
+                  model_path=str(tiny_model), epochs=1, max_steps=3)
+    out = bob.predict(**values, run_name="ninety", cmp_methods=["full"], cmp_vary="epochs",
+                      cmp_values="1, 90", cmp_minutes=0, cmp_memory=0, api_name="/compare")
+    answer = " ".join(text(v) for v in out if isinstance(v, str))
+    assert "90 epochs is above this server's cap of 50 (FINETUNER_MAX_EPOCHS)" in answer, answer
+    out = bob.predict(**values, run_name="endless", tune_trials=10**9, tune_minutes=0,
+                      tune_pruner="none", api_name="/tune")
+    answer = " ".join(text(v) for v in out if isinstance(v, str))
+    assert "(FINETUNER_MAX_TRIALS)" in answer, answer
+    assert not list(server["home"].glob("users/bob-*/groups/*/group.json"))
+    assert "ninety" not in runs(bob) and "endless" not in runs(bob)

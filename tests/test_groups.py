@@ -165,3 +165,58 @@ def test_search_survives_a_server_shutdown_and_carries_on_after_a_stop(tmp_path,
             assert results["test"] is None
     finally:
         studio.shutdown()
+
+
+def test_one_admission_check_for_every_path_that_makes_work(tmp_path, tiny_model):
+    """Caps apply to each job's final settings whichever way it comes in: a comparison that
+    varies epochs past the cap, a search asking for too many trials at start or on
+    continuing, a queued job whose caps changed while it waited. A comparison member equal to
+    a run already active trains as its own run instead of failing the comparison."""
+    data = write_csv(tmp_path / "s.csv", sentiment_rows(80))
+    studio = Studio(tmp_path / "home", limits=Limits(max_jobs=1, max_epochs=50, max_trials=5))
+    try:
+        alice = studio.workspace("alice")
+        groups_dir = alice.root / "groups"
+        with pytest.raises(FinetunerError, match=r"Member 'full-epochs-90': 90 epochs is above this "
+                                                 r"server's cap of 50 \(FINETUNER_MAX_EPOCHS\)"):
+            studio.groups.start_compare(alice, base(data, tiny_model), ["full"],
+                                        vary=("epochs", [1, 90]))
+        assert not groups_dir.exists() or not list(groups_dir.iterdir())
+        with pytest.raises(FinetunerError, match=r"1,000,000,000 trials .* \(FINETUNER_MAX_"):
+            studio.groups.start_search(alice, base(data, tiny_model), trials=10**9)
+
+        # a search of 1 trial, then continued with a million more: refused, budget unchanged
+        group = studio.groups.start_search(alice, base(data, tiny_model), trials=1,
+                                           pruner="none")
+        studio.groups.wait(alice, group, timeout=300)
+        folder = studio.groups.folder(alice, group)
+        assert json.loads((folder / "group.json").read_text())["status"] == "finished"
+        with pytest.raises(FinetunerError, match=r"1,000,001 trials in all .* 1 to 5 per "
+                                                 r"search \(FINETUNER_MAX_TRIALS\)"):
+            studio.groups.resume(alice, group, more_trials=1_000_000)
+        meta = json.loads((folder / "group.json").read_text())
+        assert meta["budget"]["trials"] == 1 and meta["status"] == "finished"
+
+        # a member equal to a run already active is trained as its own run
+        blocker, _ = alice.submit(base(data, tiny_model, max_steps=60))
+        group = studio.groups.start_compare(alice, base(data, tiny_model, max_steps=60),
+                                            ["full", "head"])
+        studio.groups.wait(alice, group, timeout=400)
+        view = studio.groups.view(alice, group)
+        assert view["meta"]["status"] == "finished", view["meta"]
+        members = view["meta"]["members"]
+        assert set(members) == {"full", "head"} and blocker.id not in members.values()
+
+        # a queued job meets the caps of the moment it starts
+        first, _ = alice.submit(base(data, tiny_model, max_steps=60, epochs=3))
+        wait_for(lambda: studio.jobs.state(first) == "running", 120)
+        waiting, state = alice.submit(base(data, tiny_model, max_steps=None, epochs=3))
+        assert state["state"] == "queued"
+        studio.limits = Limits(max_jobs=1, max_epochs=2)  # the administrator lowered a cap
+        results = wait_for(lambda: json.loads(waiting.results.read_text())
+                           if waiting.results.exists() else None, 300)
+        assert results["status"] == "failed"
+        assert "3 epochs is above this server's cap of 2" in results["error"]["message"]
+        assert studio.jobs.wait(first, timeout=300)["status"] == "completed"
+    finally:
+        studio.shutdown()

@@ -514,3 +514,56 @@ def test_download_copies_expire_and_die_with_their_run(tmp_path):
     assert not os.path.exists(other) and not files.allowed("alice", other)
     assert files.allowed("alice", kept)
     assert not files.inside(source) and files.inside(kept)
+
+
+# ---------------------------------------------------------------------------------- quota
+
+
+def test_the_quota_counts_uploads_and_unpacked_zips(tmp_path, tiny_model):
+    """FINETUNER_MAX_DISK_GB_PER_USER=0.004 (4 MB): uploads count from the moment they arrive
+    (the third 1.5 MB file is refused before gradio writes it), a model zip counts as what it
+    unpacks to (a 60 MB model in a small zip is refused, nothing unpacked), and another user's
+    quota is their own."""
+    import random
+
+    home = tmp_path / "home"
+    proc, url = start_app(home, env={"FINETUNER_AUTH": USERS,
+                                     "FINETUNER_MODEL_DIRS": str(tiny_model),
+                                     "FINETUNER_MAX_DISK_GB_PER_USER": "0.004"})
+    try:
+        mine = login(url, "alice", "wonderland")
+        rng = random.Random(0)
+
+        def upload(cookies, name: str, size: int) -> httpx.Response:
+            body = bytes(rng.getrandbits(8) for _ in range(size))  # distinct content each time
+            with httpx.Client(base_url=url, cookies=cookies, timeout=60) as http:
+                return http.post("gradio_api/upload",
+                                 files=[("files", (name, body, "text/csv"))])
+
+        assert upload(mine, "a.csv", 1_500_000).status_code == 200
+        assert upload(mine, "b.csv", 1_500_000).status_code == 200
+        refused = upload(mine, "c.csv", 1_500_000)
+        assert refused.status_code == 413, refused.text
+        assert "of your 0.004 GB on this server (FINETUNER_MAX_DISK_GB_PER_USER)" in \
+            refused.json()["detail"]
+        # bob has his own quota
+        assert upload(login(url, "bob", "builder"), "b.csv", 1_500_000).status_code == 200
+
+        # carol: a model zip whose weights unpack to 60 MB
+        carol = client(url, "carol", "chess")
+        bomb = tmp_path / "model.zip"
+        with zipfile.ZipFile(bomb, "w", zipfile.ZIP_DEFLATED) as zf:
+            for f in tiny_model.iterdir():
+                if f.name != "model.safetensors":
+                    zf.write(f, f"m/{f.name}")
+            zf.writestr("m/model.safetensors", bytes(60 << 20))
+        assert bomb.stat().st_size < 1 << 20
+        from gradio_client import handle_file
+
+        out = carol.predict(**form(model_choice="zip", model_zip=handle_file(str(bomb))),
+                            api_name="/model_model_choice")
+        answer = text(out[-1])
+        assert "FINETUNER_MAX_DISK_GB_PER_USER" in answer, answer
+        assert not [f for f in home.glob("users/carol-*/models/**/*") if f.is_file()]
+    finally:
+        stop_app(proc)

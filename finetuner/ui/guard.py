@@ -31,6 +31,7 @@ import threading
 import time
 from collections import deque
 
+import anyio
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
@@ -165,11 +166,14 @@ NOT_FOUND = {"detail": "Not Found"}
 
 class Guard:
     def __init__(self, app, files: FileRegistry, mode: str = "none",
-                 limiter: LoginLimiter | None = None) -> None:
+                 limiter: LoginLimiter | None = None, quota=None) -> None:
         self.app = app
         self.files = files
         self.mode = mode
         self.limiter = limiter or LoginLimiter()
+        # quota(user, incoming_bytes) raises FinetunerError when an upload would take the user
+        # over their disk quota (FINETUNER_MAX_DISK_GB_PER_USER); None: no quota
+        self.quota = quota
 
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] != "http":
@@ -219,6 +223,17 @@ class Guard:
     async def _upload(self, scope, receive, send, user: str) -> None:
         """Pass the upload to gradio; register the paths it answers with to the uploader
         before the answer's last byte leaves, so the next request can use them."""
+        if self.quota is not None:
+            headers = dict(scope.get("headers") or [])
+            try:
+                incoming = max(0, int(headers.get(b"content-length", b"0") or 0))
+            except ValueError:
+                incoming = 0
+            try:  # walks the user's folder: off the event loop
+                await anyio.to_thread.run_sync(self.quota, user, incoming)
+            except FinetunerError as exc:  # refused before gradio writes a byte
+                return await JSONResponse({"detail": exc.text}, status_code=413)(
+                    scope, receive, send)
         status, chunks = 0, []
 
         async def capture(message) -> None:

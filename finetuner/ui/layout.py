@@ -172,8 +172,8 @@ def _groups_form(add) -> None:
                                     info="0: no limit."))
         add("compare_btn", gr.Button("Compare methods", interactive=False))
     with gr.Row():
-        add("tune_trials", gr.Number(value=10, precision=0, label="Trials", minimum=1,
-                                     maximum=200))
+        # no maximum here: the server's cap (FINETUNER_MAX_TRIALS) answers with its sentence
+        add("tune_trials", gr.Number(value=10, precision=0, label="Trials", minimum=1))
         add("tune_minutes", gr.Number(value=0, label="Time budget (minutes)", minimum=0,
                                       info="0: no limit; no new trial starts after it."))
         add("tune_pruner", gr.Dropdown(

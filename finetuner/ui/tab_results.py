@@ -170,6 +170,7 @@ class ResultsTabs:
             raise FinetunerError("This run has no finished model.", "Pick a completed run.",
                                  code="no_model")
         self.studio.limits.check_file(source, "The file to predict")
+        ws.check_quota()  # the predictions CSV is written into the user's folder
         batches = self.studio.batches
         job = batches.start(ws.user, run.root, source, ws.root / "batch")
         try:
