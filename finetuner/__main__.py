@@ -189,7 +189,7 @@ def cmd_train(args) -> int:
     if not args.quiet:
         print("\n".join(prepared.report.summary_lines()), flush=True)
     run = create_run(out, config, run_id="")
-    manager = JobManager()
+    manager = JobManager(stop_with_me=True)
     manager.start(run)
     try:
         follow(run, manager, quiet=args.quiet)
@@ -386,8 +386,24 @@ def cmd_push(args) -> int:
     return 0
 
 
+def _stop_on_signals() -> None:
+    """SIGTERM (timeout, a CI job's limit, kill) and SIGHUP (a closed terminal) end the
+    command as Ctrl-C does: the running worker is told to stop, keeps its best checkpoint and
+    is waited for. (A worker whose command dies anyway stops by itself: FINETUNER_STOP_WITH_PID.)"""
+    import signal
+
+    def interrupt(signum, _frame):
+        signal.signal(signum, signal.SIG_IGN)  # once: the stop and the wait must finish
+        raise KeyboardInterrupt
+
+    for name in ("SIGTERM", "SIGHUP"):
+        if hasattr(signal, name):
+            signal.signal(getattr(signal, name), interrupt)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    _stop_on_signals()
     from .cli_groups import cmd_compare, cmd_search
     from .doctor import cmd_doctor
 

@@ -32,7 +32,7 @@ def local_launcher(folder: Path, manager=None) -> Launcher:
     """Runs as folders under `folder`, each started at once by a JobManager (the CLI's way)."""
     from .jobs import JobManager
 
-    manager = manager or JobManager()
+    manager = manager or JobManager(stop_with_me=True)
     folder = Path(folder)
 
     def submit(config: RunConfig, name: str) -> RunPaths:

@@ -86,7 +86,7 @@ class JobManager:
                  store: JobStore | None = None, max_jobs: int | None = None,
                  max_queued_per_user: int | None = None,
                  max_job_seconds: float | None = None, gpu_slots=None,
-                 backend=None) -> None:
+                 backend=None, stop_with_me: bool = False) -> None:
         self.python = python
         self.worker_module = worker_module
         self.grace = grace_seconds
@@ -99,6 +99,8 @@ class JobManager:
         self.max_job_seconds = max_job_seconds
         self.worker_vars: dict[str, str] = (
             {"FINETUNER_WORKER_MAX_SECONDS": str(max_job_seconds)} if max_job_seconds else {})
+        if stop_with_me:  # the CLI: its workers stop cleanly when it is gone, however it ends
+            self.worker_vars["FINETUNER_STOP_WITH_PID"] = str(os.getpid())
         # GPU sets (finetuner.gpus.GpuSlots): a job starts only on a free set and its worker
         # sees only that set; None (or no sets) leaves devices to torch
         self.gpu_slots = gpu_slots if gpu_slots else None

@@ -38,15 +38,24 @@ class StopSignal:
     server's wall-clock cap per training (FINETUNER_WORKER_MAX_SECONDS, set by the job
     manager from FINETUNER_MAX_JOB_HOURS) has passed."""
 
-    def __init__(self, run: RunPaths, max_seconds: float | None = None) -> None:
+    def __init__(self, run: RunPaths, max_seconds: float | None = None,
+                 parent: int | None = None) -> None:
         self.run = run
         self.at: float | None = None
         self.reason: str | None = None
         self.deadline = time.time() + max_seconds if max_seconds else None
+        # the command-line process this worker belongs to (FINETUNER_STOP_WITH_PID, set by
+        # the CLI's job manager): when it is gone, however it ended, the run stops cleanly
+        self.parent = parent
+        self._looked = 0.0
 
     def __call__(self) -> bool:
         if self.at is None and self.run.stop_flag.exists():
             self.at = time.time()
+        if self.at is None and self.parent and time.time() - self._looked >= 1.0:
+            self._looked = time.time()
+            if not _alive(self.parent):
+                self.at = time.time()
         if self.at is None and self.deadline is not None and time.time() >= self.deadline:
             self.at, self.reason = time.time(), "time_limit"
         return self.at is not None
@@ -54,6 +63,16 @@ class StopSignal:
     def trip(self, *_args) -> None:
         if self.at is None:
             self.at = time.time()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def time_limit_note(seconds: float, saved: bool) -> str:
@@ -144,7 +163,8 @@ def run(run_dir: Path) -> dict:
     main_rank = distributed.is_main()
     events = EventWriter(run.events, echo=log_line) if main_rank else QuietEvents()
     max_seconds = float(os.environ.get("FINETUNER_WORKER_MAX_SECONDS") or 0) or None
-    stop = StopSignal(run, max_seconds)
+    stop = StopSignal(run, max_seconds,
+                      int(os.environ.get("FINETUNER_STOP_WITH_PID") or 0) or None)
     signal.signal(signal.SIGTERM, stop.trip)
     events.emit("status", state="starting", pid=os.getpid(), host=socket.gethostname(),
                 message="Starting the worker"

@@ -70,3 +70,57 @@ def test_check_reports_the_data():
     assert proc.returncode == 0, proc.stderr
     assert "Columns: text='message', label='label'" in proc.stdout
     assert "imbalanced" in proc.stdout
+
+
+def _alive(pid: int) -> bool:
+    import os
+
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:  # a zombie (exited, not yet reaped) counts as gone
+        return "State:\tZ" not in open(f"/proc/{pid}/status").read()
+    except OSError:
+        return False
+
+
+@pytest.mark.parametrize("how", ["SIGHUP", "SIGKILL"])
+def test_a_killed_command_never_leaves_its_worker_behind(tmp_path, tiny_model, how):
+    """`timeout`, a CI job limit or a closed terminal ends `finetuner train` with SIGTERM or
+    SIGHUP: the worker is told to stop and waited for (the run ends as stopped, its best
+    checkpoint kept). SIGKILL cannot be caught: the worker notices its command is gone and
+    stops by itself within seconds."""
+    import signal
+    import time
+
+    from conftest import sentiment_rows, write_csv
+
+    data = write_csv(tmp_path / "d.csv", sentiment_rows(200))
+    out = tmp_path / "run"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "finetuner", "train", "--data", data, "--model", tiny_model,
+         "--epochs", "100", "--patience", "0", "--evals-per-epoch", "4",
+         "--batch-size", "8", "--output", out],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.time() + 120
+    events = out / "events.jsonl"
+    while time.time() < deadline and not (
+            events.exists() and events.read_text().count('"type": "eval"') >= 2):
+        assert proc.poll() is None, proc.communicate()[0]
+        time.sleep(0.3)
+    started = [json.loads(line) for line in events.read_text().splitlines()]
+    worker = [e["pid"] for e in started if e.get("state") == "starting"][-1]
+    assert _alive(worker)
+    proc.send_signal(getattr(signal, how))
+    output, _ = proc.communicate(timeout=120)
+    gone = time.time() + 60
+    while time.time() < gone and _alive(worker):
+        time.sleep(0.2)
+    assert not _alive(worker), f"worker {worker} still training after {how}"
+    results = json.loads((out / "results.json").read_text())
+    assert results["status"] == "stopped", results
+    assert (out / "model" / "model.safetensors").exists()  # the best checkpoint so far
+    if how != "SIGKILL":
+        assert proc.returncode == 130, output
+        assert "Stopping" in output or "stop" in output.lower(), output[-500:]
