@@ -60,10 +60,10 @@ def trusted_proxies(raw: str | None) -> str:
 
     from finetuner.errors import FinetunerError
 
-    entries = [e.strip() for e in (raw or "").split(",") if e.strip()]
-    for entry in entries:
-        try:
-            ipaddress.ip_network(entry, strict=False)
+    entries = []
+    for entry in (e.strip() for e in (raw or "").split(",") if e.strip()):
+        try:  # normalised (10.0.0.1/24 -> 10.0.0.0/24): uvicorn reads networks strictly
+            entries.append(str(ipaddress.ip_network(entry, strict=False)))
         except ValueError:
             raise FinetunerError(
                 f"FINETUNER_TRUSTED_PROXIES: {entry!r} is not an IP address or network.",

@@ -10,13 +10,19 @@ from __future__ import annotations
 
 import csv
 import re
+import unicodedata
 
 TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
-NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
+NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?", re.ASCII)
 
 
 def safe_cell(value):
-    if not isinstance(value, str) or not value.startswith(TRIGGERS):
+    if not isinstance(value, str) or not value:
+        return value
+    # what a spreadsheet may read as the first character: after spaces, and with full-width
+    # forms (U+FF1D and the like) folded to their ASCII twins
+    first = unicodedata.normalize("NFKC", value.lstrip(" ")[:2])[:1]
+    if not value.startswith(TRIGGERS) and first not in TRIGGERS:
         return value
     if NUMBER.fullmatch(value):
         return value

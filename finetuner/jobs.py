@@ -163,9 +163,13 @@ class JobManager:
                 "code": exc.code or "refused", "message": exc.message,
                 "remedy": exc.remedy or ""}))
             return False
-        except Exception:  # noqa: BLE001 - a broken run folder must not stop the queue
+        except Exception as exc:  # noqa: BLE001 - a broken run folder must not stop the queue
             log.exception("admission check of %s failed", run.id)
-            return True
+            self.store.set(run.id, status="failed", finished_at=time.time())
+            write_results(run.results, _base_results(run, "failed", error={
+                "code": "refused", "message": "This run's settings could not be read when "
+                f"its turn came ({type(exc).__name__}).", "remedy": "Start it again."}))
+            return False
 
     def fair_order(self) -> list[dict]:
         """The waiting jobs in the order they will start: round-robin between users. A

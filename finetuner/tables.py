@@ -42,6 +42,11 @@ TABLE_FORMATS = {
 MAX_CELL_CHARS = 100_000  # longer cells are clipped: the tokenizer keeps only max_length tokens
 DEFAULT_MAX_ROWS = 2_000_000
 DEFAULT_MAX_COLUMNS = 1_000
+# rows x columns: a few kilobytes of short rows under a wide header (pandas fills the missing
+# fields) would otherwise become billions of cells; 20 million is 2 million rows of 10 columns
+MAX_CELLS = 20_000_000
+MAX_DECODED_BYTES = 2 << 30  # what a Parquet file may decode to (dictionary pages expand)
+MAX_WRAPPED_JSON_CHARS = 50_000_000  # {"data": [...]} is parsed whole: only this large
 
 
 def _cap(name: str, default: int) -> int:
@@ -80,6 +85,19 @@ class Bounds:
             f"({self.rows_setting}).",
             "Upload a sample of your data, or ask the administrator to raise the cap.",
             code="cap_rows")
+
+    def rows_for(self, columns: int) -> int:
+        """Rows that may be read with this many columns (the cell budget)."""
+        return max(1, min(self.rows, MAX_CELLS // max(1, columns)))
+
+    def check_cells(self, name: str, rows: int, columns: int, at_least: bool = False) -> None:
+        if rows * columns > MAX_CELLS:
+            count = f"more than {rows - 1:,}" if at_least else f"{rows:,}"
+            raise DataError(
+                f"'{name}' has {count} rows of {columns:,} columns: more cells than the "
+                f"{MAX_CELLS:,} this server reads per file.",
+                "Keep only the columns you need (the text, the label, a second text), or "
+                "upload a sample of the rows.", code="cap_cells")
 
     def check_columns(self, name: str, columns: int) -> None:
         if columns > self.columns:
@@ -237,12 +255,20 @@ def _read_parquet(data: bytes, name: str, bounds: Bounds) -> pd.DataFrame:
     bounds.check_columns(name, meta.num_columns)
     if meta.num_rows > bounds.rows:
         raise bounds.too_many_rows(name, meta.num_rows)
-    batches, rows = [], 0
+    bounds.check_cells(name, meta.num_rows, meta.num_columns)
+    batches, rows, decoded = [], 0, 0
     try:
-        for batch in parquet.iter_batches(batch_size=65_536):
+        for batch in parquet.iter_batches(batch_size=4096):
             rows += batch.num_rows
+            decoded += batch.nbytes
             if rows > bounds.rows:  # metadata that lied
                 raise bounds.too_many_rows(name)
+            if decoded > MAX_DECODED_BYTES:  # a short value repeated: pages that expand
+                raise DataError(
+                    f"'{name}' holds more than {MAX_DECODED_BYTES >> 30} GB of data once "
+                    "decoded; this server reads less per file.",
+                    "Upload a sample of your data, or clip very long texts.",
+                    code="too_large")
             batches.append(batch)
         schema = parquet.schema_arrow
         return pa.Table.from_batches(batches, schema=schema).to_pandas()
@@ -260,7 +286,7 @@ def sniff_delimiter(text: str) -> str:
     """The header row decides when exactly one delimiter occurs in it most (cells such as
     multi-label 'a|b' or 'a;b' must not win over the commas between the columns)."""
     sample = text[:65536]
-    header = sample.splitlines()[0] if sample else ""
+    header = sample[:sample.find("\n")] if "\n" in sample else sample
     counts = {d: header.count(d) for d in ",\t;|"}
     ranked = sorted(counts.values(), reverse=True)
     if ranked[0] and ranked[0] > ranked[1]:
@@ -268,8 +294,8 @@ def sniff_delimiter(text: str) -> str:
         widths = {len(line.split(best)) for line in sample.splitlines()[1:20] if line.strip()}
         if not widths or min(widths) >= ranked[0] + 1 or '"' in sample[:4096]:
             return best
-    try:
-        return csv.Sniffer().sniff(sample, delimiters=",\t;|").delimiter
+    try:  # the Sniffer's regular expressions are quadratic in quotes: a small sample
+        return csv.Sniffer().sniff(sample[:4096], delimiters=",\t;|").delimiter
     except csv.Error:
         first = sample.splitlines()[0] if sample else ""
         counts = {d: first.count(d) for d in ",\t;|"}
@@ -283,8 +309,11 @@ def _read_delimited(text: str, name: str, delimiter: str | None,
     delimiter = delimiter or sniff_delimiter(text)
     # the header row first: columns are capped before pandas builds any, and a repeated name
     # is refused (pandas renames "text,text" to text, text.1: training would silently read one)
-    header = next(csv.reader(io.StringIO(text.split("\n", 1)[0]), delimiter=delimiter), [])
+    end = text.find("\n")
+    header = next(csv.reader(io.StringIO(text if end < 0 else text[:end]),
+                             delimiter=delimiter), [])
     bounds.check_columns(name, len(header))
+    rows_allowed = bounds.rows_for(len(header))
     try:
         frame = pd.read_csv(
             io.StringIO(text),
@@ -293,7 +322,7 @@ def _read_delimited(text: str, name: str, delimiter: str | None,
             keep_default_na=False,
             skip_blank_lines=True,
             engine="c",
-            nrows=bounds.rows + 1,
+            nrows=rows_allowed + 1,
         )
     except pd.errors.EmptyDataError:
         raise DataError(f"'{name}' holds no columns.", "Add a header row.", "empty") from None
@@ -301,6 +330,8 @@ def _read_delimited(text: str, name: str, delimiter: str | None,
         raise DataError(_ragged_message(str(exc), name, delimiter), code="ragged_rows") from None
     if len(frame) > bounds.rows:
         raise bounds.too_many_rows(name)
+    if len(frame) > rows_allowed:
+        bounds.check_cells(name, len(frame), len(header), at_least=True)
     names = [h.strip() for h in header]
     dup = sorted(n for n, k in Counter(names).items() if n and k > 1)
     if dup or frame.columns.duplicated().any():
@@ -331,6 +362,12 @@ def _parse_json(text: str, name: str, bounds: Bounds | None = None) -> list:
     start = len(text) - len(text.lstrip())
     if text[start:start + 1] == "[":
         return _json_array(text, start + 1, name, bounds)
+    if len(text) > MAX_WRAPPED_JSON_CHARS:  # read whole: only a moderate size
+        raise DataError(
+            f"'{name}' is a {len(text) / 1e6:,.0f} MB JSON object; this server reads objects "
+            f"of at most {MAX_WRAPPED_JSON_CHARS / 1e6:,.0f} MB.",
+            'Save the records as a JSON list ([{"text": ..., "label": ...}, ...]) or as JSON '
+            "Lines (.jsonl), which are read record by record.", code="too_large")
     try:
         value = json.loads(text)
     except json.JSONDecodeError as exc:
@@ -376,6 +413,11 @@ def _json_array(text: str, at: int, name: str, bounds: Bounds) -> list:
     if text[at:at + 1] == "]":
         return records
     while True:
+        if text[at:at + 1] != "{" and text[at:at + 1] not in ("", "]"):
+            raise DataError(
+                f"Record {len(records) + 1} of '{name}' is not an object.",
+                'Each record must look like {"text": "...", "label": "..."}.',
+                code="bad_json")
         try:
             value, at = decoder.raw_decode(text, at)
         except json.JSONDecodeError as exc:
@@ -398,7 +440,7 @@ def _json_array(text: str, at: int, name: str, bounds: Bounds) -> list:
 def _parse_jsonl(text: str, name: str, bounds: Bounds | None = None) -> list:
     bounds = bounds or Bounds.default()
     records = []
-    for number, line in enumerate(text.splitlines(), start=1):
+    for number, line in enumerate(io.StringIO(text), start=1):  # one line at a time
         if not line.strip():
             continue
         if len(records) >= bounds.rows:
@@ -429,6 +471,7 @@ def _records_frame(records: list, name: str, bounds: Bounds | None = None) -> pd
         if len(keys) <= bounds.columns:
             keys.update(record)
     bounds.check_columns(name, len(keys))
+    bounds.check_cells(name, len(records), len(keys))
     return pd.DataFrame.from_records(records)
 
 

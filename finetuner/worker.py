@@ -47,6 +47,7 @@ class StopSignal:
         # the command-line process this worker belongs to (FINETUNER_STOP_WITH_PID, set by
         # the CLI's job manager): when it is gone, however it ended, the run stops cleanly
         self.parent = parent
+        self._born = _started(parent) if parent else None  # a reused pid is not the parent
         self._looked = 0.0
 
     def __call__(self) -> bool:
@@ -54,7 +55,7 @@ class StopSignal:
             self.at = time.time()
         if self.at is None and self.parent and time.time() - self._looked >= 1.0:
             self._looked = time.time()
-            if not _alive(self.parent):
+            if not _alive(self.parent) or _started(self.parent) != self._born:
                 self.at = time.time()
         if self.at is None and self.deadline is not None and time.time() >= self.deadline:
             self.at, self.reason = time.time(), "time_limit"
@@ -63,6 +64,15 @@ class StopSignal:
     def trip(self, *_args) -> None:
         if self.at is None:
             self.at = time.time()
+
+
+def _started(pid: int) -> str | None:
+    """When the process started (field 22 of /proc/<pid>/stat), None where unknown."""
+    try:
+        stat = open(f"/proc/{pid}/stat").read()
+    except OSError:
+        return None
+    return stat.rsplit(")", 1)[-1].split()[19] if ")" in stat else None
 
 
 def _alive(pid: int) -> bool:

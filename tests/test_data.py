@@ -329,7 +329,8 @@ def test_two_columns_of_one_name_are_refused_with_the_name(tmp_path):
 def test_csv_cells_a_spreadsheet_would_run_are_written_as_text(tmp_path):
     from finetuner.csvsafe import SafeWriter, safe_cell
 
-    for cell in ("=1+1", "+A1", "-A1", "@SUM(A1)", "\tx", "\rx", '=HYPERLINK("u","c")'):
+    for cell in ("=1+1", "+A1", "-A1", "@SUM(A1)", "\tx", "\rx", '=HYPERLINK("u","c")',
+                 "  =1+1", "\uff1d1+1", "-\u0663"):
         assert safe_cell(cell) == "'" + cell
     for cell in ("-3.5", "+1e3", "-7", ".5", 3, -2.5, None, "plain", "a=b", ""):
         assert safe_cell(cell) == cell
@@ -360,7 +361,7 @@ def wide_csv(path, columns=100_000):
 
 
 def deep_json(path, depth=100_000):
-    path.write_text("[" * depth + "]" * depth)
+    path.write_text('[{"text": ' + "[" * depth + "]" * depth + ', "label": "a"}]')
     return path
 
 
@@ -400,6 +401,9 @@ def test_row_and_column_caps_stop_every_reader(tmp_path, monkeypatch):
                                             r"\(FINETUNER_MAX_ROWS\)"):
             read_table(tmp_path / name)
     assert len(read_table(write_csv(tmp_path / "ok.csv", rows[:50])).frame) == 50
+    (tmp_path / "lists.json").write_text("[[1, 2], [3]]")
+    with pytest.raises(DataError, match="Record 1 of 'lists.json' is not an object"):
+        read_table(tmp_path / "lists.json")
     # records whose keys differ make columns too
     (tmp_path / "keys.json").write_text(json.dumps([{f"k{i}": 1} for i in range(6)]))
     with pytest.raises(DataError, match="6 columns; this server reads at most 5"):
@@ -423,3 +427,27 @@ def test_json_arrays_read_record_by_record_keep_their_errors(tmp_path):
     (tmp_path / "odd.parquet").write_bytes(b"PAR1" + b"\x00" * 64 + b"PAR1")
     with pytest.raises(DataError, match="could not be read as Parquet"):
         read_table(tmp_path / "odd.parquet")
+
+
+def test_a_wide_header_over_short_rows_is_refused_by_its_cells(tmp_path):
+    """1,000 columns over 30,000 one-field rows is 100 KB on disk and 30 million cells once
+    pandas fills the missing fields: refused by the cell budget, fast."""
+    from finetuner.tables import read_table
+
+    wide = tmp_path / "wide.csv"
+    wide.write_text(",".join(f"c{i}" for i in range(1000)) + "\n" + "a\n" * 30_000)
+    started = time.perf_counter()
+    with pytest.raises(DataError, match="more than 20,000 rows of 1,000 columns: more cells than the 20,000,000"):
+        read_table(wide)
+    assert time.perf_counter() - started < 10
+    records = [{f"k{i}": 1 for i in range(1000)}] + [{"k0": 1}] * 30_000
+    (tmp_path / "wide.json").write_text(json.dumps(records))
+    with pytest.raises(DataError, match="rows of 1,000 columns: more cells than the 20,000,000"):
+        read_table(tmp_path / "wide.json")
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    pq.write_table(pa.table({f"c{i}": pa.nulls(30_000) for i in range(1000)}),
+                   tmp_path / "wide.parquet")
+    with pytest.raises(DataError, match="rows of 1,000 columns: more cells than the 20,000,000"):
+        read_table(tmp_path / "wide.parquet")

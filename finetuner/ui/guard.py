@@ -27,6 +27,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import threading
 import time
 from collections import deque
@@ -127,20 +128,19 @@ class LoginLimiter:
             times.popleft()
         return times
 
-    def retry_after(self, name: str, address: str) -> float | None:
-        """Seconds until a sign-in for this name from this address may be tried, or None."""
+    def attempt(self, name: str, address: str) -> tuple[float | None, float | None]:
+        """Check and count in one step (a burst of concurrent sign-ins cannot all pass the
+        check before any failure is recorded): (seconds to wait, None) when locked, else
+        (None, the attempt's stamp) with the attempt counted as a failure until `settle`."""
         now = self.clock()
-        wait = 0.0
         with self._lock:
+            wait = 0.0
             for key in (("name", name), ("addr", address)):
                 times = self._recent(key, now)
                 if len(times) >= self.attempts:
                     wait = max(wait, self.window - (now - times[-self.attempts]))
-        return wait or None
-
-    def failed(self, name: str, address: str) -> None:
-        now = self.clock()
-        with self._lock:
+            if wait:
+                return wait, None
             if len(self._failures) > 10_000:  # a spray of names: forget the stale ones
                 for key in [k for k in self._failures if not self._recent(k, now)]:
                     del self._failures[key]
@@ -148,6 +148,23 @@ class LoginLimiter:
                 times = self._recent(key, now)
                 times.append(now)
                 self._failures[key] = times
+            return None, now
+
+    def settle(self, name: str, address: str, stamp: float, status: int) -> None:
+        """The answer came: a refused password (400, 401, 403) stays counted; anything else
+        is taken back, and a success (200) clears the name's count."""
+        if status in (400, 401, 403):
+            return
+        with self._lock:
+            for key in (("name", name), ("addr", address)):
+                times = self._failures.get(key)
+                if times is not None:
+                    try:
+                        times.remove(stamp)
+                    except ValueError:
+                        pass
+        if status == 200:
+            self.succeeded(name)
 
     def succeeded(self, name: str) -> None:
         with self._lock:
@@ -162,6 +179,24 @@ class LoginLimiter:
 
 
 NOT_FOUND = {"detail": "Not Found"}
+MAX_EVENT_BODY = 32 << 20
+# a file input (gradio FileData) whose "path" is an address: JSON structure, not text (inside a
+# text value the quotes would be escaped)
+REMOTE_FILE = re.compile(rb'"path"\s*:\s*"\s*(?:[a-zA-Z][a-zA-Z0-9+.-]*:|//|\\\\)')
+
+
+def _replay(body: bytes, receive):
+    """A receive() that hands the buffered body once, then the connection's own messages."""
+    sent = False
+
+    async def again():
+        nonlocal sent
+        if sent:
+            return await receive()
+        sent = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    return again
 
 
 class Guard:
@@ -174,6 +209,8 @@ class Guard:
         # quota(user, incoming_bytes) raises FinetunerError when an upload would take the user
         # over their disk quota (FINETUNER_MAX_DISK_GB_PER_USER); None: no quota
         self.quota = quota
+        self._inflight: dict[str, int] = {}  # bytes of uploads under way, per user
+        self._inflight_lock = threading.Lock()
 
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] != "http":
@@ -187,7 +224,7 @@ class Guard:
                 return await self._login(scope, receive, send)
             root = (scope.get("root_path") or "").rstrip("/")
             if root_kind(path[len(root):] if root and path.startswith(root) else path) \
-                    == "closed":
+                    != "open":  # closed, or a root route nobody filed yet
                 return await JSONResponse(NOT_FOUND, status_code=404)(scope, receive, send)
             return await self.app(scope, receive, send)
 
@@ -218,22 +255,69 @@ class Guard:
                 return await JSONResponse(NOT_FOUND, status_code=404)(scope, receive, send)
         if is_upload and user is not None:
             return await self._upload(scope, receive, send, user)
+        if method == "POST" and route.startswith(EVENT_ROUTES):
+            return await self._event(scope, receive, send)
         return await self.app(scope, receive, send)
+
+    async def _event(self, scope, receive, send) -> None:
+        """An event call: refused when a file input names a URL instead of an upload (gradio
+        would download it into its cache, for nobody, before any handler could refuse it)."""
+        body, more = b"", True
+        while more:
+            message = await receive()
+            if message["type"] != "http.request":
+                return  # the client went away
+            body += message.get("body", b"")
+            more = message.get("more_body", False)
+            if len(body) > MAX_EVENT_BODY:
+                return await JSONResponse({"detail": "Request too large."},
+                                          status_code=413)(scope, receive, send)
+        if REMOTE_FILE.search(body):
+            return await JSONResponse(
+                {"detail": "This studio reads only files uploaded to it, not addresses: "
+                           "upload the file instead."}, status_code=400)(scope, receive, send)
+        return await self.app(scope, _replay(body, receive), send)
 
     async def _upload(self, scope, receive, send, user: str) -> None:
         """Pass the upload to gradio; register the paths it answers with to the uploader
         before the answer's last byte leaves, so the next request can use them."""
+        incoming = 0
         if self.quota is not None:
             headers = dict(scope.get("headers") or [])
             try:
-                incoming = max(0, int(headers.get(b"content-length", b"0") or 0))
+                incoming = int(headers.get(b"content-length", b"") or -1)
             except ValueError:
-                incoming = 0
+                incoming = -1
+            if incoming < 0:  # chunked: its size is unknown until written, so not accepted
+                return await JSONResponse(
+                    {"detail": "Uploads need a Content-Length on this server (it counts "
+                               "them in your disk quota)."}, status_code=411)(
+                    scope, receive, send)
+            with self._inflight_lock:  # uploads under way count too: no race past the check
+                pending = self._inflight.get(user, 0)
+                self._inflight[user] = pending + incoming
             try:  # walks the user's folder: off the event loop
-                await anyio.to_thread.run_sync(self.quota, user, incoming)
+                await anyio.to_thread.run_sync(self.quota, user, pending + incoming)
             except FinetunerError as exc:  # refused before gradio writes a byte
+                self._release(user, incoming)
                 return await JSONResponse({"detail": exc.text}, status_code=413)(
                     scope, receive, send)
+        try:
+            await self._pass_upload(scope, receive, send, user)
+        finally:
+            self._release(user, incoming)
+
+    def _release(self, user: str, incoming: int) -> None:
+        if not incoming:
+            return
+        with self._inflight_lock:
+            left = self._inflight.get(user, 0) - incoming
+            if left > 0:
+                self._inflight[user] = left
+            else:
+                self._inflight.pop(user, None)
+
+    async def _pass_upload(self, scope, receive, send, user: str) -> None:
         status, chunks = 0, []
 
         async def capture(message) -> None:
@@ -266,16 +350,7 @@ class Guard:
                                           status_code=413)(scope, receive, send)
 
         def replay():
-            sent = False
-
-            async def again():
-                nonlocal sent
-                if sent:
-                    return await receive()
-                sent = True
-                return {"type": "http.request", "body": body, "more_body": False}
-
-            return again
+            return _replay(body, receive)
 
         try:
             form = await Request(scope, replay()).form()
@@ -283,7 +358,7 @@ class Guard:
         except Exception:  # noqa: BLE001 - let gradio answer a malformed form
             name = ""
         address = (scope.get("client") or ("unknown",))[0]
-        wait = self.limiter.retry_after(name, address)
+        wait, stamp = self.limiter.attempt(name, address)
         if wait:
             return await JSONResponse({"detail": self.limiter.sentence(wait)}, status_code=429,
                                       headers={"Retry-After": str(math.ceil(wait))}
@@ -296,8 +371,7 @@ class Guard:
                 status = message["status"]
             await send(message)
 
-        await self.app(scope, replay(), watch)
-        if status == 200:
-            self.limiter.succeeded(name)
-        elif status in (400, 401, 403):
-            self.limiter.failed(name, address)
+        try:
+            await self.app(scope, replay(), watch)
+        finally:
+            self.limiter.settle(name, address, stamp, status)
