@@ -197,15 +197,16 @@ def test_one_admission_check_for_every_path_that_makes_work(tmp_path, tiny_model
         meta = json.loads((folder / "group.json").read_text())
         assert meta["budget"]["trials"] == 1 and meta["status"] == "finished"
 
-        # a member equal to a run already active is trained as its own run
+        # a member equal to a run already active is its own run (a second click is not)
         blocker, _ = alice.submit(base(data, tiny_model, max_steps=60))
-        group = studio.groups.start_compare(alice, base(data, tiny_model, max_steps=60),
-                                            ["full", "head"])
-        studio.groups.wait(alice, group, timeout=400)
-        view = studio.groups.view(alice, group)
-        assert view["meta"]["status"] == "finished", view["meta"]
-        members = view["meta"]["members"]
-        assert set(members) == {"full", "head"} and blocker.id not in members.values()
+        with pytest.raises(FinetunerError, match="already"):
+            alice.submit(base(data, tiny_model, max_steps=60))
+        member, _ = alice.submit(base(data, tiny_model, max_steps=60), "cmp · full",
+                                 duplicate_ok=True)
+        assert member.id != blocker.id
+        for run in (blocker, member):
+            studio.jobs.stop(run)
+            studio.jobs.wait(run, timeout=120)
 
         # a queued job meets the caps of the moment it starts
         first, _ = alice.submit(base(data, tiny_model, max_steps=60, epochs=3))

@@ -331,7 +331,7 @@ def test_limits_and_unsafe_uploads_are_refused(tmp_path, tiny_model):
             c.predict(**form(train_file=handle_file(str(big))), api_name="/data_changed")
         out = c.predict(**form(train_file=handle_file(str(EXAMPLES / "sentiment.csv"))),
                         api_name="/data_changed")
-        assert "at most 300 (FINETUNER_MAX_ROWS)" in text(out[-1])
+        assert "at most 300 rows per file (FINETUNER_MAX_ROWS)" in text(out[-1])
         small = write_csv(tmp_path / "small.csv", [{"text": f"nice {i}" if i % 2 else
                                                     f"bad {i}", "label": i % 2}
                                                    for i in range(60)])
