@@ -15,11 +15,12 @@ as not used for the choice.
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 from .config import RunConfig
 from .errors import FinetunerError
-from .runs import RunPaths
+from .runs import FINAL_STATUSES, RunPaths
 
 DEFAULT_METHODS = ("head", "lora", "full")
 METHOD_NAMES = {"head": "head-only", "lora": "LoRA", "full": "full fine-tuning"}
@@ -28,6 +29,8 @@ VARIABLE = {"learning_rate": "training", "lr": "training", "epochs": "training",
             "dropout": "training", "lora_r": "method", "lora_alpha": "method",
             "max_length": "data"}
 
+
+ENDED = FINAL_STATUSES  # a member that will not move any more
 
 def parse_vary(text: str | None) -> tuple[str, list] | None:
     """'lr=1e-4,3e-4' -> ('learning_rate', [0.0001, 0.0003])."""
@@ -118,8 +121,9 @@ def _split_fingerprint(run: RunPaths) -> str | None:
 
 
 def summarize(rows: list[dict], max_minutes: float | None = None,
-              max_memory_mb: float | None = None) -> dict:
-    """The winner by validation within the budget, and the trade-off in a sentence."""
+              max_memory_mb: float | None = None, expected: int | None = None) -> dict:
+    """The winner by validation within the budget, and the trade-off in a sentence; named
+    only once every member (`expected` of them, waiting ones included) has ended."""
     def fits(r: dict) -> bool:
         if r["validation"] is None or r["status"] not in ("completed", "stopped"):
             return False
@@ -131,6 +135,12 @@ def summarize(rows: list[dict], max_minutes: float | None = None,
     out = {"members": rows, "budget": {"minutes": max_minutes, "memory_mb": max_memory_mb},
            "winner": None, "sentence": "", "identical_splits":
            len({r["fingerprint"] for r in rows if r["fingerprint"]}) <= 1}
+    ended = [r for r in rows if r["status"] in ENDED]
+    total = max(expected or 0, len(rows))
+    if len(ended) < total:
+        out["sentence"] = (f"The winner is named when every member has ended ({len(ended)} of "
+                           f"{total} so far).")
+        return out
     if not eligible:
         out["sentence"] = ("No member finished within the budget: loosen it, or look at the "
                            "members' own results.")
@@ -147,25 +157,50 @@ def _title(row: dict) -> str:
     return METHOD_NAMES.get(row["name"], row["name"])
 
 
+def noise_band(a: dict, b: dict) -> tuple[float, int | None]:
+    """How far apart two members' validation scores may be by chance alone: two standard
+    errors of the difference of two scores on the same validation rows (binomial, each at
+    least 0.01; unpaired, so on the safe side), and the number of validation rows."""
+    from .curves import noise
+
+    n = (a.get("splits") or {}).get("validation") or (b.get("splits") or {}).get("validation")
+    return math.hypot(noise(a["validation"], n), noise(b["validation"], n)), n
+
+
 def trade_off(win: dict, others: list[dict], over_budget: list[dict]) -> str:
     """'LoRA wins on validation macro_f1 (0.874). head-only is 5.2 points behind at 0.31x its
-    training time.'"""
+    training time.' or, within the noise of the validation size, 'full fine-tuning and LoRA
+    are tied within the noise of 100 validation rows (±6.2 points); LoRA trains in 0.3x the
+    time.'"""
     m = win["metric"]
-    parts = [f"{_title(win)} wins on validation {m} ({win['validation']:.3f})."]
+    parts = [f"{_title(win)} has the best validation {m} ({win['validation']:.3f})."]
     cheaper = [r for r in others
                if (r["train_seconds"] or 0) < 0.9 * (win["train_seconds"] or 0)]
-    if cheaper:
+    tied = [r for r in others if win["validation"] - r["validation"] <= noise_band(win, r)[0]]
+    if tied:
+        # the cheapest member the data cannot tell from the winner is the useful news
+        close = min(tied, key=lambda r: r["train_seconds"] or 0)
+        band, n = noise_band(win, close)
+        rows = f"{n:,} validation rows" if n else "the validation split"
+        ratio = (close["train_seconds"] or 0) / max(1e-9, win["train_seconds"] or 0)
+        titles = [_title(win)] + [_title(r) for r in tied]
+        names = ", ".join(titles[:-1]) + " and " + titles[-1]
+        parts = [f"{names} are tied within the noise of {rows} "
+                 f"(a lead under {band * 100:.1f} points can be chance); {_title(win)} scored "
+                 f"highest ({win['validation']:.3f})."]
+        if ratio < 0.9:
+            parts.append(f"{_title(close)} trains in {ratio:.2f}x the time: as good for less.")
+    elif cheaper:
         close = max(cheaper, key=lambda r: r["validation"])
         ratio = (close["train_seconds"] or 0) / max(1e-9, win["train_seconds"] or 0)
         behind = win["validation"] - close["validation"]
-        parts.append(f"{_title(close)} is {behind * 100:.1f} points behind at {ratio:.2f}x its "
-                     "training time" + (": nearly as good for much less." if behind <= 0.01
-                                        and ratio < 0.6 else "."))
+        parts.append(f"{_title(close)} is {behind * 100:.1f} points behind (beyond the noise "
+                     f"of the validation size) at {ratio:.2f}x its training time.")
     elif others:
         runner = max(others, key=lambda r: r["validation"])
         parts.append(f"The runner-up, {_title(runner)}, is "
-                     f"{(win['validation'] - runner['validation']) * 100:.1f} points behind and "
-                     "no faster to train.")
+                     f"{(win['validation'] - runner['validation']) * 100:.1f} points behind "
+                     "(beyond the noise of the validation size) and no faster to train.")
     else:
         parts.append("No other member finished within the budget.")
     for r in over_budget:

@@ -350,7 +350,8 @@ class Groups:
                 row["run"] = run_id  # never a server path on the page
                 rows.append(row)
         waiting = [n for n in meta.get("planned") or [] if n not in (meta.get("members") or {})]
-        summary = summarize(rows, budget.get("minutes"), budget.get("memory_mb"))
+        summary = summarize(rows, budget.get("minutes"), budget.get("memory_mb"),
+                            expected=len(rows) + len(waiting))
         return {"meta": meta, "summary": summary, "waiting": waiting}
 
     def search_view(self, ws, folder: Path) -> dict:

@@ -119,26 +119,34 @@ def check(model, train: list[dict], feats: list[dict], labels: list[str], collat
     x = embed(model, [feats[i] for i in rows], collate, batch_size, amp, interrupt)
     probs = out_of_fold(x, y, len(labels), seed)
     flagged = find(probs, y)
+    predicted = np.argmax(probs, axis=1)
+    # how often the check is right when it names a label (out of fold, on every checked row):
+    # a flag that names a label the check often gets wrong is a weak one
+    precision = {c: float(np.mean(y[predicted == c] == c)) if np.any(predicted == c) else 0.0
+                 for c in range(len(labels))}
     found = []
     for j in flagged:
         row = train[rows[j]]
-        suggested = int(np.argmax(probs[j]))
+        suggested = int(predicted[j])
         found.append({"row": row.get("row", rows[j] + 1), "text": row["text"],
                       "pair": row.get("pair"),
                       "given": labels[y[j]], "suggested": labels[suggested],
                       "given_probability": round(float(probs[j, y[j]]), 4),
-                      "suggested_probability": round(float(probs[j, suggested]), 4)})
+                      "suggested_probability": round(float(probs[j, suggested]), 4),
+                      "check_precision": round(precision[suggested], 4)})
+    # strongest first: the given label unlikely *and* the check reliable on what it suggests
+    found.sort(key=lambda f: -(1 - f["given_probability"]) * f["check_precision"])
     path = Path(folder) / "label_issues.csv"
     with open(path, "w", newline="", encoding="utf-8") as fh:
         writer = SafeWriter(fh)
         pairs = any(f["pair"] for f in found)
         writer.writerow(["file_row", "text", *(["text_pair"] if pairs else []),
                          "given_label", "suggested_label", "probability_of_given",
-                         "probability_of_suggested"])
+                         "probability_of_suggested", "check_right_when_it_suggests_this"])
         for f in found:
             writer.writerow([f["row"], f["text"], *([f["pair"] or ""] if pairs else []),
                              f["given"], f["suggested"], f["given_probability"],
-                             f["suggested_probability"]])
+                             f["suggested_probability"], f["check_precision"]])
     shown = [{**f, "text": _trim(f["text"]), "pair": _trim(f["pair"]) if f["pair"] else None}
              for f in found[:SHOWN]]
     agreement = float(np.mean(np.argmax(probs, axis=1) == y))

@@ -214,6 +214,36 @@ def _runtime_outputs(model, feats, collate, rows, amp=None, timed=False, interru
     return outputs, rows / max(1e-9, per_feature * len(feats))
 
 
+SAME_MEANS = {  # what "the same answer" is, by what a prediction decides
+    "entities": "the same entities (type and span)",
+    "answer": "the same answer span",
+    "labels": "the same set of labels",
+    "label": "the same label",
+}
+VALUE_TOLERANCE = 0.01  # numbers agree within 1% of the span of PyTorch's answers
+
+
+def same_means(pred: dict) -> str:
+    kind = next((k for k in ("entities", "answer", "labels", "value") if k in pred), "label")
+    if kind == "value":
+        return f"a number within {VALUE_TOLERANCE:.0%} of the range of PyTorch's answers"
+    return SAME_MEANS[kind]
+
+
+def _agree(decisions: list, reference: list) -> float:
+    """Share of rows whose decision equals the reference's; numbers (regression) agree within
+    VALUE_TOLERANCE of the span of the reference's numbers, in the target's own units."""
+    if not decisions:
+        return 0.0
+    if all(isinstance(d, float) for d in reference):
+        span = (max(reference) - min(reference)) if reference else 0.0
+        tol = VALUE_TOLERANCE * span if span > 0 else 1e-6
+        same = sum(abs(a - b) <= tol for a, b in zip(decisions, reference))
+    else:
+        same = sum(a == b for a, b in zip(decisions, reference))
+    return same / len(decisions)
+
+
 def _decision(pred: dict):
     """What a prediction decides, without its probabilities."""
     if "entities" in pred:
@@ -223,7 +253,7 @@ def _decision(pred: dict):
     if "labels" in pred:
         return tuple(sorted(pred["labels"]))
     if "value" in pred:
-        return round(float(pred["value"]), 2)
+        return float(pred["value"])
     return pred.get("label")
 
 
@@ -268,14 +298,15 @@ def check(models: dict, tokenizer, meta: dict, splits: dict, interrupt=None) -> 
             outputs, rate = _runtime_outputs(model, feats, collate, len(examples), amp,
                                              timed=split == "validation", interrupt=interrupt)
             score = impl.metrics(outputs, feats, examples, labels, **hooks).get(metric)
-            decisions = [_decision(p) for p in impl.decode(outputs, feats, examples, labels,
-                                                           **hooks)]
+            decoded = impl.decode(outputs, feats, examples, labels, **hooks)
+            decisions = [_decision(p) for p in decoded]
+            if decoded and "same_means" not in report:
+                report["same_means"] = same_means(decoded[0])
             row = {"score": None if score is None else round(float(score), 4)}
             if reference is None:
                 reference = (decisions, outputs, row["score"])
             else:
-                same = sum(a == b for a, b in zip(decisions, reference[0]))
-                row["agreement"] = round(same / len(decisions), 4)
+                row["agreement"] = round(_agree(decisions, reference[0]), 4)
                 if row["score"] is not None and reference[2] is not None:
                     row["difference_points"] = round((row["score"] - reference[2]) * 100, 2)
                 row["max_output_difference"] = float(f"{_max_diff(outputs, reference[1]):.3g}")

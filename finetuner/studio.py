@@ -199,6 +199,22 @@ class Workspace:
         self.admit(RunConfig.load(run.config))
         return self.studio.jobs.resume(run, self.user)
 
+    def runs_mark(self) -> str:
+        """A short fingerprint of the run list: which runs exist and when each last wrote its
+        results or events (status changes), without reading them."""
+        import hashlib
+
+        parts = []
+        for folder in sorted(self.runs_dir.iterdir()) if self.runs_dir.is_dir() else []:
+            stamps = ["started" if (folder / "events.jsonl").exists() else "waiting"]
+            for name in ("results.json", "name.txt"):  # not the events: they change each step
+                try:
+                    stamps.append(str((folder / name).stat().st_mtime_ns))
+                except OSError:
+                    stamps.append("-")
+            parts.append(folder.name + ":" + ",".join(stamps))
+        return hashlib.sha1("|".join(parts).encode()).hexdigest()
+
     def list_runs(self) -> list[RunSummary]:
         out = []
         for folder in sorted(self.runs_dir.iterdir(), reverse=True):

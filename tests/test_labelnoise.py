@@ -88,7 +88,8 @@ def test_a_real_run_lists_the_rows_whose_label_was_flipped(tmp_path, tiny_model)
     with open(run.root / "label_issues.csv", encoding="utf-8") as fh:
         table = list(csv.DictReader(fh))
     assert table and set(table[0]) == {"file_row", "text", "given_label", "suggested_label",
-                                       "probability_of_given", "probability_of_suggested"}
+                                       "probability_of_given", "probability_of_suggested",
+                                       "check_right_when_it_suggests_this"}
     # file rows: line 2 is the first data row
     flipped_rows = {i + 2 for i in flipped}
     in_train = {int(r["file_row"]) for r in table} & flipped_rows
@@ -113,3 +114,21 @@ def test_no_label_note_when_the_model_learned_little():
     d = diagnose(history, {}, data)
     assert d.verdict == "no_signal"
     assert not any("mislabelled" in n for n in d.notes)
+
+
+def test_the_label_error_table_says_what_was_flagged_and_how_sure_the_check_is():
+    from finetuner.ui.render import label_issues_frame, label_issues_title
+
+    info = {"checked": 801, "n_train": 801, "flagged": 10, "agreement": 0.82,
+            "rows": [{"row": 7, "text": "You won't regret it!", "pair": None,
+                      "given": "positive", "suggested": "negative",
+                      "given_probability": 0.001, "suggested_probability": 0.999,
+                      "check_precision": 0.74}]}
+    title = label_issues_title(info)
+    assert "10 flagged among 801 training rows checked" in title
+    assert "agrees with 82% of the given labels; below 90% its flags are places to look, " \
+           "not findings" in title
+    assert "the 1 most suspicious shown" in title
+    frame = label_issues_frame(info)
+    assert frame.loc[0, "chance the given label is right"] == "<1%"
+    assert frame.loc[0, "check right when it suggests this"] == "74%"

@@ -30,29 +30,49 @@ def base_config(data: Path, model: Path, **training) -> RunConfig:
                      **training}})
 
 
-def row(name, validation, test, seconds, memory=500.0):
-    return {"name": name, "run": name, "status": "completed", "method": name,
+def row(name, validation, test, seconds, memory=500.0, n_val=20_000, status="completed"):
+    return {"name": name, "run": name, "status": status, "method": name,
             "metric": "accuracy", "validation": validation, "test": test,
             "train_seconds": seconds, "samples_per_second": 10.0, "peak_memory_mb": memory,
             "trainable": 1, "total": 2, "gap": 0.0, "verdict": "healthy", "curve": [],
-            "splits": {}, "fingerprint": "same"}
+            "splits": {"validation": n_val}, "fingerprint": "same"}
 
 
 def test_the_winner_is_chosen_by_validation_within_the_budget_never_by_test():
-    rows = [row("head", 0.80, 0.95, 10), row("lora", 0.86, 0.70, 30),
+    rows = [row("head", 0.80, 0.95, 10), row("lora", 0.85, 0.70, 30),
             row("full", 0.87, 0.60, 100, memory=2000)]
     out = summarize(rows)
     assert out["winner"] == "full" and out["identical_splits"]  # best validation, worst test
-    assert "full fine-tuning wins on validation accuracy (0.870)" in out["sentence"]
-    assert "LoRA is 1.0 points behind at 0.30x its training time." in out["sentence"]
+    assert "full fine-tuning has the best validation accuracy (0.870)" in out["sentence"]
+    assert ("LoRA is 2.0 points behind (beyond the noise of the validation size) at 0.30x "
+            "its training time.") in out["sentence"]
     assert summarize(rows, max_minutes=1)["winner"] == "lora"  # full took 100 s
     capped = summarize(rows, max_memory_mb=1000)
     assert capped["winner"] == "lora" and "was left out: over the budget" in capped["sentence"]
     assert summarize(rows, max_minutes=0.01)["winner"] is None
     rows[0]["fingerprint"] = "other"
     assert not summarize(rows)["identical_splits"]
-    assert "runner-up, LoRA, is" in trade_off(rows[0], [rows[1]], [])
+    assert "runner-up, full fine-tuning, is 5.0 points behind" in trade_off(
+        row("lora", 0.85, None, 30), [row("full", 0.80, None, 100)], [])
     assert "No other member" in trade_off(rows[0], [], [])
+
+
+def test_no_winner_before_every_member_ends_and_noise_is_named():
+    """One of three members finished: no winner yet. On 100 validation rows a one-point lead
+    is one row: the members are tied within the noise, and the cheaper one is named."""
+    rows = [row("head", 0.80, None, 10), row("lora", 0.86, None, 30, status="running")]
+    early = summarize(rows, expected=3)
+    assert early["winner"] is None
+    assert early["sentence"] == ("The winner is named when every member has ended (1 of 3 so "
+                                 "far).")
+    assert summarize(rows[:1], expected=3)["winner"] is None
+    rows = [row("lora", 0.86, None, 30, n_val=100), row("full", 0.87, None, 100, n_val=100)]
+    out = summarize(rows, expected=2)
+    assert out["winner"] == "full"
+    assert out["sentence"].startswith("full fine-tuning and LoRA are tied within the noise of "
+                                      "100 validation rows (a lead under 9.7 points can be "
+                                      "chance)"), out["sentence"]
+    assert "LoRA trains in 0.30x the time: as good for less." in out["sentence"]
 
 
 def test_members_cross_methods_with_one_setting(tmp_path):

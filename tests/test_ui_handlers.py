@@ -265,3 +265,50 @@ def test_method_defaults_follow_the_model_size(handlers, tiny_model, tmp_path):
     assert handlers.method_defaults("alice", form(method="lora", model_state={
         "path": str(big)}))["lr"] == 1e-3
 
+
+
+def test_a_new_file_switches_the_task_either_way(handlers):
+    """Scores switch classification to regression; re-uploading the reviews switches it back
+    (with the columns picked again), instead of leaving a regression check on class labels."""
+    ratings = form(train_file=str(EXAMPLES / "ratings.csv"))
+    out = handlers.suggest_task("alice", ratings)
+    assert out["task"] == "regression" and "Switched the task to" in text(out["data_msg"])
+    reviews = form(task="regression", train_file=str(EXAMPLES / "sentiment.csv"))
+    out = handlers.suggest_task("alice", reviews)
+    assert out["task"] == "classification", out.get("task")
+    message = text(out["data_msg"])
+    assert "Switched the task to" in message and "one class per row" in message
+    assert "ready to train" in message and "distinct value" not in message
+    assert out["label_col"]["value"] == "label" and out["text_col"]["value"] == "text"
+    clauses = form(task="regression", train_file=str(EXAMPLES / "clauses.csv"))
+    assert handlers.suggest_task("alice", clauses)["task"] == "multi-label"
+    # a task that fits stays; NER and QA are never switched by a table
+    assert handlers.suggest_task("alice", form(task="regression", train_file=str(
+        EXAMPLES / "ratings.csv"))) == {}
+    assert handlers.suggest_task("alice", form(task="qa", train_file=str(
+        EXAMPLES / "sentiment.csv"))) == {}
+
+
+def test_your_runs_follows_new_and_deleted_runs_by_itself(handlers, tiny_model, tmp_path):
+    """The runs list redraws on its timer only when a run came, changed state or went."""
+    assert handlers.runs_tick("alice", {"runs_seen": None})["runs_table"].empty
+    mark = handlers.runs_tick("alice", {"runs_seen": None})["runs_seen"]
+    assert handlers.runs_tick("alice", {"runs_seen": mark}) == {}  # nothing changed
+    ws = handlers.studio.workspace("alice")
+    from finetuner.config import RunConfig
+
+    config = RunConfig.from_dict({"data": {"train_file": str(EXAMPLES / "sentiment.csv")},
+                                  "model": {"name_or_path": str(tiny_model)},
+                                  "training": {"max_steps": 2, "epochs": 1}})
+    run = ws.create(config, "made elsewhere")  # as a comparison member would be
+    out = handlers.runs_tick("alice", {"runs_seen": mark})
+    assert "made elsewhere" in out["runs_table"]["name"].tolist()
+    assert out["runs_seen"] != mark
+    mark = out["runs_seen"]
+    import shutil
+
+    shutil.rmtree(run.root)
+    out = handlers.runs_tick("alice", {"runs_seen": mark})
+    assert out["runs_table"].empty
+    # bob's list is his own
+    assert handlers.runs_tick("bob", {"runs_seen": None})["runs_table"].empty

@@ -151,6 +151,7 @@ def build_app(studio: Studio, auth_mode: str = "none",
         add("model_state", gr.State(None))
         add("advice_state", gr.State(None))
         add("group_seen", gr.State(None))
+        add("runs_seen", gr.State(None))
         gr.Markdown(INTRO)
         with add("tabs", gr.Tabs(selected="data")):
             with gr.Tab("1 · Data", id="data"):
@@ -277,6 +278,8 @@ def _wire_runs_and_admin(w: Wiring) -> None:
     C, bind = w.C, w.bind
     runs_out, results_out = RUNS_OUT, RESULTS_OUT
     bind(C["refresh_btn"].click, "runs_view", [], runs_out, "runs_msg")
+    bind(C["runs_timer"].tick, "runs_tick", ["runs_seen"], [*runs_out, "runs_seen"], "runs_msg",
+         api_name=False, show_progress="hidden", queue=False)
     bind(C["open_btn"].click, "open_run", ["run_pick"],
          [*results_out, "result_run", "try_run", "current_run", "seen", "tabs"], "runs_msg")
     bind(C["resume_pick_btn"].click, "resume", ["run_pick"],

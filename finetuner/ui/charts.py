@@ -33,7 +33,7 @@ def _nice_ticks(low: float, high: float, count: int = 5) -> list[float]:
 
 
 def line_chart(frame: pd.DataFrame, title: str, width: int = 560, height: int = 250,
-               x_label: str = "step", legend_values: bool = True) -> str:
+               x_label: str = "step", legend_values: bool | str = True) -> str:
     """An inline SVG line chart of frame[step, value, series]; redrawn cheaply every tick."""
     if frame is None or frame.empty:
         return (f"<div class='ft-chart' role='img' aria-label='{esc(title)}: no data yet'>"
@@ -75,10 +75,12 @@ def line_chart(frame: pd.DataFrame, title: str, width: int = 560, height: int = 
             parts += [f"<circle cx='{px(x):.1f}' cy='{py(y):.1f}' r='2.5' fill='{color}'>"
                       f"<title>{esc(name)} at step {x}: {y:.4f}</title></circle>"
                       for x, y in zip(group["step"], group["value"])]
-        last = group.iloc[-1]
+        # the legend's number: the last point, or (legend_values="best") the best one, as
+        # the table beside a comparison shows it
+        shown = (f" (best {group['value'].max():.3f})" if legend_values == "best" else
+                 f" ({group.iloc[-1]['value']:.3f})" if legend_values else "")
         parts.append(f"<rect x='{legend_x}' y='10' width='12' height='4' fill='{color}'/>"
-                     f"<text x='{legend_x + 16}' y='16' fill='#333'>{esc(name)}"
-                     + (f" ({last['value']:.3f})" if legend_values else "") + "</text>")
+                     f"<text x='{legend_x + 16}' y='16' fill='#333'>{esc(name)}{shown}</text>")
         legend_x += 22 + 7 * (len(str(name)) + 8)
     parts.append("</svg>")
     return f"<div class='ft-chart'><div><b>{esc(title)}</b></div>{''.join(parts)}</div>"

@@ -284,6 +284,8 @@ def runs_tab(add) -> None:
                                        label="Put finished runs of the same data side by side"))
         add("side_btn", gr.Button("Compare selected runs", scale=1))
     add("runs_msg", gr.HTML())
+    # the list follows new, finished and deleted runs by itself (comparison members, trials)
+    add("runs_timer", gr.Timer(3.0))
 
 
 def admin_tab(add) -> None:

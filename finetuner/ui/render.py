@@ -10,6 +10,7 @@ import pandas as pd
 
 from ..data import sample_note
 from ..estimate import human_seconds
+from . import words
 from .charts import esc, line_chart
 
 VERDICT_STYLE = {
@@ -150,18 +151,12 @@ def metrics_html(results: dict) -> str:
     if not test:
         head.append(message(results.get("note") or "No test metrics for this run.", "info"))
         return "".join(head)
-    names = {"accuracy": "Accuracy", "micro_f1": "Micro-F1", "macro_f1": "Macro-F1",
-             "weighted_f1": "Weighted-F1", "subset_accuracy": "All labels right",
-             "f1": "F1", "precision": "Precision", "recall": "Recall",
-             "exact_match": "Exact match", "token_accuracy": "Token accuracy",
-             "pearson": "Pearson", "spearman": "Spearman", "r2": "R²", "mae": "Mean abs. error",
-             "rmse": "RMSE"}
     cards = "".join(
-        f"<div class='ft-card' style='display:inline-block;min-width:120px;margin:4px;"
-        f"padding:8px 12px;border:1px solid #ccd;border-radius:6px'><div style='font-size:.85em'>"
-        f"{esc(title)}</div><div style='font-size:1.6em' data-metric='{esc(key)}'>"
-        f"{test[key]:.4g}</div></div>"
-        for key, title in names.items() if isinstance(test.get(key), (int, float)))
+        f"<div class='ft-card' title='{esc(words.metric_help(key))}' style='display:inline-block;"
+        f"min-width:120px;margin:4px;padding:8px 12px;border:1px solid #ccd;border-radius:6px'>"
+        f"<div style='font-size:.85em'>{esc(title)}</div><div style='font-size:1.6em' "
+        f"data-metric='{esc(key)}'>{test[key]:.4g}</div></div>"
+        for key, (title, _) in words.METRICS.items() if isinstance(test.get(key), (int, float)))
     n = test.get("n")
     timing = results.get("timing") or {}
     meta = (f"<p>Held-out test split{f' ({n:,} examples)' if n else ''}, scored once by the "
@@ -201,7 +196,8 @@ def onnx_html(results: dict) -> str:
                  f"{info['latency_ms'].get(name, 0):.1f} ms",
                  f"{info['rows_per_second'].get(name, 0):.0f}"]
         rows.append("<tr>" + "".join(f"<td>{esc(c)}</td>" for c in cells) + "</tr>")
-    head = ("<tr><th>runtime</th><th>same answers as PyTorch (validation / test)</th>"
+    head = ("<tr><th>runtime</th><th>answers that agree with PyTorch (validation / "
+            "test)</th>"
             f"<th>{esc(metric)} difference, points</th><th>one text</th>"
             "<th>texts/s in batches</th></tr>")
     text = (f"The model is also exported to ONNX ({esc(info.get('exporter', ''))}). int8 is kept "
@@ -209,7 +205,8 @@ def onnx_html(results: dict) -> str:
             f"the test column is reported, not used to choose. The try-it box uses "
             f"{esc(TITLES[info['preferred']])} and file predictions "
             f"{esc(TITLES[info.get('preferred_batch', 'torch')])}: the fastest kept runtimes "
-            "when the check ran.")
+            "when the check ran."
+            + (f" Agreeing means {esc(info['same_means'])}." if info.get("same_means") else ""))
     return (f"<div class='ft-onnx'><p><b>ONNX export</b></p><p>{text}</p>"
             f"<table>{head}{''.join(rows)}</table></div>")
 
@@ -265,8 +262,7 @@ def baselines_html(results: dict) -> str:
         diff = (model_test - top) * 100
         line = (f"<p>On the test split fine-tuning {'beats' if diff > 0 else 'trails'} the "
                 f"best baseline ({esc(best['title'])}) by {abs(diff):.1f} points.</p>")
-    shown = {"macro_f1": "macro-F1", "f1": "entity F1", "accuracy": "accuracy",
-             "micro_f1": "micro-F1", "pearson": "Pearson correlation"}.get(metric, metric)
+    shown = words.metric_title(metric)
     return ("<div class='ft-baselines'><b>Beside simple baselines</b> (" + esc(shown)
             + ", same splits)<table class='ft-methods'><thead><tr><th>Model</th>"
             "<th>Validation</th><th>Test</th></tr></thead><tbody>" + "".join(rows)
@@ -318,11 +314,16 @@ def label_issues_frame(info: dict) -> pd.DataFrame:
     rows = (info or {}).get("rows") or []
     pairs = any(r.get("pair") for r in rows)
     cols = ["row", "text", *(["second text"] if pairs else []), "given label",
-            "suggested label", "probability of given"]
+            "suggested label", "chance the given label is right",
+            "check right when it suggests this"]
+
+    def pct(x):
+        return "" if x is None else f"{x:.0%}" if x >= 0.01 else "<1%"
     return pd.DataFrame([{"row": r["row"], "text": r["text"], "second text": r.get("pair"),
                           "given label": r["given"], "suggested label": r["suggested"],
-                          "probability of given": r["given_probability"]} for r in rows],
-                        columns=cols)
+                          "chance the given label is right": pct(r["given_probability"]),
+                          "check right when it suggests this": pct(r.get("check_precision"))}
+                         for r in rows], columns=cols)
 
 
 def label_issues_title(info: dict) -> str:
@@ -333,11 +334,15 @@ def label_issues_title(info: dict) -> str:
     shown = len(info.get("rows") or [])
     more = f"; the {shown} most suspicious shown, all in the CSV" if shown < info["flagged"] \
         else ""
-    agrees = (f" (it agrees with {info['agreement']:.0%} of the given labels: the lower, the "
-              "less these flags mean)") if info.get("agreement") is not None else ""
-    return (f"Suspected label errors: {info['flagged']:,} of {info['checked']:,} training "
-            f"rows checked{sample}, by a model that never saw each row{agrees}{more}. 'row' is "
-            "the line in your training file.")
+    agreement = info.get("agreement")
+    agrees = (f" It agrees with {agreement:.0%} of the given labels"
+              + ("; below 90% its flags are places to look, not findings." if agreement < 0.9
+                 else ".")) if agreement is not None else ""
+    return (f"Suspected label errors: {info['flagged']:,} flagged among {info['checked']:,} "
+            f"training rows checked{sample}, by a model that never saw each row. Strongest "
+            f"first: the given label unlikely and the check reliable on what it suggests"
+            f"{more}.{agrees} 'row' is the line in your training file; each is a suspicion to "
+            "read, not a verdict.")
 
 
 def runs_frame(summaries: list) -> pd.DataFrame:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import pandas as pd
 
 from ..compare import METHOD_NAMES
+from . import words
 from .charts import SERIES_COLORS, esc, line_chart
 from .render import STATUS_TEXT, message
 
@@ -64,11 +65,8 @@ def compare_html(view: dict) -> str:
         parts.append(f"<p class='ft-winner'><b>Winner by validation score:</b> "
                      f"{esc(METHOD_NAMES.get(s['winner'], s['winner']))}. "
                      f"{esc(s['sentence'])}</p>")
-    elif all(r["status"] in ("completed", "stopped", "failed") for r in s["members"]) and \
-            not view.get("waiting"):
-        parts.append(f"<p>{esc(s['sentence'])}</p>")
-    else:
-        parts.append("<p>The winner is named when the members have finished.</p>")
+    else:  # not every member has ended yet, or none finished within the budget
+        parts.append(f"<p class='ft-winner-pending'>{esc(s['sentence'])}</p>")
     budget = s.get("budget") or {}
     limits = [f"{budget['minutes']:g} min of training" if budget.get("minutes") else "",
               f"{budget['memory_mb']:g} MiB of peak memory" if budget.get("memory_mb") else ""]
@@ -87,13 +85,14 @@ def compare_frame(view: dict) -> pd.DataFrame:
         rows.append({
             "member": name + (" (winner)" if r["name"] == s["winner"] else ""),
             "status": STATUS_TEXT.get(r["status"], r["status"] or ""),
-            f"best validation {r['metric']}": _num(r["validation"]),
+            f"best validation {words.metric_title(r['metric'])}": _num(r["validation"]),
             "test (not used for the choice)": _num(r["test"]),
             "training time": "" if r["train_seconds"] is None else f"{r['train_seconds']:.0f} s",
-            "samples/s": _num(r["samples_per_second"], ".1f"),
-            "peak memory": "" if r["peak_memory_mb"] is None else f"{r['peak_memory_mb']:,.0f} MiB",
-            "trainable parameters": "" if r["trainable"] is None else f"{r['trainable']:,}",
-            "train-validation gap": _num(r["gap"], "+.3f"),
+            words.term("samples_per_second"): _num(r["samples_per_second"], ".1f"),
+            words.term("peak_memory"): "" if r["peak_memory_mb"] is None
+            else f"{r['peak_memory_mb']:,.0f} MiB",
+            words.term("trainable"): "" if r["trainable"] is None else f"{r['trainable']:,}",
+            words.term("gap"): _num(r["gap"], "+.3f"),
             "verdict": (r["verdict"] or "").replace("_", " "),
             "run": r["run"]})
     return pd.DataFrame(rows)
@@ -110,8 +109,9 @@ def compare_chart(view: dict) -> str:
             epoch = point[2] if len(point) > 2 and point[2] is not None else step
             rows.append({"step": epoch, "value": value, "series": name})
     metric = (view["summary"]["members"] or [{}])[0].get("metric", "score")
-    return line_chart(pd.DataFrame(rows), f"Validation {metric} of each member",
-                      x_label="epoch")
+    return line_chart(pd.DataFrame(rows), f"Validation {words.metric_title(metric)} of each "
+                      "member",
+                      x_label="epoch", legend_values="best")
 
 
 def search_frame(view: dict) -> pd.DataFrame:
@@ -122,7 +122,7 @@ def search_frame(view: dict) -> pd.DataFrame:
         state = {"complete": "completed", "fail": "failed or stopped"}.get(t["state"],
                                                                            t["state"])
         row = {"trial": "0 (your settings)" if t["trial"] == 0 else t["trial"], "state": state,
-               f"validation {s['metric']}": _num(t["value"]),
+               f"validation {words.metric_title(s['metric'])}": _num(t["value"]),
                "best so far": _num(t["best_so_far"]),
                "last reported": _num(t["last_reported"])}
         for k, v in (t["params"] or {}).items():

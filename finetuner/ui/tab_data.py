@@ -68,10 +68,12 @@ class DataTabs:
         return self.check_data(user, form)
 
     def suggest_task(self, user: str, form: dict) -> dict:
-        """After a new file: switch from classification to multi-label or regression when
-        its labels look like it (the user can switch back); nothing otherwise."""
-        if (form.get("task") or "classification") != "classification" or not _path(
-                form.get("train_file")):
+        """After a new file, among the table tasks (classification, multi-label, regression):
+        switch to the one its labels look like, either way (a file of scores to regression, a
+        file of classes back to classification), saying so; nothing when the task already
+        fits, for the other tasks, or when the file cannot be read."""
+        current = form.get("task") or "classification"
+        if not get_task(current).tables_only or not _path(form.get("train_file")):
             return {}
         try:
             frame = read_table(self._file(user, form, "train_file")).frame
@@ -79,10 +81,11 @@ class DataTabs:
             return {}
         from ..tasks.table import suggest_task
 
-        suggested = suggest_task(frame)
-        if not suggested:
-            return {}
+        suggested = suggest_task(frame) or (
+            "classification", "its labels look like one class per row")
         task, why = suggested
+        if task == current:
+            return {}
         out = self.task_changed(user, {**form, "task": task})
         out["task"] = task
         note = (f"Switched the task to {task_ui(task).choice}: {why}. Pick another task above "

@@ -201,6 +201,14 @@ class ResultsTabs:
                 "try_run": gr.update(choices=self._usable(ws)),
                 "runs_select": gr.update(choices=finished)}
 
+    def runs_tick(self, user: str, form: dict) -> dict:
+        """Every few seconds: the runs list again, only when a run came, went or changed
+        state (a cheap look at the run folders first)."""
+        mark = self.studio.workspace(user).runs_mark()
+        if mark == form.get("runs_seen"):
+            return {}
+        return {**self.runs_view(user, form), "runs_seen": mark}
+
     # ------------------------------------------------------------------ administration
     def admin_view(self, user: str, form: dict) -> dict:
         rows = self.studio.admin_jobs(user)
