@@ -177,8 +177,9 @@ def test_one_admission_check_for_every_path_that_makes_work(tmp_path, tiny_model
     try:
         alice = studio.workspace("alice")
         groups_dir = alice.root / "groups"
-        with pytest.raises(FinetunerError, match=r"Member 'full-epochs-90': 90 epochs is above this "
-                                                 r"server's cap of 50 \(FINETUNER_MAX_EPOCHS\)"):
+        with pytest.raises(FinetunerError, match=r"Member 'full-epochs-90': 90 epochs is above "
+                                                 r"this server's cap of 50 "
+                                                 r"\(FINETUNER_MAX_EPOCHS\)"):
             studio.groups.start_compare(alice, base(data, tiny_model), ["full"],
                                         vary=("epochs", [1, 90]))
         assert not groups_dir.exists() or not list(groups_dir.iterdir())

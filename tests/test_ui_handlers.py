@@ -168,7 +168,8 @@ def test_train_results_try_and_delete(handlers, tiny_model, tmp_path):
     assert issues["visible"] == csv_file["visible"] == bool(info["flagged"])
     if info["flagged"]:
         assert len(issues["value"]) == min(50, info["flagged"])
-        assert f"{info['flagged']:,} of {info['checked']:,} training rows" in issues["label"]
+        assert f"{info['flagged']:,} flagged among {info['checked']:,} training rows" in \
+            issues["label"]
         assert "agrees with" in issues["label"]
         assert csv_file["value"].endswith("label_issues.csv")
         assert open(csv_file["value"]).read().startswith("file_row,text,given_label")
