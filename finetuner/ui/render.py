@@ -198,7 +198,7 @@ def onnx_html(results: dict) -> str:
         rows.append("<tr>" + "".join(f"<td>{esc(c)}</td>" for c in cells) + "</tr>")
     head = ("<tr><th>runtime</th><th>answers that agree with PyTorch (validation / "
             "test)</th>"
-            f"<th>{esc(metric)} difference, points</th><th>one text</th>"
+            f"<th>{esc(words.metric_title(metric))} difference, points</th><th>one text</th>"
             "<th>texts/s in batches</th></tr>")
     text = (f"The model is also exported to ONNX ({esc(info.get('exporter', ''))}). int8 is kept "
             f"only when it loses at most {info.get('max_drop_points')} points on validation; "
