@@ -108,9 +108,11 @@ class FileRegistry:
                         and self.clock() - share.created < self.ttl and os.path.exists(real))
 
     # -- downloads
-    def share(self, user: str, source: str | os.PathLike, run_id: str | None = None) -> str:
+    def share(self, user: str, source: str | os.PathLike, run_id: str | None = None,
+              name: str | None = None) -> str:
         """A private copy of a server file for `user`, inside Gradio's cache (which Gradio
-        serves as it is, without copying it again), that expires after the TTL."""
+        serves as it is, without copying it again), that expires after the TTL; `name` is
+        the file name the browser saves it under (default: the source's)."""
         from .studio import user_key
 
         source = os.fspath(source)
@@ -122,11 +124,12 @@ class FileRegistry:
             for path, share in self._shares.items():  # the same file again: the same link
                 if (share.user == user and share.run_id == run_id and share.source == source
                         and share.stamp == stamp and now - share.created < self.ttl / 2
-                        and os.path.exists(path)):
+                        and os.path.exists(path)
+                        and Path(path).name == Path(name or source).name):
                     return path
         folder = self.root / user_key(user) / f"{run_id or 'file'}-{secrets.token_hex(12)}"
         folder.mkdir(parents=True, exist_ok=True)
-        dest = folder / Path(source).name
+        dest = folder / Path(name or Path(source).name).name
         try:
             os.link(source, dest)
         except OSError:

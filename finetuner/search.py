@@ -172,7 +172,7 @@ class Search:
 
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         storage = JournalStorage(JournalFileBackend(str(self.folder / "study.journal")))
-        pruner = _pruner(self.state["pruner"])
+        pruner = _pruner(self.state["pruner"], warmup_evaluations(self.base))
         # the seed plus the trials already stored: a reopened search does not draw the same
         # random points again
         done = len(optuna.load_study(study_name="search", storage=storage).trials) if \
@@ -374,7 +374,8 @@ class Search:
             run = launcher.submit(config, name)
             self.state["final_run"] = str(run.root)
             self._save()
-            log(f"training the chosen configuration (trial {best.number}) as a normal run")
+            log(f"training the chosen configuration (trial {best.number}) once more as a "
+                "normal run: trials keep no model and never score the test split")
         seen = follow(run)
         self.state["final"] = {"trial": best.number, "run": str(run.root),
                                "status": seen.results.get("status"),
@@ -406,9 +407,9 @@ class Search:
         complete = [t for t in self.study.get_trials(deepcopy=False)
                     if t.state == optuna.trial.TrialState.COMPLETE]
         importance = {}
-        # with every completed trial on the same score the importances are equal by
-        # construction and say nothing: left out
-        if len({t.value for t in complete}) >= 2:
+        # too few completed trials, or all on the same score, and the importances say
+        # nothing: left out (the view says why)
+        if len(complete) >= MIN_IMPORTANCE_TRIALS and len({t.value for t in complete}) >= 2:
             try:
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")
@@ -417,7 +418,8 @@ class Search:
             except (ValueError, RuntimeError):
                 importance = {}
         return {"metric": self.metric, "direction": self.state["direction"], "trials": rows,
-                "importance": importance, "final": self.state.get("final"),
+                "importance": importance, "completed": len(complete),
+                "importance_needs": MIN_IMPORTANCE_TRIALS, "final": self.state.get("final"),
                 "final_run": self.state.get("final_run"),
                 "stopped": bool(self.state.get("stopped")),
                 "minutes": round(self.state["minutes"], 2)}
@@ -429,21 +431,36 @@ def stopped_by_server(run: RunPaths) -> bool:
     return (run.root / "SHUTDOWN").exists()
 
 
-def _pruner(name: str):
+MIN_IMPORTANCE_TRIALS = 5  # completed trials before "how much each setting mattered"
+
+
+def warmup_evaluations(base: RunConfig | None) -> int:
+    """Evaluations a trial gets before any pruner may stop it: a third of its planned
+    evaluations (its fair share of training), at least 2."""
+    if base is None:
+        return 2
+    t = base.training
+    planned = int((t.evals_per_epoch or 4) * (t.epochs or 3))
+    return max(2, -(-planned // 3))
+
+
+def _pruner(name: str, warmup: int = 2):
     """median: stop a trial whose score is below the median of earlier trials at the same
-    point of training (after two trials, from half an epoch on at 4 evaluations per epoch);
-    halving: successive halving; below:X: stop a trial still under X from then on; none."""
+    point of training (after two trials, and only after `warmup` evaluations: a third of its
+    training); halving: successive halving; below:X: stop a trial still under X from then on;
+    none."""
     import optuna
 
     if name == "median":
-        return optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=2)
+        return optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=warmup)
     if name == "halving":
         return optuna.pruners.SuccessiveHalvingPruner(min_resource=1)
     if name == "none":
         return optuna.pruners.NopPruner()
     if name.startswith("below:"):
         try:
-            return optuna.pruners.ThresholdPruner(lower=float(name[6:]), n_warmup_steps=2)
+            return optuna.pruners.ThresholdPruner(lower=float(name[6:]),
+                                                  n_warmup_steps=warmup)
         except ValueError:
             pass
     raise FinetunerError(f"Unknown pruner '{name}'.", "Choose median, halving, none or "

@@ -77,7 +77,9 @@ def test_download_link_belongs_to_its_owner_until_the_run_is_deleted(guarded, ti
     for method in ("GET", "HEAD"):
         refused = fetch(url, link, bobs, method)
         assert refused.status_code == 404 and b"alice" not in refused.content
-    assert fetch(url, link.replace("/model.zip", "/../" + link.split("/")[-2] + "/model.zip"),
+    name = link.split("/")[-1]
+    assert name == "alice-zip-model.zip"  # saved under the run's name
+    assert fetch(url, link.replace("/" + name, "/../" + link.split("/")[-2] + "/" + name),
                  bobs).status_code == 404
     assert fetch(url, link).status_code in (401, 404)  # not signed in
 

@@ -95,6 +95,18 @@ def test_costs_and_advice(handlers):
     assert "Recommended" in text(out["advice"]) and out["advice_state"]["method"] == "full"
     applied = handlers.apply_advice("alice", {"advice_state": out["advice_state"]})
     assert applied == {"method": "full", "epochs": 4, "lr": 1e-4}
+    # the form still says 3 epochs: the advice says it is not applied
+    assert "Not applied: your settings are used until you press" in text(out["advice"])
+    # beside Start: what it would train now
+    plan = text(out["train_plan"])
+    assert "Start trains: " in plan and "320 training, 40 validation rows" in plan
+    assert "all-MiniLM-L6-v2" in plan and "3 epoch(s), about" in plan
+    now = handlers.costs("alice", form(data_state=data["data_state"], epochs=4,
+                                       model_state=model["model_state"]))
+    assert "Your settings match it." in text(now["advice"]) and "4 epoch(s)" in text(
+        now["train_plan"])
+    locked = handlers.costs("alice", form(data_state=None, model_state=model["model_state"]))
+    assert "Start is locked: upload a training file" in text(locked["train_plan"])
 
 
 def test_wrong_model_path_and_offline_hub(handlers, monkeypatch):

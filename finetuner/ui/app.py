@@ -176,7 +176,7 @@ def build_app(studio: Studio, auth_mode: str = "none",
 
 FORM = list(FORM_FIELDS)
 COST_IN = [*FORM, "data_state", "model_state"]
-COST_OUT = ["method_info", "advice", "advice_state"]
+COST_OUT = ["method_info", "advice", "advice_state", "train_plan"]
 RUNS_OUT = ["runs_table", "run_pick", "result_run", "try_run", "runs_select"]
 TRY_VIEW = ["try_text", "try_pair", "try_out", "try_spans", "try_details"]
 # new outputs go last: API clients unpack results_view by position

@@ -42,10 +42,11 @@ class Handlers(DataTabs, TrainTab, ResultsTabs, GroupsTab):
             raise FinetunerError(NOT_YOURS, code="not_your_file")
         return path
 
-    def _share(self, user: str, path: str | Path, run_id: str | None = None) -> str:
+    def _share(self, user: str, path: str | Path, run_id: str | None = None,
+               name: str | None = None) -> str:
         """A private, short-lived copy of a server file for this user to download, inside
         gradio's cache (served as it is, and only to them; deleting the run removes it)."""
-        return self.studio.files.share(user, path, run_id)
+        return self.studio.files.share(user, path, run_id, name)
 
     # ------------------------------------------------------------------ config
     def model_source(self, user: str, form: dict) -> ModelSource:

@@ -212,8 +212,11 @@ def train_tab(add) -> None:
                                    scale=1))
         add("stop_btn", gr.Button("Stop training", variant="stop", interactive=False, scale=1))
         add("resume_btn", gr.Button("Resume training", visible=False, scale=1))
-    add("train_msg", gr.HTML(render.message("Check your data on the Data tab; the Start "
-                                            "button unlocks when it can be used.", "info")))
+    # what Start would train, or why it is locked: follows the Data and Model tabs
+    add("train_plan", gr.HTML(render.message(
+        "Start is locked: upload a training file on the Data tab first.", "info"),
+        elem_id="train-plan"))
+    add("train_msg", gr.HTML())
     add("run_title", gr.Markdown(""))
     add("progress", gr.HTML())
     with gr.Row():

@@ -89,6 +89,8 @@ def label_chart(report: dict) -> str:
 
 def progress_html(status: str, progress: dict | None, note: str = "") -> str:
     label = STATUS_TEXT.get(status, status)
+    if note and note.strip().rstrip(".…").lower() in (label.lower(), status.lower()):
+        note = ""  # "Training · … · Training" says it twice
     if not progress:
         body = f"<b>{esc(label)}</b>" + (f" · {esc(note)}" if note else "")
         return f"<div class='ft-progress' aria-live='polite'>{body}</div>"

@@ -153,9 +153,11 @@ def search_html(view: dict) -> str:
         parts.append(
             f"<p class='ft-winner'><b>Chosen settings:</b> trial {final['trial']}"
             f"{' (your own settings)' if final['trial'] == 0 else ''}, "
-            f"validation {esc(s['metric'])} {_num(final.get('validation'))}; trained again as "
-            f"a normal run with its model, whose test score ({_num(final.get('test'))}) is the "
-            "search's only test score. Open it from Your runs, or try it.</p>")
+            f"validation {esc(words.metric_title(s['metric']))} "
+            f"{_num(final.get('validation'))}; trained once more as a normal run, because "
+            "trials keep no model and never look at the test split. Its test score "
+            f"({_num(final.get('test'))}) is the search's only test score. Open it from Your "
+            "runs, or try it.</p>")
     elif s.get("final_run"):
         parts.append("<p>Training the chosen settings as a normal run…</p>")
     elif s.get("stopped"):
@@ -177,7 +179,11 @@ def search_html(view: dict) -> str:
         parts.append("<div class='ft-importance'><b>How much each setting mattered</b> "
                      "(Optuna's importance over the completed trials; 1.0 in all)"
                      f"<table class='ft-methods'>{bars}</table></div>")
-    elif sum(t["state"] == "complete" for t in s["trials"]) >= 2:
+    elif s.get("completed", 0) < s.get("importance_needs", 5):
+        parts.append(f"<p>How much each setting mattered is shown from "
+                     f"{s.get('importance_needs', 5)} completed trials on ("
+                     f"{s.get('completed', 0)} so far): fewer say nothing reliable.</p>")
+    else:
         parts.append("<p>The completed trials score the same: no setting can be said to "
                      "matter more than another yet.</p>")
     if view.get("log"):

@@ -184,11 +184,31 @@ class DataTabs:
         out["model_state"] = {"path": source.path, "display": source.display}
         return out
 
+    @staticmethod
+    def train_plan(form: dict, seconds: float | None = None) -> str:
+        """Beside Start: what it would train now, or why it is locked."""
+        data, model = form.get("data_state"), form.get("model_state")
+        if not data:
+            return render.message("Start is locked: upload a training file on the Data tab and "
+                                  "fix what its check reports.", "info")
+        if not model:
+            return render.message("Start is locked: choose a model that loads on the Model & "
+                                  "method tab.", "info")
+        rows = (f"{data.get('n_train', 0):,} training, {data.get('n_validation', 0):,} "
+                "validation rows")
+        epochs = _num(form.get("epochs"), float, 3.0) or 3.0
+        method = METHOD_TITLES.get(form.get("method") or "full", form.get("method"))
+        task = task_ui(form.get("task") or "classification").choice
+        when = f", about {human_seconds(seconds)}" if seconds else ""
+        return render.message(
+            f"Start trains: {task} on {rows}; model {model.get('display') or 'chosen'}; "
+            f"{method}, {epochs:g} epoch(s){when} (early stopping may end it sooner).", "ok")
+
     def costs(self, user: str, form: dict) -> dict:
         data, model = form.get("data_state"), form.get("model_state")
         if not model:
             return {"method_info": render.message("Choose a model that loads first.", "info"),
-                    "advice": ""}
+                    "advice": "", "train_plan": self.train_plan(form)}
         spec = get_task(form.get("task") or "classification")
         n_train = (data or {}).get("n_train", 0)
         labels = len((data or {}).get("labels") or []) or 2
@@ -215,11 +235,21 @@ class DataTabs:
                  "</th></tr></thead><tbody>" + "".join(rows) + "</tbody></table>")
         full = next(c for c in costs if c.method == "full")
         advice = recommend(n_train, labels, full.seconds_per_epoch) if n_train else None
+        applied = advice is not None and advice.method == (form.get("method") or "full") and \
+            float(advice.epochs) == float(epochs)
         advice_html = render.message(
             f"Recommended: {METHOD_TITLES[advice.method]}, {advice.epochs} epochs, "
-            f"learning rate {advice.learning_rate:g}. {advice.reason}", "info") if advice else ""
+            f"learning rate {advice.learning_rate:g}. {advice.reason}"
+            + (" Your settings match it." if applied else
+               " Not applied: your settings are used until you press \"Use the recommended "
+               "settings\"."), "info") if advice else ""
+        chosen = next((c for c in costs if c.method == (form.get("method") or "full")), None)
+        seconds = None
+        if chosen is not None and chosen.seconds_per_epoch:
+            seconds = chosen.seconds_per_epoch * (1 if chosen.one_pass else epochs)
         return {"method_info": table, "advice": advice_html,
-                "advice_state": advice.__dict__ if advice else None}
+                "advice_state": advice.__dict__ if advice else None,
+                "train_plan": self.train_plan(form, seconds)}
 
     def apply_advice(self, user: str, form: dict) -> dict:
         advice = form.get("advice_state")

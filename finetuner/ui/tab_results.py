@@ -60,7 +60,12 @@ class ResultsTabs:
             archive = run.root / "model.zip"
             if not archive.exists():
                 make_zip(run, archive)
-            download = gr.update(value=self._share(user, archive, run.id), interactive=True)
+            from ..studio import safe_filename
+
+            # saved under the run's own name, not one more "model.zip" in Downloads
+            name = safe_filename(ws.name_of(run), "run") + "-model.zip"
+            download = gr.update(value=self._share(user, archive, run.id, name),
+                                 interactive=True)
         return {
             "verdict": render.diagnosis_html(results.get("diagnosis")),
             "metrics": render.metrics_html(results),
