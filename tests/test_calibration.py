@@ -65,3 +65,22 @@ def test_a_perfect_validation_split_never_sharpens_the_probabilities():
     gold = np.array([0, 1, 0] * 20)
     result = calibrate((logits, gold), (logits, gold), "examples")
     assert result["temperature"] >= 1.0  # the NLL alone would push T to its floor
+
+
+def test_a_reliability_plot_is_drawn_only_where_it_means_something():
+    from finetuner.ui.render import calibration_html
+
+    def results(n, counts):
+        bins = [{"confidence": 0.55 + 0.1 * i, "accuracy": 0.5 + 0.1 * i, "count": c}
+                for i, c in enumerate(counts)]
+        return {"calibration": {"temperature": 1.3, "split": "test", "n": n,
+                                "units": "examples", "ece_before": 0.08, "ece_after": 0.03,
+                                "bins_before": bins, "bins_after": bins}}
+    small = calibration_html(results(99, [40, 30, 20, 9]))
+    assert "No reliability plot: on 99 examples" in small and "<svg" not in small
+    large = calibration_html(results(800, [400, 300, 95, 5]))
+    assert "<svg" in large
+    assert "Each point is a bin of 95 to 400 answers; bins of fewer than 10 are left out" in \
+        large
+    # before and calibrated (the 5-answer bin left out), and the diagonal's two ends
+    assert large.count("<circle") == 2 * 3 + 2

@@ -213,19 +213,39 @@ def onnx_html(results: dict) -> str:
             f"<table>{head}{''.join(rows)}</table></div>")
 
 
+MIN_RELIABILITY_ROWS = 200  # below this a reliability plot zigzags by chance
+MIN_BIN_COUNT = 10
+
+
 def calibration_html(results: dict) -> str:
     """Expected calibration error before and after the temperature, with a reliability plot
     (accuracy against confidence per bin; a calibrated model follows the diagonal)."""
     calib = results.get("calibration") or {}
     if not calib:
         return ""
-    rows = [{"step": b["confidence"], "value": b["accuracy"], "series": name}
-            for name, key in (("before", "bins_before"), ("calibrated", "bins_after"))
-            for b in calib.get(key) or []]
-    rows += [{"step": x, "value": x, "series": "perfectly calibrated"} for x in (0.0, 1.0)]
-    chart = line_chart(pd.DataFrame(rows), "Reliability: how often the model is right (y) "
-                       "when it is this confident (x)", x_label="confidence",
-                       legend_values=False)
+    n = calib.get("n") or 0
+    bins = [b for key in ("bins_before", "bins_after") for b in calib.get(key) or []]
+    if n < MIN_RELIABILITY_ROWS:
+        chart = (f"<p class='ft-reliability-none'>No reliability plot: on {n:,} "
+                 f"{esc(calib.get('units', 'examples'))} its bins hold a handful of answers "
+                 f"each and zigzag by chance; it needs about {MIN_RELIABILITY_ROWS} to mean "
+                 "anything.</p>")
+    else:
+        # a bin of a few answers is noise: drawn from MIN_BIN_COUNT answers on, each point
+        # saying how many it holds
+        rows = [{"step": b["confidence"], "value": b["accuracy"], "series": name}
+                for name, key in (("before", "bins_before"), ("calibrated", "bins_after"))
+                for b in calib.get(key) or [] if (b.get("count") or 0) >= MIN_BIN_COUNT]
+        rows += [{"step": x, "value": x, "series": "perfectly calibrated"} for x in (0.0, 1.0)]
+        counts = sorted(b.get("count") or 0 for b in bins
+                        if (b.get("count") or 0) >= MIN_BIN_COUNT)
+        chart = line_chart(pd.DataFrame(rows), "Reliability: how often the model is right (y) "
+                           "when it is this confident (x)", x_label="confidence",
+                           legend_values=False)
+        if counts:
+            chart += (f"<p style='color:#555'>Each point is a bin of {counts[0]:,} to "
+                      f"{counts[-1]:,} answers; bins of fewer than {MIN_BIN_COUNT} are left "
+                      "out.</p>")
     better = calib["ece_after"] <= calib["ece_before"]
     text = (f"Probabilities are calibrated: the model's scores are divided by a temperature "
             f"of {calib['temperature']:g} (fitted on the validation split) so that a 90% answer "
