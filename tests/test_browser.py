@@ -276,3 +276,98 @@ def test_new_kinds_are_detected_trained_tried_and_downloaded(app_url, page, tmp_
         thresholds = json.loads((folder / "finetuner.json").read_text())["options"]["thresholds"]
         assert on == {model.config.id2label[i] for i, p in enumerate(probs)
                       if p >= thresholds[model.config.id2label[i]]}
+
+
+# the preview table's header cells, and whether each header's words stay whole: a word (split
+# at spaces; a break right after a hyphen is a break between words) whose text spans more than
+# one line box was broken inside the word
+HEADER_GEOMETRY = """(block) => {
+  const viewport = block.querySelector('.virtual-table-viewport');
+  const box = viewport.getBoundingClientRect();
+  const heads = [...block.querySelectorAll('th.header-cell')].map(th => {
+    const span = th.querySelector('span.header') || th;
+    const style = getComputedStyle(span);
+    const rect = th.getBoundingClientRect();
+    const broken = [];
+    for (const node of [...span.childNodes].filter(n => n.nodeType === Node.TEXT_NODE)) {
+      const re = /[^\\s-]+-?/g;
+      let m;
+      while ((m = re.exec(node.textContent))) {
+        const range = document.createRange();
+        range.setStart(node, m.index);
+        range.setEnd(node, m.index + m[0].length);
+        const lines = new Set([...range.getClientRects()].filter(r => r.width > 0)
+                                .map(r => Math.round(r.top)));
+        if (lines.size > 1) broken.push(m[0]);
+      }
+    }
+    return {text: span.textContent.trim(), left: rect.left, right: rect.right,
+            wordBreak: style.wordBreak, overflowWrap: style.overflowWrap, broken};
+  });
+  const cells = [...block.querySelectorAll('.virtual-body .body-cell .cell-wrap > span')]
+    .map(s => s.getBoundingClientRect().height / parseFloat(getComputedStyle(s).lineHeight));
+  return {heads, cells, boxLeft: box.left, boxRight: box.left + viewport.clientWidth,
+          scrollWidth: viewport.scrollWidth, overflowX: getComputedStyle(viewport).overflowX,
+          pageWidth: document.documentElement.clientWidth,
+          pageScrollWidth: document.documentElement.scrollWidth};
+}"""
+
+
+@pytest.mark.parametrize("width", [1400, 1024])
+def test_preview_table_shows_its_columns_with_whole_header_words(app_url, page, tmp_path,
+                                                                  width):
+    """The data preview at a desktop (1,400 px) and a laptop (1,024 px) width: the text, second
+    text and label columns are in view (long texts wrap and are clipped to three lines instead
+    of widening their column), any extra column is reached by the table's own horizontal
+    scroll (never the page's), and no header is broken inside a word."""
+    import csv
+
+    from playwright.sync_api import expect
+
+    # pairs.csv as it is, then the same rows with long texts and two extra columns whose
+    # multi-word headers sit over short values (the squeeze that broke headers into pieces)
+    with open(EXAMPLES / "pairs.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    story = (" Meanwhile the long background story goes on about the weather, the town and "
+             "the neighbours who watched it all happen.") * 3
+    wide = tmp_path / "pairs-long.csv"
+    with open(wide, "w", newline="") as f:
+        out = csv.writer(f)
+        out.writerow(["premise", "hypothesis", "label", "annotator comment",
+                      "agreement between annotators"])
+        for i, r in enumerate(rows):
+            out.writerow([r["premise"] + story, r["hypothesis"] + story, r["label"],
+                          "checked twice", f"0.{i % 10}"])
+
+    page.set_default_timeout(30_000)
+    page.set_viewport_size({"width": width, "height": 900})
+    for data, key in ((EXAMPLES / "pairs.csv", 3), (wide, 3)):
+        page.goto(app_url)
+        page.locator("input[type=file]").first.set_input_files(str(data))
+        expect(page.get_by_text("The data is ready to train on.")).to_be_visible(timeout=60_000)
+        block = page.locator(".block", has=page.get_by_text(
+            "Preview: the first rows of the training file")).filter(
+            has=page.locator(".virtual-table-viewport")).first
+        expect(block.locator("th.header-cell span.header").first).to_have_text("premise")
+        page.wait_for_timeout(500)  # the column widths are measured after the rows render
+        shot(page, tmp_path, f"preview-{data.stem}-{width}")
+        geo = block.evaluate(HEADER_GEOMETRY)
+        heads = geo["heads"]
+        names = [h["text"] for h in heads]
+        assert names[:3] == ["premise", "hypothesis", "label"], names
+        assert geo["pageScrollWidth"] <= geo["pageWidth"], "the page itself scrolls sideways"
+        for i, h in enumerate(heads):
+            assert h["wordBreak"] not in ("break-all", "break-word"), h
+            assert h["overflowWrap"] != "anywhere", h
+            assert not h["broken"], f"header {h['text']!r} is broken inside {h['broken']}"
+            if i < key:  # the text, the second text and the label: in view without scrolling
+                assert geo["boxLeft"] - 1 <= h["left"] and h["right"] <= geo["boxRight"] + 1, \
+                    (h, geo["boxLeft"], geo["boxRight"], names)
+            else:  # an extra column: in view, or reached by the table's own scroll
+                assert h["right"] <= geo["boxRight"] + 1 or (
+                    geo["overflowX"] in ("auto", "scroll")
+                    and h["right"] - geo["boxLeft"] <= geo["scrollWidth"] + 1), (h, geo)
+            assert h["right"] <= geo["pageWidth"] or i >= key, h
+        # a long cell is clipped to a few lines rather than growing (or widening) the table
+        assert geo["cells"] and max(geo["cells"]) <= 3.5, geo["cells"]
+    print(f"\nscreenshots: {tmp_path}")

@@ -29,6 +29,21 @@ table.ft-methods {border-collapse: collapse; width: 100%}
 table.ft-methods td, table.ft-methods th {border-bottom: 1px solid #ddd; padding: 6px;
   text-align: left; vertical-align: top}
 .ft-confusion th, .ft-confusion td {border: 1px solid #ccc}
+/* Tables (gr.Dataframe). Gradio sizes the columns from a hidden one-row "sizing body" laid out
+   with white-space: nowrap, so one long text takes the whole width and pushes the other columns
+   off to the right, while the headers (word-break: break-word) are squeezed into pieces of
+   words. Here the sizing row wraps at spaces (no column needs more than its longest word, at
+   most 22em), headers wrap only at spaces, and a long cell shows three lines (click it to read
+   all); what still does not fit scrolls inside the table. */
+.gradio-container .table-wrap .sizing-body td {white-space: normal}
+.gradio-container .table-wrap .sizing-body td .cell-wrap {max-width: 22em;
+  word-break: normal; overflow-wrap: normal}
+.gradio-container .table-wrap th.header-cell {text-align: left; vertical-align: bottom}
+.gradio-container .table-wrap th.header-cell .header-content span.header {white-space: normal;
+  word-break: normal; overflow-wrap: normal; hyphens: manual}
+.gradio-container .table-wrap .body-cell:not(.cell-solo) .cell-wrap > span.text.wrap {
+  display: -webkit-box; -webkit-box-orient: vertical; -webkit-line-clamp: 3; overflow: hidden}
+.gradio-container .table-wrap .virtual-table-viewport {scrollbar-width: auto}
 """
 INTRO = """# Fine-tuning studio
 Teach a pretrained language model your own labels, without writing code. Work through the tabs

@@ -233,7 +233,8 @@ def results_tab(add) -> None:
     add("verdict", gr.HTML())
     add("metrics", gr.HTML())
     with gr.Row():
-        add("per_class", gr.Dataframe(label="Scores per label (test split)", interactive=False))
+        add("per_class", gr.Dataframe(label="Scores per label (test split)", interactive=False,
+                                      wrap=True))
         add("confusion", gr.HTML())
     add("errors", gr.Dataframe(label="Test examples the model got wrong (worst first)",
                                interactive=False, max_height=320, wrap=True))
