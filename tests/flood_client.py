@@ -111,17 +111,14 @@ def main(url: str, user: str, password: str, run_id: str, batch: str, seconds: f
         deadline = time.time() + 120
         while time.time() < deadline and not (first_job and first_job[-1].outputs()):
             time.sleep(0.2)
-        for attempt in range(2):  # the client's CancelledError under this load: once more
-            try:
-                _, msg = clients[1].predict(try_run=run_id, batch_file=handle_file(batch),
-                                            api_name="/predict_file")
-                batches.append({"second": text(msg)})
-                return
-            except Exception as exc:  # noqa: BLE001
-                if type(exc).__name__ == "CancelledError" and attempt == 0:
-                    continue
-                batches.append({"second": f"error {type(exc).__name__}: {exc}"[:300]})
-                return
+        try:
+            _, msg = clients[1].predict(try_run=run_id, batch_file=handle_file(batch),
+                                        api_name="/predict_file")
+            batches.append({"second": text(msg)})
+        except Exception as exc:  # noqa: BLE001
+            # not sent again: by then the first file may be done, and a second 50,000-row
+            # prediction would outlast the test (the client's CancelledError, see the test)
+            batches.append({"second": f"error {type(exc).__name__}: {exc}"[:300]})
 
     threads = [threading.Thread(target=flood, args=(i,)) for i in range(THREADS)]
     if BATCH:
