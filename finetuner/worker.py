@@ -55,6 +55,8 @@ class StopSignal:
             self.at = time.time()
         if self.at is None and self.parent and time.time() - self._looked >= 1.0:
             self._looked = time.time()
+            from .jobs import _alive  # the one liveness check (a zombie counts as gone)
+
             if not _alive(self.parent) or _started(self.parent) != self._born:
                 self.at = time.time()
         if self.at is None and self.deadline is not None and time.time() >= self.deadline:
@@ -73,16 +75,6 @@ def _started(pid: int) -> str | None:
     except OSError:
         return None
     return stat.rsplit(")", 1)[-1].split()[19] if ")" in stat else None
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def time_limit_note(seconds: float, saved: bool) -> str:

@@ -185,6 +185,22 @@ MAX_EVENT_BODY = 32 << 20
 REMOTE_FILE = re.compile(rb'"path"\s*:\s*"\s*(?:[a-zA-Z][a-zA-Z0-9+.-]*:|//|\\\\)')
 
 
+async def _read_body(scope, receive, send, limit: int, too_large: str) -> bytes | None:
+    """The whole request body, at most `limit` bytes; None when the client went away or the
+    body was too large (then answered with 413 and `too_large`)."""
+    body, more = b"", True
+    while more:
+        message = await receive()
+        if message["type"] != "http.request":
+            return None  # the client went away
+        body += message.get("body", b"")
+        more = message.get("more_body", False)
+        if len(body) > limit:
+            await JSONResponse({"detail": too_large}, status_code=413)(scope, receive, send)
+            return None
+    return body
+
+
 def _replay(body: bytes, receive):
     """A receive() that hands the buffered body once, then the connection's own messages."""
     sent = False
@@ -262,16 +278,9 @@ class Guard:
     async def _event(self, scope, receive, send) -> None:
         """An event call: refused when a file input names a URL instead of an upload (gradio
         would download it into its cache, for nobody, before any handler could refuse it)."""
-        body, more = b"", True
-        while more:
-            message = await receive()
-            if message["type"] != "http.request":
-                return  # the client went away
-            body += message.get("body", b"")
-            more = message.get("more_body", False)
-            if len(body) > MAX_EVENT_BODY:
-                return await JSONResponse({"detail": "Request too large."},
-                                          status_code=413)(scope, receive, send)
+        body = await _read_body(scope, receive, send, MAX_EVENT_BODY, "Request too large.")
+        if body is None:
+            return
         if REMOTE_FILE.search(body):
             return await JSONResponse(
                 {"detail": "This studio reads only files uploaded to it, not addresses: "
@@ -338,16 +347,10 @@ class Guard:
         await self.app(scope, receive, capture)
 
     async def _login(self, scope, receive, send) -> None:
-        body, more = b"", True
-        while more:
-            message = await receive()
-            if message["type"] != "http.request":
-                return  # the client went away
-            body += message.get("body", b"")
-            more = message.get("more_body", False)
-            if len(body) > MAX_LOGIN_BODY:
-                return await JSONResponse({"detail": "Sign-in request too large."},
-                                          status_code=413)(scope, receive, send)
+        body = await _read_body(scope, receive, send, MAX_LOGIN_BODY,
+                                "Sign-in request too large.")
+        if body is None:
+            return
 
         def replay():
             return _replay(body, receive)
