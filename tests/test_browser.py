@@ -78,8 +78,11 @@ def test_upload_train_judge_try_and_download(app_url, page, tmp_path):
     steps.fill("8")
     steps.press("Tab")
     page.get_by_label("Also export ONNX (fp32 and int8)").check()
-    expect(page.locator("#cli")).to_contain_text("--method lora")
-    expect(page.locator("#cli")).to_contain_text("--onnx --output runs/my-run")
+    # the preview follows each change through a server call: under a full
+    # suite on two cores that can take longer than expect's 5 s default
+    expect(page.get_by_label("Also export ONNX (fp32 and int8)")).to_be_checked()
+    expect(page.locator("#cli")).to_contain_text("--method lora", timeout=30_000)
+    expect(page.locator("#cli")).to_contain_text("--onnx --output runs/my-run", timeout=30_000)
     shot(page, tmp_path, "03-model")
 
     # 3 Train
