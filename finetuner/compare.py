@@ -149,7 +149,11 @@ def summarize(rows: list[dict], max_minutes: float | None = None,
     out["winner"] = win["name"]
     over = [r for r in rows if r not in eligible and r["validation"] is not None
             and r["status"] in ("completed", "stopped")]
-    out["sentence"] = trade_off(win, [r for r in eligible if r is not win], over)
+    # the members' validation predictions, for a paired test of the winner's lead
+    from . import paired
+
+    records = {r["name"]: paired.read(r["run"]) for r in eligible}
+    out["sentence"] = trade_off(win, [r for r in eligible if r is not win], over, records)
     return out
 
 
@@ -167,40 +171,68 @@ def noise_band(a: dict, b: dict) -> tuple[float, int | None]:
     return math.hypot(noise(a["validation"], n), noise(b["validation"], n)), n
 
 
-def trade_off(win: dict, others: list[dict], over_budget: list[dict]) -> str:
+def _lead(win: dict, other: dict, records: dict) -> dict:
+    """Is `win`'s lead over `other` beyond chance? A paired bootstrap on the members' own
+    validation predictions when both kept them on the same rows (finetuner.paired), else the
+    unpaired band of the validation size."""
+    from . import paired
+
+    a, b = records.get(win["name"]), records.get(other["name"])
+    test = paired.paired_test(a, b) if a and b else None
+    if test is not None:
+        return {"tied": test["p"] >= 0.05, "paired": test, "n": test["rows"]}
+    band, n = noise_band(win, other)
+    return {"tied": win["validation"] - other["validation"] <= band, "band": band, "n": n}
+
+
+def _evidence(lead: dict) -> str:
+    rows = f"{lead['n']:,} validation rows" if lead["n"] else "the validation split"
+    if "paired" in lead:
+        t = lead["paired"]
+        return (f"a paired test on the same {rows}: p = {t['p']:.2f}, the difference is "
+                f"between {t['low'] * 100:+.1f} and {t['high'] * 100:+.1f} points with 95% "
+                "confidence")
+    return f"the noise of {rows} (a lead under {lead['band'] * 100:.1f} points can be chance)"
+
+
+def trade_off(win: dict, others: list[dict], over_budget: list[dict],
+              records: dict | None = None) -> str:
     """'LoRA wins on validation macro_f1 (0.874). head-only is 5.2 points behind at 0.31x its
-    training time.' or, within the noise of the validation size, 'full fine-tuning and LoRA
-    are tied within the noise of 100 validation rows (±6.2 points); LoRA trains in 0.3x the
-    time.'"""
+    training time.' or, when the data cannot tell them apart, 'full fine-tuning and LoRA are
+    tied within noise (...); LoRA trains in 0.3x the time.' `records`: the members' validation
+    records by name (finetuner.paired), for a paired test."""
+    records = records or {}
     m = win["metric"]
     parts = [f"{_title(win)} has the best validation {m} ({win['validation']:.3f})."]
     cheaper = [r for r in others
                if (r["train_seconds"] or 0) < 0.9 * (win["train_seconds"] or 0)]
-    tied = [r for r in others if win["validation"] - r["validation"] <= noise_band(win, r)[0]]
+    leads = {r["name"]: _lead(win, r, records) for r in others}
+    tied = [r for r in others if leads[r["name"]]["tied"]]
     if tied:
         # the cheapest member the data cannot tell from the winner is the useful news
         close = min(tied, key=lambda r: r["train_seconds"] or 0)
-        band, n = noise_band(win, close)
-        rows = f"{n:,} validation rows" if n else "the validation split"
         ratio = (close["train_seconds"] or 0) / max(1e-9, win["train_seconds"] or 0)
         titles = [_title(win)] + [_title(r) for r in tied]
         names = ", ".join(titles[:-1]) + " and " + titles[-1]
-        parts = [f"{names} are tied within the noise of {rows} "
-                 f"(a lead under {band * 100:.1f} points can be chance); {_title(win)} scored "
-                 f"highest ({win['validation']:.3f})."]
+        parts = [f"{names} are tied within {_evidence(leads[close['name']])}; {_title(win)} "
+                 f"scored highest ({win['validation']:.3f})."]
         if ratio < 0.9:
             parts.append(f"{_title(close)} trains in {ratio:.2f}x the time: as good for less.")
-    elif cheaper:
-        close = max(cheaper, key=lambda r: r["validation"])
-        ratio = (close["train_seconds"] or 0) / max(1e-9, win["train_seconds"] or 0)
-        behind = win["validation"] - close["validation"]
-        parts.append(f"{_title(close)} is {behind * 100:.1f} points behind (beyond the noise "
-                     f"of the validation size) at {ratio:.2f}x its training time.")
-    elif others:
-        runner = max(others, key=lambda r: r["validation"])
-        parts.append(f"The runner-up, {_title(runner)}, is "
-                     f"{(win['validation'] - runner['validation']) * 100:.1f} points behind "
-                     "(beyond the noise of the validation size) and no faster to train.")
+    elif cheaper or others:
+        close = max(cheaper, key=lambda r: r["validation"]) if cheaper else \
+            max(others, key=lambda r: r["validation"])
+        lead = leads[close["name"]]
+        why = (f"beyond chance on a paired test of the same {lead['n']:,} validation rows, "
+               f"p = {lead['paired']['p']:.3f}" if "paired" in lead else
+               "beyond the noise of the validation size")
+        behind = (win["validation"] - close["validation"]) * 100
+        if cheaper:
+            ratio = (close["train_seconds"] or 0) / max(1e-9, win["train_seconds"] or 0)
+            parts.append(f"{_title(close)} is {behind:.1f} points behind ({why}) at "
+                         f"{ratio:.2f}x its training time.")
+        else:
+            parts.append(f"The runner-up, {_title(close)}, is {behind:.1f} points behind "
+                         f"({why}) and no faster to train.")
     else:
         parts.append("No other member finished within the budget.")
     for r in over_budget:

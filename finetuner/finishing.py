@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING
 
-from . import batching, calibration, diagnostics, export
+from . import batching, calibration, diagnostics, export, paired
 from .batching import StopRequested
 from .callbacks import Evaluator, RunCallback
 from .results import Results
@@ -147,6 +147,11 @@ def _score(ctx: Context, p: Prepared, evaluator: Evaluator, callback: RunCallbac
                             **evaluator.options.hooks())
         evaluator.options.update(tuned)
         p.data.report.extra.setdefault("options", {}).update(tuned)
+    if val_outputs is not None and hasattr(p.impl, "paired_record"):
+        # what the validation score is made of, row by row: a comparison tests two runs on it
+        paired.write(ctx.run.root, p.impl.paired_record(
+            val_outputs, feats["validation"], p.data.validation, p.data.labels,
+            **evaluator.options.hooks()), p.data.report.extra.get("split_digest"))
     if quick and ctx.config.training.score_test:
         ctx.events.emit("status", state="testing", message="Scoring the held-out test split")
         test_metrics, test_outputs = _score_test(evaluator, p.model)

@@ -185,3 +185,20 @@ def card_logits(recipe: dict, enc) -> object:
         return recipe["text_logits"](model, enc)
     with torch.no_grad():
         return model(**enc).logits
+
+
+def assert_record_scores_the_validation(run, results: dict) -> dict:
+    """The run's validation record (finetuner.paired, what a comparison's paired test reads)
+    reproduces the validation score of the kept checkpoint."""
+    import numpy as np
+
+    from finetuner import paired
+
+    record = paired.read(run.root)
+    assert record is not None, "no validation_record.json"
+    n = paired._rows(record)
+    assert n > 0
+    whole = float(paired.scores(record, np.ones((1, n)))[0])
+    expected = results["validation"][results["metric"]]
+    assert abs(whole - expected) < 2e-3, (whole, expected)
+    return record

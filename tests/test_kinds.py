@@ -10,7 +10,14 @@ import sys
 
 import numpy as np
 import pytest
-from conftest import EXAMPLES, ROOT, card_logits, card_recipe, write_csv
+from conftest import (
+    EXAMPLES,
+    ROOT,
+    assert_record_scores_the_validation,
+    card_logits,
+    card_recipe,
+    write_csv,
+)
 
 from finetuner.config import DataConfig, RunConfig
 from finetuner.errors import DataError
@@ -316,6 +323,7 @@ def test_multilabel_and_regression_end_to_end_in_process(tmp_path, tiny_model):
     assert {"micro_f1", "macro_f1", "subset_accuracy", "per_label"} <= set(test)
     assert set(results["thresholds"]) == set(results["labels"]) == {"end", "pay", "secret"}
     assert set(results["baselines"]) == {"none", "tfidf_logreg"}
+    assert_record_scores_the_validation(run, results)
     assert results["baselines"]["none"]["validation"]["micro_f1"] == 0.0
     assert results["calibration"] is None and results["diagnosis"]["verdict"]
     meta = json.loads((run.model / "finetuner.json").read_text())
@@ -331,6 +339,7 @@ def test_multilabel_and_regression_end_to_end_in_process(tmp_path, tiny_model):
     test = results["test"]
     assert {"mae", "rmse", "pearson", "spearman", "r2"} <= set(test)
     assert results["baselines"]["mean"]["test"]["pearson"] is None  # undefined, not 0
+    assert_record_scores_the_validation(run, results)
     worst = [json.loads(x) for x in run.predictions.read_text().splitlines()]
     assert abs(worst[0]["error"]) >= abs(worst[-1]["error"])
     value = Predictor.load(run.root).predict("superb good film")["value"]

@@ -9,7 +9,14 @@ import subprocess
 import sys
 
 import pytest
-from conftest import EXAMPLES, ROOT, SHARED_DATA, write_csv, write_jsonl
+from conftest import (
+    EXAMPLES,
+    ROOT,
+    SHARED_DATA,
+    assert_record_scores_the_validation,
+    write_csv,
+    write_jsonl,
+)
 
 from finetuner.batching import pad_batch
 from finetuner.config import RunConfig
@@ -424,6 +431,7 @@ def test_worker_run_results_and_events(finished):
     run, results = finished
     assert results["status"] == "completed", results
     assert results["task"] == "ner" and results["metric"] == "f1"
+    assert_record_scores_the_validation(run, results)
     assert results["labels"][0] == "O" and "B-PER" in results["labels"]
     test = results["test"]
     assert {"f1", "precision", "recall", "token_accuracy", "per_class", "n"} <= set(test)

@@ -11,7 +11,14 @@ import sys
 
 import numpy as np
 import pytest
-from conftest import EXAMPLES, ROOT, SHARED_DATA, write_csv, write_jsonl
+from conftest import (
+    EXAMPLES,
+    ROOT,
+    SHARED_DATA,
+    assert_record_scores_the_validation,
+    write_csv,
+    write_jsonl,
+)
 
 from finetuner.batching import pad_batch
 from finetuner.config import RunConfig
@@ -328,6 +335,7 @@ def finished(tmp_path_factory, tiny_model):
 def test_worker_trains_tests_and_exports(finished):
     run, results = finished
     assert results["status"] == "completed", results
+    assert_record_scores_the_validation(run, results)
     assert results["task"] == "qa" and results["metric"] == "f1"
     assert {"exact_match", "f1", "n", "loss"} <= set(results["test"])
     assert results["test"]["loss"] is not None and results["test"]["n"] == results["data"]["test"]

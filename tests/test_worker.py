@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, write_csv
+from conftest import ROOT, assert_record_scores_the_validation, write_csv
 
 from finetuner.config import RunConfig
 from finetuner.jobs import JobManager
@@ -99,6 +99,7 @@ def test_the_best_validation_checkpoint_is_the_one_tested(finished):
     best = max(evals, key=lambda e: (e["validation"]["macro_f1"], -e["validation"]["loss"]))
     assert results["best_step"] == best["step"]
     assert results["validation"] == best["validation"]
+    assert_record_scores_the_validation(run, results)
 
 
 def test_exported_model_loads_in_a_plain_pipeline(finished):

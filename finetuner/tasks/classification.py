@@ -173,6 +173,13 @@ def metrics(outputs, features, examples, labels: list[str], **options) -> dict:
     return classification_metrics(gold, pred.tolist(), labels)
 
 
+def paired_record(outputs, features, examples, labels: list[str], **options) -> dict:
+    """Gold and predicted class per row, for the paired test of two runs (finetuner.paired)."""
+    pred = example_logits(outputs, features, examples, options).argmax(-1)
+    return {"kind": "confusion", "classes": len(labels), "pred": pred.tolist(),
+            "gold": [labels.index(e["label"]) for e in examples]}
+
+
 def decode(outputs, features, examples, labels: list[str], **options) -> list[dict]:
     """Logits → {"label", "score", "probabilities"} per example."""
     import numpy as np

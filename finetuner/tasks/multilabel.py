@@ -254,6 +254,14 @@ def metrics(outputs, features, examples, labels: list[str], **options) -> dict:
     return multilabel_metrics(gold, probs >= thr, labels)
 
 
+def paired_record(outputs, features, examples, labels: list[str], **options) -> dict:
+    """Label counts per row at the tuned thresholds, for the paired test (finetuner.paired)."""
+    pred = probabilities(outputs, features, examples, options) >= _thresholds(labels, options)
+    gold = _gold(examples, labels)
+    return {"kind": "counts", "tp": (gold & pred).sum(1).tolist(),
+            "fp": (~gold & pred).sum(1).tolist(), "fn": (gold & ~pred).sum(1).tolist()}
+
+
 def tune(outputs, features, examples, labels: list[str], **options) -> dict:
     """Options learned on the validation split after training: a threshold per label."""
     from ..metrics.multilabel import tune_thresholds

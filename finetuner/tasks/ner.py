@@ -260,6 +260,20 @@ def metrics(outputs, features, examples, labels: list[str], **_options) -> dict:
     return entity_metrics(gold, pred, seen)
 
 
+def paired_record(outputs, features, examples, labels: list[str], **_options) -> dict:
+    """Entity counts per sentence, for the paired test of two runs (finetuner.paired)."""
+    from ..metrics.ner import entities
+
+    tp, fp, fn = [], [], []
+    for logits, feat, example in zip(outputs, features, examples):
+        tags, _ = word_predictions(logits, feat["word_ids"], len(example["tags"]), labels)
+        gold, pred = set(entities(example["tags"])), set(entities(tags))
+        tp.append(len(gold & pred))
+        fp.append(len(pred - gold))
+        fn.append(len(gold - pred))
+    return {"kind": "counts", "tp": tp, "fp": fp, "fn": fn}
+
+
 def decode(outputs, features, examples, labels: list[str], **_options) -> list[dict]:
     """Per example: entities (type, text, char start/end, mean probability, word span
     [first, one past last]), the tag of every word, and the words themselves."""

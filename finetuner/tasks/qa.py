@@ -215,6 +215,15 @@ def metrics(outputs, features, examples, labels: list[str], **options) -> dict:
                         [e["answers"]["text"] for e in examples])
 
 
+def paired_record(outputs, features, examples, labels: list[str], **options) -> dict:
+    """SQuAD F1 per question, for the paired test of two runs (finetuner.paired)."""
+    from ..metrics.squad import f1_score
+
+    predictions = decode(outputs, features, examples, labels, **options)
+    return {"kind": "mean", "values": [f1_score(p["answer"], e["answers"]["text"])
+                                       for p, e in zip(predictions, examples)]}
+
+
 def _trim(context: str, around: int | None, width: int = 300) -> str:
     if len(context) <= width:
         return context

@@ -179,6 +179,12 @@ def metrics(outputs, features, examples, labels: list[str], **options) -> dict:
                               values(outputs, features, examples, options))
 
 
+def paired_record(outputs, features, examples, labels: list[str], **options) -> dict:
+    """Gold and predicted number per row, for the paired test (finetuner.paired)."""
+    return {"kind": "pearson", "gold": [float(e["label"]) for e in examples],
+            "pred": [float(v) for v in values(outputs, features, examples, options)]}
+
+
 def decode(outputs, features, examples, labels: list[str], **options) -> list[dict]:
     """{"value", "label" (the value as text)} per example."""
     span = ({"range": [options["target_min"], options["target_max"]]}
