@@ -287,6 +287,9 @@ def print_results(run, results: dict) -> None:
         print("ONNX:")
         for line in summary_lines(results["onnx"]):
             print(f"  {line}")
+        if results["onnx"].get("error") and results.get("model_dir"):
+            run_dir = Path(results["model_dir"]).parent
+            print(f"  From the command line: python -m finetuner export --run {run_dir} --onnx")
     if results.get("trackers"):
         from .trackers import summary_lines
 

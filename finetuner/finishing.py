@@ -122,8 +122,7 @@ def onnx_step(run, splits: dict, events, should_stop) -> dict:
         return onnxexport.export_run(run.root, splits, events, interrupt=should_stop)
     except StopRequested:
         message = ("The ONNX export was cut short by a stop; the PyTorch model is saved and "
-                   "works as usual. Export it later: python -m finetuner export --run RUN_DIR "
-                   "--onnx.")
+                   "works as usual. Export it again with Export to ONNX on the Results tab.")
     except Exception as exc:  # noqa: BLE001 - an architecture the exporters cannot take
         message = f"ONNX export failed ({type(exc).__name__}: {str(exc)[:300]}); the PyTorch " \
                   "model is saved and works as usual."

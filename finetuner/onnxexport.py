@@ -38,10 +38,10 @@ from .tasks.options import TaskOptions
 RUNTIMES = ("auto", "torch", "onnx", "onnx-int8")
 # words for the page (no command lines there: those are in the README's command-line part)
 STOPPED = ("The run was stopped, so no ONNX export was made. The PyTorch model works as it "
-           "is; to have an ONNX export too, train again with 'Also export ONNX' ticked.")
+           "is; export it when you like with Export to ONNX on the Results tab.")
 PENDING = ("The model is being exported to ONNX and checked against PyTorch; this updates when "
-           "it is done. If it never does, the export was cut short by a stop: the PyTorch model "
-           "works as it is.")
+           "it is done. If it never does, the export was cut short (a stop or a server "
+           "restart): the PyTorch model works as it is, and Export to ONNX starts it again.")
 FILES = {"onnx": "model.onnx", "onnx-int8": "model_int8.onnx"}
 TITLES = {"torch": "PyTorch", "onnx": "ONNX Runtime fp32", "onnx-int8": "ONNX Runtime int8"}
 INT8_MAX_DROP = 0.5  # points of the primary metric on validation an export may lose

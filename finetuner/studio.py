@@ -177,6 +177,20 @@ class Workspace:
         sweep_unused(self.models_dir, self._models_in_use())  # uploads only that run used
         return f"Deleted run {name}."
 
+    def export_onnx(self, run_id: str) -> RunPaths:
+        """Export a finished run's model to ONNX in its own process (finetuner.export_job);
+        the export's files count against the user's disk quota like any other."""
+        from . import export_job
+
+        run = self.run(run_id)
+        if self.status(run) not in ("completed", "stopped"):
+            raise FinetunerError("Only a finished run can be exported.",
+                                 "Wait for the run to end, then export it.", code="busy")
+        self.check_quota()
+        with self.studio.export_lock:  # two clicks at once start one export
+            export_job.start(run)
+        return run
+
     def name_of(self, run: RunPaths) -> str:
         try:
             return (run.root / "name.txt").read_text().strip() or run.id
@@ -418,6 +432,7 @@ class Studio:
         self.predictors = PredictorCache(loader or _load_predictor, size=self.cache_size,
                                          per_user=self.limits.max_models_per_user)
         self.slots = PredictionSlots(self.limits.max_predictions_per_user)
+        self.export_lock = threading.Lock()
         from .groups import Groups
 
         # comparisons and searches: groups of ordinary runs in each user's queue

@@ -9,6 +9,7 @@ import json
 import shutil
 import subprocess
 import sys
+import time
 import zipfile
 
 import numpy as np
@@ -378,3 +379,64 @@ def test_agreement_means_something_for_every_kind_of_answer():
     assert same_means({"labels": ["x"]}) == "the same set of labels"
     assert same_means({"entities": []}).startswith("the same entities")
     assert same_means({"answer": "x"}) == "the same answer span"
+
+
+def test_a_finished_run_is_exported_later_from_the_results_tab(trained, tmp_path):
+    """A run trained without ONNX: the Results tab offers *Export to ONNX*, which exports in
+    its own process while the page polls; a second click is refused, the button goes once the
+    check lands, another user cannot export the run, and a failed or cut-short export offers
+    the button again with the reason."""
+    import html
+
+    from finetuner import export_job
+    from finetuner.runs import RunPaths
+    from finetuner.studio import Studio
+    from finetuner.ui.handlers import Handlers
+
+    _, run, _ = trained("classification")
+    studio = Studio(tmp_path / "home")
+    handlers = Handlers(studio)
+    copy = RunPaths(studio.workspace("alice").runs_dir / run.id)
+    shutil.copytree(run.root, copy.root)
+    shutil.rmtree(copy.model / "onnx")
+    meta = json.loads((copy.model / "finetuner.json").read_text())
+    meta.pop("onnx")
+    (copy.model / "finetuner.json").write_text(json.dumps(meta))
+    results = json.loads(copy.results.read_text())
+    results.pop("onnx")
+    copy.results.write_text(json.dumps(results))
+    try:
+        view = handlers.results_view("alice", {"result_run": run.id})
+        assert view["onnx_btn"]["visible"] is True and "ONNX" not in view["metrics"]
+        with pytest.raises(FinetunerError, match="No such run"):
+            handlers.export_onnx("bob", {"result_run": run.id})
+        out = handlers.export_onnx("alice", {"result_run": run.id})
+        assert "Exporting to ONNX" in out["results_msg"]
+        assert out["onnx_btn"]["visible"] is False and out["results_timer"].active
+        assert "being exported to ONNX" in html.unescape(out["metrics"])
+        assert "python -m" not in out["metrics"]  # the page speaks in buttons
+        with pytest.raises(FinetunerError, match="already running"):
+            handlers.export_onnx("alice", {"result_run": run.id})
+        deadline = time.time() + 240
+        while not (tick := handlers.results_tick("alice", {"result_run": run.id})):
+            assert time.time() < deadline, (copy.root / export_job.LOG).read_text()
+            time.sleep(0.5)
+        page = html.unescape(tick["metrics"])
+        assert "ONNX Runtime fp32" in page and "100.0% / 100.0%" in page, page
+        assert tick["onnx_btn"]["visible"] is False and not tick["results_timer"].active
+        assert "onnx" in json.loads((copy.model / "finetuner.json").read_text())
+        assert not (copy.root / export_job.PID).exists()
+        with pytest.raises(FinetunerError, match="exported to ONNX already"):
+            handlers.export_onnx("alice", {"result_run": run.id})
+        # cut short by a server restart: a pending mark and no process; then a failing export
+        results = json.loads(copy.results.read_text())
+        copy.results.write_text(json.dumps({**results, "onnx": {"pending": True}}))
+        assert export_job.state(copy) == "none"
+        assert handlers.results_view("alice", {"result_run": run.id})["onnx_btn"]["visible"]
+        (copy.model / "model.safetensors").write_bytes(b"not a model")
+        assert export_job.main([str(copy.root)]) == 1
+        view = handlers.results_view("alice", {"result_run": run.id})
+        assert "ONNX export failed" in html.unescape(view["metrics"])
+        assert view["onnx_btn"]["visible"] is True
+    finally:
+        studio.jobs.shutdown()

@@ -196,7 +196,7 @@ RUNS_OUT = ["runs_table", "run_pick", "result_run", "try_run", "runs_select"]
 TRY_VIEW = ["try_text", "try_pair", "try_out", "try_spans", "try_details"]
 # new outputs go last: API clients unpack results_view by position
 RESULTS_OUT = ["verdict", "metrics", "per_class", "confusion", "errors", "snippet", "download",
-               "label_issues", "label_issues_file"]
+               "label_issues", "label_issues_file", "onnx_btn", "results_timer"]
 
 
 def _wire(w: Wiring, demo: gr.Blocks) -> None:
@@ -275,6 +275,9 @@ def _wire_train_results_try(w: Wiring) -> None:
          api_name=False, show_progress="hidden", queue=False)
 
     bind(C["result_run"].input, "results_view", ["result_run"], results_out, "results_msg")
+    bind(C["onnx_btn"].click, "export_onnx", ["result_run"], results_out, "results_msg")
+    bind(C["results_timer"].tick, "results_tick", ["result_run"], results_out, "results_msg",
+         api_name=False, show_progress="hidden", queue=False)
     bind(C["publish_btn"].click, "publish", ["result_run", "hub_repo", "hub_token",
                                               "hub_private"], ["hub_token"], "hub_msg")
     bind(C["try_run"].change, "try_layout", ["try_run"], try_view, "try_msg")

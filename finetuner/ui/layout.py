@@ -243,7 +243,12 @@ def results_tab(add) -> None:
         interactive=False, max_height=320, wrap=True, visible=False))
     add("label_issues_file", gr.DownloadButton("Download suspected label errors (.csv)",
                                                visible=False))
-    add("download", gr.DownloadButton("Download model (.zip)", interactive=False))
+    with gr.Row():
+        add("download", gr.DownloadButton("Download model (.zip)", interactive=False))
+        add("onnx_btn", gr.Button(
+            "Export to ONNX (fp32 and int8)", visible=False,
+            elem_id="onnx-btn"))
+    add("results_timer", gr.Timer(2.0, active=False))  # runs only while an export does
     add("snippet", gr.Code(label="Load the downloaded model with plain transformers",
                            language="python", interactive=False))
     with gr.Accordion("Publish to the Hugging Face hub (needs internet)", open=False):

@@ -40,7 +40,8 @@ class ResultsTabs:
                     "per_class": pd.DataFrame(), "confusion": "", "errors": pd.DataFrame(),
                     "label_issues": gr.update(value=pd.DataFrame(), visible=False),
                     "label_issues_file": gr.update(value=None, visible=False), "snippet": "",
-                    "download": gr.update(value=None, interactive=False)}
+                    "download": gr.update(value=None, interactive=False),
+                    "onnx_btn": gr.update(visible=False)}
         ws = self.studio.workspace(user)
         run = ws.run(run_id)
         results = read_results(run.results) or {}
@@ -66,7 +67,12 @@ class ResultsTabs:
             name = safe_filename(ws.name_of(run), "run") + "-model.zip"
             download = gr.update(value=self._share(user, archive, run.id, name),
                                  interactive=True)
+        from .. import export_job
+
+        onnx_now = export_job.state(run) if has_model else "done"
         return {
+            "onnx_btn": gr.update(visible=onnx_now == "none"),
+            "results_timer": gr.Timer(active=onnx_now == "running"),
             "verdict": render.diagnosis_html(results.get("diagnosis")),
             "metrics": render.metrics_html(results),
             "per_class": gr.update(value=render.per_class_frame(results),
@@ -77,6 +83,26 @@ class ResultsTabs:
             "snippet": usage_snippet(meta, "./model") if has_model else "",
             "download": download,
         }
+
+    def export_onnx(self, user: str, form: dict) -> dict:
+        """Export the shown run to ONNX now, in its own process; the view follows it."""
+        run = self.studio.workspace(user).export_onnx(form.get("result_run"))
+        return {**self.results_view(user, {"result_run": run.id}),
+                "results_msg": render.message(
+                    "Exporting to ONNX and checking the export against PyTorch; its check "
+                    "appears below when it is done (usually under a minute).", "info")}
+
+    def results_tick(self, user: str, form: dict) -> dict:
+        """While an export runs: the view again once it has landed (or failed)."""
+        from .. import export_job
+
+        run_id = form.get("result_run")
+        if not run_id:
+            return {"results_timer": gr.Timer(active=False)}
+        run = self.studio.workspace(user).run(run_id)
+        if export_job.state(run) == "running":
+            return {}
+        return {**self.results_view(user, form), "results_msg": ""}
 
     def _label_issues(self, user: str, run, results: dict) -> dict:
         """The suspected label errors table and its CSV, shown only when there are any."""
