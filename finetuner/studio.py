@@ -72,17 +72,6 @@ class RunSummary:
     test_value: float | None = None  # shown, never used to sort, rank or recommend
     baseline_gap: float | None = None  # best validation minus the best baseline's
 
-    def row(self) -> list:
-        def score(x):
-            return "" if x is None else f"{self.metric} {x:.4f}"
-
-        secs = "" if self.seconds is None else f"{self.seconds:.0f} s"
-        return [self.name, self.status, self.task, self.method, score(self.value),
-                score(self.test_value),
-                "" if self.baseline_gap is None else f"{self.baseline_gap * 100:+.1f} points",
-                secs, f"{self.size_bytes / 1e6:,.1f} MB", self.created,
-                self.id]
-
 
 class Workspace:
     """One user's area: uploads and runs."""

@@ -28,12 +28,35 @@ if not CHROMIUM:
                 allow_module_level=True)
 
 
+HOMES: dict[str, object] = {}  # app url -> its studio home
+
+
 @pytest.fixture(scope="module")
 def app_url(tmp_path_factory):
     home = tmp_path_factory.mktemp("browser") / "home"
     proc, url = start_app(home)
+    HOMES[url] = home
     yield url
     stop_app(proc)
+
+
+def finished_run_on_disk(home, name: str) -> None:
+    """A completed run as the worker leaves it (config, name, results), for views of the runs
+    list that must not wait for a training."""
+    from finetuner.config import RunConfig
+    from finetuner.results import write_results
+    from finetuner.runs import create_run
+    from finetuner.studio import LOCAL_USER, user_key
+
+    runs = home / "users" / user_key(LOCAL_USER) / "runs"
+    run = create_run(runs, RunConfig.from_dict({"data": {"train_file": "reviews.csv"},
+                                                "method": {"method": "lora"}}))
+    (run.root / "name.txt").write_text(name)
+    write_results(run.results, {
+        "status": "completed", "task": "classification", "metric": "macro_f1",
+        "validation": {"macro_f1": 0.8712}, "test": {"macro_f1": 0.8544},
+        "timing": {"train_seconds": 1234.0},
+        "baselines": {"tfidf_logreg": {"validation": {"macro_f1": 0.79}}}})
 
 
 @pytest.fixture
@@ -96,6 +119,16 @@ def test_upload_train_judge_try_and_download(app_url, page, tmp_path):
     expect(page.get_by_text("See the Results tab")).to_be_visible(timeout=180_000)
     expect(page.locator(".ft-progress")).to_contain_text("Finished")
     shot(page, tmp_path, "05-trained")
+    # a changed setting: "Run completed" was about that run and goes; the plan beside Start
+    # says what the next one does, the ONNX tick included
+    page.get_by_role("tab", name="2 · Model & method").click()
+    page.get_by_label("Epochs").fill("5")
+    page.get_by_label("Epochs").press("Tab")
+    page.get_by_role("tab", name="3 · Train").click()
+    expect(page.get_by_text("See the Results tab")).to_have_count(0)
+    expect(page.locator("#train-plan")).to_contain_text("5 epoch(s)")
+    expect(page.locator("#train-plan")).to_contain_text("ONNX export after training")
+    shot(page, tmp_path, "05b-next-plan")
 
     # 4 Results: metrics and the verdict banner
     page.get_by_role("tab", name="4 · Results").click()
@@ -152,6 +185,12 @@ def test_reload_reattaches_and_stop_twice(app_url, page, tmp_path):
     expect(page.get_by_text("Re-attached to the running training")).to_be_visible()
     expect(page.locator(".ft-progress")).to_contain_text("step", timeout=30_000)
     shot(page, tmp_path, "08-reattached")
+    # the Data tab comes back with the run: its file, checked again, and its report
+    page.get_by_role("tab", name="1 · Data").click()
+    expect(page.get_by_text("The data is ready to train on.")).to_be_visible(timeout=60_000)
+    shot(page, tmp_path, "08b-data-restored")
+    expect(page.get_by_text("Rows: train 128, validation 16, test 16")).to_be_visible()
+    page.get_by_role("tab", name="3 · Train").click()
     stop = page.get_by_role("button", name="Stop training")
     stop.click()
     stop.click()  # pressed twice: the second press only says it is already stopping, or,
@@ -193,6 +232,16 @@ def test_other_tasks_upload_train_and_try(app_url, page, tmp_path, task, title, 
     expect(page.locator("[data-metric='f1']")).to_be_visible()
     expect(page.locator(".ft-verdict")).to_be_visible()
     shot(page, tmp_path, f"{task}-2-results")
+    # trained without ONNX: the page offers the export, no command line
+    export = page.get_by_role("button", name="Export to ONNX (fp32 and int8)")
+    expect(export).to_be_visible()
+    if task == "ner":  # once: the export runs in its own process and its check lands here
+        export.click()
+        expect(page.locator(".ft-onnx")).to_contain_text("being exported")
+        expect(page.locator(".ft-onnx")).to_contain_text("ONNX Runtime fp32", timeout=180_000)
+        expect(export).to_be_hidden()
+        expect(page.locator(".ft-onnx")).not_to_contain_text("python -m")
+        shot(page, tmp_path, f"{task}-2b-exported")
     page.get_by_role("tab", name="5 · Try it").click()
     for label, value in fields.items():
         page.get_by_label(label, exact=True).fill(value)
@@ -373,4 +422,25 @@ def test_preview_table_shows_its_columns_with_whole_header_words(app_url, page, 
             assert h["right"] <= geo["pageWidth"] or i >= key, h
         # a long cell is clipped to a few lines rather than growing (or widening) the table
         assert geo["cells"] and max(geo["cells"]) <= 3.5, geo["cells"]
+    # Your runs: name, status, task, method and both scores in view; the rest (time, disk,
+    # created, id) in view or on the table's own scroll; no header split inside a word
+    finished_run_on_disk(HOMES[app_url], "customer reviews, LoRA rank 16, second try")
+    page.get_by_role("tab", name="Your runs").click()
+    expect(page.get_by_text("customer reviews, LoRA rank 16, second try").last).to_be_visible()
+    block = page.locator(".block", has=page.get_by_text("Your runs", exact=True)).filter(
+        has=page.locator(".virtual-table-viewport")).first
+    expect(block.locator("th.header-cell span.header").first).to_have_text("name")
+    page.wait_for_timeout(500)
+    shot(page, tmp_path, f"runs-{width}")
+    geo = block.evaluate(HEADER_GEOMETRY)
+    assert geo["pageScrollWidth"] <= geo["pageWidth"], "the page itself scrolls sideways"
+    for i, h in enumerate(geo["heads"]):
+        assert not h["broken"], f"header {h['text']!r} is broken inside {h['broken']}"
+        if i < 6:
+            assert geo["boxLeft"] - 1 <= h["left"] and h["right"] <= geo["boxRight"] + 1, \
+                (h, geo)
+        else:
+            assert h["right"] <= geo["boxRight"] + 1 or (
+                geo["overflowX"] in ("auto", "scroll")
+                and h["right"] - geo["boxLeft"] <= geo["scrollWidth"] + 1), (h, geo)
     print(f"\nscreenshots: {tmp_path}")

@@ -301,13 +301,19 @@ def test_what_is_kept_never_depends_on_the_test_split():
     """A report that is fine on validation and bad on test keeps int8; the reverse not."""
     from finetuner import onnxexport
 
-    report = {"splits": {"validation": {"onnx-int8": {"difference_points": -0.2}},
+    report = {"splits": {"validation": {"onnx-int8": {"difference_points": -0.2,
+                                                       "agreement": 0.97}},
                          "test": {"onnx-int8": {"difference_points": -9.0}}}}
     assert onnxexport._kept(report, "onnx-int8")[0]
     report["splits"]["validation"]["onnx-int8"]["difference_points"] = -0.8
     report["splits"]["test"]["onnx-int8"]["difference_points"] = 0.0
     assert not onnxexport._kept(report, "onnx-int8")[0]
     assert not onnxexport._kept({"splits": {"test": {"onnx": {}}}}, "onnx")[0]  # no validation
+    # a weak model's score barely moves while a quarter of its answers change: not kept
+    weak = {"splits": {"validation": {"onnx-int8": {"difference_points": -0.1,
+                                                     "agreement": 0.75}}}}
+    assert onnxexport._kept(weak, "onnx-int8") == (
+        False, "agrees with PyTorch on only 75.0% of validation")
 
 
 def test_a_stop_during_the_export_leaves_no_half_made_files(trained, tmp_path):

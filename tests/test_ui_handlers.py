@@ -100,11 +100,19 @@ def test_costs_and_advice(handlers):
     # beside Start: what it would train now
     plan = text(out["train_plan"])
     assert "Start trains: " in plan and "320 training, 40 validation rows" in plan
-    assert "all-MiniLM-L6-v2" in plan and "3 epoch(s), about" in plan
+    assert "all-MiniLM-L6-v2" in plan and "3 epoch(s), learning rate 0.0001, about" in plan
     now = handlers.costs("alice", form(data_state=data["data_state"], epochs=4,
                                        model_state=model["model_state"]))
     assert "Your settings match it." in text(now["advice"]) and "4 epoch(s)" in text(
         now["train_plan"])
+    # settings that outlive a run (after a comparison, a new upload) are said, not carried
+    # silently
+    kept = text(handlers.costs("alice", form(
+        data_state=data["data_state"], model_state=model["model_state"], method="head",
+        onnx=True, max_steps=8, lr=0.02))["train_plan"])
+    assert "Head only (frozen encoder), 3 epoch(s), learning rate 0.02" in kept, kept
+    assert "Also set: at most 8 steps; ONNX export after training." in kept, kept
+    assert "Also set" not in plan
     locked = handlers.costs("alice", form(data_state=None, model_state=model["model_state"]))
     assert "Start is locked: upload a training file" in text(locked["train_plan"])
 
@@ -200,6 +208,9 @@ def test_train_results_try_and_delete(handlers, tiny_model, tmp_path):
 
     runs = handlers.runs_view(user, {})
     assert runs["runs_table"]["name"].tolist() == ["first try"]
+    # plain words: "macro-F1 0.9", a time a person reads, never a code name
+    assert runs["runs_table"]["best validation score"][0].startswith("Macro-F1 0."), runs
+    assert re.fullmatch(r"\d+ s|\d+ min( \d+ s)?", runs["runs_table"]["train time"][0])
     assert "not running" in text(handlers.stop(user, {"current_run": run_id})["train_msg"])
     kept = handlers.delete_run(user, {"run_pick": run_id, "confirm_delete": False})
     assert "to confirm" in text(kept["runs_msg"])

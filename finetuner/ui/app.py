@@ -206,7 +206,9 @@ def _wire(w: Wiring, demo: gr.Blocks) -> None:
     _wire_runs_and_admin(w)
     dep = w.bind(demo.load, "attach", FORM,
                  [*RUNS_OUT, "current_run", "seen", "train_msg", "model_state", "tabs",
-                  "admin_tab", "group_pick"], "train_msg", api_name="attach")
+                  "admin_tab", "group_pick", "train_file", "val_file", "test_file", "task",
+                  "max_length", "text_col", "pair_col", "label_col"], "train_msg",
+                 api_name="attach")
     w.bind(dep.then, "costs", COST_IN, COST_OUT, "method_info", api_name=False)
 
 
@@ -223,7 +225,7 @@ def _wire_data_and_model(w: Wiring) -> None:
         dep = dep.then(unlock, C["data_state"], [C["train_btn"], C["compare_btn"],
                                                  C["tune_btn"]], api_name=False)
         dep = bind(dep.then, "costs", cost_in, cost_out, "method_info", api_name=False)
-        bind(dep.then, "preview_config", form, ["cli"], "cli", api_name=False)
+        bind(dep.then, "preview_config", form, ["cli", "train_msg"], "cli", api_name=False)
 
     column_pickers = ["text_col", "pair_col", "label_col"]
     after_data(bind(C["task"].input, "task_changed", form,
@@ -245,7 +247,8 @@ def _wire_data_and_model(w: Wiring) -> None:
                    ["model_path", "model_zip", "model_own", "model_state"], "model_msg",
                    api_name=f"model_{name}")
         bind(dep.then, "costs", cost_in, cost_out, "method_info", api_name=False)
-    for name in ("method", "epochs", "lora_r"):
+    for name in ("method", "epochs", "lora_r", "lr", "max_steps", "batch_size", "onnx",
+                 "adapter_only", "report_to"):  # what the plan beside Start says
         bind(C[name].change, "costs", cost_in, cost_out, "method_info",
              api_name=f"costs_{name}")
     bind(C["method"].change, "method_defaults", [*form, "model_state"], ["lr"], "method_info",
@@ -255,7 +258,9 @@ def _wire_data_and_model(w: Wiring) -> None:
     for name in form:
         event = getattr(C[name], "input", None) or C[name].change
         if name not in ("train_file", "task", "model_zip"):
-            bind(event, "preview_config", form, ["cli"], "cli",
+            # a changed setting also clears the last run's "Run completed": it was about
+            # that run, and the plan beside Start now says what the next one does
+            bind(event, "preview_config", form, ["cli", "train_msg"], "cli",
                  api_name=False, show_progress="hidden")
 
 

@@ -203,7 +203,8 @@ def onnx_html(results: dict) -> str:
             f"<th>{esc(words.metric_title(metric))} difference, points</th><th>one text</th>"
             "<th>texts/s in batches</th></tr>")
     text = (f"The model is also exported to ONNX ({esc(info.get('exporter', ''))}). int8 is kept "
-            f"only when it loses at most {info.get('max_drop_points')} points on validation; "
+            f"only when it loses at most {info.get('max_drop_points')} points on validation and "
+            f"gives PyTorch's answer on at least {info.get('min_agreement', 0.9):.0%} of it; "
             f"the test column is reported, not used to choose. The try-it box uses "
             f"{esc(TITLES[info['preferred']])} and file predictions "
             f"{esc(TITLES[info.get('preferred_batch', 'torch')])}: the fastest kept runtimes "
@@ -371,4 +372,15 @@ def runs_frame(summaries: list) -> pd.DataFrame:
     cols = ["name", "status", "task", "method", "best validation score",
             "test score (not used for any choice)", "vs best baseline (validation)",
             "train time", "disk", "created", "id"]
-    return pd.DataFrame([s.row() for s in summaries], columns=cols)
+    from ..estimate import human_seconds
+
+    def row(s) -> list:
+        def score(x):
+            return "" if x is None else f"{words.metric_title(s.metric)} {x:.4f}"
+
+        gap = "" if s.baseline_gap is None else f"{s.baseline_gap * 100:+.1f} points"
+        return [s.name, s.status, s.task, s.method, score(s.value), score(s.test_value), gap,
+                "" if s.seconds is None else human_seconds(s.seconds),
+                f"{s.size_bytes / 1e6:,.1f} MB", s.created, s.id]
+
+    return pd.DataFrame([row(s) for s in summaries], columns=cols)

@@ -200,9 +200,13 @@ class DataTabs:
         method = METHOD_TITLES.get(form.get("method") or "full", form.get("method"))
         task = task_ui(form.get("task") or "classification").choice
         when = f", about {human_seconds(seconds)}" if seconds else ""
+        rate = _num(form.get("lr"), float, None)
+        rate = f", learning rate {rate:g}" if rate else ""
+        extras = _extras(form)
         return render.message(
             f"Start trains: {task} on {rows}; model {model.get('display') or 'chosen'}; "
-            f"{method}, {epochs:g} epoch(s){when} (early stopping may end it sooner).", "ok")
+            f"{method}, {epochs:g} epoch(s){rate}{when} (early stopping may end it sooner)."
+            + (f" Also set: {'; '.join(extras)}." if extras else ""), "ok")
 
     def costs(self, user: str, form: dict) -> dict:
         data, model = form.get("data_state"), form.get("model_state")
@@ -282,7 +286,7 @@ class DataTabs:
         try:
             config = self.config(user, form, model=model)
         except FinetunerError as exc:
-            return {"cli": f"# {exc.text}"}
+            return {"cli": f"# {exc.text}", "train_msg": ""}
         raw = config.to_dict()
         for key in ("train_file", "validation_file", "test_file"):
             if raw["data"][key]:
@@ -323,4 +327,23 @@ class DataTabs:
         text = (" ".join(shlex.quote(a) for a in args) + "\n\n# or: python -m finetuner train "
                 "--config run.yaml --output runs/my-run, with run.yaml:\n"
                 + yaml.safe_dump(raw, sort_keys=False))
-        return {"cli": text}
+        return {"cli": text, "train_msg": ""}
+
+
+def _extras(form: dict) -> list[str]:
+    """Settings that outlive one run and change what Start does (they stay set after a
+    comparison or a new upload): said beside Start, never carried silently."""
+    out = []
+    steps = _num(form.get("max_steps"), int, 0)
+    if steps and steps > 0:
+        out.append(f"at most {steps:,} steps")
+    batch = _num(form.get("batch_size"), int, 0)
+    if batch and batch > 0:
+        out.append(f"batch size {batch}")
+    if form.get("onnx"):
+        out.append("ONNX export after training")
+    if form.get("adapter_only") and (form.get("method") or "full") == "lora":
+        out.append("the LoRA adapter exported alone")
+    if form.get("report_to"):
+        out.append("reported to " + ", ".join(map(str, form["report_to"])))
+    return out

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import gradio as gr
 
 from ..checks import prepare_data
@@ -10,6 +12,7 @@ from ..results import read_results
 from ..runs import FINAL_STATUSES, read_events, read_json, tail
 from ..tasks import get_task
 from . import charts, render
+from .forms import _path
 
 
 class TrainTab:
@@ -78,6 +81,8 @@ class TrainTab:
         out["model_state"] = self.model_changed(user, form).get("model_state")
         out["admin_tab"] = gr.update(visible=self.studio.is_admin(user))
         out["group_pick"] = gr.update(choices=self._groups(ws, self.studio.groups))
+        if active and not _path(form.get("train_file")):
+            out.update(self._restore_data(user, active, form))
         group = self._group_to_show(ws, active)
         if group:  # a comparison or search is running: its view, not one member's curves
             out["group_pick"] = gr.update(choices=self._groups(ws, self.studio.groups),
@@ -87,6 +92,27 @@ class TrainTab:
             out["train_msg"] = render.message(
                 f"Re-attached to the running training '{ws.name_of(active)}'.", "info")
             out["tabs"] = gr.update(selected="train")
+        return out
+
+    def _restore_data(self, user: str, run, form: dict) -> dict:
+        """A page reloaded during a training gets that run's Data tab back: the run's copies
+        of its files (shared with this user only) and its task; the files' change events
+        then check them again, as after an upload."""
+        data = (read_json(run.config) or {}).get("data") or {}
+        out = {}
+        for key, field in (("train_file", "train_file"), ("validation_file", "val_file"),
+                           ("test_file", "test_file")):
+            path = data.get(key)
+            if path and Path(path).is_file() and Path(path).parent == run.root / "data":
+                # the copy is named "train-<upload name>": offered under the upload's name
+                name = Path(path).name.split("-", 1)[-1]
+                out[field] = self._share(user, path, run.id, name)
+        if "train_file" not in out:
+            return {}
+        task = (read_json(run.config) or {}).get("task") or "classification"
+        if task != (form.get("task") or "classification"):
+            out.update(self.task_changed(user, {**form, "task": task, "train_file": None}))
+            out["task"] = task
         return out
 
     def _group_to_show(self, ws, active) -> str | None:
