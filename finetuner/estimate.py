@@ -78,7 +78,7 @@ def method_params(model_path: str, task_auto: str, peft_task: str, heads: tuple[
 # hidden-size dense layer (BERT's and DeBERTa's pooler, RoBERTa's head) and the output
 # layer. Others (DistilBERT, ELECTRA, ModernBERT, ...) are counted on meta-device skeletons.
 FAMILIES = {"bert": "bert", "roberta": "roberta", "xlm-roberta": "roberta",
-            "deberta-v2": "deberta"}
+            "deberta-v2": "deberta", "mpnet": "mpnet"}
 LORA_TARGETS = {"deberta-v2": 2}  # query and value projections per layer (peft's default)
 PRETRAINING_HEADS = ("cls.", "lm_head.", "generator", "discriminator_predictions",
                      "mask_predictions", "lm_predictions", "pooler.")

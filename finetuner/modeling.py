@@ -23,6 +23,9 @@ EMBEDDED_TITLE = "all-MiniLM-L6-v2 (embedded, 22.7M parameters)"
 EMBEDDED_HUB_ID = "sentence-transformers/all-MiniLM-L6-v2"  # the portable name of the default
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
 HUB_TIMEOUT_S = 3.0
+# LoRA's targets where peft has no default: the attention's query and value projections, as
+# peft does for BERT (MPNet names them q, k, v, o)
+LORA_TARGETS = {"mpnet": ["q", "v"]}
 REFUSED = ("That model folder is not available on this server.",
            "Choose one of your own models, upload a model zip, or ask the administrator to "
            "list the folder in FINETUNER_MODEL_DIRS.")
@@ -80,6 +83,13 @@ def resolve_model(name_or_path: str, unpack_dir: str | Path | None = None,
     name = (name_or_path or "default").strip()
     if is_embedded(name):
         return ModelSource("embedded", embedded_model_path(), EMBEDDED_TITLE, EMBEDDED_HUB_ID)
+    from . import packaged
+
+    if name.lower() in packaged.MPNET_NAMES and (
+            packaged.mpnet_installed() or name.lower() != packaged.MPNET_HUB_ID):
+        # the base-size model from its packages (offline), joined and verified once
+        return ModelSource("embedded", packaged.mpnet_path(), packaged.MPNET_TITLE,
+                           packaged.MPNET_HUB_ID)
     if policy.confined:
         # on a shared server nothing about the file system answers a name that is not
         # inside an allowed folder: not whether it exists, nor what it is
@@ -128,11 +138,18 @@ def local_source(path: Path, display: str, portable: str | None = None) -> Model
                        portable or Path(display).name or "local-model")
 
 
+def embedded_name(source: ModelSource) -> str:
+    """How a packaged model is named in a config and on the command line."""
+    from . import packaged
+
+    return packaged.MPNET if source.portable == packaged.MPNET_HUB_ID else "default"
+
+
 def model_config(source: ModelSource) -> dict:
     """The `model` section of a RunConfig for a checked source: the path the worker loads,
     and for a server folder the label users see instead of that path."""
-    if source.kind == "embedded":
-        return {"name_or_path": "default"}
+    if source.kind == "embedded":  # by name: each process finds its own packaged copy
+        return {"name_or_path": embedded_name(source)}
     if source.kind == "hub":
         return {"name_or_path": source.portable}
     return {"name_or_path": source.path, "label": source.display}
@@ -380,6 +397,8 @@ def _apply_lora(model, spec, method, task_type: str):
     from peft.utils.constants import TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING as MAP
 
     targets = method.lora_target_modules
+    if not targets and model.config.model_type in LORA_TARGETS:
+        targets = LORA_TARGETS[model.config.model_type]
     if not targets and model.config.model_type not in MAP:
         targets = "all-linear"
     heads = [h for h in spec.head_modules

@@ -1,5 +1,5 @@
 """Every common encoder: tiny random BERT, RoBERTa, DistilBERT, DeBERTa-v2, ELECTRA,
-XLM-RoBERTa and ModernBERT models, each with a tokenizer trained here with `tokenizers`
+XLM-RoBERTa, ModernBERT and MPNet models, each with a tokenizer trained here with `tokenizers`
 (WordPiece, byte-level BPE or Unigram, wrapped in the family's own tokenizer class; nothing is
 downloaded), times classification / NER / QA, times full / LoRA (merged and adapter-only) /
 head-only. Each case trains two steps in this process with `training.train` (what the worker
@@ -20,14 +20,14 @@ from conftest import card_logits, card_recipe, sentiment_rows, write_csv, write_
 pytest.importorskip("peft")
 
 FAMILIES = ("bert", "roberta", "distilbert", "deberta-v2", "electra", "xlm-roberta",
-            "modernbert")
+            "modernbert", "mpnet")
 TASKS = ("classification", "ner", "qa", "multi-label", "regression")
 METHODS = ("full", "lora", "lora-adapter", "head")  # see _cases() for the matrix
 # the class AutoTokenizer gives back for the saved tokenizer of each family
 TOKENIZER_CLASS = {"bert": "BertTokenizer", "roberta": "RobertaTokenizer",
                    "distilbert": "DistilBertTokenizer", "deberta-v2": "DebertaV2Tokenizer",
                    "electra": "BertTokenizer", "xlm-roberta": "XLMRobertaTokenizer",
-                   "modernbert": "TokenizersBackend"}
+                   "modernbert": "TokenizersBackend", "mpnet": "MPNetTokenizer"}
 BYTE_LEVEL = ("roberta", "modernbert")
 TIE = 1e-5  # top-two probabilities this close: either answer is right
 # Predictor (texts batched and padded together) against one text at a time: float32 noise of
@@ -144,15 +144,14 @@ def data_files(tmp_path_factory) -> dict[str, Path]:
 # ---------------------------------------------------------------------------- tokenizers
 
 
-def _wordpiece(cls):
+def _wordpiece(cls, specials=("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")):
     from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, trainers
 
     tok = Tokenizer(models.WordPiece(unk_token="[UNK]"))
     tok.normalizer = normalizers.BertNormalizer(lowercase=True)
     tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
     tok.train_from_iterator(corpus(), trainers.WordPieceTrainer(
-        vocab_size=500, show_progress=False,
-        special_tokens=["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]))
+        vocab_size=500, show_progress=False, special_tokens=list(specials)))
     return cls(vocab=tok.get_vocab())
 
 
@@ -185,6 +184,9 @@ def family_tokenizer(family: str):
         return _wordpiece(T.BertTokenizer if family == "bert" else T.ElectraTokenizerFast)
     if family == "distilbert":
         return _wordpiece(T.DistilBertTokenizer)
+    if family == "mpnet":  # all-mpnet-base-v2's: WordPiece with RoBERTa-style specials
+        return _wordpiece(T.MPNetTokenizer,
+                          specials=["<s>", "<pad>", "</s>", "[UNK]", "<mask>"])
     if family == "roberta":
         _, vocab, merges = _byte_bpe(["<s>", "<pad>", "</s>", "<unk>", "<mask>"])
         return T.RobertaTokenizer(vocab=vocab, merges=merges)
@@ -225,6 +227,8 @@ def family_model(family: str, tok):
         return T.XLMRobertaModel(T.XLMRobertaConfig(**common, **ids))
     if family == "electra":
         return T.ElectraModel(T.ElectraConfig(**common, embedding_size=16))
+    if family == "mpnet":  # relative position buckets, no token types
+        return T.MPNetModel(T.MPNetConfig(**common, **ids))
     if family == "distilbert":
         return T.DistilBertModel(T.DistilBertConfig(
             vocab_size=len(tok), dim=32, n_layers=2, n_heads=2, hidden_dim=64,
@@ -459,7 +463,9 @@ def _mean_cases() -> list[tuple[str, str, str]]:
     BERT body, and one task each on RoBERTa and DistilBERT (other names, no token types)."""
     out = [("bert+mean", t, m) for t in SENTENCE_TASKS for m in METHODS]
     return out + [("roberta+mean", "classification", "lora-adapter"),
-                  ("distilbert+mean", "multi-label", "full")]
+                  ("distilbert+mean", "multi-label", "full"),
+                  ("mpnet+mean", "classification", "lora"),  # all-mpnet-base-v2's shape
+                  ("mpnet+mean", "regression", "head")]
 
 
 @pytest.mark.parametrize(("family", "task", "method"), _cases() + _mean_cases())

@@ -53,8 +53,8 @@ class Handlers(DataTabs, TrainTab, ResultsTabs, GroupsTab):
         """The model the form names, checked; on a shared server a typed folder must lie
         inside FINETUNER_MODEL_DIRS, and a user's own models are picked from their list."""
         choice = form.get("model_choice") or "default"
-        if choice == "default":
-            return resolve_model("default")
+        if choice in ("default", "mpnet"):  # the packaged models
+            return resolve_model("all-mpnet-base-v2" if choice == "mpnet" else "default")
         ws = self.studio.workspace(user)
         if choice == "zip":
             archive = self._file(user, form, "model_zip")

@@ -9,7 +9,7 @@ import gradio as gr
 
 from ..config import DEFAULT_LEARNING_RATE, PRECISIONS, RunConfig
 from . import charts, render
-from .forms import EXAMPLES, METHOD_CHOICES, MODEL_CHOICES, NONE
+from .forms import EXAMPLES, METHOD_CHOICES, NONE, model_choices
 from .tasks import TASK_CHOICES, TASK_INFO
 
 DATA_TYPES = [".csv", ".tsv", ".tab", ".txt", ".json", ".jsonl", ".ndjson", ".parquet",
@@ -52,7 +52,7 @@ D = RunConfig()  # the widgets start at the config's own defaults
 
 
 def model_tab(add) -> None:
-    add("model_choice", gr.Radio(MODEL_CHOICES, value="default", label="Model"))
+    add("model_choice", gr.Radio(model_choices(), value="default", label="Model"))
     add("model_path", gr.Textbox(label="Model folder or hub id", visible=False,
                                  placeholder="/models/my-bert  or  bert-base-uncased"))
     add("model_zip", gr.File(label="Model zip", file_types=[".zip"], visible=False))

@@ -14,7 +14,7 @@ from ..checks import prepare_data
 from ..config import RunConfig, default_learning_rate
 from ..errors import FinetunerError
 from ..estimate import human_seconds, method_costs, recommend
-from ..modeling import resolve_model
+from ..modeling import embedded_name, resolve_model
 from ..tables import read_table
 from ..tasks import get_task
 from . import render
@@ -292,8 +292,8 @@ class DataTabs:
             if raw["data"][key]:
                 raw["data"][key] = Path(raw["data"][key]).name
         # never a server path: the folder by its own name, as the user would have it
-        shown = ("default" if model.kind == "embedded" else model.display if model.kind == "hub"
-                 else "path/to/" + model.portable)
+        shown = (embedded_name(model) if model.kind == "embedded" else model.display
+                 if model.kind == "hub" else "path/to/" + model.portable)
         raw["model"] = {"name_or_path": shown}
         args = ["python", "-m", "finetuner", "train", "--data", raw["data"]["train_file"]]
         flags = [("--validation", raw["data"]["validation_file"]),
@@ -301,7 +301,7 @@ class DataTabs:
                  ("--text-column", raw["data"]["text_column"]),
                  ("--text-pair-column", raw["data"]["text_pair_column"]),
                  ("--label-column", raw["data"]["label_column"]),
-                 ("--model", None if model.kind == "embedded" else shown),
+                 ("--model", None if shown == "default" else shown),
                  ("--method", raw["method"]["method"]),
                  ("--epochs", f"{raw['training']['epochs']:g}"),
                  ("--lr", raw["training"]["learning_rate"]),
