@@ -1,4 +1,4 @@
-"""Command line: train, predict, export, check, compare, search.
+"""Command line: train, predict, export, check, compare, search, learning-curve.
 
     python -m finetuner train --data examples/sentiment.csv --method lora --epochs 3 --output runs/s
     python -m finetuner predict --run runs/s --text "What a film!"
@@ -8,6 +8,7 @@
     python -m finetuner check --data examples/sentiment.csv
     python -m finetuner compare --data examples/sentiment.csv --output runs/cmp
     python -m finetuner search --data examples/sentiment.csv --trials 10 --output runs/search
+    python -m finetuner learning-curve --data examples/sentiment.csv --output runs/curve
 
 Every setting of the config has a flag; `--config FILE.yaml` loads a whole config (flags given
 on the command line override it). Errors print one sentence and exit with status 2.
@@ -38,6 +39,8 @@ FLAGS = {
     "--text-pair-column": ("data", "text_pair_column", str, "second text column (pairs)"),
     "--label-column": ("data", "label_column", str, "label column (detected when omitted)"),
     "--validation-split": ("data", "validation_split", float, "held-out share (default 0.1)"),
+    "--train-fraction": ("data", "train_fraction", float,
+                         "train on this share of the training split (default 1)"),
     "--test-split": ("data", "test_split", float, "held-out share (default 0.1)"),
     "--max-length": ("data", "max_length", int, "max tokens per example (default 128; 384 for qa)"),
     "--doc-stride": ("data", "doc_stride", int, "QA: token overlap of context windows"),
@@ -86,13 +89,14 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     helps = {"train": "train a model", "check": "check data only",
              "compare": "train head-only, LoRA and full (or one setting's values) side by side",
-             "search": "search hyperparameters on the validation split (Optuna)"}
-    for name in ("train", "check", "compare", "search"):
+             "search": "search hyperparameters on the validation split (Optuna)",
+             "learning-curve": "train on 25/50/100% of the data: what would more data buy?"}
+    for name in ("train", "check", "compare", "search", "learning-curve"):
         p = sub.add_parser(name, help=helps[name])
         p.add_argument("--config", help="YAML or JSON config file")
         for flag, (_, _, typ, text) in FLAGS.items():
             p.add_argument(flag, type=typ, help=text, default=None)
-        if name in ("compare", "search"):
+        if name in ("compare", "search", "learning-curve"):
             from .cli_groups import add_group_args
 
             add_group_args(p, name)
@@ -407,12 +411,13 @@ def _stop_on_signals() -> None:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     _stop_on_signals()
-    from .cli_groups import cmd_compare, cmd_search
+    from .cli_groups import cmd_compare, cmd_learning_curve, cmd_search
     from .doctor import cmd_doctor
 
     commands = {"train": cmd_train, "check": cmd_check, "predict": cmd_predict,
                 "export": cmd_export, "push": cmd_push, "compare": cmd_compare,
-                "search": cmd_search, "doctor": cmd_doctor}
+                "search": cmd_search, "learning-curve": cmd_learning_curve,
+                "doctor": cmd_doctor}
     try:
         return commands[args.command](args)
     except FinetunerError as exc:

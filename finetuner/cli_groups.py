@@ -1,5 +1,6 @@
-"""The command line's groups of runs: `compare` (members side by side on identical splits)
-and `search` (Optuna on the validation split; the same --output resumes or extends it)."""
+"""The command line's groups of runs: `compare` (members side by side on identical splits),
+`search` (Optuna on the validation split; the same --output resumes or extends it) and
+`learning-curve` (one configuration on nested shares of its training data)."""
 
 from __future__ import annotations
 
@@ -18,6 +19,9 @@ def add_group_args(p, name: str) -> None:
                        "lora_r=4,8,16 (crossed with --methods)")
         p.add_argument("--budget-minutes", type=float, help="winner: at most this training time")
         p.add_argument("--budget-memory-mb", type=float, help="winner: at most this peak memory")
+    elif name == "learning-curve":
+        p.add_argument("--fractions", default="0.25,0.5,1",
+                       help="shares of the training split, nested (default 0.25,0.5,1)")
     else:
         p.add_argument("--trials", type=int, default=10,
                        help="trials in all (a resumed search adds the missing ones)")
@@ -62,6 +66,33 @@ def cmd_compare(args) -> int:
     print("\n" + table(summary), flush=True)
     print(f"\nWrote {out / 'comparison.json'}")
     return 0 if summary["winner"] else 1
+
+
+def cmd_learning_curve(args) -> int:
+    from . import learning_curve
+    from .compare import run_group
+    from .follow import local_launcher
+    from .tasks import get_task
+
+    fractions = learning_curve.parse_fractions(args.fractions)
+    base = _base(args)
+    out = Path(args.output)
+    try:
+        summary = run_group(out, base, local_launcher(out), planned=learning_curve.members(
+            base, fractions))
+    except KeyboardInterrupt:
+        return _interrupted("learning curve")
+    curve = learning_curve.analyse(summary["members"], get_task(base.task).metric_title)
+    lines = ["| training examples | validation score | noise (±) | member |", "|---|---|---|---|"]
+    lines += [f"| {p['n']:,} | {p['score']:.4f} | {p['band']:.3f} | {p['name']} |"
+              for p in curve["points"]]
+    if curve["predicted"]:
+        pred = curve["predicted"]
+        lines.append(f"| {pred['n']:,} (predicted) | {pred['score']:.4f} | | fit |")
+    print("\n" + "\n".join(lines) + "\n\n" + curve["sentence"], flush=True)
+    (out / "learning_curve.json").write_text(json.dumps(curve, indent=2, default=str))
+    print(f"\nWrote {out / 'learning_curve.json'}")
+    return 0 if curve["fit"] else 1
 
 
 def cmd_search(args) -> int:

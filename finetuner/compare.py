@@ -27,7 +27,7 @@ METHOD_NAMES = {"head": "head-only", "lora": "LoRA", "full": "full fine-tuning"}
 VARIABLE = {"learning_rate": "training", "lr": "training", "epochs": "training",
             "batch_size": "training", "weight_decay": "training", "warmup_ratio": "training",
             "dropout": "training", "lora_r": "method", "lora_alpha": "method",
-            "max_length": "data"}
+            "max_length": "data", "train_fraction": "data"}
 
 
 ENDED = FINAL_STATUSES  # a member that will not move any more
@@ -42,7 +42,7 @@ def parse_vary(text: str | None) -> tuple[str, list] | None:
         raise FinetunerError(f"Cannot vary '{text}'.", "Write NAME=V1,V2 with NAME one of "
                              f"{', '.join(sorted(set(VARIABLE) - {'lr'}))}.", code="bad_setting")
     cast = float if name in ("learning_rate", "epochs", "weight_decay", "warmup_ratio",
-                             "dropout") else int
+                             "dropout", "train_fraction") else int
     try:
         return name, [cast(v) for v in values.split(",") if v.strip()]
     except ValueError:
@@ -258,15 +258,16 @@ def table(summary: dict) -> str:
 
 
 def run_group(folder: Path, base: RunConfig, launcher, methods=None, vary=None,
-              max_minutes=None, max_memory_mb=None, log=print) -> dict:
+              max_minutes=None, max_memory_mb=None, log=print, planned=None) -> dict:
     """Queue every member (one after another with the CLI's launcher), wait for all, and
-    write comparison.json in `folder`."""
+    write comparison.json in `folder`. `planned`: the (name, config) members, when not
+    methods crossed with `vary` (a learning curve's)."""
     from .follow import follow
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     runs = []
-    for name, config in members(base, methods, vary):
+    for name, config in planned or members(base, methods, vary):
         rate = config.training.learning_rate
         log(f"member {name}: {METHOD_NAMES[config.method.method]}, "
             + (f"learning rate {rate:g}" if rate else "its default learning rate"))

@@ -115,8 +115,15 @@ class DataConfig:
         "Multi-label: the character between labels in one cell (';', '|' or ','); detected "
         "when empty.", default=None,
     )
+    train_fraction: float = _help(
+        "Train on this share of the training split (after validation and test are held out), "
+        "a seeded subset that grows nested (the 25% rows are inside the 50%), each label cut "
+        "in proportion; what a learning curve varies. 1 trains on all of it.", default=1.0,
+    )
 
     def __post_init__(self) -> None:
+        _check(0.0 < self.train_fraction <= 1.0, f"train_fraction is {self.train_fraction}.",
+               "Use a share above 0 and at most 1.")
         for name in ("validation_split", "test_split"):
             value = getattr(self, name)
             _check(0.0 <= value < 0.5, f"{name} is {value}.", "Use a share between 0 and 0.5.")

@@ -94,6 +94,19 @@ class Groups:
             "budget": {"minutes": max_minutes, "memory_mb": max_memory_mb},
             "planned": [n for n, _ in planned], "members": {}})
 
+    def start_curve(self, ws, base: RunConfig, fractions=None, name: str = "") -> str:
+        """A learning curve: the configuration on nested shares of its training split."""
+        from . import learning_curve
+
+        fractions = list(fractions or learning_curve.FRACTIONS)
+        planned = learning_curve.members(base, fractions)
+        for _member, config in planned:
+            ws.admit(config)
+        label = name.strip()[:60] or "learning curve " + METHOD_NAMES.get(
+            base.method.method, base.method.method)
+        return self._create(ws, base, "curve", label, {
+            "fractions": fractions, "planned": [n for n, _ in planned], "members": {}})
+
     def start_search(self, ws, base: RunConfig, trials: int = 10, minutes: float | None = None,
                      pruner: str = "median", seed: int = 0, name: str = "") -> str:
         from .search import Search, _pruner
@@ -276,9 +289,8 @@ class Groups:
     def _compare(self, ws, folder: Path, meta: dict) -> None:
         launcher = self._launcher(ws, folder)
         base = RunConfig.from_dict(meta["base"])
-        vary = tuple(meta["vary"]) if meta.get("vary") else None
         done = dict(meta.get("members") or {})
-        for name, config in members(base, meta.get("methods"), vary):
+        for name, config in _planned(meta, base):
             if name not in done:
                 run = launcher.submit(config, name)
                 done[name] = run.id
@@ -309,7 +321,9 @@ class Groups:
             if self.closing:
                 raise GroupClosed
             time.sleep(POLL)
-        _update(folder, summary=self.compare_view(ws, folder)["summary"])
+        view = self.compare_view(ws, folder)
+        _update(folder, summary=view["summary"],
+                **({"curve": view["curve"]} if "curve" in view else {}))
 
     def _search(self, ws, folder: Path, meta: dict) -> None:
         from .search import Budget, Search
@@ -352,7 +366,16 @@ class Groups:
         waiting = [n for n in meta.get("planned") or [] if n not in (meta.get("members") or {})]
         summary = summarize(rows, budget.get("minutes"), budget.get("memory_mb"),
                             expected=len(rows) + len(waiting))
-        return {"meta": meta, "summary": summary, "waiting": waiting}
+        out = {"meta": meta, "summary": summary, "waiting": waiting}
+        if meta.get("kind") == "curve":  # no winner: what more data would buy
+            from . import learning_curve
+            from .tasks import get_task
+
+            title = get_task((meta.get("base") or {}).get("task") or "classification")
+            out["curve"] = learning_curve.analyse(rows, title.metric_title,
+                                                  expected=len(rows) + len(waiting))
+            summary["winner"], summary["sentence"] = None, out["curve"]["sentence"]
+        return out
 
     def search_view(self, ws, folder: Path) -> dict:
         from .search import Search
@@ -373,7 +396,8 @@ class Groups:
         meta = read_json(folder / "group.json") or {}
         if meta.get("kind") == "search":
             return {"kind": "search", "id": group_id, **self.search_view(ws, folder)}
-        return {"kind": "compare", "id": group_id, **self.compare_view(ws, folder)}
+        kind = "curve" if meta.get("kind") == "curve" else "compare"
+        return {"kind": kind, "id": group_id, **self.compare_view(ws, folder)}
 
     def side_by_side(self, ws, run_ids: list[str]) -> dict:
         """Finished runs of the same data put side by side (from Your runs): the same summary
@@ -398,6 +422,16 @@ class Groups:
                 "on the Model & method tab makes such a group).", code="different_data")
         return {"kind": "runs", "meta": {"name": "selected runs"}, "summary": summary,
                 "waiting": []}
+
+
+def _planned(meta: dict, base: RunConfig) -> list[tuple[str, RunConfig]]:
+    """A comparison's or a learning curve's members, from its group.json."""
+    if meta.get("kind") == "curve":
+        from . import learning_curve
+
+        return learning_curve.members(base, meta.get("fractions"))
+    vary = tuple(meta["vary"]) if meta.get("vary") else None
+    return members(base, meta.get("methods"), vary)
 
 
 def _copy_data(base: RunConfig, dest: Path) -> RunConfig:

@@ -35,7 +35,7 @@ from .finishing import finish
 from .runs import EventWriter, RunPaths, write_json
 from .tasks import get_task
 from .tasks.options import TaskOptions
-from .tasks.pipeline import split_digest
+from .tasks.pipeline import split_digest, subsample
 
 
 @dataclass
@@ -89,6 +89,20 @@ def prepare(ctx: Context) -> Prepared:
     tokenizer = modeling.load_tokenizer(source, split_words=spec.split_words)
     data = impl.prepare(cfg, count_tokens=modeling.token_counter(source))
     data.report.extra["split_digest"] = split_digest(data)  # runs on identical splits match
+    if cfg.data.train_fraction < 1.0:  # a learning curve's point: after the digest, so the
+        # points share their validation split (and their digest) with the full run
+        full = len(data.train)
+        data.train = subsample(data.train, cfg.data.train_fraction, cfg.training.seed)
+        data.report.rows["train"] = len(data.train)
+        data.report.extra.update(train_fraction=cfg.data.train_fraction, train_full=full)
+        if "train" in data.report.label_counts and all(
+                isinstance(e.get("label"), (str, list)) for e in data.train):
+            from collections import Counter
+
+            counts = Counter(n for e in data.train for n in (
+                [e["label"]] if isinstance(e["label"], str) else e["label"]))
+            data.report.label_counts["train"] = {n: counts.get(n, 0)
+                                                 for n in data.report.label_counts["train"]}
     if distributed.is_main():  # one writer of the run directory
         write_json(ctx.run.data_report, data.report.to_dict())
     events.emit("data", rows=data.report.rows, labels=data.labels,

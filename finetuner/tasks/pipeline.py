@@ -70,3 +70,24 @@ def split_digest(prepared) -> str:
         for example in getattr(prepared, name):
             h.update(json.dumps(example, sort_keys=True, default=str).encode())
     return h.hexdigest()[:16]
+
+
+def subsample(train: list[dict], fraction: float, seed: int) -> list[dict]:
+    """The first `fraction` of each label's examples in a seeded order that does not depend on
+    the fraction, so smaller subsets lie inside larger ones (a learning curve's points differ
+    only by the data added). Labels that are strings are cut in proportion (at least one
+    example each); other examples (entities, answers, numbers, label lists) as one group."""
+    import math
+    import random
+
+    if fraction >= 1.0:
+        return train
+    groups: dict = {}
+    for i, example in enumerate(train):
+        label = example.get("label")
+        groups.setdefault(label if isinstance(label, str) else None, []).append(i)
+    keep: list[int] = []
+    for members in groups.values():
+        order = sorted(members, key=lambda i: random.Random(f"{seed}:{i}").random())
+        keep += order[:max(1, math.ceil(fraction * len(order)))]
+    return [train[i] for i in sorted(keep)]

@@ -219,11 +219,12 @@ def _wire_data_and_model(w: Wiring) -> None:
                 "data_state"]
 
     def unlock(state):
-        return (gr.update(interactive=state is not None),) * 3
+        return (gr.update(interactive=state is not None),) * 4
 
     def after_data(dep):
         dep = dep.then(unlock, C["data_state"], [C["train_btn"], C["compare_btn"],
-                                                 C["tune_btn"]], api_name=False)
+                                                 C["tune_btn"], C["curve_btn"]],
+                       api_name=False)
         dep = bind(dep.then, "costs", cost_in, cost_out, "method_info", api_name=False)
         bind(dep.then, "preview_config", form, ["cli", "train_msg"], "cli", api_name=False)
 
@@ -317,6 +318,8 @@ def _wire_runs_and_admin(w: Wiring) -> None:
          started, "cmp_msg", concurrency_limit=1)
     bind(C["tune_btn"].click, "tune", [*FORM, "run_name", "tune_trials", "tune_minutes",
                                        "tune_pruner"], started, "cmp_msg",
+         concurrency_limit=1)
+    bind(C["curve_btn"].click, "curve", [*FORM, "run_name"], started, "cmp_msg",
          concurrency_limit=1)
     bind(C["group_pick"].input, "group_view", group_in, group_out, "group_msg")
     dep = bind(C["group_refresh"].click, "groups_list", [], ["group_pick"], "group_msg")

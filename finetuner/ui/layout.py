@@ -181,6 +181,11 @@ def _groups_form(add) -> None:
              ("Successive halving", "halving"), ("Never stop a trial early", "none")],
             value="median", label="Stop weak trials early"))
         add("tune_btn", gr.Button("Tune settings", interactive=False))
+    with gr.Row():
+        gr.Markdown("**What would more data buy?** Trains the settings above on 25%, 50% and "
+                    "all of your training split, plots the validation score against the number "
+                    "of examples and says what doubling your data would likely gain.")
+        add("curve_btn", gr.Button("Draw a learning curve", interactive=False))
     add("cmp_msg", gr.HTML())
 
 

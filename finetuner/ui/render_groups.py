@@ -29,9 +29,9 @@ def status_line(view: dict) -> str:
     status = meta.get("status")
     if view["kind"] == "runs":
         return ""
-    what = "Comparison" if view["kind"] == "compare" else "Search"
+    what = {"compare": "Comparison", "curve": "Learning curve"}.get(view["kind"], "Search")
     text = f"{what} '{meta.get('name', '')}': {GROUP_STATUS.get(status, status)}."
-    if view["kind"] == "compare":
+    if view["kind"] in ("compare", "curve"):
         members = view["summary"]["members"]
         done = sum(r["status"] in ("completed", "stopped", "failed", "interrupted")
                    for r in members)
@@ -77,6 +77,43 @@ def compare_html(view: dict) -> str:
     return "".join(parts)
 
 
+def curve_html(view: dict) -> str:
+    """What more data would buy, in one sentence, and how to read the plot."""
+    curve = view.get("curve") or {}
+    if not view["summary"]["members"]:
+        return "<p>The points are waiting in the queue.</p>"
+    parts = [f"<p class='ft-curve-sentence'><b>What more data would buy:</b> "
+             f"{esc(curve.get('sentence', ''))}</p>",
+             "<p style='color:#555'>Each point is the same settings trained on a share of the "
+             "training split (the smaller shares inside the larger ones) and scored on the "
+             "same validation split; the band is the noise of the validation size, the dashed "
+             "line a saturating fit carried one doubling further. The test split plays no "
+             "part.</p>"]
+    return "".join(parts)
+
+
+def curve_chart(view: dict) -> str:
+    """Best validation score against training examples, its noise band and the fit."""
+    from ..learning_curve import predict
+
+    curve = view.get("curve") or {}
+    points = curve.get("points") or []
+    rows = []
+    for p in points:
+        rows += [{"step": p["n"], "value": p["score"], "series": "validation score"},
+                 {"step": p["n"], "value": p["score"] + p["band"], "series": "noise band"},
+                 {"step": p["n"], "value": p["score"] - p["band"], "series": "noise band "}]
+    if curve.get("fit") and points:
+        lo, hi = points[0]["n"], curve["predicted"]["n"]
+        for i in range(9):
+            n = lo * (hi / lo) ** (i / 8)
+            rows.append({"step": n, "value": predict(curve["fit"], n),
+                         "series": "fit (one doubling ahead)"})
+    metric = (view["summary"]["members"] or [{}])[0].get("metric", "score")
+    return line_chart(pd.DataFrame(rows), f"Validation {words.metric_title(metric)} by "
+                      "training examples", x_label="training examples", legend_values=False)
+
+
 def compare_frame(view: dict) -> pd.DataFrame:
     s = view["summary"]
     rows = []
@@ -85,6 +122,8 @@ def compare_frame(view: dict) -> pd.DataFrame:
         rows.append({
             "member": name + (" (winner)" if r["name"] == s["winner"] else ""),
             "status": STATUS_TEXT.get(r["status"], r["status"] or ""),
+            **({"training examples": f"{(r.get('splits') or {}).get('train') or 0:,}"}
+               if view["kind"] == "curve" else {}),
             f"best validation {words.metric_title(r['metric'])}": _num(r["validation"]),
             "test (not used for the choice)": _num(r["test"]),
             "training time": "" if r["train_seconds"] is None else f"{r['train_seconds']:.0f} s",

@@ -27,7 +27,7 @@ class GroupsTab:
 
     @staticmethod
     def _groups(ws, groups) -> list[tuple[str, str]]:
-        kinds = {"compare": "comparison", "search": "search"}
+        kinds = {"compare": "comparison", "search": "search", "curve": "learning curve"}
         return [(f"{g['name']} · {kinds.get(g['kind'], g['kind'])} · "
                  f"{render_groups.GROUP_STATUS.get(g['status'], g['status'])} · {g['created']}",
                  g["id"]) for g in groups.list(ws)]
@@ -55,6 +55,14 @@ class GroupsTab:
             max_memory_mb=_positive(form.get("cmp_memory")), name=form.get("run_name") or "")
         return self._opened(user, group_id, "Comparison queued: each member is a run in your "
                             "queue, on identical splits. This view follows them live.")
+
+    def curve(self, user: str, form: dict) -> dict:
+        """A learning curve of the settings on the Model & method tab."""
+        ws, config = self.checked_config(user, form)
+        group_id = self.studio.groups.start_curve(ws, config, name=form.get("run_name") or "")
+        return self._opened(user, group_id, "Learning curve queued: the same settings on 25%, "
+                            "50% and all of the training split, one after another in your "
+                            "queue. This view follows them live.")
 
     def tune(self, user: str, form: dict) -> dict:
         ws, config = self.checked_config(user, form)
@@ -85,6 +93,9 @@ class GroupsTab:
         if view["kind"] == "search":
             table, chart = render_groups.search_frame(view), render_groups.search_chart(view)
             summary = render_groups.search_html(view)
+        elif view["kind"] == "curve":
+            table, chart = render_groups.compare_frame(view), render_groups.curve_chart(view)
+            summary = render_groups.curve_html(view)
         else:
             table, chart = render_groups.compare_frame(view), render_groups.compare_chart(view)
             summary = render_groups.compare_html(view)
