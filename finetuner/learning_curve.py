@@ -83,7 +83,8 @@ def analyse(rows: list[dict], metric_title: str, expected: int | None = None) ->
     gain = max(0.0, predicted - last["score"]) if fit else 0.0
     delta = last["score"] - before["score"]
     band = math.hypot(last["band"], before["band"])
-    flat = delta <= band and gain < last["band"]
+    # flat: the fit sees under a point to gain and the last step gained nothing beyond noise
+    flat = gain < 0.01 and delta <= band
     rows_text = f"{last['n_val']:,} validation rows" if last["n_val"] else "the validation split"
     title = metric_title
     if last["score"] >= 0.995:
@@ -102,6 +103,9 @@ def analyse(rows: list[dict], metric_title: str, expected: int | None = None) ->
                     f"(to about {min(predicted, 1.0):.3f}), from a saturating fit of "
                     f"{len(points)} points; the last step, from {before['n']:,} examples, "
                     f"gained {delta * 100:+.1f} points (noise ±{band * 100:.1f}).")
+        if delta <= band:
+            sentence += (f" With {rows_text}, a step that small is within the noise: read the "
+                         "estimate as a direction, not a promise, or validate on more rows.")
     out.update(fit=fit, predicted={"n": n2, "score": predicted, "gain": gain}, flat=flat,
                sentence=sentence)
     return out

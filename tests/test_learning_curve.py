@@ -60,6 +60,11 @@ def test_a_flat_curve_says_so_and_a_worse_point_is_noise():
                                       "validation accuracy moved -0.5 points, within the ±"), \
         out["sentence"]
     assert "of 200 validation rows" in out["sentence"]
+    # rising, but each step inside the noise of 200 validation rows: an estimate, said so
+    rough = learning_curve.analyse(rows([(200, 0.78), (400, 0.83), (800, 0.86)], n_val=200),
+                                   "macro-F1")
+    assert not rough["flat"] and "raise validation macro-F1 by about 2.9" in rough["sentence"]
+    assert "within the noise: read the estimate as a direction" in rough["sentence"]
     top = learning_curve.analyse(rows([(50, 0.99), (100, 1.0)]), "accuracy")
     assert "is already 1.000 with 100 training examples" in top["sentence"]
 

@@ -26,10 +26,74 @@ def _nice_ticks(low: float, high: float, count: int = 5) -> list[float]:
     step = min((m * mag for m in (1, 2, 2.5, 5, 10) if m * mag >= raw), default=raw)
     start = math.floor(low / step) * step
     ticks, value = [], start
-    while value <= high + step * 0.5 and len(ticks) < 12:
+    while len(ticks) < 12:  # up to the first tick at or past the highest value
         ticks.append(round(value, 10))
+        if value >= high - step * 1e-9:
+            break
         value += step
     return ticks
+
+
+def band_chart(points: list[tuple[float, float, float]], fit: list[tuple[float, float]],
+               title: str, x_label: str, y_label: str = "score", width: int = 560,
+               height: int = 260) -> str:
+    """Measured points (x, y, ± band) joined by a line inside a shaded band, and a dashed fit
+    line (a learning curve); an inline SVG like `line_chart`."""
+    if not points:
+        return line_chart(None, title)
+    left, right, top, bottom = 52, 12, 30, 34
+    xs = [p[0] for p in points] + [f[0] for f in fit]
+    ys = [p[1] + p[2] for p in points] + [p[1] - p[2] for p in points] + [f[1] for f in fit]
+    x_ticks = _nice_ticks(0.0, max(xs), 6)
+    y_ticks = _nice_ticks(max(0.0, min(ys)), min(1.0, max(ys)) if max(ys) <= 1 else max(ys), 5)
+    x0, x1, y0, y1 = x_ticks[0], x_ticks[-1], y_ticks[0], y_ticks[-1]
+
+    def px(x: float) -> float:
+        return left + (x - x0) / ((x1 - x0) or 1.0) * (width - left - right)
+
+    def py(y: float) -> float:
+        y = min(max(y, y0), y1)
+        return height - bottom - (y - y0) / ((y1 - y0) or 1.0) * (height - top - bottom)
+
+    parts = [f"<svg viewBox='0 0 {width} {height}' width='100%' role='img' "
+             f"aria-label='{esc(title)}' style='max-width:{width}px;font:11px sans-serif'>"]
+    for y in y_ticks:
+        parts.append(f"<line x1='{left}' x2='{width - right}' y1='{py(y):.1f}' y2='{py(y):.1f}'"
+                     f" stroke='#e5e5e5'/><text x='{left - 4}' y='{py(y) + 4:.1f}' "
+                     f"text-anchor='end' fill='#555'>{y:.4g}</text>")
+    for x in x_ticks:
+        parts.append(f"<text x='{px(x):.1f}' y='{height - bottom + 14}' text-anchor='middle' "
+                     f"fill='#555'>{x:,.0f}</text>")
+    parts.append(f"<text x='{(left + width - right) / 2}' y='{height - 4}' "
+                 f"text-anchor='middle' fill='#555'>{esc(x_label)}</text>")
+    color, fit_color = SERIES_COLORS[0], SERIES_COLORS[3]
+    upper = [f"{px(x):.1f},{py(y + b):.1f}" for x, y, b in points]
+    lower = [f"{px(x):.1f},{py(y - b):.1f}" for x, y, b in reversed(points)]
+    parts.append(f"<polygon class='ft-band' points='{' '.join(upper + lower)}' fill='{color}' "
+                 "fill-opacity='0.15' stroke='none'><title>noise of the validation size"
+                 "</title></polygon>")
+    if fit:
+        line = " ".join(f"{px(x):.1f},{py(y):.1f}" for x, y in fit)
+        parts.append(f"<polyline class='ft-fit' fill='none' stroke='{fit_color}' "
+                     f"stroke-width='2' stroke-dasharray='5 4' points='{line}'>"
+                     "<title>saturating fit</title></polyline>")
+    line = " ".join(f"{px(x):.1f},{py(y):.1f}" for x, y, _ in points)
+    parts.append(f"<polyline fill='none' stroke='{color}' stroke-width='2' points='{line}'>"
+                 f"<title>{esc(y_label)}</title></polyline>")
+    parts += [f"<circle cx='{px(x):.1f}' cy='{py(y):.1f}' r='3' fill='{color}'><title>"
+              f"{x:,.0f} {esc(x_label)}: {y:.4f} ± {b:.4f}</title></circle>"
+              for x, y, b in points]
+    legend = [(color, y_label, ""), (color, "noise band", "0.15"),
+              (fit_color, "fit, one doubling ahead", "")]
+    lx = left
+    for c, name, opacity in legend if fit else legend[:2]:
+        fill = f"fill-opacity='{opacity}'" if opacity else ""
+        parts.append(f"<rect x='{lx}' y='10' width='12' height='{8 if opacity else 4}' "
+                     f"fill='{c}' {fill}/><text x='{lx + 16}' y='16' fill='#333'>"
+                     f"{esc(name)}</text>")
+        lx += 28 + 6 * len(name)
+    parts.append("</svg>")
+    return f"<div class='ft-chart'><div><b>{esc(title)}</b></div>{''.join(parts)}</div>"
 
 
 def line_chart(frame: pd.DataFrame, title: str, width: int = 560, height: int = 250,

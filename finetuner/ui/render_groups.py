@@ -95,23 +95,19 @@ def curve_html(view: dict) -> str:
 def curve_chart(view: dict) -> str:
     """Best validation score against training examples, its noise band and the fit."""
     from ..learning_curve import predict
+    from .charts import band_chart
 
     curve = view.get("curve") or {}
-    points = curve.get("points") or []
-    rows = []
-    for p in points:
-        rows += [{"step": p["n"], "value": p["score"], "series": "validation score"},
-                 {"step": p["n"], "value": p["score"] + p["band"], "series": "noise band"},
-                 {"step": p["n"], "value": p["score"] - p["band"], "series": "noise band "}]
+    points = [(p["n"], p["score"], p["band"]) for p in curve.get("points") or []]
+    fit = []
     if curve.get("fit") and points:
-        lo, hi = points[0]["n"], curve["predicted"]["n"]
-        for i in range(9):
-            n = lo * (hi / lo) ** (i / 8)
-            rows.append({"step": n, "value": predict(curve["fit"], n),
-                         "series": "fit (one doubling ahead)"})
+        lo, hi = points[0][0], curve["predicted"]["n"]
+        fit = [(n, predict(curve["fit"], n)) for n in
+               (lo * (hi / lo) ** (i / 12) for i in range(13))]
     metric = (view["summary"]["members"] or [{}])[0].get("metric", "score")
-    return line_chart(pd.DataFrame(rows), f"Validation {words.metric_title(metric)} by "
-                      "training examples", x_label="training examples", legend_values=False)
+    title = words.metric_title(metric)
+    return band_chart(points, fit, f"Validation {title} by training examples",
+                      "training examples", f"validation {title}")
 
 
 def compare_frame(view: dict) -> pd.DataFrame:
