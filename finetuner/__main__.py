@@ -25,62 +25,9 @@ from pathlib import Path
 
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-from .config import RunConfig  # noqa: E402
+from .cli_flags import FLAGS, config_from_args  # noqa: E402, F401 - the flags, in one place
 from .errors import FinetunerError  # noqa: E402
-
-# flag -> (section, field, type, help)
-FLAGS = {
-    "--task": (None, "task", str,
-               "classification | multi-label | regression | ner | qa (default classification)"),
-    "--data": ("data", "train_file", str, "training file (CSV, TSV, JSON, JSONL, Parquet)"),
-    "--validation": ("data", "validation_file", str, "optional validation file"),
-    "--test": ("data", "test_file", str, "optional test file"),
-    "--text-column": ("data", "text_column", str, "text column (detected when omitted)"),
-    "--text-pair-column": ("data", "text_pair_column", str, "second text column (pairs)"),
-    "--label-column": ("data", "label_column", str, "label column (detected when omitted)"),
-    "--validation-split": ("data", "validation_split", float, "held-out share (default 0.1)"),
-    "--train-fraction": ("data", "train_fraction", float,
-                         "train on this share of the training split (default 1)"),
-    "--test-split": ("data", "test_split", float, "held-out share (default 0.1)"),
-    "--max-length": ("data", "max_length", int, "max tokens per example (default 128; 384 for qa)"),
-    "--doc-stride": ("data", "doc_stride", int, "QA: token overlap of context windows"),
-    "--max-answer-length": ("data", "max_answer_length", int, "QA: longest answer in tokens"),
-    "--label-separator": ("data", "label_separator", str,
-                          "multi-label: character between labels in a cell (detected)"),
-    "--long-documents": ("data", "long_documents", str,
-                         "auto | windows | truncate: texts longer than --max-length"),
-    "--window-pooling": ("data", "window_pooling", str, "mean | max: windows of a long text"),
-    "--max-windows": ("data", "max_windows", int, "most windows read per text (default 16)"),
-    "--model": ("model", "name_or_path", str, "'default', a model folder or zip, or a hub id"),
-    "--method": ("method", "method", str, "full | lora | head (default full)"),
-    "--lora-r": ("method", "lora_r", int, "LoRA rank (default 8)"),
-    "--lora-alpha": ("method", "lora_alpha", int, "LoRA alpha (default 16)"),
-    "--lora-dropout": ("method", "lora_dropout", float, "LoRA dropout (default 0.1)"),
-    "--lora-targets": ("method", "lora_target_modules", str, "comma-separated module names"),
-    "--epochs": ("training", "epochs", float, "passes over the data (default 3)"),
-    "--lr": ("training", "learning_rate", float, "learning rate (default per method)"),
-    "--batch-size": ("training", "batch_size", int,
-                     "training batch size (default: 32 on CPU, auto on GPU)"),
-    "--eval-batch-size": ("training", "eval_batch_size", int, "evaluation batch size"),
-    "--weight-decay": ("training", "weight_decay", float, "weight decay (default 0.01)"),
-    "--warmup-ratio": ("training", "warmup_ratio", float, "warmup share (default 0.06)"),
-    "--evals-per-epoch": ("training", "evals_per_epoch", int, "evaluations per epoch"),
-    "--dropout": ("training", "dropout", float,
-                  "dropout of the encoder's layers and head (default: the model's own)"),
-    "--patience": ("training", "early_stopping_patience", int, "early stopping patience"),
-    "--min-steps": ("training", "min_steps", int,
-                    "small data: at least this many steps (default 100; 0: off)"),
-    "--max-steps": ("training", "max_steps", int, "stop after this many steps"),
-    "--seed": ("training", "seed", int, "random seed (default 42)"),
-    "--precision": ("training", "precision", str, "auto | fp32 | bf16 | fp16"),
-    "--max-memory-mb": ("training", "max_memory_mb", int, "cap on the worker's extra memory"),
-    "--gpus": ("training", "processes", int,
-               "train this run on N GPUs at once (torchrun + DDP; on a CPU: N gloo "
-               "processes); --batch-size stays the global batch"),
-    "--report-to": ("training", "report_to", str,
-                    "experiment trackers, comma-separated: tensorboard, mlflow, trackio "
-                    "(default: none; each writes inside the run folder)"),
-}
+from .runs import format_event  # noqa: E402
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -90,7 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
     helps = {"train": "train a model", "check": "check data only",
              "compare": "train head-only, LoRA and full (or one setting's values) side by side",
              "search": "search hyperparameters on the validation split (Optuna)",
-             "learning-curve": "train on 25/50/100% of the data: what would more data buy?"}
+             "learning-curve": "train on 25/50/100%% of the data: what would more data buy?"}
     for name in ("train", "check", "compare", "search", "learning-curve"):
         p = sub.add_parser(name, help=helps[name])
         p.add_argument("--config", help="YAML or JSON config file")
@@ -139,32 +86,6 @@ def build_parser() -> argparse.ArgumentParser:
                                       "backend, storage, versions")
     p.add_argument("--home", help="the studio's home (default: $FINETUNER_HOME)")
     return parser
-
-
-def config_from_args(args: argparse.Namespace) -> RunConfig:
-    raw = RunConfig.load(args.config).to_dict() if args.config else RunConfig().to_dict()
-    if not args.config:
-        raw["data"]["max_length"] = None  # the task's own default (384 for qa), not 128
-    for flag, (section, name, _, _) in FLAGS.items():
-        value = getattr(args, flag.lstrip("-").replace("-", "_"))
-        if value is None:
-            continue
-        if section is None:
-            raw[name] = value
-        else:
-            raw[section][name] = value
-    if getattr(args, "adapter_only", False):
-        raw["method"]["export_adapter_only"] = True
-    if getattr(args, "onnx", False):
-        raw["training"]["onnx"] = True
-    if getattr(args, "no_pair_loss", False):
-        raw["training"]["pair_loss"] = False
-    for key in ("train_file", "validation_file", "test_file"):
-        if raw["data"].get(key):
-            raw["data"][key] = str(Path(raw["data"][key]).expanduser().resolve())
-    if not raw["data"].get("train_file"):
-        raise FinetunerError("No training data given.", "Pass --data FILE.", code="no_data")
-    return RunConfig.from_dict(raw)
 
 
 def cmd_check(args) -> int:
@@ -225,38 +146,6 @@ def follow(run, manager, quiet: bool = False) -> None:
         time.sleep(0.5)
 
 
-def _eta(seconds: float) -> str:
-    seconds = int(seconds)
-    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m" if seconds >= 3600 else \
-        f"{seconds // 60}m{seconds % 60:02d}s"
-
-
-def format_event(e: dict) -> str | None:
-    kind = e.get("type")
-    if kind == "status" and e.get("message"):
-        return f"[{e['state']}] {e['message']}"
-    if kind == "model":
-        p = e["params"]
-        return (f"[model] {e['source']}, method {e['method']}: {p['trainable']:,} of "
-                f"{p['total']:,} parameters trainable ({p['trainable_share']:.2%})")
-    if kind == "progress":
-        return (f"step {e['step']}/{e['total_steps']} epoch {e['epoch']:.2f} loss "
-                f"{e['loss']:.4f} lr {e.get('learning_rate') or 0:.2e} "
-                f"{e['samples_per_second']:.0f} samples/s ETA {_eta(e['eta_seconds'])}")
-    if kind == "eval":
-        val = " ".join(f"{k} {v:.4f}" for k, v in e["validation"].items() if v is not None)
-        train = e["train"].get(e["metric"])
-        star = " *best*" if e.get("best") else ""
-        extra = f" | train {e['metric']} {train:.4f}" if train is not None else ""
-        return f"eval step {e['step']}: validation {val}{extra}{star}"
-    if kind == "warning":
-        return f"[warning] {e.get('message', '')}"
-    if kind == "early_stop":
-        return f"[early stop] no improvement for {e['patience']} evaluations; best step " \
-               f"{e['best_step']}"
-    return None
-
-
 def print_results(run, results: dict) -> None:
     status = results.get("status", "unknown")
     print(f"\nRun {status}: {run.root}")
@@ -306,7 +195,8 @@ def cmd_predict(args) -> int:
     from .inference import Predictor
 
     predictor = Predictor.load(args.run, runtime=args.runtime, batch=bool(args.file))
-    if args.question or args.context or (predictor.spec.name == "qa" and not args.file):
+    asks = predictor.spec.context_windows  # a question about a passage
+    if args.question or args.context or (asks and not args.file):
         return _predict_qa(predictor, args)
     if args.file:
         out = args.out or str(Path(args.file).with_suffix("")) + ".predictions.csv"
@@ -338,7 +228,7 @@ def cmd_predict(args) -> int:
 
 
 def _predict_qa(predictor, args) -> int:
-    if predictor.spec.name != "qa":
+    if not predictor.spec.context_windows:
         raise FinetunerError("--question and --context are for question-answering models.",
                              'This model takes --text "...".', code="wrong_task")
     questions = [q for q in args.question or [] if q.strip()]

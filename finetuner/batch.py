@@ -34,6 +34,7 @@ from pathlib import Path
 
 from .errors import FinetunerError
 from .runs import read_json, tail, write_json
+from .tasks import DEFAULT_TASK
 
 CHUNK_ROWS = 1000
 NICE = 10
@@ -245,7 +246,7 @@ def run(run_dir: Path, source: Path, output: Path, progress: Path, max_rows: int
                                  "Pick a run that completed.", code="no_model")
         frame = read_table(source, bounds=Bounds.default(
             max_rows, "FINETUNER_MAX_PREDICT_ROWS")).frame
-        impl = get_task(meta.get("task", "classification")).impl()
+        impl = get_task(meta.get("task", DEFAULT_TASK)).impl()
         examples = impl.examples_from_frame(frame, meta.get("columns") or {})
         report(state="loading", total=len(examples))
 

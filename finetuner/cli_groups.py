@@ -31,8 +31,8 @@ def add_group_args(p, name: str) -> None:
 
 
 def _base(args):
-    from .__main__ import config_from_args
     from .checks import check_model, prepare_data
+    from .cli_flags import config_from_args
     from .trackers import check as check_trackers
 
     config = config_from_args(args)

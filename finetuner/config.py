@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError
+from .tasks import DEFAULT_TASK, get_task
 
 METHODS = ("full", "lora", "head")
 METHOD_HELP = {
@@ -347,18 +348,16 @@ def _trackers(value: Any) -> list[str]:
 
 @dataclass
 class RunConfig:
-    task: str = _help("classification", default="classification")
+    task: str = _help("classification", default=DEFAULT_TASK)
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     method: MethodConfig = field(default_factory=MethodConfig)
     training: TrainingConfig = field(default_factory=TrainingConfig)
 
     def __post_init__(self) -> None:
-        from .tasks import get_task  # the registry knows each task's default
-
         if self.data.max_length is None:
             self.data.max_length = get_task(self.task).default_max_length
-        if self.task == "qa":
+        if get_task(self.task).context_windows:
             if self.data.doc_stride == DEFAULT_DOC_STRIDE and \
                     self.data.doc_stride >= self.data.max_length // 2:
                 # the default overlap follows a short max length instead of refusing it
@@ -396,7 +395,7 @@ class RunConfig:
                 f"Unknown setting(s) {sorted(unknown)} in the configuration.",
                 f"Top-level keys are: task, {', '.join(sections)}.",
             )
-        kwargs: dict[str, Any] = {"task": raw.get("task", "classification")}
+        kwargs: dict[str, Any] = {"task": raw.get("task", DEFAULT_TASK)}
         for name, klass in sections.items():
             kwargs[name] = _section(klass, raw.get(name) or {}, name)
         return cls(**kwargs)

@@ -25,6 +25,7 @@ import math
 from dataclasses import asdict, dataclass, field
 
 from .curves import Curves, _f, _learnable_by_baseline, _overconfidence, best_row
+from .tasks import DEFAULT_TASK
 
 VERDICTS = ("behind_baseline", "healthy", "still_improving", "overfitting", "underfitting",
             "no_signal", "too_little_data", "class_imbalance")
@@ -114,7 +115,7 @@ def diagnose(
     data: dict | None = None,
     metric_title: str = "macro-F1",
     method: str | None = None,
-    task: str = "classification",
+    task: str = DEFAULT_TASK,
     best_step: int | None = None,
     metric: str = "macro_f1",
 ) -> Diagnosis:
@@ -266,7 +267,7 @@ def warning(diagnosis: dict | None, see: str = "the Results tab") -> str:
 def _spec(task: str):
     from .tasks import TASKS
 
-    return TASKS.get(task) or TASKS["classification"]
+    return TASKS.get(task) or TASKS[DEFAULT_TASK]
 
 
 def from_inputs(inputs: dict) -> Diagnosis:
@@ -275,7 +276,7 @@ def from_inputs(inputs: dict) -> Diagnosis:
     history = history_from_events(inputs.get("events") or [], inputs.get("metric", "macro_f1"))
     return diagnose(history, inputs.get("validation") or {}, inputs.get("data") or {},
                     inputs.get("metric_title", "macro-F1"), inputs.get("method"),
-                    inputs.get("task", "classification"), best_step=inputs.get("best_step"),
+                    inputs.get("task", DEFAULT_TASK), best_step=inputs.get("best_step"),
                     metric=inputs.get("metric", "macro_f1"))
 
 

@@ -16,6 +16,7 @@ import zipfile
 from pathlib import Path
 
 from .runs import RunPaths, write_json
+from .tasks import DEFAULT_TASK
 from .tasks.options import TaskOptions
 
 ADAPTER_USAGE = '''from peft import PeftModel
@@ -95,7 +96,7 @@ def usage_snippet(meta: dict, path: str = "path/to/model") -> str:
     """How to load the exported model with plain transformers (and peft for adapters)."""
     from .tasks import get_task
 
-    spec = get_task(meta.get("task") or "classification")
+    spec = get_task(meta.get("task") or DEFAULT_TASK)
     snippet = _usage(meta, path, spec)
     if meta.get("body_pooling") == "mean":
         from .pooling import pooled_usage

@@ -12,15 +12,12 @@ a second or two run.
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING
 
 from . import batching, calibration, diagnostics, export, paired
 from .batching import StopRequested
 from .callbacks import Evaluator, RunCallback
 from .results import Results
-
-if TYPE_CHECKING:
-    from .training import Context, Prepared
+from .runstate import Context, Prepared
 
 
 def _baselines(task: str, prepared, events) -> dict:
@@ -99,7 +96,7 @@ def finish(ctx: Context, p: Prepared, evaluator: Evaluator, callback: RunCallbac
             ctx.onnx_splits = {"validation": p.data.validation, "test": p.data.test}
             results["onnx"] = {"pending": True}  # written (a stop then keeps the run)
         elif cfg.training.onnx:
-            from .onnxexport import STOPPED
+            from .runtimes import STOPPED
 
             results["onnx"] = {"error": STOPPED}
         results["model_zip"] = str(export.make_zip(ctx.run))

@@ -31,6 +31,7 @@ from .errors import FinetunerError
 from .follow import Launcher
 from .results import read_results
 from .runs import FINAL_STATUSES, RunPaths, new_run_id, read_json, write_json
+from .tasks import DEFAULT_TASK
 
 log = logging.getLogger("finetuner.groups")
 POLL = 1.0
@@ -53,7 +54,7 @@ class Groups:
     # ---------------------------------------------------------------- where
     def folder(self, ws, group_id: str) -> Path:
         """The user's own group, or 'No such comparison or search'; never another path."""
-        from .studio import RUN_ID
+        from .runs import RUN_ID
 
         folder = ws.root / "groups" / str(group_id or "")
         if not isinstance(group_id, str) or not RUN_ID.match(group_id) or \
@@ -371,7 +372,7 @@ class Groups:
             from . import learning_curve
             from .tasks import get_task
 
-            title = get_task((meta.get("base") or {}).get("task") or "classification")
+            title = get_task((meta.get("base") or {}).get("task") or DEFAULT_TASK)
             out["curve"] = learning_curve.analyse(rows, title.metric_title,
                                                   expected=len(rows) + len(waiting))
             summary["winner"], summary["sentence"] = None, out["curve"]["sentence"]
@@ -437,7 +438,7 @@ def _planned(meta: dict, base: RunConfig) -> list[tuple[str, RunConfig]]:
 def _copy_data(base: RunConfig, dest: Path) -> RunConfig:
     raw = base.to_dict()
     dest.mkdir(parents=True, exist_ok=True)
-    from .studio import safe_filename
+    from .naming import safe_filename
 
     for key in ("train_file", "validation_file", "test_file"):
         src = raw["data"].get(key)

@@ -25,7 +25,7 @@ from .errors import FinetunerError
 from .export import read_meta
 from .heads import MEAN, MeanPooled
 from .tables import read_table
-from .tasks import get_task
+from .tasks import DEFAULT_TASK, get_task
 from .tasks.options import TaskOptions
 
 BF16_MIN_BATCH = 16
@@ -37,7 +37,7 @@ class Predictor:
         self.runtime = runtime
         self.tokenizer = tokenizer
         self.meta = meta
-        self.spec = get_task(meta.get("task", "classification"))
+        self.spec = get_task(meta.get("task", DEFAULT_TASK))
         self.impl = self.spec.impl()
         self.labels = [str(x) for x in meta.get("labels") or []]
         self.max_length = int(meta.get("max_length") or 256)
@@ -64,13 +64,13 @@ class Predictor:
                 "Pick a run that completed, or a folder exported by finetuner.",
                 code="no_model",
             )
-        from . import onnxexport
+        from . import runtimes
 
-        asked = onnxexport.requested(runtime)
-        chosen = onnxexport.pick(model_dir, meta, asked, batch)
+        asked = runtimes.requested(runtime)
+        chosen = runtimes.pick(model_dir, meta, asked, batch)
         import transformers
 
-        spec = get_task(meta.get("task", "classification"))
+        spec = get_task(meta.get("task", DEFAULT_TASK))
         pooled = meta.get("body_pooling") == MEAN
         auto = getattr(transformers, "AutoModelForTokenClassification" if pooled
                        else spec.auto_model)
@@ -81,7 +81,7 @@ class Predictor:
             tokenizer = for_split_words(tokenizer, model_dir)
         if chosen != "torch":
             try:
-                model = onnxexport.OnnxModel(model_dir / meta["onnx"]["files"][chosen])
+                model = runtimes.OnnxModel(model_dir / meta["onnx"]["files"][chosen])
                 return cls(model, tokenizer, meta, runtime=chosen)
             except Exception as exc:  # noqa: BLE001 - a damaged file, an older onnxruntime
                 if asked != "auto":

@@ -23,7 +23,6 @@ import shutil
 import statistics
 import time
 from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
 import torch
@@ -32,63 +31,27 @@ from . import batching
 from .errors import FinetunerError
 from .export import read_meta
 from .runs import RunPaths, write_json
-from .tasks import get_task
+from .runtimes import (  # noqa: F401 - the runtime choice lives there; kept importable here
+    FILES,
+    PENDING,
+    RUNTIMES,
+    STOPPED,
+    TITLES,
+    OnnxModel,
+    _has_ort,
+    _inside,
+    pick,
+    points,
+    requested,
+)
+from .tasks import DEFAULT_TASK, get_task
 from .tasks.options import TaskOptions
 
-RUNTIMES = ("auto", "torch", "onnx", "onnx-int8")
-# words for the page (no command lines there: those are in the README's command-line part)
-STOPPED = ("The run was stopped, so no ONNX export was made. The PyTorch model works as it "
-           "is; export it when you like with Export to ONNX on the Results tab.")
-PENDING = ("The model is being exported to ONNX and checked against PyTorch; this updates when "
-           "it is done. If it never does, the export was cut short (a stop or a server "
-           "restart): the PyTorch model works as it is, and Export to ONNX starts it again.")
-FILES = {"onnx": "model.onnx", "onnx-int8": "model_int8.onnx"}
-TITLES = {"torch": "PyTorch", "onnx": "ONNX Runtime fp32", "onnx-int8": "ONNX Runtime int8"}
 INT8_MAX_DROP = 0.5  # points of the primary metric on validation an export may lose
 MIN_AGREEMENT = 0.9  # and the share of validation answers it must give as PyTorch does
 CHECK_ROWS = 2000  # examples per split the check reads (the first ones, in order)
 RATE_FEATURES = 512  # features timed for the batch rate
 INPUTS = ("input_ids", "attention_mask", "token_type_ids")
-
-
-class OnnxModel:
-    """An ONNX Runtime session that answers like a transformers model for
-    batching.run_model: called with torch tensors, returns .logits (or .start_logits and
-    .end_logits) as torch tensors. CPU only; no torch weights are loaded."""
-
-    device = torch.device("cpu")
-    training = False
-
-    def __init__(self, path: str | Path, threads: int | None = None) -> None:
-        import onnxruntime as ort
-
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads or torch.get_num_threads()
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        self.path = Path(path)
-        self.session = ort.InferenceSession(str(path), options,
-                                            providers=["CPUExecutionProvider"])
-        self.inputs = [i.name for i in self.session.get_inputs()]
-        self.outputs = [o.name for o in self.session.get_outputs()]
-
-    def eval(self):
-        return self
-
-    def train(self, mode: bool = True):
-        return self
-
-    def __call__(self, **batch):
-        ids = batch["input_ids"]
-        feeds = {}
-        for name in self.inputs:
-            value = batch.get(name)
-            feeds[name] = (value.numpy() if value is not None
-                           else np.zeros(tuple(ids.shape), dtype=np.int64))
-        values = dict(zip(self.outputs, self.session.run(None, feeds)))
-        out = SimpleNamespace(loss=None, logits=None, start_logits=None, end_logits=None)
-        for name, value in values.items():
-            setattr(out, name, torch.from_numpy(value))
-        return out
 
 
 class _Outputs(torch.nn.Module):
@@ -106,7 +69,7 @@ class _Outputs(torch.nn.Module):
 
 
 def output_names(spec) -> list[str]:
-    return ["start_logits", "end_logits"] if spec.name == "qa" else ["logits"]
+    return list(spec.outputs)
 
 
 def input_names(model, tokenizer) -> list[str]:
@@ -277,7 +240,7 @@ def check(models: dict, tokenizer, meta: dict, splits: dict, interrupt=None) -> 
     """Each runtime's score on each split and its agreement with PyTorch fp32, scored with
     the settings the model serves with (multi-label: its saved thresholds, never thresholds
     tuned again on the split being scored)."""
-    spec = get_task(meta.get("task") or "classification")
+    spec = get_task(meta.get("task") or DEFAULT_TASK)
     impl = spec.impl()
     labels = [str(x) for x in meta.get("labels") or []]
     options = TaskOptions.from_dict(meta.get("options"))
@@ -482,13 +445,13 @@ tokenizer = AutoTokenizer.from_pretrained("{path}/onnx")'''
 
 
 def usage(meta: dict, path: str = "path/to/model", runtime: str | None = None) -> str:
-    spec = get_task(meta.get("task") or "classification")
+    spec = get_task(meta.get("task") or DEFAULT_TASK)
     runtime = runtime or (meta.get("onnx") or {}).get("preferred")
     files = (meta.get("onnx") or {}).get("files") or {}
     if runtime not in files:
         runtime = "onnx-int8" if "onnx-int8" in files else "onnx"
     file = files.get(runtime, f"onnx/{FILES['onnx']}")
-    if spec.name == "qa":
+    if spec.context_windows:  # a question and its passage
         args, outputs = '"Who wrote it?", "It was written by Ada."', "start_logits, end_logits"
     elif spec.split_words:
         args, outputs = '["Ada", "lives", "in", "Paris"], is_split_into_words=True', "(logits,)"
@@ -498,7 +461,7 @@ def usage(meta: dict, path: str = "path/to/model", runtime: str | None = None) -
 
 
 def optimum_usage(meta: dict, path: str = "path/to/model") -> str:
-    spec = get_task(meta.get("task") or "classification")
+    spec = get_task(meta.get("task") or DEFAULT_TASK)
     cls = "ORT" + spec.auto_model.removeprefix("Auto")
     files = (meta.get("onnx") or {}).get("files") or {}
     name = Path(files.get("onnx-int8") or files.get("onnx") or FILES["onnx"]).name
@@ -537,10 +500,6 @@ def card_section(summary: dict, meta: dict) -> list[str]:
     return lines
 
 
-def points(value) -> str:
-    return "-" if value is None else f"{value:+.2f}"
-
-
 def _fmt(value) -> str:
     return "-" if value is None else f"{value:g}"
 
@@ -575,59 +534,3 @@ def summary_lines(summary: dict) -> list[str]:
                f"batches: {rates}. Predictor uses {TITLES[summary['preferred']]} for one text, "
                f"{TITLES[summary.get('preferred_batch', 'torch')]} for files.")
     return out
-
-
-def requested(runtime: str | None) -> str:
-    """The runtime asked for: the argument, else $FINETUNER_RUNTIME, else auto."""
-    import os
-
-    return (runtime or os.environ.get("FINETUNER_RUNTIME") or "auto").strip().lower()
-
-
-def pick(model_dir: Path, meta: dict, runtime: str | None, batch: bool = False) -> str:
-    """The runtime a Predictor uses: auto takes the export's fastest kept runtime on a CPU
-    machine, for one text at a time (the try-it box) or for files (`batch`), and PyTorch on a
-    GPU; an explicit choice must exist."""
-    runtime = requested(runtime)
-    if runtime not in RUNTIMES:
-        raise FinetunerError(f"Unknown runtime '{runtime}'.",
-                             "Choose auto, torch, onnx or onnx-int8.", code="bad_runtime")
-    info = meta.get("onnx") or {}
-    files = info.get("files") or {}
-    if runtime == "auto":
-        preferred = info.get("preferred_batch" if batch else "preferred", "torch")
-        if preferred == "torch" or preferred not in files or torch.cuda.is_available() or \
-                not _inside(model_dir, files[preferred]) or not _has_ort():
-            return "torch"
-        return preferred
-    if runtime == "torch":
-        return runtime
-    if not info:
-        raise FinetunerError(
-            "This model has no ONNX export.",
-            "Tick 'Also export ONNX' in Advanced settings before training, or export it: "
-            "python -m finetuner export --run RUN_DIR --onnx.", code="no_onnx")
-    if runtime not in files or not _inside(model_dir, files[runtime]):
-        why = (info.get("kept") or {}).get(runtime, {}).get("why", "missing")
-        other = "onnx or torch" if runtime == "onnx-int8" and "onnx" in files else "torch"
-        raise FinetunerError(
-            f"The {TITLES[runtime]} export of this model was not kept ({why}).",
-            f"Use runtime {other}.", code="no_onnx")
-    if not _has_ort():
-        raise FinetunerError("onnxruntime is not installed.",
-                             "pip install -r requirements.txt", code="no_onnxruntime")
-    return runtime
-
-
-def _inside(model_dir: Path, name) -> bool:
-    """A file named by finetuner.json that exists inside the model's onnx/ folder."""
-    path = Path(str(name))
-    if path.is_absolute() or ".." in path.parts or path.parts[:1] != ("onnx",):
-        return False
-    return (model_dir / path).is_file()
-
-
-def _has_ort() -> bool:
-    import importlib.util
-
-    return importlib.util.find_spec("onnxruntime") is not None

@@ -56,7 +56,7 @@ print({{model.config.id2label[i]: round(p, 4) for i, p in enumerate(probs.tolist
 def pooled_usage(snippet: str, task: str, path: str) -> str:
     """A task's usage snippet for a mean-pooled export: the token-level class and the one
     pooling line (`text_logits`) wherever the sequence head's logits were read."""
-    if task == "classification" and "pipeline(" in snippet:
+    if "pipeline(" in snippet:  # the one sentence-level snippet that uses a pipeline
         snippet = CLASSIFY_USAGE.format(path=path)
     snippet = snippet.replace("AutoModelForSequenceClassification",
                               "AutoModelForTokenClassification")

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
 import time
 from dataclasses import dataclass
@@ -68,6 +69,9 @@ class RunPaths:
 
     def load_config(self) -> RunConfig:
         return RunConfig.load(self.config)
+
+
+RUN_ID = re.compile(r"^\d{8}-\d{6}-[0-9a-f]{16}$")  # what new_run_id makes
 
 
 def new_run_id() -> str:
@@ -151,3 +155,36 @@ def tail(path: Path, lines: int = 40, max_bytes: int = 64_000) -> str:
     except OSError:
         return ""
     return "\n".join(data.splitlines()[-lines:])
+
+
+def _eta(seconds: float) -> str:
+    seconds = int(seconds)
+    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m" if seconds >= 3600 else \
+        f"{seconds // 60}m{seconds % 60:02d}s"
+
+
+def format_event(e: dict) -> str | None:
+    """One line of a run's log for an event (the CLI and the worker's log print it)."""
+    kind = e.get("type")
+    if kind == "status" and e.get("message"):
+        return f"[{e['state']}] {e['message']}"
+    if kind == "model":
+        p = e["params"]
+        return (f"[model] {e['source']}, method {e['method']}: {p['trainable']:,} of "
+                f"{p['total']:,} parameters trainable ({p['trainable_share']:.2%})")
+    if kind == "progress":
+        return (f"step {e['step']}/{e['total_steps']} epoch {e['epoch']:.2f} loss "
+                f"{e['loss']:.4f} lr {e.get('learning_rate') or 0:.2e} "
+                f"{e['samples_per_second']:.0f} samples/s ETA {_eta(e['eta_seconds'])}")
+    if kind == "eval":
+        val = " ".join(f"{k} {v:.4f}" for k, v in e["validation"].items() if v is not None)
+        train = e["train"].get(e["metric"])
+        star = " *best*" if e.get("best") else ""
+        extra = f" | train {e['metric']} {train:.4f}" if train is not None else ""
+        return f"eval step {e['step']}: validation {val}{extra}{star}"
+    if kind == "warning":
+        return f"[warning] {e.get('message', '')}"
+    if kind == "early_stop":
+        return f"[early stop] no improvement for {e['patience']} evaluations; best step " \
+               f"{e['best_step']}"
+    return None

@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import re
 import shutil
 import threading
 import time
@@ -26,24 +25,18 @@ from .jobs import JobManager
 from .jobstore import JobStore
 from .limits import Limits
 from .modeling import ModelPolicy, ModelSource, local_source
+from .naming import LOCAL_USER, safe_filename, user_key  # noqa: F401 - named here by callers
 from .results import read_results
-from .runs import FINAL_STATUSES, RunPaths, create_run, new_run_id, read_events, read_json
+from .runs import (  # noqa: F401 - RUN_ID: named here by callers
+    FINAL_STATUSES,
+    RUN_ID,
+    RunPaths,
+    create_run,
+    new_run_id,
+    read_events,
+    read_json,
+)
 from .sharing import PredictionSlots, PredictorCache
-
-RUN_ID = re.compile(r"^\d{8}-\d{6}-[0-9a-f]{16}$")
-LOCAL_USER = "local"
-SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
-
-
-def user_key(user: str) -> str:
-    """A folder name for a user: readable prefix plus a hash, never a path."""
-    slug = SAFE_NAME.sub("-", user or LOCAL_USER).strip("-.")[:24] or "user"
-    return f"{slug}-{hashlib.sha256((user or LOCAL_USER).encode()).hexdigest()[:12]}"
-
-
-def safe_filename(name: str, default: str = "data.csv") -> str:
-    base = SAFE_NAME.sub("_", Path(name or default).name).strip("._") or default
-    return base[-100:]
 
 
 def fingerprint(config: RunConfig) -> str:

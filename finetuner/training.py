@@ -20,7 +20,6 @@ import os
 import random
 import shutil
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -32,22 +31,11 @@ from .batching import pick_precision
 from .callbacks import Evaluator, RunCallback, evaluation_interval, resume_point
 from .config import RunConfig
 from .finishing import finish
-from .runs import EventWriter, RunPaths, write_json
+from .runs import write_json
+from .runstate import Context, Prepared  # noqa: F401 - the worker names training.Context
 from .tasks import get_task
 from .tasks.options import TaskOptions
 from .tasks.pipeline import split_digest, subsample
-
-
-@dataclass
-class Context:
-    run: RunPaths
-    config: RunConfig
-    events: EventWriter
-    should_stop: Callable[[], bool]
-    reporter: trackers.Reporter | None = None  # experiment trackers, when the config asks
-    # the splits an ONNX export is checked on, set by finish() when the config asks for one;
-    # the worker exports after results.json is written (a stop then never costs the run)
-    onnx_splits: dict | None = None
 
 
 class ListDataset(Dataset):
@@ -59,24 +47,6 @@ class ListDataset(Dataset):
 
     def __getitem__(self, i: int) -> dict:
         return self.features[i]
-
-
-@dataclass
-class Prepared:
-    """Everything the training loop needs, built once per run."""
-
-    spec: object
-    impl: object
-    source: object
-    tokenizer: object
-    data: object
-    model: object
-    params: dict
-    splits: dict
-    feats: dict
-    options: TaskOptions
-    collate: Callable
-    head_start: dict | None = None  # what heads.fit_head did (empty: no probe)
 
 
 def prepare(ctx: Context) -> Prepared:
@@ -281,7 +251,7 @@ def pair_loss_applies(cfg: RunConfig, p: Prepared) -> bool:
     cross-entropy has signal enough, nor across several processes."""
     # several processes would each pair only their share of the batch (another loss than
     # one process's); small data gains nothing from them anyway
-    return (cfg.training.pair_loss and p.spec.name == "classification"
+    return (cfg.training.pair_loss and p.spec.pair_loss
             and cfg.method.method != "head"
             and len(p.data.train) <= PAIR_LOSS_MAX_ROWS and not distributed.distributed())
 

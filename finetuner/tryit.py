@@ -16,7 +16,7 @@ from __future__ import annotations
 def fit(predictor, example: dict, max_qa_windows: int) -> tuple[dict, str]:
     """(the example the model is given, a note for the user or "")."""
     tokenizer, max_length = predictor.tokenizer, predictor.max_length
-    if predictor.spec.name == "qa":
+    if predictor.spec.context_windows:
         from .tasks.qa_spans import limit_windows
 
         context = example.get("context") or ""

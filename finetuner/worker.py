@@ -133,7 +133,7 @@ def peak_memory_mb() -> dict:
 
 def log_line(event: dict) -> None:
     """The worker log reads like the CLI: one readable line per event."""
-    from .__main__ import format_event
+    from .runs import format_event
 
     line = format_event(event)
     if line:
@@ -217,7 +217,7 @@ def run(run_dir: Path) -> dict:
     results["peak_memory_mb"] = peak_memory_mb()
     if (results.get("onnx") or {}).get("pending") and results.get("status") != "completed":
         # the time cap turned a finished run into a stopped one: no export follows
-        from .onnxexport import STOPPED
+        from .runtimes import STOPPED
 
         results["onnx"] = {"error": STOPPED}
     write_results(run.results, results)

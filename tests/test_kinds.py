@@ -156,7 +156,7 @@ def test_regression_reads_numbers_and_drops_the_rest(tmp_path):
 def test_numeric_labels_are_detected_and_classification_warns():
     import pandas as pd
 
-    from finetuner.tasks.table import suggest_task
+    from finetuner.tasks.suggest import suggest_task
 
     ratings = pd.read_csv(EXAMPLES / "ratings.csv")
     assert suggest_task(ratings)[0] == "regression"

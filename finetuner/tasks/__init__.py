@@ -84,6 +84,12 @@ class TaskSpec:
     # one answer per text from a sentence vector: a mean-pooling body (sentence-transformers)
     # is read through heads.MeanPooled, and the head starts from a probe (heads.fit_head)
     sentence_level: bool = False
+    # QA: a long context is read in overlapping windows (doc_stride), and the try-it box caps
+    # how many; the model answers with start and end logits
+    context_windows: bool = False
+    outputs: tuple[str, ...] = ("logits",)
+    # small-data classification also learns SetFit's pair objective (training.pair_loss)
+    pair_loss: bool = False
 
     def impl(self) -> ModuleType:
         return importlib.import_module(self.module)
@@ -102,6 +108,7 @@ class PreparedData:
 
 
 TASKS: dict[str, TaskSpec] = {}
+DEFAULT_TASK = "classification"  # the one default: a config, a form or an old run without one
 
 
 def register(spec: TaskSpec) -> TaskSpec:
@@ -134,6 +141,7 @@ register(
         label_errors=True,
         baselines="classification",
         sentence_level=True,
+        pair_loss=True,
     )
 )
 register(
@@ -234,6 +242,8 @@ register(
         more_data="Add more questions with answers: a few hundred, over many passages, is a "
                   "good start.",
         calibration=("span_pairs", "answer starts and ends"),
+        context_windows=True,
+        outputs=("start_logits", "end_logits"),
     )
 )
 

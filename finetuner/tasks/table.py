@@ -349,28 +349,6 @@ def _windows(stats: dict, lengths: list[int], config: RunConfig, kind: RowKind, 
     return {}
 
 
-def suggest_task(frame: pd.DataFrame) -> tuple[str, str] | None:
-    """(task, reason) when a table looks like multi-label or regression data rather than
-    single-label classification; None otherwise."""
-    from .multilabel import _detect_label, detect_separator
-    from .regression import looks_like_regression
-
-    detected, _ = detect_columns(frame)
-    label = detected.get("label")
-    binary = _detect_label(frame, detected)
-    if binary:
-        return "multi-label", f"the 0/1 columns {binary.replace(',', ', ')} look like labels"
-    if label is None:
-        return None
-    if looks_like_regression(frame[label]):
-        return "regression", f"the label column '{label}' holds numbers with many values"
-    cells = [c for c in frame[label].head(2000).map(clean_label) if c]
-    sep = detect_separator(cells)
-    if sep and sum(sep in c for c in cells) >= 0.1 * len(cells) and sep != ",":
-        return "multi-label", f"cells of '{label}' hold several labels joined by '{sep}'"
-    return None
-
-
 def featurize_rows(examples: list[dict], tokenizer, max_length: int, options: dict,
                    label_of: Callable[[dict], object | None]) -> list[dict]:
     """Model inputs of table rows: one feature per row (a pair of texts is encoded together),

@@ -16,6 +16,7 @@ from ..config import RunConfig
 from ..errors import FinetunerError
 from ..modeling import ModelSource, model_config, resolve_model
 from ..studio import Studio
+from ..tasks import DEFAULT_TASK
 from .forms import NOT_YOURS, _col, _path, settings_from_form
 from .tab_data import DataTabs
 from .tab_groups import GroupsTab
@@ -79,7 +80,7 @@ class Handlers(DataTabs, TrainTab, ResultsTabs, GroupsTab):
                                  "tab, or load an example.", code="no_data")
         settings = settings_from_form(form)
         return RunConfig.from_dict({
-            "task": form.get("task") or "classification",
+            "task": form.get("task") or DEFAULT_TASK,
             "data": {
                 "train_file": train,
                 "validation_file": self._file(user, form, "val_file"),

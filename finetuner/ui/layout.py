@@ -8,6 +8,7 @@ from __future__ import annotations
 import gradio as gr
 
 from ..config import DEFAULT_LEARNING_RATE, PRECISIONS, RunConfig
+from ..tasks import DEFAULT_TASK
 from . import charts, render
 from .forms import EXAMPLES, METHOD_CHOICES, NONE, model_choices
 from .tasks import TASK_CHOICES, TASK_INFO
@@ -17,7 +18,7 @@ DATA_TYPES = [".csv", ".tsv", ".tab", ".txt", ".json", ".jsonl", ".ndjson", ".pa
 
 
 def data_tab(add) -> None:
-    add("task", gr.Radio(TASK_CHOICES, value="classification", label="Task", info=TASK_INFO))
+    add("task", gr.Radio(TASK_CHOICES, value=DEFAULT_TASK, label="Task", info=TASK_INFO))
     with gr.Row():
         with gr.Column(scale=3):
             add("train_file", gr.File(label="Training data file", file_types=DATA_TYPES))

@@ -10,6 +10,7 @@ import pandas as pd
 
 from ..data import sample_note
 from ..estimate import human_seconds
+from ..tasks import DEFAULT_TASK
 from . import words
 from .charts import esc, line_chart
 
@@ -69,7 +70,7 @@ def label_chart(report: dict) -> str:
     """Horizontal bars (HTML, starting at zero) of the counts that matter for the task."""
     from ..tasks import TASKS
 
-    ui = (TASKS.get(report.get("task", "classification")) or TASKS["classification"]).ui
+    ui = (TASKS.get(report.get("task", DEFAULT_TASK)) or TASKS[DEFAULT_TASK]).ui
     counts = (report.get("label_counts") or {}).get("train") or {}
     if ui.chart_of_rows or not counts:
         counts = report.get("rows") or {}
@@ -177,7 +178,7 @@ def onnx_html(results: dict) -> str:
     info = results.get("onnx") or {}
     if not info:
         return ""
-    from ..onnxexport import PENDING, TITLES, points
+    from ..runtimes import PENDING, TITLES, points
 
     if info.get("error"):
         return f"<div class='ft-onnx'>{message(info['error'], 'info')}</div>"

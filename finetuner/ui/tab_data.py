@@ -16,7 +16,7 @@ from ..errors import FinetunerError
 from ..estimate import human_seconds, method_costs, recommend
 from ..modeling import embedded_name, resolve_model
 from ..tables import read_table
-from ..tasks import get_task
+from ..tasks import DEFAULT_TASK, get_task
 from . import render
 from .forms import EXAMPLES, EXAMPLES_DIR, METHOD_TITLES, NONE, _col, _num, _path
 from .tasks import chosen_columns
@@ -34,7 +34,7 @@ class DataTabs:
             raise FinetunerError("Pick an example first.", code="no_example")
         name, task = found
         out = {"train_file": self._share(user, EXAMPLES_DIR / name)}
-        if task != (form.get("task") or "classification"):
+        if task != (form.get("task") or DEFAULT_TASK):
             # relabel only: the new file's own change event runs the data check
             out.update(self.task_changed(user, {**form, "task": task, "train_file": None}))
             out["task"] = task
@@ -42,7 +42,7 @@ class DataTabs:
 
     def task_changed(self, user: str, form: dict) -> dict:
         """Another task: relabel the column pickers, its default max length, check again."""
-        task = form.get("task") or "classification"
+        task = form.get("task") or DEFAULT_TASK
         spec = task_ui(task)
         out = {"max_length": get_task(task).default_max_length}
         for i, name in enumerate(("text_col", "pair_col", "label_col")):
@@ -72,17 +72,17 @@ class DataTabs:
         switch to the one its labels look like, either way (a file of scores to regression, a
         file of classes back to classification), saying so; nothing when the task already
         fits, for the other tasks, or when the file cannot be read."""
-        current = form.get("task") or "classification"
+        current = form.get("task") or DEFAULT_TASK
         if not get_task(current).tables_only or not _path(form.get("train_file")):
             return {}
         try:
             frame = read_table(self._file(user, form, "train_file")).frame
         except FinetunerError:
             return {}
-        from ..tasks.table import suggest_task
+        from ..tasks.suggest import suggest_task
 
         suggested = suggest_task(frame) or (
-            "classification", "its labels look like one class per row")
+            DEFAULT_TASK, "its labels look like one class per row")
         task, why = suggested
         if task == current:
             return {}
@@ -94,7 +94,7 @@ class DataTabs:
         return out
 
     def check_data(self, user: str, form: dict) -> dict:
-        task = form.get("task") or "classification"
+        task = form.get("task") or DEFAULT_TASK
         train = self._file(user, form, "train_file")
         frame, columns = None, []
         self.studio.workspace(user).check_quota()
@@ -198,7 +198,7 @@ class DataTabs:
                 "validation rows")
         epochs = _num(form.get("epochs"), float, 3.0) or 3.0
         method = METHOD_TITLES.get(form.get("method") or "full", form.get("method"))
-        task = task_ui(form.get("task") or "classification").choice
+        task = task_ui(form.get("task") or DEFAULT_TASK).choice
         when = f", about {human_seconds(seconds)}" if seconds else ""
         rate = _num(form.get("lr"), float, None)
         rate = f", learning rate {rate:g}" if rate else ""
@@ -213,7 +213,7 @@ class DataTabs:
         if not model:
             return {"method_info": render.message("Choose a model that loads first.", "info"),
                     "advice": "", "train_plan": self.train_plan(form)}
-        spec = get_task(form.get("task") or "classification")
+        spec = get_task(form.get("task") or DEFAULT_TASK)
         n_train = (data or {}).get("n_train", 0)
         labels = len((data or {}).get("labels") or []) or 2
         costs = method_costs(model["path"], spec, labels, n_train,
@@ -272,7 +272,7 @@ class DataTabs:
             try:
                 from ..estimate import counts
 
-                spec = get_task(form.get("task") or "classification")
+                spec = get_task(form.get("task") or DEFAULT_TASK)
                 n_params = counts(model["path"], spec, 2)["full"][1]
             except Exception:  # noqa: BLE001 - no size known: the small-model default
                 n_params = None
@@ -308,7 +308,7 @@ class DataTabs:
                  ("--output", "runs/my-run")]
         defaults = RunConfig.from_dict({"task": raw["task"]}).to_dict()
         named = {flag for flag, _ in flags} | {"--data", "--task", "--output"}
-        from ..__main__ import FLAGS
+        from ..cli_flags import FLAGS
 
         for flag, (section, name, _, _) in FLAGS.items():  # advanced settings a user changed
             value = raw[section][name] if section else raw[name]
@@ -316,7 +316,7 @@ class DataTabs:
                     defaults[section][name] if section else defaults[name]):
                 value = ",".join(value) if isinstance(value, list) else value
                 flags.insert(-1, (flag, f"{value:g}" if isinstance(value, float) else value))
-        if raw["task"] != "classification":
+        if raw["task"] != DEFAULT_TASK:
             args += ["--task", raw["task"]]
         for flag, value in flags:
             if value is not None:

@@ -12,6 +12,7 @@ from ..errors import FinetunerError
 from ..export import read_meta, usage_snippet
 from ..results import read_results
 from ..runs import FINAL_STATUSES
+from ..tasks import DEFAULT_TASK
 from . import charts, render
 from .forms import METHOD_CHOICES
 from .tasks import answer as task_answer
@@ -131,12 +132,12 @@ class ResultsTabs:
         """Shape the try-it box for the chosen run's task (one or two boxes, label or
         highlights)."""
         run_id = form.get("try_run")
-        task, pairs = "classification", False
+        task, pairs = DEFAULT_TASK, False
         if run_id:
             run = self.studio.workspace(user).run(run_id)
             self.studio.warm(run)
             meta = read_meta(run.model)
-            task = meta.get("task") or "classification"
+            task = meta.get("task") or DEFAULT_TASK
         spec = task_ui(task)
         if run_id:
             pairs = spec.pair_always or bool((meta.get("columns") or {}).get("text_pair"))

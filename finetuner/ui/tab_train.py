@@ -10,7 +10,7 @@ from ..checks import prepare_data
 from ..errors import FinetunerError
 from ..results import read_results
 from ..runs import FINAL_STATUSES, read_events, read_json, tail
-from ..tasks import get_task
+from ..tasks import DEFAULT_TASK, get_task
 from . import charts, render
 from .forms import _path
 
@@ -109,8 +109,8 @@ class TrainTab:
                 out[field] = self._share(user, path, run.id, name)
         if "train_file" not in out:
             return {}
-        task = (read_json(run.config) or {}).get("task") or "classification"
-        if task != (form.get("task") or "classification"):
+        task = (read_json(run.config) or {}).get("task") or DEFAULT_TASK
+        if task != (form.get("task") or DEFAULT_TASK):
             out.update(self.task_changed(user, {**form, "task": task, "train_file": None}))
             out["task"] = task
         return out
@@ -146,7 +146,7 @@ class TrainTab:
         if seen == key:
             return {}
         config = read_json(run.config) or {}
-        spec = get_task(config.get("task", "classification"))
+        spec = get_task(config.get("task", DEFAULT_TASK))
         progress = next((e for e in reversed(events) if e["type"] == "progress"), None)
         note = next((e.get("message", "") for e in reversed(events) if e["type"] == "status"),
                     "")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from ..tasks import TASKS, TaskUI, get_task
+from ..tasks import DEFAULT_TASK, TASKS, TaskUI, get_task
 from . import render
 
 TASK_CHOICES = [(spec.ui.choice, spec.name) for spec in TASKS.values()]
@@ -24,7 +24,7 @@ TASK_INFO = ("Classification sorts texts into your labels (sentiment, spam, topi
 
 def ui(task: str | None) -> TaskUI:
     """The page's view of a task (the registry's TaskUI); classification when unknown."""
-    return (TASKS.get(task or "classification") or TASKS["classification"]).ui
+    return (TASKS.get(task or DEFAULT_TASK) or TASKS[DEFAULT_TASK]).ui
 
 
 def chosen_columns(task: str, report_columns: dict) -> dict:

@@ -1,0 +1,131 @@
+"""The package's shape, read from its source (no import runs): no import cycles, counting
+imports inside functions too; the page and the task registry stay in their rooms; and no
+module outside `finetuner/tasks/` decides anything by comparing a value with a task's name
+(a task's behaviour is a field or a hook of its TaskSpec)."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+from conftest import ROOT
+
+PACKAGE = ROOT / "finetuner"
+
+
+def modules() -> dict[str, Path]:
+    out = {}
+    for path in PACKAGE.rglob("*.py"):
+        parts = list(path.relative_to(ROOT).with_suffix("").parts)
+        if parts[-1] == "__init__":
+            parts.pop()
+        out[".".join(parts)] = path
+    return out
+
+
+def imports(name: str, path: Path, known: dict) -> set[str]:
+    """Every finetuner module `name` imports, at the top or inside a function."""
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text("utf-8"))):
+        targets = []
+        if isinstance(node, ast.Import):
+            targets = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                parts = package.split(".")
+                parts = parts[:len(parts) - (node.level - 1)]
+                base = ".".join(parts + ([node.module] if node.module else []))
+            targets = [f"{base}.{a.name}" if f"{base}.{a.name}" in known else base
+                       for a in node.names]
+        found |= {t for t in targets if t in known and t != name}
+    return found
+
+
+def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Strongly connected components of more than one module (Tarjan)."""
+    index, low, stack, on, out = {}, {}, [], set(), []
+
+    def visit(v):
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on.add(v)
+        for w in graph[v]:
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            comp = []
+            while True:
+                w = stack.pop()
+                on.discard(w)
+                comp.append(w)
+                if w == v:
+                    break
+            if len(comp) > 1:
+                out.append(sorted(comp))
+
+    for v in sorted(graph):
+        if v not in index:
+            visit(v)
+    return out
+
+
+def graph() -> dict[str, set[str]]:
+    known = modules()
+    return {name: imports(name, path, known) for name, path in known.items()}
+
+
+def test_no_import_cycles_not_even_inside_functions():
+    g = graph()
+    assert len(g) > 60 and "finetuner.ui.app" in g["finetuner.__main__"] | g["finetuner.ui"] | {
+        "finetuner.ui.app"}
+    assert cycles(g) == []
+    # the check itself finds a cycle when there is one
+    g["finetuner.config"].add("finetuner.studio")
+    assert any("finetuner.config" in c for c in cycles(g))
+
+
+def test_rooms_import_downwards():
+    """Only the page imports the page; the task registry imports neither the server, the
+    training run nor the page; nothing imports the command line's entry module."""
+    g = graph()
+    for name, targets in g.items():
+        if not name.startswith("finetuner.ui") and name != "finetuner.app":
+            assert not any(t.startswith("finetuner.ui") for t in targets), name
+        if name.startswith("finetuner.tasks"):
+            assert not targets & {"finetuner.studio", "finetuner.jobs", "finetuner.groups",
+                                  "finetuner.training", "finetuner.worker"}, (name, targets)
+        assert "finetuner.__main__" not in targets, name
+
+
+TASK_NAMES = {"classification", "multi-label", "regression", "ner", "qa"}
+
+
+def _strings(node) -> list[str]:
+    if isinstance(node, ast.Constant) and isinstance(node.value, str):
+        return [node.value]
+    if isinstance(node, (ast.Tuple, ast.List, ast.Set)):
+        return [v for e in node.elts for v in _strings(e)]
+    return []
+
+
+def test_no_module_outside_the_registry_compares_with_a_task_name():
+    found = []
+    for path in PACKAGE.rglob("*.py"):
+        if "tasks" in path.relative_to(PACKAGE).parts:
+            continue
+        source = path.read_text("utf-8")
+        for node in ast.walk(ast.parse(source)):
+            if not isinstance(node, ast.Compare):
+                continue
+            text = ast.get_source_segment(source, node) or ""
+            if "problem_type" in text:  # transformers' loss names ("regression"), not tasks
+                continue
+            if any(v in TASK_NAMES for op in [node.left, *node.comparators]
+                   for v in _strings(op)):
+                found.append(f"{path.relative_to(ROOT)}:{node.lineno}: {text}")
+    assert found == [], "\n".join(found)
