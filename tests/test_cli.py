@@ -65,6 +65,22 @@ def test_bad_input_prints_one_sentence(tmp_path):
     assert proc.returncode == 2 and "no finished model" in proc.stderr
 
 
+@pytest.mark.parametrize("command", [None, "train", "check", "compare", "search",
+                                     "learning-curve", "predict", "export", "push", "doctor"])
+def test_every_command_explains_itself(command, capsys):
+    """--help of the program and of each command prints (a '%' in a help text once broke
+    argparse's formatting of the whole program's help)."""
+    from finetuner.__main__ import main
+
+    with pytest.raises(SystemExit) as done:
+        main([command, "--help"] if command else ["--help"])
+    assert done.value.code == 0
+    out = capsys.readouterr().out
+    assert out.startswith("usage: python -m finetuner")
+    if command is None:
+        assert "learning-curve" in out and "train on 25/50/100% of the data" in out
+
+
 def test_check_reports_the_data():
     proc = cli("check", "--data", EXAMPLES / "spam.jsonl")
     assert proc.returncode == 0, proc.stderr
