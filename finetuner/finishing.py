@@ -66,6 +66,9 @@ def finish(ctx: Context, p: Prepared, evaluator: Evaluator, callback: RunCallbac
     """After training, in order: score (validation detail, the test split once, calibration,
     test predictions), judge (baselines, label errors, the verdict), save (model, zip)."""
     cfg = ctx.config
+    if stopped:  # the job manager reads this: the worker is finishing, not stuck
+        ctx.events.emit("status", state="stopping",
+                        message="Stopped: keeping the best checkpoint so far")
     scored = _score(ctx, p, evaluator, callback, stopped)
     judged = _judge(ctx, p, evaluator, callback, stopped, amp, scored["val_detail"])
     best = [h for h in callback.history if h["step"] == callback.best_step]

@@ -15,6 +15,7 @@ the server is marked interrupted and can be resumed from its last checkpoint. No
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import signal
@@ -34,6 +35,11 @@ log = logging.getLogger("finetuner.jobs")
 
 PACKAGE_PARENT = str(Path(__file__).resolve().parent.parent)
 STOP_GRACE_SECONDS = 3.5  # cooperative window; the kill follows, well inside 5 s
+# ...unless the worker says it is finishing (saving its best checkpoint): a busy machine may
+# need longer to write the model, and a kill then would lose the whole run
+FINISH_GRACE_SECONDS = 45.0
+FINISHING = frozenset({"stopping", "testing", "baselines", "label_check", "saving",
+                       "reporting", "trackers"})
 # What a child process (training worker, batch prediction) inherits from the server: the
 # variables that locate programs, libraries, caches and devices, never sign-in secrets or
 # tokens (FINETUNER_AUTH, HF_TOKEN, OAuth secrets stay in the web process).
@@ -347,6 +353,10 @@ class JobManager:
     def _kill_later(self, job: Job) -> None:
         if job.done.wait(self.grace):
             return
+        deadline = time.time() + FINISH_GRACE_SECONDS
+        while time.time() < deadline and last_state(job.run) in FINISHING:
+            if job.done.wait(0.5):  # still saving what it kept: not stuck, not killed
+                return
         job.killed = True
         if job.remote:
             self.backend.stop(job.run.id)  # Ray ends the job (its process group)
@@ -505,6 +515,25 @@ def rank_failure(run: RunPaths) -> dict | None:
                 "so every process of it was ended.", "remedy": "See worker.log; if memory ran "
                 "out, lower the batch size or use fewer processes. Last lines:\n"
                 + tail(run.log, 8)}
+    return None
+
+
+def last_state(run: RunPaths) -> str | None:
+    """The state of the worker's last status event (read from the end of its events)."""
+    try:
+        with open(run.events, "rb") as fh:
+            fh.seek(0, 2)
+            fh.seek(max(0, fh.tell() - 16384))
+            tail_bytes = fh.read()
+    except OSError:
+        return None
+    for line in reversed(tail_bytes.splitlines()):
+        try:
+            event = json.loads(line)
+        except ValueError:
+            continue
+        if event.get("type") == "status":
+            return event.get("state")
     return None
 
 

@@ -224,6 +224,23 @@ def test_a_worker_that_ignores_stop_is_killed_with_its_children(tmp_path, tiny_m
     assert results["status"] == "stopped" and "by force" in results["note"]
 
 
+def test_a_stop_waits_for_a_worker_still_saving_its_best_checkpoint(tmp_path, tiny_model):
+    """Past the grace period, a worker whose events say it is saving what it kept is given
+    the time to finish (a kill then would lose the whole run); a silent one is killed."""
+    run = make_run(tmp_path, tiny_model)
+    env = dict(os.environ, PYTHONPATH=str(ROOT / "tests"))
+    manager = JobManager(env=env, worker_module="slow_saver_worker")
+    job = manager.start(run)
+    assert wait_for(lambda: run.events.exists(), 30)
+    t0 = time.time()
+    manager.stop(run)
+    assert job.done.wait(30)
+    assert 6 < time.time() - t0 < 20
+    results = read_json(run.results)
+    assert results["status"] == "stopped" and "by force" not in results.get("note", "")
+    assert not job.killed
+
+
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
