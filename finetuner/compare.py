@@ -18,12 +18,11 @@ import json
 import math
 from pathlib import Path
 
-from .config import RunConfig
+from .config import METHOD_NAMES, RunConfig
 from .errors import FinetunerError
 from .runs import FINAL_STATUSES, RunPaths
 
 DEFAULT_METHODS = ("head", "lora", "full")
-METHOD_NAMES = {"head": "head-only", "lora": "LoRA", "full": "full fine-tuning"}
 VARIABLE = {"learning_rate": "training", "lr": "training", "epochs": "training",
             "batch_size": "training", "weight_decay": "training", "warmup_ratio": "training",
             "dropout": "training", "lora_r": "method", "lora_alpha": "method",

@@ -18,6 +18,7 @@ from .errors import ConfigError
 from .tasks import DEFAULT_TASK, get_task
 
 METHODS = ("full", "lora", "head")
+METHOD_NAMES = {"head": "head-only", "lora": "LoRA", "full": "full fine-tuning"}  # in a sentence
 METHOD_HELP = {
     "full": "Full fine-tuning: every weight of the encoder and the new head is trained. "
     "Best accuracy, slowest, largest model file.",

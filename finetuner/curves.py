@@ -13,6 +13,7 @@ import math
 from dataclasses import dataclass
 
 MEMORISED = 0.98  # a training score this close to perfect, with a real gap, is memorising
+LARGE_GAP = 0.25  # train this far above validation (and beyond noise): overfitting anyway
 UNDERFIT_SHARE = 0.5  # closes less than half the way from chance to a perfect training score
 
 
@@ -101,7 +102,8 @@ class Curves:
                 f"{self.n_val} validation rows, while train {self.title} rose to {_f(tl)}.")
         for row, when in ((last, "at the last evaluation"), (self.best, "at the kept step")):
             gap = self.gap(row)
-            if gap and gap[0] > gap[1] and row["train_metric"] >= MEMORISED:
+            if gap and gap[0] > gap[1] and (row["train_metric"] >= MEMORISED
+                                            or gap[0] >= LARGE_GAP):
                 loss = f", training loss {_f(row.get('train_loss'))}" if row.get(
                     "train_loss") is not None else ""
                 evidence.append(

@@ -24,8 +24,9 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, field
 
+from .config import METHOD_NAMES
 from .curves import Curves, _f, _learnable_by_baseline, _overconfidence, best_row
-from .tasks import DEFAULT_TASK
+from .tasks import DEFAULT_TASK, NO_LABEL
 
 VERDICTS = ("behind_baseline", "healthy", "still_improving", "overfitting", "underfitting",
             "no_signal", "too_little_data", "class_imbalance")
@@ -135,9 +136,28 @@ def diagnose(
     gap = baseline_gap(curves, data.get("baselines") or {},
                        spec.higher_is_better.get(metric, True))
     if gap and gap["behind"]:
-        return _behind_baseline(d, gap, curves, spec, method)
-    if gap and d.verdict not in ("no_signal", "too_little_data"):
+        d = _behind_baseline(d, gap, curves, spec, method)
+    elif gap and d.verdict not in ("no_signal", "too_little_data"):
         _as_good_as(d, gap, curves)
+    return _training_notes(d, curves, data, method)
+
+
+def _training_notes(d: Diagnosis, curves: Curves, data: dict, method: str | None
+                    ) -> Diagnosis:
+    """What the settings did to the run: no step beat the head it started from (the kept
+    model is that head), or Max steps ended training before its epochs."""
+    later = [h for h in curves.history if h["step"] > 0 and h.get("val_metric") is not None]
+    if curves.best and curves.best["step"] == 0 and later and method != "head":
+        d.notes.insert(0, f"No training step improved on the starting point (step 0: the new "
+                          f"head fitted on the frozen encoder, validation {curves.title} "
+                          f"{curves.best['val_metric']:.2f}); the kept model is that head, so "
+                          f"the {METHOD_NAMES.get(method, 'fine-tuning')} steps did not help on "
+                          "this data.")
+    cut = data.get("max_steps_cut")
+    if cut and d.verdict in ("underfitting", "still_improving", "behind_baseline",
+                             "no_signal"):
+        d.remedies.insert(0, f"Training stopped at the Max steps you set ({cut:,}) before its "
+                             "epochs ran: raise Max steps or set it to 0, then judge again.")
     return d
 
 
@@ -181,6 +201,8 @@ def _as_good_as(d: Diagnosis, gap: dict, curves: Curves) -> None:
                          "run; keep it in mind."
                       + (" Fine-tuning may pull ahead with more epochs, data or a higher "
                          "learning rate." if vm < 0.98 else ""))
+    # "nothing to fix" would contradict the line above
+    d.remedies[:] = [r for r in d.remedies if not r.startswith("Nothing to fix")]
 
 
 def _behind_baseline(found: Diagnosis, gap: dict, curves: Curves, spec, method) -> Diagnosis:
@@ -416,7 +438,8 @@ def _too_little_data(data: dict, unit: str = "training examples") -> list[str]:
     n_train = data.get("n_train")
     if n_train is not None and n_train < MIN_TRAIN:
         out.append(f"Only {n_train} {unit} (fewer than {MIN_TRAIN}).")
-    counts = data.get("label_counts") or {}
+    # rows without a label (multi-label) are no label of their own
+    counts = {k: v for k, v in (data.get("label_counts") or {}).items() if k != NO_LABEL}
     if counts:
         label, n = min(counts.items(), key=lambda kv: kv[1])
         if n < MIN_PER_CLASS:

@@ -181,6 +181,10 @@ def _judge(ctx: Context, p: Prepared, evaluator: Evaluator, callback: RunCallbac
                   # chance is defined for labels to guess; entities and spans score ~0
                   "validation_counts": (counts.get("validation") or {})
                   if spec.guessable else {}}
+    steps, epochs = cfg.training.max_steps, cfg.training.epochs
+    last = callback.history[-1] if callback.history else {}
+    if steps and last.get("step", 0) >= steps and (last.get("epoch") or 0) < 0.95 * epochs:
+        data_facts["max_steps_cut"] = steps  # Max steps ended training before its epochs
     trial = not cfg.training.score_test  # a search trial: baselines score the test split
     base = _baselines(cfg.task, prepared, ctx.events) if not (stopped or trial) else {}
     data_facts["baselines"] = {b["title"]: (b.get("validation") or {}).get(spec.primary_metric)

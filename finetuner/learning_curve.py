@@ -76,6 +76,8 @@ def analyse(rows: list[dict], metric_title: str, expected: int | None = None) ->
         out["sentence"] = ("Fewer than two points finished with a validation score, so there "
                            "is no curve to read: look at the members' own runs.")
         return out
+    missing = [r["name"] for r in rows if r.get("status") in ENDED
+               and r["name"] not in {p["name"] for p in points}]
     fit = fit_power_law([(p["n"], p["score"]) for p in points])
     last, before = points[-1], points[-2]
     n2 = 2 * last["n"]
@@ -106,8 +108,11 @@ def analyse(rows: list[dict], metric_title: str, expected: int | None = None) ->
         if delta <= band:
             sentence += (f" With {rows_text}, a step that small is within the noise: read the "
                          "estimate as a direction, not a promise, or validate on more rows.")
+    if missing:  # said first: the curve is read from the points that did finish
+        sentence = (f"Not every point finished ({', '.join(missing)}: see its run); read from "
+                    f"the {len(points)} that did. ") + sentence
     out.update(fit=fit, predicted={"n": n2, "score": predicted, "gain": gain}, flat=flat,
-               sentence=sentence)
+               sentence=sentence, missing=missing)
     return out
 
 

@@ -132,3 +132,27 @@ def test_the_label_error_table_says_what_was_flagged_and_how_sure_the_check_is()
     frame = label_issues_frame(info)
     assert frame.loc[0, "chance the given label is right"] == "<1%"
     assert frame.loc[0, "check right when it suggests this"] == "74%"
+
+
+def test_a_check_too_weak_to_trust_flags_nothing_and_says_why(tmp_path, monkeypatch):
+    """Out-of-fold agreement under 85% (little data, a weak model): no row is accused, and
+    the results page says why; a reliable check with nothing to flag says that too."""
+    from types import SimpleNamespace
+
+    from finetuner.ui.render import metrics_html
+
+    rng = np.random.default_rng(3)
+    y = np.repeat(np.arange(2), 60)
+    x = rng.normal(0, 1, size=(120, 4))  # features that say nothing about the labels
+    monkeypatch.setattr(labelnoise, "embed", lambda *a, **k: x)
+    train = [{"text": f"t{i}", "label": "ab"[c], "row": i + 2} for i, c in enumerate(y)]
+    (tmp_path / "label_issues.csv").write_text("stale")
+    info = labelnoise.check(SimpleNamespace(), train, [{}] * 120, ["a", "b"], None, 8, None,
+                            tmp_path)
+    assert info["unreliable"] and info["flagged"] == 0 and info["rows"] == []
+    assert info["agreement"] < labelnoise.MIN_AGREEMENT
+    assert not (tmp_path / "label_issues.csv").exists()
+    page = metrics_html({"metric": "macro_f1", "test": {"macro_f1": 0.5}, "label_issues": info})
+    assert "Label check: no row is flagged" in page and "below the 85%" in page
+    assert label_noise_note(info) is None  # and the verdict says nothing about label noise
+

@@ -77,6 +77,10 @@ def test_no_sentence_before_every_point_has_ended():
     failed = learning_curve.analyse(rows([(100, 0.7)]) + rows([(200, None)], status="failed"),
                                     "macro-F1")
     assert "Fewer than two points" in failed["sentence"]
+    one_lost = learning_curve.analyse(rows([(100, 0.7), (200, 0.8)]) + rows(
+        [(400, None)], status="failed"), "macro-F1")
+    assert one_lost["sentence"].startswith("Not every point finished (400: see its run); read "
+                                           "from the 2 that did. Doubling"), one_lost["sentence"]
     assert learning_curve.parse_fractions("0.5, 0.25,1") == [0.25, 0.5, 1.0]
     for bad in ("1", "0,0.5", "0.5,2", "a,b"):
         with pytest.raises(FinetunerError, match="Cannot read the fractions"):

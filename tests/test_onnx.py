@@ -417,7 +417,7 @@ def test_a_finished_run_is_exported_later_from_the_results_tab(trained, tmp_path
         with pytest.raises(FinetunerError, match="No such run"):
             handlers.export_onnx("bob", {"result_run": run.id})
         out = handlers.export_onnx("alice", {"result_run": run.id})
-        assert "Exporting to ONNX" in out["results_msg"]
+        assert out["results_msg"] == ""  # the export section says it all, and goes on saying
         assert out["onnx_btn"]["visible"] is False and out["results_timer"].active
         assert "being exported to ONNX" in html.unescape(out["metrics"])
         assert "python -m" not in out["metrics"]  # the page speaks in buttons

@@ -109,6 +109,7 @@ class PreparedData:
 
 TASKS: dict[str, TaskSpec] = {}
 DEFAULT_TASK = "classification"  # the one default: a config, a form or an old run without one
+NO_LABEL = "(none)"  # multi-label: the rows that carry no label, counted beside the labels
 
 
 def register(spec: TaskSpec) -> TaskSpec:

@@ -18,7 +18,7 @@ import numpy as np
 from ..config import RunConfig
 from ..data import Finding, TokenCounter, clean_label, sort_labels
 from ..errors import DataError
-from . import PreparedData, windows
+from . import NO_LABEL, PreparedData, windows
 from .classification import example_from_input, examples_from_frame  # noqa: F401 - same
 from .table import MISSING, RowKind, featurize_rows, label_columns, prepare_rows
 
@@ -27,7 +27,7 @@ TRUE_VALUES = {"1", "true", "yes", "y", "t"}
 FALSE_VALUES = {"0", "false", "no", "n", "f", ""}
 TOO_RARE = 5  # fewer training examples than this: too rare to learn
 RARE = 10
-NONE = "(none)"
+NONE = NO_LABEL
 
 
 # ---------------------------------------------------------------------------- reading

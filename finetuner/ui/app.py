@@ -254,8 +254,11 @@ def _wire_data_and_model(w: Wiring) -> None:
              api_name=f"costs_{name}")
     bind(C["method"].change, "method_defaults", [*form, "model_state"], ["lr"], "method_info",
          api_name="method_defaults")
-    bind(C["advice_btn"].click, "apply_advice", ["advice_state"], ["method", "epochs", "lr"],
-         "advice")
+    dep = bind(C["advice_btn"].click, "apply_advice", ["advice_state"],
+               ["method", "epochs", "lr"], "advice")
+    # the fields changed by a handler fire no input event: the preview and the plan follow
+    dep = bind(dep.then, "costs", cost_in, cost_out, "method_info", api_name=False)
+    bind(dep.then, "preview_config", form, ["cli", "train_msg"], "cli", api_name=False)
     for name in form:
         event = getattr(C[name], "input", None) or C[name].change
         if name not in ("train_file", "task", "model_zip"):
@@ -268,7 +271,8 @@ def _wire_data_and_model(w: Wiring) -> None:
 def _wire_train_results_try(w: Wiring) -> None:
     C, bind = w.C, w.bind
     form, try_view, results_out = FORM, TRY_VIEW, RESULTS_OUT
-    start_out = ["current_run", "seen", "tabs", "train_msg", "stop_btn", "train_btn"]
+    start_out = ["current_run", "seen", "tabs", "train_msg", "stop_btn", "train_btn",
+                 "run_name"]
     bind(C["train_btn"].click, "start", [*form, "run_name"], start_out, "train_msg",
          concurrency_limit=1)
     bind(C["stop_btn"].click, "stop", ["current_run"], [], "train_msg")
@@ -312,7 +316,7 @@ def _wire_runs_and_admin(w: Wiring) -> None:
          [*runs_out, "confirm_delete", "current_run"], "runs_msg")
     group_out = GROUP_OUT
     group_in = ["group_pick", "group_seen"]
-    started = [*group_out, "group_pick", "tabs", "group_msg"]
+    started = [*group_out, "group_pick", "tabs", "group_msg", "run_name"]
     bind(C["compare_btn"].click, "compare", [*FORM, "run_name", "cmp_methods", "cmp_vary",
                                              "cmp_values", "cmp_minutes", "cmp_memory"],
          started, "cmp_msg", concurrency_limit=1)

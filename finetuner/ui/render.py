@@ -169,7 +169,8 @@ def metrics_html(results: dict) -> str:
     note = message(results["note"], "info") if results.get("note") else ""
     state = "" if status == "completed" else message(f"Run {status}.", "info")
     return (state + f"<div class='ft-metrics'>{cards}</div>" + meta
-            + baselines_html(results) + calibration_html(results) + onnx_html(results)
+            + baselines_html(results) + calibration_html(results) + label_check_html(results)
+            + onnx_html(results)
             + note)
 
 
@@ -331,6 +332,23 @@ def errors_frame(rows: list[dict], limit: int = 200) -> pd.DataFrame:
     wrong = [r for r in rows if not r.get("correct", True)][:limit]
     cols = [c for c in (wrong[0] if wrong else {}) if c != "correct"]
     return pd.DataFrame([{c: r.get(c) for c in cols} for r in wrong], columns=cols)
+
+
+def label_check_html(results: dict) -> str:
+    """The label check when it shows no table: nothing flagged, or too weak to flag."""
+    info = results.get("label_issues") or {}
+    if not info or info.get("flagged"):
+        return ""  # the table below says it
+    if info.get("unreliable"):
+        return message(
+            f"Label check: no row is flagged. The check (each training row scored by a model "
+            f"that never saw it) agrees with only {info['agreement']:.0%} of your labels, "
+            f"below the {info.get('min_agreement', 0.85):.0%} it needs before it can point at "
+            "a wrong one; with more data, or a model that learns the task better, it can.",
+            "info")
+    return message(f"Label check: no suspected label errors among {info['checked']:,} "
+                   f"training rows (the check agrees with {info['agreement']:.0%} of the "
+                   "given labels).", "ok")
 
 
 def label_issues_frame(info: dict) -> pd.DataFrame:

@@ -37,7 +37,8 @@ class GroupsTab:
         out = self.group_view(user, {"group_pick": group_id})
         out.update(group_pick=gr.update(choices=self._groups(ws, self.studio.groups),
                                         value=group_id),
-                   tabs=gr.update(selected="groups"), group_msg=render.message(text, "ok"))
+                   tabs=gr.update(selected="groups"), group_msg=render.message(text, "ok"),
+                   run_name="")  # the name was for this group
         return out
 
     def compare(self, user: str, form: dict) -> dict:
@@ -99,7 +100,9 @@ class GroupsTab:
         else:
             table, chart = render_groups.compare_frame(view), render_groups.compare_chart(view)
             summary = render_groups.compare_html(view)
-        return {"group_seen": _key(view), "group_status": render_groups.status_line(view),
+        ended = {} if live else {"group_msg": ""}  # "queued…" is stale once it has ended
+        return {**ended, "group_seen": _key(view),
+                "group_status": render_groups.status_line(view),
                 "group_summary": summary, "group_table": table, "group_plot": chart,
                 "group_stop": gr.update(interactive=live),
                 "group_continue": gr.update(visible=can_continue),

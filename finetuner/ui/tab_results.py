@@ -88,10 +88,9 @@ class ResultsTabs:
     def export_onnx(self, user: str, form: dict) -> dict:
         """Export the shown run to ONNX now, in its own process; the view follows it."""
         run = self.studio.workspace(user).export_onnx(form.get("result_run"))
-        return {**self.results_view(user, {"result_run": run.id}),
-                "results_msg": render.message(
-                    "Exporting to ONNX and checking the export against PyTorch; its check "
-                    "appears below when it is done (usually under a minute).", "info")}
+        # the export's own section below says it is running and then shows its check: no
+        # second message above that would outlive it
+        return {**self.results_view(user, {"result_run": run.id}), "results_msg": ""}
 
     def results_tick(self, user: str, form: dict) -> dict:
         """While an export runs: the view again once it has landed (or failed)."""

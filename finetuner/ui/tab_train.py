@@ -48,7 +48,8 @@ class TrainTab:
                     "and come back.")
         return {"current_run": run.id, "seen": None, "tabs": gr.update(selected="train"),
                 "train_msg": render.message(text, "ok"),
-                "stop_btn": gr.update(interactive=True)}
+                "stop_btn": gr.update(interactive=True),
+                "run_name": ""}  # a name is for one run: the next one gets its own
 
     def resume(self, user: str, form: dict) -> dict:
         run_id = form.get("current_run") or form.get("run_pick")
