@@ -51,7 +51,7 @@ def method_params(model_path: str, task_auto: str, peft_task: str, heads: tuple[
 
     from . import modeling
 
-    config = transformers.AutoConfig.from_pretrained(model_path, num_labels=max(num_labels, 2))
+    config = transformers.AutoConfig.from_pretrained(model_path, num_labels=max(num_labels, 1))
     from .modelzip import check_model_config
 
     # sizes checked before a skeleton is built: a crafted config must not fill the web process
@@ -155,7 +155,7 @@ def _quick_params(model_path: str, stamp: int, task_auto: str, num_labels: int, 
         embeddings += n if "embeddings" in name else 0  # as method_params counts them
     if not backbone:
         return None
-    h, labels = int(config["hidden_size"]), max(num_labels, 2)
+    h, labels = int(config["hidden_size"]), max(num_labels, 1)  # regression: one output
     if task_auto == "AutoModelForSequenceClassification":
         # DeBERTa's pooler maps pooler_hidden_size to itself (it must equal hidden_size)
         inner = int(config.get("pooler_hidden_size") or h)

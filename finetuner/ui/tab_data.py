@@ -251,6 +251,11 @@ class DataTabs:
         seconds = None
         if chosen is not None and chosen.seconds_per_epoch:
             seconds = chosen.seconds_per_epoch * (1 if chosen.one_pass else epochs)
+            steps = _num(form.get("max_steps"), int, 0) or 0
+            if steps > 0 and n_train and not chosen.one_pass:  # Max steps ends it sooner
+                batch = _num(form.get("batch_size"), int, 0) or 32
+                per_epoch = max(1, -(-n_train // batch))
+                seconds = min(seconds, chosen.seconds_per_epoch * steps / per_epoch)
         return {"method_info": table, "advice": advice_html,
                 "advice_state": advice.__dict__ if advice else None,
                 "train_plan": self.train_plan(form, seconds)}
