@@ -190,7 +190,11 @@ def test_reload_reattaches_and_stop_twice(app_url, page, tmp_path):
     expect(page.get_by_text("The data is ready to train on.")).to_be_visible(timeout=60_000)
     shot(page, tmp_path, "08b-data-restored")
     expect(page.get_by_text("Rows: train 128, validation 16, test 16")).to_be_visible()
+    # ...and its settings: the page describes the run it shows, not the form's defaults
+    page.get_by_role("tab", name="2 · Model & method").click()
+    expect(page.get_by_label("Epochs")).to_have_value("20")
     page.get_by_role("tab", name="3 · Train").click()
+    expect(page.locator("#train-plan")).to_contain_text("20 epoch(s)")
     stop = page.get_by_role("button", name="Stop training")
     stop.click()
     stop.click()  # pressed twice: the second press only says it is already stopping, or,

@@ -207,7 +207,8 @@ def _wire(w: Wiring, demo: gr.Blocks) -> None:
     dep = w.bind(demo.load, "attach", FORM,
                  [*RUNS_OUT, "current_run", "seen", "train_msg", "model_state", "tabs",
                   "admin_tab", "group_pick", "train_file", "val_file", "test_file", "task",
-                  "max_length", "text_col", "pair_col", "label_col"], "train_msg",
+                  "max_length", "text_col", "pair_col", "label_col", "method", "epochs", "lr",
+                  "max_steps", "batch_size", "lora_r", "onnx"], "train_msg",
                  api_name="attach")
     w.bind(dep.then, "costs", COST_IN, COST_OUT, "method_info", api_name=False)
 
@@ -252,7 +253,9 @@ def _wire_data_and_model(w: Wiring) -> None:
                  "adapter_only", "report_to"):  # what the plan beside Start says
         bind(C[name].change, "costs", cost_in, cost_out, "method_info",
              api_name=f"costs_{name}")
-    bind(C["method"].change, "method_defaults", [*form, "model_state"], ["lr"], "method_info",
+    # the user's own choice of method brings its learning rate; a method set by the page (a
+    # reload restoring a run's settings, the recommendation) comes with its own
+    bind(C["method"].input, "method_defaults", [*form, "model_state"], ["lr"], "method_info",
          api_name="method_defaults")
     dep = bind(C["advice_btn"].click, "apply_advice", ["advice_state"],
                ["method", "epochs", "lr"], "advice")

@@ -272,7 +272,8 @@ def baselines_html(results: dict) -> str:
         return ""
 
     def cell(x):
-        return "" if x is None else f"{x:.3f}"
+        # a constant answer has no correlation: said, not left blank
+        return "undefined (one answer for all)" if x is None else f"{x:.3f}"
 
     rows = [f"<tr style='font-weight:bold'><td>This fine-tuned model</td><td>{cell(model_val)}"
             f"</td><td>{cell(model_test)}</td></tr>"]
@@ -391,14 +392,19 @@ def runs_frame(summaries: list) -> pd.DataFrame:
     cols = ["name", "status", "task", "method", "best validation score",
             "test score (not used for any choice)", "vs best baseline (validation)",
             "train time", "disk", "created", "id"]
+    from ..config import METHOD_NAMES
     from ..estimate import human_seconds
+    from .tasks import ui as task_ui
 
     def row(s) -> list:
         def score(x):
             return "" if x is None else f"{words.metric_title(s.metric)} {x:.4f}"
 
         gap = "" if s.baseline_gap is None else f"{s.baseline_gap * 100:+.1f} points"
-        return [s.name, s.status, s.task, s.method, score(s.value), score(s.test_value), gap,
+        task = task_ui(s.task).choice if s.task else ""
+        # the status stays its word ("completed", "queued"): API clients read this table
+        return [s.name, s.status, task,
+                METHOD_NAMES.get(s.method, s.method), score(s.value), score(s.test_value), gap,
                 "" if s.seconds is None else human_seconds(s.seconds),
                 f"{s.size_bytes / 1e6:,.1f} MB", s.created, s.id]
 

@@ -123,7 +123,8 @@ def compare_frame(view: dict) -> pd.DataFrame:
             f"best validation {words.metric_title(r['metric'])}": _num(r["validation"]),
             "test (not used for the choice)": _num(r["test"]),
             "training time": "" if r["train_seconds"] is None else f"{r['train_seconds']:.0f} s",
-            words.term("samples_per_second"): _num(r["samples_per_second"], ".1f"),
+            words.term("samples_per_second"): _num(r["samples_per_second"], ".1f")
+            if r["samples_per_second"] else "no steps (one pass)",
             words.term("peak_memory"): "" if r["peak_memory_mb"] is None
             else f"{r['peak_memory_mb']:,.0f} MiB",
             words.term("trainable"): "" if r["trainable"] is None else f"{r['trainable']:,}",
@@ -143,6 +144,12 @@ def compare_chart(view: dict) -> str:
             step, value = point[0], point[1]
             epoch = point[2] if len(point) > 2 and point[2] is not None else step
             rows.append({"step": epoch, "value": value, "series": name})
+    if rows:  # a member scored once (head-only fitted in one pass): a level line, not a dot
+        last = max(r["step"] for r in rows)  # hidden under the others' first points
+        for name in {r["series"] for r in rows}:
+            mine = [r for r in rows if r["series"] == name]
+            if len(mine) == 1 and last > mine[0]["step"]:
+                rows.append({**mine[0], "step": last})
     metric = (view["summary"]["members"] or [{}])[0].get("metric", "score")
     return line_chart(pd.DataFrame(rows), f"Validation {words.metric_title(metric)} of each "
                       "member",

@@ -110,7 +110,17 @@ class TrainTab:
                 out[field] = self._share(user, path, run.id, name)
         if "train_file" not in out:
             return {}
-        task = (read_json(run.config) or {}).get("task") or DEFAULT_TASK
+        config = read_json(run.config) or {}
+        method, training = config.get("method") or {}, config.get("training") or {}
+        # the settings it trains with, so the page (the plan beside Start included) describes
+        # the run it shows rather than the form's defaults
+        out.update({"method": method.get("method") or "full",
+                    "epochs": training.get("epochs"), "lr": training.get("learning_rate"),
+                    "max_steps": training.get("max_steps") or 0,
+                    "batch_size": training.get("batch_size") or 0,
+                    "lora_r": method.get("lora_r"), "onnx": bool(training.get("onnx"))})
+        out = {k: v for k, v in out.items() if v is not None}
+        task = config.get("task") or DEFAULT_TASK
         if task != (form.get("task") or DEFAULT_TASK):
             out.update(self.task_changed(user, {**form, "task": task, "train_file": None}))
             out["task"] = task
