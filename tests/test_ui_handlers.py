@@ -311,6 +311,11 @@ def test_a_new_file_switches_the_task_either_way(handlers):
         EXAMPLES / "ratings.csv"))) == {}
     assert handlers.suggest_task("alice", form(task="qa", train_file=str(
         EXAMPLES / "sentiment.csv"))) == {}
+    # token-per-line entity data uploaded while a table task is picked: switched to NER
+    conll = handlers.suggest_task("alice", form(task="regression", train_file=str(
+        EXAMPLES / "ner.conll")))
+    assert conll["task"] == "ner" and "CoNLL entity data" in text(conll["data_msg"])
+    assert "ready to train" in text(conll["data_msg"])
 
 
 def test_your_runs_follows_new_and_deleted_runs_by_itself(handlers, tiny_model, tmp_path):

@@ -30,3 +30,18 @@ def suggest_task(frame: pd.DataFrame) -> tuple[str, str] | None:
     if sep and sum(sep in c for c in cells) >= 0.1 * len(cells) and sep != ",":
         return "multi-label", f"cells of '{label}' hold several labels joined by '{sep}'"
     return None
+
+
+def suggest_from_text(path: str) -> tuple[str, str] | None:
+    """A file that is no table: ("ner", why) when it reads as token-per-line entity data
+    (CoNLL); None otherwise."""
+    from .ner_read import looks_like_conll
+
+    try:
+        with open(path, encoding="utf-8", errors="replace") as fh:
+            head = fh.read(64_000)
+    except OSError:
+        return None
+    if looks_like_conll(head):
+        return "ner", "it holds one word per line with a tag (CoNLL entity data)"
+    return None

@@ -75,14 +75,18 @@ class DataTabs:
         current = form.get("task") or DEFAULT_TASK
         if not get_task(current).tables_only or not _path(form.get("train_file")):
             return {}
+        path = self._file(user, form, "train_file")
         try:
-            frame = read_table(self._file(user, form, "train_file")).frame
+            frame = read_table(path).frame
         except FinetunerError:
-            return {}
-        from ..tasks.suggest import suggest_task
+            frame = None
+        from ..tasks.suggest import suggest_from_text, suggest_task
 
-        suggested = suggest_task(frame) or (
-            DEFAULT_TASK, "its labels look like one class per row")
+        suggested = (suggest_task(frame) or (DEFAULT_TASK, "its labels look like one class "
+                                             "per row")) if frame is not None else \
+            suggest_from_text(path)
+        if suggested is None:
+            return {}
         task, why = suggested
         if task == current:
             return {}
