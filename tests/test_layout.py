@@ -129,3 +129,28 @@ def test_no_module_outside_the_registry_compares_with_a_task_name():
                    for v in _strings(op)):
                 found.append(f"{path.relative_to(ROOT)}:{node.lineno}: {text}")
     assert found == [], "\n".join(found)
+
+
+def test_every_task_module_has_every_hook(tmp_path, monkeypatch):
+    """The registry's TaskModule protocol: each registered task module provides every hook;
+    one that lacks a hook fails on first use with the hook's name, not deep in a run."""
+    import sys
+    import types
+
+    import pytest
+
+    from finetuner import tasks
+
+    assert len(tasks.HOOKS) == 10
+    for spec in tasks.TASKS.values():
+        assert isinstance(spec.impl(), tasks.TaskModule), spec.name
+    broken = types.ModuleType("finetuner_test_broken_task")
+    for name in tasks.HOOKS:
+        if name != "decode":
+            setattr(broken, name, lambda *a, **k: None)
+    monkeypatch.setitem(sys.modules, broken.__name__, broken)
+    from dataclasses import replace
+
+    spec = replace(tasks.TASKS["classification"], name="broken", module=broken.__name__)
+    with pytest.raises(TypeError, match="lacks the hooks decode"):
+        spec.impl()

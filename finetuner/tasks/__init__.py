@@ -31,9 +31,40 @@ from __future__ import annotations
 import importlib
 from dataclasses import dataclass, field
 from types import ModuleType
+from typing import Protocol, runtime_checkable
 
 from ..data import DataReport
 from ..errors import ConfigError
+
+
+@runtime_checkable
+class TaskModule(Protocol):
+    """The hooks every task module provides (see the module docstring). Optional hooks, found
+    by name when present: `tune`, `before_save`, `paired_record`, `probabilities`."""
+
+    def prepare(self, config, count_tokens=None, check_rows=None) -> PreparedData: ...
+
+    def featurize(self, examples, tokenizer, max_length, label2id, **options) -> list: ...
+
+    def metrics(self, outputs, features, examples, labels, **options) -> dict: ...
+
+    def decode(self, outputs, features, examples, labels, **options) -> list: ...
+
+    def prediction_rows(self, outputs, features, examples, labels, **options) -> list: ...
+
+    def examples_from_frame(self, frame, columns) -> list: ...
+
+    def output_columns(self, prediction, labels) -> dict: ...
+
+    def usage_snippet(self, meta, path) -> str: ...
+
+    def example_from_input(self, text, pair) -> dict: ...
+
+    def preview_rows(self, examples) -> tuple: ...
+
+
+HOOKS = tuple(name for name in TaskModule.__dict__ if not name.startswith("_"))
+_CHECKED: set[str] = set()
 
 
 @dataclass(frozen=True)
@@ -92,7 +123,14 @@ class TaskSpec:
     pair_loss: bool = False
 
     def impl(self) -> ModuleType:
-        return importlib.import_module(self.module)
+        module = importlib.import_module(self.module)
+        if self.module not in _CHECKED:  # once: a module missing a hook says which
+            missing = [name for name in HOOKS if not callable(getattr(module, name, None))]
+            if missing:
+                raise TypeError(f"Task '{self.name}': {self.module} lacks the hooks "
+                                f"{', '.join(sorted(missing))} (tasks.TaskModule).")
+            _CHECKED.add(self.module)
+        return module
 
 
 @dataclass

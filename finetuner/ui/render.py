@@ -394,14 +394,14 @@ def runs_frame(summaries: list) -> pd.DataFrame:
             "train time", "disk", "created", "id"]
     from ..config import METHOD_NAMES
     from ..estimate import human_seconds
-    from .tasks import ui as task_ui
+    from ..tasks import TASKS
 
     def row(s) -> list:
         def score(x):
             return "" if x is None else f"{words.metric_title(s.metric)} {x:.4f}"
 
         gap = "" if s.baseline_gap is None else f"{s.baseline_gap * 100:+.1f} points"
-        task = task_ui(s.task).choice if s.task else ""
+        task = TASKS[s.task].ui.choice if s.task in TASKS else s.task or ""
         # the status stays its word ("completed", "queued"): API clients read this table
         return [s.name, s.status, task,
                 METHOD_NAMES.get(s.method, s.method), score(s.value), score(s.test_value), gap,
