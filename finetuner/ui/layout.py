@@ -40,8 +40,10 @@ def data_tab(add) -> None:
         add("pair_col", gr.Dropdown([NONE], value=NONE, label="Second text column (optional)",
                                     info="Only for tasks about a pair of texts."))
         add("label_col", gr.Dropdown([], label="Label column", info="The answer to learn."))
-    add("preview", gr.Dataframe(label="Preview: the first rows of the training file",
-                                interactive=False, max_height=300, wrap=True))
+    add("preview", gr.Dataframe(
+        render.placeholder("upload a file or load an example to see its first rows"),
+        label="Preview: the first rows of the training file", interactive=False,
+        max_height=300, wrap=True))
     with gr.Row():
         with gr.Column(scale=3):
             add("report", gr.HTML(label="Data report"))
@@ -206,8 +208,10 @@ def groups_tab(add) -> None:
     add("group_status", gr.HTML())
     add("group_summary", gr.HTML(elem_id="group-summary"))
     add("group_plot", gr.HTML(elem_id="group-plot"))
-    add("group_table", gr.Dataframe(label="Side by side", interactive=False, wrap=True,
-                                     elem_id="group-table"))
+    add("group_table", gr.Dataframe(
+        render.placeholder("start one on Model & method, under 'Not sure? Compare methods, or tune "
+                     "the settings'"),
+        label="Side by side", interactive=False, wrap=True, elem_id="group-table"))
     add("group_timer", gr.Timer(2.0))
 
 
@@ -239,10 +243,12 @@ def results_tab(add) -> None:
     add("verdict", gr.HTML())
     add("metrics", gr.HTML())
     with gr.Row():
-        add("per_class", gr.Dataframe(label="Scores per label (test split)", interactive=False,
+        add("per_class", gr.Dataframe(render.placeholder("pick a finished run"),
+                                      label="Scores per label (test split)", interactive=False,
                                       wrap=True))
         add("confusion", gr.HTML())
-    add("errors", gr.Dataframe(label="Test examples the model got wrong (worst first)",
+    add("errors", gr.Dataframe(render.placeholder("pick a finished run"),
+                               label="Test examples the model got wrong (worst first)",
                                interactive=False, max_height=320, wrap=True))
     add("label_issues", gr.Dataframe(
         label="Suspected label errors in the training data (most suspicious first)",
@@ -285,7 +291,8 @@ def try_tab(add) -> None:
 
 
 def runs_tab(add) -> None:
-    add("runs_table", gr.Dataframe(label="Your runs", interactive=False, wrap=True))
+    add("runs_table", gr.Dataframe(render.runs_frame([]), label="Your runs",
+                                   interactive=False, wrap=True))
     with gr.Row():
         add("run_pick", gr.Dropdown([], label="Select a run", scale=3))
         add("refresh_btn", gr.Button("Refresh", scale=1))

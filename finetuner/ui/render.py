@@ -409,3 +409,8 @@ def runs_frame(summaries: list) -> pd.DataFrame:
                 f"{s.size_bytes / 1e6:,.1f} MB", s.created, s.id]
 
     return pd.DataFrame([row(s) for s in summaries], columns=cols)
+
+
+def placeholder(text: str) -> pd.DataFrame:
+    """An empty table whose one header says what fills it (gradio shows "1 2 3" otherwise)."""
+    return pd.DataFrame(columns=[f"Nothing yet: {text}."])

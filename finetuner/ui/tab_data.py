@@ -7,7 +7,6 @@ import shlex
 from pathlib import Path
 
 import gradio as gr
-import pandas as pd
 import yaml
 
 from ..checks import prepare_data
@@ -61,7 +60,9 @@ class DataTabs:
         form = {**form, "text_col": None, "pair_col": None, "label_col": None}
         if not _path(form.get("train_file")):
             return {"data_msg": render.message("Upload a training file to begin.", "info"),
-                    "preview": pd.DataFrame(), "report": "", "label_plot": "", "data_state": None,
+                    "preview": render.placeholder(
+                        "upload a file or load an example to see its first rows"),
+                    "report": "", "label_plot": "", "data_state": None,
                     "text_col": gr.update(choices=[], value=None),
                     "pair_col": gr.update(choices=[NONE], value=NONE),
                     "label_col": gr.update(choices=[], value=None)}

@@ -38,7 +38,8 @@ class ResultsTabs:
         run_id = form.get("result_run")
         if not run_id:
             return {"verdict": "", "metrics": render.message("Pick a finished run.", "info"),
-                    "per_class": pd.DataFrame(), "confusion": "", "errors": pd.DataFrame(),
+                    "per_class": render.placeholder("pick a finished run"), "confusion": "",
+                    "errors": render.placeholder("pick a finished run"),
                     "label_issues": gr.update(value=pd.DataFrame(), visible=False),
                     "label_issues_file": gr.update(value=None, visible=False), "snippet": "",
                     "download": gr.update(value=None, interactive=False),
