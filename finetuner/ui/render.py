@@ -298,9 +298,11 @@ def baselines_html(results: dict) -> str:
 def per_class_frame(results: dict) -> pd.DataFrame:
     test = results.get("test") or {}
     per = test.get("per_class") or test.get("per_label") or {}
-    rows = [{"label": str(k), "precision": v.get("precision"), "recall": v.get("recall"),
-             "f1": v.get("f1"), "support": v.get("support")} for k, v in per.items()]
-    return pd.DataFrame(rows, columns=["label", "precision", "recall", "f1", "support"])
+    # plain headers: "F1" and a count in words rather than "f1" and "support"
+    cols = ["label", "precision", "recall", "F1", "how many in the test split"]
+    rows = [dict(zip(cols, [str(k), v.get("precision"), v.get("recall"), v.get("f1"),
+                            v.get("support")])) for k, v in per.items()]
+    return pd.DataFrame(rows, columns=cols)
 
 
 def confusion_html(results: dict) -> str:
