@@ -125,6 +125,8 @@ class Workspace:
         folder = self.runs_dir / run_id
         data_dir = folder / "data"
         data_dir.mkdir(parents=True)
+        # the name first: a run is listed once its config.json exists, never nameless
+        (folder / "name.txt").write_text((name or "").strip()[:80] or _default_name(config))
         raw = config.to_dict()
         for key in ("train_file", "validation_file", "test_file"):
             src = raw["data"].get(key)
@@ -132,9 +134,7 @@ class Workspace:
                 dest = data_dir / f"{key.split('_')[0]}-{safe_filename(src)}"
                 shutil.copyfile(src, dest)
                 raw["data"][key] = str(dest)
-        run = create_run(self.runs_dir, RunConfig.from_dict(raw), run_id=run_id)
-        (run.root / "name.txt").write_text((name or "").strip()[:80] or _default_name(config))
-        return run
+        return create_run(self.runs_dir, RunConfig.from_dict(raw), run_id=run_id)
 
     def delete(self, run_id: str) -> str:
         run = self.run(run_id)

@@ -1,13 +1,13 @@
 """What more data would buy (finetuner.learning_curve): nested, stratified subsets of the
 training split with the validation split untouched; the fit and its sentence on curves whose
-answer is known; the whole curve through the CLI and as a server group with real workers."""
+answer is known; the whole curve through the CLI with real workers (the server's group, its
+view and its page: tests/test_browser_groups.py)."""
 
 from __future__ import annotations
 
 import json
 import subprocess
 import sys
-import time
 
 import pytest
 from conftest import ROOT, sentiment_rows, write_csv
@@ -110,39 +110,3 @@ def test_the_cli_draws_a_curve_on_nested_subsets(tmp_path, tiny_model):
     # label counts follow the subset (the verdict's "too little data" reads them)
     small = min(reports, key=lambda r: r["rows"]["train"])
     assert sum(small["label_counts"]["train"].values()) == small["rows"]["train"]
-
-
-def test_a_curve_group_on_the_server(tmp_path, tiny_model):
-    """As the Compare & tune tab starts it: members in the user's queue, no winner, the
-    sentence once every point has ended, and the view of another user refused."""
-    from finetuner.studio import Studio
-    from finetuner.ui.handlers import Handlers
-
-    data = write_csv(tmp_path / "s.csv", sentiment_rows(120))
-    studio = Studio(tmp_path / "home")
-    try:
-        alice = studio.workspace("alice")
-        base = RunConfig.from_dict({
-            "task": "classification", "data": {"train_file": str(data), "max_length": 32},
-            "model": {"name_or_path": str(tiny_model)},
-            "training": {"epochs": 1, "max_steps": 3, "batch_size": 8, "checkpoints": False,
-                         "precision": "fp32"}})
-        group = studio.groups.start_curve(alice, base)
-        with pytest.raises(FinetunerError, match="No such comparison"):
-            studio.groups.view(studio.workspace("bob"), group)
-        deadline = time.time() + 300
-        while studio.groups.view(alice, group)["meta"]["status"] == "running":
-            assert time.time() < deadline
-            time.sleep(0.5)
-        view = studio.groups.view(alice, group)
-        assert view["kind"] == "curve" and view["summary"]["winner"] is None
-        assert [p["name"] for p in view["curve"]["points"]] == [
-            "25% of the training data", "50% of the training data", "100% of the training data"]
-        assert view["summary"]["sentence"] == view["curve"]["sentence"] != ""
-        shown = Handlers(studio)._render(view, alice)
-        assert "What more data would buy" in shown["group_summary"]
-        assert "training examples" in shown["group_table"].columns
-        assert "Learning curve" in shown["group_status"]
-        assert "<svg" in shown["group_plot"]
-    finally:
-        studio.shutdown()
