@@ -153,6 +153,9 @@ def summarize(rows: list[dict], max_minutes: float | None = None,
 
     records = {r["name"]: paired.read(r["run"]) for r in eligible}
     out["sentence"] = trade_off(win, [r for r in eligible if r is not win], over, records)
+    # the members the data cannot tell from the winner: the table marks them, not a lone winner
+    out["tied"] = [r["name"] for r in eligible
+                   if r is not win and _lead(win, r, records)["tied"]]
     return out
 
 

@@ -63,12 +63,14 @@ def test_compare_then_a_search_that_survives_a_server_kill(tmp_path, browser_pag
         compare.click()
         expect(page.get_by_text("Comparison queued")).to_be_visible()
         summary = page.locator("#group-summary")
-        expect(summary).to_contain_text("Winner by validation score", timeout=180_000)
+        # a named winner, or the best score tied within noise (tiny models often tie)
+        expect(summary).to_contain_text(re.compile(
+            "Winner by validation score|Best validation score, tied"), timeout=180_000)
         expect(summary).to_contain_text("not used for the choice")
         shot(page, tmp_path, "g1-compare")
         table = page.locator("#group-table")
         expect(table).to_contain_text("test (not used for the choice)")
-        expect(table).to_contain_text("(winner)")
+        expect(table).to_contain_text(re.compile(r"\(winner\)|\(best score, tied\)"))
         expect(table).to_contain_text("head-only")
         expect(table).to_contain_text("full fine-tuning")
         plot = page.locator("#group-plot")
@@ -128,7 +130,8 @@ def test_compare_then_a_search_that_survives_a_server_kill(tmp_path, browser_pag
         page.keyboard.press("Escape")
         page.get_by_role("button", name="Compare selected runs").click()
         expect(page.get_by_text("2 of your runs side by side")).to_be_visible()
-        expect(page.locator("#group-summary")).to_contain_text("Winner by validation score")
+        expect(page.locator("#group-summary")).to_contain_text(re.compile(
+            "Winner by validation score|Best validation score, tied"))
         shot(page, tmp_path, "g4-side-by-side")
         print(f"screenshots in {tmp_path}")
     finally:

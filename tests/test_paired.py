@@ -78,7 +78,7 @@ def test_the_comparison_reads_its_members_records(tmp_path):
     full = member(tmp_path, "full", 0.90, 100, classifier(gold, list(range(40))))
     lora = member(tmp_path, "lora", 0.88, 30, classifier(gold, list(range(48))))
     out = summarize([lora, full], expected=2)
-    assert out["winner"] == "full"
+    assert out["winner"] == "full" and out["tied"] == []
     assert "LoRA is 2.0 points behind (beyond chance on a paired test of the same 400 " \
            "validation rows, p = 0.0" in out["sentence"], out["sentence"]
     mixed = classifier(gold, list(range(20, 68)))  # 20 rows right that full got wrong
@@ -87,5 +87,13 @@ def test_the_comparison_reads_its_members_records(tmp_path):
     assert out["sentence"].startswith("full fine-tuning and LoRA are tied within a paired test "
                                       "on the same 400 validation rows: p = "), out["sentence"]
     assert "LoRA trains in 0.30x the time: as good for less." in out["sentence"]
+    # the page marks both, not a lone winner
+    from finetuner.ui.render_groups import compare_frame, compare_html
+
+    assert out["winner"] == "full" and out["tied"] == ["lora"]
+    view = {"kind": "compare", "summary": out}
+    assert compare_frame(view)["member"].tolist() == ["LoRA (tied)",
+                                                      "full fine-tuning (best score, tied)"]
+    assert "Best validation score, tied within noise" in compare_html(view)
     (tmp_path / "lora" / paired.FILE).unlink()  # an older run without a record: unpaired
     assert "tied within the noise of 400 validation rows" in summarize([lora, full])["sentence"]

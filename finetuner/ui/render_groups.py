@@ -61,7 +61,10 @@ def compare_html(view: dict) -> str:
     if not s["identical_splits"]:
         parts.append(message("The members did not use identical splits: their scores cannot "
                              "be compared.", "warning"))
-    if s["winner"] is not None:
+    if s["winner"] is not None and s.get("tied"):
+        parts.append(f"<p class='ft-winner'><b>Best validation score, tied within noise:"
+                     f"</b> {esc(s['sentence'])}</p>")
+    elif s["winner"] is not None:
         parts.append(f"<p class='ft-winner'><b>Winner by validation score:</b> "
                      f"{esc(METHOD_NAMES.get(s['winner'], s['winner']))}. "
                      f"{esc(s['sentence'])}</p>")
@@ -116,7 +119,10 @@ def compare_frame(view: dict) -> pd.DataFrame:
     for r in s["members"]:
         name = METHOD_NAMES.get(r["name"], r["name"])
         rows.append({
-            "member": name + (" (winner)" if r["name"] == s["winner"] else ""),
+            "member": name + (
+                (" (best score, tied)" if s.get("tied") else " (winner)")
+                if r["name"] == s["winner"] else " (tied)" if r["name"] in (s.get("tied") or [])
+                else ""),
             "status": STATUS_TEXT.get(r["status"], r["status"] or ""),
             **({"training examples": f"{(r.get('splits') or {}).get('train') or 0:,}"}
                if view["kind"] == "curve" else {}),
