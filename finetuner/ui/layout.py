@@ -232,7 +232,7 @@ def train_tab(add) -> None:
     with gr.Row():
         add("loss_plot", gr.HTML(charts.line_chart(None, "Loss (lower is better)")))
         add("metric_plot", gr.HTML(charts.line_chart(None, "Score (higher is better)")))
-    add("log", gr.Textbox(label="Training log (last lines)", lines=8, max_lines=12,
+    add("log", gr.Textbox(label="Training log (last lines)", lines=12, max_lines=12,
                           interactive=False))
     add("timer", gr.Timer(1.0))
 

@@ -175,7 +175,8 @@ class TrainTab:
         out = {"seen": key, "progress": render.progress_html(status, progress, note),
                "loss_plot": charts.line_chart(loss, "Loss (lower is better)"),
                "metric_plot": charts.line_chart(score, f"{metric} (higher is better)"),
-               "log": tail(run.log, 25),
+               # as many lines as the box shows: the newest are in view without scrolling
+               "log": tail(run.log, 12),
                "run_title": f"### Run: {ws.name_of(run)}",
                "stop_btn": gr.update(interactive=status in ("running", "queued")),
                "resume_btn": gr.update(visible=bool(results.get("resumable"))
