@@ -21,7 +21,7 @@ EXAMPLES = {  # label: (file in examples/, task)
 }
 MODEL_CHOICES = [("Embedded default: all-MiniLM-L6-v2 (offline, 22.7M parameters)", "default"),
                  ("Base size: all-mpnet-base-v2 (offline, 110M parameters; more accurate, "
-                  "about 5x slower to train)", "mpnet"),
+                  "about 5x slower per training step)", "mpnet"),
                  ("A model folder on this server", "folder"),
                  ("A Hugging Face hub id (needs internet)", "hub"),
                  ("Upload a model (.zip with safetensors weights)", "zip"),
