@@ -16,5 +16,5 @@ while not (run / "STOP").exists():
 with open(run / "events.jsonl", "a") as fh:
     for state in ("stopping", "saving"):
         fh.write(json.dumps({"type": "status", "state": state, "message": state}) + "\n")
-time.sleep(7)  # twice the grace period
+time.sleep(5.5)  # past the 3.5 s grace period
 (run / "results.json").write_text(json.dumps({"status": "stopped", "model_dir": "model"}))

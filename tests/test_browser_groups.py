@@ -136,39 +136,3 @@ def test_compare_then_a_search_that_survives_a_server_kill(tmp_path, browser_pag
         print(f"screenshots in {tmp_path}")
     finally:
         stop_app(proc)
-
-
-def test_a_learning_curve_from_the_model_tab(tmp_path, browser_page, tiny_model):
-    """Draw a learning curve: three points in the user's queue, the plot with its noise band
-    and fit, the sentence on what doubling the data would buy, no winner."""
-    from playwright.sync_api import expect
-
-    page = browser_page
-    proc, url = start_app(tmp_path / "home")
-    try:
-        open_studio(page, url, tiny_model)
-        draw = page.get_by_role("button", name="Draw a learning curve")
-        expect(draw).to_be_enabled()
-        draw.click()
-        expect(page.get_by_text("Learning curve queued")).to_be_visible()
-        summary = page.locator("#group-summary")
-        expect(summary).to_contain_text("What more data would buy:")
-        expect(summary).to_contain_text(re.compile(
-            "Doubling the training data|The curve is flat|more data cannot raise it"),
-            timeout=180_000)
-        status = page.locator(".ft-msg").filter(has_text="Learning curve '")
-        expect(status).to_contain_text("3 of 3 members finished")
-        table = page.locator("#group-table")
-        for share in ("25%", "50%", "100%"):
-            expect(table).to_contain_text(f"{share} of the training data")
-        expect(table).to_contain_text("training examples")
-        expect(table).not_to_contain_text("(winner)")
-        plot = page.locator("#group-plot")
-        expect(plot).to_contain_text("training examples")
-        expect(plot.locator("polygon.ft-band")).to_have_count(1)  # the noise band
-        expect(plot.locator("polyline")).to_have_count(2)  # the points, the dashed fit
-        expect(page.get_by_text(re.compile("Traceback"))).to_have_count(0)
-        shot(page, tmp_path, "g5-learning-curve")
-        print(f"screenshots in {tmp_path}")
-    finally:
-        stop_app(proc)
