@@ -170,6 +170,16 @@ class Workspace:
                                  "Wait for the run to end, then export it.", code="busy")
         self.check_quota()
         with self.studio.export_lock:  # two clicks at once start one export
+            # one export at a time per user: each loads a model in its own process, and a
+            # shared server must not be flooded with them by one user's clicks
+            busy = [r for r in self.runs_dir.iterdir() if r.name != run.id
+                    and (r / export_job.PID).exists()
+                    and export_job.state(RunPaths(r)) == "running"]
+            if busy:
+                raise FinetunerError(
+                    f"An ONNX export of your run '{self.name_of(RunPaths(busy[0]))}' is still "
+                    "running.", "Export this one when it is done (usually under a minute).",
+                    code="busy")
             export_job.start(run)
         return run
 

@@ -423,6 +423,14 @@ def test_a_finished_run_is_exported_later_from_the_results_tab(trained, tmp_path
         assert "python -m" not in out["metrics"]  # the page speaks in buttons
         with pytest.raises(FinetunerError, match="already running"):
             handlers.export_onnx("alice", {"result_run": run.id})
+        # a second run of hers waits: one export at a time per user on a shared server
+        twin = run.id[:-1] + ("1" if run.id.endswith("0") else "0")  # another valid run id
+        other = RunPaths(studio.workspace("alice").runs_dir / twin)
+        shutil.copytree(copy.root, other.root)
+        other.results.write_text(json.dumps(results))
+        (other.root / export_job.PID).unlink(missing_ok=True)
+        with pytest.raises(FinetunerError, match="is still running"):
+            handlers.export_onnx("alice", {"result_run": other.id})
         deadline = time.time() + 240
         while not (tick := handlers.results_tick("alice", {"result_run": run.id})):
             assert time.time() < deadline, (copy.root / export_job.LOG).read_text()
