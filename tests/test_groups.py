@@ -57,9 +57,17 @@ def test_compare_group_runs_in_the_users_queue_and_stays_theirs(tmp_path, tiny_m
         with pytest.raises(FinetunerError, match="No such comparison"):
             studio.groups.view(alice, "../" + group)
         # alice's cap is one queued training: the group waits its turn, member by member
-        first = wait_for(lambda: len(alice.list_runs()) >= 1 and alice.list_runs())
-        assert len(first) == 1 and "head" in first[0].name
-        studio.groups.wait(alice, group, timeout=300)
+        # (never two of its members waiting or training at once; head-only goes first)
+        seen = []
+
+        def one_at_a_time():
+            runs = alice.list_runs()
+            busy = [r for r in runs if r.status in ("queued", "running")]
+            assert len(busy) <= 1, busy
+            seen.extend(r.name for r in runs if r.name not in seen)
+            return studio.groups.view(alice, group)["meta"]["status"] == "finished"
+        wait_for(one_at_a_time, 300)
+        assert len(seen) == 2 and "head" in seen[0] and "full" in seen[1]
         view = studio.groups.view(alice, group)
         assert view["meta"]["status"] == "finished"
         summary = view["summary"]
