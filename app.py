@@ -18,6 +18,7 @@ import argparse
 import logging
 import os
 import signal
+import threading
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
@@ -138,9 +139,13 @@ def main(argv: list[str] | None = None) -> None:
                     files=files, admins=admins, gpu_slots=gpu_slots, backend=backend)
     recovered = studio.jobs.recover()
     recovered["groups"] = studio.groups.recover()  # comparisons and searches carry on
-    from finetuner.estimate import warm_up
+    from finetuner.estimate import probe_flops
 
-    warm_up()  # the machine's speed, measured before the first page asks for a time estimate
+    def boot() -> None:
+        probe_flops()  # the machine's speed, before the first page asks for a time estimate
+        studio.jobs.warm_up()  # then the process that starts trainings warm
+
+    threading.Thread(target=boot, name="finetuner-boot", daemon=True).start()
     logging.info("studio home %s, sign-in: %s, %s, %s, jobs after restart: %s", studio.home,
                  mode, limits, gpu_slots.describe(), recovered)
     if anonymous_public:

@@ -93,8 +93,12 @@ class JobManager:
                  store: JobStore | None = None, max_jobs: int | None = None,
                  max_queued_per_user: int | None = None,
                  max_job_seconds: float | None = None, gpu_slots=None,
-                 backend=None, stop_with_me: bool = False) -> None:
+                 backend=None, stop_with_me: bool = False, warm: bool = False) -> None:
         self.python = python
+        # warm starts (finetuner.warmstart): a server forks its one-process local workers
+        # from a process that has the libraries imported; started with the first training
+        self.warm = warm and backend is None
+        self._starter = None
         self.worker_module = worker_module
         self.grace = grace_seconds
         self.env = env
@@ -254,15 +258,17 @@ class JobManager:
         processes = processes_for(read_json(run.config) or {}, devices)
         if self.backend is not None:
             return self._submit_remote(run, env, processes, devices)
-        with open(run.log, "ab") as log:
-            proc = subprocess.Popen(
-                # absolute: the worker runs inside the run folder (a relative --output broke);
-                # several processes: through torchrun (finetuner.distributed)
-                launch_command(self.python, self.worker_module, str(run.root.resolve()),
-                               processes),
-                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                start_new_session=True, env=env, cwd=str(run.root.resolve()),
-            )
+        proc = self._warm_start(run, env) if processes == 1 else None
+        if proc is None:
+            with open(run.log, "ab") as log:
+                proc = subprocess.Popen(
+                    # absolute: the worker runs inside the run folder (a relative --output
+                    # broke); several processes: through torchrun (finetuner.distributed)
+                    launch_command(self.python, self.worker_module, str(run.root.resolve()),
+                                   processes),
+                    stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                    start_new_session=True, env=env, cwd=str(run.root.resolve()),
+                )
         job = Job(run=run, pid=proc.pid, proc=proc, processes=processes)
         self._jobs[run.id] = job
         self.store.set(run.id, status="running", started_at=time.time(), pid=proc.pid,
@@ -270,6 +276,30 @@ class JobManager:
         threading.Thread(target=self._watch, args=(job,), daemon=True,
                          name=f"watch-{run.id}").start()
         return job
+
+    def warm_up(self) -> None:
+        """Start the warm process now (a server at boot), not with the first training."""
+        from .warmstart import shared
+
+        with self._lock:
+            if self.warm and not self._closing:
+                self._starter = shared(self.python, worker_env(self.env))
+
+    def _warm_start(self, run: RunPaths, env: dict):
+        """The worker forked by the warm process, or None (not a warm manager, a custom
+        worker module, the warm process still importing or unusable): start it cold."""
+        if not self.warm or self.worker_module != "finetuner.worker":
+            return None
+        from .warmstart import READY_SECONDS
+
+        self.warm_up()
+        starter = self._starter
+        if starter is None:
+            return None
+        if not starter.wait_ready(READY_SECONDS):
+            self.warm = starter.alive() or starter.broken is None  # broken: never again
+            return None
+        return starter.spawn(str(run.root.resolve()), env, str(run.log.resolve()))
 
     def _submit_remote(self, run: RunPaths, env: dict, processes: int, devices) -> Job:
         """The worker as a job of the backend (Ray), under the run id; followed by status."""
@@ -441,6 +471,7 @@ class JobManager:
                 job.done.wait(2)
 
 
+
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -460,7 +491,14 @@ def _is_worker(pid: int, run: RunPaths) -> bool:
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
     except OSError:
         return False
-    return _alive(pid) and str(run.root.resolve()).encode() in cmdline
+    if not _alive(pid):
+        return False
+    if str(run.root.resolve()).encode() in cmdline:
+        return True
+    try:  # forked warm (finetuner.warmstart): the command line is the warm process's
+        return Path(os.readlink(f"/proc/{pid}/cwd")) == run.root.resolve()
+    except OSError:
+        return False
 
 
 def _base_results(run: RunPaths, status: str, **extra) -> dict:

@@ -396,10 +396,13 @@ class Studio:
                  model_policy: ModelPolicy | None = None,
                  files: FileRegistry | None = None, loader=None,
                  admins: frozenset[str] | set[str] = frozenset(), gpu_slots=None,
-                 backend=None) -> None:
+                 backend=None, warm: bool | None = None) -> None:
         """gpu_slots: FINETUNER_GPUS / FINETUNER_GPUS_PER_JOB as a finetuner.gpus.GpuSlots;
         with slots, as many jobs run as there are free sets (FINETUNER_MAX_JOBS, when set,
-        caps that further)."""
+        caps that further). warm: fork workers from a process with the libraries imported
+        (finetuner.warmstart); default on, FINETUNER_WARM_START=0 turns it off."""
+        if warm is None:
+            warm = os.environ.get("FINETUNER_WARM_START", "1").strip() != "0"
         self.home = Path(home).expanduser()
         self.home.mkdir(parents=True, exist_ok=True)
         self.limits = limits or Limits()
@@ -414,7 +417,8 @@ class Studio:
                                        max_jobs=max_jobs, gpu_slots=gpu_slots,
                                        backend=backend,
                                        max_queued_per_user=self.limits.max_queued_per_user,
-                                       max_job_seconds=self.limits.max_job_hours * 3600 or None)
+                                       max_job_seconds=self.limits.max_job_hours * 3600 or None,
+                                       warm=warm)
         # a queued job is admitted again when its turn comes (caps and disk may have changed)
         self.jobs.admit = lambda run, user: self.workspace(user).admit(
             RunConfig.load(run.config))

@@ -18,13 +18,18 @@ import traceback
 import warnings
 from pathlib import Path
 
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
-os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
-os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
-warnings.filterwarnings("ignore", category=FutureWarning)  # library deprecations, not news
+def quiet_environment() -> None:
+    """No telemetry, no progress bars, no advisory chatter in worker.log (also applied to a
+    worker forked warm, whose environment is replaced after the libraries were imported)."""
+    for key, value in (("TOKENIZERS_PARALLELISM", "false"), ("HF_HUB_DISABLE_TELEMETRY", "1"),
+                       ("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1"),
+                       ("HF_HUB_DISABLE_PROGRESS_BARS", "1"), ("TRANSFORMERS_VERBOSITY", "error")):
+        os.environ.setdefault(key, value)
+    warnings.filterwarnings("ignore", category=FutureWarning)  # library deprecations, not news
+
+
+quiet_environment()
 from .errors import FinetunerError  # noqa: E402
 from .results import write_results  # noqa: E402
 from .runs import EventWriter, RunPaths  # noqa: E402

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import time
+from pathlib import Path
 
 import pytest
 from conftest import write_csv
@@ -29,7 +30,7 @@ def new_run(tmp_path, tiny_model, name, **training):
 
 def test_queue_runs_jobs_one_after_another_in_order(tmp_path, tiny_model):
     store = JobStore(tmp_path / "jobs.sqlite")
-    manager = JobManager(store=store, max_jobs=1)
+    manager = JobManager(store=store, max_jobs=1, warm=True)
     runs = [new_run(tmp_path, tiny_model, f"run{i}") for i in range(3)]
     states = [manager.submit(run, "alice") for run in runs]
     assert states[0]["state"] == "running"
@@ -44,7 +45,7 @@ def test_queue_runs_jobs_one_after_another_in_order(tmp_path, tiny_model):
 
 
 def test_cancel_and_per_user_cap(tmp_path, tiny_model):
-    manager = JobManager(store=JobStore(None), max_jobs=1, max_queued_per_user=2)
+    manager = JobManager(store=JobStore(None), max_jobs=1, max_queued_per_user=2, warm=True)
     first = new_run(tmp_path, tiny_model, "a1", max_steps=200)
     second = new_run(tmp_path, tiny_model, "a2")
     manager.submit(first, "alice")
@@ -134,8 +135,10 @@ def test_a_run_resumed_mid_epoch_ends_exactly_as_the_uninterrupted_one(tmp_path,
     plain_manager.submit(plain, "alice")
     assert plain_manager.wait(plain, 180)["status"] == "completed"
 
+    # the cut run and its resumption start warm (finetuner.warmstart), the plain one cold:
+    # the same numbers either way
     store = JobStore(tmp_path / "b.sqlite")
-    manager = JobManager(store=store, max_jobs=1)
+    manager = JobManager(store=store, max_jobs=1, warm=True)
     cut = create_run(tmp_path / "runs", config(), run_id="cut")
     manager.submit(cut, "alice")
     job = manager._jobs[cut.id]
@@ -148,7 +151,7 @@ def test_a_run_resumed_mid_epoch_ends_exactly_as_the_uninterrupted_one(tmp_path,
     cut.results.unlink(missing_ok=True)
     step = int(latest_checkpoint(cut).name.split("-")[-1])
     assert step % 12, "the checkpoint must fall inside an epoch"
-    restarted = JobManager(store=JobStore(tmp_path / "b.sqlite"), max_jobs=1)
+    restarted = JobManager(store=JobStore(tmp_path / "b.sqlite"), max_jobs=1, warm=True)
     restarted.recover()
     restarted.resume(cut, "alice")
     assert restarted.wait(cut, 180)["status"] == "completed"
@@ -168,12 +171,17 @@ def test_a_run_resumed_mid_epoch_ends_exactly_as_the_uninterrupted_one(tmp_path,
     assert a["validation"] == b["validation"]
 
 
-def test_live_worker_is_adopted_after_a_restart(tmp_path, tiny_model):
+@pytest.mark.parametrize("warm", [False, True], ids=["cold", "warm"])
+def test_live_worker_is_adopted_after_a_restart(tmp_path, tiny_model, warm):
+    """A worker started cold is known by its command line, one forked warm by its working
+    directory (its command line is the warm process's)."""
     store = JobStore(tmp_path / "jobs.sqlite")
-    manager = JobManager(store=store, max_jobs=1)
+    manager = JobManager(store=store, max_jobs=1, warm=warm)
     run = new_run(tmp_path, tiny_model, "adopt", max_steps=400)
     manager.submit(run, "alice")
     assert wait_for(lambda: events_of(run, "progress"), 60)
+    pid = manager._jobs[run.id].pid
+    assert (b"finetuner.warmstart" in Path(f"/proc/{pid}/cmdline").read_bytes()) is warm
     later = JobManager(store=JobStore(tmp_path / "jobs.sqlite"), max_jobs=1)
     assert later.recover()["adopted"] == 1
     assert later.is_running(run)

@@ -79,7 +79,7 @@ def test_a_real_run_lists_the_rows_whose_label_was_flipped(tmp_path, tiny_model)
         "data": {"train_file": str(data)}, "model": {"name_or_path": str(tiny_model)},
         "training": {"epochs": 2, "batch_size": 16, "learning_rate": 3e-3}})
     run = create_run(tmp_path / "runs", cfg)
-    manager = JobManager()
+    manager = JobManager(warm=True)
     manager.start(run)
     results = manager.wait(run, timeout=180)
     assert results["status"] == "completed", results

@@ -420,7 +420,7 @@ def finished(tmp_path_factory, tiny_model):
         "training": {"epochs": 2, "batch_size": 16, "learning_rate": 3e-3},
     })
     run = create_run(tmp / "runs", config)
-    manager = JobManager()
+    manager = JobManager(warm=True)
     manager.start(run)
     return run, manager.wait(run, timeout=240)
 

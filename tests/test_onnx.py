@@ -58,7 +58,7 @@ def trained(tmp_path_factory, tiny_model):
                              "checkpoints": False},
             })
             run = create_run(tmp_path_factory.mktemp(f"onnx-{task}") / "runs", cfg)
-            manager = JobManager()
+            manager = JobManager(warm=True)
             manager.start(run)
             results = manager.wait(run, timeout=300)
             assert results["status"] == "completed", results

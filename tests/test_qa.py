@@ -327,7 +327,7 @@ def finished(tmp_path_factory, tiny_model):
                      "evals_per_epoch": 2},
     })
     run = create_run(tmp / "runs", cfg)
-    manager = JobManager()
+    manager = JobManager(warm=True)
     manager.start(run)
     return run, manager.wait(run, timeout=180)
 

@@ -101,7 +101,7 @@ def reported(tmp_path_factory, tiny_model):
     env.update(PYTHONPATH=os.pathsep.join(filter(None, [str(guard), env.get("PYTHONPATH")])),
                HF_HOME=str(hf_home), FINETUNER_TEST_NET_LOG=str(net_log))
     run = create_run(tmp / "runs", config(tmp, tiny_model, report_to="tensorboard,mlflow,trackio"))
-    manager = JobManager(env=env)
+    manager = JobManager(env=env, warm=True)
     manager.start(run)
     results = manager.wait(run, timeout=240)
     return run, results, net_log

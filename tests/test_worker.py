@@ -47,7 +47,7 @@ def events_of(run, kind=None):
 def finished(tmp_path_factory, tiny_model):
     tmp = tmp_path_factory.mktemp("finished")
     run = make_run(tmp, tiny_model)
-    manager = JobManager()
+    manager = JobManager(warm=True)
     manager.start(run)
     results = manager.wait(run, timeout=180)
     return run, results
@@ -154,7 +154,7 @@ def test_zip_export(finished, tmp_path):
 @pytest.mark.parametrize("adapter_only", [False, True])
 def test_lora_exports(tmp_path, tiny_model, adapter_only):
     run = make_run(tmp_path, tiny_model, method="lora", adapter_only=adapter_only, max_steps=6)
-    manager = JobManager()
+    manager = JobManager(warm=True)
     manager.start(run)
     results = manager.wait(run, timeout=180)
     assert results["status"] == "completed", results
@@ -192,7 +192,7 @@ def wait_for(predicate, timeout=120.0):
 
 def test_stop_ends_the_run_within_5_seconds_and_keeps_the_model(tmp_path, tiny_model):
     run = make_run(tmp_path, tiny_model, epochs=100, evals_per_epoch=2)
-    manager = JobManager()
+    manager = JobManager(warm=True)
     job = manager.start(run)
     assert wait_for(lambda: events_of(run, "eval")), "no evaluation happened"
     t0 = time.time()
@@ -254,7 +254,7 @@ def _alive(pid: int) -> bool:
 
 def test_worker_killed_by_the_system_is_reported(tmp_path, tiny_model):
     run = make_run(tmp_path, tiny_model, epochs=100)
-    manager = JobManager()
+    manager = JobManager(warm=True)
     job = manager.start(run)
     assert wait_for(lambda: events_of(run, "progress"))
     os.kill(job.proc.pid, signal.SIGKILL)
@@ -267,7 +267,7 @@ def test_worker_killed_by_the_system_is_reported(tmp_path, tiny_model):
 def test_data_that_vanished_fails_with_the_reason(tmp_path, tiny_model):
     run = make_run(tmp_path, tiny_model)
     (tmp_path / "train.csv").unlink()
-    manager = JobManager()
+    manager = JobManager(warm=True)
     manager.start(run)
     results = manager.wait(run, timeout=120)
     assert results["status"] == "failed"
@@ -282,7 +282,7 @@ def test_corrupt_weights_fail_with_a_readable_reason(tmp_path, tiny_model):
     shutil.copytree(tiny_model, broken)
     (broken / "model.safetensors").write_bytes(b"not really safetensors")
     run = make_run(tmp_path, broken)
-    manager = JobManager()
+    manager = JobManager(warm=True)
     manager.start(run)
     results = manager.wait(run, timeout=120)
     assert results["status"] == "failed"
@@ -301,7 +301,7 @@ def test_out_of_memory_fails_cleanly(tmp_path, tiny_model):
         "training": {"batch_size": 96, "max_memory_mb": 150, "max_steps": 3},
     })
     run = create_run(tmp_path / "runs", cfg)
-    manager = JobManager()
+    manager = JobManager(warm=True)
     manager.start(run)
     results = manager.wait(run, timeout=120)
     assert results["status"] == "failed", results
