@@ -400,8 +400,7 @@ def resume_point(run, callback: RunCallback) -> Path | None:
     if not marker.exists():
         return None
     marker.unlink()
-    from .jobs import latest_checkpoint
-    from .runs import read_events
+    from .runs import latest_checkpoint, read_events
 
     checkpoint = latest_checkpoint(run)
     if checkpoint is not None:

@@ -33,7 +33,7 @@ def state(run: RunPaths) -> str:
 
 
 def _running(run: RunPaths) -> bool:
-    from .jobs import _alive
+    from .procs import alive as _alive
 
     try:
         pid = int((run.root / PID).read_text().strip())

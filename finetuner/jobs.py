@@ -28,8 +28,9 @@ from pathlib import Path
 
 from .errors import FinetunerError
 from .jobstore import JobStore
+from .procs import alive as _alive
 from .results import read_results, write_results
-from .runs import FINAL_STATUSES, RunPaths, read_events, read_json, tail
+from .runs import FINAL_STATUSES, RunPaths, latest_checkpoint, read_events, read_json, tail
 
 log = logging.getLogger("finetuner.jobs")
 
@@ -472,19 +473,6 @@ class JobManager:
 
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
-    except OSError:
-        return True
-
-
 def _is_worker(pid: int, run: RunPaths) -> bool:
     """True when pid is still the worker of this run (pids get reused)."""
     try:
@@ -522,15 +510,6 @@ def mark_interrupted(run: RunPaths) -> dict:
         "message": f"The server stopped while this run was training{where}."})
     write_results(run.results, results)
     return results
-
-
-def latest_checkpoint(run: RunPaths) -> Path | None:
-    """The newest complete checkpoint (the Trainer writes trainer_state.json last, so a
-    folder without it was cut off mid-save)."""
-    folder = run.root / "checkpoints"
-    found = [p for p in folder.glob("checkpoint-*") if (p / "trainer_state.json").exists()] \
-        if folder.exists() else []
-    return max(found, key=lambda p: int(p.name.split("-")[-1])) if found else None
 
 
 def rank_failure(run: RunPaths) -> dict | None:

@@ -188,3 +188,12 @@ def format_event(e: dict) -> str | None:
         return f"[early stop] no improvement for {e['patience']} evaluations; best step " \
                f"{e['best_step']}"
     return None
+
+
+def latest_checkpoint(run: RunPaths) -> Path | None:
+    """The newest complete checkpoint (the Trainer writes trainer_state.json last, so a
+    folder without it was cut off mid-save)."""
+    folder = run.root / "checkpoints"
+    found = [p for p in folder.glob("checkpoint-*") if (p / "trainer_state.json").exists()] \
+        if folder.exists() else []
+    return max(found, key=lambda p: int(p.name.split("-")[-1])) if found else None

@@ -124,7 +124,7 @@ def _resuming(ctx: Context) -> bool:
     """True when train() will carry on from a checkpoint (callbacks.resume_point)."""
     if not (ctx.run.root / "RESUME").exists():
         return False
-    from .jobs import latest_checkpoint
+    from .runs import latest_checkpoint
 
     return latest_checkpoint(ctx.run) is not None
 

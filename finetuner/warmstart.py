@@ -53,7 +53,7 @@ class WarmProcess:
         return self.returncode
 
     def wait(self, timeout: float | None = None) -> int | None:
-        from .jobs import _alive
+        from .procs import alive as _alive
 
         deadline = None if timeout is None else time.time() + timeout
         while self.poll() is None:

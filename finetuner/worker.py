@@ -31,6 +31,8 @@ def quiet_environment() -> None:
 
 quiet_environment()
 from .errors import FinetunerError  # noqa: E402
+from .procs import alive as _alive  # noqa: E402
+from .procs import started as _started  # noqa: E402
 from .results import write_results  # noqa: E402
 from .runs import EventWriter, RunPaths  # noqa: E402
 
@@ -60,7 +62,6 @@ class StopSignal:
             self.at = time.time()
         if self.at is None and self.parent and time.time() - self._looked >= 1.0:
             self._looked = time.time()
-            from .jobs import _alive  # the one liveness check (a zombie counts as gone)
 
             if not _alive(self.parent) or _started(self.parent) != self._born:
                 self.at = time.time()
@@ -71,15 +72,6 @@ class StopSignal:
     def trip(self, *_args) -> None:
         if self.at is None:
             self.at = time.time()
-
-
-def _started(pid: int) -> str | None:
-    """When the process started (field 22 of /proc/<pid>/stat), None where unknown."""
-    try:
-        stat = open(f"/proc/{pid}/stat").read()
-    except OSError:
-        return None
-    return stat.rsplit(")", 1)[-1].split()[19] if ")" in stat else None
 
 
 def time_limit_note(seconds: float, saved: bool) -> str:
