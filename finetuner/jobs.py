@@ -98,6 +98,10 @@ class JobManager:
         self.python = python
         # warm starts (finetuner.warmstart): a server forks its one-process local workers
         # from a process that has the libraries imported; started with the first training
+        if warm:
+            from .warmstart import usable
+
+            warm = usable()
         self.warm = warm and backend is None
         self._starter = None
         self.worker_module = worker_module

@@ -164,6 +164,14 @@ class WarmStarter:
 IMPORT_TIME_PREFIXES = ("HF_", "HUGGINGFACE_", "TRANSFORMERS_", "TORCH", "PYTORCH_", "OMP_",
                         "MKL_", "KMP_", "TOKENIZERS_", "PYTHON", "LD_", "SAFETENSORS_")
 
+
+def usable() -> bool:
+    """Warm starts are for CPU machines: where an NVIDIA driver is present, a library may
+    touch CUDA while importing, and a child forked after that cannot use the GPU (and a GPU
+    training's few seconds of imports matter little)."""
+    return not os.path.exists("/dev/nvidiactl")
+
+
 _SHARED: dict[tuple, WarmStarter] = {}
 _SHARED_LOCK = threading.Lock()
 
