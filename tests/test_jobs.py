@@ -181,7 +181,10 @@ def test_live_worker_is_adopted_after_a_restart(tmp_path, tiny_model, warm):
     manager.submit(run, "alice")
     assert wait_for(lambda: events_of(run, "progress"), 60)
     pid = manager._jobs[run.id].pid
-    assert (b"finetuner.warmstart" in Path(f"/proc/{pid}/cmdline").read_bytes()) is warm
+    from finetuner.warmstart import usable
+
+    assert (b"finetuner.warmstart" in Path(f"/proc/{pid}/cmdline").read_bytes()) is (
+        warm and usable())
     later = JobManager(store=JobStore(tmp_path / "jobs.sqlite"), max_jobs=1)
     assert later.recover()["adopted"] == 1
     assert later.is_running(run)

@@ -10,6 +10,7 @@ import signal
 import time
 from pathlib import Path
 
+import pytest
 from conftest import sentiment_rows, write_csv
 from test_worker import events_of, wait_for
 
@@ -19,6 +20,7 @@ from finetuner.jobs import JobManager
 from finetuner.runs import create_run
 
 SECRET = "hf_never_in_a_warm_worker"
+pytestmark = pytest.mark.skipif(not warmstart.usable(), reason="warm starts are off on GPU hosts")
 
 
 def new_run(tmp_path: Path, model: Path, name: str, **training):
