@@ -28,6 +28,7 @@ from transformers import TrainerCallback
 from . import batching
 from .batching import StopRequested
 from .distributed import any_rank, is_main
+from .estimate import evaluation_interval  # noqa: F401 - training reads it here
 from .tasks.options import TaskOptions
 
 
@@ -126,13 +127,6 @@ class EvaluationPolicy:
 
     def stop_early(self, bad_evals: int, epoch: float | None) -> bool:
         return bad_evals >= self.patience and (epoch or 0) >= 1
-
-
-def evaluation_interval(steps_per_epoch: int, total_steps: int, per_epoch: int) -> int:
-    """Steps between evaluations: `per_epoch` times an epoch, but not more often than every
-    5 steps unless the whole run is shorter than 20 (tiny data would evaluate every step)."""
-    every = max(1, steps_per_epoch // max(1, per_epoch))
-    return min(total_steps, max(every, min(5, max(1, total_steps // 4))))
 
 
 def snapshot(model) -> dict:

@@ -13,6 +13,7 @@ server runs on (measured in the background at server start).
 from __future__ import annotations
 
 import functools
+import math
 import threading
 import time
 from dataclasses import dataclass
@@ -36,6 +37,7 @@ class MethodCost:
     seconds_per_epoch: float | None
     help: str
     one_pass: bool = False  # head-only on a mean-pooled body: one pass, whatever the epochs
+    seconds_per_eval: float = 0.0  # one evaluation (4 of them are in seconds_per_epoch)
 
     @property
     def share(self) -> float:
@@ -222,14 +224,60 @@ def _probe() -> float:
     return 2 * 512 * 384 * 1536 * reps / seconds
 
 
+def seconds_per_eval(non_embedding: int, n_train: int, mean_tokens: float, n_eval: int,
+                     flops: float | None = None, train_eval: int | None = None) -> float:
+    """One evaluation: the validation split, and up to train_eval training rows re-scored
+    (TrainingConfig.train_eval_samples) for the train-vs-validation curves."""
+    if not n_eval:
+        return 0.0
+    if train_eval is None:
+        from .config import TrainingConfig
+
+        train_eval = TrainingConfig().train_eval_samples
+    scored = n_eval + min(train_eval, n_train)
+    return 2 * non_embedding * scored * max(mean_tokens, 4) / (
+        (flops or probe_flops()) * EFFICIENCY["head"])
+
+
 def seconds_per_epoch(method: str, non_embedding: int, n_train: int, mean_tokens: float,
-                      n_eval: int = 0, evals: int = 4, flops: float | None = None) -> float:
+                      n_eval: int = 0, evals: int = 4, flops: float | None = None,
+                      train_eval: int | None = None) -> float:
+    """One epoch's training plus its evaluations."""
     rate = (flops or probe_flops()) * EFFICIENCY[method]
     tokens = n_train * max(mean_tokens, 4) * PADDING_OVERHEAD
     train = FLOPS_PER_PARAM_TOKEN[method] * non_embedding * tokens / rate
-    evaluation = evals * 2 * non_embedding * n_eval * max(mean_tokens, 4) / (
-        (flops or probe_flops()) * EFFICIENCY["head"])
-    return train + evaluation
+    return train + evals * seconds_per_eval(non_embedding, n_train, mean_tokens, n_eval, flops,
+                                            train_eval)
+
+
+def schedule_steps(steps_per_epoch: int, epochs: float, max_steps: int | None,
+                   min_steps: int) -> int:
+    """Optimizer steps of a run: max_steps when set, else the epochs' worth with a floor
+    for small data (early stopping still ends the run once validation stops improving)."""
+    if max_steps:
+        return max_steps
+    return max(1, math.ceil(steps_per_epoch * epochs), min_steps)
+
+
+def evaluation_interval(steps_per_epoch: int, total_steps: int, per_epoch: int) -> int:
+    """Steps between evaluations: `per_epoch` times an epoch, but not more often than every
+    5 steps unless the whole run is shorter than 20 (tiny data would evaluate every step)."""
+    every = max(1, steps_per_epoch // max(1, per_epoch))
+    return min(total_steps, max(every, min(5, max(1, total_steps // 4))))
+
+
+def planned_seconds(cost: MethodCost, n_train: int, epochs: float, batch_size: int,
+                    max_steps: int | None, min_steps: int, evals_per_epoch: int = 4) -> float:
+    """The time a run is planned to take (before early stopping ends it sooner): the steps
+    training.plan_run takes (its epochs, Max steps, or the floor of steps for small data) and
+    the evaluations callbacks.evaluation_interval spaces over them, plus the one at step 0."""
+    train = cost.seconds_per_epoch - 4 * cost.seconds_per_eval
+    if cost.one_pass:  # features of every split once, then the fit
+        return train + cost.seconds_per_eval
+    per_epoch = max(1, math.ceil(n_train / max(1, batch_size)))
+    total = schedule_steps(per_epoch, epochs, max_steps, min_steps)
+    evals = 1 + total // evaluation_interval(per_epoch, total, evals_per_epoch)
+    return train * total / per_epoch + evals * cost.seconds_per_eval
 
 
 def method_costs(model_path: str, spec, num_labels: int, n_train: int, mean_tokens: float,
@@ -243,6 +291,8 @@ def method_costs(model_path: str, spec, num_labels: int, n_train: int, mean_toke
         secs = seconds_per_epoch(method, non_embedding, n_train, mean_tokens, n_eval) if \
             n_train else None
         costs.append(MethodCost(method, trainable, total, secs, METHOD_HELP[method],
+                                seconds_per_eval=seconds_per_eval(non_embedding, n_train,
+                                                                  mean_tokens, n_eval),
                                 one_pass=probe_only and method == "head"))
     return costs
 

@@ -30,6 +30,7 @@ from . import batching, distributed, heads, modeling, trackers
 from .batching import pick_precision
 from .callbacks import Evaluator, RunCallback, evaluation_interval, resume_point
 from .config import RunConfig
+from .estimate import schedule_steps
 from .finishing import finish
 from .runs import write_json
 from .runstate import Context, Prepared  # noqa: F401 - the worker names training.Context
@@ -307,15 +308,6 @@ class Plan:
     eval_every: int
     warmup_steps: int
     eval_batch_size: int
-
-
-def schedule_steps(steps_per_epoch: int, epochs: float, max_steps: int | None,
-                   min_steps: int) -> int:
-    """Optimizer steps of a run: max_steps when set, else the epochs' worth with a floor
-    for small data (early stopping still ends the run once validation stops improving)."""
-    if max_steps:
-        return max_steps
-    return max(1, math.ceil(steps_per_epoch * epochs), min_steps)
 
 
 def plan_run(ctx: Context, p: Prepared) -> Plan:

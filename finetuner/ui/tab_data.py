@@ -10,9 +10,9 @@ import gradio as gr
 import yaml
 
 from ..checks import prepare_data
-from ..config import RunConfig, default_learning_rate
+from ..config import RunConfig, TrainingConfig, default_learning_rate
 from ..errors import FinetunerError
-from ..estimate import human_seconds, method_costs, recommend
+from ..estimate import human_seconds, method_costs, planned_seconds, recommend
 from ..modeling import embedded_name, resolve_model
 from ..tables import read_table
 from ..tasks import DEFAULT_TASK, get_task
@@ -255,12 +255,10 @@ class DataTabs:
         chosen = next((c for c in costs if c.method == (form.get("method") or "full")), None)
         seconds = None
         if chosen is not None and chosen.seconds_per_epoch:
-            seconds = chosen.seconds_per_epoch * (1 if chosen.one_pass else epochs)
-            steps = _num(form.get("max_steps"), int, 0) or 0
-            if steps > 0 and n_train and not chosen.one_pass:  # Max steps ends it sooner
-                batch = _num(form.get("batch_size"), int, 0) or 32
-                per_epoch = max(1, -(-n_train // batch))
-                seconds = min(seconds, chosen.seconds_per_epoch * steps / per_epoch)
+            # the steps the run will plan: its epochs, Max steps, or the floor for small data
+            seconds = planned_seconds(
+                chosen, n_train, epochs, _num(form.get("batch_size"), int, 0) or 32,
+                _num(form.get("max_steps"), int, 0) or None, TrainingConfig().min_steps)
         return {"method_info": table, "advice": advice_html,
                 "advice_state": advice.__dict__ if advice else None,
                 "train_plan": self.train_plan(form, seconds)}
