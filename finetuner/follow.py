@@ -26,6 +26,9 @@ class Launcher:
     stop: Callable[[RunPaths], object]
     resume: Callable[[RunPaths], object]
     wait: Callable[[RunPaths], object] | None = None  # until the run's process has exited
+    # the run submitted under this name, if any: a process killed between submitting a
+    # trial and recording it finds the trial's run again on restart
+    find: Callable[[str], RunPaths | None] | None = None
 
 
 def local_launcher(folder: Path, manager=None) -> Launcher:
@@ -44,13 +47,17 @@ def local_launcher(folder: Path, manager=None) -> Launcher:
         manager.resume(run)
         manager.start(run)
 
+    def find(name: str) -> RunPaths | None:
+        run = RunPaths(folder / name)
+        return run if run.config.exists() else None
+
     def stop(run: RunPaths) -> None:
         manager.stop(run)
         if not manager.is_running(run):  # a worker an earlier process started: its STOP file
             run.stop_flag.touch()
 
     launcher = Launcher(submit=submit, stop=stop, resume=resume,
-                        wait=lambda run: manager.wait(run, timeout=60))
+                        wait=lambda run: manager.wait(run, timeout=60), find=find)
     launcher.manager = manager  # type: ignore[attr-defined]
     return launcher
 

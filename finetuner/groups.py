@@ -258,9 +258,22 @@ class Groups:
             (run.root / "group.txt").write_text(folder.name)
             return run
 
+        def find(name: str) -> RunPaths | None:
+            """This group's run of that name (group.txt is written just after the submit: a
+            run without it yet, of the same name, is this group's too)."""
+            full = f"{meta.get('name')} · {name}"
+            for summary in sorted(ws.list_runs(), key=lambda r: r.id, reverse=True):
+                if summary.name != full:
+                    continue
+                run = ws.run(summary.id)
+                mark = run.root / "group.txt"
+                if not mark.exists() or mark.read_text().strip() == folder.name:
+                    return run
+            return None
+
         launcher = Launcher(submit=submit, stop=self.studio.jobs.stop,
                             resume=lambda run: queued(lambda: ws.resume(run.id)),
-                            wait=lambda run: self.studio.jobs.wait(run, timeout=60))
+                            wait=lambda run: self.studio.jobs.wait(run, timeout=60), find=find)
         launcher.closing = lambda: self.closing  # type: ignore[attr-defined]
         return launcher
 

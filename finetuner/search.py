@@ -326,6 +326,13 @@ class Search:
                    if t.state == optuna.trial.TrialState.RUNNING}
         for number, trial in running.items():
             entry = self.state["trials"].get(str(number))
+            found = launcher.find(f"trial-{number}") if entry is None and getattr(
+                launcher, "find", None) else None
+            if entry is None and found is not None:
+                # submitted, but the process died before it recorded the run: follow it
+                entry = self.state["trials"][str(number)] = {"run": str(found.root),
+                                                             "state": "running"}
+                self._save()
             if entry is None:  # asked but never submitted
                 self.study.tell(trial, state=optuna.trial.TrialState.FAIL)
                 continue

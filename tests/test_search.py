@@ -201,9 +201,11 @@ def test_search_prunes_resumes_extends_and_never_shows_the_sampler_a_test_score(
         told.values()))
 
 
-@pytest.mark.parametrize("worker_dies_too", [False, True], ids=["worker-lives", "worker-dies"])
+@pytest.mark.parametrize("worker_dies_too,unrecorded", [(False, False), (True, False),
+                                                       (False, True)],
+                         ids=["worker-lives", "worker-dies", "killed-before-recording"])
 def test_a_search_killed_mid_trial_picks_its_trial_up_again(tmp_path, tiny_model,
-                                                            worker_dies_too):
+                                                            worker_dies_too, unrecorded):
     data = write_csv(tmp_path / "s.csv", sentiment_rows(80))
     out = tmp_path / "search"
     args = ["search", "--data", data, "--model", tiny_model, "--max-steps", 40,
@@ -227,6 +229,9 @@ def test_a_search_killed_mid_trial_picks_its_trial_up_again(tmp_path, tiny_model
         os.killpg(pid, signal.SIGKILL)
     state = json.loads((out / "search.json").read_text())
     assert state["trials"]["0"]["state"] == "running" and state["direction"] == "maximize"
+    if unrecorded:  # killed after submitting the trial, before writing it down
+        del state["trials"]["0"]
+        (out / "search.json").write_text(json.dumps(state))
     done = cli(*args)  # the same command again: re-attaches, finishes, chooses, tests
     assert done.returncode == 0, done.stdout + done.stderr
     assert "Resuming the search" in done.stdout
