@@ -101,6 +101,8 @@ def test_costs_and_advice(handlers):
     plan = text(out["train_plan"])
     assert "Start trains: " in plan and "320 training, 40 validation rows" in plan
     assert "all-MiniLM-L6-v2" in plan and "3 epoch(s), learning rate 0.0001, about" in plan
+    # 320 rows at batch 32 are 30 steps in 3 epochs: the run trains the floor of 100
+    assert "at least 100 steps on this small data; early stopping may end it sooner" in plan
     now = handlers.costs("alice", form(data_state=data["data_state"], epochs=4,
                                        model_state=model["model_state"]))
     assert "Your settings match it." in text(now["advice"]) and "4 epoch(s)" in text(
@@ -111,6 +113,7 @@ def test_costs_and_advice(handlers):
         data_state=data["data_state"], model_state=model["model_state"], method="head",
         onnx=True, max_steps=8, lr=0.02))["train_plan"])
     assert "Head only (frozen encoder), 3 epoch(s), learning rate 0.02" in kept, kept
+    assert "at least 100 steps" not in kept  # one pass (and Max steps decides anyway)
     assert "Also set: at most 8 steps; ONNX export after training." in kept, kept
     assert "Also set" not in plan
     locked = handlers.costs("alice", form(data_state=None, model_state=model["model_state"]))

@@ -190,7 +190,7 @@ class DataTabs:
         return out
 
     @staticmethod
-    def train_plan(form: dict, seconds: float | None = None) -> str:
+    def train_plan(form: dict, seconds: float | None = None, floor: int | None = None) -> str:
         """Beside Start: what it would train now, or why it is locked."""
         data, model = form.get("data_state"), form.get("model_state")
         if not data:
@@ -210,7 +210,9 @@ class DataTabs:
         extras = _extras(form)
         return render.message(
             f"Start trains: {task} on {rows}; model {model.get('display') or 'chosen'}; "
-            f"{method}, {epochs:g} epoch(s){rate}{when} (early stopping may end it sooner)."
+            f"{method}, {epochs:g} epoch(s){rate}{when} ("
+            + (f"at least {floor} steps on this small data; " if floor else "")
+            + "early stopping may end it sooner)."
             + (f" Also set: {'; '.join(extras)}." if extras else ""), "ok")
 
     def costs(self, user: str, form: dict) -> dict:
@@ -253,15 +255,18 @@ class DataTabs:
                " Not applied: your settings are used until you press \"Use the recommended "
                "settings\"."), "info") if advice else ""
         chosen = next((c for c in costs if c.method == (form.get("method") or "full")), None)
-        seconds = None
+        seconds = floor = None
         if chosen is not None and chosen.seconds_per_epoch:
             # the steps the run will plan: its epochs, Max steps, or the floor for small data
-            seconds = planned_seconds(
-                chosen, n_train, epochs, _num(form.get("batch_size"), int, 0) or 32,
-                _num(form.get("max_steps"), int, 0) or None, TrainingConfig().min_steps)
+            batch = _num(form.get("batch_size"), int, 0) or 32
+            max_steps = _num(form.get("max_steps"), int, 0) or None
+            floor = TrainingConfig().min_steps
+            seconds = planned_seconds(chosen, n_train, epochs, batch, max_steps, floor)
+            if max_steps or chosen.one_pass or -(-n_train // batch) * epochs >= floor:
+                floor = None  # the epochs (or Max steps) decide, not the floor
         return {"method_info": table, "advice": advice_html,
                 "advice_state": advice.__dict__ if advice else None,
-                "train_plan": self.train_plan(form, seconds)}
+                "train_plan": self.train_plan(form, seconds, floor)}
 
     def apply_advice(self, user: str, form: dict) -> dict:
         advice = form.get("advice_state")
