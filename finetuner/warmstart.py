@@ -77,6 +77,7 @@ class WarmStarter:
         self._replies: list[dict] = []
         self._reply = threading.Condition()
         self._lock = threading.Lock()
+        self._gone = False  # its output ended: no reply will come
         self.import_env = import_time_env(dict(os.environ if env is None else env))
         self.ready = False
         self.broken: str | None = None  # why it could not get ready (it then ends)
@@ -115,6 +116,9 @@ class WarmStarter:
         self.ready = False
         self._settled.set()
         self.exited.set()  # wake every waiter: nothing more will be reported
+        with self._reply:
+            self._gone = True
+            self._reply.notify_all()
 
     def wait_ready(self, timeout: float) -> bool:
         """True once it has imported everything and can fork (False: gone, broken, or still
@@ -135,7 +139,8 @@ class WarmStarter:
                 self.ready = False
                 return None
             with self._reply:
-                if not self._reply.wait_for(lambda: self._replies, REPLY_SECONDS):
+                if not self._reply.wait_for(lambda: self._replies or self._gone,
+                                            REPLY_SECONDS) or not self._replies:
                     self.ready = False  # a warm process that does not answer is not used
                     return None
                 reply = self._replies.pop(0)
