@@ -402,7 +402,8 @@ class Studio:
         caps that further). warm: fork workers from a process with the libraries imported
         (finetuner.warmstart); default on, FINETUNER_WARM_START=0 turns it off."""
         if warm is None:
-            warm = os.environ.get("FINETUNER_WARM_START", "1").strip() != "0"
+            warm = os.environ.get("FINETUNER_WARM_START", "1").strip().lower() not in (
+                "0", "false", "no", "off")
         self.home = Path(home).expanduser()
         self.home.mkdir(parents=True, exist_ok=True)
         self.limits = limits or Limits()

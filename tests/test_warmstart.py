@@ -124,3 +124,21 @@ def test_a_job_whose_libraries_read_other_settings_is_not_forked(tmp_path, tiny_
     manager.submit(run, "alice")
     assert manager.wait(run, 120)["status"] == "completed"
     assert isinstance(manager._jobs[run.id].proc, warmstart.WarmProcess)
+
+
+@pytest.mark.parametrize("value", ["0", "off", "False"])
+def test_the_setting_turns_warm_starts_off(tmp_path, monkeypatch, value):
+    from finetuner.studio import Studio
+
+    monkeypatch.setenv("FINETUNER_WARM_START", value)
+    studio = Studio(tmp_path / "home")
+    try:
+        assert studio.jobs.warm is False
+    finally:
+        studio.shutdown()
+    monkeypatch.setenv("FINETUNER_WARM_START", "1")
+    studio = Studio(tmp_path / "home2")
+    try:
+        assert studio.jobs.warm is True
+    finally:
+        studio.shutdown()
