@@ -175,8 +175,11 @@ def test_reload_reattaches_and_stop_twice(app_url, page, tmp_path):
     page.locator("input[type=file]").first.set_input_files(str(EXAMPLES / "topics.tsv"))
     expect(page.get_by_text("The data is ready to train on.")).to_be_visible(timeout=60_000)
     page.get_by_role("tab", name="2 · Model & method").click()
-    page.get_by_label("Epochs").fill("20")
+    page.get_by_label("Epochs").fill("50")  # and no early stopping: still training at the end
     page.get_by_label("Epochs").press("Tab")
+    page.get_by_text("Advanced settings").click()
+    page.get_by_label("Early stopping patience").fill("0")
+    page.get_by_label("Early stopping patience").press("Tab")
     page.get_by_role("tab", name="3 · Train").click()
     page.get_by_role("button", name="Start training").click()
     expect(page.locator(".ft-progress")).to_contain_text("step", timeout=60_000)
@@ -192,9 +195,33 @@ def test_reload_reattaches_and_stop_twice(app_url, page, tmp_path):
     expect(page.get_by_text("Rows: train 128, validation 16, test 16")).to_be_visible()
     # ...and its settings: the page describes the run it shows, not the form's defaults
     page.get_by_role("tab", name="2 · Model & method").click()
-    expect(page.get_by_label("Epochs")).to_have_value("20")
+    expect(page.get_by_label("Epochs")).to_have_value("50")
     page.get_by_role("tab", name="3 · Train").click()
-    expect(page.locator("#train-plan")).to_contain_text("20 epoch(s)")
+    expect(page.locator("#train-plan")).to_contain_text("50 epoch(s)")
+    # a second page opened while the run trains, and a file uploaded while its load is still
+    # being answered (the load's request held here until the upload has landed): the upload
+    # wins. The load used to restore the running run's file from its snapshot of the empty
+    # page over the upload (Gradio then held both files and every Data box read "Error")
+    other = page.context.new_page()
+    held = []
+
+    def hold_the_load(route):  # the page's first event is its load
+        held.append(route) if not held else route.continue_()
+
+    other.route("**/queue/join*", hold_the_load)
+    other.goto(app_url)
+    with other.expect_response("**/gradio_api/upload*"):
+        other.locator("input[type=file]").first.set_input_files(str(EXAMPLES / "clauses.csv"))
+    assert len(held) == 1
+    held[0].continue_()
+    expect(other.get_by_text("Re-attached to the running training")).to_be_visible()
+    other.get_by_role("tab", name="1 · Data").click()
+    expect(other.get_by_text("Switched the task to Multi-label")).to_be_visible()
+    expect(other.get_by_text("The data is ready to train on.")).to_be_visible(timeout=60_000)
+    expect(other.get_by_text("topics.tsv")).to_have_count(0)
+    expect(other.get_by_text("Error", exact=True)).to_have_count(0)
+    shot(other, tmp_path, "08c-upload-during-load")
+    other.close()
     stop = page.get_by_role("button", name="Stop training")
     stop.click()
     stop.click()  # pressed twice: the second press only says it is already stopping, or,
@@ -278,7 +305,9 @@ def test_new_kinds_are_detected_trained_tried_and_downloaded(app_url, page, tmp_
     try:
         expect(switched).to_be_visible(timeout=30_000)
     except AssertionError:  # once in five suite runs an upload made right at page load was
-        files.set_input_files(str(EXAMPLES / data))  # lost (left for the next session)
+        # lost; the one cause found (the load restoring a running run's file over it) is fixed
+        # and tested in test_reload_reattaches_and_stop_twice: a second try stays, as a guard
+        files.set_input_files(str(EXAMPLES / data))
         expect(switched).to_be_visible(timeout=60_000)
     expect(page.get_by_label(choice)).to_be_checked()
     expect(page.get_by_text("The data is ready to train on.")).to_be_visible(timeout=60_000)

@@ -206,10 +206,13 @@ def _wire(w: Wiring, demo: gr.Blocks) -> None:
     _wire_runs_and_admin(w)
     dep = w.bind(demo.load, "attach", FORM,
                  [*RUNS_OUT, "current_run", "seen", "train_msg", "model_state", "tabs",
-                  "admin_tab", "group_pick", "train_file", "val_file", "test_file", "task",
-                  "max_length", "text_col", "pair_col", "label_col", "method", "epochs", "lr",
-                  "max_steps", "batch_size", "lora_r", "onnx"], "train_msg",
-                 api_name="attach")
+                  "admin_tab", "group_pick"], "train_msg", api_name="attach")
+    # its own step: its inputs are read when `attach` has answered (and, by Gradio, once an
+    # upload in flight has landed), so a file uploaded while the page loaded is kept
+    dep = w.bind(dep.then, "restore_data", FORM,
+                 ["train_file", "val_file", "test_file", "task", "max_length", "text_col",
+                  "pair_col", "label_col", "method", "epochs", "lr", "max_steps", "batch_size",
+                  "lora_r", "onnx"], "train_msg", api_name=False)
     w.bind(dep.then, "costs", COST_IN, COST_OUT, "method_info", api_name=False)
 
 

@@ -82,8 +82,6 @@ class TrainTab:
         out["model_state"] = self.model_changed(user, form).get("model_state")
         out["admin_tab"] = gr.update(visible=self.studio.is_admin(user))
         out["group_pick"] = gr.update(choices=self._groups(ws, self.studio.groups))
-        if active and not _path(form.get("train_file")):
-            out.update(self._restore_data(user, active, form))
         group = self._group_to_show(ws, active)
         if group:  # a comparison or search is running: its view, not one member's curves
             out["group_pick"] = gr.update(choices=self._groups(ws, self.studio.groups),
@@ -95,10 +93,20 @@ class TrainTab:
             out["tabs"] = gr.update(selected="train")
         return out
 
+    def restore_data(self, user: str, form: dict) -> dict:
+        """After `attach`, a page reloaded during a training gets that run's Data tab back,
+        unless a file is already there. A step of its own, after `attach` has answered: it
+        reads the form as it is now, so a file the user uploaded while the page was loading
+        is kept (restoring it from `attach`'s snapshot of the empty page replaced, or with
+        Gradio even merged with, that upload)."""
+        if _path(form.get("train_file")):
+            return {}
+        active = self.studio.workspace(user).active_run()
+        return self._restore_data(user, active, form) if active else {}
+
     def _restore_data(self, user: str, run, form: dict) -> dict:
-        """A page reloaded during a training gets that run's Data tab back: the run's copies
-        of its files (shared with this user only) and its task; the files' change events
-        then check them again, as after an upload."""
+        """The run's copies of its files (shared with this user only), its task and its
+        settings; the files' change events then check them again, as after an upload."""
         data = (read_json(run.config) or {}).get("data") or {}
         out = {}
         for key, field in (("train_file", "train_file"), ("validation_file", "val_file"),
