@@ -116,6 +116,14 @@ def test_costs_and_advice(handlers):
     assert "at least 100 steps" not in kept  # one pass (and Max steps decides anyway)
     assert "Also set: at most 8 steps; ONNX export after training." in kept, kept
     assert "Also set" not in plan
+    # settings above the server's caps: the plan says Start will refuse them, not "Start
+    # trains" (it read "Ready ... 100 epoch(s)" above "Problem: ... cap of 50")
+    capped = text(handlers.costs("alice", form(
+        train_file=str(EXAMPLES / "sentiment.csv"), data_state=data["data_state"],
+        model_state=model["model_state"], epochs=handlers.studio.limits.max_epochs + 1))[
+        "train_plan"])
+    assert "Start will refuse these settings" in capped and "FINETUNER_MAX_EPOCHS" in capped
+    assert "Start trains" not in capped
     locked = handlers.costs("alice", form(data_state=None, model_state=model["model_state"]))
     assert "Start is locked: upload a training file" in text(locked["train_plan"])
 

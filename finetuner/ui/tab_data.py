@@ -264,9 +264,19 @@ class DataTabs:
             seconds = planned_seconds(chosen, n_train, epochs, batch, max_steps, floor)
             if max_steps or chosen.one_pass or -(-n_train // batch) * epochs >= floor:
                 floor = None  # the epochs (or Max steps) decide, not the floor
+        plan = self.train_plan(form, seconds, floor)
+        try:  # settings Start would refuse (a server's caps): said here, not "Start trains"
+            config = self.config(user, form, model=resolve_model("default")) if data else None
+        except FinetunerError:
+            config = None  # not this view's to judge (the preview below Start says it)
+        if config is not None:
+            try:
+                self.studio.limits.check_config(config)
+            except FinetunerError as exc:
+                plan = render.message(f"Start will refuse these settings: {exc.text}",
+                                      "warning")
         return {"method_info": table, "advice": advice_html,
-                "advice_state": advice.__dict__ if advice else None,
-                "train_plan": self.train_plan(form, seconds, floor)}
+                "advice_state": advice.__dict__ if advice else None, "train_plan": plan}
 
     def apply_advice(self, user: str, form: dict) -> dict:
         advice = form.get("advice_state")
