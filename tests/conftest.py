@@ -78,6 +78,22 @@ def sentiment_csv(tmp_path) -> Path:
     return write_csv(tmp_path / "reviews.csv", sentiment_rows())
 
 
+def wait_for(predicate, timeout: float = 120.0, interval: float = 0.2, what: str = ""):
+    """The one waiting helper of the suite: calls `predicate` until it returns something true
+    and returns that; past `timeout` seconds the test fails, naming what it waited for."""
+    import time
+
+    deadline = time.time() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.time() >= deadline:
+            raise AssertionError(f"timed out after {timeout:g} s waiting for "
+                                 f"{what or getattr(predicate, '__name__', 'a condition')}")
+        time.sleep(interval)
+
+
 def free_port() -> int:
     import socket
 

@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import EXAMPLES, ROOT
+from conftest import EXAMPLES, ROOT, wait_for
 
 from finetuner.config import RunConfig
 from finetuner.jobs import JobManager
@@ -74,15 +74,6 @@ def make_run(tmp_path: Path, model, name: str, **training) -> object:
         "training": {"processes": 2, "batch_size": 16, "precision": "fp32",
                      "max_steps": 5000, "early_stopping_patience": 0, "checkpoints": False,
                      **training}}), run_id="")
-
-
-def wait_for(predicate, timeout=120.0) -> bool:
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.2)
-    return False
 
 
 def children(pid: int) -> list[int]:

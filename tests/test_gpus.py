@@ -5,10 +5,9 @@ with a fake device list (no GPU needed)."""
 from __future__ import annotations
 
 import os
-import time
 
 import pytest
-from conftest import ROOT
+from conftest import ROOT, wait_for
 
 from finetuner.config import RunConfig
 from finetuner.errors import FinetunerError
@@ -50,15 +49,6 @@ def test_acquire_release_and_adopt():
     fresh = GpuSlots(["0", "1"], 1)
     assert fresh.adopt("old", ("1",)) and not fresh.adopt("other", ("1",))
     assert fresh.acquire("new") == ("0",)
-
-
-def wait_for(predicate, timeout=30.0):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return False
 
 
 def test_jobs_run_on_their_own_gpu_sets_and_wait_for_a_free_one(tmp_path):

@@ -8,11 +8,10 @@ from __future__ import annotations
 
 import json
 import re
-import time
 from pathlib import Path
 
 import pytest
-from conftest import sentiment_rows, write_csv
+from conftest import sentiment_rows, wait_for, write_csv
 
 from finetuner.config import RunConfig
 from finetuner.errors import FinetunerError
@@ -27,16 +26,6 @@ def base(data: Path, model: Path, **training) -> RunConfig:
         "training": {"epochs": 1, "max_steps": 4, "batch_size": 8, "evals_per_epoch": 2,
                      "train_eval_samples": 8, "checkpoints": False, "precision": "fp32",
                      **training}})
-
-
-def wait_for(predicate, timeout=240):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.3)
-    raise AssertionError("timed out")
 
 
 def test_compare_group_runs_in_the_users_queue_and_stays_theirs(tmp_path, tiny_model):

@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import EXAMPLES, free_port
+from conftest import EXAMPLES, free_port, wait_for
 
 from finetuner.config import RunConfig
 from finetuner.errors import FinetunerError
@@ -83,16 +83,6 @@ def config(model, **training) -> RunConfig:
         "model": {"name_or_path": str(model)},
         "training": {"batch_size": 16, "precision": "fp32", "checkpoints": False,
                      **training}})
-
-
-def wait_for(predicate, timeout=180.0):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.5)
-    raise AssertionError("timed out")
 
 
 def test_jobs_run_on_ray_reattach_after_a_restart_stop_and_stay_apart(tmp_path, tiny_model,

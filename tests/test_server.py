@@ -17,7 +17,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import EXAMPLES, start_app, stop_app, write_csv
+from conftest import EXAMPLES, start_app, stop_app, wait_for, write_csv
 from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 from test_api import form
@@ -51,13 +51,11 @@ def runs(c: Client) -> dict[str, dict]:
 
 def wait_status(c: Client, name: str, wanted, timeout=180) -> dict:
     wanted = (wanted,) if isinstance(wanted, str) else wanted
-    deadline = time.time() + timeout
-    while time.time() < deadline:
+
+    def reached():
         row = runs(c).get(name)
-        if row and row["status"] in wanted:
-            return row
-        time.sleep(0.5)
-    raise AssertionError(f"{name} never reached {wanted}: {runs(c).get(name)}")
+        return row if row and row["status"] in wanted else None
+    return wait_for(reached, timeout, 0.5, f"run {name} to reach {wanted}")
 
 
 def run_dir(home: Path, run_id: str) -> Path:

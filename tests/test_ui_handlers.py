@@ -7,7 +7,7 @@ import re
 import time
 
 import pytest
-from conftest import EXAMPLES, write_csv
+from conftest import EXAMPLES, wait_for, write_csv
 
 from finetuner.studio import Studio
 from finetuner.ui.forms import FORM_FIELDS, NONE
@@ -157,17 +157,17 @@ def test_cli_preview_reproduces_the_form(handlers):
 
 
 def wait_until_done(handlers, user, run_id, timeout=180):
-    seen, last = None, {}
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        out = handlers.tick(user, {"current_run": run_id, "seen": seen})
+    state = {"seen": None, "last": {}}
+
+    def finished():
+        out = handlers.tick(user, {"current_run": run_id, "seen": state["seen"]})
         if out:
-            last = {**last, **out}
-            seen = out.get("seen", seen)
-        if seen and seen["status"] in ("completed", "stopped", "failed"):
-            return last
-        time.sleep(0.5)
-    raise AssertionError("run did not finish")
+            state["last"] = {**state["last"], **out}
+            state["seen"] = out.get("seen", state["seen"])
+        seen = state["seen"]
+        return seen and seen["status"] in ("completed", "stopped", "failed")
+    wait_for(finished, timeout, 0.5, f"run {run_id} to finish")
+    return state["last"]
 
 
 def test_train_results_try_and_delete(handlers, tiny_model, tmp_path):

@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, assert_record_scores_the_validation, write_csv
+from conftest import ROOT, assert_record_scores_the_validation, wait_for, write_csv
 
 from finetuner.config import RunConfig
 from finetuner.jobs import JobManager
@@ -179,15 +179,6 @@ def test_lora_exports(tmp_path, tiny_model, adapter_only):
     from finetuner.inference import Predictor
 
     assert Predictor.load(run.root).predict("good")["label"] in ("neg", "pos")
-
-
-def wait_for(predicate, timeout=120.0):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.1)
-    return False
 
 
 def test_stop_ends_the_run_within_5_seconds_and_keeps_the_model(tmp_path, tiny_model):
