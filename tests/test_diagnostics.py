@@ -348,7 +348,7 @@ def test_the_warning_reaches_try_it_and_the_model_card():
 
 def test_try_it_reads_the_warning_from_the_runs_results(tmp_path):
     from finetuner.results import write_results
-    from finetuner.ui.tab_results import ResultsTabs
+    from finetuner.ui.tab_try import TryTab
 
     class Run:
         results = tmp_path / "results.json"
@@ -356,12 +356,12 @@ def test_try_it_reads_the_warning_from_the_runs_results(tmp_path):
     history = curve([0.69, 0.68, 0.67], [0.69, 0.69, 0.68], [0.55, 0.58, 0.6], [0.56, 0.6, 0.62])
     d = diagnose(history, {}, {**BIG, "baselines": {TFIDF: 0.9}}).to_dict()
     write_results(Run.results, {"status": "completed", "diagnosis": d})
-    html = ResultsTabs._try_warning(Run)
+    html = TryTab._try_warning(Run)
     assert "ft-warning" in html and "does worse than a simple baseline" in html
     write_results(Run.results, {"status": "completed", "diagnosis": {**d, "verdict": "healthy"}})
-    assert ResultsTabs._try_warning(Run) == ""
+    assert TryTab._try_warning(Run) == ""
     Run.results = tmp_path / "missing.json"
-    assert ResultsTabs._try_warning(Run) == ""
+    assert TryTab._try_warning(Run) == ""
 
 
 def test_labels_never_predicted_are_named_with_their_training_counts():

@@ -334,7 +334,7 @@ def test_bind_streams_generator_handlers_and_keeps_errors_inline(tmp_path):
 
     import gradio as gr
 
-    from finetuner.ui.app import Wiring
+    from finetuner.ui.wiring import Wiring
 
     w = Wiring(FakeHandlers(tmp_path))
     with gr.Blocks():

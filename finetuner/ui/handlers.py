@@ -4,8 +4,8 @@
 to new values or `gr.update(...)`. The app (`finetuner.ui.app`) wires names to components and
 turns any exception into an inline message, so a handler may simply raise FinetunerError.
 The server never trains: `start` hands a run directory to the job manager's worker process.
-The tabs' handlers live in tab_data.py, tab_train.py and tab_results.py; forms.py holds the
-form's fields and choices.
+Each tab's handlers (and its wiring) live in its own module, tab_<tab>.py; forms.py holds
+the form's fields and choices.
 """
 
 from __future__ import annotations
@@ -18,15 +18,19 @@ from ..modeling import ModelSource, model_config, resolve_model
 from ..studio import Studio
 from ..tasks import DEFAULT_TASK
 from .forms import NOT_YOURS, _col, _path, settings_from_form
-from .tab_data import DataTabs
+from .tab_admin import AdminTab
+from .tab_data import DataTab
 from .tab_groups import GroupsTab
-from .tab_results import ResultsTabs
+from .tab_model import ModelTab
+from .tab_results import ResultsTab
+from .tab_runs import RunsTab
 from .tab_train import TrainTab
+from .tab_try import TryTab
 
 
-class Handlers(DataTabs, TrainTab, ResultsTabs, GroupsTab):
-    """Every handler of the page, one mixin per group of tabs; what they share (the caller's
-    files, the model source, the form as a RunConfig) is here."""
+class Handlers(DataTab, ModelTab, TrainTab, ResultsTab, TryTab, RunsTab, GroupsTab, AdminTab):
+    """Every handler of the page, one mixin per tab; what they share (the caller's files,
+    the model source, the form as a RunConfig) is here."""
 
     def __init__(self, studio: Studio, auth_mode: str = "none") -> None:
         self.studio = studio

@@ -1,32 +1,25 @@
-"""Data and Model & method tabs: uploads and their checks, columns, model choice, method
-costs and advice, the command-line preview."""
+"""1 · Data tab: uploads and their checks, the task, the columns, the examples."""
 
 from __future__ import annotations
 
-import shlex
-from pathlib import Path
-
 import gradio as gr
-import yaml
 
 from ..checks import prepare_data
-from ..config import RunConfig, TrainingConfig, default_learning_rate
 from ..errors import FinetunerError
-from ..estimate import human_seconds, method_costs, planned_seconds, recommend
-from ..modeling import embedded_name, resolve_model
+from ..modeling import resolve_model
 from ..tables import read_table
 from ..tasks import DEFAULT_TASK, get_task
 from . import render
-from .forms import EXAMPLES, EXAMPLES_DIR, METHOD_TITLES, NONE, _col, _num, _path
+from .forms import EXAMPLES, EXAMPLES_DIR, NONE, _col, _path
 from .tasks import chosen_columns
 from .tasks import preview as task_preview
 from .tasks import ui as task_ui
+from .wiring import COST_IN, COST_OUT, FORM, Wiring
 
 
-class DataTabs:
-    """Data and Model & method tabs: uploads and their checks, columns, model choice, method"""
+class DataTab:
+    """Data tab handlers."""
 
-    # ------------------------------------------------------------------ data
     def load_example(self, user: str, form: dict) -> dict:
         found = EXAMPLES.get(form.get("example") or "")
         if not found:
@@ -145,12 +138,6 @@ class DataTabs:
         out["label_plot"] = render.label_chart(report)
         return out
 
-    def _token_source(self, user: str, form: dict):
-        try:
-            return self.model_source(user, form)
-        except FinetunerError:
-            return resolve_model("default")  # count tokens with the default until fixed
-
     @staticmethod
     def _column_updates(columns: list[str], chosen: dict, editable: bool = True) -> dict:
         """Dropdown choices and values; files without named columns (CoNLL) are not editable."""
@@ -168,205 +155,43 @@ class DataTabs:
                 "label_plot": "",
                 "data_state": None}
 
-    # ------------------------------------------------------------------ model & method
-    def model_changed(self, user: str, form: dict) -> dict:
-        choice = form.get("model_choice") or "default"
-        out = {"model_path": gr.update(visible=choice in ("folder", "hub")),
-               "model_zip": gr.update(visible=choice == "zip"),
-               "model_own": gr.update(visible=choice == "mine",
-                                      choices=self.studio.workspace(user).own_models())}
-        if choice == "mine" and not form.get("model_own"):
-            out["model_msg"] = render.message("Pick one of your models from the list.", "info")
-            out["model_state"] = None
-            return out
+    def _token_source(self, user: str, form: dict):
         try:
-            source = self.model_source(user, form)
-        except FinetunerError as exc:
-            out["model_msg"] = render.message(exc.text, "error")
-            out["model_state"] = None
-            return out
-        out["model_msg"] = render.message(f"Model: {source.display}", "ok")
-        out["model_state"] = {"path": source.path, "display": source.display}
-        return out
-
-    @staticmethod
-    def train_plan(form: dict, seconds: float | None = None, floor: int | None = None) -> str:
-        """Beside Start: what it would train now, or why it is locked."""
-        data, model = form.get("data_state"), form.get("model_state")
-        if not data:
-            return render.message("Start is locked: upload a training file on the Data tab and "
-                                  "fix what its check reports.", "info")
-        if not model:
-            return render.message("Start is locked: choose a model that loads on the Model & "
-                                  "method tab.", "info")
-        rows = (f"{data.get('n_train', 0):,} training, {data.get('n_validation', 0):,} "
-                "validation rows")
-        epochs = _num(form.get("epochs"), float, 3.0) or 3.0
-        method = METHOD_TITLES.get(form.get("method") or "full", form.get("method"))
-        task = task_ui(form.get("task") or DEFAULT_TASK).choice
-        when = f", about {human_seconds(seconds)}" if seconds else ""
-        rate = _num(form.get("lr"), float, None)
-        rate = f", learning rate {rate:g}" if rate else ""
-        extras = _extras(form)
-        return render.message(
-            f"Start trains: {task} on {rows}; model {model.get('display') or 'chosen'}; "
-            f"{method}, {epochs:g} epoch(s){rate}{when} ("
-            + (f"at least {floor} steps on this small data; " if floor else "")
-            + "early stopping may end it sooner)."
-            + (f" Also set: {'; '.join(extras)}." if extras else ""), "ok")
-
-    def costs(self, user: str, form: dict) -> dict:
-        data, model = form.get("data_state"), form.get("model_state")
-        if not model:
-            return {"method_info": render.message("Choose a model that loads first.", "info"),
-                    "advice": "", "train_plan": self.train_plan(form)}
-        spec = get_task(form.get("task") or DEFAULT_TASK)
-        n_train = (data or {}).get("n_train", 0)
-        labels = len((data or {}).get("labels") or []) or 2
-        costs = method_costs(model["path"], spec, labels, n_train,
-                             (data or {}).get("mean_tokens", 32.0),
-                             (data or {}).get("n_validation", 0),
-                             _num(form.get("lora_r"), int, 8))
-        epochs = _num(form.get("epochs"), float, 3.0) or 3.0
-        rows = []
-        for c in costs:
-            chosen = c.method == (form.get("method") or "full")
-            time_text = (f"≈ {human_seconds(c.seconds_per_epoch)}: one pass, the head is "
-                         "fitted on the frozen features" if c.one_pass and c.seconds_per_epoch
-                         else f"≈ {human_seconds(c.seconds_per_epoch)} per epoch, "
-                         f"{human_seconds(c.seconds_per_epoch * epochs)} for {epochs:g}"
-                         if c.seconds_per_epoch else "upload data for a time estimate")
-            rows.append(
-                f"<tr{' class=ft-chosen style=font-weight:bold' if chosen else ''}>"
-                f"<td>{render.esc(METHOD_TITLES[c.method])}</td>"
-                f"<td>{c.trainable:,} of {c.total:,} ({c.share:.2%})</td>"
-                f"<td>{render.esc(time_text)}</td><td>{render.esc(c.help)}</td></tr>")
-        table = ("<table class='ft-methods'><thead><tr><th>Method</th><th>Trainable "
-                 "parameters</th><th>Time on this machine (estimate)</th><th>What it does"
-                 "</th></tr></thead><tbody>" + "".join(rows) + "</tbody></table>")
-        full = next(c for c in costs if c.method == "full")
-        advice = recommend(n_train, labels, full.seconds_per_epoch) if n_train else None
-        applied = advice is not None and advice.method == (form.get("method") or "full") and \
-            float(advice.epochs) == float(epochs)
-        advice_html = render.message(
-            f"Recommended: {METHOD_TITLES[advice.method]}, {advice.epochs} epochs, "
-            f"learning rate {advice.learning_rate:g}. {advice.reason}"
-            + (" Your settings match it." if applied else
-               " Not applied: your settings are used until you press \"Use the recommended "
-               "settings\"."), "info") if advice else ""
-        chosen = next((c for c in costs if c.method == (form.get("method") or "full")), None)
-        seconds = floor = None
-        if chosen is not None and chosen.seconds_per_epoch:
-            # the steps the run will plan: its epochs, Max steps, or the floor for small data
-            batch = _num(form.get("batch_size"), int, 0) or 32
-            max_steps = _num(form.get("max_steps"), int, 0) or None
-            floor = TrainingConfig().min_steps
-            seconds = planned_seconds(chosen, n_train, epochs, batch, max_steps, floor)
-            if max_steps or chosen.one_pass or -(-n_train // batch) * epochs >= floor:
-                floor = None  # the epochs (or Max steps) decide, not the floor
-        plan = self.train_plan(form, seconds, floor)
-        try:  # settings Start would refuse (a server's caps): said here, not "Start trains"
-            config = self.config(user, form, model=resolve_model("default")) if data else None
+            return self.model_source(user, form)
         except FinetunerError:
-            config = None  # not this view's to judge (the preview below Start says it)
-        if config is not None:
-            try:
-                self.studio.limits.check_config(config)
-            except FinetunerError as exc:
-                plan = render.message(f"Start will refuse these settings: {exc.text}",
-                                      "warning")
-        return {"method_info": table, "advice": advice_html,
-                "advice_state": advice.__dict__ if advice else None, "train_plan": plan}
-
-    def apply_advice(self, user: str, form: dict) -> dict:
-        advice = form.get("advice_state")
-        if not advice:
-            raise FinetunerError("Upload data first: the advice depends on its size.",
-                                 code="no_data")
-        return {"method": advice["method"], "epochs": advice["epochs"],
-                "lr": advice["learning_rate"]}
-
-    def method_defaults(self, user: str, form: dict) -> dict:
-        """The learning rate for the method and the size of the chosen model."""
-        method = form.get("method") or "full"
-        model = form.get("model_state") or {}
-        n_params = None
-        if model.get("path"):
-            try:
-                from ..estimate import counts
-
-                spec = get_task(form.get("task") or DEFAULT_TASK)
-                n_params = counts(model["path"], spec, 2)["full"][1]
-            except Exception:  # noqa: BLE001 - no size known: the small-model default
-                n_params = None
-        return {"lr": default_learning_rate(method, n_params)}
-
-    def preview_config(self, user: str, form: dict) -> dict:
-        try:
-            model = self.model_source(user, form)
-        except FinetunerError:
-            model = resolve_model("default")
-        try:
-            config = self.config(user, form, model=model)
-        except FinetunerError as exc:
-            return {"cli": f"# {exc.text}", "train_msg": ""}
-        raw = config.to_dict()
-        for key in ("train_file", "validation_file", "test_file"):
-            if raw["data"][key]:
-                raw["data"][key] = Path(raw["data"][key]).name
-        # never a server path: the folder by its own name, as the user would have it
-        shown = (embedded_name(model) if model.kind == "embedded" else model.display
-                 if model.kind == "hub" else "path/to/" + model.portable)
-        raw["model"] = {"name_or_path": shown}
-        args = ["python", "-m", "finetuner", "train", "--data", raw["data"]["train_file"]]
-        flags = [("--validation", raw["data"]["validation_file"]),
-                 ("--test", raw["data"]["test_file"]),
-                 ("--text-column", raw["data"]["text_column"]),
-                 ("--text-pair-column", raw["data"]["text_pair_column"]),
-                 ("--label-column", raw["data"]["label_column"]),
-                 ("--model", None if shown == "default" else shown),
-                 ("--method", raw["method"]["method"]),
-                 ("--epochs", f"{raw['training']['epochs']:g}"),
-                 ("--lr", raw["training"]["learning_rate"]),
-                 ("--output", "runs/my-run")]
-        defaults = RunConfig.from_dict({"task": raw["task"]}).to_dict()
-        named = {flag for flag, _ in flags} | {"--data", "--task", "--output"}
-        from ..cli_flags import FLAGS
-
-        for flag, (section, name, _, _) in FLAGS.items():  # advanced settings a user changed
-            value = raw[section][name] if section else raw[name]
-            if flag not in named and value is not None and value != (
-                    defaults[section][name] if section else defaults[name]):
-                value = ",".join(value) if isinstance(value, list) else value
-                flags.insert(-1, (flag, f"{value:g}" if isinstance(value, float) else value))
-        if raw["task"] != DEFAULT_TASK:
-            args += ["--task", raw["task"]]
-        for flag, value in flags:
-            if value is not None:
-                args += [flag, str(value)]
-        switches = (("--adapter-only", raw["method"]["export_adapter_only"]),
-                    ("--onnx", raw["training"]["onnx"]))  # flags without a value
-        args[-2:-2] = [flag for flag, on in switches if on]
-        text = (" ".join(shlex.quote(a) for a in args) + "\n\n# or: python -m finetuner train "
-                "--config run.yaml --output runs/my-run, with run.yaml:\n"
-                + yaml.safe_dump(raw, sort_keys=False))
-        return {"cli": text, "train_msg": ""}
+            return resolve_model("default")  # count tokens with the default until fixed
 
 
-def _extras(form: dict) -> list[str]:
-    """Settings that outlive one run and change what Start does (they stay set after a
-    comparison or a new upload): said beside Start, never carried silently."""
-    out = []
-    steps = _num(form.get("max_steps"), int, 0)
-    if steps and steps > 0:
-        out.append(f"at most {steps:,} steps")
-    batch = _num(form.get("batch_size"), int, 0)
-    if batch and batch > 0:
-        out.append(f"batch size {batch}")
-    if form.get("onnx"):
-        out.append("ONNX export after training")
-    if form.get("adapter_only") and (form.get("method") or "full") == "lora":
-        out.append("the LoRA adapter exported alone")
-    if form.get("report_to"):
-        out.append("reported to " + ", ".join(map(str, form["report_to"])))
-    return out
+def wire(w: Wiring) -> None:
+    """The Data tab's events: a file, the task, the columns, an example; each new check
+    unlocks Start and refreshes the costs, the plan and the command-line preview."""
+    C, bind = w.C, w.bind
+    form, cost_in, cost_out = FORM, COST_IN, COST_OUT
+    data_out = ["preview", "text_col", "pair_col", "label_col", "report", "label_plot",
+                "data_state"]
+
+    def unlock(state):
+        return (gr.update(interactive=state is not None),) * 4
+
+    def after_data(dep):
+        dep = dep.then(unlock, C["data_state"], [C["train_btn"], C["compare_btn"],
+                                                 C["tune_btn"], C["curve_btn"]],
+                       api_name=False)
+        dep = bind(dep.then, "costs", cost_in, cost_out, "method_info", api_name=False)
+        bind(dep.then, "preview_config", form, ["cli", "train_msg"], "cli", api_name=False)
+
+    column_pickers = ["text_col", "pair_col", "label_col"]
+    after_data(bind(C["task"].input, "task_changed", form,
+                    ["max_length", *data_out], "data_msg"))
+    bind(C["example_btn"].click, "load_example", [*form, "example"],
+         ["train_file", "task", "max_length", *column_pickers], "data_msg")
+    # a new file can then switch the task (numbers: regression; joined labels: multi-label)
+    checked = bind(C["train_file"].change, "data_changed", form, data_out, "data_msg")
+    after_data(bind(checked.then, "suggest_task", form, ["task", "max_length", *data_out],
+                    "data_msg"))
+    for name in ("val_file", "test_file"):
+        after_data(bind(C[name].change, "check_data", form, data_out, "data_msg",
+                        api_name=f"check_{name}"))
+    for name in ("text_col", "pair_col", "label_col", "long_documents", "label_separator"):
+        after_data(bind(C[name].input, "check_data", form, data_out, "data_msg",
+                        api_name=f"check_{name}"))

@@ -9,12 +9,11 @@ from ..compare import parse_vary
 from ..errors import FinetunerError
 from . import render, render_groups
 from .forms import _num
+from .wiring import FORM, GROUP_OUT, Wiring
 
 VARY_CHOICES = [("Nothing else", ""), ("Learning rate", "learning_rate"),
                 ("LoRA rank", "lora_r"), ("Epochs", "epochs"), ("Batch size", "batch_size"),
                 ("Weight decay", "weight_decay"), ("Dropout", "dropout")]
-GROUP_OUT = ["group_pick", "group_seen", "group_status", "group_summary", "group_table",
-             "group_plot", "group_stop", "group_continue", "group_more"]
 
 
 def _positive(value) -> float | None:
@@ -171,3 +170,30 @@ def _key(view: dict) -> dict:
                   r.get("value") if "value" in r else r.get("validation"),
                   r.get("last_reported"))
                  for r in rows], "final": str(s.get("final"))}
+
+
+def wire(w: Wiring) -> None:
+    """The Compare & tune tab's events: start a comparison, a search or a learning curve;
+    follow, stop, continue or delete one."""
+    C, bind = w.C, w.bind
+    group_out = GROUP_OUT
+    group_in = ["group_pick", "group_seen"]
+    started = [*group_out, "group_pick", "tabs", "group_msg", "run_name"]
+    bind(C["compare_btn"].click, "compare", [*FORM, "run_name", "cmp_methods", "cmp_vary",
+                                             "cmp_values", "cmp_minutes", "cmp_memory"],
+         started, "cmp_msg", concurrency_limit=1)
+    bind(C["tune_btn"].click, "tune", [*FORM, "run_name", "tune_trials", "tune_minutes",
+                                       "tune_pruner"], started, "cmp_msg",
+         concurrency_limit=1)
+    bind(C["curve_btn"].click, "curve", [*FORM, "run_name"], started, "cmp_msg",
+         concurrency_limit=1)
+    bind(C["group_pick"].input, "group_view", group_in, group_out, "group_msg")
+    dep = bind(C["group_refresh"].click, "groups_list", [], ["group_pick"], "group_msg")
+    bind(dep.then, "group_view", group_in, group_out, "group_msg", api_name=False)
+    bind(C["group_timer"].tick, "group_tick", group_in, group_out, "group_msg",
+         api_name=False, show_progress="hidden", queue=False)
+    bind(C["group_stop"].click, "group_stop", group_in, group_out, "group_msg")
+    bind(C["group_continue"].click, "group_continue", [*group_in, "group_more"], group_out,
+         "group_msg")
+    bind(C["group_delete"].click, "group_delete", group_in,
+         [*group_out, "group_pick"], "group_msg")

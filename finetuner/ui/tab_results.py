@@ -1,38 +1,22 @@
-"""Results, Try it, Your runs and Admin tabs: metrics and verdict, downloads, predictions,
-the runs list, deleting and the administrators' view."""
+"""4 · Results tab: test metrics and the verdict, label errors, downloads, the
+ONNX export and publishing to the hub."""
 
 from __future__ import annotations
 
 import gradio as gr
 import pandas as pd
 
-from .. import tryit
 from ..config import METHODS
 from ..errors import FinetunerError
 from ..export import read_meta, usage_snippet
 from ..results import read_results
-from ..runs import FINAL_STATUSES
-from ..tasks import DEFAULT_TASK
 from . import charts, render
 from .forms import METHOD_CHOICES
-from .tasks import answer as task_answer
-from .tasks import example_for
-from .tasks import ui as task_ui
+from .wiring import RESULTS_OUT, Wiring
 
 
-class ResultsTabs:
-    """Results, Try it, Your runs and Admin tabs: metrics and verdict, downloads, predictions,"""
-
-    # ------------------------------------------------------------------ results
-    @staticmethod
-    def _finished(ws) -> list[tuple[str, str]]:
-        return [(f"{s.name} · {s.status} · {s.created}", s.id) for s in ws.list_runs()
-                if s.status in FINAL_STATUSES]
-
-    @staticmethod
-    def _usable(ws) -> list[tuple[str, str]]:
-        return [(f"{s.name} · {s.created}", s.id) for s in ws.list_runs()
-                if (ws.runs_dir / s.id / "model" / "finetuner.json").exists()]
+class ResultsTab:
+    """Results tab handlers."""
 
     def results_view(self, user: str, form: dict) -> dict:
         run_id = form.get("result_run")
@@ -127,164 +111,17 @@ class ResultsTabs:
             return {"hub_msg": render.message(exc.text, "error"), "hub_token": ""}
         return {"hub_msg": render.message(f"Published to {url}", "ok"), "hub_token": ""}
 
-    # ------------------------------------------------------------------ try it
-    def try_layout(self, user: str, form: dict) -> dict:
-        """Shape the try-it box for the chosen run's task (one or two boxes, label or
-        highlights)."""
-        run_id = form.get("try_run")
-        task, pairs = DEFAULT_TASK, False
-        if run_id:
-            run = self.studio.workspace(user).run(run_id)
-            self.studio.warm(run)
-            meta = read_meta(run.model)
-            task = meta.get("task") or DEFAULT_TASK
-        spec = task_ui(task)
-        if run_id:
-            pairs = spec.pair_always or bool((meta.get("columns") or {}).get("text_pair"))
-        label = spec.answer == "label"  # multi-label shows its own table of every label
-        return {"try_msg": self._try_warning(run) if run_id else "",
-                "try_text": gr.update(label=spec.text_label),
-                "try_pair": gr.update(visible=pairs, label=spec.pair_label or "Second text",
-                                      lines=6 if spec.pair_always else 2),
-                "try_out": gr.update(visible=label, value=None),
-                "try_spans": gr.update(visible=spec.answer == "spans", value=None),
-                "try_details": ""}
-
-    def predict(self, user: str, form: dict) -> dict:
-        """The try-it box: capped in characters before anything is tokenised, at most
-        FINETUNER_MAX_PREDICTIONS_PER_USER at once per user (more are refused at once)."""
-        run_id = form.get("try_run")
-        if not run_id:
-            raise FinetunerError("Pick a finished run first.", code="no_run")
-        limits = self.studio.limits
-        limits.check_try_text(form.get("try_text"), "The text")
-        limits.check_try_text(form.get("try_pair"), "The second text or passage")
-        ws = self.studio.workspace(user)
-        with self.studio.slots.take(ws.user):
-            predictor = ws.predictor(run_id)
-            task = predictor.spec.name
-            spec = task_ui(task)
-            text = (form.get("try_text") or "").strip()
-            if not text:
-                what = spec.text_label.lower()
-                return {"try_msg": render.message(f"Type a {what} first.", "info"),
-                        "try_out": None, "try_spans": None, "try_details": ""}
-            pair = (form.get("try_pair") or "").strip() or None
-            needs_pair = spec.pair_always or bool((predictor.meta.get("columns") or {}).get(
-                "text_pair"))
-            if pair is None and needs_pair:
-                what = (spec.pair_label or "second text").lower()
-                return {"try_msg": render.message(f"Fill in the {what} too.", "info"),
-                        "try_out": None, "try_spans": None, "try_details": ""}
-            example = example_for(task, text, pair)
-            fitted, note = tryit.fit(predictor, example, limits.max_qa_windows)
-            pred = predictor.predict_examples([fitted])[0]
-        return {**task_answer(task, pred, example),
-                "try_msg": self._try_warning(ws.run(run_id))
-                + (render.message(note, "info") if note else "")}
-
-    @staticmethod
-    def _try_warning(run) -> str:
-        """Above the answer, when a simple baseline beats this run's model: say so first."""
-        text = tryit.warning(read_results(run.results))
-        return render.message(text, "warning") if text else ""
-
-    def predict_file(self, user: str, form: dict):
-        """Predict a whole file in a worker process (finetuner.batch), never in the web
-        process: yields progress while it runs, then the CSV (in the user's own folder)."""
-        run_id = form.get("try_run")
-        source = self._file(user, form, "batch_file")
-        if not run_id or not source:
-            raise FinetunerError("Pick a run and upload a file first.", code="no_input")
-        ws = self.studio.workspace(user)
-        run = ws.run(run_id)
-        if not (run.model / "finetuner.json").exists():
-            raise FinetunerError("This run has no finished model.", "Pick a completed run.",
-                                 code="no_model")
-        self.studio.limits.check_file(source, "The file to predict")
-        ws.check_quota()  # the predictions CSV is written into the user's folder
-        batches = self.studio.batches
-        job = batches.start(ws.user, run.root, source, ws.root / "batch")
-        try:
-            shown = None
-            while not job.settled():
-                job.wait(0.5)
-                message = job.message()
-                if message != shown:
-                    shown = message
-                    yield {"try_msg": render.message(message, "info")}
-            out = job.result()
-        finally:
-            batches.cancel(job)  # the page went away mid-way: stop the worker too
-        rows = job.state().get("rows", 0)
-        yield {"batch_out": self._share(user, out, run_id), "try_msg": render.message(
-            f"Predicted {rows:,} rows. Download the CSV below.", "ok")}
-
-    # ------------------------------------------------------------------ runs
-    def runs_view(self, user: str, form: dict) -> dict:
-        ws = self.studio.workspace(user)
-        summaries = ws.list_runs()
-        choices = [(f"{s.name} · {s.status} · {s.created}", s.id) for s in summaries]
-        finished = [(f"{s.name} · {s.created}", s.id) for s in summaries
-                    if s.status in ("completed", "stopped") and s.value is not None]
-        return {"runs_table": render.runs_frame(summaries),
-                "run_pick": gr.update(choices=choices),
-                "result_run": gr.update(choices=self._finished(ws)),
-                "try_run": gr.update(choices=self._usable(ws)),
-                "runs_select": gr.update(choices=finished)}
-
-    def runs_tick(self, user: str, form: dict) -> dict:
-        """Every few seconds: the runs list again, only when a run came, went or changed
-        state (a cheap look at the run folders first)."""
-        mark = self.studio.workspace(user).runs_mark()
-        if mark == form.get("runs_seen"):
-            return {}
-        return {**self.runs_view(user, form), "runs_seen": mark}
-
-    # ------------------------------------------------------------------ administration
-    def admin_view(self, user: str, form: dict) -> dict:
-        rows = self.studio.admin_jobs(user)
-        columns = ["run", "owner", "status", "queue position", "progress", "waiting since",
-                   "id"]
-        if self.studio.gpu_slots:  # which job holds which GPUs
-            columns.insert(4, "GPUs")
-        frame = pd.DataFrame(rows, columns=columns)
-        return {"admin_table": frame,
-                "admin_pick": gr.update(choices=[(f"{r['run']} · {r['owner']} · {r['status']}",
-                                                  r["id"]) for r in rows], value=None),
-                "admin_msg": render.message(f"{len(rows)} job(s) running or waiting.", "info")}
-
-    def admin_cancel(self, user: str, form: dict) -> dict:
-        text = self.studio.admin_cancel(user, form.get("admin_pick"))
-        out = self.admin_view(user, form)
-        out["admin_msg"] = render.message(text, "ok")
-        return out
-
-    def open_run(self, user: str, form: dict) -> dict:
-        run_id = form.get("run_pick")
-        if not run_id:
-            raise FinetunerError("Pick a run in the list first.", code="no_run")
-        ws = self.studio.workspace(user)
-        ws.run(run_id)
-        out = self.results_view(user, {"result_run": run_id})
-        out.update({"result_run": gr.update(choices=self._finished(ws), value=run_id),
-                    "try_run": gr.update(choices=self._usable(ws), value=run_id),
-                    "current_run": run_id, "seen": None, "tabs": gr.update(selected="results")})
-        return out
-
-    def delete_run(self, user: str, form: dict) -> dict:
-        run_id = form.get("run_pick")
-        if not run_id:
-            raise FinetunerError("Pick a run in the list first.", code="no_run")
-        if not form.get("confirm_delete"):
-            return {"runs_msg": render.message("Tick 'Yes, delete it' to confirm.", "info")}
-        text = self.studio.workspace(user).delete(run_id)
-        out = self.runs_view(user, form)
-        out.update({"runs_msg": render.message(text, "ok"), "confirm_delete": False,
-                    "run_pick": gr.update(choices=out["run_pick"]["choices"], value=None)})
-        if form.get("current_run") == run_id:
-            out["current_run"] = None
-        return out
-
 
 assert set(METHODS) == {m for _, m in METHOD_CHOICES}
+
+
+def wire(w: Wiring) -> None:
+    """The Results tab's events: a run picked, its export, its tick, publishing."""
+    C, bind = w.C, w.bind
+    results_out = RESULTS_OUT
+    bind(C["result_run"].input, "results_view", ["result_run"], results_out, "results_msg")
+    bind(C["onnx_btn"].click, "export_onnx", ["result_run"], results_out, "results_msg")
+    bind(C["results_timer"].tick, "results_tick", ["result_run"], results_out, "results_msg",
+         api_name=False, show_progress="hidden", queue=False)
+    bind(C["publish_btn"].click, "publish", ["result_run", "hub_repo", "hub_token",
+                                              "hub_private"], ["hub_token"], "hub_msg")

@@ -13,6 +13,7 @@ from ..runs import FINAL_STATUSES, read_events, read_json, tail
 from ..tasks import DEFAULT_TASK, get_task
 from . import charts, render
 from .forms import _path
+from .wiring import FORM, RESULTS_OUT, TRY_VIEW, Wiring
 
 
 class TrainTab:
@@ -210,3 +211,21 @@ class TrainTab:
                     f"Run {status}. See the Results tab for the test metrics and the verdict.",
                     "ok")
         return out
+
+
+def wire(w: Wiring) -> None:
+    """The Train tab's events: start, stop, resume and the live view's tick."""
+    C, bind = w.C, w.bind
+    form, try_view, results_out = FORM, TRY_VIEW, RESULTS_OUT
+    start_out = ["current_run", "seen", "tabs", "train_msg", "stop_btn", "train_btn",
+                 "run_name"]
+    bind(C["train_btn"].click, "start", [*form, "run_name"], start_out, "train_msg",
+         concurrency_limit=1)
+    bind(C["stop_btn"].click, "stop", ["current_run"], [], "train_msg")
+    bind(C["resume_btn"].click, "resume", ["current_run"],
+         ["current_run", "seen", "tabs", "train_msg"], "train_msg")
+    tick_out = ["seen", "progress", "loss_plot", "metric_plot", "log", "run_title", "stop_btn",
+                "resume_btn", "current_run", "runs_table", "run_pick", "result_run", "try_run",
+                *results_out, *try_view]
+    bind(C["timer"].tick, "tick", ["current_run", "seen"], tick_out, "train_msg",
+         api_name=False, show_progress="hidden", queue=False)

@@ -1,0 +1,258 @@
+"""2 · Model & method tab: the model choice, each method's cost, the advice, the plan
+beside Start and the command-line preview."""
+
+from __future__ import annotations
+
+import shlex
+from pathlib import Path
+
+import gradio as gr
+import yaml
+
+from ..config import RunConfig, TrainingConfig, default_learning_rate
+from ..errors import FinetunerError
+from ..estimate import human_seconds, method_costs, planned_seconds, recommend
+from ..modeling import embedded_name, resolve_model
+from ..tasks import DEFAULT_TASK, get_task
+from . import render
+from .forms import METHOD_TITLES, _num
+from .tasks import ui as task_ui
+from .wiring import COST_IN, COST_OUT, FORM, Wiring
+
+
+class ModelTab:
+    """Model & method tab handlers."""
+
+    def model_changed(self, user: str, form: dict) -> dict:
+        choice = form.get("model_choice") or "default"
+        out = {"model_path": gr.update(visible=choice in ("folder", "hub")),
+               "model_zip": gr.update(visible=choice == "zip"),
+               "model_own": gr.update(visible=choice == "mine",
+                                      choices=self.studio.workspace(user).own_models())}
+        if choice == "mine" and not form.get("model_own"):
+            out["model_msg"] = render.message("Pick one of your models from the list.", "info")
+            out["model_state"] = None
+            return out
+        try:
+            source = self.model_source(user, form)
+        except FinetunerError as exc:
+            out["model_msg"] = render.message(exc.text, "error")
+            out["model_state"] = None
+            return out
+        out["model_msg"] = render.message(f"Model: {source.display}", "ok")
+        out["model_state"] = {"path": source.path, "display": source.display}
+        return out
+
+    @staticmethod
+    def train_plan(form: dict, seconds: float | None = None, floor: int | None = None) -> str:
+        """Beside Start: what it would train now, or why it is locked."""
+        data, model = form.get("data_state"), form.get("model_state")
+        if not data:
+            return render.message("Start is locked: upload a training file on the Data tab and "
+                                  "fix what its check reports.", "info")
+        if not model:
+            return render.message("Start is locked: choose a model that loads on the Model & "
+                                  "method tab.", "info")
+        rows = (f"{data.get('n_train', 0):,} training, {data.get('n_validation', 0):,} "
+                "validation rows")
+        epochs = _num(form.get("epochs"), float, 3.0) or 3.0
+        method = METHOD_TITLES.get(form.get("method") or "full", form.get("method"))
+        task = task_ui(form.get("task") or DEFAULT_TASK).choice
+        when = f", about {human_seconds(seconds)}" if seconds else ""
+        rate = _num(form.get("lr"), float, None)
+        rate = f", learning rate {rate:g}" if rate else ""
+        extras = _extras(form)
+        return render.message(
+            f"Start trains: {task} on {rows}; model {model.get('display') or 'chosen'}; "
+            f"{method}, {epochs:g} epoch(s){rate}{when} ("
+            + (f"at least {floor} steps on this small data; " if floor else "")
+            + "early stopping may end it sooner)."
+            + (f" Also set: {'; '.join(extras)}." if extras else ""), "ok")
+
+    def costs(self, user: str, form: dict) -> dict:
+        data, model = form.get("data_state"), form.get("model_state")
+        if not model:
+            return {"method_info": render.message("Choose a model that loads first.", "info"),
+                    "advice": "", "train_plan": self.train_plan(form)}
+        spec = get_task(form.get("task") or DEFAULT_TASK)
+        n_train = (data or {}).get("n_train", 0)
+        labels = len((data or {}).get("labels") or []) or 2
+        costs = method_costs(model["path"], spec, labels, n_train,
+                             (data or {}).get("mean_tokens", 32.0),
+                             (data or {}).get("n_validation", 0),
+                             _num(form.get("lora_r"), int, 8))
+        epochs = _num(form.get("epochs"), float, 3.0) or 3.0
+        rows = []
+        for c in costs:
+            chosen = c.method == (form.get("method") or "full")
+            time_text = (f"≈ {human_seconds(c.seconds_per_epoch)}: one pass, the head is "
+                         "fitted on the frozen features" if c.one_pass and c.seconds_per_epoch
+                         else f"≈ {human_seconds(c.seconds_per_epoch)} per epoch, "
+                         f"{human_seconds(c.seconds_per_epoch * epochs)} for {epochs:g}"
+                         if c.seconds_per_epoch else "upload data for a time estimate")
+            rows.append(
+                f"<tr{' class=ft-chosen style=font-weight:bold' if chosen else ''}>"
+                f"<td>{render.esc(METHOD_TITLES[c.method])}</td>"
+                f"<td>{c.trainable:,} of {c.total:,} ({c.share:.2%})</td>"
+                f"<td>{render.esc(time_text)}</td><td>{render.esc(c.help)}</td></tr>")
+        table = ("<table class='ft-methods'><thead><tr><th>Method</th><th>Trainable "
+                 "parameters</th><th>Time on this machine (estimate)</th><th>What it does"
+                 "</th></tr></thead><tbody>" + "".join(rows) + "</tbody></table>")
+        full = next(c for c in costs if c.method == "full")
+        advice = recommend(n_train, labels, full.seconds_per_epoch) if n_train else None
+        applied = advice is not None and advice.method == (form.get("method") or "full") and \
+            float(advice.epochs) == float(epochs)
+        advice_html = render.message(
+            f"Recommended: {METHOD_TITLES[advice.method]}, {advice.epochs} epochs, "
+            f"learning rate {advice.learning_rate:g}. {advice.reason}"
+            + (" Your settings match it." if applied else
+               " Not applied: your settings are used until you press \"Use the recommended "
+               "settings\"."), "info") if advice else ""
+        chosen = next((c for c in costs if c.method == (form.get("method") or "full")), None)
+        seconds = floor = None
+        if chosen is not None and chosen.seconds_per_epoch:
+            # the steps the run will plan: its epochs, Max steps, or the floor for small data
+            batch = _num(form.get("batch_size"), int, 0) or 32
+            max_steps = _num(form.get("max_steps"), int, 0) or None
+            floor = TrainingConfig().min_steps
+            seconds = planned_seconds(chosen, n_train, epochs, batch, max_steps, floor)
+            if max_steps or chosen.one_pass or -(-n_train // batch) * epochs >= floor:
+                floor = None  # the epochs (or Max steps) decide, not the floor
+        plan = self.train_plan(form, seconds, floor)
+        try:  # settings Start would refuse (a server's caps): said here, not "Start trains"
+            config = self.config(user, form, model=resolve_model("default")) if data else None
+        except FinetunerError:
+            config = None  # not this view's to judge (the preview below Start says it)
+        if config is not None:
+            try:
+                self.studio.limits.check_config(config)
+            except FinetunerError as exc:
+                plan = render.message(f"Start will refuse these settings: {exc.text}",
+                                      "warning")
+        return {"method_info": table, "advice": advice_html,
+                "advice_state": advice.__dict__ if advice else None, "train_plan": plan}
+
+    def apply_advice(self, user: str, form: dict) -> dict:
+        advice = form.get("advice_state")
+        if not advice:
+            raise FinetunerError("Upload data first: the advice depends on its size.",
+                                 code="no_data")
+        return {"method": advice["method"], "epochs": advice["epochs"],
+                "lr": advice["learning_rate"]}
+
+    def method_defaults(self, user: str, form: dict) -> dict:
+        """The learning rate for the method and the size of the chosen model."""
+        method = form.get("method") or "full"
+        model = form.get("model_state") or {}
+        n_params = None
+        if model.get("path"):
+            try:
+                from ..estimate import counts
+
+                spec = get_task(form.get("task") or DEFAULT_TASK)
+                n_params = counts(model["path"], spec, 2)["full"][1]
+            except Exception:  # noqa: BLE001 - no size known: the small-model default
+                n_params = None
+        return {"lr": default_learning_rate(method, n_params)}
+
+    def preview_config(self, user: str, form: dict) -> dict:
+        try:
+            model = self.model_source(user, form)
+        except FinetunerError:
+            model = resolve_model("default")
+        try:
+            config = self.config(user, form, model=model)
+        except FinetunerError as exc:
+            return {"cli": f"# {exc.text}", "train_msg": ""}
+        raw = config.to_dict()
+        for key in ("train_file", "validation_file", "test_file"):
+            if raw["data"][key]:
+                raw["data"][key] = Path(raw["data"][key]).name
+        # never a server path: the folder by its own name, as the user would have it
+        shown = (embedded_name(model) if model.kind == "embedded" else model.display
+                 if model.kind == "hub" else "path/to/" + model.portable)
+        raw["model"] = {"name_or_path": shown}
+        args = ["python", "-m", "finetuner", "train", "--data", raw["data"]["train_file"]]
+        flags = [("--validation", raw["data"]["validation_file"]),
+                 ("--test", raw["data"]["test_file"]),
+                 ("--text-column", raw["data"]["text_column"]),
+                 ("--text-pair-column", raw["data"]["text_pair_column"]),
+                 ("--label-column", raw["data"]["label_column"]),
+                 ("--model", None if shown == "default" else shown),
+                 ("--method", raw["method"]["method"]),
+                 ("--epochs", f"{raw['training']['epochs']:g}"),
+                 ("--lr", raw["training"]["learning_rate"]),
+                 ("--output", "runs/my-run")]
+        defaults = RunConfig.from_dict({"task": raw["task"]}).to_dict()
+        named = {flag for flag, _ in flags} | {"--data", "--task", "--output"}
+        from ..cli_flags import FLAGS
+
+        for flag, (section, name, _, _) in FLAGS.items():  # advanced settings a user changed
+            value = raw[section][name] if section else raw[name]
+            if flag not in named and value is not None and value != (
+                    defaults[section][name] if section else defaults[name]):
+                value = ",".join(value) if isinstance(value, list) else value
+                flags.insert(-1, (flag, f"{value:g}" if isinstance(value, float) else value))
+        if raw["task"] != DEFAULT_TASK:
+            args += ["--task", raw["task"]]
+        for flag, value in flags:
+            if value is not None:
+                args += [flag, str(value)]
+        switches = (("--adapter-only", raw["method"]["export_adapter_only"]),
+                    ("--onnx", raw["training"]["onnx"]))  # flags without a value
+        args[-2:-2] = [flag for flag, on in switches if on]
+        text = (" ".join(shlex.quote(a) for a in args) + "\n\n# or: python -m finetuner train "
+                "--config run.yaml --output runs/my-run, with run.yaml:\n"
+                + yaml.safe_dump(raw, sort_keys=False))
+        return {"cli": text, "train_msg": ""}
+
+
+def _extras(form: dict) -> list[str]:
+    """Settings that outlive one run and change what Start does (they stay set after a
+    comparison or a new upload): said beside Start, never carried silently."""
+    out = []
+    steps = _num(form.get("max_steps"), int, 0)
+    if steps and steps > 0:
+        out.append(f"at most {steps:,} steps")
+    batch = _num(form.get("batch_size"), int, 0)
+    if batch and batch > 0:
+        out.append(f"batch size {batch}")
+    if form.get("onnx"):
+        out.append("ONNX export after training")
+    if form.get("adapter_only") and (form.get("method") or "full") == "lora":
+        out.append("the LoRA adapter exported alone")
+    if form.get("report_to"):
+        out.append("reported to " + ", ".join(map(str, form["report_to"])))
+    return out
+
+
+def wire(w: Wiring) -> None:
+    """The Model & method tab's events: the model, the method and settings (costs and the
+    plan beside Start follow), the advice, and the preview that follows every field."""
+    C, bind = w.C, w.bind
+    form, cost_in, cost_out = FORM, COST_IN, COST_OUT
+    for name in ("model_choice", "model_path", "model_zip", "model_own"):
+        dep = bind(C[name].change, "model_changed", form,
+                   ["model_path", "model_zip", "model_own", "model_state"], "model_msg",
+                   api_name=f"model_{name}")
+        bind(dep.then, "costs", cost_in, cost_out, "method_info", api_name=False)
+    for name in ("method", "epochs", "lora_r", "lr", "max_steps", "batch_size", "onnx",
+                 "adapter_only", "report_to"):  # what the plan beside Start says
+        bind(C[name].change, "costs", cost_in, cost_out, "method_info",
+             api_name=f"costs_{name}")
+    # the user's own choice of method brings its learning rate; a method set by the page (a
+    # reload restoring a run's settings, the recommendation) comes with its own
+    bind(C["method"].input, "method_defaults", [*form, "model_state"], ["lr"], "method_info",
+         api_name="method_defaults")
+    dep = bind(C["advice_btn"].click, "apply_advice", ["advice_state"],
+               ["method", "epochs", "lr"], "advice")
+    # the fields changed by a handler fire no input event: the preview and the plan follow
+    dep = bind(dep.then, "costs", cost_in, cost_out, "method_info", api_name=False)
+    bind(dep.then, "preview_config", form, ["cli", "train_msg"], "cli", api_name=False)
+    for name in form:
+        event = getattr(C[name], "input", None) or C[name].change
+        if name not in ("train_file", "task", "model_zip"):
+            # a changed setting also clears the last run's "Run completed": it was about
+            # that run, and the plan beside Start now says what the next one does
+            bind(event, "preview_config", form, ["cli", "train_msg"], "cli",
+                 api_name=False, show_progress="hidden")
