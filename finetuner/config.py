@@ -18,6 +18,12 @@ from .errors import ConfigError
 from .tasks import DEFAULT_TASK, get_task
 
 METHODS = ("full", "lora", "head")
+DEFAULT_METHOD = "full"
+CPU_BATCH_SIZE = 32  # batch size 0 ("auto") on a CPU; a GPU measures its own
+# the one table of each method's words: its title (the page's choices, plans and tables), its
+# name inside a sentence, and what it does
+METHOD_TITLES = {"full": "Full fine-tuning", "lora": "LoRA (adapters)",
+                 "head": "Head only (frozen encoder)"}
 METHOD_NAMES = {"head": "head-only", "lora": "LoRA", "full": "full fine-tuning"}  # in a sentence
 METHOD_HELP = {
     "full": "Full fine-tuning: every weight of the encoder and the new head is trained. "
@@ -181,7 +187,7 @@ class ModelConfig:
 
 @dataclass
 class MethodConfig:
-    method: str = _help("full | lora | head", default="full")
+    method: str = _help("full | lora | head", default=DEFAULT_METHOD)
     lora_r: int = _help("LoRA rank: size of the adapters (4-64).", default=8)
     lora_alpha: int = _help("LoRA scaling; twice the rank is a good default.", default=16)
     lora_dropout: float = _help("Dropout inside the LoRA adapters.", default=0.1)
@@ -193,7 +199,7 @@ class MethodConfig:
     )
 
     def __post_init__(self) -> None:
-        self.method = (self.method or "full").strip().lower()
+        self.method = (self.method or DEFAULT_METHOD).strip().lower()
         _check(
             self.method in METHODS,
             f"Unknown method '{self.method}'.",

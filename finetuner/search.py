@@ -25,7 +25,7 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
-from .config import RunConfig, default_learning_rate
+from .config import CPU_BATCH_SIZE, RunConfig, default_learning_rate
 from .errors import FinetunerError
 from .follow import Launcher, follow
 from .results import read_results
@@ -62,7 +62,7 @@ def defaults(base: RunConfig, ranges: dict) -> dict:
     """The base config's own settings, as a point of the space (those inside it)."""
     t, m = base.training, base.method
     point = {"learning_rate": t.learning_rate or default_learning_rate(m.method),
-             "epochs": int(round(t.epochs)), "batch_size": t.batch_size or 32,
+             "epochs": int(round(t.epochs)), "batch_size": t.batch_size or CPU_BATCH_SIZE,
              "warmup_ratio": t.warmup_ratio, "weight_decay": t.weight_decay,
              "dropout": t.dropout if t.dropout is not None else _model_dropout(base),
              "lora_r": m.lora_r, "lora_alpha_ratio": m.lora_alpha / max(1, m.lora_r)}

@@ -29,7 +29,7 @@ from transformers import PrinterCallback, Trainer, TrainingArguments
 from . import batching, distributed, heads, modeling, trackers
 from .batching import pick_precision
 from .callbacks import Evaluator, RunCallback, evaluation_interval, resume_point
-from .config import RunConfig
+from .config import CPU_BATCH_SIZE, RunConfig
 from .estimate import schedule_steps
 from .finishing import finish
 from .runs import write_json
@@ -270,7 +270,7 @@ def auto_batch_size(model, features: list[dict], collate, amp, device) -> int:
     """32 on a CPU. On a GPU the largest of 256/128/64/32/16/8 whose longest batch trains
     within 85% of the memory (optimizer state included), with at least 20 steps an epoch."""
     if device.type != "cuda":
-        return 32
+        return CPU_BATCH_SIZE
     limit = max(8, 2 ** int(math.log2(max(8, len(features) // 20))))
     longest = sorted(features, key=lambda f: len(f["input_ids"]))[-256:]
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)

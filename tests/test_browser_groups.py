@@ -57,7 +57,8 @@ def test_compare_then_a_search_that_survives_a_server_kill(tmp_path, browser_pag
     proc, url = start_app(home, env={"FINETUNER_MAX_JOBS": "1"})
     try:
         open_studio(page, url, tiny_model)
-        page.get_by_label("LoRA", exact=True).uncheck()  # head only vs full fine-tuning
+        # head only against full fine-tuning
+        page.locator("#cmp-methods").get_by_label("LoRA (adapters)").uncheck()
         compare = page.get_by_role("button", name="Compare methods", exact=True)
         expect(compare).to_be_enabled()
         compare.click()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..config import DEFAULT_METHOD, METHOD_TITLES, METHODS, RunConfig
 from ..errors import FinetunerError
 
 NONE = "(none)"
@@ -26,9 +27,7 @@ MODEL_CHOICES = [("Embedded default: all-MiniLM-L6-v2 (offline, 22.7M parameters
                  ("A Hugging Face hub id (needs internet)", "hub"),
                  ("Upload a model (.zip with safetensors weights)", "zip"),
                  ("One of your models (trained or uploaded here)", "mine")]
-METHOD_CHOICES = [("Full fine-tuning", "full"), ("LoRA (adapters)", "lora"),
-                  ("Head only (frozen encoder)", "head")]
-METHOD_TITLES = {value: title for title, value in METHOD_CHOICES}
+METHOD_CHOICES = [(METHOD_TITLES[m], m) for m in METHODS]
 # form field -> (RunConfig section, field, reader): the one map from the page to the config.
 # An empty field (or 0 where 0 means "not set") is left out, so RunConfig's own default
 # applies: no default is written twice.
@@ -82,10 +81,13 @@ def settings_from_form(form: dict) -> dict:
     return out
 
 
+def method_of(form: dict) -> str:
+    """The form's method, or the default one when the radio is empty."""
+    return form.get("method") or DEFAULT_METHOD
+
+
 def defaults():
     """RunConfig's defaults, for the widgets' initial values."""
-    from ..config import RunConfig
-
     return RunConfig()
 
 

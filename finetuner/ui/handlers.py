@@ -17,7 +17,7 @@ from ..errors import FinetunerError
 from ..modeling import ModelSource, model_config, resolve_model
 from ..studio import Studio
 from ..tasks import DEFAULT_TASK
-from .forms import NOT_YOURS, _col, _path, settings_from_form
+from .forms import NOT_YOURS, _col, _path, method_of, settings_from_form
 from .tab_admin import AdminTab
 from .tab_data import DataTab
 from .tab_groups import GroupsTab
@@ -95,7 +95,7 @@ class Handlers(DataTab, ModelTab, TrainTab, ResultsTab, TryTab, RunsTab, GroupsT
                 **settings["data"],
             },
             "model": model_config(model or self.model_source(user, form)),
-            "method": {"method": form.get("method") or "full",
+            "method": {"method": method_of(form),
                        "export_adapter_only": bool(form.get("adapter_only")),
                        **settings["method"]},
             "training": settings["training"],

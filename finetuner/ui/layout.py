@@ -7,8 +7,16 @@ from __future__ import annotations
 
 import gradio as gr
 
-from ..config import DEFAULT_LEARNING_RATE, PRECISIONS, RunConfig
+from ..config import (
+    CPU_BATCH_SIZE,
+    DEFAULT_LEARNING_RATE,
+    DEFAULT_METHOD,
+    METHOD_TITLES,
+    PRECISIONS,
+    RunConfig,
+)
 from ..tasks import DEFAULT_TASK
+from ..tasks.table import LONG_DOCUMENTS_AUTO_SHARE
 from . import charts, render
 from .forms import EXAMPLES, METHOD_CHOICES, NONE, model_choices
 from .tasks import TASK_CHOICES, TASK_INFO
@@ -27,9 +35,10 @@ def data_tab(add) -> None:
                                        value=None))
             add("example_btn", gr.Button("Load example"))
     with gr.Accordion("Optional: your own validation and test files", open=False):
-        gr.Markdown("Without them, 10% of the training file is held out for validation (to "
-                    "pick the best checkpoint) and 10% for the final test, keeping the label "
-                    "mix. The test part is never used to make any choice.")
+        gr.Markdown(f"Without them, {D.data.validation_split:.0%} of the training file is "
+                    "held out for validation (to pick the best checkpoint) and "
+                    f"{D.data.test_split:.0%} for the final test, keeping the label mix. The "
+                    "test part is never used to make any choice.")
         with gr.Row():
             add("val_file", gr.File(label="Validation file (optional)", file_types=DATA_TYPES))
             add("test_file", gr.File(label="Test file (optional)", file_types=DATA_TYPES))
@@ -63,7 +72,7 @@ def model_tab(add) -> None:
                                  info="A model you trained here, or a zip you uploaded before."))
     add("model_msg", gr.HTML(render.message(
         "Model: all-MiniLM-L6-v2 (embedded, 22.7M parameters)", "ok")))
-    add("method", gr.Radio(METHOD_CHOICES, value="full", label="Method",
+    add("method", gr.Radio(METHOD_CHOICES, value=DEFAULT_METHOD, label="Method",
                            info="How much of the model to train: more is usually more accurate "
                                 "but slower."))
     add("method_info", gr.HTML())
@@ -74,12 +83,12 @@ def model_tab(add) -> None:
         add("epochs", gr.Number(value=D.training.epochs, label="Epochs", minimum=0.1, maximum=100,
                                 info="Passes over the training data. Early stopping ends "
                                      "sooner if validation stops improving."))
-        add("lr", gr.Number(value=DEFAULT_LEARNING_RATE["full"], label="Learning rate",
+        add("lr", gr.Number(value=DEFAULT_LEARNING_RATE[DEFAULT_METHOD], label="Learning rate",
                             minimum=0, maximum=1, step=0.00001,
                             info="Set to a good default for each method when you pick it."))
-        add("batch_size", gr.Number(value=0, precision=0, label="Batch size", minimum=0,
-                                    maximum=4096, info="Examples per step; 0 picks 32 on a "
-                                                       "CPU and more on a GPU."))
+        add("batch_size", gr.Number(
+            value=0, precision=0, label="Batch size", minimum=0, maximum=4096,
+            info=f"Examples per step; 0 picks {CPU_BATCH_SIZE} on a CPU and more on a GPU."))
     with gr.Accordion("Advanced settings", open=False):
         _advanced(add)
     with gr.Accordion("Not sure? Compare methods, or tune the settings", open=False):
@@ -114,7 +123,8 @@ def _advanced(add) -> None:
         add("val_split", gr.Number(value=D.data.validation_split, label="Validation share"))
         add("test_split", gr.Number(value=D.data.test_split, label="Test share"))
         add("long_documents", gr.Dropdown(
-            [("Auto: windows when 5%+ of texts are longer", "auto"),
+            [(f"Auto: windows when {LONG_DOCUMENTS_AUTO_SHARE:.0%}+ of texts are longer",
+              "auto"),
              ("Read every word in windows", "windows"), ("Cut at max length", "truncate")],
             value=D.data.long_documents, label="Texts longer than max length",
             info="Classification, multi-label, regression: windows of a long text are "
@@ -161,8 +171,9 @@ def _groups_form(add) -> None:
 
     with gr.Row():
         add("cmp_methods", gr.CheckboxGroup(
-            [("Head only", "head"), ("LoRA", "lora"), ("Full fine-tuning", "full")],
-            value=["head", "lora", "full"], label="Methods to compare"))
+            [(METHOD_TITLES[m], m) for m in ("head", "lora", "full")],  # cheapest first
+            value=["head", "lora", "full"], label="Methods to compare",
+            elem_id="cmp-methods"))
         add("cmp_vary", gr.Dropdown(VARY_CHOICES, value="", label="Also vary",
                                     info="Each method is trained with each value."))
         add("cmp_values", gr.Textbox(label="Values", placeholder="e.g. 1e-4, 3e-4",

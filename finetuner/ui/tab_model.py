@@ -9,13 +9,13 @@ from pathlib import Path
 import gradio as gr
 import yaml
 
-from ..config import RunConfig, TrainingConfig, default_learning_rate
+from ..config import CPU_BATCH_SIZE, METHOD_TITLES, RunConfig, TrainingConfig, default_learning_rate
 from ..errors import FinetunerError
 from ..estimate import human_seconds, method_costs, planned_seconds, recommend
 from ..modeling import embedded_name, resolve_model
 from ..tasks import DEFAULT_TASK, get_task
 from . import render
-from .forms import METHOD_TITLES, _num
+from .forms import _num, method_of
 from .tasks import ui as task_ui
 from .wiring import COST_IN, COST_OUT, FORM, Wiring
 
@@ -56,7 +56,7 @@ class ModelTab:
         rows = (f"{data.get('n_train', 0):,} training, {data.get('n_validation', 0):,} "
                 "validation rows")
         epochs = _num(form.get("epochs"), float, 3.0) or 3.0
-        method = METHOD_TITLES.get(form.get("method") or "full", form.get("method"))
+        method = METHOD_TITLES.get(method_of(form), form.get("method"))
         task = task_ui(form.get("task") or DEFAULT_TASK).choice
         when = f", about {human_seconds(seconds)}" if seconds else ""
         rate = _num(form.get("lr"), float, None)
@@ -84,7 +84,7 @@ class ModelTab:
         epochs = _num(form.get("epochs"), float, 3.0) or 3.0
         rows = []
         for c in costs:
-            chosen = c.method == (form.get("method") or "full")
+            chosen = c.method == method_of(form)
             time_text = (f"≈ {human_seconds(c.seconds_per_epoch)}: one pass, the head is "
                          "fitted on the frozen features" if c.one_pass and c.seconds_per_epoch
                          else f"≈ {human_seconds(c.seconds_per_epoch)} per epoch, "
@@ -100,7 +100,7 @@ class ModelTab:
                  "</th></tr></thead><tbody>" + "".join(rows) + "</tbody></table>")
         full = next(c for c in costs if c.method == "full")
         advice = recommend(n_train, labels, full.seconds_per_epoch) if n_train else None
-        applied = advice is not None and advice.method == (form.get("method") or "full") and \
+        applied = advice is not None and advice.method == method_of(form) and \
             float(advice.epochs) == float(epochs)
         advice_html = render.message(
             f"Recommended: {METHOD_TITLES[advice.method]}, {advice.epochs} epochs, "
@@ -108,11 +108,11 @@ class ModelTab:
             + (" Your settings match it." if applied else
                " Not applied: your settings are used until you press \"Use the recommended "
                "settings\"."), "info") if advice else ""
-        chosen = next((c for c in costs if c.method == (form.get("method") or "full")), None)
+        chosen = next((c for c in costs if c.method == method_of(form)), None)
         seconds = floor = None
         if chosen is not None and chosen.seconds_per_epoch:
             # the steps the run will plan: its epochs, Max steps, or the floor for small data
-            batch = _num(form.get("batch_size"), int, 0) or 32
+            batch = _num(form.get("batch_size"), int, 0) or CPU_BATCH_SIZE
             max_steps = _num(form.get("max_steps"), int, 0) or None
             floor = TrainingConfig().min_steps
             seconds = planned_seconds(chosen, n_train, epochs, batch, max_steps, floor)
@@ -142,7 +142,7 @@ class ModelTab:
 
     def method_defaults(self, user: str, form: dict) -> dict:
         """The learning rate for the method and the size of the chosen model."""
-        method = form.get("method") or "full"
+        method = method_of(form)
         model = form.get("model_state") or {}
         n_params = None
         if model.get("path"):
@@ -219,7 +219,7 @@ def _extras(form: dict) -> list[str]:
         out.append(f"batch size {batch}")
     if form.get("onnx"):
         out.append("ONNX export after training")
-    if form.get("adapter_only") and (form.get("method") or "full") == "lora":
+    if form.get("adapter_only") and method_of(form) == "lora":
         out.append("the LoRA adapter exported alone")
     if form.get("report_to"):
         out.append("reported to " + ", ".join(map(str, form["report_to"])))

@@ -7,6 +7,7 @@ from pathlib import Path
 import gradio as gr
 
 from ..checks import prepare_data
+from ..config import DEFAULT_METHOD
 from ..errors import FinetunerError
 from ..results import read_results
 from ..runs import FINAL_STATUSES, read_events, read_json, tail
@@ -123,7 +124,7 @@ class TrainTab:
         method, training = config.get("method") or {}, config.get("training") or {}
         # the settings it trains with, so the page (the plan beside Start included) describes
         # the run it shows rather than the form's defaults
-        out.update({"method": method.get("method") or "full",
+        out.update({"method": method.get("method") or DEFAULT_METHOD,
                     "epochs": training.get("epochs"), "lr": training.get("learning_rate"),
                     "max_steps": training.get("max_steps") or 0,
                     "batch_size": training.get("batch_size") or 0,
