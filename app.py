@@ -106,9 +106,9 @@ def main(argv: list[str] | None = None) -> None:
 
     from starlette.middleware import Middleware
 
-    from finetuner.files import FileRegistry
-    from finetuner.limits import Limits, _env_int
-    from finetuner.studio import Studio
+    from finetuner.server.files import FileRegistry
+    from finetuner.server.limits import Limits, _env_int
+    from finetuner.server.studio import Studio
     from finetuner.ui.app import CSS, build_app
     from finetuner.ui.guard import Guard, LoginLimiter
 
@@ -120,14 +120,14 @@ def main(argv: list[str] | None = None) -> None:
     except FinetunerError as exc:
         raise SystemExit(f"Error: {exc.text}") from None
     mode = "password" if users else "oauth" if auth.oauth_enabled() else "none"
-    from finetuner.modeling import ModelPolicy
+    from finetuner.models.modeling import ModelPolicy
 
     # model folders typed by a user: any folder for one local user; on a shared server (sign-in,
     # or anyone on the network) only folders inside FINETUNER_MODEL_DIRS
     shared_server = mode != "none" or not is_loopback(args.host)
     admins = {a.strip() for a in os.environ.get("FINETUNER_ADMINS", "").split(",") if a.strip()}
-    from finetuner.gpus import slots_from_env
-    from finetuner.raybackend import backend_from_env
+    from finetuner.models.gpus import slots_from_env
+    from finetuner.server.raybackend import backend_from_env
 
 
     try:
@@ -139,7 +139,7 @@ def main(argv: list[str] | None = None) -> None:
                     files=files, admins=admins, gpu_slots=gpu_slots, backend=backend)
     recovered = studio.jobs.recover()
     recovered["groups"] = studio.groups.recover()  # comparisons and searches carry on
-    from finetuner.estimate import probe_flops
+    from finetuner.models.estimate import probe_flops
 
     def boot() -> None:
         probe_flops()  # the machine's speed, before the first page asks for a time estimate

@@ -27,7 +27,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 sys.path.insert(0, str(ROOT))
 from common import run_studio  # noqa: E402
 
-from finetuner import diagnostics  # noqa: E402
+from finetuner.evaluation import diagnostics  # noqa: E402
 
 SHARED = ROOT.parent / "shared" / "data"
 OUT = ROOT / "bench" / "out" / "diagnosis"

@@ -43,8 +43,8 @@ def cases(out: Path) -> list[tuple[str, list[str]]]:
 
 def estimate(run: Path) -> dict:
     from finetuner.config import RunConfig
-    from finetuner.estimate import method_costs, planned_seconds
-    from finetuner.modeling import resolve_model
+    from finetuner.models.estimate import method_costs, planned_seconds
+    from finetuner.models.modeling import resolve_model
     from finetuner.tasks import get_task
 
     config = RunConfig.load(run / "config.json")

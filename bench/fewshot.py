@@ -93,7 +93,7 @@ def run_probe(train, validation, test) -> dict:
     from sklearn.linear_model import LogisticRegression
     from sklearn.metrics import accuracy_score, f1_score
 
-    from finetuner.modeling import embedded_model_path
+    from finetuner.models.modeling import embedded_model_path
 
     t0 = time.perf_counter()
     emb = _embedder(embedded_model_path())

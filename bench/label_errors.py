@@ -57,9 +57,9 @@ def base_features_check(run_dir: Path, flipped_train: set[int]) -> dict:
     import torch
     from transformers import AutoModel, AutoTokenizer
 
-    from finetuner import labelnoise
-    from finetuner.batching import collator
-    from finetuner.modeling import embedded_model_path
+    from finetuner.evaluation import labelnoise
+    from finetuner.models.batching import collator
+    from finetuner.models.modeling import embedded_model_path
 
     rows = [json.loads(line) for line in (run_dir / "train_rows.jsonl").read_text().splitlines()]
     path = embedded_model_path()

@@ -55,13 +55,13 @@ def inference(run_dir: Path, dev: Path) -> dict:
     """Per runtime (PyTorch, ONNX Runtime fp32, int8), in one process: single-text latency
     through `Predictor` (the try-it box), batch throughput on the dev set and dev accuracy;
     and a plain transformers pipeline for reference. Exports ONNX first where the run has
-    none (finetuner.onnxexport, the export the studio makes)."""
+    none (finetuner.serving.onnxexport, the export the studio makes)."""
     import torch
     from transformers import pipeline
 
-    from finetuner.export import read_meta
-    from finetuner.inference import Predictor
-    from finetuner.onnxexport import export_run, summary_lines
+    from finetuner.serving.export import read_meta
+    from finetuner.serving.inference import Predictor
+    from finetuner.serving.onnxexport import export_run, summary_lines
 
     frame = pd.read_csv(dev, sep="\t")
     sentences = frame["sentence"].astype(str).tolist()
@@ -114,9 +114,9 @@ def _unkept_int8(run_dir: Path):
     """A Predictor on the int8 model the export made and dropped, quantised again."""
     import tempfile
 
-    from finetuner.export import read_meta
-    from finetuner.inference import Predictor
-    from finetuner.onnxexport import OnnxModel, _quantize
+    from finetuner.serving.export import read_meta
+    from finetuner.serving.inference import Predictor
+    from finetuner.serving.onnxexport import OnnxModel, _quantize
 
     meta = read_meta(run_dir / "model")
     tmp = Path(tempfile.mkdtemp()) / "model_int8.onnx"

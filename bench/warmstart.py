@@ -1,4 +1,4 @@
-"""Warm against cold worker starts on a server (finetuner.warmstart): the same trainings in a
+"""Warm against cold worker starts on a server (finetuner.server.warmstart): the same trainings in a
 Studio with warm starts on and off, wall time from submission to results, and the losses of
 both (they must be equal).
 
@@ -26,7 +26,7 @@ def tiny_model(folder: Path) -> Path:
     import torch
     from transformers import AutoTokenizer, BertConfig, BertModel
 
-    from finetuner.modeling import embedded_model_path
+    from finetuner.models.modeling import embedded_model_path
 
     torch.manual_seed(0)
     BertModel(BertConfig(vocab_size=30522, hidden_size=32, num_hidden_layers=2,
@@ -38,7 +38,7 @@ def tiny_model(folder: Path) -> Path:
 
 def runs(warm: bool, model: str, data: Path, n: int, steps: int) -> list[dict]:
     from finetuner.config import RunConfig
-    from finetuner.studio import Studio
+    from finetuner.server.studio import Studio
 
     studio = Studio(Path(tempfile.mkdtemp()), warm=warm)
     out = []

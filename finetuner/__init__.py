@@ -7,8 +7,8 @@ Public API (heavy modules load on first use):
 
 from __future__ import annotations
 
-from .config import DataConfig, MethodConfig, ModelConfig, RunConfig, TrainingConfig
-from .errors import DataError, FinetunerError, ModelError
+from finetuner.config import DataConfig, MethodConfig, ModelConfig, RunConfig, TrainingConfig
+from finetuner.errors import DataError, FinetunerError, ModelError
 
 __version__ = "0.1.0"
 __all__ = ["DataConfig", "DataError", "FinetunerError", "JobManager", "MethodConfig",
@@ -18,19 +18,19 @@ __all__ = ["DataConfig", "DataError", "FinetunerError", "JobManager", "MethodCon
 
 def __getattr__(name: str):
     if name == "Predictor":
-        from .inference import Predictor
+        from finetuner.serving.inference import Predictor
 
         return Predictor
     if name == "JobManager":
-        from .jobs import JobManager
+        from finetuner.server.jobs import JobManager
 
         return JobManager
     if name == "diagnose":
-        from .diagnostics import diagnose
+        from finetuner.evaluation.diagnostics import diagnose
 
         return diagnose
     if name == "prepare_data":
-        from .checks import prepare_data
+        from finetuner.training.checks import prepare_data
 
         return prepare_data
     raise AttributeError(name)

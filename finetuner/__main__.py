@@ -25,9 +25,9 @@ from pathlib import Path
 
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-from .cli_flags import FLAGS, config_from_args  # noqa: E402, F401 - the flags, in one place
-from .errors import FinetunerError  # noqa: E402
-from .runs import format_event  # noqa: E402
+from finetuner.cli.flags import FLAGS, config_from_args  # noqa: E402, F401 - the flags, in one place
+from finetuner.errors import FinetunerError  # noqa: E402
+from finetuner.runs import format_event  # noqa: E402
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -44,7 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
         for flag, (_, _, typ, text) in FLAGS.items():
             p.add_argument(flag, type=typ, help=text, default=None)
         if name in ("compare", "search", "learning-curve"):
-            from .cli_groups import add_group_args
+            from finetuner.cli.groups import add_group_args
 
             add_group_args(p, name)
         if name == "train":
@@ -89,7 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def cmd_check(args) -> int:
-    from .checks import prepare_data
+    from finetuner.training.checks import prepare_data
 
     config = config_from_args(args)
     prepared = prepare_data(config)
@@ -98,10 +98,10 @@ def cmd_check(args) -> int:
 
 
 def cmd_train(args) -> int:
-    from .checks import check_model, prepare_data
-    from .jobs import JobManager
-    from .runs import RunPaths, create_run
-    from .trackers import check as check_trackers
+    from finetuner.runs import RunPaths, create_run
+    from finetuner.server.jobs import JobManager
+    from finetuner.training.checks import check_model, prepare_data
+    from finetuner.training.trackers import check as check_trackers
 
     config = config_from_args(args)
     check_trackers(config.training.report_to)  # a missing library: one sentence, no worker
@@ -126,7 +126,7 @@ def cmd_train(args) -> int:
 
 
 def follow(run, manager, quiet: bool = False) -> None:
-    from .runs import read_events
+    from finetuner.runs import read_events
 
     offset = 0
     while True:
@@ -175,7 +175,7 @@ def print_results(run, results: dict) -> None:
     if results.get("model_dir"):
         print(f"Model: {results['model_dir']}")
     if results.get("onnx"):
-        from .onnxexport import summary_lines
+        from finetuner.serving.onnxexport import summary_lines
 
         print("ONNX:")
         for line in summary_lines(results["onnx"]):
@@ -184,7 +184,7 @@ def print_results(run, results: dict) -> None:
             run_dir = Path(results["model_dir"]).parent
             print(f"  From the command line: python -m finetuner export --run {run_dir} --onnx")
     if results.get("trackers"):
-        from .trackers import summary_lines
+        from finetuner.training.trackers import summary_lines
 
         print("Trackers:")
         for line in summary_lines(results["trackers"]):
@@ -192,7 +192,7 @@ def print_results(run, results: dict) -> None:
 
 
 def cmd_predict(args) -> int:
-    from .inference import Predictor
+    from finetuner.serving.inference import Predictor
 
     predictor = Predictor.load(args.run, runtime=args.runtime, batch=bool(args.file))
     asks = predictor.spec.context_windows  # a question about a passage
@@ -253,15 +253,15 @@ def _predict_qa(predictor, args) -> int:
 
 
 def cmd_export(args) -> int:
-    from .export import make_zip
-    from .runs import RunPaths
+    from finetuner.runs import RunPaths
+    from finetuner.serving.export import make_zip
 
     if not args.zip and not args.onnx:
         raise FinetunerError("Nothing to export.", "Pass --zip FILE, --onnx, or both.",
                              code="no_input")
     run = RunPaths(Path(args.run))
     if args.onnx:
-        from .onnxexport import export_run, summary_lines
+        from finetuner.serving.onnxexport import export_run, summary_lines
 
         summary = export_run(run.root)
         print(f"ONNX export in {run.model / 'onnx'} ({summary['export_seconds']} s export, "
@@ -274,8 +274,8 @@ def cmd_export(args) -> int:
 
 
 def cmd_push(args) -> int:
-    from .export import push_to_hub
-    from .runs import RunPaths
+    from finetuner.runs import RunPaths
+    from finetuner.serving.export import push_to_hub
 
     token = args.token or os.environ.get("HF_TOKEN", "")
     url = push_to_hub(RunPaths(Path(args.run)), args.repo, token, private=not args.public)
@@ -301,8 +301,8 @@ def _stop_on_signals() -> None:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     _stop_on_signals()
-    from .cli_groups import cmd_compare, cmd_learning_curve, cmd_search
-    from .doctor import cmd_doctor
+    from finetuner.cli.doctor import cmd_doctor
+    from finetuner.cli.groups import cmd_compare, cmd_learning_curve, cmd_search
 
     commands = {"train": cmd_train, "check": cmd_check, "predict": cmd_predict,
                 "export": cmd_export, "push": cmd_push, "compare": cmd_compare,

@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import ConfigError
-from .tasks import DEFAULT_TASK, get_task
+from finetuner.errors import ConfigError
+from finetuner.tasks import DEFAULT_TASK, get_task
 
 METHODS = ("full", "lora", "head")
 DEFAULT_METHOD = "full"
@@ -41,7 +41,7 @@ PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 DEFAULT_DOC_STRIDE = 128
 LONG_DOCUMENTS = ("auto", "windows", "truncate")
 POOLINGS = ("mean", "max")
-# experiment trackers a run can report to (finetuner.trackers); none unless the user asks
+# experiment trackers a run can report to (finetuner.training.trackers); none unless the user asks
 TRACKERS = ("tensorboard", "mlflow", "trackio")
 
 

@@ -54,7 +54,8 @@ class Results(MutableMapping):
     stop_seconds: float | None = None
     limit: str | None = None
     resumable: bool | None = None
-    trackers: dict | None = None  # where each experiment tracker wrote (finetuner.trackers)
+    # where each experiment tracker wrote (finetuner.training.trackers)
+    trackers: dict | None = None
     # the head fitted on frozen features before fine-tuning (heads.fit_head): its L2
     # strength, validation score, pooling; None where the task has no sentence-level head
     head_start: dict | None = None
@@ -128,7 +129,7 @@ class Results(MutableMapping):
 
 def read_results(path: str | Path) -> Results | None:
     """The run's results, or None when it has none (yet) or the file is unreadable."""
-    from .runs import read_json
+    from finetuner.runs import read_json
 
     raw = read_json(path)
     return Results.from_dict(raw) if isinstance(raw, dict) else None
@@ -136,7 +137,7 @@ def read_results(path: str | Path) -> Results | None:
 
 def write_results(path: str | Path, results: Results | dict) -> Results:
     """Write atomically (see runs.write_json); returns the typed record."""
-    from .runs import write_json
+    from finetuner.runs import write_json
 
     record = Results.from_dict(results)
     write_json(path, record.to_dict())

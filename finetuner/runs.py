@@ -22,7 +22,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from .config import RunConfig
+from finetuner.config import RunConfig
 
 FINAL_STATUSES = ("completed", "stopped", "failed", "interrupted")
 

@@ -33,7 +33,7 @@ def tiny_model(tmp_path_factory) -> Path:
     """A randomly initialised 2-layer BERT with the embedded model's tokenizer."""
     from transformers import AutoTokenizer, BertConfig, BertModel
 
-    from finetuner.modeling import embedded_model_path
+    from finetuner.models.modeling import embedded_model_path
 
     folder = tmp_path_factory.mktemp("tiny-bert")
     config = BertConfig(vocab_size=30522, hidden_size=32, num_hidden_layers=2,
@@ -204,11 +204,11 @@ def card_logits(recipe: dict, enc) -> object:
 
 
 def assert_record_scores_the_validation(run, results: dict) -> dict:
-    """The run's validation record (finetuner.paired, what a comparison's paired test reads)
-    reproduces the validation score of the kept checkpoint."""
+    """The run's validation record (finetuner.evaluation.paired, what a comparison's paired
+    test reads)     reproduces the validation score of the kept checkpoint."""
     import numpy as np
 
-    from finetuner import paired
+    from finetuner.evaluation import paired
 
     record = paired.read(run.root)
     assert record is not None, "no validation_record.json"

@@ -279,9 +279,9 @@ def tiny_family(tmp_path_factory):
 
 
 def train_in_process(tmp_path: Path, folder: Path, data: Path, task: str, method: str):
-    from finetuner import training
     from finetuner.config import RunConfig
     from finetuner.runs import EventWriter, create_run
+    from finetuner.training import loop as training
 
     cfg = RunConfig.from_dict({
         "task": task,
@@ -362,7 +362,7 @@ def check_classification(predictor, model, tok, meta):
 def check_ner(predictor, model, tok, meta, folder, family):
     import torch
 
-    from finetuner.modeling import load_tokenizer, resolve_model
+    from finetuner.models.modeling import load_tokenizer, resolve_model
 
     labels = meta["labels"]
     trained_with = load_tokenizer(resolve_model(str(folder)), split_words=True)
@@ -473,8 +473,8 @@ def test_trains_exports_and_reloads_in_plain_transformers(family, task, method, 
                                                           data_files, tmp_path):
     import transformers
 
-    from finetuner.export import read_meta
-    from finetuner.inference import Predictor
+    from finetuner.serving.export import read_meta
+    from finetuner.serving.inference import Predictor
 
     folder = tiny_family(family)
     run, results = train_in_process(tmp_path, folder, data_files[task], task, method)
@@ -556,7 +556,7 @@ def test_every_newly_initialised_weight_trains(family, task, method, tiny_family
     import transformers
 
     from finetuner.config import MethodConfig
-    from finetuner.modeling import build_model, resolve_model
+    from finetuner.models.modeling import build_model, resolve_model
     from finetuner.tasks import get_task
 
     spec, labels = get_task(task), _labels(task)
@@ -586,8 +586,8 @@ def test_split_words_get_the_prefix_space_of_running_text(family, tiny_family, t
     import torch
     import transformers
 
-    from finetuner.inference import Predictor
-    from finetuner.modeling import load_tokenizer, resolve_model
+    from finetuner.models.modeling import load_tokenizer, resolve_model
+    from finetuner.serving.inference import Predictor
 
     source = resolve_model(str(tiny_family(family)))
     words = NER_PROBES[0]
@@ -628,7 +628,7 @@ def test_header_counts_match_the_models_peft_builds(family, task, tiny_family):
     """The method table's parameter counts, read from the safetensors header and
     config.json, are exactly those of the skeletons transformers and peft build; families
     the header rules do not know fall back to the skeletons."""
-    from finetuner.estimate import method_params, quick_params
+    from finetuner.models.estimate import method_params, quick_params
     from finetuner.tasks import get_task
 
     spec = get_task(task)
@@ -651,8 +651,8 @@ def test_the_default_models_table_needs_no_model_classes():
     import sys
 
     code = ("import sys, time; t = time.perf_counter()\n"
-            "from finetuner.estimate import counts\n"
-            "from finetuner.modeling import embedded_model_path\n"
+            "from finetuner.models.estimate import counts\n"
+            "from finetuner.models.modeling import embedded_model_path\n"
             "from finetuner.tasks import get_task\n"
             "c = counts(embedded_model_path(), get_task('classification'), 2)\n"
             "print(c['full'][1], c['lora'][0], c['head'][0], "
@@ -670,7 +670,7 @@ def test_odd_weight_files_fall_back_to_the_skeletons(tiny_family, tmp_path):
     import shutil
     import struct
 
-    from finetuner.estimate import counts, method_params, quick_params
+    from finetuner.models.estimate import counts, method_params, quick_params
     from finetuner.tasks import get_task
 
     spec = get_task("classification")

@@ -46,7 +46,7 @@ def finished_run_on_disk(home, name: str) -> None:
     from finetuner.config import RunConfig
     from finetuner.results import write_results
     from finetuner.runs import create_run
-    from finetuner.studio import LOCAL_USER, user_key
+    from finetuner.server.studio import LOCAL_USER, user_key
 
     runs = home / "users" / user_key(LOCAL_USER) / "runs"
     run = create_run(runs, RunConfig.from_dict({"data": {"train_file": "reviews.csv"},

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from finetuner.calibration import (
+from finetuner.evaluation.calibration import (
     calibrate,
     fit_temperature,
     reliability,

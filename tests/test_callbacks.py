@@ -8,7 +8,7 @@ import pytest
 import torch
 from transformers import TrainerControl
 
-from finetuner.callbacks import (
+from finetuner.training.callbacks import (
     BestTracker,
     Checkpointer,
     EvaluationPolicy,
@@ -223,7 +223,7 @@ def test_resume_carries_on_from_the_checkpoint(tmp_path, with_state_file):
 def test_length_groups_are_small_enough_to_mix_the_data():
     import torch
 
-    from finetuner.batching import EpochSampler, grouped_order
+    from finetuner.models.batching import EpochSampler, grouped_order
 
     lengths = [(i * 37) % 101 + 1 for i in range(1000)]
     g = torch.Generator()
@@ -249,7 +249,7 @@ def test_length_groups_stay_aligned_to_batches_when_the_data_is_not_a_multiple()
     """The short last batch stays last: the DataLoader's slices are the sorted batches."""
     import torch
 
-    from finetuner.batching import grouped_order
+    from finetuner.models.batching import grouped_order
 
     lengths = [(i * 37) % 101 + 1 for i in range(1003)]
     for seed in range(5):
@@ -266,7 +266,7 @@ def test_length_groups_stay_aligned_to_batches_when_the_data_is_not_a_multiple()
 def test_small_data_trains_for_a_floor_of_steps():
     """A few hundred examples at 3 epochs is about 25 steps: too few to learn from, so a run
     takes at least min_steps (early stopping still ends it); max_steps, when set, rules."""
-    from finetuner.training import schedule_steps
+    from finetuner.training.loop import schedule_steps
 
     assert schedule_steps(8, 3.0, None, 100) == 100  # 256 rows, batch 32
     assert schedule_steps(250, 3.0, None, 100) == 750  # 8,000 rows: the epochs rule

@@ -11,9 +11,9 @@ import pytest
 from conftest import EXAMPLES, sentiment_rows, write_csv, write_jsonl
 
 from finetuner.config import DataConfig, RunConfig
-from finetuner.data import split_indices
+from finetuner.data.splits import split_indices
+from finetuner.data.tables import read_table
 from finetuner.errors import DataError
-from finetuner.tables import read_table
 from finetuner.tasks.classification import detect_columns, prepare
 
 
@@ -432,7 +432,7 @@ def test_json_arrays_read_record_by_record_keep_their_errors(tmp_path):
 def test_a_wide_header_over_short_rows_is_refused_by_its_cells(tmp_path):
     """1,000 columns over 30,000 one-field rows is 100 KB on disk and 30 million cells once
     pandas fills the missing fields: refused by the cell budget, fast."""
-    from finetuner.tables import read_table
+    from finetuner.data.tables import read_table
 
     wide = tmp_path / "wide.csv"
     wide.write_text(",".join(f"c{i}" for i in range(1000)) + "\n" + "a\n" * 30_000)

@@ -17,8 +17,8 @@ import pytest
 from conftest import EXAMPLES, ROOT, wait_for
 
 from finetuner.config import RunConfig
-from finetuner.jobs import JobManager
 from finetuner.runs import create_run
+from finetuner.server.jobs import JobManager
 
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="torchrun with gloo on Linux")
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from finetuner import diagnostics
+from finetuner.evaluation import diagnostics
 
 FIXTURES = sorted((Path(__file__).parent / "fixtures" / "diagnosis").glob("*.json"))
 EXPECTED = {"healthy", "tiny", "shuffled", "overfit", "improving", "lowlr", "slowlr", "plateau",

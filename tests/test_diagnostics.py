@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from finetuner.diagnostics import (
+from finetuner.evaluation.diagnostics import (
     baseline_gap,
     best_row,
     chance_scores,
@@ -189,7 +189,7 @@ def test_the_diagnosis_says_so_when_a_baseline_is_as_good():
 def test_baselines_on_real_splits():
     from conftest import sentiment_rows
 
-    from finetuner import baselines
+    from finetuner.evaluation import baselines
 
     rows = sentiment_rows(200)
     out = baselines.classification(rows[:140], rows[140:170], rows[170:], ["neg", "pos"])
@@ -313,7 +313,7 @@ def test_every_task_with_baselines_gets_the_baseline_verdict(task, metric, title
 
 
 def test_a_metric_where_lower_is_better_compares_the_right_way():
-    from finetuner.curves import Curves
+    from finetuner.evaluation.curves import Curves
 
     best = {"step": 1, "val_metric": 0.9, "train_metric": 0.8}
     curves = Curves([best], best, 400, "MAE", 0.0, {})
@@ -324,8 +324,8 @@ def test_a_metric_where_lower_is_better_compares_the_right_way():
 
 
 def test_the_warning_reaches_try_it_and_the_model_card():
-    from finetuner import tryit
-    from finetuner.export import _card_diagnosis
+    from finetuner.serving import tryit
+    from finetuner.serving.export import _card_diagnosis
     from finetuner.ui.render import diagnosis_html
 
     history = curve([0.69, 0.68, 0.67], [0.69, 0.69, 0.68], [0.55, 0.58, 0.6], [0.56, 0.6, 0.62])
@@ -367,7 +367,7 @@ def test_try_it_reads_the_warning_from_the_runs_results(tmp_path):
 def test_labels_never_predicted_are_named_with_their_training_counts():
     """Multi-label: a label the kept model never answers on validation, although validation
     holds it, is named (with how few training examples it had), not left out in silence."""
-    from finetuner.diagnostics import never_predicted_note
+    from finetuner.evaluation.diagnostics import never_predicted_note
 
     validation = {"per_label": {
         "ch1": {"support": 12, "predicted": 10, "f1": 0.7},

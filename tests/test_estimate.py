@@ -1,4 +1,4 @@
-"""The time shown beside Start (finetuner.estimate.planned_seconds) plans what the run will
+"""The time shown beside Start (finetuner.models.estimate.planned_seconds) plans what the run will
 do: the floor of steps on small data, Max steps, the evaluations as the callbacks space them
 (each also re-scores training rows), one pass for a probe-only head."""
 
@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from finetuner.estimate import (
+from finetuner.models.estimate import (
     MethodCost,
     evaluation_interval,
     planned_seconds,

@@ -11,10 +11,10 @@ from conftest import ROOT, wait_for
 
 from finetuner.config import RunConfig
 from finetuner.errors import FinetunerError
-from finetuner.gpus import GpuSlots, parse_devices, slots_from_env
-from finetuner.jobs import JobManager
-from finetuner.jobstore import JobStore
+from finetuner.models.gpus import GpuSlots, parse_devices, slots_from_env
 from finetuner.runs import create_run
+from finetuner.server.jobs import JobManager
+from finetuner.server.jobstore import JobStore
 
 
 def test_device_lists_and_sets():

@@ -1,8 +1,8 @@
-"""Comparisons and searches as server jobs (finetuner.groups), in-process with real workers on
-a tiny random model: members and trials are the user's ordinary queued runs, nobody else can
-see or stop them, a clean server shutdown in the middle of a search is picked up by the next
-start (the cut-short trial trained again, not scored as it was), and a stopped search
-carries on from its stored study."""
+"""Comparisons and searches as server jobs (finetuner.server.groups), in-process with real
+workers on a tiny random model: members and trials are the user's ordinary queued runs, nobody
+else can see or stop them, a clean server shutdown in the middle of a search is picked up by
+the next start (the cut-short trial trained again, not scored as it was), and a stopped
+search carries on from its stored study."""
 
 from __future__ import annotations
 
@@ -15,8 +15,8 @@ from conftest import sentiment_rows, wait_for, write_csv
 
 from finetuner.config import RunConfig
 from finetuner.errors import FinetunerError
-from finetuner.limits import Limits
-from finetuner.studio import Studio
+from finetuner.server.limits import Limits
+from finetuner.server.studio import Studio
 
 
 def base(data: Path, model: Path, **training) -> RunConfig:

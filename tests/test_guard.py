@@ -189,7 +189,7 @@ def test_every_route_is_filed_and_every_file_route_is_guarded(tmp_path):
 
     from gradio.routes import App
 
-    from finetuner.studio import Studio
+    from finetuner.server.studio import Studio
     from finetuner.ui import guard
     from finetuner.ui.app import build_app
 
@@ -457,8 +457,8 @@ def test_oauth_server_needs_an_allowed_signed_in_user(tmp_path):
 
 
 def test_file_inputs_must_be_the_callers_own(tmp_path):
-    from finetuner.files import FileRegistry
-    from finetuner.studio import Studio
+    from finetuner.server.files import FileRegistry
+    from finetuner.server.studio import Studio
     from finetuner.ui.handlers import Handlers
 
     cache = tmp_path / "cache"
@@ -501,7 +501,7 @@ def test_file_inputs_must_be_the_callers_own(tmp_path):
 
 
 def test_download_copies_expire_and_die_with_their_run(tmp_path):
-    from finetuner.files import FileRegistry
+    from finetuner.server.files import FileRegistry
 
     now = [1000.0]
     files = FileRegistry(tmp_path / "cache", ttl=60, clock=lambda: now[0])

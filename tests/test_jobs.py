@@ -13,9 +13,9 @@ from test_worker import easy_rows, events_of, wait_for
 
 from finetuner.config import RunConfig
 from finetuner.errors import FinetunerError
-from finetuner.jobs import JobManager, latest_checkpoint
-from finetuner.jobstore import JobStore
 from finetuner.runs import RunPaths, create_run, read_json
+from finetuner.server.jobs import JobManager, latest_checkpoint
+from finetuner.server.jobstore import JobStore
 
 
 def new_run(tmp_path, tiny_model, name, **training):
@@ -135,7 +135,7 @@ def test_a_run_resumed_mid_epoch_ends_exactly_as_the_uninterrupted_one(tmp_path,
     plain_manager.submit(plain, "alice")
     assert plain_manager.wait(plain, 180)["status"] == "completed"
 
-    # the cut run and its resumption start warm (finetuner.warmstart), the plain one cold:
+    # the cut run and its resumption start warm (finetuner.server.warmstart), the plain one cold:
     # the same numbers either way
     store = JobStore(tmp_path / "b.sqlite")
     manager = JobManager(store=store, max_jobs=1, warm=True)
@@ -181,9 +181,9 @@ def test_live_worker_is_adopted_after_a_restart(tmp_path, tiny_model, warm):
     manager.submit(run, "alice")
     assert wait_for(lambda: events_of(run, "progress"), 60)
     pid = manager._jobs[run.id].pid
-    from finetuner.warmstart import usable
+    from finetuner.server.warmstart import usable
 
-    assert (b"finetuner.warmstart" in Path(f"/proc/{pid}/cmdline").read_bytes()) is (
+    assert (b"finetuner.server.warmstart" in Path(f"/proc/{pid}/cmdline").read_bytes()) is (
         warm and usable())
     later = JobManager(store=JobStore(tmp_path / "jobs.sqlite"), max_jobs=1)
     assert later.recover()["adopted"] == 1
@@ -207,7 +207,7 @@ def test_fair_order_is_round_robin_between_users():
 
 
 def test_worker_environment_holds_no_secrets():
-    from finetuner.jobs import worker_env
+    from finetuner.server.jobs import worker_env
 
     env = worker_env({"PATH": "/bin", "FINETUNER_AUTH": "a:b", "HF_TOKEN": "hf_x",
                       "HUGGING_FACE_HUB_TOKEN": "hf_y", "OAUTH_CLIENT_SECRET": "s",
@@ -224,7 +224,7 @@ def test_the_early_stopping_state_travels_with_each_checkpoint(tmp_path):
 
     import torch
 
-    from finetuner.training import RunCallback
+    from finetuner.training.loop import RunCallback
 
     def fresh():
         return RunCallback(None, lambda: False, None, metric="accuracy", batch_size=8,

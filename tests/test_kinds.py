@@ -264,8 +264,8 @@ def test_long_texts_are_read_in_windows_and_pooled(tmp_path, tiny_model):
 
 
 def train_tiny(tmp_path, tiny_model, task, data, steps=2, **data_cfg):
-    from finetuner import training
     from finetuner.runs import EventWriter, create_run
+    from finetuner.training import loop as training
 
     config = RunConfig.from_dict({
         "task": task, "data": {"train_file": str(data), **data_cfg},
@@ -282,7 +282,7 @@ def test_windows_end_to_end_predict_the_pooled_answer(tmp_path, tiny_model):
     import torch
     import transformers
 
-    from finetuner.inference import Predictor
+    from finetuner.serving.inference import Predictor
 
     path = write_csv(tmp_path / "long.csv", long_rows(48, words=60))
     run, results = train_tiny(tmp_path, tiny_model, "classification", path, max_length=32)
@@ -314,7 +314,7 @@ def test_windows_end_to_end_predict_the_pooled_answer(tmp_path, tiny_model):
 
 
 def test_multilabel_and_regression_end_to_end_in_process(tmp_path, tiny_model):
-    from finetuner.inference import Predictor
+    from finetuner.serving.inference import Predictor
 
     run, results = train_tiny(tmp_path, tiny_model, "multi-label",
                               write_csv(tmp_path / "c.csv", clause_rows(120)), steps=4)

@@ -7,11 +7,11 @@ import csv
 import numpy as np
 from conftest import write_csv
 
-from finetuner import labelnoise
 from finetuner.config import RunConfig
-from finetuner.diagnostics import diagnose, label_noise_note
-from finetuner.jobs import JobManager
+from finetuner.evaluation import labelnoise
+from finetuner.evaluation.diagnostics import diagnose, label_noise_note
 from finetuner.runs import create_run
+from finetuner.server.jobs import JobManager
 
 
 def test_flipped_labels_in_separable_clusters_are_found():

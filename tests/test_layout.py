@@ -85,7 +85,7 @@ def test_no_import_cycles_not_even_inside_functions():
         "finetuner.ui.app"}
     assert cycles(g) == []
     # the check itself finds a cycle when there is one
-    g["finetuner.config"].add("finetuner.studio")
+    g["finetuner.config"].add("finetuner.server.studio")
     assert any("finetuner.config" in c for c in cycles(g))
 
 
@@ -97,9 +97,44 @@ def test_rooms_import_downwards():
         if not name.startswith("finetuner.ui") and name != "finetuner.app":
             assert not any(t.startswith("finetuner.ui") for t in targets), name
         if name.startswith("finetuner.tasks"):
-            assert not targets & {"finetuner.studio", "finetuner.jobs", "finetuner.groups",
-                                  "finetuner.training", "finetuner.worker"}, (name, targets)
+            assert not targets & {"finetuner.server.studio", "finetuner.server.jobs",
+                                  "finetuner.server.groups", "finetuner.training.loop",
+                                  "finetuner.training.worker"}, (name, targets)
         assert "finetuner.__main__" not in targets, name
+
+
+# The packages from the bottom up: a module imports only from its own floor or below. The
+# root's vocabulary (errors, naming, ...) at 0; data; the run configuration, the run folder's
+# records, the task registry and the metrics; models; judging a run; using a finished model;
+# one training run; the shared server; the command line; the page; the package's front door.
+FLOORS = {"errors": 0, "naming": 0, "csvsafe": 0, "procs": 0, "data": 1, "config": 2,
+          "runs": 2, "results": 2, "tasks": 2, "metrics": 2, "models": 3, "evaluation": 4,
+          "serving": 5, "training": 6, "server": 7, "cli": 8, "__main__": 8, "ui": 9, "": 10}
+
+
+def floor(module: str) -> int:
+    room = module.split(".")[1] if "." in module else ""
+    assert room in FLOORS, f"{module}: a new room needs its floor in FLOORS (test_layout.py)"
+    return FLOORS[room]
+
+
+def upward(g: dict[str, set[str]]) -> list[str]:
+    return sorted(f"{name} imports {t}" for name, targets in g.items() for t in targets
+                  if floor(t) > floor(name))
+
+
+def test_packages_import_one_way():
+    """Folders that show the architecture: every import goes down (or stays on its floor),
+    inside functions too; each package says in its docstring what it owns and may import."""
+    g = graph()
+    assert upward(g) == []
+    for name in {n.split(".")[1] for n in g if n.count(".") == 2}:
+        init = PACKAGE / name / "__init__.py"
+        assert init.is_file() and "May import" in (ast.get_docstring(
+            ast.parse(init.read_text("utf-8"))) or ""), name
+    # the check itself finds an upward import
+    g["finetuner.models.modeling"].add("finetuner.server.jobs")
+    assert upward(g) == ["finetuner.models.modeling imports finetuner.server.jobs"]
 
 
 TASK_NAMES = {"classification", "multi-label", "regression", "ner", "qa"}

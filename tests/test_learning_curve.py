@@ -1,4 +1,4 @@
-"""What more data would buy (finetuner.learning_curve): nested, stratified subsets of the
+"""What more data would buy (finetuner.server.learning_curve): nested, stratified subsets of the
 training split with the validation split untouched; the fit and its sentence on curves whose
 answer is known; the whole curve through the CLI with real workers (the server's group, its
 view and its page: tests/test_browser_groups.py)."""
@@ -12,9 +12,9 @@ import sys
 import pytest
 from conftest import ROOT, sentiment_rows, write_csv
 
-from finetuner import learning_curve
 from finetuner.config import RunConfig
 from finetuner.errors import FinetunerError
+from finetuner.server import learning_curve
 from finetuner.tasks.pipeline import subsample
 
 

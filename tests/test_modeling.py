@@ -10,7 +10,7 @@ import pytest
 
 from finetuner.config import MethodConfig
 from finetuner.errors import ModelError
-from finetuner.modeling import build_model, resolve_model
+from finetuner.models.modeling import build_model, resolve_model
 from finetuner.tasks import get_task
 
 SPEC = get_task("classification")
@@ -111,7 +111,7 @@ def test_model_zip_unpacks_and_refuses_pickles_and_zip_slip(tiny_model, tmp_path
 
 
 def test_pad_batch_rounds_up_to_a_multiple_but_not_past_the_cap():
-    from finetuner.batching import collator, pad_batch
+    from finetuner.models.batching import collator, pad_batch
 
     feats = [{"input_ids": [5] * 70, "attention_mask": [1] * 70, "labels": 1},
              {"input_ids": [5] * 3, "attention_mask": [1] * 3, "labels": 0}]

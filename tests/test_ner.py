@@ -18,10 +18,10 @@ from conftest import (
     write_jsonl,
 )
 
-from finetuner.batching import pad_batch
 from finetuner.config import RunConfig
 from finetuner.errors import DataError
 from finetuner.metrics.ner import entities, entity_metrics
+from finetuner.models.batching import pad_batch
 from finetuner.tasks import ner
 
 CONLL4 = """-DOCSTART- -X- -X- O
@@ -286,7 +286,7 @@ def test_rare_types_truncation_and_leakage_are_reported(tmp_path):
 def tokenizer():
     from transformers import AutoTokenizer
 
-    from finetuner.modeling import embedded_model_path
+    from finetuner.models.modeling import embedded_model_path
 
     return AutoTokenizer.from_pretrained(embedded_model_path())
 
@@ -409,8 +409,8 @@ def test_prediction_rows_and_file_columns(tokenizer):
 
 @pytest.fixture(scope="module")
 def finished(tmp_path_factory, tiny_model):
-    from finetuner.jobs import JobManager
     from finetuner.runs import create_run
+    from finetuner.server.jobs import JobManager
 
     tmp = tmp_path_factory.mktemp("ner-run")
     config = RunConfig.from_dict({
@@ -454,7 +454,7 @@ def test_exported_model_works_in_a_plain_pipeline_and_the_predictor(finished, tm
 
     from transformers import AutoConfig, pipeline
 
-    from finetuner.inference import Predictor
+    from finetuner.serving.inference import Predictor
 
     run, results = finished
     config = AutoConfig.from_pretrained(run.model)

@@ -44,8 +44,8 @@ def cpu_only(monkeypatch):
 def trained(tmp_path_factory, tiny_model):
     """task -> (task, run, results) of a run trained by a real worker with training.onnx on
     (each trained once, when a test first asks for it)."""
-    from finetuner.jobs import JobManager
     from finetuner.runs import create_run
+    from finetuner.server.jobs import JobManager
 
     done: dict = {}
 
@@ -123,8 +123,8 @@ def _same(a, b, task):
 
 
 def test_predictors_on_each_runtime_answer_alike(exported, monkeypatch):
-    from finetuner.inference import Predictor
-    from finetuner.onnxexport import OnnxModel
+    from finetuner.serving.inference import Predictor
+    from finetuner.serving.onnxexport import OnnxModel
 
     task, run, results = exported
     torch_p = Predictor.load(run.root, runtime="torch")
@@ -162,9 +162,9 @@ def test_card_snippet_runs_with_onnxruntime_alone(exported):
     """The card's onnxruntime code, executed as written, gives PyTorch's logits."""
     import torch
 
-    from finetuner.export import read_meta
-    from finetuner.inference import Predictor
-    from finetuner.onnxexport import usage
+    from finetuner.serving.export import read_meta
+    from finetuner.serving.inference import Predictor
+    from finetuner.serving.onnxexport import usage
 
     task, run, _ = exported
     meta = read_meta(run.model)
@@ -186,9 +186,9 @@ def test_card_snippet_runs_with_onnxruntime_alone(exported):
 
 
 def test_later_export_rebuilds_splits_and_drops_int8_that_loses(trained, monkeypatch, tmp_path):
-    from finetuner import onnxexport
-    from finetuner.inference import Predictor
     from finetuner.runs import RunPaths
+    from finetuner.serving import onnxexport
+    from finetuner.serving.inference import Predictor
 
     _, run, _ = trained("classification")
     copy = RunPaths(tmp_path / run.id)
@@ -246,7 +246,7 @@ def test_export_from_the_cli_and_a_run_whose_data_changed(trained, tmp_path, cap
 
 
 def test_runtime_choices_fail_clearly(tmp_path):
-    from finetuner.onnxexport import pick
+    from finetuner.serving.onnxexport import pick
 
     meta = {"task": "classification"}
     with pytest.raises(FinetunerError, match="no ONNX export"):
@@ -287,8 +287,8 @@ def test_a_failing_export_never_fails_the_run(tmp_path):
     """finishing.onnx_step turns any failure into a warning event and a note in the results."""
     from types import SimpleNamespace
 
-    from finetuner.finishing import onnx_step
     from finetuner.runs import RunPaths
+    from finetuner.training.finishing import onnx_step
 
     emitted = []
     events = SimpleNamespace(emit=lambda kind, **kw: emitted.append((kind, kw)))
@@ -299,7 +299,7 @@ def test_a_failing_export_never_fails_the_run(tmp_path):
 
 def test_what_is_kept_never_depends_on_the_test_split():
     """A report that is fine on validation and bad on test keeps int8; the reverse not."""
-    from finetuner import onnxexport
+    from finetuner.serving import onnxexport
 
     report = {"splits": {"validation": {"onnx-int8": {"difference_points": -0.2,
                                                        "agreement": 0.97}},
@@ -319,8 +319,8 @@ def test_what_is_kept_never_depends_on_the_test_split():
 def test_a_stop_during_the_export_leaves_no_half_made_files(trained, tmp_path):
     from types import SimpleNamespace
 
-    from finetuner.finishing import onnx_step
     from finetuner.runs import RunPaths
+    from finetuner.training.finishing import onnx_step
 
     _, run, _ = trained("classification")
     copy = RunPaths(tmp_path / "copy")
@@ -344,7 +344,7 @@ def test_the_try_it_cache_picks_up_an_export_that_lands_later(trained, tmp_path)
     """The try-it box loaded the model while its ONNX export was still running: once the
     export is recorded, the next prediction uses the new runtime, not the stale PyTorch one."""
     from finetuner.runs import RunPaths
-    from finetuner.studio import Studio
+    from finetuner.server.studio import Studio
 
     _, run, results = trained("classification")
     copy = RunPaths(tmp_path / "home" / "users" / "alice" / "runs" / run.id)
@@ -372,7 +372,7 @@ def test_the_try_it_cache_picks_up_an_export_that_lands_later(trained, tmp_path)
 def test_agreement_means_something_for_every_kind_of_answer():
     """A number agrees within 1% of the span of PyTorch's answers, in the target's units (not
     to two decimals, which made a good int8 regression model read '16% the same')."""
-    from finetuner.onnxexport import _agree, _decision, same_means
+    from finetuner.serving.onnxexport import _agree, _decision, same_means
 
     reference = [0.0, 2.5, 5.0, 10.0]
     close = [0.05, 2.45, 5.09, 9.95]  # all within 0.1 = 1% of the span of 10
@@ -394,9 +394,9 @@ def test_a_finished_run_is_exported_later_from_the_results_tab(trained, tmp_path
     the button again with the reason."""
     import html
 
-    from finetuner import export_job
     from finetuner.runs import RunPaths
-    from finetuner.studio import Studio
+    from finetuner.server import export_job
+    from finetuner.server.studio import Studio
     from finetuner.ui.handlers import Handlers
 
     _, run, _ = trained("classification")

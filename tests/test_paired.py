@@ -1,6 +1,7 @@
 """The paired test a comparison runs on its members' validation predictions
-(finetuner.paired): each record kind scores exactly like the task's own metric, a one-row lead
-on 100 rows is a tie, a real lead is not, and records of other rows are never paired."""
+(finetuner.evaluation.paired): each record kind scores exactly like the task's own metric, a
+one-row lead on 100 rows is a tie, a real lead is not, and records of other rows are never
+paired."""
 
 from __future__ import annotations
 
@@ -10,8 +11,8 @@ import numpy as np
 from scipy.stats import pearsonr
 from sklearn.metrics import f1_score
 
-from finetuner import paired
-from finetuner.compare import summarize
+from finetuner.evaluation import paired
+from finetuner.server.compare import summarize
 
 
 def whole(record):

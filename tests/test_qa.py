@@ -20,10 +20,10 @@ from conftest import (
     write_jsonl,
 )
 
-from finetuner.batching import pad_batch
 from finetuner.config import RunConfig
 from finetuner.errors import DataError
 from finetuner.metrics.squad import exact_match, f1_score, normalize_answer, squad_scores
+from finetuner.models.batching import pad_batch
 from finetuner.tasks import qa, qa_spans
 
 CONTEXT = "The Eiffel Tower stands in Paris. It was finished in 1889 for a world fair."
@@ -51,7 +51,7 @@ def flat_rows(n_contexts: int = 12, titles: bool = False) -> list[dict]:
 def tokenizer():
     from transformers import AutoTokenizer
 
-    from finetuner.modeling import embedded_model_path
+    from finetuner.models.modeling import embedded_model_path
 
     return AutoTokenizer.from_pretrained(embedded_model_path())
 
@@ -315,8 +315,8 @@ def test_metrics_and_prediction_rows_from_outputs():
 
 @pytest.fixture(scope="module")
 def finished(tmp_path_factory, tiny_model):
-    from finetuner.jobs import JobManager
     from finetuner.runs import create_run
+    from finetuner.server.jobs import JobManager
 
     tmp = tmp_path_factory.mktemp("qa-run")
     cfg = RunConfig.from_dict({
@@ -348,7 +348,7 @@ def test_worker_trains_tests_and_exports(finished):
 
 
 def test_predictor_answers_inside_the_context(finished, tmp_path):
-    from finetuner.inference import Predictor
+    from finetuner.serving.inference import Predictor
 
     run, _ = finished
     predictor = Predictor.load(run.root)
@@ -364,7 +364,7 @@ def test_predictor_answers_inside_the_context(finished, tmp_path):
 
 
 def test_usage_snippet_runs_with_plain_transformers(finished):
-    from finetuner.export import read_meta, usage_snippet
+    from finetuner.serving.export import read_meta, usage_snippet
 
     run, _ = finished
     code = usage_snippet(read_meta(run.model), str(run.model))

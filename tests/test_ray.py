@@ -21,8 +21,8 @@ from conftest import EXAMPLES, free_port, wait_for
 
 from finetuner.config import RunConfig
 from finetuner.errors import FinetunerError
-from finetuner.limits import Limits
-from finetuner.studio import Studio
+from finetuner.server.limits import Limits
+from finetuner.server.studio import Studio
 
 RAY = shutil.which("ray", path=os.path.dirname(sys.executable) + os.pathsep
                    + os.environ.get("PATH", ""))
@@ -87,7 +87,7 @@ def config(model, **training) -> RunConfig:
 
 def test_jobs_run_on_ray_reattach_after_a_restart_stop_and_stay_apart(tmp_path, tiny_model,
                                                                       ray_address):
-    from finetuner.raybackend import RayBackend
+    from finetuner.server.raybackend import RayBackend
 
     home = tmp_path / "home"
     limits = Limits(max_jobs=2)
@@ -98,7 +98,7 @@ def test_jobs_run_on_ray_reattach_after_a_restart_stop_and_stay_apart(tmp_path, 
     backend = studio.jobs.backend
     assert wait_for(lambda: backend.status(long_run.id) == "RUNNING", 120)
     info = backend.client.get_job_info(long_run.id)  # submitted under the run id
-    assert info.submission_id == long_run.id and "finetuner.worker" in info.entrypoint
+    assert info.submission_id == long_run.id and "finetuner.training.worker" in info.entrypoint
     assert info.metadata["num_cpus"] == "1" and info.metadata["num_gpus"] == "0"
     # the worker on Ray writes its events into the shared run directory as it trains
     assert wait_for(lambda: long_run.events.exists() and
@@ -131,7 +131,7 @@ def test_jobs_run_on_ray_reattach_after_a_restart_stop_and_stay_apart(tmp_path, 
 
 
 def test_an_unreachable_cluster_is_one_sentence():
-    from finetuner.raybackend import RayBackend, backend_from_env
+    from finetuner.server.raybackend import RayBackend, backend_from_env
 
     port = free_port()
     t0 = time.time()

@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 from conftest import ROOT, sentiment_rows, write_csv
 
-from finetuner.compare import members, parse_vary, summarize, trade_off
 from finetuner.config import RunConfig
 from finetuner.errors import FinetunerError
+from finetuner.server.compare import members, parse_vary, summarize, trade_off
 
 
 def base_config(data: Path, model: Path, **training) -> RunConfig:
@@ -128,8 +128,8 @@ def test_search_prunes_resumes_extends_and_never_shows_the_sampler_a_test_score(
         tmp_path, tiny_model):
     import optuna
 
-    from finetuner.follow import local_launcher
-    from finetuner.search import Budget, Search
+    from finetuner.server.follow import local_launcher
+    from finetuner.server.search import Budget, Search
 
     data = write_csv(tmp_path / "s.csv", sentiment_rows(80))
     out = tmp_path / "search"
@@ -244,7 +244,7 @@ def test_a_search_killed_mid_trial_picks_its_trial_up_again(tmp_path, tiny_model
 
 
 def test_a_damaged_search_folder_and_bad_settings_get_one_sentence(tmp_path):
-    from finetuner.search import Search
+    from finetuner.server.search import Search
 
     (tmp_path / "search.json").write_text("{bad")
     with pytest.raises(FinetunerError, match="is damaged"):
@@ -256,7 +256,7 @@ def test_a_damaged_search_folder_and_bad_settings_get_one_sentence(tmp_path):
 
 
 def test_pruning_waits_for_a_fair_share_of_training():
-    from finetuner.search import warmup_evaluations
+    from finetuner.server.search import warmup_evaluations
 
     base = RunConfig.from_dict({"data": {"train_file": "x.csv"},
                                 "training": {"epochs": 3, "evals_per_epoch": 4}})

@@ -14,11 +14,11 @@ from pathlib import Path
 import pytest
 from conftest import write_csv
 
-from finetuner.batch import BatchJobs
 from finetuner.errors import FinetunerError
-from finetuner.limits import Limits
-from finetuner.sharing import PredictionSlots, PredictorCache
-from finetuner.studio import Studio
+from finetuner.server.batch import BatchJobs
+from finetuner.server.limits import Limits
+from finetuner.server.sharing import PredictionSlots, PredictorCache
+from finetuner.server.studio import Studio
 from finetuner.ui.handlers import Handlers
 
 HERE = Path(__file__).resolve().parent
@@ -165,7 +165,7 @@ def predictors(tiny_model):
     """A classification and a QA predictor on the tiny random BERT (no training needed)."""
     import transformers
 
-    from finetuner.inference import Predictor
+    from finetuner.serving.inference import Predictor
 
     tokenizer = transformers.AutoTokenizer.from_pretrained(tiny_model)
     cls = transformers.AutoModelForSequenceClassification.from_pretrained(tiny_model,
@@ -179,7 +179,7 @@ def predictors(tiny_model):
 
 
 def test_a_long_passage_is_searched_in_at_most_the_window_cap(predictors):
-    from finetuner import tryit
+    from finetuner.serving import tryit
     from finetuner.tasks import qa
 
     p = predictors["qa"]
@@ -199,7 +199,7 @@ def test_a_long_passage_is_searched_in_at_most_the_window_cap(predictors):
 
 
 def test_a_text_longer_than_the_max_length_says_what_was_read(predictors):
-    from finetuner import tryit
+    from finetuner.serving import tryit
 
     p = predictors["classification"]
     example = {"text": " ".join(["word"] * 50)}
@@ -358,7 +358,7 @@ def test_bind_streams_generator_handlers_and_keeps_errors_inline(tmp_path):
 def test_token_statistics_come_from_a_sample_and_the_row_cap_comes_first(tmp_path,
                                                                          monkeypatch):
     from finetuner.config import RunConfig
-    from finetuner.data import TOKEN_SAMPLE_ROWS
+    from finetuner.data.splits import TOKEN_SAMPLE_ROWS
     from finetuner.tasks import classification
 
     n = TOKEN_SAMPLE_ROWS + 5000
@@ -396,14 +396,14 @@ def test_the_data_check_refuses_too_many_rows_before_tokenising(tmp_path, monkey
     from conftest import EXAMPLES
     from test_ui_handlers import form
 
-    import finetuner.checks
+    import finetuner.training.checks
 
     def no_counter(source):
         def count(texts, pairs):
             raise AssertionError("tokenised before the row cap was checked")
         return count
 
-    monkeypatch.setattr(finetuner.checks, "token_counter", no_counter)
+    monkeypatch.setattr(finetuner.training.checks, "token_counter", no_counter)
     handlers = Handlers(Studio(tmp_path / "home", limits=Limits(max_rows=100)))
     out = handlers.data_changed("alice", form(train_file=str(EXAMPLES / "sentiment.csv")))
     assert "at most 100 (FINETUNER_MAX_ROWS)" in out["data_msg"]

@@ -1,5 +1,5 @@
-"""Experiment tracking (finetuner.trackers): one real worker run on the tiny random BERT that
-reports to TensorBoard, MLflow and trackio, read back with each tracker's own reader
+"""Experiment tracking (finetuner.training.trackers): one real worker run on the tiny random BERT
+that reports to TensorBoard, MLflow and trackio, read back with each tracker's own reader
 (EventAccumulator, MlflowClient on the file store, trackio's SQLiteStorage), with every
 network call of the worker refused and recorded; nothing is reported by default; a missing
 library is one sentence before anything runs."""
@@ -12,11 +12,11 @@ import signal
 import pytest
 from conftest import write_csv
 
-from finetuner import trackers
 from finetuner.config import RunConfig, TrainingConfig
 from finetuner.errors import ConfigError, FinetunerError
-from finetuner.jobs import JobManager
 from finetuner.runs import create_run, read_events
+from finetuner.server.jobs import JobManager
+from finetuner.training import trackers
 
 ALL = ["tensorboard", "mlflow", "trackio"]
 needs_all = pytest.mark.skipif(bool(trackers.missing(ALL)),
@@ -212,8 +212,8 @@ def test_report_to_is_a_checked_list_and_empty_by_default():
 
 
 def test_the_default_config_reports_nowhere(tmp_path, tiny_model):
-    from finetuner import training
     from finetuner.runs import EventWriter
+    from finetuner.training import loop as training
 
     run = create_run(tmp_path / "runs", config(tmp_path, tiny_model))
     ctx = training.Context(run=run, config=run.load_config(), events=EventWriter(run.events),
@@ -226,8 +226,8 @@ def test_the_default_config_reports_nowhere(tmp_path, tiny_model):
 
 def test_a_missing_library_is_one_sentence_before_anything_runs(tmp_path, tiny_model,
                                                                 monkeypatch, capsys):
-    from finetuner import worker
     from finetuner.__main__ import main
+    from finetuner.training import worker
 
     monkeypatch.setattr(trackers, "installed", lambda module: module != "mlflow")
     sentence = "--report-to mlflow needs the mlflow package: pip install -r " \

@@ -9,7 +9,7 @@ import time
 import pytest
 from conftest import EXAMPLES, wait_for, write_csv
 
-from finetuner.studio import Studio
+from finetuner.server.studio import Studio
 from finetuner.ui.forms import FORM_FIELDS, NONE
 from finetuner.ui.handlers import Handlers
 

@@ -1,4 +1,4 @@
-"""Warm starts (finetuner.warmstart): a server forks its training workers from a process that
+"""Warm starts (finetuner.server.warmstart): a server forks its training workers from a process that
 has already imported torch and transformers. A warm worker must be the same worker: its own
 session, its own scrubbed environment, the same numbers, the same ends (stopped, killed by
 the system, failed), and a server must go on (cold) when the warm process is gone."""
@@ -14,10 +14,10 @@ import pytest
 from conftest import sentiment_rows, write_csv
 from test_worker import events_of, wait_for
 
-from finetuner import warmstart
 from finetuner.config import RunConfig
-from finetuner.jobs import JobManager
 from finetuner.runs import create_run
+from finetuner.server import warmstart
+from finetuner.server.jobs import JobManager
 
 SECRET = "hf_never_in_a_warm_worker"
 pytestmark = pytest.mark.skipif(not warmstart.usable(), reason="warm starts are off on GPU hosts")
@@ -65,7 +65,7 @@ def test_a_warm_worker_is_a_worker_of_its_own(tmp_path, tiny_model, monkeypatch)
     manager.submit(slow, "alice")
     assert wait_for(lambda: events_of(slow, "progress"), 60)
     pid = manager._jobs[slow.id].pid
-    assert b"finetuner.warmstart" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    assert b"finetuner.server.warmstart" in Path(f"/proc/{pid}/cmdline").read_bytes()
     assert os.getpgid(pid) == pid != os.getpgid(starter.proc.pid)
     assert Path(os.readlink(f"/proc/{pid}/cwd")) == slow.root.resolve()
     assert "Stopping" in manager.stop(slow)
@@ -128,7 +128,7 @@ def test_a_job_whose_libraries_read_other_settings_is_not_forked(tmp_path, tiny_
 
 @pytest.mark.parametrize("value", ["0", "off", "False"])
 def test_the_setting_turns_warm_starts_off(tmp_path, monkeypatch, value):
-    from finetuner.studio import Studio
+    from finetuner.server.studio import Studio
 
     monkeypatch.setenv("FINETUNER_WARM_START", value)
     studio = Studio(tmp_path / "home")

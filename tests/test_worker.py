@@ -14,8 +14,8 @@ import pytest
 from conftest import ROOT, assert_record_scores_the_validation, wait_for, write_csv
 
 from finetuner.config import RunConfig
-from finetuner.jobs import JobManager
 from finetuner.runs import create_run, read_events, read_json
+from finetuner.server.jobs import JobManager
 
 
 def easy_rows(n=160):
@@ -62,7 +62,7 @@ def test_results_have_every_promised_field(finished):
     assert set(results["test"]["per_class"]) == {"neg", "pos"}
     assert sum(map(sum, results["test"]["confusion_matrix"])) == 16
     assert "macro_f1" in results["validation"]
-    from finetuner.diagnostics import VERDICTS
+    from finetuner.evaluation.diagnostics import VERDICTS
 
     assert results["diagnosis"]["verdict"] in VERDICTS
     assert results["diagnosis"]["evidence"] and results["diagnosis"]["remedies"]
@@ -115,7 +115,7 @@ def test_exported_model_loads_in_a_plain_pipeline(finished):
 
 
 def test_predictor_single_many_and_file(finished, tmp_path):
-    from finetuner.inference import Predictor
+    from finetuner.serving.inference import Predictor
 
     run, _ = finished
     predictor = Predictor.load(run.root)
@@ -143,7 +143,7 @@ def test_predictions_file_lists_wrong_answers_first(finished):
 def test_zip_export(finished, tmp_path):
     import zipfile
 
-    from finetuner.export import make_zip
+    from finetuner.serving.export import make_zip
 
     run, _ = finished
     path = make_zip(run, tmp_path / "m.zip")
@@ -176,7 +176,7 @@ def test_lora_exports(tmp_path, tiny_model, adapter_only):
         assert "model.safetensors" in names and "adapter_config.json" not in names
         assert pipeline("text-classification", model=str(run.model))("fine")[0]["label"] in (
             "neg", "pos")
-    from finetuner.inference import Predictor
+    from finetuner.serving.inference import Predictor
 
     assert Predictor.load(run.root).predict("good")["label"] in ("neg", "pos")
 
@@ -304,7 +304,7 @@ def test_out_of_memory_fails_cleanly(tmp_path, tiny_model):
 def test_worker_usage_message():
     import subprocess
 
-    proc = subprocess.run([sys.executable, "-m", "finetuner.worker"], capture_output=True,
+    proc = subprocess.run([sys.executable, "-m", "finetuner.training.worker"], capture_output=True,
                           text=True, cwd=ROOT)
     assert proc.returncode == 2 and "usage" in proc.stderr
 
@@ -320,6 +320,6 @@ def test_results_record_device_batch_and_peak_memory(finished):
 def test_auto_batch_size_is_32_on_a_cpu(tiny_model):
     import torch
 
-    from finetuner.training import auto_batch_size
+    from finetuner.training.loop import auto_batch_size
 
     assert auto_batch_size(None, [], None, None, torch.device("cpu")) == 32

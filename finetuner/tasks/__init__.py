@@ -9,7 +9,7 @@ A task module provides, as plain functions (torch is only imported inside those 
   (one or more features per example; extra keys such as word_ids or offsets are kept for
   decoding, only input_ids/attention_mask/token_type_ids and labels reach the model).
 - `metrics(outputs, features, examples, labels, **options) -> dict`: scores, including the
-  spec's primary metric, from per-feature outputs (`finetuner.batching.run_model`).
+  spec's primary metric, from per-feature outputs (`finetuner.models.batching.run_model`).
 - `decode(outputs, features, examples, labels, **options) -> list[dict]`: one answer per example
   for the try-it box and file predictions.
 - `prediction_rows(...)`: test rows with the model's answers, wrong ones first, for the results.
@@ -24,6 +24,10 @@ task name, the metric that picks the best checkpoint, the default max length, th
 pickers and try-it boxes (`TaskUI`), the diagnosis' units and advice, whether a label can be
 guessed, the calibration pairs and the baselines. This registry is the only task-keyed table:
 every other module asks `get_task(name)`.
+
+May import: the root modules (errors, config, runs, results), `finetuner.data` and
+`finetuner.metrics`; never `finetuner.models` or above, and torch only inside the functions
+that need it.
 """
 
 from __future__ import annotations
@@ -33,8 +37,8 @@ from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Protocol, runtime_checkable
 
-from ..data import DataReport
-from ..errors import ConfigError
+from finetuner.data.splits import DataReport
+from finetuner.errors import ConfigError
 
 
 @runtime_checkable

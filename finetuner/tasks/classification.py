@@ -8,17 +8,11 @@ from __future__ import annotations
 
 from collections import Counter
 
-from ..config import RunConfig
-from ..data import Finding, TokenCounter, clean_label, clean_text, sort_labels
-from ..errors import DataError
-from . import PreparedData, windows
-from .table import (
-    MISSING,
-    RowKind,
-    detect_columns,
-    featurize_rows,  # noqa: F401 - detect_columns is this module's public API too
-    prepare_rows,
-)
+from finetuner.config import RunConfig
+from finetuner.data.splits import Finding, TokenCounter, clean_label, clean_text, sort_labels
+from finetuner.errors import DataError
+from finetuner.tasks import PreparedData, windows
+from finetuner.tasks.table import MISSING, RowKind, detect_columns, featurize_rows, prepare_rows
 
 MIN_PER_CLASS_WARN = 10
 IMBALANCE_WARN = 4.0
@@ -166,7 +160,7 @@ def example_logits(outputs, features, examples, options: dict):
 
 
 def metrics(outputs, features, examples, labels: list[str], **options) -> dict:
-    from ..metrics.classification import classification_metrics
+    from finetuner.metrics.classification import classification_metrics
 
     pred = example_logits(outputs, features, examples, options).argmax(-1)
     gold = [labels.index(e["label"]) for e in examples]
@@ -174,7 +168,8 @@ def metrics(outputs, features, examples, labels: list[str], **options) -> dict:
 
 
 def paired_record(outputs, features, examples, labels: list[str], **options) -> dict:
-    """Gold and predicted class per row, for the paired test of two runs (finetuner.paired)."""
+    """Gold and predicted class per row, for the paired test of two runs
+    (finetuner.evaluation.paired)."""
     pred = example_logits(outputs, features, examples, options).argmax(-1)
     return {"kind": "confusion", "classes": len(labels), "pred": pred.tolist(),
             "gold": [labels.index(e["label"]) for e in examples]}

@@ -15,12 +15,12 @@ from itertools import combinations
 
 import numpy as np
 
-from ..config import RunConfig
-from ..data import Finding, TokenCounter, clean_label, sort_labels
-from ..errors import DataError
-from . import NO_LABEL, PreparedData, windows
-from .classification import example_from_input, examples_from_frame  # noqa: F401 - same
-from .table import MISSING, RowKind, featurize_rows, label_columns, prepare_rows
+from finetuner.config import RunConfig
+from finetuner.data.splits import Finding, TokenCounter, clean_label, sort_labels
+from finetuner.errors import DataError
+from finetuner.tasks import NO_LABEL, PreparedData, windows
+from finetuner.tasks.classification import example_from_input, examples_from_frame  # noqa: F401 - same
+from finetuner.tasks.table import MISSING, RowKind, featurize_rows, label_columns, prepare_rows
 
 SEPARATORS = (";", "|", ",")
 TRUE_VALUES = {"1", "true", "yes", "y", "t"}
@@ -241,7 +241,7 @@ def _gold(examples: list[dict], labels: list[str]) -> np.ndarray:
 
 
 def metrics(outputs, features, examples, labels: list[str], **options) -> dict:
-    from ..metrics.multilabel import multilabel_metrics, tune_thresholds
+    from finetuner.metrics.multilabel import multilabel_metrics, tune_thresholds
 
     probs = probabilities(outputs, features, examples, options)
     gold = _gold(examples, labels)
@@ -255,7 +255,8 @@ def metrics(outputs, features, examples, labels: list[str], **options) -> dict:
 
 
 def paired_record(outputs, features, examples, labels: list[str], **options) -> dict:
-    """Label counts per row at the tuned thresholds, for the paired test (finetuner.paired)."""
+    """Label counts per row at the tuned thresholds, for the paired test
+    (finetuner.evaluation.paired)."""
     pred = probabilities(outputs, features, examples, options) >= _thresholds(labels, options)
     gold = _gold(examples, labels)
     return {"kind": "counts", "tp": (gold & pred).sum(1).tolist(),
@@ -264,7 +265,7 @@ def paired_record(outputs, features, examples, labels: list[str], **options) -> 
 
 def tune(outputs, features, examples, labels: list[str], **options) -> dict:
     """Options learned on the validation split after training: a threshold per label."""
-    from ..metrics.multilabel import tune_thresholds
+    from finetuner.metrics.multilabel import tune_thresholds
 
     probs = probabilities(outputs, features, examples, options)
     return {"thresholds": tune_thresholds(_gold(examples, labels), probs, labels),

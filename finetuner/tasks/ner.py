@@ -14,8 +14,8 @@ import re
 from collections import Counter
 from collections.abc import Sequence
 
-from ..config import RunConfig
-from ..data import (
+from finetuner.config import RunConfig
+from finetuner.data.splits import (
     DataReport,
     Finding,
     TokenCounter,
@@ -27,13 +27,11 @@ from ..data import (
     token_sample,
     truncation_finding,
 )
-from ..errors import DataError
-from ..metrics.ner import (
-    entities,
-)
-from . import PreparedData
-from .ner_read import Source, as_list, read_sentences  # noqa: F401  (read_sentences: tests)
-from .pipeline import hold_out, read_splits, require_held_out
+from finetuner.errors import DataError
+from finetuner.metrics.ner import entities
+from finetuner.tasks import PreparedData
+from finetuner.tasks.ner_read import Source, as_list, read_sentences  # noqa: F401  (read_sentences: tests)
+from finetuner.tasks.pipeline import hold_out, read_splits, require_held_out
 
 CONLL_SUFFIXES = (".conll", ".iob", ".bio")  # .txt too, when its lines look like CoNLL
 TOKEN_NAMES = ("tokens", "words", "token", "word", "sentence", "text", "tokens_list")
@@ -248,7 +246,7 @@ def word_predictions(logits, word_ids: Sequence[int | None], n_words: int,
 
 
 def metrics(outputs, features, examples, labels: list[str], **_options) -> dict:
-    from ..metrics.ner import entity_metrics
+    from finetuner.metrics.ner import entity_metrics
 
     gold, pred, seen = [], [], []
     for logits, feat, example in zip(outputs, features, examples):
@@ -261,8 +259,8 @@ def metrics(outputs, features, examples, labels: list[str], **_options) -> dict:
 
 
 def paired_record(outputs, features, examples, labels: list[str], **_options) -> dict:
-    """Entity counts per sentence, for the paired test of two runs (finetuner.paired)."""
-    from ..metrics.ner import entities
+    """Entity counts per sentence, for the paired test of two runs (finetuner.evaluation.paired)."""
+    from finetuner.metrics.ner import entities
 
     tp, fp, fn = [], [], []
     for logits, feat, example in zip(outputs, features, examples):

@@ -13,10 +13,11 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..config import DataConfig
-from ..data import Finding, clean_text, column_by_name, require_columns
-from ..errors import DataError
-from ..metrics.ner import (
+from finetuner.config import DataConfig
+from finetuner.data.splits import Finding, clean_text, column_by_name, require_columns
+from finetuner.data.tables import decode_text, read_bytes, read_table
+from finetuner.errors import DataError
+from finetuner.metrics.ner import (
     bio_style_b_tags,
     is_valid,
     opening_i_tags,
@@ -24,7 +25,6 @@ from ..metrics.ner import (
     to_bio_prefixes,
     uses_other_scheme,
 )
-from ..tables import decode_text, read_bytes, read_table
 
 CONLL_SUFFIXES = (".conll", ".iob", ".bio")  # .txt too, when its lines look like CoNLL
 TOKEN_NAMES = ("tokens", "words", "token", "word", "sentence", "text", "tokens_list")

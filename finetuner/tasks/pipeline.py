@@ -12,9 +12,9 @@ import hashlib
 import json
 from collections.abc import Callable, Sequence
 
-from ..config import DataConfig
-from ..data import split_indices
-from ..errors import DataError
+from finetuner.config import DataConfig
+from finetuner.data.splits import split_indices
+from finetuner.errors import DataError
 
 SPLITS = ("train", "validation", "test")
 

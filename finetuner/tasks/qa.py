@@ -20,8 +20,8 @@ from __future__ import annotations
 import math
 from collections import Counter
 
-from ..config import RunConfig
-from ..data import (
+from finetuner.config import RunConfig
+from finetuner.data.splits import (
     DataReport,
     Finding,
     TokenCounter,
@@ -32,10 +32,10 @@ from ..data import (
     sample_note,
     token_sample,
 )
-from . import PreparedData
-from .pipeline import hold_out, read_splits, require_held_out
-from .qa_read import _Log, examples_from_frame, read_examples  # noqa: F401
-from .qa_spans import decode, featurize  # noqa: F401  (the task's hooks)
+from finetuner.tasks import PreparedData
+from finetuner.tasks.pipeline import hold_out, read_splits, require_held_out
+from finetuner.tasks.qa_read import _Log, examples_from_frame, read_examples  # noqa: F401
+from finetuner.tasks.qa_spans import decode, featurize  # noqa: F401  (the task's hooks)
 
 MIN_ARTICLES = 10  # fewer articles than this: hold out paragraphs, not whole articles
 
@@ -208,7 +208,7 @@ def _per_split(splits: dict, owners: list[str], wins: list[int]) -> dict:
 
 def metrics(outputs, features, examples, labels: list[str], **options) -> dict:
     """SQuAD exact match and F1 (0-1), best over the gold answers of each question."""
-    from ..metrics.squad import squad_scores
+    from finetuner.metrics.squad import squad_scores
 
     predictions = decode(outputs, features, examples, labels, **options)
     return squad_scores([p["answer"] for p in predictions],
@@ -216,8 +216,8 @@ def metrics(outputs, features, examples, labels: list[str], **options) -> dict:
 
 
 def paired_record(outputs, features, examples, labels: list[str], **options) -> dict:
-    """SQuAD F1 per question, for the paired test of two runs (finetuner.paired)."""
-    from ..metrics.squad import f1_score
+    """SQuAD F1 per question, for the paired test of two runs (finetuner.evaluation.paired)."""
+    from finetuner.metrics.squad import f1_score
 
     predictions = decode(outputs, features, examples, labels, **options)
     return {"kind": "mean", "values": [f1_score(p["answer"], e["answers"]["text"])
@@ -235,7 +235,7 @@ def _trim(context: str, around: int | None, width: int = 300) -> str:
 def prediction_rows(outputs, features, examples: list[dict], labels: list[str],
                     **options) -> list[dict]:
     """Test questions with the model's answer, wrong ones first (most confident first)."""
-    from ..metrics.squad import exact_match, f1_score
+    from finetuner.metrics.squad import exact_match, f1_score
 
     predictions = decode(outputs, features, examples, labels, **options)
     rows = []

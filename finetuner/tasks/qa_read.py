@@ -14,10 +14,10 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..config import RunConfig
-from ..data import Finding, clean_text, column_by_name, require_columns
-from ..errors import DataError
-from ..tables import decode_text, read_bytes, read_table
+from finetuner.config import RunConfig
+from finetuner.data.splits import Finding, clean_text, column_by_name, require_columns
+from finetuner.data.tables import decode_text, read_bytes, read_table
+from finetuner.errors import DataError
 
 QUESTION_NAMES = ("question", "questions", "query", "q")
 CONTEXT_NAMES = ("context", "passage", "paragraph", "document", "text", "story", "evidence")

@@ -15,12 +15,12 @@ from dataclasses import replace
 import numpy as np
 import pandas as pd
 
-from ..config import RunConfig
-from ..data import Finding, TokenCounter, clean_label
-from ..errors import DataError
-from . import PreparedData, windows
-from .classification import example_from_input, examples_from_frame  # noqa: F401 - same
-from .table import MISSING, RowKind, featurize_rows, prepare_rows
+from finetuner.config import RunConfig
+from finetuner.data.splits import Finding, TokenCounter, clean_label
+from finetuner.errors import DataError
+from finetuner.tasks import PreparedData, windows
+from finetuner.tasks.classification import example_from_input, examples_from_frame  # noqa: F401 - same
+from finetuner.tasks.table import MISSING, RowKind, featurize_rows, prepare_rows
 
 MIN_DISTINCT = 3
 BINS = 6
@@ -173,14 +173,14 @@ def values(outputs, features, examples, options: dict) -> np.ndarray:
 
 
 def metrics(outputs, features, examples, labels: list[str], **options) -> dict:
-    from ..metrics.regression import regression_metrics
+    from finetuner.metrics.regression import regression_metrics
 
     return regression_metrics([e["label"] for e in examples],
                               values(outputs, features, examples, options))
 
 
 def paired_record(outputs, features, examples, labels: list[str], **options) -> dict:
-    """Gold and predicted number per row, for the paired test (finetuner.paired)."""
+    """Gold and predicted number per row, for the paired test (finetuner.evaluation.paired)."""
     return {"kind": "pearson", "gold": [float(e["label"]) for e in examples],
             "pred": [float(v) for v in values(outputs, features, examples, options)]}
 

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import pandas as pd
 
-from .multilabel import _detect_label, detect_separator
-from .regression import looks_like_regression
-from .table import clean_label, detect_columns
+from finetuner.tasks.multilabel import _detect_label, detect_separator
+from finetuner.tasks.regression import looks_like_regression
+from finetuner.tasks.table import clean_label, detect_columns
 
 
 def suggest_task(frame: pd.DataFrame) -> tuple[str, str] | None:
@@ -35,7 +35,7 @@ def suggest_task(frame: pd.DataFrame) -> tuple[str, str] | None:
 def suggest_from_text(path: str) -> tuple[str, str] | None:
     """A file that is no table: ("ner", why) when it reads as token-per-line entity data
     (CoNLL); None otherwise."""
-    from .ner_read import looks_like_conll
+    from finetuner.tasks.ner_read import looks_like_conll
 
     try:
         with open(path, encoding="utf-8", errors="replace") as fh:

@@ -16,8 +16,8 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from ..config import RunConfig
-from ..data import (
+from finetuner.config import RunConfig
+from finetuner.data.splits import (
     DataReport,
     Finding,
     TokenCounter,
@@ -31,10 +31,10 @@ from ..data import (
     token_sample,
     truncation_finding,
 )
-from ..errors import DataError
-from ..tables import Table, read_table
-from . import PreparedData
-from .pipeline import hold_out, missing_parts, read_splits, require_held_out
+from finetuner.data.tables import Table, read_table
+from finetuner.errors import DataError
+from finetuner.tasks import PreparedData
+from finetuner.tasks.pipeline import hold_out, missing_parts, read_splits, require_held_out
 
 LABEL_NAMES = ("label", "labels", "class", "category", "categories", "target", "sentiment",
                "intent", "topic", "topics", "tag", "tags", "polarity", "gold_label", "y",
@@ -354,7 +354,7 @@ def featurize_rows(examples: list[dict], tokenizer, max_length: int, options: di
     """Model inputs of table rows: one feature per row (a pair of texts is encoded together),
     or the windows of each long text when the report turned windows on; `label_of(example)`
     gives the feature's "labels" (None: no label, as when predicting)."""
-    from . import windows
+    from finetuner.tasks import windows
 
     if options.get("windows"):
         return windows.featurize(examples, tokenizer, max_length, options["window_overlap"],

@@ -12,8 +12,8 @@ import warnings
 
 import gradio as gr
 
-from ..studio import Studio
-from . import (
+from finetuner.server.studio import Studio
+from finetuner.ui import (
     layout,
     render,
     tab_admin,
@@ -25,8 +25,8 @@ from . import (
     tab_train,
     tab_try,
 )
-from .handlers import Handlers
-from .wiring import COST_IN, COST_OUT, FORM, RUNS_OUT, Wiring
+from finetuner.ui.handlers import Handlers
+from finetuner.ui.wiring import COST_IN, COST_OUT, FORM, RUNS_OUT, Wiring
 
 log = logging.getLogger("finetuner.ui")
 CSS = """

@@ -15,7 +15,7 @@ import hmac
 import os
 from pathlib import Path
 
-from ..errors import FinetunerError
+from finetuner.errors import FinetunerError
 
 LOCAL = "local"
 

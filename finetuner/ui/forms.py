@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..config import DEFAULT_METHOD, METHOD_TITLES, METHODS, RunConfig
-from ..errors import FinetunerError
+from finetuner.config import DEFAULT_METHOD, METHOD_TITLES, METHODS, RunConfig
+from finetuner.errors import FinetunerError
 
 NONE = "(none)"
 
@@ -118,6 +118,6 @@ def _num(value, cast=float, default=None):
 
 def model_choices() -> list[tuple[str, str]]:
     """The model picker: the base-size model only where its packages are installed."""
-    from ..packaged import mpnet_installed
+    from finetuner.models.packaged import mpnet_installed
 
     return [c for c in MODEL_CHOICES if c[1] != "mpnet" or mpnet_installed()]

@@ -36,9 +36,9 @@ import anyio
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from ..errors import FinetunerError
-from ..files import FileRegistry
-from .auth import oauth_user, scope_user
+from finetuner.errors import FinetunerError
+from finetuner.server.files import FileRegistry
+from finetuner.ui.auth import oauth_user, scope_user
 
 API = "/gradio_api/"
 EVENT_ROUTES = ("queue/join", "queue/data", "call/", "run/", "api/")

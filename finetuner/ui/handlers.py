@@ -12,20 +12,20 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..config import RunConfig
-from ..errors import FinetunerError
-from ..modeling import ModelSource, model_config, resolve_model
-from ..studio import Studio
-from ..tasks import DEFAULT_TASK
-from .forms import NOT_YOURS, _col, _path, method_of, settings_from_form
-from .tab_admin import AdminTab
-from .tab_data import DataTab
-from .tab_groups import GroupsTab
-from .tab_model import ModelTab
-from .tab_results import ResultsTab
-from .tab_runs import RunsTab
-from .tab_train import TrainTab
-from .tab_try import TryTab
+from finetuner.config import RunConfig
+from finetuner.errors import FinetunerError
+from finetuner.models.modeling import ModelSource, model_config, resolve_model
+from finetuner.server.studio import Studio
+from finetuner.tasks import DEFAULT_TASK
+from finetuner.ui.forms import NOT_YOURS, _col, _path, method_of, settings_from_form
+from finetuner.ui.tab_admin import AdminTab
+from finetuner.ui.tab_data import DataTab
+from finetuner.ui.tab_groups import GroupsTab
+from finetuner.ui.tab_model import ModelTab
+from finetuner.ui.tab_results import ResultsTab
+from finetuner.ui.tab_runs import RunsTab
+from finetuner.ui.tab_train import TrainTab
+from finetuner.ui.tab_try import TryTab
 
 
 class Handlers(DataTab, ModelTab, TrainTab, ResultsTab, TryTab, RunsTab, GroupsTab, AdminTab):

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import gradio as gr
 
-from ..config import (
+from finetuner.config import (
     CPU_BATCH_SIZE,
     DEFAULT_LEARNING_RATE,
     DEFAULT_METHOD,
@@ -15,11 +15,11 @@ from ..config import (
     PRECISIONS,
     RunConfig,
 )
-from ..tasks import DEFAULT_TASK
-from ..tasks.table import LONG_DOCUMENTS_AUTO_SHARE
-from . import charts, render
-from .forms import EXAMPLES, METHOD_CHOICES, NONE, model_choices
-from .tasks import TASK_CHOICES, TASK_INFO
+from finetuner.tasks import DEFAULT_TASK
+from finetuner.tasks.table import LONG_DOCUMENTS_AUTO_SHARE
+from finetuner.ui import charts, render
+from finetuner.ui.forms import EXAMPLES, METHOD_CHOICES, NONE, model_choices
+from finetuner.ui.tasks import TASK_CHOICES, TASK_INFO
 
 DATA_TYPES = [".csv", ".tsv", ".tab", ".txt", ".json", ".jsonl", ".ndjson", ".parquet",
               ".conll", ".iob", ".bio"]
@@ -143,8 +143,8 @@ def _advanced(add) -> None:
         add("lora_targets", gr.Textbox(label="LoRA target modules",
                                        placeholder="empty: chosen for the architecture"))
         add("adapter_only", gr.Checkbox(False, label="Export the LoRA adapter only"))
-    from ..config import TRACKERS
-    from ..trackers import missing
+    from finetuner.config import TRACKERS
+    from finetuner.training.trackers import missing
 
     absent = set(missing(list(TRACKERS)))
     add("onnx", gr.Checkbox(D.training.onnx, label="Also export ONNX (fp32 and int8)",
@@ -167,7 +167,7 @@ def _groups_form(add) -> None:
         "dropout (and LoRA's rank and alpha) for the method above with Optuna, on the "
         "validation split; the chosen settings are trained once more as a normal run, the "
         "only one scored on the test split.")
-    from .tab_groups import VARY_CHOICES
+    from finetuner.ui.tab_groups import VARY_CHOICES
 
     with gr.Row():
         add("cmp_methods", gr.CheckboxGroup(

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import pandas as pd
 
-from ..data import sample_note
-from ..estimate import human_seconds
-from ..tasks import DEFAULT_TASK
-from . import words
-from .charts import esc, line_chart
+from finetuner.data.splits import sample_note
+from finetuner.models.estimate import human_seconds
+from finetuner.tasks import DEFAULT_TASK
+from finetuner.ui import words
+from finetuner.ui.charts import esc, line_chart
 
 VERDICT_STYLE = {
     "behind_baseline": ("bad", "#fdecea", "#a12622"),
@@ -68,7 +68,7 @@ def report_html(report: dict) -> str:
 
 def label_chart(report: dict) -> str:
     """Horizontal bars (HTML, starting at zero) of the counts that matter for the task."""
-    from ..tasks import TASKS
+    from finetuner.tasks import TASKS
 
     ui = (TASKS.get(report.get("task", DEFAULT_TASK)) or TASKS[DEFAULT_TASK]).ui
     counts = (report.get("label_counts") or {}).get("train") or {}
@@ -179,7 +179,7 @@ def onnx_html(results: dict) -> str:
     info = results.get("onnx") or {}
     if not info:
         return ""
-    from ..runtimes import PENDING, TITLES, points
+    from finetuner.serving.runtimes import PENDING, TITLES, points
 
     if info.get("error"):
         return f"<div class='ft-onnx'>{message(info['error'], 'info')}</div>"
@@ -394,9 +394,9 @@ def runs_frame(summaries: list) -> pd.DataFrame:
     cols = ["name", "status", "task", "method", "best validation score",
             "test score (not used for any choice)", "vs best baseline (validation)",
             "train time", "disk", "created", "id"]
-    from ..config import METHOD_NAMES
-    from ..estimate import human_seconds
-    from ..tasks import TASKS
+    from finetuner.config import METHOD_NAMES
+    from finetuner.models.estimate import human_seconds
+    from finetuner.tasks import TASKS
 
     def row(s) -> list:
         def score(x):

@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import pandas as pd
 
-from ..compare import METHOD_NAMES
-from . import words
-from .charts import SERIES_COLORS, esc, line_chart
-from .render import STATUS_TEXT, message
+from finetuner.server.compare import METHOD_NAMES
+from finetuner.ui import words
+from finetuner.ui.charts import SERIES_COLORS, esc, line_chart
+from finetuner.ui.render import STATUS_TEXT, message
 
 GROUP_STATUS = {"running": "Running", "stopping": "Stopping", "stopped": "Stopped",
                 "finished": "Finished", "failed": "Failed"}
@@ -97,8 +97,8 @@ def curve_html(view: dict) -> str:
 
 def curve_chart(view: dict) -> str:
     """Best validation score against training examples, its noise band and the fit."""
-    from ..learning_curve import predict
-    from .charts import band_chart
+    from finetuner.server.learning_curve import predict
+    from finetuner.ui.charts import band_chart
 
     curve = view.get("curve") or {}
     points = [(p["n"], p["score"], p["band"]) for p in curve.get("points") or []]

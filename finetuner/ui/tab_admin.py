@@ -5,8 +5,8 @@ from __future__ import annotations
 import gradio as gr
 import pandas as pd
 
-from . import render
-from .wiring import Wiring
+from finetuner.ui import render
+from finetuner.ui.wiring import Wiring
 
 
 class AdminTab:

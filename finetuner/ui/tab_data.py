@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import gradio as gr
 
-from ..checks import prepare_data
-from ..errors import FinetunerError
-from ..modeling import resolve_model
-from ..tables import read_table
-from ..tasks import DEFAULT_TASK, get_task
-from . import render
-from .forms import EXAMPLES, EXAMPLES_DIR, NONE, _col, _path
-from .tasks import chosen_columns
-from .tasks import preview as task_preview
-from .tasks import ui as task_ui
-from .wiring import COST_IN, COST_OUT, FORM, Wiring
+from finetuner.data.tables import read_table
+from finetuner.errors import FinetunerError
+from finetuner.models.modeling import resolve_model
+from finetuner.tasks import DEFAULT_TASK, get_task
+from finetuner.training.checks import prepare_data
+from finetuner.ui import render
+from finetuner.ui.forms import EXAMPLES, EXAMPLES_DIR, NONE, _col, _path
+from finetuner.ui.tasks import chosen_columns
+from finetuner.ui.tasks import preview as task_preview
+from finetuner.ui.tasks import ui as task_ui
+from finetuner.ui.wiring import COST_IN, COST_OUT, FORM, Wiring
 
 
 class DataTab:
@@ -74,7 +74,7 @@ class DataTab:
             frame = read_table(path).frame
         except FinetunerError:
             frame = None
-        from ..tasks.suggest import suggest_from_text, suggest_task
+        from finetuner.tasks.suggest import suggest_from_text, suggest_task
 
         suggested = (suggest_task(frame) or (DEFAULT_TASK, "its labels look like one class "
                                              "per row")) if frame is not None else \

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import gradio as gr
 
-from ..compare import parse_vary
-from ..errors import FinetunerError
-from . import render, render_groups
-from .forms import _num
-from .wiring import FORM, GROUP_OUT, Wiring
+from finetuner.errors import FinetunerError
+from finetuner.server.compare import parse_vary
+from finetuner.ui import render, render_groups
+from finetuner.ui.forms import _num
+from finetuner.ui.wiring import FORM, GROUP_OUT, Wiring
 
 VARY_CHOICES = [("Nothing else", ""), ("Learning rate", "learning_rate"),
                 ("LoRA rank", "lora_r"), ("Epochs", "epochs"), ("Batch size", "batch_size"),
@@ -22,7 +22,7 @@ def _positive(value) -> float | None:
 
 
 class GroupsTab:
-    """Handlers of the comparison and search views (finetuner.groups does the work)."""
+    """Handlers of the comparison and search views (finetuner.server.groups does the work)."""
 
     @staticmethod
     def _groups(ws, groups) -> list[tuple[str, str]]:

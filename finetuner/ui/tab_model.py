@@ -9,15 +9,21 @@ from pathlib import Path
 import gradio as gr
 import yaml
 
-from ..config import CPU_BATCH_SIZE, METHOD_TITLES, RunConfig, TrainingConfig, default_learning_rate
-from ..errors import FinetunerError
-from ..estimate import human_seconds, method_costs, planned_seconds, recommend
-from ..modeling import embedded_name, resolve_model
-from ..tasks import DEFAULT_TASK, get_task
-from . import render
-from .forms import _num, method_of
-from .tasks import ui as task_ui
-from .wiring import COST_IN, COST_OUT, FORM, Wiring
+from finetuner.config import (
+    CPU_BATCH_SIZE,
+    METHOD_TITLES,
+    RunConfig,
+    TrainingConfig,
+    default_learning_rate,
+)
+from finetuner.errors import FinetunerError
+from finetuner.models.estimate import human_seconds, method_costs, planned_seconds, recommend
+from finetuner.models.modeling import embedded_name, resolve_model
+from finetuner.tasks import DEFAULT_TASK, get_task
+from finetuner.ui import render
+from finetuner.ui.forms import _num, method_of
+from finetuner.ui.tasks import ui as task_ui
+from finetuner.ui.wiring import COST_IN, COST_OUT, FORM, Wiring
 
 
 class ModelTab:
@@ -147,7 +153,7 @@ class ModelTab:
         n_params = None
         if model.get("path"):
             try:
-                from ..estimate import counts
+                from finetuner.models.estimate import counts
 
                 spec = get_task(form.get("task") or DEFAULT_TASK)
                 n_params = counts(model["path"], spec, 2)["full"][1]
@@ -185,7 +191,7 @@ class ModelTab:
                  ("--output", "runs/my-run")]
         defaults = RunConfig.from_dict({"task": raw["task"]}).to_dict()
         named = {flag for flag, _ in flags} | {"--data", "--task", "--output"}
-        from ..cli_flags import FLAGS
+        from finetuner.cli.flags import FLAGS
 
         for flag, (section, name, _, _) in FLAGS.items():  # advanced settings a user changed
             value = raw[section][name] if section else raw[name]

@@ -6,13 +6,13 @@ from __future__ import annotations
 import gradio as gr
 import pandas as pd
 
-from ..config import METHODS
-from ..errors import FinetunerError
-from ..export import read_meta, usage_snippet
-from ..results import read_results
-from . import charts, render
-from .forms import METHOD_CHOICES
-from .wiring import RESULTS_OUT, Wiring
+from finetuner.config import METHODS
+from finetuner.errors import FinetunerError
+from finetuner.results import read_results
+from finetuner.serving.export import read_meta, usage_snippet
+from finetuner.ui import charts, render
+from finetuner.ui.forms import METHOD_CHOICES
+from finetuner.ui.wiring import RESULTS_OUT, Wiring
 
 
 class ResultsTab:
@@ -42,18 +42,18 @@ class ResultsTab:
         has_model = bool(meta)
         download = gr.update(value=None, interactive=False)
         if has_model:
-            from ..export import make_zip
+            from finetuner.serving.export import make_zip
 
             archive = run.root / "model.zip"
             if not archive.exists():
                 make_zip(run, archive)
-            from ..studio import safe_filename
+            from finetuner.server.studio import safe_filename
 
             # saved under the run's own name, not one more "model.zip" in Downloads
             name = safe_filename(ws.name_of(run), "run") + "-model.zip"
             download = gr.update(value=self._share(user, archive, run.id, name),
                                  interactive=True)
-        from .. import export_job
+        from finetuner.server import export_job
 
         onnx_now = export_job.state(run) if has_model else "done"
         return {
@@ -79,7 +79,7 @@ class ResultsTab:
 
     def results_tick(self, user: str, form: dict) -> dict:
         """While an export runs: the view again once it has landed (or failed)."""
-        from .. import export_job
+        from finetuner.server import export_job
 
         run_id = form.get("result_run")
         if not run_id:
@@ -101,7 +101,7 @@ class ResultsTab:
                     value=self._share(user, path, run.id) if shown else None, visible=shown)}
 
     def publish(self, user: str, form: dict) -> dict:
-        from ..export import push_to_hub
+        from finetuner.serving.export import push_to_hub
 
         run = self.studio.workspace(user).run(form.get("result_run"))
         try:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import gradio as gr
 
-from ..errors import FinetunerError
-from ..runs import FINAL_STATUSES
-from . import render
-from .wiring import GROUP_OUT, RESULTS_OUT, RUNS_OUT, Wiring
+from finetuner.errors import FinetunerError
+from finetuner.runs import FINAL_STATUSES
+from finetuner.ui import render
+from finetuner.ui.wiring import GROUP_OUT, RESULTS_OUT, RUNS_OUT, Wiring
 
 
 class RunsTab:

@@ -6,15 +6,15 @@ from pathlib import Path
 
 import gradio as gr
 
-from ..checks import prepare_data
-from ..config import DEFAULT_METHOD
-from ..errors import FinetunerError
-from ..results import read_results
-from ..runs import FINAL_STATUSES, read_events, read_json, tail
-from ..tasks import DEFAULT_TASK, get_task
-from . import charts, render
-from .forms import _path
-from .wiring import FORM, RESULTS_OUT, TRY_VIEW, Wiring
+from finetuner.config import DEFAULT_METHOD
+from finetuner.errors import FinetunerError
+from finetuner.results import read_results
+from finetuner.runs import FINAL_STATUSES, read_events, read_json, tail
+from finetuner.tasks import DEFAULT_TASK, get_task
+from finetuner.training.checks import prepare_data
+from finetuner.ui import charts, render
+from finetuner.ui.forms import _path
+from finetuner.ui.wiring import FORM, RESULTS_OUT, TRY_VIEW, Wiring
 
 
 class TrainTab:
@@ -31,7 +31,7 @@ class TrainTab:
             limits.check_file(self._file(user, form, key), "The uploaded file")
         source = self.model_source(user, form)
         config = self.config(user, form, model=source)
-        from ..trackers import check as check_trackers
+        from finetuner.training.trackers import check as check_trackers
 
         check_trackers(config.training.report_to)
         prepared = prepare_data(config, source, count_tokens=False)  # fail here, not later

@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import gradio as gr
 
-from .. import tryit
-from ..errors import FinetunerError
-from ..export import read_meta
-from ..results import read_results
-from ..tasks import DEFAULT_TASK
-from . import render
-from .tasks import answer as task_answer
-from .tasks import example_for
-from .tasks import ui as task_ui
-from .wiring import TRY_VIEW, Wiring
+from finetuner.errors import FinetunerError
+from finetuner.results import read_results
+from finetuner.serving import tryit
+from finetuner.serving.export import read_meta
+from finetuner.tasks import DEFAULT_TASK
+from finetuner.ui import render
+from finetuner.ui.tasks import answer as task_answer
+from finetuner.ui.tasks import example_for
+from finetuner.ui.tasks import ui as task_ui
+from finetuner.ui.wiring import TRY_VIEW, Wiring
 
 
 class TryTab:
@@ -81,7 +81,7 @@ class TryTab:
         return render.message(text, "warning") if text else ""
 
     def predict_file(self, user: str, form: dict):
-        """Predict a whole file in a worker process (finetuner.batch), never in the web
+        """Predict a whole file in a worker process (finetuner.server.batch), never in the web
         process: yields progress while it runs, then the CSV (in the user's own folder)."""
         run_id = form.get("try_run")
         source = self._file(user, form, "batch_file")

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import pandas as pd
 
-from ..tasks import DEFAULT_TASK, TASKS, TaskUI, get_task
-from . import render
+from finetuner.tasks import DEFAULT_TASK, TASKS, TaskUI, get_task
+from finetuner.ui import render
 
 TASK_CHOICES = [(spec.ui.choice, spec.name) for spec in TASKS.values()]
 TASK_INFO = ("Classification sorts texts into your labels (sentiment, spam, topic, legal "

@@ -11,10 +11,10 @@ import traceback
 
 import gradio as gr
 
-from ..errors import FinetunerError
-from . import render
-from .auth import username
-from .forms import FORM_FIELDS
+from finetuner.errors import FinetunerError
+from finetuner.ui import render
+from finetuner.ui.auth import username
+from finetuner.ui.forms import FORM_FIELDS
 
 log = logging.getLogger("finetuner.ui")
 

@@ -1,0 +1,591 @@
+"""Job lifecycle: a first-in first-out queue of runs, a worker process per running run, stop,
+cancel, resume, and recovery after a restart.
+
+A worker is `python -m finetuner.training.worker RUN_DIR` in its own process group (so a stop
+reaches everything it started), with stdout/stderr appended to RUN_DIR/worker.log, never to a pipe
+that could fill up. At most `max_jobs` workers run at once; the rest wait in order. Stopping is
+cooperative first (STOP file and SIGTERM: the worker finishes the step, keeps the best weights
+and writes results.json), then the process group is killed once the grace period is over. A
+worker that dies without results.json gets one written for it with the reason.
+
+The job table (`JobStore`, SQLite under FINETUNER_HOME on a server) survives restarts: queued
+runs stay queued; a worker still alive from before is adopted; a run whose worker died with
+the server is marked interrupted and can be resumed from its last checkpoint. No torch here.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from finetuner.errors import FinetunerError
+from finetuner.procs import alive as _alive
+from finetuner.results import read_results, write_results
+from finetuner.runs import FINAL_STATUSES, RunPaths, latest_checkpoint, read_events, read_json, tail
+from finetuner.server.jobstore import JobStore
+
+log = logging.getLogger("finetuner.server.jobs")
+
+PACKAGE_PARENT = str(Path(__file__).resolve().parents[2])  # the folder that holds finetuner/
+STOP_GRACE_SECONDS = 3.5  # cooperative window; the kill follows, well inside 5 s
+# ...unless the worker says it is finishing (saving its best checkpoint): a busy machine may
+# need longer to write the model, and a kill then would lose the whole run
+FINISH_GRACE_SECONDS = 45.0
+FINISHING = frozenset({"stopping", "testing", "baselines", "label_check", "saving",
+                       "reporting", "trackers"})
+# What a child process (training worker, batch prediction) inherits from the server: the
+# variables that locate programs, libraries, caches and devices, never sign-in secrets or
+# tokens (FINETUNER_AUTH, HF_TOKEN, OAuth secrets stay in the web process).
+ENV_KEEP = ("PATH", "HOME", "USER", "LOGNAME", "LANG", "LANGUAGE", "TZ", "TMPDIR", "TEMP",
+            "TMP", "PYTHONPATH", "PYTHONHOME", "PYTHONUNBUFFERED", "PYTHONHASHSEED",
+            "VIRTUAL_ENV", "CONDA_PREFIX", "LD_LIBRARY_PATH", "CUDA_VISIBLE_DEVICES",
+            "CUDA_HOME", "HF_HOME", "HF_HUB_CACHE", "HF_HUB_OFFLINE", "HF_ENDPOINT",
+            "HF_HUB_DISABLE_TELEMETRY", "TRANSFORMERS_OFFLINE", "TRANSFORMERS_CACHE",
+            "TOKENIZERS_PARALLELISM", "OMP_NUM_THREADS", "MKL_NUM_THREADS",
+            "OPENBLAS_NUM_THREADS", "OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "XDG_CACHE_HOME",
+            "FINETUNER_MODEL_CACHE",
+            "SSL_CERT_FILE", "REQUESTS_CA_BUNDLE", "COVERAGE_PROCESS_START",
+            # an administrator's shared MLflow server for runs that report to mlflow (else
+            # each run keeps its own store in its folder; see finetuner.training.trackers)
+            "MLFLOW_TRACKING_URI", "MLFLOW_EXPERIMENT_NAME")
+ENV_KEEP_PREFIXES = ("LC_", "FINETUNER_WORKER_", "FINETUNER_CHECKPOINT_", "FINETUNER_TEST_")
+SECRET_MARKERS = ("TOKEN", "SECRET", "PASSWORD", "PASSWD", "AUTH", "CREDENTIAL", "KEY")
+
+
+def worker_env(base: dict | None = None, **extra: str) -> dict:
+    """A scrubbed environment for a child process: only ENV_KEEP and its prefixes survive,
+    and nothing whose name looks like a secret, whatever its prefix."""
+    base = dict(os.environ if base is None else base)
+    env = {k: v for k, v in base.items()
+           if (k in ENV_KEEP or k.startswith(ENV_KEEP_PREFIXES))
+           and not any(m in k.upper() for m in SECRET_MARKERS)}
+    env["PYTHONPATH"] = PACKAGE_PARENT + os.pathsep + env.get("PYTHONPATH", "")
+    env.setdefault("PYTHONUNBUFFERED", "1")
+    env.update({k: str(v) for k, v in extra.items()})
+    return env
+
+
+@dataclass
+class Job:
+    run: RunPaths
+    pid: int
+    proc: subprocess.Popen | None = None  # None for a worker adopted after a restart
+    started: float = field(default_factory=time.time)
+    stop_requested: float | None = None
+    killed: bool = False
+    processes: int = 1  # > 1: torchrun and its ranks (finetuner.training.distributed)
+    remote: bool = False  # submitted to a backend (Ray): followed by its status, not a pid
+    done: threading.Event = field(default_factory=threading.Event)
+
+
+class JobManager:
+    """Owns the queue and the worker processes of one server or CLI invocation."""
+
+    def __init__(self, python: str = sys.executable, grace_seconds: float = STOP_GRACE_SECONDS,
+                 env: dict | None = None, worker_module: str = "finetuner.training.worker",
+                 store: JobStore | None = None, max_jobs: int | None = None,
+                 max_queued_per_user: int | None = None,
+                 max_job_seconds: float | None = None, gpu_slots=None,
+                 backend=None, stop_with_me: bool = False, warm: bool = False) -> None:
+        self.python = python
+        # warm starts (finetuner.server.warmstart): a server forks its one-process local workers
+        # from a process that has the libraries imported; started with the first training
+        if warm:
+            from finetuner.server.warmstart import usable
+
+            warm = usable()
+        self.warm = warm and backend is None
+        self._starter = None
+        self.worker_module = worker_module
+        self.grace = grace_seconds
+        self.env = env
+        self.store = store or JobStore(None)
+        self.max_jobs = max_jobs
+        self.max_queued_per_user = max_queued_per_user
+        # the worker ends itself at the wall-clock cap (keeping its best checkpoint); the
+        # watcher kills its process group if it is still there a minute later
+        self.max_job_seconds = max_job_seconds
+        self.worker_vars: dict[str, str] = (
+            {"FINETUNER_WORKER_MAX_SECONDS": str(max_job_seconds)} if max_job_seconds else {})
+        if stop_with_me:  # the CLI: its workers stop cleanly when it is gone, however it ends
+            self.worker_vars["FINETUNER_STOP_WITH_PID"] = str(os.getpid())
+        # GPU sets (finetuner.models.gpus.GpuSlots): a job starts only on a free set and its worker
+        # sees only that set; None (or no sets) leaves devices to torch
+        self.gpu_slots = gpu_slots if gpu_slots else None
+        # where workers run: None for local processes, else a finetuner.server.raybackend.RayBackend
+        self.backend = backend
+        self._jobs: dict[str, Job] = {}
+        self._lock = threading.RLock()
+        self._closing = False  # set by shutdown(): nothing new starts
+        # admit(run, user): the server's admission check, run again when a queued job is
+        # about to start; a FinetunerError fails the run with its sentence instead
+        self.admit = None
+
+    # -- queue
+    def submit(self, run: RunPaths, user: str = "local", fingerprint: str = "") -> dict:
+        """Queue a run (or start it at once when a slot is free)."""
+        with self._lock:
+            mine = self.active(user)
+            if self.max_queued_per_user and len(mine) >= self.max_queued_per_user:
+                raise FinetunerError(
+                    f"You already have {len(mine)} trainings running or waiting (the limit is "
+                    f"{self.max_queued_per_user}).",
+                    "Wait for one to finish or cancel one, then start this one.",
+                    code="queue_full")
+            self.store.add(run.id, user, str(run.root), fingerprint)
+            self._schedule()
+            return {"state": self.state(run), "position": self.position(run)}
+
+    def active(self, user: str) -> list[dict]:
+        """The user's queued and running jobs (a run that wrote its results is done, even if
+        its process is still exiting)."""
+        return [row for row in self.store.active(user)
+                if (read_results(Path(row["run_dir"]) / "results.json") or {}).get("status")
+                not in FINAL_STATUSES]
+
+    def _schedule(self) -> None:
+        with self._lock:
+            if self._closing:  # a job that ends during shutdown must not start the next
+                return
+            running = len(self.store.with_status("running"))
+            for row in self.fair_order():
+                if self.max_jobs is not None and running >= self.max_jobs:
+                    break
+                if self.gpu_slots is not None and not self.gpu_slots.free:
+                    break  # every GPU set is held: the next job waits for one
+                run = RunPaths(Path(row["run_dir"]))
+                if not self._admitted(run, row["user"]):
+                    continue
+                self._launch(run)
+                running += 1
+
+    def _admitted(self, run: RunPaths, user: str) -> bool:
+        if self.admit is None:
+            return True
+        try:
+            self.admit(run, user)
+            return True
+        except FinetunerError as exc:
+            self.store.set(run.id, status="failed", finished_at=time.time())
+            write_results(run.results, _base_results(run, "failed", error={
+                "code": exc.code or "refused", "message": exc.message,
+                "remedy": exc.remedy or ""}))
+            return False
+        except Exception as exc:  # noqa: BLE001 - a broken run folder must not stop the queue
+            log.exception("admission check of %s failed", run.id)
+            self.store.set(run.id, status="failed", finished_at=time.time())
+            write_results(run.results, _base_results(run, "failed", error={
+                "code": "refused", "message": "This run's settings could not be read when "
+                f"its turn came ({type(exc).__name__}).", "remedy": "Start it again."}))
+            return False
+
+    def fair_order(self) -> list[dict]:
+        """The waiting jobs in the order they will start: round-robin between users. A
+        user's n-th waiting job comes after every other user's (n-1)-th, counting the jobs
+        each user already has running, so one user's pile never holds the others back; ties
+        go to whoever queued first."""
+        queued = self.store.with_status("queued")
+        busy: dict[str, int] = {}
+        for row in self.store.with_status("running"):
+            busy[row["user"]] = busy.get(row["user"], 0) + 1
+        turn: dict[str, int] = {}
+        ranked = []
+        for i, row in enumerate(queued):
+            n = turn.get(row["user"], busy.get(row["user"], 0))
+            turn[row["user"]] = n + 1
+            ranked.append((n, i, row))
+        return [row for _, _, row in sorted(ranked, key=lambda t: (t[0], t[1]))]
+
+    def position(self, run: RunPaths) -> int | None:
+        """1 for the next to start; None when not waiting."""
+        queued = [r["run_id"] for r in self.fair_order()]
+        return queued.index(run.id) + 1 if run.id in queued else None
+
+    def gpus_of(self, run_id: str) -> str:
+        """The GPUs a running job holds ('' without GPU slots)."""
+        row = self.store.get(run_id)
+        return (row or {}).get("gpus") or ""
+
+    def queue_length(self) -> int:
+        return len(self.store.with_status("queued"))
+
+    def state(self, run: RunPaths) -> str | None:
+        row = self.store.get(run.id)
+        return row["status"] if row else None
+
+    def cancel(self, run: RunPaths) -> str:
+        with self._lock:
+            if self.state(run) != "queued":
+                return "This run is not waiting in the queue."
+            self.store.set(run.id, status="cancelled", finished_at=time.time())
+        write_results(run.results, _base_results(run, "stopped",
+                                              note="Cancelled while waiting in the queue."))
+        return "Removed from the queue."
+
+    def resume(self, run: RunPaths, user: str = "local") -> dict:
+        """Queue an interrupted run again; the worker continues from its last checkpoint."""
+        results = read_results(run.results) or {}
+        if results.get("status") != "interrupted":
+            raise FinetunerError("Only an interrupted run can be resumed.", code="not_resumable")
+        (run.root / "RESUME").touch()
+        (run.root / "SHUTDOWN").unlink(missing_ok=True)
+        run.results.unlink(missing_ok=True)
+        run.stop_flag.unlink(missing_ok=True)
+        return self.submit(run, user)
+
+    # -- starting (the CLI starts directly; a server goes through submit)
+    def start(self, run: RunPaths) -> Job:
+        with self._lock:
+            if self.store.get(run.id) is None:
+                self.store.add(run.id, "local", str(run.root))
+            return self._launch(run)
+
+    def _launch(self, run: RunPaths) -> Job:
+        current = self._jobs.get(run.id)
+        if current and not current.done.is_set():
+            return current  # a second click on Train does not start a second worker
+        extra = dict(self.worker_vars)
+        devices = self.gpu_slots.acquire(run.id) if self.gpu_slots is not None else None
+        if devices is not None:
+            extra["CUDA_VISIBLE_DEVICES"] = ",".join(devices)
+            (run.root / "gpus.txt").write_text(",".join(devices))
+        env = worker_env(self.env, **extra)
+        from finetuner.training.distributed import launch_command, processes_for
+
+        processes = processes_for(read_json(run.config) or {}, devices)
+        if self.backend is not None:
+            return self._submit_remote(run, env, processes, devices)
+        proc = self._warm_start(run, env) if processes == 1 else None
+        if proc is None:
+            with open(run.log, "ab") as log:
+                proc = subprocess.Popen(
+                    # absolute: the worker runs inside the run folder (a relative --output
+                    # broke); several processes: through torchrun (finetuner.training.distributed)
+                    launch_command(self.python, self.worker_module, str(run.root.resolve()),
+                                   processes),
+                    stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                    start_new_session=True, env=env, cwd=str(run.root.resolve()),
+                )
+        job = Job(run=run, pid=proc.pid, proc=proc, processes=processes)
+        self._jobs[run.id] = job
+        self.store.set(run.id, status="running", started_at=time.time(), pid=proc.pid,
+                       gpus=",".join(devices) if devices is not None else None)
+        threading.Thread(target=self._watch, args=(job,), daemon=True,
+                         name=f"watch-{run.id}").start()
+        return job
+
+    def warm_up(self) -> None:
+        """Start the warm process now (a server at boot), not with the first training."""
+        from finetuner.server.warmstart import shared
+
+        with self._lock:
+            if self.warm and not self._closing:
+                self._starter = shared(self.python, worker_env(self.env))
+
+    def _warm_start(self, run: RunPaths, env: dict):
+        """The worker forked by the warm process, or None (not a warm manager, a custom
+        worker module, the warm process still importing or unusable): start it cold."""
+        if not self.warm or self.worker_module != "finetuner.training.worker":
+            return None
+        from finetuner.server.warmstart import READY_SECONDS
+
+        self.warm_up()
+        starter = self._starter
+        if starter is None:
+            return None
+        if not starter.wait_ready(READY_SECONDS):
+            self.warm = starter.alive() or starter.broken is None  # broken: never again
+            return None
+        return starter.spawn(str(run.root.resolve()), env, str(run.log.resolve()))
+
+    def _submit_remote(self, run: RunPaths, env: dict, processes: int, devices) -> Job:
+        """The worker as a job of the backend (Ray), under the run id; followed by status."""
+        from finetuner.training.distributed import launch_command
+
+        command = launch_command("python", self.worker_module, str(run.root.resolve()),
+                                 processes)
+        # GPUs asked of Ray: FINETUNER_RAY_GPUS_PER_PROCESS (0: a CPU job) x processes
+        per_process = float(os.environ.get("FINETUNER_RAY_GPUS_PER_PROCESS") or 0)
+        self.backend.submit(run.id, command, str(run.root.resolve()), env,
+                            num_cpus=max(1, processes), num_gpus=per_process * processes)
+        job = Job(run=run, pid=0, processes=processes, remote=True)
+        self._jobs[run.id] = job
+        self.store.set(run.id, status="running", started_at=time.time(), pid=0,
+                       gpus=",".join(devices) if devices is not None else None)
+        threading.Thread(target=self._watch, args=(job,), daemon=True,
+                         name=f"watch-{run.id}").start()
+        return job
+
+    def _watch(self, job: Job) -> None:
+        code = None
+        unknown_since = None
+        while True:
+            if job.remote:  # the backend's status is the truth
+                state = self.backend.status(job.run.id)
+                if state in ("SUCCEEDED", "FAILED", "STOPPED"):
+                    code = 0 if state == "SUCCEEDED" else 1
+                    break
+                # the cluster no longer knows the job (restarted, wiped) or cannot be asked:
+                # after two minutes the run is over, not followed forever
+                unknown_since = (unknown_since or time.time()) if state is None else None
+                if unknown_since and time.time() - unknown_since > 120:
+                    break
+                time.sleep(1.0)
+            elif job.proc is not None:
+                try:
+                    code = job.proc.wait(timeout=2.0)
+                    break
+                except subprocess.TimeoutExpired:
+                    pass
+            elif not _alive(job.pid):  # adopted: not our child, so poll
+                break
+            else:
+                time.sleep(1.0)
+            if (self.max_job_seconds and job.stop_requested is None
+                    and time.time() - job.started > self.max_job_seconds + 60):
+                self.stop(job.run)  # a worker that ignores its own deadline
+        try:
+            results = finalize(job.run, code, job.stop_requested is not None, job.killed)
+            self.store.set(job.run.id, status=results["status"], finished_at=time.time())
+        finally:
+            if self.gpu_slots is not None:
+                self.gpu_slots.release(job.run.id)
+            job.done.set()
+            self._schedule()
+
+    # -- stopping
+    def stop(self, run: RunPaths) -> str:
+        """Ask a run to stop (or leave the queue); returns a sentence for the user."""
+        if self.state(run) == "queued":
+            return self.cancel(run)
+        with self._lock:
+            job = self._jobs.get(run.id)
+        results = read_results(run.results) or {}
+        if job is None or job.done.is_set() or results.get("status") in FINAL_STATUSES:
+            return "This run is not running: it has already finished."
+        if job.stop_requested is not None:
+            return "Already stopping; it will end within a few seconds."
+        job.stop_requested = time.time()
+        run.stop_flag.touch()
+        try:
+            # one process: SIGTERM too. torchrun would tear its ranks down at once on a
+            # SIGTERM; its ranks read the STOP file instead and agree on the step to stop at
+            if job.processes <= 1 and not job.remote:
+                os.kill(job.pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+        threading.Thread(target=self._kill_later, args=(job,), daemon=True).start()
+        return "Stopping: the run keeps its best checkpoint so far."
+
+    def _kill_later(self, job: Job) -> None:
+        if job.done.wait(self.grace):
+            return
+        deadline = time.time() + FINISH_GRACE_SECONDS
+        while time.time() < deadline and last_state(job.run) in FINISHING:
+            if job.done.wait(0.5):  # still saving what it kept: not stuck, not killed
+                return
+        job.killed = True
+        if job.remote:
+            self.backend.stop(job.run.id)  # Ray ends the job (its process group)
+            return
+        try:
+            os.killpg(job.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+    # -- looking
+    def is_running(self, run: RunPaths) -> bool:
+        with self._lock:
+            job = self._jobs.get(run.id)
+        return job is not None and not job.done.is_set()
+
+    def wait(self, run: RunPaths, timeout: float | None = None) -> dict | None:
+        with self._lock:
+            job = self._jobs.get(run.id)
+        if job is not None:
+            job.done.wait(timeout)
+        return read_results(run.results)
+
+    def forget(self, run: RunPaths) -> None:
+        with self._lock:
+            self._jobs.pop(run.id, None)
+            self.store.delete(run.id)
+
+    # -- restarts
+    def recover(self) -> dict:
+        """After a restart: adopt live workers, mark dead ones interrupted, restart the queue."""
+        counts = {"adopted": 0, "interrupted": 0, "finished": 0}
+        for row in self.store.with_status("running"):
+            run = RunPaths(Path(row["run_dir"]))
+            results = read_results(run.results) or {}
+            if results.get("status") in FINAL_STATUSES:
+                self.store.set(run.id, status=results["status"], finished_at=time.time())
+                counts["finished"] += 1
+            elif self.backend is not None and self.backend.status(run.id) in (
+                    "PENDING", "RUNNING"):
+                job = Job(run=run, pid=0, started=row["started_at"] or time.time(),
+                          remote=True)  # re-attached to its Ray job by id
+                self._jobs[run.id] = job
+                threading.Thread(target=self._watch, args=(job,), daemon=True).start()
+                counts["adopted"] += 1
+            elif self.backend is None and row["pid"] and _is_worker(row["pid"], run):
+                job = Job(run=run, pid=row["pid"], started=row["started_at"] or time.time())
+                if self.gpu_slots is not None and row.get("gpus"):
+                    self.gpu_slots.adopt(run.id, tuple(row["gpus"].split(",")))
+                self._jobs[run.id] = job
+                threading.Thread(target=self._watch, args=(job,), daemon=True).start()
+                counts["adopted"] += 1
+            else:
+                mark_interrupted(run)
+                self.store.set(run.id, status="interrupted", finished_at=time.time())
+                counts["interrupted"] += 1
+        self._schedule()
+        return counts
+
+    def shutdown(self, stop_running: bool = True) -> None:
+        """Stop every worker this manager started, adopted or resumed (the server exits);
+        queued runs stay queued for the next start."""
+        with self._lock:
+            self._closing = True
+            jobs = [j for j in self._jobs.values() if not j.done.is_set()]
+        if not stop_running:
+            return
+        for job in jobs:
+            # marked, so a search or a comparison trains it again on the next start instead
+            # of taking its cut-short score (finetuner.server.search.stopped_by_server)
+            (job.run.root / "SHUTDOWN").touch()
+            self.stop(job.run)
+        deadline = time.time() + self.grace + 2
+        for job in jobs:
+            if not job.done.wait(max(0.0, deadline - time.time())):
+                if job.remote:
+                    self.backend.stop(job.run.id)
+                    continue
+                try:  # past the grace period the kill thread should have done this
+                    os.killpg(job.pid, signal.SIGKILL)
+                except (ProcessLookupError, PermissionError):
+                    pass
+                job.done.wait(2)
+
+
+
+def _is_worker(pid: int, run: RunPaths) -> bool:
+    """True when pid is still the worker of this run (pids get reused)."""
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return False
+    if not _alive(pid):
+        return False
+    if str(run.root.resolve()).encode() in cmdline:
+        return True
+    try:  # forked warm (finetuner.server.warmstart): the command line is the warm process's
+        return Path(os.readlink(f"/proc/{pid}/cwd")) == run.root.resolve()
+    except OSError:
+        return False
+
+
+def _base_results(run: RunPaths, status: str, **extra) -> dict:
+    config = read_json(run.config) or {}
+    return {"status": status, "task": config.get("task"),
+            "method": (config.get("method") or {}).get("method"), "test": None,
+            "validation": None, "diagnosis": None, "params": None, "timing": None,
+            "finished": time.strftime("%Y-%m-%d %H:%M:%S"), **extra}
+
+
+def mark_interrupted(run: RunPaths) -> dict:
+    events, _ = read_events(run.events)
+    steps = [e["step"] for e in events if e.get("type") == "progress"]
+    checkpoint = latest_checkpoint(run)
+    where = f" at step {steps[-1]}" if steps else ""
+    remedy = (f"Resume it to continue from its last checkpoint (step "
+              f"{checkpoint.name.split('-')[-1]})." if checkpoint else
+              "It stopped before its first checkpoint: start it again.")
+    results = _base_results(run, "interrupted", resumable=checkpoint is not None, error={
+        "code": "interrupted", "remedy": remedy,
+        "message": f"The server stopped while this run was training{where}."})
+    write_results(run.results, results)
+    return results
+
+
+def rank_failure(run: RunPaths) -> dict | None:
+    """A run on several processes whose rank other than 0 failed or died: which, and why."""
+    from finetuner.training.distributed import rank_errors
+
+    errors = rank_errors(run.root)
+    if errors:
+        e = errors[0]
+        return {"code": e.get("code") or "rank_failed", "remedy": e.get("remedy", ""),
+                "message": f"Training process {e.get('rank')} (of several) failed: "
+                           f"{e.get('message', '')}"}
+    text = tail(run.log, 60)
+    if "ChildFailedError" in text:
+        import re
+
+        found = re.search(r"rank\s*:\s*(\d+)[^\n]*\n(?:.*\n){0,4}?.*exitcode\s*:\s*(-?\d+)", text)
+        which = f" {found.group(1)} (exit code {found.group(2)})" if found else ""
+        return {"code": "rank_died", "message": f"Training process{which} of this run died, "
+                "so every process of it was ended.", "remedy": "See worker.log; if memory ran "
+                "out, lower the batch size or use fewer processes. Last lines:\n"
+                + tail(run.log, 8)}
+    return None
+
+
+def last_state(run: RunPaths) -> str | None:
+    """The state of the worker's last status event (read from the end of its events)."""
+    try:
+        with open(run.events, "rb") as fh:
+            fh.seek(0, 2)
+            fh.seek(max(0, fh.tell() - 16384))
+            tail_bytes = fh.read()
+    except OSError:
+        return None
+    for line in reversed(tail_bytes.splitlines()):
+        try:
+            event = json.loads(line)
+        except ValueError:
+            continue
+        if event.get("type") == "status":
+            return event.get("state")
+    return None
+
+
+def finalize(run: RunPaths, code: int | None, stop_requested: bool, killed: bool) -> dict:
+    """Make sure results.json exists and says how the worker ended."""
+    results = read_results(run.results)
+    if results and results.get("status") in FINAL_STATUSES:
+        return results
+    if stop_requested:
+        results = _base_results(run, "stopped",
+                                note="Stopped by force after the grace period; nothing was "
+                                     "saved.")
+    elif code == -signal.SIGKILL:
+        results = _base_results(run, "failed", error={
+            "code": "killed",
+            "message": "The training process was killed by the system, most likely because "
+                       "the machine ran out of memory.",
+            "remedy": "Lower the batch size or max length, or use LoRA or head-only training."})
+    elif code is None:  # adopted after a restart: its exit status is not ours to read
+        results = _base_results(run, "failed", error={
+            "code": "killed",
+            "message": "The training process disappeared without finishing: it was most "
+                       "likely killed (for example by the system when memory ran out).",
+            "remedy": "Start it again; if it happens again, lower the batch size or max "
+                      "length, or use LoRA. Last lines of worker.log:\n" + tail(run.log, 5)})
+    elif rank_failure(run):
+        results = _base_results(run, "failed", error=rank_failure(run))
+    else:
+        results = _base_results(run, "failed", error={
+            "code": "crashed",
+            "message": f"The training process ended unexpectedly (exit code {code}).",
+            "remedy": "See worker.log for details. Last lines:\n" + tail(run.log, 8)})
+    write_results(run.results, results)
+    return results
