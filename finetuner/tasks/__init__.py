@@ -84,9 +84,14 @@ class TaskUI:
     pair_always: bool
     chart_title: str  # the data report's bar chart
     # try-it shows a "label" with probabilities, "labels" (each with its threshold), a
-    # "number", or highlighted "spans"
-    answer: str = "spans"
+    # "number", or highlighted spans: "entities" in a sentence or the "answer" in a passage
+    answer: str = "entities"
     chart_of_rows: bool = False  # the chart counts rows per split, not labels
+
+    @property
+    def highlights(self) -> bool:
+        """Try-it marks spans in the text (entities, or the answer in its passage)."""
+        return self.answer in ("entities", "answer")
 
 
 @dataclass(frozen=True)
@@ -255,7 +260,7 @@ register(
                   ("Tokens column", "(not used)", "Tags column"),
                   ("Words of each sentence.", "", "One BIO tag per word (B-PER, I-PER, O, ...)."),
                   "Sentence", None, pair_always=False,
-                  chart_title="Entities per type in the training data"),
+                  chart_title="Entities per type in the training data", answer="entities"),
         units="training sentences",
         more_data="Annotate more sentences: a few hundred per entity type is a good start.",
         calibration=("token_pairs", "tokens"),
@@ -279,7 +284,7 @@ register(
                   ("The question.", "The passage that holds the answer.",
                    "The answer text, copied from the passage."),
                   "Question", "Passage (context)", pair_always=True,
-                  chart_title="Questions per split", chart_of_rows=True),
+                  chart_title="Questions per split", chart_of_rows=True, answer="answer"),
         default_max_length=384,
         units="training questions",
         more_data="Add more questions with answers: a few hundred, over many passages, is a "

@@ -38,7 +38,7 @@ class TryTab:
                 "try_pair": gr.update(visible=pairs, label=spec.pair_label or "Second text",
                                       lines=6 if spec.pair_always else 2),
                 "try_out": gr.update(visible=label, value=None),
-                "try_spans": gr.update(visible=spec.answer == "spans", value=None),
+                "try_spans": gr.update(visible=spec.highlights, value=None),
                 "try_details": ""}
 
     def predict(self, user: str, form: dict) -> dict:

@@ -118,9 +118,6 @@ def _qa(pred: dict, example: dict) -> dict:
     return {"try_spans": spans, "try_details": details}
 
 
-def _spans(pred: dict, example: dict) -> dict:
-    """Highlighted spans: entities (NER) or the answer in its passage (QA)."""
-    return _qa(pred, example) if "context" in example else _ner(pred, example)
-
-
-ANSWERS = {"label": _label, "labels": _labels, "number": _number, "spans": _spans}
+# TaskUI.answer -> how try-it shows a prediction
+ANSWERS = {"label": _label, "labels": _labels, "number": _number, "entities": _ner,
+           "answer": _qa}
