@@ -10,11 +10,11 @@ from pathlib import Path
 
 from finetuner.config import RunConfig
 from finetuner.errors import FinetunerError
+from finetuner.tasks import DEFAULT_TASK, TASKS
 
 # flag -> (section, field, type, help)
 FLAGS = {
-    "--task": (None, "task", str,
-               "classification | multi-label | regression | ner | qa (default classification)"),
+    "--task": (None, "task", str, f"{' | '.join(TASKS)} (default {DEFAULT_TASK})"),
     "--data": ("data", "train_file", str, "training file (CSV, TSV, JSON, JSONL, Parquet)"),
     "--validation": ("data", "validation_file", str, "optional validation file"),
     "--test": ("data", "test_file", str, "optional test file"),
