@@ -44,17 +44,19 @@ def subset_files(data: Path, n: int, folder: Path) -> dict[str, Path]:
     return out
 
 
-def run_engine(method: str, epochs: float, files: dict, out: Path, max_steps: int) -> dict:
-    run_dir = out / f"ner-{method}-{epochs:g}ep"
-    cmd = [sys.executable, "-m", "finetuner", "train", "--task", "ner",
+def run_engine(method: str, epochs: float, files: dict, out: Path, max_steps: int,
+               model: str = "default") -> dict:
+    tag = "" if model == "default" else f"-{model}"
+    run_dir = out / f"ner-{method}-{epochs:g}ep{tag}"
+    cmd = [sys.executable, "-m", "finetuner", "train", "--task", "ner", "--model", model,
            "--data", str(files["train"]), "--validation", str(files["valid"]),
            "--test", str(files["test"]), "--method", method, "--epochs", str(epochs),
            "--output", str(run_dir), "--overwrite", "--quiet"]
     if max_steps:
         cmd += ["--max-steps", str(max_steps)]
-    results, wall = run_studio(cmd, run_dir, f"studio {method}")
+    results, wall = run_studio(cmd, run_dir, f"studio {method}{tag}")
     timing = results["timing"]
-    return {"name": f"studio {method}", "epochs": epochs, "test_f1": results["test"]["f1"],
+    return {"name": f"studio {method}{tag}", "epochs": epochs, "test_f1": results["test"]["f1"],
             "train_samples_per_second": timing["train_samples_per_second"],
             "train_seconds": timing["train_seconds"], "eval_seconds": timing["eval_seconds"],
             "wall_seconds": round(wall, 1), "steps": timing["steps"],
@@ -99,6 +101,8 @@ def main() -> None:
     ap.add_argument("--plain-steps", type=int, default=0, help="cap on plain steps (0 = none)")
     ap.add_argument("--max-steps", type=int, default=0, help="cap on studio steps (0 = none)")
     ap.add_argument("--subset", type=int, default=0, help="first N training sentences only")
+    ap.add_argument("--model", default="default",
+                    help="the studio's model (e.g. all-mpnet-base-v2; default the embedded one)")
     ap.add_argument("--data", default=str(DATA))
     ap.add_argument("--out", default=str(ROOT / "bench" / "out"))
     args = ap.parse_args()
@@ -114,7 +118,7 @@ def main() -> None:
     rows = []
     for epochs in floats(args.epochs):
         for method in [m.strip() for m in args.methods.split(",") if m.strip()]:
-            rows.append(run_engine(method, epochs, files, out, args.max_steps))
+            rows.append(run_engine(method, epochs, files, out, args.max_steps, args.model))
             print(json.dumps(rows[-1]), flush=True)
     for epochs in floats(args.plain_epochs):
         rows.append(run_plain(files, epochs, args.plain_steps))

