@@ -2,6 +2,7 @@
 
     python bench/estimate_check.py            # the examples and a 1,200-row SST-2 subset
     python bench/estimate_check.py --no-train # estimate again for the runs already there
+    python bench/estimate_check.py --model all-mpnet-base-v2   # the base-size model
 
 For each case the CLI trains with the default model, then the estimate the page would have
 shown beside Start is computed from the same numbers the page has before training (training
@@ -70,12 +71,18 @@ def estimate(run: Path) -> dict:
 
 
 def main() -> None:
-    out = ROOT / "bench" / "out" / "estimate"
+    model = sys.argv[sys.argv.index("--model") + 1] if "--model" in sys.argv else None
+    tag = f"-{model}" if model else ""
+    out = ROOT / "bench" / "out" / f"estimate{tag}"
     out.mkdir(parents=True, exist_ok=True)
     rows = []
     again = "--no-train" in sys.argv  # estimate again from the runs already there
     for name, args in cases(out):
+        if model and "head" in name:
+            continue  # the frozen body's one pass: the same code path for every model
         run = out / name.replace(" ", "-").replace(",", "")
+        if model:
+            args = [*args, "--model", model]
         if not again:
             subprocess.run([sys.executable, "-m", "finetuner", "train", *args, "--output",
                             str(run), "--overwrite", "--quiet"], check=True, cwd=ROOT,
@@ -88,7 +95,7 @@ def main() -> None:
     for r in rows:
         print(f"| {r['case']} | {r['estimate_s']} s | {r['measured_s']} s | {r['ratio']} | "
               f"{r['steps']} / {r['planned_steps']} | {r['ratio_per_planned_step']} |")
-    dest = ROOT / "bench" / "results" / f"estimate-cpu-{time.strftime('%Y%m%d')}.json"
+    dest = ROOT / "bench" / "results" / f"estimate{tag}-cpu-{time.strftime('%Y%m%d')}.json"
     dest.write_text(json.dumps(rows, indent=1) + "\n")
 
 
