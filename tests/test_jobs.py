@@ -207,7 +207,7 @@ def test_fair_order_is_round_robin_between_users():
 
 
 def test_worker_environment_holds_no_secrets():
-    from finetuner.server.jobs import worker_env
+    from finetuner.server.environment import worker_env
 
     env = worker_env({"PATH": "/bin", "FINETUNER_AUTH": "a:b", "HF_TOKEN": "hf_x",
                       "HUGGING_FACE_HUB_TOKEN": "hf_y", "OAUTH_CLIENT_SECRET": "s",

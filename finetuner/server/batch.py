@@ -3,7 +3,7 @@
     python -m finetuner.server.batch RUN_DIR INPUT OUTPUT [--progress FILE] [--max-rows N]
 
 One worker process per file: its own process group, nice'd, one torch thread, the scrubbed
-environment of `finetuner.server.jobs.worker_env`, stdout and stderr in batch.log. It reads
+environment of `finetuner.server.environment.worker_env`, stdout and stderr in batch.log. It reads
 the file, refuses one over the row cap before it loads the model, predicts 1,000 rows at a time into
 OUTPUT (written as OUTPUT.partial and renamed once complete) and keeps a small JSON file up to
 date: {"state": reading|loading|predicting|done|failed, "done", "total", "pid", "error"}. It
@@ -34,6 +34,7 @@ from pathlib import Path
 
 from finetuner.errors import FinetunerError
 from finetuner.runs import read_json, tail, write_json
+from finetuner.server.environment import worker_env
 from finetuner.tasks import DEFAULT_TASK
 
 CHUNK_ROWS = 1000
@@ -143,8 +144,6 @@ class BatchJobs:
               folder: str | Path) -> BatchJob:
         """Start predicting `source` with the run's model into a new folder under `folder`,
         or refuse with a sentence when this user or the server is busy."""
-        from finetuner.server.jobs import worker_env
-
         with self._lock:
             # a job that said done is over even while its process exits
             self._jobs = [j for j in self._jobs if not j.settled()]

@@ -20,6 +20,7 @@ from pathlib import Path
 from finetuner.errors import FinetunerError
 from finetuner.results import read_results, write_results
 from finetuner.runs import RunPaths
+from finetuner.server.environment import worker_env
 
 PID = "export.pid"
 LOG = "export.log"
@@ -49,8 +50,6 @@ def _running(run: RunPaths) -> bool:
 
 def start(run: RunPaths, python: str = sys.executable) -> None:
     """Start the export of a finished run's saved model; a FinetunerError says why not."""
-    from finetuner.server.jobs import worker_env
-
     results = read_results(run.results) or {}
     if not (run.model / "finetuner.json").exists():
         raise FinetunerError("This run has no saved model to export.",

@@ -18,6 +18,7 @@ from pathlib import Path
 from finetuner.config import RunConfig
 from finetuner.results import read_results
 from finetuner.runs import FINAL_STATUSES, RunPaths, create_run, read_events
+from finetuner.server.exits import is_worker, mark_interrupted
 
 
 @dataclass
@@ -102,8 +103,6 @@ def follow(run: RunPaths, on_eval: Callable[[dict, int], bool] | None = None,
         if time.monotonic() - checked > 10:
             checked = time.monotonic()
             if worker_died(run):
-                from finetuner.server.jobs import mark_interrupted
-
                 seen.results = mark_interrupted(run)
                 return seen
         if timeout is not None and time.monotonic() - start > timeout:
@@ -117,8 +116,6 @@ def worker_died(run: RunPaths) -> bool:
     is gone, with no results written. A run still waiting in a queue has no worker yet."""
     import socket
 
-    from finetuner.server.jobs import _is_worker
-
     pid = host = None
     for event in read_events(run.events)[0]:
         if event.get("type") == "status" and event.get("pid"):
@@ -126,7 +123,7 @@ def worker_died(run: RunPaths) -> bool:
             host = event.get("host")
     if host and host != socket.gethostname():
         return False  # a worker on a cluster node: its job manager follows the backend's status
-    if pid is None or _is_worker(int(pid), run):
+    if pid is None or is_worker(int(pid), run):
         return False
     time.sleep(1.0)  # results may be being written as the process exits
     return (read_results(run.results) or {}).get("status") not in FINAL_STATUSES

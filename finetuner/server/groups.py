@@ -30,6 +30,7 @@ from finetuner.errors import FinetunerError
 from finetuner.results import read_results
 from finetuner.runs import FINAL_STATUSES, RunPaths, new_run_id, read_json, write_json
 from finetuner.server.compare import METHOD_NAMES, member_row, members, summarize
+from finetuner.server.exits import mark_interrupted
 from finetuner.server.follow import Launcher
 from finetuner.tasks import DEFAULT_TASK
 
@@ -320,8 +321,6 @@ class Groups:
                 status = results.get("status")
                 if status == "stopped" and (run.root / "SHUTDOWN").exists() and \
                         not (folder / "STOP").exists():
-                    from finetuner.server.jobs import mark_interrupted
-
                     results, status = mark_interrupted(run), "interrupted"
                 if status == "interrupted" and name not in resumed and \
                         not (folder / "STOP").exists():

@@ -15,7 +15,6 @@ the server is marked interrupted and can be resumed from its last checkpoint. No
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import signal
@@ -29,48 +28,19 @@ from pathlib import Path
 from finetuner.errors import FinetunerError
 from finetuner.procs import alive as _alive
 from finetuner.results import read_results, write_results
-from finetuner.runs import FINAL_STATUSES, RunPaths, latest_checkpoint, read_events, read_json, tail
+from finetuner.runs import FINAL_STATUSES, RunPaths, read_json
+from finetuner.server.environment import worker_env
+from finetuner.server.exits import base_results, finalize, is_worker, last_state, mark_interrupted
 from finetuner.server.jobstore import JobStore
 
 log = logging.getLogger("finetuner.server.jobs")
 
-PACKAGE_PARENT = str(Path(__file__).resolve().parents[2])  # the folder that holds finetuner/
 STOP_GRACE_SECONDS = 3.5  # cooperative window; the kill follows, well inside 5 s
 # ...unless the worker says it is finishing (saving its best checkpoint): a busy machine may
 # need longer to write the model, and a kill then would lose the whole run
 FINISH_GRACE_SECONDS = 45.0
 FINISHING = frozenset({"stopping", "testing", "baselines", "label_check", "saving",
                        "reporting", "trackers"})
-# What a child process (training worker, batch prediction) inherits from the server: the
-# variables that locate programs, libraries, caches and devices, never sign-in secrets or
-# tokens (FINETUNER_AUTH, HF_TOKEN, OAuth secrets stay in the web process).
-ENV_KEEP = ("PATH", "HOME", "USER", "LOGNAME", "LANG", "LANGUAGE", "TZ", "TMPDIR", "TEMP",
-            "TMP", "PYTHONPATH", "PYTHONHOME", "PYTHONUNBUFFERED", "PYTHONHASHSEED",
-            "VIRTUAL_ENV", "CONDA_PREFIX", "LD_LIBRARY_PATH", "CUDA_VISIBLE_DEVICES",
-            "CUDA_HOME", "HF_HOME", "HF_HUB_CACHE", "HF_HUB_OFFLINE", "HF_ENDPOINT",
-            "HF_HUB_DISABLE_TELEMETRY", "TRANSFORMERS_OFFLINE", "TRANSFORMERS_CACHE",
-            "TOKENIZERS_PARALLELISM", "OMP_NUM_THREADS", "MKL_NUM_THREADS",
-            "OPENBLAS_NUM_THREADS", "OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "XDG_CACHE_HOME",
-            "FINETUNER_MODEL_CACHE",
-            "SSL_CERT_FILE", "REQUESTS_CA_BUNDLE", "COVERAGE_PROCESS_START",
-            # an administrator's shared MLflow server for runs that report to mlflow (else
-            # each run keeps its own store in its folder; see finetuner.training.trackers)
-            "MLFLOW_TRACKING_URI", "MLFLOW_EXPERIMENT_NAME")
-ENV_KEEP_PREFIXES = ("LC_", "FINETUNER_WORKER_", "FINETUNER_CHECKPOINT_", "FINETUNER_TEST_")
-SECRET_MARKERS = ("TOKEN", "SECRET", "PASSWORD", "PASSWD", "AUTH", "CREDENTIAL", "KEY")
-
-
-def worker_env(base: dict | None = None, **extra: str) -> dict:
-    """A scrubbed environment for a child process: only ENV_KEEP and its prefixes survive,
-    and nothing whose name looks like a secret, whatever its prefix."""
-    base = dict(os.environ if base is None else base)
-    env = {k: v for k, v in base.items()
-           if (k in ENV_KEEP or k.startswith(ENV_KEEP_PREFIXES))
-           and not any(m in k.upper() for m in SECRET_MARKERS)}
-    env["PYTHONPATH"] = PACKAGE_PARENT + os.pathsep + env.get("PYTHONPATH", "")
-    env.setdefault("PYTHONUNBUFFERED", "1")
-    env.update({k: str(v) for k, v in extra.items()})
-    return env
 
 
 @dataclass
@@ -175,14 +145,14 @@ class JobManager:
             return True
         except FinetunerError as exc:
             self.store.set(run.id, status="failed", finished_at=time.time())
-            write_results(run.results, _base_results(run, "failed", error={
+            write_results(run.results, base_results(run, "failed", error={
                 "code": exc.code or "refused", "message": exc.message,
                 "remedy": exc.remedy or ""}))
             return False
         except Exception as exc:  # noqa: BLE001 - a broken run folder must not stop the queue
             log.exception("admission check of %s failed", run.id)
             self.store.set(run.id, status="failed", finished_at=time.time())
-            write_results(run.results, _base_results(run, "failed", error={
+            write_results(run.results, base_results(run, "failed", error={
                 "code": "refused", "message": "This run's settings could not be read when "
                 f"its turn came ({type(exc).__name__}).", "remedy": "Start it again."}))
             return False
@@ -226,7 +196,7 @@ class JobManager:
             if self.state(run) != "queued":
                 return "This run is not waiting in the queue."
             self.store.set(run.id, status="cancelled", finished_at=time.time())
-        write_results(run.results, _base_results(run, "stopped",
+        write_results(run.results, base_results(run, "stopped",
                                               note="Cancelled while waiting in the queue."))
         return "Removed from the queue."
 
@@ -436,7 +406,7 @@ class JobManager:
                 self._jobs[run.id] = job
                 threading.Thread(target=self._watch, args=(job,), daemon=True).start()
                 counts["adopted"] += 1
-            elif self.backend is None and row["pid"] and _is_worker(row["pid"], run):
+            elif self.backend is None and row["pid"] and is_worker(row["pid"], run):
                 job = Job(run=run, pid=row["pid"], started=row["started_at"] or time.time())
                 if self.gpu_slots is not None and row.get("gpus"):
                     self.gpu_slots.adopt(run.id, tuple(row["gpus"].split(",")))
@@ -474,118 +444,3 @@ class JobManager:
                 except (ProcessLookupError, PermissionError):
                     pass
                 job.done.wait(2)
-
-
-
-def _is_worker(pid: int, run: RunPaths) -> bool:
-    """True when pid is still the worker of this run (pids get reused)."""
-    try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-    except OSError:
-        return False
-    if not _alive(pid):
-        return False
-    if str(run.root.resolve()).encode() in cmdline:
-        return True
-    try:  # forked warm (finetuner.server.warmstart): the command line is the warm process's
-        return Path(os.readlink(f"/proc/{pid}/cwd")) == run.root.resolve()
-    except OSError:
-        return False
-
-
-def _base_results(run: RunPaths, status: str, **extra) -> dict:
-    config = read_json(run.config) or {}
-    return {"status": status, "task": config.get("task"),
-            "method": (config.get("method") or {}).get("method"), "test": None,
-            "validation": None, "diagnosis": None, "params": None, "timing": None,
-            "finished": time.strftime("%Y-%m-%d %H:%M:%S"), **extra}
-
-
-def mark_interrupted(run: RunPaths) -> dict:
-    events, _ = read_events(run.events)
-    steps = [e["step"] for e in events if e.get("type") == "progress"]
-    checkpoint = latest_checkpoint(run)
-    where = f" at step {steps[-1]}" if steps else ""
-    remedy = (f"Resume it to continue from its last checkpoint (step "
-              f"{checkpoint.name.split('-')[-1]})." if checkpoint else
-              "It stopped before its first checkpoint: start it again.")
-    results = _base_results(run, "interrupted", resumable=checkpoint is not None, error={
-        "code": "interrupted", "remedy": remedy,
-        "message": f"The server stopped while this run was training{where}."})
-    write_results(run.results, results)
-    return results
-
-
-def rank_failure(run: RunPaths) -> dict | None:
-    """A run on several processes whose rank other than 0 failed or died: which, and why."""
-    from finetuner.training.distributed import rank_errors
-
-    errors = rank_errors(run.root)
-    if errors:
-        e = errors[0]
-        return {"code": e.get("code") or "rank_failed", "remedy": e.get("remedy", ""),
-                "message": f"Training process {e.get('rank')} (of several) failed: "
-                           f"{e.get('message', '')}"}
-    text = tail(run.log, 60)
-    if "ChildFailedError" in text:
-        import re
-
-        found = re.search(r"rank\s*:\s*(\d+)[^\n]*\n(?:.*\n){0,4}?.*exitcode\s*:\s*(-?\d+)", text)
-        which = f" {found.group(1)} (exit code {found.group(2)})" if found else ""
-        return {"code": "rank_died", "message": f"Training process{which} of this run died, "
-                "so every process of it was ended.", "remedy": "See worker.log; if memory ran "
-                "out, lower the batch size or use fewer processes. Last lines:\n"
-                + tail(run.log, 8)}
-    return None
-
-
-def last_state(run: RunPaths) -> str | None:
-    """The state of the worker's last status event (read from the end of its events)."""
-    try:
-        with open(run.events, "rb") as fh:
-            fh.seek(0, 2)
-            fh.seek(max(0, fh.tell() - 16384))
-            tail_bytes = fh.read()
-    except OSError:
-        return None
-    for line in reversed(tail_bytes.splitlines()):
-        try:
-            event = json.loads(line)
-        except ValueError:
-            continue
-        if event.get("type") == "status":
-            return event.get("state")
-    return None
-
-
-def finalize(run: RunPaths, code: int | None, stop_requested: bool, killed: bool) -> dict:
-    """Make sure results.json exists and says how the worker ended."""
-    results = read_results(run.results)
-    if results and results.get("status") in FINAL_STATUSES:
-        return results
-    if stop_requested:
-        results = _base_results(run, "stopped",
-                                note="Stopped by force after the grace period; nothing was "
-                                     "saved.")
-    elif code == -signal.SIGKILL:
-        results = _base_results(run, "failed", error={
-            "code": "killed",
-            "message": "The training process was killed by the system, most likely because "
-                       "the machine ran out of memory.",
-            "remedy": "Lower the batch size or max length, or use LoRA or head-only training."})
-    elif code is None:  # adopted after a restart: its exit status is not ours to read
-        results = _base_results(run, "failed", error={
-            "code": "killed",
-            "message": "The training process disappeared without finishing: it was most "
-                       "likely killed (for example by the system when memory ran out).",
-            "remedy": "Start it again; if it happens again, lower the batch size or max "
-                      "length, or use LoRA. Last lines of worker.log:\n" + tail(run.log, 5)})
-    elif rank_failure(run):
-        results = _base_results(run, "failed", error=rank_failure(run))
-    else:
-        results = _base_results(run, "failed", error={
-            "code": "crashed",
-            "message": f"The training process ended unexpectedly (exit code {code}).",
-            "remedy": "See worker.log for details. Last lines:\n" + tail(run.log, 8)})
-    write_results(run.results, results)
-    return results

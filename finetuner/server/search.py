@@ -29,6 +29,7 @@ from finetuner.config import CPU_BATCH_SIZE, RunConfig, default_learning_rate
 from finetuner.errors import FinetunerError
 from finetuner.results import read_results
 from finetuner.runs import RunPaths, write_json
+from finetuner.server.exits import mark_interrupted
 from finetuner.server.follow import Launcher, follow
 
 PRUNERS = ("median", "halving", "none", "below:X")
@@ -287,8 +288,6 @@ class Search:
                             self.state["direction"] == "maximize")
         status = seen.results.get("status")
         if status == "stopped" and entry["state"] != "pruning" and stopped_by_server(run):
-            from finetuner.server.jobs import mark_interrupted
-
             mark_interrupted(run)  # trained again (from its checkpoint, if any) on restart
             status = "interrupted"
         if entry["state"] == "pruning":
@@ -339,8 +338,6 @@ class Search:
             run = RunPaths(Path(entry["run"]))
             if (read_results(run.results) or {}).get("status") == "stopped" and \
                     entry["state"] != "pruning" and stopped_by_server(run):
-                from finetuner.server.jobs import mark_interrupted
-
                 mark_interrupted(run)  # the server's shutdown stopped it: train it again
             for _ in range(2):
                 if (read_results(run.results) or {}).get("status") == "interrupted":

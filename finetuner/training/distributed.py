@@ -9,7 +9,7 @@ whole validation split itself (same weights, same data: the same numbers), so ea
 the kept checkpoint and every other decision agree on all ranks without messages; the few
 decisions that read a clock or a file (a stop request, the time limit, the checkpoint timer)
 are agreed on with one all-reduce per step. A rank that fails writes `rank-R-error.json`, so
-the run's failure names it (jobs.finalize).
+the run's failure names it (server.exits.finalize).
 """
 
 from __future__ import annotations
