@@ -13,8 +13,8 @@ from test_worker import easy_rows, events_of, wait_for
 
 from finetuner.config import RunConfig
 from finetuner.errors import FinetunerError
-from finetuner.runs import RunPaths, create_run, read_json
-from finetuner.server.jobs import JobManager, latest_checkpoint
+from finetuner.runs import RunPaths, create_run, latest_checkpoint, read_json
+from finetuner.server.jobs import JobManager
 from finetuner.server.jobstore import JobStore
 
 

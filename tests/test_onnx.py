@@ -246,7 +246,7 @@ def test_export_from_the_cli_and_a_run_whose_data_changed(trained, tmp_path, cap
 
 
 def test_runtime_choices_fail_clearly(tmp_path):
-    from finetuner.serving.onnxexport import pick
+    from finetuner.serving.runtimes import pick
 
     meta = {"task": "classification"}
     with pytest.raises(FinetunerError, match="no ONNX export"):
