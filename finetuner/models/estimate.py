@@ -13,6 +13,7 @@ server runs on (measured in the background at server start).
 from __future__ import annotations
 
 import functools
+import json
 import math
 import threading
 import time
@@ -27,6 +28,11 @@ FLOPS_PER_PARAM_TOKEN = {"full": 6.0, "lora": 4.0, "head": 2.0}
 # head-only 477 samples/s at 13.3 tokens per example; probe 713 GFLOP/s).
 EFFICIENCY = {"full": 0.26, "lora": 0.235, "head": 0.21}
 PADDING_OVERHEAD = 1.1  # length-grouped batches still pad a little
+# Wider models multiply larger matrices and run closer to the probe's rate: the efficiencies
+# above hold at MiniLM's width (384) and scale with the square root of the hidden size
+# (measured on the same CPU with bench/estimate_check.py: all-mpnet-base-v2, width 768, took
+# 0.53-0.68 of the unscaled estimate per planned step, where MiniLM took 0.70-0.94).
+REFERENCE_WIDTH = 384
 
 
 @dataclass
@@ -280,19 +286,31 @@ def planned_seconds(cost: MethodCost, n_train: int, epochs: float, batch_size: i
     return train * total / per_epoch + evals * cost.seconds_per_eval
 
 
+def width_factor(model_path: str) -> float:
+    """How much faster than MiniLM's width a model turns FLOPs into training (see
+    REFERENCE_WIDTH): sqrt(hidden size / 384), within 0.5-2; 1 when the config is unreadable."""
+    try:
+        config = json.loads((Path(model_path) / "config.json").read_text())
+        width = int(config.get("hidden_size") or config.get("dim") or REFERENCE_WIDTH)
+    except (OSError, ValueError, TypeError):
+        return 1.0
+    return min(2.0, max(0.5, math.sqrt(width / REFERENCE_WIDTH)))
+
+
 def method_costs(model_path: str, spec, num_labels: int, n_train: int, mean_tokens: float,
                  n_eval: int, lora_r: int = 8) -> list[MethodCost]:
     from finetuner.models.pooling import MEAN, body_pooling
 
     params = counts(model_path, spec, num_labels, lora_r)
     probe_only = spec.sentence_level and body_pooling(model_path) == MEAN
+    flops = probe_flops() * width_factor(model_path)
     costs = []
     for method, (trainable, total, non_embedding) in params.items():
-        secs = seconds_per_epoch(method, non_embedding, n_train, mean_tokens, n_eval) if \
-            n_train else None
+        secs = seconds_per_epoch(method, non_embedding, n_train, mean_tokens, n_eval,
+                                 flops=flops) if n_train else None
         costs.append(MethodCost(method, trainable, total, secs, METHOD_HELP[method],
                                 seconds_per_eval=seconds_per_eval(non_embedding, n_train,
-                                                                  mean_tokens, n_eval),
+                                                                  mean_tokens, n_eval, flops),
                                 one_pass=probe_only and method == "head"))
     return costs
 
