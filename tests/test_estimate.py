@@ -73,6 +73,10 @@ def test_wider_models_are_planned_at_a_higher_rate(tmp_path, monkeypatch):
     assert estimate.width_factor(folder("distil", {"dim": 768})) == pytest.approx(2 ** 0.5)
     assert estimate.width_factor(folder("huge", {"hidden_size": 8192})) == 2.0
     assert estimate.width_factor(str(tmp_path / "missing")) == 1.0
+    # an uploaded model's config.json is anyone's: odd values never break the plan
+    for i, odd in enumerate([{"hidden_size": -768}, {"hidden_size": "wide"}, [768],
+                             {"hidden_size": [768]}, {"hidden_size": 1e400}]):
+        assert estimate.width_factor(folder(f"odd{i}", odd)) == 1.0, odd
     default = resolve_model("default").path
     assert estimate.width_factor(default) == 1.0
     monkeypatch.setattr(estimate, "probe_flops", lambda: FLOPS)

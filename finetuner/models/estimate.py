@@ -289,10 +289,12 @@ def planned_seconds(cost: MethodCost, n_train: int, epochs: float, batch_size: i
 def width_factor(model_path: str) -> float:
     """How much faster than MiniLM's width a model turns FLOPs into training (see
     REFERENCE_WIDTH): sqrt(hidden size / 384), within 0.5-2; 1 when the config is unreadable."""
-    try:
+    try:  # an uploaded model's config is anyone's file: anything odd reads as the reference
         config = json.loads((Path(model_path) / "config.json").read_text())
         width = int(config.get("hidden_size") or config.get("dim") or REFERENCE_WIDTH)
-    except (OSError, ValueError, TypeError):
+    except (OSError, ValueError, TypeError, AttributeError, OverflowError):
+        return 1.0
+    if width <= 0:
         return 1.0
     return min(2.0, max(0.5, math.sqrt(width / REFERENCE_WIDTH)))
 
