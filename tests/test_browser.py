@@ -167,7 +167,29 @@ def test_upload_train_judge_try_and_download(app_url, page, tmp_path):
     print(f"\nscreenshots: {tmp_path}")
 
 
+def stop_a_live_run(context, app_url) -> None:
+    """After a test failed mid-run: a run left training would open the next tests' pages on its
+    Train tab (every test here is the same local user) and fail them too."""
+    page = context.new_page()
+    page.goto(app_url)
+    stop = page.get_by_role("button", name="Stop training")
+    try:
+        page.get_by_text("Re-attached to the running training").wait_for(timeout=10_000)
+    except Exception:
+        return  # nothing is training
+    stop.click()
+    page.locator(".ft-progress").get_by_text("Stopped").wait_for(timeout=60_000)
+
+
 def test_reload_reattaches_and_stop_twice(app_url, page, tmp_path):
+    try:
+        reload_reattaches_and_stop_twice(app_url, page, tmp_path)
+    except BaseException:
+        stop_a_live_run(page.context, app_url)
+        raise
+
+
+def reload_reattaches_and_stop_twice(app_url, page, tmp_path):
     from playwright.sync_api import expect
 
     page.set_default_timeout(30_000)
@@ -210,9 +232,13 @@ def test_reload_reattaches_and_stop_twice(app_url, page, tmp_path):
 
     other.route("**/queue/join*", hold_the_load)
     other.goto(app_url)
+    for _ in range(600):  # the load is sent once the page has mounted (later on a busy machine)
+        if held:
+            break
+        other.wait_for_timeout(100)  # lets Playwright call the route handler meanwhile
+    assert len(held) == 1, "the page never sent its load event"
     with other.expect_response("**/gradio_api/upload*"):
         other.locator("input[type=file]").first.set_input_files(str(EXAMPLES / "clauses.csv"))
-    assert len(held) == 1
     held[0].continue_()
     expect(other.get_by_text("Re-attached to the running training")).to_be_visible()
     other.get_by_role("tab", name="1 · Data").click()
