@@ -61,7 +61,8 @@ def inference(run_dir: Path, dev: Path) -> dict:
 
     from finetuner.serving.export import read_meta
     from finetuner.serving.inference import Predictor
-    from finetuner.serving.onnxexport import export_run, summary_lines
+    from finetuner.serving.onnxexport import export_run
+    from finetuner.serving.onnxreport import summary_lines
 
     frame = pd.read_csv(dev, sep="\t")
     sentences = frame["sentence"].astype(str).tolist()

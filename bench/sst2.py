@@ -3,6 +3,8 @@
     python bench/sst2.py                        # one epoch each, plain script over 150 steps
     python bench/sst2.py --methods full --plain-steps 0   # plain script for a whole epoch too
     python bench/sst2.py --subset 4000 --plain-steps 30   # a quick look
+    python bench/sst2.py --methods full --plain-steps -1 --studio-args "--model all-mpnet-base-v2"
+                                                # the base-size model, no plain script
 
 Both sides run in this one process tree, one after the other, on the same machine and data:
 the studio trains through its real CLI and worker process (validation: 1.5% of train.tsv,
@@ -15,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import shlex
 import subprocess
 import sys
 import time
@@ -62,7 +65,9 @@ def main() -> None:
     ap.add_argument("--methods", default="full,lora,head")
     ap.add_argument("--epochs", type=float, default=1.0)
     ap.add_argument("--plain-steps", type=int, default=150,
-                    help="steps of the plain script (0 = a whole epoch, about 90 min on CPU)")
+                    help="steps of the plain script (0 = a whole epoch, about 90 min on CPU; "
+                         "-1 = not run)")
+    ap.add_argument("--studio-args", default="", help="more flags for the studio's train command")
     ap.add_argument("--subset", type=int, default=0, help="train on this many rows only")
     ap.add_argument("--data", default=str(DATA))
     args = ap.parse_args()
@@ -80,13 +85,18 @@ def main() -> None:
             train, sep="\t", index=False)
     rows = []
     for method in [m.strip() for m in args.methods.split(",") if m.strip()]:
-        rows.append(run_engine(method, train, data / "dev.tsv", out, args.epochs))
+        rows.append(run_engine(method, train, data / "dev.tsv", out, args.epochs,
+                               tuple(shlex.split(args.studio_args))))
         print(json.dumps(rows[-1]), flush=True)
-    rows.append(run_plain(data / "train.tsv", data / "dev.tsv", args.plain_steps, args.subset))
-    print(json.dumps(rows[-1]), flush=True)
+    if args.plain_steps >= 0:
+        rows.append(run_plain(data / "train.tsv", data / "dev.tsv", args.plain_steps,
+                              args.subset))
+        print(json.dumps(rows[-1]), flush=True)
     plain = rows[-1]["train_samples_per_second"]
     print(f"\nSST-2, {args.epochs:g} epoch(s), {platform.processor() or platform.machine()}, "
           f"{time.strftime('%Y-%m-%d')}\n")
+    print(f"studio flags: {args.studio_args or '(defaults)'}; the last row is the reference of "
+          "x plain\n")
     print("| run | dev accuracy | train samples/s | x plain | train s | wall s |")
     print("|---|---|---|---|---|---|")
     for r in rows:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
 import time
 from pathlib import Path
@@ -175,7 +176,7 @@ def print_results(run, results: dict) -> None:
     if results.get("model_dir"):
         print(f"Model: {results['model_dir']}")
     if results.get("onnx"):
-        from finetuner.serving.onnxexport import summary_lines
+        from finetuner.serving.onnxreport import summary_lines
 
         print("ONNX:")
         for line in summary_lines(results["onnx"]):
@@ -210,20 +211,8 @@ def cmd_predict(args) -> int:
     for text, pred in zip(args.text, preds):
         if args.json:
             print(json.dumps({"text": text, **pred}, ensure_ascii=False))
-        elif "entities" in pred:  # NER: "PER: Angela Merkel; LOC: Paris"
-            found = "; ".join(f"{e['type']}: {e['text']}" for e in pred["entities"])
-            print(f"{found or '(no entities)'}\t{text}")
-        elif "value" in pred:  # regression: the number
-            print(f"{pred['value']:.4g}\t{text}")
-        elif "thresholds" in pred:  # multi-label: every label above its threshold
-            probs = ", ".join(f"{k} {v:.3f}{'*' if v >= pred['thresholds'][k] else ''}"
-                              for k, v in sorted(pred["probabilities"].items(),
-                                                 key=lambda kv: -kv[1]))
-            print(f"{pred['label']}\t({probs})\t{text}")
         else:
-            probs = ", ".join(f"{k} {v:.3f}" for k, v in sorted(
-                pred["probabilities"].items(), key=lambda kv: -kv[1]))
-            print(f"{pred['label']}\t{pred['score']:.3f}\t({probs})\t{text}")
+            print(f"{predictor.impl.summary(pred)}\t{text}")
     return 0
 
 
@@ -248,7 +237,7 @@ def _predict_qa(predictor, args) -> int:
         if args.json:
             print(json.dumps({"question": question, **pred}, ensure_ascii=False))
         else:
-            print(f"{pred['answer'] or '(no answer)'}\t{pred['probability']:.3f}\t{question}")
+            print(f"{predictor.impl.summary(pred)}\t{question}")
     return 0
 
 
@@ -261,7 +250,8 @@ def cmd_export(args) -> int:
                              code="no_input")
     run = RunPaths(Path(args.run))
     if args.onnx:
-        from finetuner.serving.onnxexport import export_run, summary_lines
+        from finetuner.serving.onnxexport import export_run
+        from finetuner.serving.onnxreport import summary_lines
 
         summary = export_run(run.root)
         print(f"ONNX export in {run.model / 'onnx'} ({summary['export_seconds']} s export, "
@@ -287,7 +277,6 @@ def _stop_on_signals() -> None:
     """SIGTERM (timeout, a CI job's limit, kill) and SIGHUP (a closed terminal) end the
     command as Ctrl-C does: the running worker is told to stop, keeps its best checkpoint and
     is waited for. (A worker whose command dies anyway stops by itself: FINETUNER_STOP_WITH_PID.)"""
-    import signal
 
     def interrupt(signum, _frame):
         signal.signal(signum, signal.SIG_IGN)  # once: the stop and the wait must finish

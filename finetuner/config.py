@@ -355,7 +355,8 @@ def _trackers(value: Any) -> list[str]:
 
 @dataclass
 class RunConfig:
-    task: str = _help("classification", default=DEFAULT_TASK)
+    task: str = _help("The kind of task, one of the registry's (finetuner.tasks.TASKS).",
+                      default=DEFAULT_TASK)
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     method: MethodConfig = field(default_factory=MethodConfig)

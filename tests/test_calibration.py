@@ -9,9 +9,9 @@ from finetuner.evaluation.calibration import (
     fit_temperature,
     reliability,
     scale_outputs,
-    span_pairs,
-    token_pairs,
 )
+from finetuner.tasks.ner import calibration_pairs as token_pairs
+from finetuner.tasks.qa import calibration_pairs as span_pairs
 
 
 def overconfident(n: int, seed: int, accuracy: float = 0.7, sharpness: float = 6.0):

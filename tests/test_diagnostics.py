@@ -189,10 +189,10 @@ def test_the_diagnosis_says_so_when_a_baseline_is_as_good():
 def test_baselines_on_real_splits():
     from conftest import sentiment_rows
 
-    from finetuner.evaluation import baselines
+    from finetuner.tasks import classification, ner
 
     rows = sentiment_rows(200)
-    out = baselines.classification(rows[:140], rows[140:170], rows[170:], ["neg", "pos"])
+    out = classification.baselines(rows[:140], rows[140:170], rows[170:], ["neg", "pos"])
     assert out["majority"]["test"]["accuracy"] == 0.5
     assert out["tfidf_logreg"]["validation"]["macro_f1"] > 0.9  # the words give it away
     assert "TF-IDF" in out["tfidf_logreg"]["title"] and out["tfidf_logreg"]["C"] in (0.1, 1, 10)
@@ -200,8 +200,8 @@ def test_baselines_on_real_splits():
              {"tokens": ["in", "Paris"], "tags": ["O", "B-LOC"]}]
     test = [{"tokens": ["Bob", "Lee", "left", "Paris", "Rome"],
              "tags": ["B-PER", "I-PER", "O", "B-LOC", "B-LOC"]}]
-    ner = baselines.ner(train, test, test)["memorised_entities"]["test"]
-    assert ner["precision"] == 1.0 and round(ner["recall"], 3) == 0.667
+    memorised = ner.baselines(train, test, test)["memorised_entities"]["test"]
+    assert memorised["precision"] == 1.0 and round(memorised["recall"], 3) == 0.667
 
 
 def test_a_slow_rise_inside_the_noise_is_still_improving_when_the_loss_keeps_falling():

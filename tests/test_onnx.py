@@ -164,7 +164,7 @@ def test_card_snippet_runs_with_onnxruntime_alone(exported):
 
     from finetuner.serving.export import read_meta
     from finetuner.serving.inference import Predictor
-    from finetuner.serving.onnxexport import usage
+    from finetuner.serving.onnxreport import usage
 
     task, run, _ = exported
     meta = read_meta(run.model)
@@ -372,7 +372,11 @@ def test_the_try_it_cache_picks_up_an_export_that_lands_later(trained, tmp_path)
 def test_agreement_means_something_for_every_kind_of_answer():
     """A number agrees within 1% of the span of PyTorch's answers, in the target's units (not
     to two decimals, which made a good int8 regression model read '16% the same')."""
-    from finetuner.serving.onnxexport import _agree, _decision, same_means
+    from finetuner.serving.onnxexport import _agree, same_means
+    from finetuner.tasks import TASKS
+
+    def _decision(prediction):
+        return TASKS["regression"].impl().decision(prediction)
 
     reference = [0.0, 2.5, 5.0, 10.0]
     close = [0.05, 2.45, 5.09, 9.95]  # all within 0.1 = 1% of the span of 10
@@ -380,11 +384,11 @@ def test_agreement_means_something_for_every_kind_of_answer():
     assert _agree([0.5, 2.5, 5.0, 10.0], reference) == 0.75
     assert _decision({"value": 3.14159}) == 3.14159
     assert _agree(["a", "b", "a"], ["a", "b", "b"]) == 2 / 3
-    assert "within 1% of the range" in same_means({"value": 1.0})
-    assert same_means({"label": "x"}) == "the same label"
-    assert same_means({"labels": ["x"]}) == "the same set of labels"
-    assert same_means({"entities": []}).startswith("the same entities")
-    assert same_means({"answer": "x"}) == "the same answer span"
+    assert "within 1% of the range" in same_means(TASKS["regression"])
+    assert same_means(TASKS["classification"]) == "the same label"
+    assert same_means(TASKS["multi-label"]) == "the same set of labels"
+    assert same_means(TASKS["ner"]).startswith("the same entities")
+    assert same_means(TASKS["qa"]) == "the same answer span"
 
 
 def test_a_finished_run_is_exported_later_from_the_results_tab(trained, tmp_path):

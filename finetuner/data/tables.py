@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
-import os
 import re
 from collections import Counter
 from dataclasses import dataclass, field
@@ -25,6 +23,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from finetuner.data.bounds import Bounds
+from finetuner.data.jsonread import parse_json, parse_jsonl, records_frame
 from finetuner.data.splits import Finding
 from finetuner.errors import DataError
 
@@ -40,74 +40,7 @@ TABLE_FORMATS = {
     ".pq": "parquet",
 }
 MAX_CELL_CHARS = 100_000  # longer cells are clipped: the tokenizer keeps only max_length tokens
-DEFAULT_MAX_ROWS = 2_000_000
-DEFAULT_MAX_COLUMNS = 1_000
-# rows x columns: a few kilobytes of short rows under a wide header (pandas fills the missing
-# fields) would otherwise become billions of cells; 20 million is 2 million rows of 10 columns
-MAX_CELLS = 20_000_000
 MAX_DECODED_BYTES = 2 << 30  # what a Parquet file may decode to (dictionary pages expand)
-MAX_WRAPPED_JSON_CHARS = 50_000_000  # {"data": [...]} is parsed whole: only this large
-
-
-def _cap(name: str, default: int) -> int:
-    raw = os.environ.get(name, "").strip()
-    try:
-        value = int(raw) if raw else default
-    except ValueError:
-        value = default
-    return value if value > 0 else default
-
-
-def row_cap() -> int:
-    return _cap("FINETUNER_MAX_ROWS", DEFAULT_MAX_ROWS)
-
-
-def column_cap() -> int:
-    return _cap("FINETUNER_MAX_COLUMNS", DEFAULT_MAX_COLUMNS)
-
-
-@dataclass(frozen=True)
-class Bounds:
-    """How much of a file a reader may materialise, and the setting that raises it."""
-
-    rows: int
-    columns: int
-    rows_setting: str = "FINETUNER_MAX_ROWS"
-
-    @classmethod
-    def default(cls, rows: int | None = None, rows_setting: str | None = None) -> Bounds:
-        return cls(rows or row_cap(), column_cap(), rows_setting or "FINETUNER_MAX_ROWS")
-
-    def too_many_rows(self, name: str, rows: int | None = None) -> DataError:
-        count = f"{rows:,} rows" if rows is not None else f"more than {self.rows:,} rows"
-        return DataError(
-            f"'{name}' has {count}; this server reads at most {self.rows:,} rows per file "
-            f"({self.rows_setting}).",
-            "Upload a sample of your data, or ask the administrator to raise the cap.",
-            code="cap_rows")
-
-    def rows_for(self, columns: int) -> int:
-        """Rows that may be read with this many columns (the cell budget)."""
-        return max(1, min(self.rows, MAX_CELLS // max(1, columns)))
-
-    def check_cells(self, name: str, rows: int, columns: int, at_least: bool = False) -> None:
-        if rows * columns > MAX_CELLS:
-            count = f"more than {rows - 1:,}" if at_least else f"{rows:,}"
-            raise DataError(
-                f"'{name}' has {count} rows of {columns:,} columns: more cells than the "
-                f"{MAX_CELLS:,} this server reads per file.",
-                "Keep only the columns you need (the text, the label, a second text), or "
-                "upload a sample of the rows.", code="cap_cells")
-
-    def check_columns(self, name: str, columns: int) -> None:
-        if columns > self.columns:
-            raise DataError(
-                f"'{name}' has {columns:,} columns; this server reads at most "
-                f"{self.columns:,} (FINETUNER_MAX_COLUMNS).",
-                "Keep only the columns you need (the text, the label, a second text) and "
-                "upload that.", code="cap_columns")
-
-
 @dataclass
 class Table:
     """A file read into memory, with what was noticed while reading it."""
@@ -232,9 +165,9 @@ def _parse(data: bytes, fmt: str, name: str, bounds: Bounds,
     text = decode_text(data, name, findings)
     if fmt in ("csv", "tsv"):
         return _read_delimited(text, name, "\t" if fmt == "tsv" else None, bounds)
-    records = (_parse_json(text, name, bounds) if fmt == "json"
-               else _parse_jsonl(text, name, bounds))
-    return _records_frame(records, name, bounds)
+    records = (parse_json(text, name, bounds) if fmt == "json"
+               else parse_jsonl(text, name, bounds))
+    return records_frame(records, name, bounds)
 
 
 def _read_parquet(data: bytes, name: str, bounds: Bounds) -> pd.DataFrame:
@@ -355,124 +288,6 @@ def _ragged_message(raw: str, name: str, delimiter: str) -> str:
             '"great, really great". Fix that line or save the file with quoting.'
         )
     return f"'{name}' could not be parsed as a {shown}-separated table: {raw}"
-
-
-def _parse_json(text: str, name: str, bounds: Bounds | None = None) -> list:
-    bounds = bounds or Bounds.default()
-    start = len(text) - len(text.lstrip())
-    if text[start:start + 1] == "[":
-        return _json_array(text, start + 1, name, bounds)
-    if len(text) > MAX_WRAPPED_JSON_CHARS:  # read whole: only a moderate size
-        raise DataError(
-            f"'{name}' is a {len(text) / 1e6:,.0f} MB JSON object; this server reads objects "
-            f"of at most {MAX_WRAPPED_JSON_CHARS / 1e6:,.0f} MB.",
-            'Save the records as a JSON list ([{"text": ..., "label": ...}, ...]) or as JSON '
-            "Lines (.jsonl), which are read record by record.", code="too_large")
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError as exc:
-        hint = ""
-        if exc.msg.startswith("Extra data"):
-            hint = " It may be JSON Lines (one record per line): rename it to .jsonl."
-        raise DataError(
-            f"'{name}' is not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}."
-            f"{hint}",
-            "Fix the JSON or export the data again.",
-            code="bad_json",
-        ) from None
-    if isinstance(value, dict):
-        lists = [k for k, v in value.items() if isinstance(v, list)]
-        if len(lists) == 1:
-            if len(value[lists[0]]) > bounds.rows:
-                raise bounds.too_many_rows(name, len(value[lists[0]]))
-            return value[lists[0]]
-        raise DataError(
-            f"'{name}' holds a JSON object; a list of records was expected.",
-            'Save it as [{"text": ..., "label": ...}, ...].',
-            code="bad_json",
-        )
-    if not isinstance(value, list):
-        raise DataError(f"'{name}' holds a single JSON value, not a list of records.")
-    return value
-
-
-_WS = re.compile(r"\s*")
-
-
-def _json_array(text: str, at: int, name: str, bounds: Bounds) -> list:
-    """The records of a top-level JSON array, one at a time: stops at the row cap."""
-    decoder, records = json.JSONDecoder(), []
-
-    def bad(pos: int, msg: str) -> DataError:
-        line = text.count("\n", 0, pos) + 1
-        column = pos - (text.rfind("\n", 0, pos) + 1) + 1
-        return DataError(f"'{name}' is not valid JSON: {msg} at line {line}, column {column}.",
-                         "Fix the JSON or export the data again.", code="bad_json")
-
-    at = _WS.match(text, at).end()
-    if text[at:at + 1] == "]":
-        return records
-    while True:
-        if text[at:at + 1] != "{" and text[at:at + 1] not in ("", "]"):
-            raise DataError(
-                f"Record {len(records) + 1} of '{name}' is not an object.",
-                'Each record must look like {"text": "...", "label": "..."}.',
-                code="bad_json")
-        try:
-            value, at = decoder.raw_decode(text, at)
-        except json.JSONDecodeError as exc:
-            raise bad(exc.pos, exc.msg) from None
-        records.append(value)
-        if len(records) > bounds.rows:
-            raise bounds.too_many_rows(name)
-        at = _WS.match(text, at).end()
-        sep = text[at:at + 1]
-        if sep == "]":
-            rest = _WS.match(text, at + 1).end()
-            if rest != len(text):
-                raise bad(rest, "Extra data after the list")
-            return records
-        if sep != ",":
-            raise bad(at, "Expecting ',' delimiter")
-        at = _WS.match(text, at + 1).end()
-
-
-def _parse_jsonl(text: str, name: str, bounds: Bounds | None = None) -> list:
-    bounds = bounds or Bounds.default()
-    records = []
-    for number, line in enumerate(io.StringIO(text), start=1):  # one line at a time
-        if not line.strip():
-            continue
-        if len(records) >= bounds.rows:
-            raise bounds.too_many_rows(name)
-        try:
-            records.append(json.loads(line))
-        except json.JSONDecodeError as exc:
-            raise DataError(
-                f"Line {number} of '{name}' is not valid JSON: {exc.msg} (column {exc.colno}).",
-                "Each line of a JSONL file must be one complete JSON object.",
-                code="bad_json",
-            ) from None
-    return records
-
-
-def _records_frame(records: list, name: str, bounds: Bounds | None = None) -> pd.DataFrame:
-    bounds = bounds or Bounds.default()
-    if not records:
-        raise DataError(f"'{name}' holds no records.", "Add labelled examples.", "no_rows")
-    keys: set = set()
-    for index, record in enumerate(records, start=1):
-        if not isinstance(record, dict):
-            raise DataError(
-                f"Record {index} of '{name}' is a {type(record).__name__}, not an object.",
-                'Each record must look like {"text": "...", "label": "..."}.',
-                code="bad_json",
-            )
-        if len(keys) <= bounds.columns:
-            keys.update(record)
-    bounds.check_columns(name, len(keys))
-    bounds.check_cells(name, len(records), len(keys))
-    return pd.DataFrame.from_records(records)
 
 
 def _clip_huge_cells(frame: pd.DataFrame, name: str, findings: list[Finding]) -> None:

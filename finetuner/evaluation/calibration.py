@@ -100,53 +100,10 @@ def scale_outputs(outputs: list, t: float) -> list:
             for out in outputs]
 
 
-# -- (logits, gold) pairs per task from outputs and features
-
-
-def classification_pairs(outputs: list, features: list[dict]):
-    keep = [i for i, f in enumerate(features) if "labels" in f]
-    if not keep:
-        return None
-    return (np.stack([outputs[i] for i in keep]).astype("float64"),
-            np.array([features[i]["labels"] for i in keep]))
-
-
-def token_pairs(outputs: list, features: list[dict]):
-    rows, gold = [], []
-    for logits, feat in zip(outputs, features):
-        labels = feat.get("labels")
-        if labels is None:
-            continue
-        for pos, label in enumerate(labels[: len(logits)]):
-            if label != -100:
-                rows.append(logits[pos])
-                gold.append(label)
-    return (np.stack(rows).astype("float64"), np.array(gold)) if rows else None
-
-
-def span_pairs(outputs: list, features: list[dict]):
-    """QA: the start and the end position of each window, as two classification problems
-    over the window's tokens (padding positions are masked out)."""
-    rows, gold = [], []
-    for (start, end), feat in zip(outputs, features):
-        if "start_positions" not in feat:
-            continue
-        n = len(feat["input_ids"])
-        for logits, pos in ((start, feat["start_positions"]), (end, feat["end_positions"])):
-            rows.append(np.asarray(logits[:n], dtype="float64"))
-            gold.append(pos)
-    if not rows:
-        return None
-    width = max(len(r) for r in rows)
-    padded = np.full((len(rows), width), -1e9)
-    for i, r in enumerate(rows):
-        padded[i, : len(r)] = r
-    return padded, np.array(gold)
-
-
 def pairs_for(spec):
-    """The task's (pairs function, units) named by its TaskSpec.calibration."""
-    if spec.calibration is None:
+    """The task's (pairs function, units): its module's optional `calibration_pairs` hook and
+    `TaskSpec.calibration_units`; (None, None) for tasks without a temperature."""
+    hook = getattr(spec.impl(), "calibration_pairs", None)
+    if hook is None or spec.calibration_units is None:
         return None, None
-    name, units = spec.calibration
-    return globals()[name], units
+    return hook, spec.calibration_units

@@ -102,12 +102,15 @@ def run_model(
     amp_dtype: torch.dtype | None = None,
     with_loss: bool = False,
     interrupt: Callable[[], bool] | None = None,
+    *,
+    spec,
 ) -> tuple[list, float | None]:
     """Forward every feature once; return per-feature outputs (numpy) and the mean loss.
 
-    Outputs are logits for one head, or a tuple (start, end) for span heads, each trimmed to
-    the feature's own length. `interrupt` is polled between batches; when it returns True,
-    `StopRequested` is raised.
+    Outputs are the task's (`spec.outputs`): one array per feature for one output (logits), a
+    tuple for several (QA's start and end), trimmed to the feature's own length where they
+    have a position axis (`spec.token_outputs`). `interrupt` is polled between batches; when
+    it returns True, `StopRequested` is raised.
     """
     if not features:
         return [], None
@@ -131,7 +134,7 @@ def run_model(
                 if with_loss and getattr(out, "loss", None) is not None:
                     loss_sum += float(out.loss) * len(idx)
                     loss_n += len(idx)
-                _scatter(out, idx, features, outputs)
+                _scatter(out, idx, features, outputs, spec)
     finally:
         model.train(was_training)
     return outputs, (loss_sum / loss_n if loss_n else None)
@@ -143,20 +146,12 @@ def device_of(model) -> torch.device:
     return device if isinstance(device, torch.device) else next(model.parameters()).device
 
 
-def _scatter(out, idx: list[int], features: Sequence[dict], outputs: list) -> None:
-    if getattr(out, "start_logits", None) is not None:
-        start = out.start_logits.float().cpu().numpy()
-        end = out.end_logits.float().cpu().numpy()
-        for row, i in enumerate(idx):
-            n = len(features[i]["input_ids"])
-            outputs[i] = (start[row, :n], end[row, :n])
-        return
-    logits = out.logits.float().cpu().numpy()
+def _scatter(out, idx: list[int], features: Sequence[dict], outputs: list, spec) -> None:
+    arrays = [getattr(out, name).float().cpu().numpy() for name in spec.outputs]
     for row, i in enumerate(idx):
-        value = logits[row]
-        if value.ndim == 2:  # token classification: trim padding
-            value = value[: len(features[i]["input_ids"])]
-        outputs[i] = np.asarray(value)
+        n = len(features[i]["input_ids"])
+        values = [a[row, :n] if spec.token_outputs else a[row] for a in arrays]
+        outputs[i] = values[0] if len(values) == 1 else tuple(values)
 
 
 class EpochSampler(torch.utils.data.Sampler):

@@ -15,6 +15,7 @@ from __future__ import annotations
 import functools
 import json
 import math
+import struct
 import threading
 import time
 from dataclasses import dataclass
@@ -97,7 +98,6 @@ MAX_HEADER_BYTES = 8 << 20  # BERT-large's header is about 50 KB
 
 def _weight_files(folder: Path) -> list[Path]:
     """model.safetensors, or the shards its index names (never stray files beside them)."""
-    import json
 
     single = folder / "model.safetensors"
     if single.is_file():
@@ -111,9 +111,6 @@ def _weight_files(folder: Path) -> list[Path]:
 
 def _header_counts(folder: Path) -> dict[str, int]:
     """{tensor name: element count} from the safetensors header(s): 8 bytes and a JSON."""
-    import json
-    import math
-    import struct
 
     out: dict[str, int] = {}
     for file in _weight_files(folder):
@@ -145,7 +142,6 @@ def quick_params(model_path: str, task_auto: str, num_labels: int, lora_r: int =
 @functools.lru_cache(maxsize=32)
 def _quick_params(model_path: str, stamp: int, task_auto: str, num_labels: int, lora_r: int
                   ) -> dict[str, tuple[int, int, int]] | None:
-    import json
 
     folder = Path(model_path)
     config = json.loads((folder / "config.json").read_text("utf-8"))

@@ -10,6 +10,7 @@ here: the count for `all` is handed in by whoever imported torch (the server).
 
 from __future__ import annotations
 
+import os
 import threading
 
 from finetuner.errors import FinetunerError
@@ -114,7 +115,6 @@ def visible_gpu_count() -> int:
 
 def slots_from_env(environ=None, visible: int | None = None) -> GpuSlots:
     """FINETUNER_GPUS and FINETUNER_GPUS_PER_JOB as slots (empty without FINETUNER_GPUS)."""
-    import os
 
     env = os.environ if environ is None else environ
     value = env.get("FINETUNER_GPUS", "")

@@ -13,6 +13,7 @@ folder's size and stamp, not the whole hash.
 from __future__ import annotations
 
 import hashlib
+import importlib.metadata as md
 import json
 import os
 import shutil
@@ -49,7 +50,6 @@ def cache_dir() -> Path:
 def mpnet_parts() -> list[Path] | None:
     """The five parts in order, or None when no part is installed; a ModelError when only
     some are (a partial install)."""
-    import importlib.metadata as md
 
     parts, missing = [], []
     for name in MPNET_PACKAGES:

@@ -235,7 +235,8 @@ def run(run_dir: Path, source: Path, output: Path, progress: Path, max_rows: int
 
     report()
     try:
-        from finetuner.data.tables import Bounds, read_table
+        from finetuner.data.bounds import Bounds
+        from finetuner.data.tables import read_table
         from finetuner.serving.export import read_meta
         from finetuner.tasks import get_task
 

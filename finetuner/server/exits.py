@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import time
 from pathlib import Path
@@ -67,8 +68,6 @@ def rank_failure(run: RunPaths) -> dict | None:
                            f"{e.get('message', '')}"}
     text = tail(run.log, 60)
     if "ChildFailedError" in text:
-        import re
-
         found = re.search(r"rank\s*:\s*(\d+)[^\n]*\n(?:.*\n){0,4}?.*exitcode\s*:\s*(-?\d+)", text)
         which = f" {found.group(1)} (exit code {found.group(2)})" if found else ""
         return {"code": "rank_died", "message": f"Training process{which} of this run died, "

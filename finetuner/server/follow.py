@@ -10,6 +10,7 @@ the API, on every backend.
 
 from __future__ import annotations
 
+import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -114,7 +115,6 @@ def follow(run: RunPaths, on_eval: Callable[[dict, int], bool] | None = None,
 def worker_died(run: RunPaths) -> bool:
     """True when the run's worker started (its first event names its pid) and that process
     is gone, with no results written. A run still waiting in a queue has no worker yet."""
-    import socket
 
     pid = host = None
     for event in read_events(run.events)[0]:

@@ -19,13 +19,17 @@ starts the worker the usual way. Only single-process local workers start warm.
 
 from __future__ import annotations
 
+import atexit
+import importlib
 import json
 import os
 import select
+import signal
 import subprocess
 import sys
 import threading
 import time
+import traceback
 
 # imported before the first fork, in this order (everything a worker imports that costs time)
 PRELOAD = ("torch", "transformers", "transformers.models.bert.modeling_bert",
@@ -194,8 +198,6 @@ def shared(python: str, env: dict) -> WarmStarter:
         starter = _SHARED.get(key)
         if starter is None or (not starter.alive() and starter.broken is None):
             if not _SHARED:
-                import atexit
-
                 atexit.register(close_all)
             starter = _SHARED[key] = WarmStarter(python, env=env)
         return starter
@@ -219,7 +221,6 @@ def _write(msg: dict) -> None:
 
 def _child(request: dict) -> None:
     """In the forked child: become the worker of request["run_dir"]; never returns."""
-    import signal
 
     code = 1
     try:
@@ -247,8 +248,6 @@ def _child(request: dict) -> None:
     except SystemExit as exc:
         code = exc.code if isinstance(exc.code, int) else 1
     except BaseException:  # noqa: BLE001 - the child must never return into the loop
-        import traceback
-
         traceback.print_exc()
     finally:
         try:
@@ -275,8 +274,6 @@ def _cuda_touched() -> bool:
 
 
 def serve() -> int:
-    import importlib
-
     from finetuner.training import worker
 
     worker.quiet_environment()

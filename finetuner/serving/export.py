@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import time
 import zipfile
@@ -305,7 +306,6 @@ def push_to_hub(run: RunPaths, repo_id: str, token: str, private: bool = True) -
 
     The token is used for this call only: it is never written to the run, the events or logs.
     """
-    import re
 
     from finetuner.errors import FinetunerError
     from finetuner.models.modeling import hub_reachable

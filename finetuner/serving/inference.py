@@ -14,6 +14,7 @@ export's fastest kept runtime on a CPU machine and PyTorch on a GPU; `torch`, `o
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import torch
@@ -140,7 +141,8 @@ class Predictor:
         # many texts: bf16 where the hardware runs it fast (about 2x on such CPUs); one text
         # (the try-it box) stays in fp32, which is quick enough and exactly reproducible
         amp = self.amp if len(feats) >= BF16_MIN_BATCH else None
-        outputs, _ = batching.run_model(self.model, feats, self._collate, batch_size, amp)
+        outputs, _ = batching.run_model(self.model, feats, self._collate, batch_size, amp,
+                                        spec=self.spec)
         # calibrated probabilities: logits / T fitted on the validation split (argmax unchanged)
         outputs = scale_outputs(outputs, self.temperature)
         return self.impl.decode(outputs, feats, examples, self.labels, **self.options.hooks())
@@ -187,8 +189,6 @@ def _base_model_path(path: Path, meta: dict) -> str:
 
     run_config = path / "config.json"
     if (path / "model").is_dir() and run_config.is_file():
-        import json
-
         name = (json.loads(run_config.read_text("utf-8")).get("model") or {}).get(
             "name_or_path")
         if name:

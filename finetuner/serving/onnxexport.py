@@ -17,11 +17,14 @@ never used to choose (the test split chooses nothing).
 
 from __future__ import annotations
 
+import inspect
 import json
 import logging
 import shutil
 import statistics
 import time
+import warnings
+from importlib.metadata import version
 from pathlib import Path
 
 import numpy as np
@@ -31,13 +34,8 @@ from finetuner.errors import FinetunerError
 from finetuner.models import batching
 from finetuner.runs import RunPaths, write_json
 from finetuner.serving.export import read_meta
-from finetuner.serving.runtimes import (
-    FILES,
-    PENDING,
-    TITLES,
-    OnnxModel,
-    points,
-)
+from finetuner.serving.onnxreport import card_section
+from finetuner.serving.runtimes import FILES, OnnxModel
 from finetuner.tasks import DEFAULT_TASK, get_task
 from finetuner.tasks.options import TaskOptions
 
@@ -68,7 +66,6 @@ def output_names(spec) -> list[str]:
 
 def input_names(model, tokenizer) -> list[str]:
     """The inputs the tokenizer gives and the model takes, in INPUTS order."""
-    import inspect
 
     from finetuner.models.heads import (
         unwrap,  # a mean-pooled head takes what its token-level model takes
@@ -82,7 +79,6 @@ def input_names(model, tokenizer) -> list[str]:
 
 def _export(model, tokenizer, spec, path: Path) -> str:
     """fp32 ONNX with dynamic batch and sequence axes; returns the exporter's name."""
-    import warnings
 
     names, outs = input_names(model, tokenizer), output_names(spec)
     wrapped = _Outputs(model.float().eval().cpu(), names, outs)
@@ -160,35 +156,27 @@ def rebuild_splits(run: RunPaths) -> dict:
     return {"validation": data.validation, "test": data.test}
 
 
-def _runtime_outputs(model, feats, collate, rows, amp=None, timed=False, interrupt=None
+def _runtime_outputs(model, feats, collate, rows, spec, amp=None, timed=False, interrupt=None
                      ) -> tuple[list, float]:
     """fp32 outputs; with `timed`, examples per second of a second, warm pass at the
     precision Predictor runs it with (PyTorch: bf16 autocast for batches where the CPU runs
     it fast; ONNX: its file's), every runtime timed alike."""
-    outputs, _ = batching.run_model(model, feats, collate, 64, interrupt=interrupt)
+    outputs, _ = batching.run_model(model, feats, collate, 64, interrupt=interrupt, spec=spec)
     if not timed:
         return outputs, 0.0
     sample = feats[:RATE_FEATURES]  # a bounded timing pass, whatever the split's size
     t0 = time.perf_counter()
-    batching.run_model(model, sample, collate, 64, amp, interrupt=interrupt)
+    batching.run_model(model, sample, collate, 64, amp, interrupt=interrupt, spec=spec)
     per_feature = (time.perf_counter() - t0) / max(1, len(sample))
     return outputs, rows / max(1e-9, per_feature * len(feats))
 
 
-SAME_MEANS = {  # what "the same answer" is, by what a prediction decides
-    "entities": "the same entities (type and span)",
-    "answer": "the same answer span",
-    "labels": "the same set of labels",
-    "label": "the same label",
-}
 VALUE_TOLERANCE = 0.01  # numbers agree within 1% of the span of PyTorch's answers
 
 
-def same_means(pred: dict) -> str:
-    kind = next((k for k in ("entities", "answer", "labels", "value") if k in pred), "label")
-    if kind == "value":
-        return f"a number within {VALUE_TOLERANCE:.0%} of the range of PyTorch's answers"
-    return SAME_MEANS[kind]
+def same_means(spec) -> str:
+    """What "the same answer" of two runtimes means for the task."""
+    return spec.same_answer.format(tolerance=f"{VALUE_TOLERANCE:.0%}")
 
 
 def _agree(decisions: list, reference: list) -> float:
@@ -205,29 +193,16 @@ def _agree(decisions: list, reference: list) -> float:
     return same / len(decisions)
 
 
-def _decision(pred: dict):
-    """What a prediction decides, without its probabilities."""
-    if "entities" in pred:
-        return tuple((e["type"], e["start"], e["end"]) for e in pred["entities"])
-    if "answer" in pred:
-        return (pred.get("start"), pred.get("end"), bool(pred.get("no_answer")))
-    if "labels" in pred:
-        return tuple(sorted(pred["labels"]))
-    if "value" in pred:
-        return float(pred["value"])
-    return pred.get("label")
-
-
-def _latency(model, feats, collate, repeats: int = 30, interrupt=None) -> float:
+def _latency(model, feats, collate, spec, repeats: int = 30, interrupt=None) -> float:
     """Median milliseconds for one example (the try-it box) of median length."""
     if not feats:
         return 0.0
     one = [sorted(feats, key=lambda f: len(f["input_ids"]))[len(feats) // 2]]
-    batching.run_model(model, one, collate, 1, interrupt=interrupt)
+    batching.run_model(model, one, collate, 1, interrupt=interrupt, spec=spec)
     times = []
     for _ in range(repeats):
         t0 = time.perf_counter()
-        batching.run_model(model, one, collate, 1)
+        batching.run_model(model, one, collate, 1, spec=spec)
         times.append(time.perf_counter() - t0)
     return round(statistics.median(times) * 1000, 2)
 
@@ -256,13 +231,13 @@ def check(models: dict, tokenizer, meta: dict, splits: dict, interrupt=None) -> 
         for name, model in models.items():
             amp = batching.pick_precision("auto", torch.device("cpu")) if name == "torch" \
                 else None
-            outputs, rate = _runtime_outputs(model, feats, collate, len(examples), amp,
+            outputs, rate = _runtime_outputs(model, feats, collate, len(examples), spec, amp,
                                              timed=split == "validation", interrupt=interrupt)
             score = impl.metrics(outputs, feats, examples, labels, **hooks).get(metric)
             decoded = impl.decode(outputs, feats, examples, labels, **hooks)
-            decisions = [_decision(p) for p in decoded]
+            decisions = [impl.decision(p) for p in decoded]
             if decoded and "same_means" not in report:
-                report["same_means"] = same_means(decoded[0])
+                report["same_means"] = same_means(spec)
             row = {"score": None if score is None else round(float(score), 4)}
             if reference is None:
                 reference = (decisions, outputs, row["score"])
@@ -276,7 +251,7 @@ def check(models: dict, tokenizer, meta: dict, splits: dict, interrupt=None) -> 
                 report["rows_per_second"][name] = round(rate, 1)
         report["splits"][split] = entry
         if split == "validation":
-            report["latency_ms"] = {name: _latency(m, feats, collate, interrupt=interrupt)
+            report["latency_ms"] = {name: _latency(m, feats, collate, spec, interrupt=interrupt)
                                     for name, m in models.items()}
     return report
 
@@ -393,8 +368,6 @@ def _export_checked(model, predictor, meta: dict, splits: dict, tmp: Path, t0: f
 
 
 def _version(name: str) -> str:
-    from importlib.metadata import version
-
     try:
         return version(name)
     except Exception:  # noqa: BLE001
@@ -421,112 +394,3 @@ def _record(run: RunPaths, summary: dict) -> None:
         results = json.loads(run.results.read_text("utf-8"))
         results["onnx"] = summary
         write_json(run.results, results)
-
-
-ORT_USAGE = '''import numpy as np
-import onnxruntime as ort
-from transformers import AutoTokenizer
-
-tokenizer = AutoTokenizer.from_pretrained("{path}/onnx")
-session = ort.InferenceSession("{path}/{file}", providers=["CPUExecutionProvider"])
-enc = tokenizer({args}, return_tensors="np")
-feeds = {{i.name: enc[i.name].astype(np.int64) for i in session.get_inputs()}}
-{outputs} = session.run(None, feeds)'''
-
-OPTIMUM_USAGE = '''from optimum.onnxruntime import {cls}
-from transformers import AutoTokenizer
-
-model = {cls}.from_pretrained("{path}/onnx", file_name="{name}")
-tokenizer = AutoTokenizer.from_pretrained("{path}/onnx")'''
-
-
-def usage(meta: dict, path: str = "path/to/model", runtime: str | None = None) -> str:
-    spec = get_task(meta.get("task") or DEFAULT_TASK)
-    runtime = runtime or (meta.get("onnx") or {}).get("preferred")
-    files = (meta.get("onnx") or {}).get("files") or {}
-    if runtime not in files:
-        runtime = "onnx-int8" if "onnx-int8" in files else "onnx"
-    file = files.get(runtime, f"onnx/{FILES['onnx']}")
-    if spec.context_windows:  # a question and its passage
-        args, outputs = '"Who wrote it?", "It was written by Ada."', "start_logits, end_logits"
-    elif spec.split_words:
-        args, outputs = '["Ada", "lives", "in", "Paris"], is_split_into_words=True', "(logits,)"
-    else:
-        args, outputs = '["A text to label."]', "(logits,)"
-    return ORT_USAGE.format(path=path, file=file, args=args, outputs=outputs)
-
-
-def optimum_usage(meta: dict, path: str = "path/to/model") -> str:
-    spec = get_task(meta.get("task") or DEFAULT_TASK)
-    cls = "ORT" + spec.auto_model.removeprefix("Auto")
-    files = (meta.get("onnx") or {}).get("files") or {}
-    name = Path(files.get("onnx-int8") or files.get("onnx") or FILES["onnx"]).name
-    return OPTIMUM_USAGE.format(cls=cls, path=path, name=name)
-
-
-def card_section(summary: dict, meta: dict) -> list[str]:
-    lines = ["", "## ONNX", "",
-             f"Exported with {summary['exporter']} (torch {summary['torch']}) and checked "
-             f"against the PyTorch model (fp32) with onnxruntime {summary['onnxruntime']}:", "",
-             f"| runtime | file | validation {summary['metric']} | agreement | "
-             f"test {summary['metric']} | agreement | one text (ms) | texts/s in batches |",
-             "|---|---|---|---|---|---|---|---|"]
-    for name in ("torch", "onnx", "onnx-int8"):
-        kept = name == "torch" or summary["kept"][name]["kept"]
-        cells = [TITLES[name] + ("" if kept else " (not kept)"),
-                 summary["files"].get(name, "-" if name != "torch" else "model.safetensors")]
-        for split in ("validation", "test"):
-            row = (summary["splits"].get(split) or {}).get(name) or {}
-            cells += [_fmt(row.get("score")), _pct(row.get("agreement"), name)]
-        cells += [_fmt(summary["latency_ms"].get(name)),
-                  _fmt(summary["rows_per_second"].get(name))]
-        lines.append("| " + " | ".join(cells) + " |")
-    lines += ["", f"int8 is kept only when its validation score stays within "
-              f"{summary['max_drop_points']} points of PyTorch's and it gives PyTorch's answer "
-              f"on at least {summary.get('min_agreement', 0.9):.0%} of validation; the test "
-              "split is reported, "
-              f"never used to choose. finetuner's Predictor uses "
-              f"{TITLES[summary['preferred']]} for one text and "
-              f"{TITLES[summary.get('preferred_batch', 'torch')]} for files (the fastest kept "
-              "runtimes on the exporting machine).", "",
-              "With onnxruntime alone (the outputs are the logits; the task's post-processing "
-              "is as in Usage above):", "", "```python",
-              usage(meta), "```", "", "With optimum:", "", "```python", optimum_usage(meta),
-              "```"]
-    return lines
-
-
-def _fmt(value) -> str:
-    return "-" if value is None else f"{value:g}"
-
-
-def _pct(value, name: str) -> str:
-    if name == "torch":
-        return "(reference)"
-    return "-" if value is None else f"{value:.1%}"
-
-
-def summary_lines(summary: dict) -> list[str]:
-    """The check in a few lines, for the CLI and the results page."""
-    if summary.get("error"):
-        return [summary["error"]]
-    if summary.get("pending"):
-        return [PENDING]
-    out = []
-    for name in ("onnx", "onnx-int8"):
-        val = (summary["splits"].get("validation") or {}).get(name) or {}
-        test = (summary["splits"].get("test") or {}).get(name) or {}
-        state = "kept" if summary["kept"][name]["kept"] else \
-            f"not kept ({summary['kept'][name]['why']}, more than {summary['max_drop_points']})"
-        out.append(
-            f"{TITLES[name]}: {state}; agreement with PyTorch {_pct(val.get('agreement'), name)} "
-            f"validation, {_pct(test.get('agreement'), name)} test; "
-            f"{summary['metric']} {points(val.get('difference_points'))} / "
-            f"{points(test.get('difference_points'))} points; "
-            f"{summary['latency_ms'].get(name)} ms per text")
-    rates = ", ".join(f"{TITLES[n]} {summary['rows_per_second'].get(n)}"
-                      for n in ("torch", "onnx", "onnx-int8") if n in summary["rows_per_second"])
-    out.append(f"PyTorch: {summary['latency_ms'].get('torch')} ms per text. Texts per second in "
-               f"batches: {rates}. Predictor uses {TITLES[summary['preferred']]} for one text, "
-               f"{TITLES[summary.get('preferred_batch', 'torch')]} for files.")
-    return out

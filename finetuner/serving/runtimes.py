@@ -5,6 +5,8 @@ or a GPU check needs it). The export itself and its check are `onnxexport`.
 
 from __future__ import annotations
 
+import importlib.util
+import os
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -65,10 +67,8 @@ class OnnxModel:
         values = dict(zip(self.outputs, self.session.run(None, feeds)))
         import torch
 
-        out = SimpleNamespace(loss=None, logits=None, start_logits=None, end_logits=None)
-        for name, value in values.items():
-            setattr(out, name, torch.from_numpy(value))
-        return out
+        return SimpleNamespace(loss=None, **{name: torch.from_numpy(value)
+                                             for name, value in values.items()})
 
 
 def points(value) -> str:
@@ -77,7 +77,6 @@ def points(value) -> str:
 
 def requested(runtime: str | None) -> str:
     """The runtime asked for: the argument, else $FINETUNER_RUNTIME, else auto."""
-    import os
 
     return (runtime or os.environ.get("FINETUNER_RUNTIME") or "auto").strip().lower()
 
@@ -126,8 +125,6 @@ def _inside(model_dir: Path, name) -> bool:
 
 
 def _has_ort() -> bool:
-    import importlib.util
-
     return importlib.util.find_spec("onnxruntime") is not None
 
 

@@ -16,13 +16,18 @@ A task module provides, as plain functions (torch is only imported inside those 
 - `examples_from_frame(frame, columns) -> list[dict]` and `output_columns(prediction, labels)`:
   predicting a whole file into a CSV.
 - `usage_snippet(meta, path) -> str`: loading the exported model with plain transformers.
+- `decision(prediction)`: what one decoded answer decides, without its scores (a label, a set
+  of labels, a number, entity spans, an answer span): two runtimes agree when these are equal
+  (numbers: within a tolerance).
+- `summary(prediction) -> str`: one decoded answer as the CLI prints it (tab-separated, the
+  input follows it on the line).
 - `example_from_input(text, pair) -> dict` and `preview_rows(examples) -> (rows, columns)`:
   the try-it boxes as an example, and the data preview of formats that are not tables.
 
 `TaskSpec` holds the rest as data: the `AutoModelFor...` class, the peft task type, the pipeline
 task name, the metric that picks the best checkpoint, the default max length, the page's column
 pickers and try-it boxes (`TaskUI`), the diagnosis' units and advice, whether a label can be
-guessed, the calibration pairs and the baselines. This registry is the only task-keyed table:
+guessed, what calibration counts. This registry is the only task-keyed table:
 every other module asks `get_task(name)`.
 
 May import: the root modules (errors, config, runs, results), `finetuner.data` and
@@ -44,7 +49,9 @@ from finetuner.errors import ConfigError
 @runtime_checkable
 class TaskModule(Protocol):
     """The hooks every task module provides (see the module docstring). Optional hooks, found
-    by name when present: `tune`, `before_save`, `paired_record`, `probabilities`."""
+    by name when present: `tune`, `before_save`, `paired_record`, `probabilities`,
+    `baselines(train, validation, test, labels)` (cheap baselines scored beside the model) and
+    `calibration_pairs(outputs, features)` ((logits, gold) for temperature scaling)."""
 
     def prepare(self, config, count_tokens=None, check_rows=None) -> PreparedData: ...
 
@@ -65,6 +72,10 @@ class TaskModule(Protocol):
     def example_from_input(self, text, pair) -> dict: ...
 
     def preview_rows(self, examples) -> tuple: ...
+
+    def decision(self, prediction) -> object: ...
+
+    def summary(self, prediction) -> str: ...
 
 
 HOOKS = tuple(name for name in TaskModule.__dict__ if not name.startswith("_"))
@@ -87,6 +98,8 @@ class TaskUI:
     # "number", or highlighted spans: "entities" in a sentence or the "answer" in a passage
     answer: str = "entities"
     chart_of_rows: bool = False  # the chart counts rows per split, not labels
+    # the page's example files of this kind: (title in the picker, file in examples/)
+    examples: tuple[tuple[str, str], ...] = ()
 
     @property
     def highlights(self) -> bool:
@@ -114,9 +127,9 @@ class TaskSpec:
     guessable: bool = False  # a label can be guessed (chance scores are defined)
     tables_only: bool = False  # reads CSV/TSV/JSON/Parquet tables only (no CoNLL, SQuAD)
     label_errors: bool = False  # suspected label errors are looked for (labelnoise)
-    # calibration.<fn> and its units; None: no temperature (sigmoid and numeric outputs)
-    calibration: tuple[str, str] | None = ("classification_pairs", "examples")
-    baselines: str | None = None  # baselines.<fn>(train, validation, test[, labels])
+    # what one (logits, gold) pair of the module's `calibration_pairs` hook counts; None: no
+    # temperature (sigmoid and numeric outputs)
+    calibration_units: str | None = "examples"
     # the task feeds words already split (is_split_into_words): see modeling.for_split_words
     split_words: bool = False
     problem_type: str | None = None  # transformers' config.problem_type (loss of the head)
@@ -128,6 +141,11 @@ class TaskSpec:
     # how many; the model answers with start and end logits
     context_windows: bool = False
     outputs: tuple[str, ...] = ("logits",)
+    token_outputs: bool = False  # the outputs have a position axis (one value per token)
+    # what "the same answer" of two runtimes means ({tolerance}: how close two numbers agree)
+    same_answer: str = "the same label"
+    # the tokenizer's arguments for one input, in the usage snippet of the exported ONNX file
+    onnx_example: str = '["A text to label."]'
     # small-data classification also learns SetFit's pair objective (training.pair_loss)
     pair_loss: bool = False
 
@@ -183,11 +201,14 @@ register(
                   ("The text to classify.", "Only for tasks about a pair of texts.",
                    "The answer to learn."),
                   "Text to classify", "Second text", pair_always=False,
-                  chart_title="Training examples per label", answer="label"),
+                  chart_title="Training examples per label", answer="label",
+                  examples=(("Film and product reviews (sentiment)", "sentiment.csv"),
+                            ("Text messages (spam, imbalanced)", "spam.jsonl"),
+                            ("News headlines (4 topics)", "topics.tsv"),
+                            ("Sentence pairs (entailment)", "pairs.csv"))),
         guessable=True,
         tables_only=True,
         label_errors=True,
-        baselines="classification",
         sentence_level=True,
         pair_loss=True,
     )
@@ -210,13 +231,15 @@ register(
                    "of the labels."),
                   "Text to label", "Second text", pair_always=False,
                   chart_title="Training examples per label (a text can have several)",
-                  answer="labels"),
+                  answer="labels",
+                  examples=(("Contract clauses, any number of categories (multi-label)",
+                             "clauses.csv"),)),
         more_data="Add labelled examples: a few dozen texts for every label is a good start.",
         tables_only=True,
-        calibration=None,
-        baselines="multilabel",
+        calibration_units=None,
         problem_type="multi_label_classification",
         sentence_level=True,
+        same_answer="the same set of labels",
     )
 )
 register(
@@ -235,14 +258,15 @@ register(
                   ("The text to score.", "For scores of a pair of texts (similarity).",
                    "The number to predict (a rating, a score)."),
                   "Text to score", "Second text", pair_always=False,
-                  chart_title="Training targets per range", answer="number"),
+                  chart_title="Training targets per range", answer="number",
+                  examples=(("Product reviews with a 0-10 score (regression)", "ratings.csv"),)),
         more_data="Add scored examples: a few hundred over the whole range is a good start.",
         tables_only=True,
-        calibration=None,
-        baselines="regression",
+        calibration_units=None,
         problem_type="regression",
         higher_is_better={"mae": False, "rmse": False},
         sentence_level=True,
+        same_answer="a number within {tolerance} of the range of PyTorch's answers",
     )
 )
 register(
@@ -260,12 +284,15 @@ register(
                   ("Tokens column", "(not used)", "Tags column"),
                   ("Words of each sentence.", "", "One BIO tag per word (B-PER, I-PER, O, ...)."),
                   "Sentence", None, pair_always=False,
-                  chart_title="Entities per type in the training data", answer="entities"),
+                  chart_title="Entities per type in the training data", answer="entities",
+                  examples=(("News sentences with names (entities, CoNLL)", "ner.conll"),)),
         units="training sentences",
         more_data="Annotate more sentences: a few hundred per entity type is a good start.",
-        calibration=("token_pairs", "tokens"),
-        baselines="ner",
+        calibration_units="tokens",
         split_words=True,
+        token_outputs=True,
+        same_answer="the same entities (type and span)",
+        onnx_example='["Ada", "lives", "in", "Paris"], is_split_into_words=True',
     )
 )
 register(
@@ -284,14 +311,18 @@ register(
                   ("The question.", "The passage that holds the answer.",
                    "The answer text, copied from the passage."),
                   "Question", "Passage (context)", pair_always=True,
-                  chart_title="Questions per split", chart_of_rows=True, answer="answer"),
+                  chart_title="Questions per split", chart_of_rows=True, answer="answer",
+                  examples=(("Questions about short passages (QA)", "qa.jsonl"),)),
         default_max_length=384,
         units="training questions",
         more_data="Add more questions with answers: a few hundred, over many passages, is a "
                   "good start.",
-        calibration=("span_pairs", "answer starts and ends"),
+        calibration_units="answer starts and ends",
         context_windows=True,
         outputs=("start_logits", "end_logits"),
+        token_outputs=True,
+        same_answer="the same answer span",
+        onnx_example='"Who wrote it?", "It was written by Ada."',
     )
 )
 

@@ -6,12 +6,13 @@ and prediction decoding. Example dicts look like {"text", "pair" (optional), "la
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 
 from finetuner.config import RunConfig
 from finetuner.data.splits import Finding, TokenCounter, clean_label, clean_text, sort_labels
 from finetuner.errors import DataError
-from finetuner.tasks import PreparedData, windows
+from finetuner.tasks import PreparedData, bagofwords, windows
 from finetuner.tasks.table import MISSING, RowKind, detect_columns, featurize_rows, prepare_rows
 
 MIN_PER_CLASS_WARN = 10
@@ -260,3 +261,69 @@ def preview_rows(examples: list[dict]) -> tuple[list[dict], list[str]]:
     pairs = any(e.get("pair") for e in examples)
     cols = ["text", *(["pair"] if pairs else []), "label"]
     return [{c: e.get(c) for c in cols} for e in examples], cols
+
+
+def _headline(metrics: dict) -> dict:
+    return {k: metrics[k] for k in ("accuracy", "macro_f1", "weighted_f1") if k in metrics}
+
+
+def baselines(train: list[dict], validation: list[dict], test: list[dict],
+              labels: list[str]) -> dict:
+    """The majority label of the training split, and TF-IDF (word 1-2 grams) with a logistic
+    regression whose regularisation is chosen on validation macro-F1, each with validation and
+    test scores."""
+    from finetuner.metrics.classification import classification_metrics
+
+    index = {name: i for i, name in enumerate(labels)}
+    y = {split: [index[e["label"]] for e in rows] for split, rows in
+         (("train", train), ("validation", validation), ("test", test))}
+    common = Counter(y["train"]).most_common(1)[0][0]
+
+    def scores(split: str, predicted: list[int]) -> dict:
+        return _headline(classification_metrics(y[split], predicted, labels))
+
+    out = {"majority": {"title": f"always answering {labels[common]}",
+                        "validation": scores("validation", [common] * len(validation)),
+                        "test": scores("test", [common] * len(test))}}
+    if len(set(y["train"])) < 2:
+        return out
+    from sklearn.linear_model import LogisticRegression
+
+    t0 = time.perf_counter()
+    x_train, x_val, x_test = bagofwords.tfidf(train, validation, test)
+    best = None
+    for c in bagofwords.C_GRID:
+        model = LogisticRegression(C=c, max_iter=2000, class_weight="balanced")
+        model.fit(x_train, y["train"])
+        val = scores("validation", model.predict(x_val).tolist())
+        if best is None or val["macro_f1"] > best[1]["macro_f1"]:
+            best = (model, val, c)
+    model, val, c = best
+    test_scores = scores("test", model.predict(x_test).tolist())
+    out["tfidf_logreg"] = {"title": "word counts (TF-IDF) + logistic regression", "C": c,
+                           "validation": val, "test": test_scores,
+                           "seconds": round(time.perf_counter() - t0, 2)}
+    return out
+
+
+def calibration_pairs(outputs: list, features: list[dict]):
+    """(logits, gold class) of every labelled feature, for temperature scaling."""
+    import numpy as np
+
+    keep = [i for i, f in enumerate(features) if "labels" in f]
+    if not keep:
+        return None
+    return (np.stack([outputs[i] for i in keep]).astype("float64"),
+            np.array([features[i]["labels"] for i in keep]))
+
+
+def decision(prediction: dict):
+    """What a prediction decides, without its probabilities: the label."""
+    return prediction.get("label")
+
+
+def summary(prediction: dict) -> str:
+    """The label, its probability and every label's, most likely first."""
+    probs = ", ".join(f"{k} {v:.3f}" for k, v in sorted(
+        prediction["probabilities"].items(), key=lambda kv: -kv[1]))
+    return f"{prediction['label']}\t{prediction['score']:.3f}\t({probs})"

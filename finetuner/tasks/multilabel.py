@@ -10,6 +10,7 @@ travels in the export. Example dicts look like {"text", "pair"?, "label": [names
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from itertools import combinations
 
@@ -18,7 +19,7 @@ import numpy as np
 from finetuner.config import RunConfig
 from finetuner.data.splits import Finding, TokenCounter, clean_label, sort_labels
 from finetuner.errors import DataError
-from finetuner.tasks import NO_LABEL, PreparedData, windows
+from finetuner.tasks import NO_LABEL, PreparedData, bagofwords, windows
 from finetuner.tasks.classification import example_from_input, examples_from_frame  # noqa: F401 - same
 from finetuner.tasks.table import MISSING, RowKind, featurize_rows, label_columns, prepare_rows
 
@@ -335,3 +336,60 @@ def preview_rows(examples: list[dict]) -> tuple[list[dict], list[str]]:
     cols = ["text", *(["pair"] if pairs else []), "labels"]
     return [{"text": e["text"], "pair": e.get("pair"), "labels": "; ".join(e["label"]) or NONE}
             for e in examples], cols
+
+
+def baselines(train: list[dict], validation: list[dict], test: list[dict],
+              labels: list[str]) -> dict:
+    """Answering "none of these" for every text, and TF-IDF + one logistic regression per
+    label (threshold 0.5, regularisation chosen on validation micro-F1)."""
+    from sklearn.linear_model import LogisticRegression
+
+    from finetuner.metrics.multilabel import multilabel_metrics
+
+    def scores(rows, pred):
+        metrics = multilabel_metrics(_gold(rows, labels), pred, labels)
+        return {k: metrics[k] for k in ("micro_f1", "macro_f1", "subset_accuracy")}
+
+    out = {"none": {"title": "always answering none of the labels",
+                    "validation": scores(validation, np.zeros((len(validation), len(labels)))),
+                    "test": scores(test, np.zeros((len(test), len(labels))))}}
+    t0 = time.perf_counter()
+    x_train, x_val, x_test = bagofwords.tfidf(train, validation, test)
+    y = _gold(train, labels)
+
+    def fit(c):
+        pred_val = np.zeros((len(validation), len(labels)), dtype=bool)
+        pred_test = np.zeros((len(test), len(labels)), dtype=bool)
+        for j in range(len(labels)):
+            if y[:, j].all() or not y[:, j].any():
+                pred_val[:, j] = pred_test[:, j] = bool(y[:, j].all())
+                continue
+            model = LogisticRegression(C=c, max_iter=2000, class_weight="balanced")
+            model.fit(x_train, y[:, j])
+            pred_val[:, j], pred_test[:, j] = model.predict(x_val), model.predict(x_test)
+        return pred_val, pred_test
+
+    best = None
+    for c in bagofwords.C_GRID:
+        pred_val, pred_test = fit(c)
+        val = scores(validation, pred_val)
+        if best is None or val["micro_f1"] > best[0]["micro_f1"]:
+            best = (val, pred_test, c)
+    val, pred_test, c = best
+    out["tfidf_logreg"] = {"title": "word counts (TF-IDF) + logistic regression per label",
+                           "C": c, "validation": val, "test": scores(test, pred_test),
+                           "seconds": round(time.perf_counter() - t0, 2)}
+    return out
+
+
+def decision(prediction: dict):
+    """What a prediction decides, without its probabilities: the set of labels."""
+    return tuple(sorted(prediction["labels"]))
+
+
+def summary(prediction: dict) -> str:
+    """The labels chosen, then every label's probability (* above its threshold)."""
+    thresholds = prediction["thresholds"]
+    probs = ", ".join(f"{k} {v:.3f}{'*' if v >= thresholds[k] else ''}" for k, v in sorted(
+        prediction["probabilities"].items(), key=lambda kv: -kv[1]))
+    return f"{prediction['label']}\t({probs})"

@@ -368,3 +368,65 @@ def preview_rows(examples: list[dict]) -> tuple[list[dict], list[str]]:
     """Rows and columns of the data preview: each sentence with its tags."""
     return [{"sentence": " ".join(e["tokens"]), "tags": " ".join(e["tags"])}
             for e in examples], ["sentence", "tags"]
+
+
+def baselines(train: list[dict], validation: list[dict], test: list[dict],
+              labels: list[str] | None = None) -> dict:
+    """"Memorised entities": every span seen in training tagged with its most frequent type,
+    found again by longest match."""
+    from finetuner.metrics.ner import entity_metrics
+
+    seen: dict[tuple[str, ...], Counter] = {}
+    for sentence in train:
+        for kind, start, end in entities(sentence["tags"]):
+            seen.setdefault(tuple(sentence["tokens"][start:end]), Counter())[kind] += 1
+    lookup = {span: counts.most_common(1)[0][0] for span, counts in seen.items()}
+    longest = max((len(s) for s in lookup), default=0)
+
+    def tag(tokens: list[str]) -> list[str]:
+        out, i = ["O"] * len(tokens), 0
+        while i < len(tokens):
+            for n in range(min(longest, len(tokens) - i), 0, -1):
+                kind = lookup.get(tuple(tokens[i:i + n]))
+                if kind:
+                    out[i:i + n] = [f"B-{kind}"] + [f"I-{kind}"] * (n - 1)
+                    i += n
+                    break
+            else:
+                i += 1
+        return out
+
+    def score(rows):
+        metrics = entity_metrics([r["tags"] for r in rows], [tag(r["tokens"]) for r in rows])
+        return {k: metrics[k] for k in ("precision", "recall", "f1") if k in metrics}
+
+    return {"memorised_entities": {"title": "every entity seen in training, tagged with its "
+                                            "most frequent type",
+                                   "validation": score(validation), "test": score(test)}}
+
+
+def calibration_pairs(outputs: list, features: list[dict]):
+    """(logits, gold tag) of every labelled first sub-token, for temperature scaling."""
+    import numpy as np
+
+    rows, gold = [], []
+    for logits, feat in zip(outputs, features):
+        tags = feat.get("labels")
+        if tags is None:
+            continue
+        for pos, label in enumerate(tags[: len(logits)]):
+            if label != -100:
+                rows.append(logits[pos])
+                gold.append(label)
+    return (np.stack(rows).astype("float64"), np.array(gold)) if rows else None
+
+
+def decision(prediction: dict):
+    """What a prediction decides, without its scores: each entity's type and span."""
+    return tuple((e["type"], e["start"], e["end"]) for e in prediction["entities"])
+
+
+def summary(prediction: dict) -> str:
+    """"PER: Angela Merkel; LOC: Paris"."""
+    found = "; ".join(f"{e['type']}: {e['text']}" for e in prediction["entities"])
+    return found or "(no entities)"

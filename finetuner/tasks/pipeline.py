@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
+import random
 from collections.abc import Callable, Sequence
 
 from finetuner.config import DataConfig
@@ -77,8 +79,6 @@ def subsample(train: list[dict], fraction: float, seed: int) -> list[dict]:
     the fraction, so smaller subsets lie inside larger ones (a learning curve's points differ
     only by the data added). Labels that are strings are cut in proportion (at least one
     example each); other examples (entities, answers, numbers, label lists) as one group."""
-    import math
-    import random
 
     if fraction >= 1.0:
         return train

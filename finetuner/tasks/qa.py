@@ -305,3 +305,35 @@ def preview_rows(examples: list[dict]) -> tuple[list[dict], list[str]]:
     return [{"question": e["question"], "context": short(e["context"]),
              "answer": "; ".join(e["answers"]["text"]) or "(no answer)"}
             for e in examples], ["question", "context", "answer"]
+
+
+def calibration_pairs(outputs: list, features: list[dict]):
+    """The start and the end position of each window, as two classification problems over the
+    window's tokens (padding positions are masked out), for temperature scaling."""
+    import numpy as np
+
+    rows, gold = [], []
+    for (start, end), feat in zip(outputs, features):
+        if "start_positions" not in feat:
+            continue
+        n = len(feat["input_ids"])
+        for logits, pos in ((start, feat["start_positions"]), (end, feat["end_positions"])):
+            rows.append(np.asarray(logits[:n], dtype="float64"))
+            gold.append(pos)
+    if not rows:
+        return None
+    width = max(len(r) for r in rows)
+    padded = np.full((len(rows), width), -1e9)
+    for i, r in enumerate(rows):
+        padded[i, : len(r)] = r
+    return padded, np.array(gold)
+
+
+def decision(prediction: dict):
+    """What a prediction decides, without its scores: the answer span (or no answer)."""
+    return (prediction.get("start"), prediction.get("end"), bool(prediction.get("no_answer")))
+
+
+def summary(prediction: dict) -> str:
+    """The answer and its probability."""
+    return f"{prediction['answer'] or '(no answer)'}\t{prediction['probability']:.3f}"

@@ -10,6 +10,7 @@ itself. Example dicts look like {"text", "pair"?, "label": float, "row"}.
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import replace
 
 import numpy as np
@@ -18,7 +19,7 @@ import pandas as pd
 from finetuner.config import RunConfig
 from finetuner.data.splits import Finding, TokenCounter, clean_label
 from finetuner.errors import DataError
-from finetuner.tasks import PreparedData, windows
+from finetuner.tasks import PreparedData, bagofwords, windows
 from finetuner.tasks.classification import example_from_input, examples_from_frame  # noqa: F401 - same
 from finetuner.tasks.table import MISSING, RowKind, featurize_rows, prepare_rows
 
@@ -257,3 +258,47 @@ def preview_rows(examples: list[dict]) -> tuple[list[dict], list[str]]:
     pairs = any(e.get("pair") for e in examples)
     cols = ["text", *(["pair"] if pairs else []), "label"]
     return [{c: e.get(c) for c in cols} for e in examples], cols
+
+
+def baselines(train: list[dict], validation: list[dict], test: list[dict],
+              labels: list[str] | None = None) -> dict:
+    """Predicting the training mean, and TF-IDF + ridge regression (its strength chosen on
+    validation Pearson)."""
+    from sklearn.linear_model import Ridge
+
+    from finetuner.metrics.regression import regression_metrics
+
+    y = np.array([e["label"] for e in train], dtype="float64")
+
+    def scores(rows, pred):
+        return regression_metrics([e["label"] for e in rows], pred)
+
+    def constant(rows):  # correlations of a constant are undefined, not 0: left empty
+        return {**scores(rows, [mean] * len(rows)), "pearson": None, "spearman": None}
+
+    mean = float(y.mean())
+    out = {"mean": {"title": f"always predicting the training mean ({mean:.3g})",
+                    "validation": constant(validation), "test": constant(test)}}
+    t0 = time.perf_counter()
+    x_train, x_val, x_test = bagofwords.tfidf(train, validation, test)
+    best = None
+    for alpha in (0.1, 1.0, 10.0):  # chosen on validation, never test
+        model = Ridge(alpha=alpha).fit(x_train, y)
+        val = scores(validation, model.predict(x_val))
+        if best is None or val["pearson"] > best[0]["pearson"]:
+            best = (val, model, alpha)
+    val, model, alpha = best
+    out["tfidf_ridge"] = {"title": "word counts (TF-IDF) + ridge regression", "alpha": alpha,
+                          "validation": val, "test": scores(test, model.predict(x_test)),
+                          "seconds": round(time.perf_counter() - t0, 2)}
+    return out
+
+
+def decision(prediction: dict):
+    """What a prediction decides: the number."""
+    return float(prediction["value"])
+
+
+def summary(prediction: dict) -> str:
+    """The number."""
+    return f"{prediction['value']:.4g}"

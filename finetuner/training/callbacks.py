@@ -49,7 +49,7 @@ class Evaluator:
     def score(self, model, split: str) -> tuple[dict, list]:
         outputs, loss = batching.run_model(
             model, self.feats[split], self.collate, self.batch_size, self.amp, with_loss=True,
-            interrupt=self.interrupt,
+            interrupt=self.interrupt, spec=self.spec,
         )
         metrics = self.impl.metrics(outputs, self.feats[split], self.splits[split], self.labels,
                                     **self.options.hooks())

@@ -20,6 +20,7 @@ import os
 import random
 import shutil
 import time
+from collections import Counter
 from dataclasses import dataclass
 
 import torch
@@ -69,7 +70,6 @@ def prepare(ctx: Context) -> Prepared:
         data.report.extra.update(train_fraction=cfg.data.train_fraction, train_full=full)
         if "train" in data.report.label_counts and all(
                 isinstance(e.get("label"), (str, list)) for e in data.train):
-            from collections import Counter
 
             counts = Counter(n for e in data.train for n in (
                 [e["label"]] if isinstance(e["label"], str) else e["label"]))

@@ -6,20 +6,13 @@ from pathlib import Path
 
 from finetuner.config import DEFAULT_METHOD, METHOD_TITLES, METHODS, RunConfig
 from finetuner.errors import FinetunerError
+from finetuner.tasks import TASKS
 
 NONE = "(none)"
 
 EXAMPLES_DIR = Path(__file__).resolve().parent.parent.parent / "examples"
-EXAMPLES = {  # label: (file in examples/, task)
-    "Film and product reviews (sentiment)": ("sentiment.csv", "classification"),
-    "Text messages (spam, imbalanced)": ("spam.jsonl", "classification"),
-    "News headlines (4 topics)": ("topics.tsv", "classification"),
-    "Sentence pairs (entailment)": ("pairs.csv", "classification"),
-    "News sentences with names (entities, CoNLL)": ("ner.conll", "ner"),
-    "Questions about short passages (QA)": ("qa.jsonl", "qa"),
-    "Contract clauses, any number of categories (multi-label)": ("clauses.csv", "multi-label"),
-    "Product reviews with a 0-10 score (regression)": ("ratings.csv", "regression"),
-}
+EXAMPLES = {title: (name, spec.name)  # picker title: (file in examples/, task)
+            for spec in TASKS.values() for title, name in spec.ui.examples}
 MODEL_CHOICES = [("Embedded default: all-MiniLM-L6-v2 (offline, 22.7M parameters)", "default"),
                  ("Base size: all-mpnet-base-v2 (offline, 110M parameters; more accurate, "
                   "about 5x slower per training step)", "mpnet"),

@@ -15,6 +15,8 @@ from finetuner.config import (
     PRECISIONS,
     RunConfig,
 )
+from finetuner.server.learning_curve import FRACTIONS
+from finetuner.server.search import Budget
 from finetuner.tasks import DEFAULT_TASK
 from finetuner.tasks.table import LONG_DOCUMENTS_AUTO_SHARE
 from finetuner.ui import charts, render
@@ -187,7 +189,8 @@ def _groups_form(add) -> None:
         add("compare_btn", gr.Button("Compare methods", interactive=False))
     with gr.Row():
         # no maximum here: the server's cap (FINETUNER_MAX_TRIALS) answers with its sentence
-        add("tune_trials", gr.Number(value=10, precision=0, label="Trials", minimum=1))
+        add("tune_trials", gr.Number(value=Budget().trials, precision=0, label="Trials",
+                                     minimum=1))
         add("tune_minutes", gr.Number(value=0, label="Time budget (minutes)", minimum=0,
                                       info="0: no limit; no new trial starts after it."))
         add("tune_pruner", gr.Dropdown(
@@ -196,7 +199,8 @@ def _groups_form(add) -> None:
             value="median", label="Stop weak trials early"))
         add("tune_btn", gr.Button("Tune settings", interactive=False))
     with gr.Row():
-        gr.Markdown("**What would more data buy?** Trains the settings above on 25%, 50% and "
+        parts = ", ".join(f"{f:.0%}" for f in FRACTIONS[:-1])
+        gr.Markdown(f"**What would more data buy?** Trains the settings above on {parts} and "
                     "all of your training split, plots the validation score against the number "
                     "of examples and says what doubling your data would likely gain.")
         add("curve_btn", gr.Button("Draw a learning curve", interactive=False))

@@ -3,6 +3,8 @@ ONNX export and publishing to the hub."""
 
 from __future__ import annotations
 
+import json
+
 import gradio as gr
 import pandas as pd
 
@@ -33,7 +35,6 @@ class ResultsTab:
         results = read_results(run.results) or {}
         if not results:
             return {"metrics": render.message("This run has not finished yet.", "info")}
-        import json
 
         rows = []
         if run.predictions.exists():

@@ -7,6 +7,10 @@ from __future__ import annotations
 
 import inspect
 import logging
+import re
+import site
+import sys
+import tempfile
 import traceback
 
 import gradio as gr
@@ -49,10 +53,6 @@ class Wiring:
         """No server path in a message: the studio's home, the upload cache and the Python
         installation are cut out of any text that reaches a user (a last line of defence;
         the messages themselves name files by their own names)."""
-        import re
-        import site
-        import sys
-        import tempfile
 
         roots = {str(self.handlers.studio.home), str(self.handlers.studio.home.resolve()),
                  tempfile.gettempdir(), sys.prefix, *site.getsitepackages()}
