@@ -87,3 +87,19 @@ def test_wider_models_are_planned_at_a_higher_rate(tmp_path, monkeypatch):
     for a, b in zip(plain, wide):
         assert b.seconds_per_epoch == pytest.approx(a.seconds_per_epoch / 2 ** 0.5)
         assert b.seconds_per_eval == pytest.approx(a.seconds_per_eval / 2 ** 0.5)
+
+
+def test_a_probe_taken_under_load_is_replaced_by_a_later_faster_one(monkeypatch):
+    """The server measures the machine at start-up; when it started busy (a resumed training
+    beside it), a later probe on the idle machine replaces the slow one, and a later busy
+    probe never lowers it: estimates follow what the machine can do, not the moment of start."""
+    from finetuner.models import estimate
+
+    rates = iter([1e9, 5e9, 2e9])
+    monkeypatch.setattr(estimate, "_probe", lambda: next(rates))
+    monkeypatch.setattr(estimate, "_PROBED", {"flops": 0.0, "at": float("-inf")})
+    assert estimate.probe_flops() == 1e9  # at start-up, while busy
+    assert estimate.probe_flops() == 1e9  # not probed again within REPROBE_SECONDS
+    monkeypatch.setattr(estimate, "REPROBE_SECONDS", 0.0)
+    assert estimate.probe_flops() == 5e9  # idle now
+    assert estimate.probe_flops() == 5e9  # busy again: the faster probe stands

@@ -248,6 +248,23 @@ def test_imports_inside_functions_defer_only_what_is_heavy_or_optional():
     assert sorted(set(light)) == [], "\n".join(sorted(set(light)))
 
 
+def test_the_examples_folder_is_found_without_a_checkout(tmp_path, monkeypatch):
+    """A plain `pip install .` copies the package without examples/: the page then reads
+    FINETUNER_EXAMPLES or ./examples, and hides the picker when neither exists (never a
+    picker whose files are missing)."""
+    from finetuner.ui.forms import examples_dir
+
+    missing = tmp_path / "site-packages" / "examples"
+    (tmp_path / "mine").mkdir()
+    monkeypatch.setenv("FINETUNER_EXAMPLES", str(tmp_path / "mine"))
+    assert examples_dir(missing) == (tmp_path / "mine").resolve()
+    monkeypatch.delenv("FINETUNER_EXAMPLES")
+    monkeypatch.chdir(tmp_path)
+    assert examples_dir(missing) == missing  # nothing found: the picker lists no file
+    (tmp_path / "examples").mkdir()
+    assert examples_dir(missing) == (tmp_path / "examples").resolve()
+
+
 def test_every_task_module_has_every_hook(tmp_path, monkeypatch):
     """The registry's TaskModule protocol: each registered task module provides every hook;
     one that lacks a hook fails on first use with the hook's name, not deep in a run."""

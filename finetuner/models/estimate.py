@@ -198,16 +198,24 @@ def warm_up() -> None:
 
 
 _PROBE_LOCK = threading.Lock()
+REPROBE_SECONDS = 600.0  # a probe older than this is taken again (it costs tens of ms)
+_PROBED = {"flops": 0.0, "at": -math.inf}
 
 
 def probe_flops() -> float:
-    """FLOP/s of a transformer-sized matrix multiply on this machine (bf16 where fast),
-    measured once (a request during the start-up probe waits for it, never probes again)."""
+    """FLOP/s of a transformer-sized matrix multiply on this machine (bf16 where fast): the
+    fastest of the probes so far, taken at start-up and again when the last is older than
+    REPROBE_SECONDS. Load only ever slows a probe, so a server that started while the machine
+    was busy (a training resumed after a restart) does not keep its inflated estimates. A
+    request during a probe waits for it."""
     with _PROBE_LOCK:
-        return _probe()
+        now = time.monotonic()
+        if not _PROBED["flops"] or now - _PROBED["at"] >= REPROBE_SECONDS:
+            _PROBED["flops"] = max(_PROBED["flops"], _probe())
+            _PROBED["at"] = now
+        return _PROBED["flops"]
 
 
-@functools.lru_cache(maxsize=1)
 def _probe() -> float:
     import torch
 

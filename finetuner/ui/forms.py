@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from finetuner.config import DEFAULT_METHOD, METHOD_TITLES, METHODS, RunConfig
@@ -10,9 +11,22 @@ from finetuner.tasks import TASKS
 
 NONE = "(none)"
 
-EXAMPLES_DIR = Path(__file__).resolve().parent.parent.parent / "examples"
-EXAMPLES = {title: (name, spec.name)  # picker title: (file in examples/, task)
-            for spec in TASKS.values() for title, name in spec.ui.examples}
+
+
+def examples_dir(beside: Path | None = None) -> Path:
+    """The example files: beside the package in a checkout (or an editable install), else
+    FINETUNER_EXAMPLES or ./examples (a plain `pip install .` copies only the package)."""
+    beside = beside or Path(__file__).resolve().parent.parent.parent / "examples"
+    for folder in (beside, Path(os.environ.get("FINETUNER_EXAMPLES") or "examples")):
+        if folder.is_dir():
+            return folder.resolve()
+    return beside
+
+
+EXAMPLES_DIR = examples_dir()
+# picker title: (file in examples/, task); only the files this install has
+EXAMPLES = {title: (name, spec.name) for spec in TASKS.values()
+            for title, name in spec.ui.examples if (EXAMPLES_DIR / name).is_file()}
 MODEL_CHOICES = [("Embedded default: all-MiniLM-L6-v2 (offline, 22.7M parameters)", "default"),
                  ("Base size: all-mpnet-base-v2 (offline, 110M parameters; more accurate, "
                   "about 5x slower per training step)", "mpnet"),

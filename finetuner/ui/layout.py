@@ -33,9 +33,10 @@ def data_tab(add) -> None:
         with gr.Column(scale=3):
             add("train_file", gr.File(label="Training data file", file_types=DATA_TYPES))
         with gr.Column(scale=2):
+            # without the examples folder (a plain pip install) the picker is not shown
             add("example", gr.Dropdown(list(EXAMPLES), label="Or start from an example",
-                                       value=None))
-            add("example_btn", gr.Button("Load example"))
+                                       value=None, visible=bool(EXAMPLES)))
+            add("example_btn", gr.Button("Load example", visible=bool(EXAMPLES)))
     with gr.Accordion("Optional: your own validation and test files", open=False):
         gr.Markdown(f"Without them, {D.data.validation_split:.0%} of the training file is "
                     "held out for validation (to pick the best checkpoint) and "
