@@ -4,6 +4,8 @@ topics with a heavy tail).
 
     python bench/multilabel_real.py                     # both sets, seed 0
     python bench/multilabel_real.py --sets goemotions --seeds 0,1 --studio-args "--method lora"
+    python bench/multilabel_real.py --sets goemotions --tag mpnet \
+        --studio-args "--model all-mpnet-base-v2"           # the base-size model
 
 ../shared/data holds only each set's official test split, so each is split here, seeded:
 60% train, 20% validation, 20% test (a random permutation of the records with the seed);
@@ -91,9 +93,12 @@ def main() -> None:
     ap.add_argument("--sets", default="goemotions,reuters")
     ap.add_argument("--seeds", default="0")
     ap.add_argument("--studio-args", default="")
-    ap.add_argument("--out", default=str(ROOT / "bench" / "out" / "multilabel-real"))
+    ap.add_argument("--tag", default="", help="names the result file and the run folders "
+                    "(e.g. mpnet), so runs with other flags keep their own")
+    ap.add_argument("--out", default="")
     args = ap.parse_args()
-    out = Path(args.out)
+    tag = f"-{args.tag}" if args.tag else ""
+    out = Path(args.out or ROOT / "bench" / "out" / f"multilabel-real{tag}")
     rows = []
     for name in args.sets.split(","):
         for seed in (int(s) for s in args.seeds.split(",")):
@@ -108,8 +113,8 @@ def main() -> None:
               f"{r['tfidf_macro_f1']:.3f} | {r['never_predicted_on_test']} of {r['labels']} | "
               f"{r['train_seconds']:.0f} |" for r in rows]
     print("\n".join(lines))
-    dest = ROOT / "bench" / "results" / f"multilabel-real-cpu-{time.strftime('%Y-%m-%d')}.json"
-    dest.write_text(json.dumps({"rows": rows, "table": lines}, indent=1) + "\n")
+    dest = ROOT / "bench" / "results" / f"multilabel-real{tag}-cpu-{time.strftime('%Y-%m-%d')}.json"
+    dest.write_text(json.dumps({"args": vars(args), "rows": rows, "table": lines}, indent=1) + "\n")
 
 
 if __name__ == "__main__":
