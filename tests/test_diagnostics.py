@@ -66,6 +66,25 @@ def test_memorising_is_overfitting_whatever_the_kept_checkpoint_scores():
     assert any("LoRA or head-only" in r for r in d.remedies)
 
 
+def test_a_gap_while_validation_still_rises_is_not_overfitting():
+    """66,338 SST-2 sentences, one epoch of the base-size model: the training sample reached
+    0.98 while validation rose at every evaluation to 0.95. That is a model still getting
+    better (train longer), not one memorising at unseen data's cost ("train fewer epochs"
+    would be the wrong advice). Training's own evaluation at its very end, two steps after a
+    scheduled one, is not a point of the curve, whichever of the two is kept."""
+    val = [0.897, 0.924, 0.936, 0.947, 0.951, 0.951]
+    history = curve([0.3, 0.22, 0.2, 0.19, 0.14, 0.14], [0.26, 0.22, 0.2, 0.18, 0.143, 0.143],
+                    val, [0.896, 0.939, 0.962, 0.968, 0.984, 0.984])
+    history[-1]["step"] = history[-2]["step"] + 2  # the end's repeat
+    data = {"n_train": 66338, "n_validation": 1011, "label_counts": {"a": 29332, "b": 37006}}
+    for kept in (400, 500, 502):
+        d = diagnose(history, {}, data, method="full", best_step=kept)
+        assert d.verdict == "still_improving", (kept, d.evidence)
+        assert not any("memorised" in e for e in d.evidence)
+        assert not any("was kept, not the last" in e for e in d.evidence)  # a tie at the end
+        assert "more epochs" in d.remedies[0]
+
+
 def test_overfitting_from_a_falling_validation_metric_and_gap():
     history = curve([0.5, 0.3, 0.15, 0.08, 0.03], [0.45, 0.35, 0.42, 0.5, 0.61],
                     [0.82, 0.86, 0.85, 0.84, 0.83], [0.85, 0.92, 0.97, 0.99, 0.995])

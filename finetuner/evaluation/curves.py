@@ -100,6 +100,11 @@ class Curves:
                 f"Validation {self.title} fell from {_f(vb)} (step {self.best['step']}) to "
                 f"{_f(vl)} at the end, more than the ±{_f(self.band(vb))} noise of "
                 f"{self.n_val} validation rows, while train {self.title} rose to {_f(tl)}.")
+        if evidence or self.still_improving():
+            # a train-validation gap while validation still rises to its best at the end is
+            # the model generalising less than it fits, not memorising at the cost of unseen
+            # data: more training helped every time, so "train fewer epochs" would be wrong
+            return evidence or None
         for row, when in ((last, "at the last evaluation"), (self.best, "at the kept step")):
             gap = self.gap(row)
             if gap and gap[0] > gap[1] and (row["train_metric"] >= MEMORISED
@@ -133,7 +138,8 @@ class Curves:
                 "from guessing to a perfect score."]
 
     def still_improving(self) -> list[str] | None:
-        scored = [h for h in self.history if h.get("val_metric") is not None]
+        scored = _without_end_repeat([h for h in self.history if h.get("val_metric") is not None],
+                                     self.best)
         if len(scored) < 2 or not self.best:
             return None
         last, first = scored[-1], scored[0]
@@ -181,11 +187,30 @@ class Curves:
         return out
 
     def kept(self) -> list[str]:
-        if self.best and self.history and self.best is not self.history[-1]:
+        """A sentence when the kept checkpoint scored better than the last evaluation (a tie,
+        such as the end's own evaluation of the same weights, says nothing)."""
+        last = self.history[-1] if self.history else None
+        if self.best and last and self.best is not last and (
+                last.get("val_metric") is None
+                or last["val_metric"] < self.best["val_metric"]):
             return [f"The best checkpoint (step {self.best['step']}, epoch "
                     f"{_f(self.best['epoch'])}, validation {self.title} "
                     f"{_f(self.best['val_metric'])}) was kept, not the last."]
         return []
+
+
+def _without_end_repeat(scored: list[dict], best: dict | None) -> list[dict]:
+    """The evaluations without the one training adds at its very end when that comes a few
+    steps after a scheduled one (2,074 steps with an evaluation every 518: at 2,072 and 2,074,
+    the same weights twice), so that "the last evaluations" are distinct points of the curve.
+    Of the two, the kept checkpoint's stays."""
+    if len(scored) < 3:
+        return scored
+    steps = [h["step"] for h in scored]
+    spacing = sorted(b - a for a, b in zip(steps, steps[1:]))[(len(steps) - 1) // 2]
+    if steps[-1] - steps[-2] < 0.1 * spacing:
+        return scored[:-2] + [scored[-1]] if scored[-1] is best else scored[:-1]
+    return scored
 
 
 def _learnable_by_baseline(baselines: dict, ctx: Curves) -> str | None:
