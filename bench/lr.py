@@ -1,4 +1,4 @@
-"""Learning-rate sweep behind the defaults (config.DEFAULT_LEARNING_RATE), per method.
+"""Learning-rate sweep behind the defaults (methods.DEFAULT_LEARNING_RATE), per method.
 
     python bench/lr.py                      # 4 full, 3 LoRA, 3 head-only rates (~20 min, 2 cores)
     python bench/lr.py --methods lora --rates 1e-3,2e-3
@@ -8,7 +8,7 @@ The embedded default model (22.7M parameters) on a fixed 4,000-sentence SST-2 sa
 is judged by the best *validation* accuracy (10% of the sample; that is what a choice may
 read); the dev-set score (the test split of these runs) is printed beside it and chooses
 nothing. Base- and large-size encoders cannot be measured here (no weights offline): their
-defaults follow the published recipes (see config.default_learning_rate).
+defaults follow the published recipes (see methods.default_learning_rate).
 """
 
 from __future__ import annotations

@@ -102,7 +102,7 @@ def cmd_train(args) -> int:
     from finetuner.runs import RunPaths, create_run
     from finetuner.server.jobs import JobManager
     from finetuner.training.checks import check_model, prepare_data
-    from finetuner.training.trackers import check as check_trackers
+    from finetuner.training.tracking import check as check_trackers
 
     config = config_from_args(args)
     check_trackers(config.training.report_to)  # a missing library: one sentence, no worker
@@ -185,7 +185,7 @@ def print_results(run, results: dict) -> None:
             run_dir = Path(results["model_dir"]).parent
             print(f"  From the command line: python -m finetuner export --run {run_dir} --onnx")
     if results.get("trackers"):
-        from finetuner.training.trackers import summary_lines
+        from finetuner.training.tracking import summary_lines
 
         print("Trackers:")
         for line in summary_lines(results["trackers"]):

@@ -15,27 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from finetuner.errors import ConfigError
+from finetuner.methods import DEFAULT_METHOD, METHODS, default_learning_rate
 from finetuner.tasks import DEFAULT_TASK, get_task
 
-METHODS = ("full", "lora", "head")
-DEFAULT_METHOD = "full"
-CPU_BATCH_SIZE = 32  # batch size 0 ("auto") on a CPU; a GPU measures its own
-# the one table of each method's words: its title (the page's choices, plans and tables), its
-# name inside a sentence, and what it does
-METHOD_TITLES = {"full": "Full fine-tuning", "lora": "LoRA (adapters)",
-                 "head": "Head only (frozen encoder)"}
-METHOD_NAMES = {"head": "head-only", "lora": "LoRA", "full": "full fine-tuning"}  # in a sentence
-METHOD_HELP = {
-    "full": "Full fine-tuning: every weight of the encoder and the new head is trained. "
-    "Best accuracy, slowest, largest model file.",
-    "lora": "LoRA: small low-rank adapters are trained next to frozen weights. "
-    "Close to full accuracy with about 1% of the weights trainable.",
-    "head": "Head only: the encoder is frozen and only the new head is fitted, on the "
-    "encoder's features (for sentence-transformers models to convergence, in one pass). "
-    "The cheapest; fine for easy tasks, weaker on hard ones.",
-}
-# Learning rates that work for small BERT-like encoders with each method (checked on SST-2).
-DEFAULT_LEARNING_RATE = {"full": 1e-4, "lora": 2e-3, "head": 2e-2}
 DEFAULT_MODEL = "default"
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 DEFAULT_DOC_STRIDE = 128
@@ -43,20 +25,6 @@ LONG_DOCUMENTS = ("auto", "windows", "truncate")
 POOLINGS = ("mean", "max")
 # experiment trackers a run can report to (finetuner.training.trackers); none unless the user asks
 TRACKERS = ("tensorboard", "mlflow", "trackio")
-
-
-def default_learning_rate(method: str, n_params: int | None = None) -> float:
-    """Learning rate by method and model size. Small encoders (under 50M parameters, such as
-    the embedded 22.7M all-MiniLM-L6-v2) take the rates measured on SST-2 with it
-    (DEFAULT_LEARNING_RATE); base-size models (to 200M) and large ones take the usual
-    published rates for full fine-tuning (BERT: 2e-5 to 5e-5), with LoRA a decade higher and
-    head-only unchanged (a frozen encoder is not disturbed by a large step)."""
-    base = DEFAULT_LEARNING_RATE[method]
-    if not n_params or n_params < 50_000_000 or method == "head":
-        return base
-    if n_params < 200_000_000:
-        return {"full": 5e-5, "lora": 1e-3}[method]
-    return {"full": 2e-5, "lora": 5e-4}[method]
 
 
 def _help(text: str, **kw: Any) -> Any:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from finetuner.config import DEFAULT_LEARNING_RATE, RunConfig
+from finetuner.config import RunConfig
 from finetuner.errors import ConfigError
+from finetuner.methods import DEFAULT_LEARNING_RATE
 
 
 def test_round_trip_through_json(tmp_path):
@@ -73,7 +74,7 @@ def test_max_length_default_depends_on_the_task():
 
 
 def test_default_learning_rate_follows_model_size_and_method():
-    from finetuner.config import default_learning_rate
+    from finetuner.methods import default_learning_rate
 
     assert default_learning_rate("full", 22_700_000) == 1e-4  # the embedded default
     assert default_learning_rate("full", 110_000_000) == 5e-5  # BERT-base

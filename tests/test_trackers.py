@@ -16,10 +16,10 @@ from finetuner.config import RunConfig, TrainingConfig
 from finetuner.errors import ConfigError, FinetunerError
 from finetuner.runs import create_run, read_events
 from finetuner.server.jobs import JobManager
-from finetuner.training import trackers
+from finetuner.training import trackers, tracking
 
 ALL = ["tensorboard", "mlflow", "trackio"]
-needs_all = pytest.mark.skipif(bool(trackers.missing(ALL)),
+needs_all = pytest.mark.skipif(bool(tracking.missing(ALL)),
                                reason="pip install -r requirements-trackers.txt")
 
 # Loaded by the worker at start-up (Python imports `sitecustomize` from its path): every
@@ -86,7 +86,7 @@ def config(tmp_path, tiny_model, **training) -> RunConfig:
 def reported(tmp_path_factory, tiny_model):
     """One run reporting to all three trackers, in a worker that may not use the network;
     a saved hub token tempts trackio to ask the hub who the user is."""
-    if trackers.missing(ALL):
+    if tracking.missing(ALL):
         pytest.skip("pip install -r requirements-trackers.txt")
     tmp = tmp_path_factory.mktemp("trackers")
     guard = tmp / "guard"
@@ -183,8 +183,8 @@ def test_trackio_local_store_holds_config_curves_test_metrics_and_the_verdict(re
     # trackio reads its folder once, when imported; point this process's reader at the run's
     monkeypatch.setattr(storage, "TRACKIO_DIR", run.root / "trackers" / "trackio")
     store = storage.SQLiteStorage
-    assert store.get_runs(trackers.PROJECT) == [run.id]
-    logs = store.get_logs(trackers.PROJECT, run.id)
+    assert store.get_runs(tracking.PROJECT) == [run.id]
+    logs = store.get_logs(tracking.PROJECT, run.id)
     assert [row["train/loss"] for row in logs if "train/loss" in row]  # the Trainer's
     evals = [e for e in read_events(run.events)[0] if e["type"] == "eval"]
     curve = [(row["train/global_step"], round(row["validation/macro_f1"], 5))
@@ -194,7 +194,7 @@ def test_trackio_local_store_holds_config_curves_test_metrics_and_the_verdict(re
     assert final and final[-1]["test/accuracy"] == pytest.approx(results["test"]["accuracy"])
     assert final[-1]["verdict"] == results["diagnosis"]["verdict"]
     assert results["diagnosis"]["title"] in final[-1]["verdict_text"]["_value"]
-    cfg = store.get_run_config(trackers.PROJECT, run.id)
+    cfg = store.get_run_config(tracking.PROJECT, run.id)
     assert cfg["finetuner/training.learning_rate"] == 3e-3 and cfg["learning_rate"] == 3e-3
     assert cfg["_Username"] is None  # never asked the hub
 
@@ -229,11 +229,11 @@ def test_a_missing_library_is_one_sentence_before_anything_runs(tmp_path, tiny_m
     from finetuner.__main__ import main
     from finetuner.training import worker
 
-    monkeypatch.setattr(trackers, "installed", lambda module: module != "mlflow")
+    monkeypatch.setattr(tracking, "installed", lambda module: module != "mlflow")
     sentence = "--report-to mlflow needs the mlflow package: pip install -r " \
                "requirements-trackers.txt."
     with pytest.raises(FinetunerError) as caught:
-        trackers.check(["tensorboard", "mlflow"])
+        tracking.check(["tensorboard", "mlflow"])
     assert caught.value.message == sentence and caught.value.code == "tracker_missing"
     # the command line refuses before it starts a worker
     data = write_csv(tmp_path / "train.csv", easy_rows())

@@ -33,7 +33,7 @@ def add_group_args(p, name: str) -> None:
 def _base(args):
     from finetuner.cli.flags import config_from_args
     from finetuner.training.checks import check_model, prepare_data
-    from finetuner.training.trackers import check as check_trackers
+    from finetuner.training.tracking import check as check_trackers
 
     config = config_from_args(args)
     check_trackers(config.training.report_to)  # before any member or trial starts

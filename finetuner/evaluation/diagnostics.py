@@ -24,7 +24,6 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, field
 
-from finetuner.config import METHOD_NAMES
 from finetuner.evaluation.curves import (
     Curves,
     _f,
@@ -39,6 +38,7 @@ from finetuner.evaluation.rules import (
     rule_overfitting,
     rule_too_little_data,
 )
+from finetuner.methods import METHOD_NAMES
 from finetuner.tasks import DEFAULT_TASK
 
 VERDICTS = ("behind_baseline", "healthy", "still_improving", "overfitting", "underfitting",

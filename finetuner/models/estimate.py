@@ -21,7 +21,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from finetuner.config import DEFAULT_LEARNING_RATE, METHOD_HELP, MethodConfig
+from finetuner.config import MethodConfig
+from finetuner.methods import DEFAULT_LEARNING_RATE, METHOD_HELP
 
 FLOPS_PER_PARAM_TOKEN = {"full": 6.0, "lora": 4.0, "head": 2.0}
 # Effective training FLOP/s per unit of probe FLOP/s, measured with bench/sst2.py on the

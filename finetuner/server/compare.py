@@ -18,8 +18,9 @@ import json
 import math
 from pathlib import Path
 
-from finetuner.config import METHOD_NAMES, RunConfig
+from finetuner.config import RunConfig
 from finetuner.errors import FinetunerError
+from finetuner.methods import METHOD_NAMES
 from finetuner.runs import FINAL_STATUSES, RunPaths
 
 DEFAULT_METHODS = ("head", "lora", "full")

@@ -8,7 +8,8 @@ import json
 import math
 from pathlib import Path
 
-from finetuner.config import CPU_BATCH_SIZE, RunConfig, default_learning_rate
+from finetuner.config import RunConfig
+from finetuner.methods import CPU_BATCH_SIZE, default_learning_rate
 
 
 def space(base: RunConfig) -> dict:

@@ -27,7 +27,8 @@ import torch
 from torch.utils.data import Dataset
 from transformers import PrinterCallback, Trainer, TrainingArguments
 
-from finetuner.config import CPU_BATCH_SIZE, RunConfig
+from finetuner.config import RunConfig
+from finetuner.methods import CPU_BATCH_SIZE
 from finetuner.models import batching, heads, modeling
 from finetuner.models.batching import pick_precision
 from finetuner.models.estimate import schedule_steps

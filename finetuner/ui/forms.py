@@ -5,8 +5,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from finetuner.config import DEFAULT_METHOD, METHOD_TITLES, METHODS, RunConfig
+from finetuner.config import RunConfig
 from finetuner.errors import FinetunerError
+from finetuner.methods import DEFAULT_METHOD, METHOD_TITLES, METHODS
 from finetuner.tasks import TASKS
 
 NONE = "(none)"

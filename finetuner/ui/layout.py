@@ -7,14 +7,8 @@ from __future__ import annotations
 
 import gradio as gr
 
-from finetuner.config import (
-    CPU_BATCH_SIZE,
-    DEFAULT_LEARNING_RATE,
-    DEFAULT_METHOD,
-    METHOD_TITLES,
-    PRECISIONS,
-    RunConfig,
-)
+from finetuner.config import PRECISIONS, RunConfig
+from finetuner.methods import CPU_BATCH_SIZE, DEFAULT_LEARNING_RATE, DEFAULT_METHOD, METHOD_TITLES
 from finetuner.server.learning_curve import FRACTIONS
 from finetuner.server.search import Budget
 from finetuner.tasks import DEFAULT_TASK
@@ -147,7 +141,7 @@ def _advanced(add) -> None:
                                        placeholder="empty: chosen for the architecture"))
         add("adapter_only", gr.Checkbox(False, label="Export the LoRA adapter only"))
     from finetuner.config import TRACKERS
-    from finetuner.training.trackers import missing
+    from finetuner.training.tracking import missing
 
     absent = set(missing(list(TRACKERS)))
     add("onnx", gr.Checkbox(D.training.onnx, label="Also export ONNX (fp32 and int8)",

@@ -394,7 +394,7 @@ def runs_frame(summaries: list) -> pd.DataFrame:
     cols = ["name", "status", "task", "method", "best validation score",
             "test score (not used for any choice)", "vs best baseline (validation)",
             "train time", "disk", "created", "id"]
-    from finetuner.config import METHOD_NAMES
+    from finetuner.methods import METHOD_NAMES
     from finetuner.models.estimate import human_seconds
     from finetuner.tasks import TASKS
 

@@ -9,14 +9,9 @@ from pathlib import Path
 import gradio as gr
 import yaml
 
-from finetuner.config import (
-    CPU_BATCH_SIZE,
-    METHOD_TITLES,
-    RunConfig,
-    TrainingConfig,
-    default_learning_rate,
-)
+from finetuner.config import RunConfig, TrainingConfig
 from finetuner.errors import FinetunerError
+from finetuner.methods import CPU_BATCH_SIZE, METHOD_TITLES, default_learning_rate
 from finetuner.models.estimate import human_seconds, method_costs, planned_seconds, recommend
 from finetuner.models.modeling import embedded_name, resolve_model
 from finetuner.tasks import DEFAULT_TASK, get_task

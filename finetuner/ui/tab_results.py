@@ -8,8 +8,8 @@ import json
 import gradio as gr
 import pandas as pd
 
-from finetuner.config import METHODS
 from finetuner.errors import FinetunerError
+from finetuner.methods import METHODS
 from finetuner.results import read_results
 from finetuner.serving.export import read_meta, usage_snippet
 from finetuner.ui import charts, render

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import gradio as gr
 
-from finetuner.config import DEFAULT_METHOD
 from finetuner.errors import FinetunerError
+from finetuner.methods import DEFAULT_METHOD
 from finetuner.results import read_results
 from finetuner.runs import FINAL_STATUSES, read_events, read_json, tail
 from finetuner.tasks import DEFAULT_TASK, get_task
@@ -31,7 +31,7 @@ class TrainTab:
             limits.check_file(self._file(user, form, key), "The uploaded file")
         source = self.model_source(user, form)
         config = self.config(user, form, model=source)
-        from finetuner.training.trackers import check as check_trackers
+        from finetuner.training.tracking import check as check_trackers
 
         check_trackers(config.training.report_to)
         prepared = prepare_data(config, source, count_tokens=False)  # fail here, not later
