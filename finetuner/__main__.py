@@ -24,6 +24,9 @@ import sys
 import time
 from pathlib import Path
 
+from finetuner.cli.doctor import cmd_doctor
+from finetuner.cli.groups import add_group_args, cmd_compare, cmd_learning_curve, cmd_search
+
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 from finetuner.cli.flags import FLAGS, config_from_args  # noqa: E402, F401 - the flags, in one place
@@ -45,8 +48,6 @@ def build_parser() -> argparse.ArgumentParser:
         for flag, (_, _, typ, text) in FLAGS.items():
             p.add_argument(flag, type=typ, help=text, default=None)
         if name in ("compare", "search", "learning-curve"):
-            from finetuner.cli.groups import add_group_args
-
             add_group_args(p, name)
         if name == "train":
             p.add_argument("--output", required=True, help="run directory to create")
@@ -290,8 +291,6 @@ def _stop_on_signals() -> None:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     _stop_on_signals()
-    from finetuner.cli.doctor import cmd_doctor
-    from finetuner.cli.groups import cmd_compare, cmd_learning_curve, cmd_search
 
     commands = {"train": cmd_train, "check": cmd_check, "predict": cmd_predict,
                 "export": cmd_export, "push": cmd_push, "compare": cmd_compare,

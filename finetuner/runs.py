@@ -18,11 +18,13 @@ import json
 import os
 import re
 import secrets
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from finetuner.config import RunConfig
+from finetuner.naming import safe_filename
 
 FINAL_STATUSES = ("completed", "stopped", "failed", "interrupted")
 
@@ -89,6 +91,20 @@ def create_run(root: str | Path, config: RunConfig, run_id: str | None = None) -
             stale.unlink()
     config.save(run.config)
     return run
+
+
+def copy_data(config: RunConfig, dest: Path) -> RunConfig:
+    """The config with its data files copied into `dest` (train-, validation-, test- plus the
+    file's own safe name), so the run or group keeps its data whatever happens to the upload."""
+    raw = config.to_dict()
+    dest.mkdir(parents=True, exist_ok=True)
+    for key in ("train_file", "validation_file", "test_file"):
+        src = raw["data"].get(key)
+        if src:
+            target = dest / f"{key.split('_')[0]}-{safe_filename(src)}"
+            shutil.copyfile(src, target)
+            raw["data"][key] = str(target)
+    return RunConfig.from_dict(raw)
 
 
 def write_json(path: Path, value: dict) -> None:

@@ -205,15 +205,14 @@ DEFERRED = {"torch", "transformers", "peft", "optuna", "sklearn", "onnxruntime",
 
 
 def _loads_deferred(module: str, known: dict, top: dict, seen: frozenset = frozenset()) -> bool:
-    """Whether importing `module` imports a heavy or optional package (its parent packages'
-    top-level imports and its own, transitively)."""
+    """Whether importing `module` from inside the package imports a heavy or optional package
+    (through its own top-level imports, transitively)."""
     if module.split(".")[0] in DEFERRED:
         return True
     if module not in known or module in seen:
         return False
-    parts = module.split(".")
-    parents = {".".join(parts[:i]) for i in range(1, len(parts))} & set(known)
-    return any(_loads_deferred(m, known, top, seen | {module}) for m in top[module] | parents)
+    # its parent packages are loaded already: the importing module is one of ours
+    return any(_loads_deferred(m, known, top, seen | {module}) for m in top[module])
 
 
 def test_imports_inside_functions_defer_only_what_is_heavy_or_optional():

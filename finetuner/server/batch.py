@@ -32,6 +32,7 @@ import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from finetuner.data.bounds import Bounds
 from finetuner.errors import FinetunerError
 from finetuner.runs import read_json, tail, write_json
 from finetuner.server.environment import worker_env
@@ -235,7 +236,6 @@ def run(run_dir: Path, source: Path, output: Path, progress: Path, max_rows: int
 
     report()
     try:
-        from finetuner.data.bounds import Bounds
         from finetuner.data.tables import read_table
         from finetuner.serving.export import read_meta
         from finetuner.tasks import get_task

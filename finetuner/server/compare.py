@@ -20,7 +20,9 @@ from pathlib import Path
 
 from finetuner.config import RunConfig
 from finetuner.errors import FinetunerError
+from finetuner.evaluation.curves import noise
 from finetuner.methods import METHOD_NAMES
+from finetuner.results import read_results
 from finetuner.runs import FINAL_STATUSES, RunPaths
 
 DEFAULT_METHODS = ("head", "lora", "full")
@@ -79,7 +81,6 @@ def members(base: RunConfig, methods: list[str] | None = None,
 def member_row(name: str, run: RunPaths) -> dict:
     """One member's numbers from its run directory."""
     from finetuner.evaluation.diagnostics import best_row, history_from_events
-    from finetuner.results import read_results
     from finetuner.runs import read_events, read_json
 
     results = read_results(run.results) or {}
@@ -168,7 +169,6 @@ def noise_band(a: dict, b: dict) -> tuple[float, int | None]:
     """How far apart two members' validation scores may be by chance alone: two standard
     errors of the difference of two scores on the same validation rows (binomial, each at
     least 0.01; unpaired, so on the safe side), and the number of validation rows."""
-    from finetuner.evaluation.curves import noise
 
     n = (a.get("splits") or {}).get("validation") or (b.get("splits") or {}).get("validation")
     return math.hypot(noise(a["validation"], n), noise(b["validation"], n)), n

@@ -15,6 +15,7 @@ from pathlib import Path
 from finetuner.procs import alive as _alive
 from finetuner.results import read_results, write_results
 from finetuner.runs import FINAL_STATUSES, RunPaths, latest_checkpoint, read_events, read_json, tail
+from finetuner.training.distributed import rank_errors
 
 
 def is_worker(pid: int, run: RunPaths) -> bool:
@@ -58,7 +59,6 @@ def mark_interrupted(run: RunPaths) -> dict:
 
 def rank_failure(run: RunPaths) -> dict | None:
     """A run on several processes whose rank other than 0 failed or died: which, and why."""
-    from finetuner.training.distributed import rank_errors
 
     errors = rank_errors(run.root)
     if errors:

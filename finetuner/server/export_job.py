@@ -18,6 +18,7 @@ import threading
 from pathlib import Path
 
 from finetuner.errors import FinetunerError
+from finetuner.procs import alive as _alive
 from finetuner.results import read_results, write_results
 from finetuner.runs import RunPaths
 from finetuner.server.environment import worker_env
@@ -35,8 +36,6 @@ def state(run: RunPaths) -> str:
 
 
 def _running(run: RunPaths) -> bool:
-    from finetuner.procs import alive as _alive
-
     try:
         pid = int((run.root / PID).read_text().strip())
     except (OSError, ValueError):

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from finetuner.errors import FinetunerError
+from finetuner.naming import user_key
 
 DEFAULT_TTL_S = 3600.0
 ORPHAN_AGE_S = 86400.0  # download folders nobody in this process knows about (an old run)
@@ -113,7 +114,6 @@ class FileRegistry:
         """A private copy of a server file for `user`, inside Gradio's cache (which Gradio
         serves as it is, without copying it again), that expires after the TTL; `name` is
         the file name the browser saves it under (default: the source's)."""
-        from finetuner.naming import user_key
 
         source = os.fspath(source)
         st = os.stat(source)
@@ -140,7 +140,6 @@ class FileRegistry:
 
     def forget_run(self, user: str, run_id: str) -> None:
         """A deleted run's download links stop working at once."""
-        from finetuner.naming import user_key
 
         with self._lock:
             gone = [p for p, s in self._shares.items() if s.user == user and s.run_id == run_id]

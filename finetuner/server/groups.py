@@ -28,7 +28,14 @@ from pathlib import Path
 from finetuner.config import RunConfig
 from finetuner.errors import FinetunerError
 from finetuner.results import read_results
-from finetuner.runs import FINAL_STATUSES, RunPaths, new_run_id, read_json, write_json
+from finetuner.runs import (
+    FINAL_STATUSES,
+    RunPaths,
+    copy_data,
+    new_run_id,
+    read_json,
+    write_json,
+)
 from finetuner.server.compare import METHOD_NAMES, members
 from finetuner.server.exits import mark_interrupted
 from finetuner.server.follow import Launcher
@@ -138,7 +145,7 @@ class Groups(GroupViews):
             ws.check_quota()
             group_id = new_run_id()
             folder = ws.root / "groups" / group_id
-            copied = _copy_data(base, folder / "data")
+            copied = copy_data(base, folder / "data")
             if setup is not None:
                 setup(folder, copied)
             write_json(folder / "group.json", {
@@ -374,20 +381,6 @@ def _planned(meta: dict, base: RunConfig) -> list[tuple[str, RunConfig]]:
         return learning_curve.members(base, meta.get("fractions"))
     vary = tuple(meta["vary"]) if meta.get("vary") else None
     return members(base, meta.get("methods"), vary)
-
-
-def _copy_data(base: RunConfig, dest: Path) -> RunConfig:
-    raw = base.to_dict()
-    dest.mkdir(parents=True, exist_ok=True)
-    from finetuner.naming import safe_filename
-
-    for key in ("train_file", "validation_file", "test_file"):
-        src = raw["data"].get(key)
-        if src:
-            target = dest / f"{key.split('_')[0]}-{safe_filename(src)}"
-            shutil.copyfile(src, target)
-            raw["data"][key] = str(target)
-    return RunConfig.from_dict(raw)
 
 
 _WRITE = threading.Lock()

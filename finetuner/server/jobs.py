@@ -32,6 +32,8 @@ from finetuner.runs import FINAL_STATUSES, RunPaths, read_json
 from finetuner.server.environment import worker_env
 from finetuner.server.exits import base_results, finalize, is_worker, last_state, mark_interrupted
 from finetuner.server.jobstore import JobStore
+from finetuner.server.warmstart import READY_SECONDS, shared, usable
+from finetuner.training.distributed import launch_command, processes_for
 
 log = logging.getLogger("finetuner.server.jobs")
 
@@ -69,8 +71,6 @@ class JobManager:
         # warm starts (finetuner.server.warmstart): a server forks its one-process local workers
         # from a process that has the libraries imported; started with the first training
         if warm:
-            from finetuner.server.warmstart import usable
-
             warm = usable()
         self.warm = warm and backend is None
         self._starter = None
@@ -228,7 +228,6 @@ class JobManager:
             extra["CUDA_VISIBLE_DEVICES"] = ",".join(devices)
             (run.root / "gpus.txt").write_text(",".join(devices))
         env = worker_env(self.env, **extra)
-        from finetuner.training.distributed import launch_command, processes_for
 
         processes = processes_for(read_json(run.config) or {}, devices)
         if self.backend is not None:
@@ -254,7 +253,6 @@ class JobManager:
 
     def warm_up(self) -> None:
         """Start the warm process now (a server at boot), not with the first training."""
-        from finetuner.server.warmstart import shared
 
         with self._lock:
             if self.warm and not self._closing:
@@ -265,7 +263,6 @@ class JobManager:
         worker module, the warm process still importing or unusable): start it cold."""
         if not self.warm or self.worker_module != "finetuner.training.worker":
             return None
-        from finetuner.server.warmstart import READY_SECONDS
 
         self.warm_up()
         starter = self._starter
@@ -278,7 +275,6 @@ class JobManager:
 
     def _submit_remote(self, run: RunPaths, env: dict, processes: int, devices) -> Job:
         """The worker as a job of the backend (Ray), under the run id; followed by status."""
-        from finetuner.training.distributed import launch_command
 
         command = launch_command("python", self.worker_module, str(run.root.resolve()),
                                  processes)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 
 from finetuner.config import RunConfig
+from finetuner.errors import FinetunerError
 from finetuner.evaluation.curves import noise
 from finetuner.server.compare import ENDED
 from finetuner.server.compare import members as compare_members
@@ -25,8 +26,6 @@ FRACTIONS = (0.25, 0.5, 1.0)
 
 
 def parse_fractions(text: str | None) -> list[float]:
-    from finetuner.errors import FinetunerError
-
     if not text:
         return list(FRACTIONS)
     try:

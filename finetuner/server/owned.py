@@ -10,6 +10,7 @@ from pathlib import Path
 
 from finetuner.errors import FinetunerError
 from finetuner.models.modeling import ModelSource, local_source
+from finetuner.models.modelzip import ZipLimits, sweep_unused, unpack_once
 from finetuner.naming import safe_filename
 from finetuner.runs import read_json
 
@@ -22,7 +23,6 @@ class OwnModels:
 
     def upload_model(self, archive: str) -> ModelSource:
         """An uploaded model zip, unpacked once per distinct content into this user's area."""
-        from finetuner.models.modelzip import ZipLimits, sweep_unused, unpack_once
 
         self.check_quota(_unpacked_size(archive))  # what it will take once unpacked
         display = safe_filename(Path(archive).name, "model.zip")

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from finetuner.config import RunConfig
 from finetuner.methods import CPU_BATCH_SIZE, default_learning_rate
+from finetuner.models.modeling import source_of
 
 
 def space(base: RunConfig) -> dict:
@@ -52,8 +53,6 @@ def defaults(base: RunConfig, ranges: dict) -> dict:
 def _model_dropout(base: RunConfig) -> float | None:
     """The model's own hidden dropout, read from its config.json (None when unknown)."""
     try:
-        from finetuner.models.modeling import source_of
-
         config = json.loads((Path(source_of(base.model).path) / "config.json").read_text())
     except Exception:  # noqa: BLE001 - a hub id offline, an unreadable folder: not known
         return None

@@ -20,12 +20,14 @@ from pathlib import Path
 from finetuner.config import RunConfig
 from finetuner.errors import FinetunerError
 from finetuner.models.modeling import ModelPolicy
+from finetuner.models.modelzip import sweep_unused
 from finetuner.naming import LOCAL_USER, safe_filename, user_key  # noqa: F401 - named here by callers
 from finetuner.results import read_results
 from finetuner.runs import (
     FINAL_STATUSES,
     RUN_ID,
     RunPaths,
+    copy_data,
     create_run,
     new_run_id,
     read_events,
@@ -128,14 +130,7 @@ class Workspace(OwnModels):
         data_dir.mkdir(parents=True)
         # the name first: a run is listed once its config.json exists, never nameless
         (folder / "name.txt").write_text((name or "").strip()[:80] or _default_name(config))
-        raw = config.to_dict()
-        for key in ("train_file", "validation_file", "test_file"):
-            src = raw["data"].get(key)
-            if src:
-                dest = data_dir / f"{key.split('_')[0]}-{safe_filename(src)}"
-                shutil.copyfile(src, dest)
-                raw["data"][key] = str(dest)
-        return create_run(self.runs_dir, RunConfig.from_dict(raw), run_id=run_id)
+        return create_run(self.runs_dir, copy_data(config, data_dir), run_id=run_id)
 
     def delete(self, run_id: str) -> str:
         run = self.run(run_id)
@@ -155,7 +150,6 @@ class Workspace(OwnModels):
         self.studio.files.forget_run(self.user, run.id)  # a held download link dies too
         name = self.name_of(run)
         shutil.rmtree(run.root, ignore_errors=True)
-        from finetuner.models.modelzip import sweep_unused
 
         sweep_unused(self.models_dir, self._models_in_use())  # uploads only that run used
         return f"Deleted run {name}."

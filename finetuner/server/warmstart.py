@@ -31,6 +31,8 @@ import threading
 import time
 import traceback
 
+from finetuner.procs import alive as _alive
+
 # imported before the first fork, in this order (everything a worker imports that costs time)
 PRELOAD = ("torch", "transformers", "transformers.models.bert.modeling_bert",
            "transformers.models.mpnet.modeling_mpnet", "peft", "sklearn.linear_model",
@@ -57,8 +59,6 @@ class WarmProcess:
         return self.returncode
 
     def wait(self, timeout: float | None = None) -> int | None:
-        from finetuner.procs import alive as _alive
-
         deadline = None if timeout is None else time.time() + timeout
         while self.poll() is None:
             if not self._starter.alive() and not _alive(self.pid):

@@ -16,6 +16,9 @@ import time
 import zipfile
 from pathlib import Path
 
+from finetuner.errors import FinetunerError
+from finetuner.models.modeling import hub_reachable
+from finetuner.models.pooling import pooled_usage
 from finetuner.runs import RunPaths, write_json
 from finetuner.tasks import DEFAULT_TASK
 from finetuner.tasks.options import TaskOptions
@@ -100,8 +103,6 @@ def usage_snippet(meta: dict, path: str = "path/to/model") -> str:
     spec = get_task(meta.get("task") or DEFAULT_TASK)
     snippet = _usage(meta, path, spec)
     if meta.get("body_pooling") == "mean":
-        from finetuner.models.pooling import pooled_usage
-
         snippet = pooled_usage(snippet, spec.name, path)
     return snippet
 
@@ -273,7 +274,6 @@ def make_zip(run: RunPaths, dest: str | Path | None = None) -> Path:
     """Zip RUN_DIR/model into `dest` (default RUN_DIR/model.zip)."""
     if not (run.model / "config.json").exists() and not (
             run.model / "adapter_config.json").exists():
-        from finetuner.errors import FinetunerError
 
         raise FinetunerError(f"Run {run.id} has no saved model to export.",
                              "Finish (or stop after the first evaluation) a training first.",
@@ -307,8 +307,6 @@ def push_to_hub(run: RunPaths, repo_id: str, token: str, private: bool = True) -
     The token is used for this call only: it is never written to the run, the events or logs.
     """
 
-    from finetuner.errors import FinetunerError
-    from finetuner.models.modeling import hub_reachable
 
     repo_id = (repo_id or "").strip()
     if not re.fullmatch(r"[A-Za-z0-9][\w.-]*/[\w.-]+", repo_id):

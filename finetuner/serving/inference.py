@@ -25,6 +25,7 @@ from finetuner.errors import FinetunerError
 from finetuner.evaluation.calibration import scale_outputs
 from finetuner.models import batching
 from finetuner.models.heads import MEAN, MeanPooled
+from finetuner.models.modeling import for_split_words, resolve_model
 from finetuner.serving.export import read_meta
 from finetuner.tasks import DEFAULT_TASK, get_task
 from finetuner.tasks.options import TaskOptions
@@ -77,7 +78,6 @@ class Predictor:
                        else spec.auto_model)
         tokenizer = transformers.AutoTokenizer.from_pretrained(model_dir)
         if spec.split_words:  # exports made before add_prefix_space was saved with them
-            from finetuner.models.modeling import for_split_words
 
             tokenizer = for_split_words(tokenizer, model_dir)
         if chosen != "torch":
@@ -185,7 +185,6 @@ def _base_model_path(path: Path, meta: dict) -> str:
     """Where an adapter-only export's base model is: the run's own record of what it trained
     on when loading a run directory, else the export's portable name (the embedded default,
     a hub id, or a folder given as `base_model`)."""
-    from finetuner.models.modeling import resolve_model
 
     run_config = path / "config.json"
     if (path / "model").is_dir() and run_config.is_file():

@@ -12,13 +12,13 @@ above every answer (`warning`), so nobody tries the model without seeing that fi
 
 from __future__ import annotations
 
+from finetuner.tasks.qa_spans import limit_windows
+
 
 def fit(predictor, example: dict, max_qa_windows: int) -> tuple[dict, str]:
     """(the example the model is given, a note for the user or "")."""
     tokenizer, max_length = predictor.tokenizer, predictor.max_length
     if predictor.spec.context_windows:
-        from finetuner.tasks.qa_spans import limit_windows
-
         context = example.get("context") or ""
         kept, total = limit_windows(example.get("question") or "", context, tokenizer,
                                     max_length, int(predictor.options.doc_stride),

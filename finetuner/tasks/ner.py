@@ -28,7 +28,7 @@ from finetuner.data.splits import (
     truncation_finding,
 )
 from finetuner.errors import DataError
-from finetuner.metrics.ner import entities
+from finetuner.metrics.ner import entities, entity_metrics
 from finetuner.tasks import PreparedData
 from finetuner.tasks.ner_read import Source, as_list, read_sentences  # noqa: F401  (read_sentences: tests)
 from finetuner.tasks.pipeline import hold_out, read_splits, require_held_out
@@ -246,8 +246,6 @@ def word_predictions(logits, word_ids: Sequence[int | None], n_words: int,
 
 
 def metrics(outputs, features, examples, labels: list[str], **_options) -> dict:
-    from finetuner.metrics.ner import entity_metrics
-
     gold, pred, seen = [], [], []
     for logits, feat, example in zip(outputs, features, examples):
         tags, scores = word_predictions(logits, feat["word_ids"], len(example["tags"]), labels)
@@ -260,7 +258,6 @@ def metrics(outputs, features, examples, labels: list[str], **_options) -> dict:
 
 def paired_record(outputs, features, examples, labels: list[str], **_options) -> dict:
     """Entity counts per sentence, for the paired test of two runs (finetuner.evaluation.paired)."""
-    from finetuner.metrics.ner import entities
 
     tp, fp, fn = [], [], []
     for logits, feat, example in zip(outputs, features, examples):
@@ -374,7 +371,6 @@ def baselines(train: list[dict], validation: list[dict], test: list[dict],
               labels: list[str] | None = None) -> dict:
     """"Memorised entities": every span seen in training tagged with its most frequent type,
     found again by longest match."""
-    from finetuner.metrics.ner import entity_metrics
 
     seen: dict[tuple[str, ...], Counter] = {}
     for sentence in train:

@@ -32,6 +32,7 @@ from finetuner.data.splits import (
     sample_note,
     token_sample,
 )
+from finetuner.metrics.squad import exact_match, f1_score, squad_scores
 from finetuner.tasks import PreparedData
 from finetuner.tasks.pipeline import hold_out, read_splits, require_held_out
 from finetuner.tasks.qa_read import _Log, examples_from_frame, read_examples  # noqa: F401
@@ -208,7 +209,6 @@ def _per_split(splits: dict, owners: list[str], wins: list[int]) -> dict:
 
 def metrics(outputs, features, examples, labels: list[str], **options) -> dict:
     """SQuAD exact match and F1 (0-1), best over the gold answers of each question."""
-    from finetuner.metrics.squad import squad_scores
 
     predictions = decode(outputs, features, examples, labels, **options)
     return squad_scores([p["answer"] for p in predictions],
@@ -217,7 +217,6 @@ def metrics(outputs, features, examples, labels: list[str], **options) -> dict:
 
 def paired_record(outputs, features, examples, labels: list[str], **options) -> dict:
     """SQuAD F1 per question, for the paired test of two runs (finetuner.evaluation.paired)."""
-    from finetuner.metrics.squad import f1_score
 
     predictions = decode(outputs, features, examples, labels, **options)
     return {"kind": "mean", "values": [f1_score(p["answer"], e["answers"]["text"])
@@ -235,7 +234,6 @@ def _trim(context: str, around: int | None, width: int = 300) -> str:
 def prediction_rows(outputs, features, examples: list[dict], labels: list[str],
                     **options) -> list[dict]:
     """Test questions with the model's answer, wrong ones first (most confident first)."""
-    from finetuner.metrics.squad import exact_match, f1_score
 
     predictions = decode(outputs, features, examples, labels, **options)
     rows = []

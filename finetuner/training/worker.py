@@ -18,6 +18,8 @@ import traceback
 import warnings
 from pathlib import Path
 
+from finetuner.training import distributed
+
 
 def quiet_environment() -> None:
     """No telemetry, no progress bars, no advisory chatter in worker.log (also applied to a
@@ -156,8 +158,6 @@ class QuietEvents(EventWriter):
 
 
 def run(run_dir: Path) -> dict:
-    from finetuner.training import distributed
-
     run = RunPaths(run_dir)
     main_rank = distributed.is_main()
     events = EventWriter(run.events, echo=log_line) if main_rank else QuietEvents()

@@ -8,6 +8,7 @@ from pathlib import Path
 from finetuner.config import RunConfig
 from finetuner.errors import FinetunerError
 from finetuner.methods import DEFAULT_METHOD, METHOD_TITLES, METHODS
+from finetuner.models.packaged import mpnet_installed
 from finetuner.tasks import TASKS
 
 NONE = "(none)"
@@ -126,6 +127,5 @@ def _num(value, cast=float, default=None):
 
 def model_choices() -> list[tuple[str, str]]:
     """The model picker: the base-size model only where its packages are installed."""
-    from finetuner.models.packaged import mpnet_installed
 
     return [c for c in MODEL_CHOICES if c[1] != "mpnet" or mpnet_installed()]

@@ -9,6 +9,7 @@ from __future__ import annotations
 import pandas as pd
 
 from finetuner.data.splits import sample_note
+from finetuner.methods import METHOD_NAMES
 from finetuner.models.estimate import human_seconds
 from finetuner.tasks import DEFAULT_TASK
 from finetuner.ui import words
@@ -394,7 +395,6 @@ def runs_frame(summaries: list) -> pd.DataFrame:
     cols = ["name", "status", "task", "method", "best validation score",
             "test score (not used for any choice)", "vs best baseline (validation)",
             "train time", "disk", "created", "id"]
-    from finetuner.methods import METHOD_NAMES
     from finetuner.models.estimate import human_seconds
     from finetuner.tasks import TASKS
 
