@@ -397,3 +397,26 @@ def test_labels_never_predicted_are_named_with_their_training_counts():
     assert "too rare to learn" in note
     assert never_predicted_note({"per_label": {"a": {"support": 3, "predicted": 1}}}, {}) is None
     assert never_predicted_note({"accuracy": 0.9}, {}) is None  # classification: no table
+
+
+def test_a_solved_task_gets_no_over_confidence_note_about_losses_near_zero():
+    """Seen on the example reviews: every score 1.00 and the validation loss 0.0002 -> 0.0004
+    read "Validation loss rose from 0.000 to 0.000 ... grew over-confident". A rise too small
+    to show is not worth a note."""
+    history = curve([0.05, 0.001, 0.0005, 0.0004], [0.0003, 0.0002, 0.0003, 0.0004],
+                    [1.0, 1.0, 1.0, 1.0], [1.0, 1.0, 1.0, 1.0])
+    d = diagnose(history, {}, BIG)
+    assert not any("over-confident" in n for n in d.notes), d.notes
+
+
+def test_the_table_of_wrong_test_examples_says_when_there_are_none():
+    """An empty table showed gradio's "1 2 3" header under "Test examples the model got
+    wrong"; it says that all were right instead."""
+    from finetuner.ui.render import errors_frame
+
+    right = [{"text": "a", "label": "x", "correct": True}] * 40
+    assert list(errors_frame(right).columns) == [
+        "None: the model got all 40 test examples right."]
+    mixed = right + [{"text": "b", "label": "y", "predicted": "x", "correct": False}]
+    frame = errors_frame(mixed)
+    assert list(frame.columns) == ["text", "label", "predicted"] and len(frame) == 1

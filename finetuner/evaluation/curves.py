@@ -13,6 +13,7 @@ import math
 from dataclasses import dataclass
 
 MEMORISED = 0.98  # a training score this close to perfect, with a real gap, is memorising
+MIN_LOSS_RISE = 0.01  # a validation loss rise smaller than this is not worth a note
 LARGE_GAP = 0.25  # train this far above validation (and beyond noise): overfitting anyway
 UNDERFIT_SHARE = 0.5  # closes less than half the way from chance to a perfect training score
 
@@ -233,7 +234,11 @@ def _overconfidence(history: list[dict], best: dict | None, ctx: Curves) -> list
         return []
     low = min(range(len(losses)), key=lambda i: losses[i]["eval_loss"])
     last = losses[-1]
-    if low == len(losses) - 1 or last["eval_loss"] < losses[low]["eval_loss"] * 1.1:
+    rise = last["eval_loss"] - losses[low]["eval_loss"]
+    # a tenth more and at least 0.01: near-zero losses (a solved task) rising from 0.0002 to
+    # 0.0004 would read "rose from 0.000 to 0.000"
+    if low == len(losses) - 1 or last["eval_loss"] < losses[low]["eval_loss"] * 1.1 or \
+            rise < MIN_LOSS_RISE:
         return []
     vm = last.get("val_metric")
     if vm is None or best["val_metric"] - vm > ctx.band(best["val_metric"]):

@@ -334,7 +334,10 @@ def confusion_html(results: dict) -> str:
 def errors_frame(rows: list[dict], limit: int = 200) -> pd.DataFrame:
     """The test rows the model got wrong (each task writes its own columns)."""
     wrong = [r for r in rows if not r.get("correct", True)][:limit]
-    cols = [c for c in (wrong[0] if wrong else {}) if c != "correct"]
+    if not wrong:  # an empty frame would show gradio's "1 2 3" header
+        return pd.DataFrame(columns=[f"None: the model got all {len(rows)} test examples right."
+                                     if rows else "No test examples were scored."])
+    cols = [c for c in wrong[0] if c != "correct"]
     return pd.DataFrame([{c: r.get(c) for c in cols} for r in wrong], columns=cols)
 
 
