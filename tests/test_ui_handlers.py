@@ -352,3 +352,11 @@ def test_your_runs_follows_new_and_deleted_runs_by_itself(handlers, tiny_model, 
     assert out["runs_table"].empty
     # bob's list is his own
     assert handlers.runs_tick("bob", {"runs_seen": None})["runs_table"].empty
+
+
+def test_an_example_is_only_ever_one_of_the_listed_files(handlers):
+    """The example picker sends a title; a crafted one (a path, a file name, another user's
+    upload) is refused with a sentence, never read from disk."""
+    for crafted in ("../../etc/passwd", "sentiment.csv", "/etc/hostname", ""):
+        with pytest.raises(Exception, match="Pick an example first"):
+            handlers.load_example("mallory", form(example=crafted))
