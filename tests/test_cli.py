@@ -137,6 +137,12 @@ def test_a_killed_command_never_leaves_its_worker_behind(tmp_path, tiny_model, h
     results = json.loads((out / "results.json").read_text())
     assert results["status"] == "stopped", results
     assert (out / "model" / "model.safetensors").exists()  # the best checkpoint so far
+    # stopped because its command died (not by a person): marked for a search or a comparison
+    # to resume it on its next start, and said so on the run's page
+    gone_by_itself = how == "SIGKILL"
+    assert (out / "SHUTDOWN").exists() == gone_by_itself
+    assert results.get("note", "").startswith("Stopped because the command that started it "
+                                              "ended") == gone_by_itself, results
     if how != "SIGKILL":
         assert proc.returncode == 130, output
         assert "Stopping" in output or "stop" in output.lower(), output[-500:]

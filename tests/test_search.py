@@ -18,6 +18,7 @@ from conftest import ROOT, sentiment_rows, write_csv
 
 from finetuner.config import RunConfig
 from finetuner.errors import FinetunerError
+from finetuner.runs import RunPaths
 from finetuner.server.compare import members, parse_vary, summarize, trade_off
 
 
@@ -222,11 +223,22 @@ def test_a_search_killed_mid_trial_picks_its_trial_up_again(tmp_path, tiny_model
         time.sleep(0.5)
     assert events.exists(), proc.communicate()[0]
     os.killpg(proc.pid, signal.SIGKILL)  # the search process dies; its trial's worker is
-    proc.wait()  # in its own session and keeps training, unless the machine went down too
+    proc.wait()  # in its own session, unless the machine went down too
+    trial = RunPaths(out / "trials" / "trial-0")
     if worker_dies_too:
         pid = next(json.loads(line)["pid"] for line in events.read_text().splitlines()
                    if '"pid"' in line)
         os.killpg(pid, signal.SIGKILL)
+        ended = None
+    else:  # the worker notices its command is gone and stops cleanly (unless it finished
+        deadline = time.time() + 60  # first), marked for the next start to resume it
+        while time.time() < deadline and not trial.results.exists():
+            time.sleep(0.2)
+        ended = json.loads(trial.results.read_text())
+        assert ended["status"] in ("stopped", "completed"), ended
+        if ended["status"] == "stopped":
+            assert (trial.root / "SHUTDOWN").exists()
+            assert ended["note"].startswith("Stopped because the command that started it ended")
     state = json.loads((out / "search.json").read_text())
     assert state["trials"]["0"]["state"] == "running" and state["direction"] == "maximize"
     if unrecorded:  # killed after submitting the trial, before writing it down
@@ -235,8 +247,10 @@ def test_a_search_killed_mid_trial_picks_its_trial_up_again(tmp_path, tiny_model
     done = cli(*args)  # the same command again: re-attaches, finishes, chooses, tests
     assert done.returncode == 0, done.stdout + done.stderr
     assert "Resuming the search" in done.stdout
-    # a dead worker is noticed (no results, no process), marked interrupted and resumed
-    assert ("resuming after a restart" in done.stdout) == worker_dies_too, done.stdout
+    # a dead worker is noticed (no results, no process), marked interrupted and resumed; so
+    # is one that stopped because its command died; one that finished first is only read
+    resumed = worker_dies_too or ended["status"] == "stopped"
+    assert ("resuming after a restart" in done.stdout) == resumed, done.stdout
     summary = json.loads((out / "summary.json").read_text())
     assert [t["state"] for t in summary["trials"]] == ["complete"]
     assert summary["final"]["trial"] == 0 and summary["final"]["test"] is not None

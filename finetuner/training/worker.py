@@ -66,7 +66,10 @@ class StopSignal:
             self._looked = time.time()
 
             if not _alive(self.parent) or _started(self.parent) != self._born:
-                self.at = time.time()
+                self.at, self.reason = time.time(), "parent_gone"
+                # marked like a server's shutdown: a search or a comparison resumes it on
+                # its next start instead of taking its cut-short score
+                (self.run.root / "SHUTDOWN").touch()
         if self.at is None and self.deadline is not None and time.time() >= self.deadline:
             self.at, self.reason = time.time(), "time_limit"
         return self.at is not None
@@ -210,6 +213,9 @@ def run(run_dir: Path) -> dict:
         results["status"] = "stopped"
         results["limit"] = "max_job_hours"
         results["note"] = time_limit_note(max_seconds, bool(results.get("model_dir")))
+    if stop.reason == "parent_gone" and results.get("status") == "stopped":
+        results["note"] = ("Stopped because the command that started it ended. "
+                           + (results.get("note") or ""))
     if stop.at is not None:
         results.setdefault("stop_seconds", round(time.time() - stop.at, 2))
     results["finished"] = time.strftime("%Y-%m-%d %H:%M:%S")
