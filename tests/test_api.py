@@ -21,7 +21,7 @@ def text(markup) -> str:
 def form(**values) -> dict:
     out = {name: None for name in FORM_FIELDS}
     out.update(DEFAULTS)
-    out.update({"text_col": None, "label_col": None, "model_path": "", "lora_targets": ""})
+    out.update({"text_column": None, "label_column": None, "model_path": "", "lora_targets": ""})
     out.update(values)
     return out
 
@@ -38,8 +38,8 @@ def test_data_check_over_http(server):
     client = Client(server, verbose=False)
     out = client.predict(**form(train_file=handle_file(str(EXAMPLES / "spam.jsonl"))),
                          api_name="/data_changed")
-    preview, text_col, pair_col, label_col, report, plot, message = out
-    assert text_col["value"] == "message" and label_col["value"] == "label"
+    preview, text_column, text_pair_column, label_column, report, plot, message = out
+    assert text_column["value"] == "message" and label_column["value"] == "label"
     assert "imbalanced" in text(report) and "ready to train" in text(message)
 
 

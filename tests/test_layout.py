@@ -287,3 +287,46 @@ def test_every_task_module_has_every_hook(tmp_path, monkeypatch):
     spec = replace(tasks.TASKS["classification"], name="broken", module=broken.__name__)
     with pytest.raises(TypeError, match="lacks the hooks decode"):
         spec.impl()
+    # a task module on disk is checked when it is registered, before anything imports it
+    source = (Path(tasks.__file__).parent / "regression.py").read_text()
+    (tmp_path / "finetuner_test_half_task.py").write_text(
+        source.replace("def summary(", "def summary_of(").replace("def decision(", "def _d("))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(TypeError, match="lacks the hooks decision, summary"):
+        tasks.register(replace(spec, name="half", module="finetuner_test_half_task"))
+    assert "half" not in tasks.TASKS and "finetuner_test_half_task" not in sys.modules
+    (tmp_path / "finetuner_test_whole_task.py").write_text(source)
+    whole = tasks.register(replace(spec, name="whole", module="finetuner_test_whole_task"))
+    monkeypatch.delitem(tasks.TASKS, "whole")
+    assert whole.impl().summary is not None
+
+
+def test_task_columns_name_config_fields_and_the_page_has_a_picker_for_each():
+    """A task reads any number of columns (TaskUI.columns); each names the RunConfig.data
+    field it fills, and the page shows one picker per field some task reads, worded by the
+    task: a new kind of task that reads existing fields in new roles changes nothing else."""
+    import dataclasses
+
+    from finetuner.config import DataConfig
+    from finetuner.tasks import TASKS
+    from finetuner.ui.forms import COLUMN_FIELDS, FORM_FIELDS
+    from finetuner.ui.tasks import chosen_columns, picker_values, picker_words
+
+    fields = {f.name for f in dataclasses.fields(DataConfig)}
+    for spec in TASKS.values():
+        columns = spec.ui.columns
+        assert columns and {c.field for c in columns} <= fields, spec.name
+        assert len({c.field for c in columns}) == len(columns), spec.name  # one role a field
+        words = picker_words(spec.name)
+        for c in columns:
+            assert words[c.field] == {"label": c.label, "info": c.info, "visible": True}
+        hidden = set(COLUMN_FIELDS) - {c.field for c in columns}
+        assert all(words[f] == {"visible": False} for f in hidden)
+        report = {c.role: f"col-{c.role}" for c in columns}
+        assert chosen_columns(spec.name, report) == {
+            f: next((f"col-{c.role}" for c in columns if c.field == f), None)
+            for f in COLUMN_FIELDS}
+        values = picker_values(spec.name, ["a", "b"], {})
+        for c in columns:
+            assert (values[c.field]["choices"][0] == "(none)") == c.optional
+    assert set(COLUMN_FIELDS) <= set(FORM_FIELDS)

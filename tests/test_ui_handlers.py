@@ -13,7 +13,7 @@ from finetuner.server.studio import Studio
 from finetuner.ui.forms import FORM_FIELDS, NONE
 from finetuner.ui.handlers import Handlers
 
-DEFAULTS = {"task": "classification", "pair_col": NONE, "model_choice": "default",
+DEFAULTS = {"task": "classification", "text_pair_column": NONE, "model_choice": "default",
             "method": "full", "epochs": 3, "lr": 1e-4, "batch_size": 0, "max_length": 128,
             "weight_decay": 0.01, "warmup_ratio": 0.06, "evals_per_epoch": 4, "patience": 3,
             "seed": 42, "precision": "auto", "max_steps": 0, "val_split": 0.1,
@@ -43,8 +43,8 @@ def handlers(tmp_path):
 
 def test_data_upload_detects_columns_and_reports(handlers):
     out = handlers.data_changed("alice", form(train_file=str(EXAMPLES / "sentiment.csv")))
-    assert out["text_col"]["value"] == "text" and out["label_col"]["value"] == "label"
-    assert out["pair_col"]["value"] == NONE
+    assert out["text_column"]["value"] == "text" and out["label_column"]["value"] == "label"
+    assert out["text_pair_column"]["value"] == NONE
     assert "ready to train" in text(out["data_msg"])
     assert "Rows: train 320, validation 40, test 40" in text(out["report"])
     assert "negative" in out["label_plot"] and "positive" in out["label_plot"]
@@ -56,7 +56,7 @@ def test_data_upload_detects_columns_and_reports(handlers):
 
 def test_pairs_are_detected(handlers):
     out = handlers.data_changed("alice", form(train_file=str(EXAMPLES / "pairs.csv")))
-    assert out["pair_col"]["value"] == "hypothesis"
+    assert out["text_pair_column"]["value"] == "hypothesis"
     assert out["data_state"]["pairs"] is True
 
 
@@ -77,10 +77,10 @@ def test_bad_files_give_an_inline_sentence_and_no_train_state(handlers, tmp_path
 def test_choosing_a_wrong_label_column_is_explained(handlers, tmp_path):
     rows = [{"text": f"t {i}", "label": "a" if i % 2 else "b", "same": "x"} for i in range(40)]
     path = write_csv(tmp_path / "d.csv", rows)
-    out = handlers.check_data("alice", form(train_file=str(path), text_col="text",
-                                            label_col="same"))
+    out = handlers.check_data("alice", form(train_file=str(path), text_column="text",
+                                            label_column="same"))
     assert "Only one label ('x')" in text(out["data_msg"]) and out["data_state"] is None
-    assert out["label_col"]["value"] == "same"  # the choice stays visible
+    assert out["label_column"]["value"] == "same"  # the choice stays visible
 
 
 def test_costs_and_advice(handlers):
@@ -252,15 +252,17 @@ def test_task_switch_relabels_columns_and_checks_again(handlers):
     ner = handlers.load_example("alice", form(example="News sentences with names (entities, "
                                                       "CoNLL)"))
     assert ner["task"] == "ner" and ner["max_length"] == 128
-    assert ner["text_col"]["label"] == "Tokens column" and ner["pair_col"]["visible"] is False
+    assert ner["text_column"]["label"] == "Tokens column"
+    assert ner["text_pair_column"]["visible"] is False
     out = handlers.data_changed("alice", form(task="ner", train_file=ner["train_file"]))
     assert "ready to train" in text(out["data_msg"])
     assert list(out["preview"].columns) == ["sentence", "tags"]
     assert "Entities per type" in out["label_plot"] and "PER" in out["label_plot"]
-    assert out["text_col"]["interactive"] is False  # CoNLL has no column names to pick
+    assert out["text_column"]["interactive"] is False  # CoNLL has no column names to pick
     qa = handlers.task_changed("alice", form(task="qa", train_file=str(EXAMPLES / "qa.jsonl")))
-    assert qa["max_length"] == 384 and qa["text_col"]["label"] == "Question column"
-    assert qa["pair_col"]["value"] == "context" and qa["label_col"]["value"] == "answer_text"
+    assert qa["max_length"] == 384 and qa["text_column"]["label"] == "Question column"
+    assert qa["text_pair_column"]["value"] == "context"
+    assert qa["label_column"]["value"] == "answer_text"
     assert "ready to train" in text(qa["data_msg"])
 
 
@@ -314,7 +316,7 @@ def test_a_new_file_switches_the_task_either_way(handlers):
     message = text(out["data_msg"])
     assert "Switched the task to" in message and "one class per row" in message
     assert "ready to train" in message and "distinct value" not in message
-    assert out["label_col"]["value"] == "label" and out["text_col"]["value"] == "text"
+    assert out["label_column"]["value"] == "label" and out["text_column"]["value"] == "text"
     clauses = form(task="regression", train_file=str(EXAMPLES / "clauses.csv"))
     assert handlers.suggest_task("alice", clauses)["task"] == "multi-label"
     # a task that fits stays; NER and QA are never switched by a table

@@ -37,8 +37,11 @@ that need it.
 
 from __future__ import annotations
 
+import ast
 import importlib
+import importlib.util
 from dataclasses import dataclass, field
+from pathlib import Path
 from types import ModuleType
 from typing import Protocol, runtime_checkable
 
@@ -83,13 +86,24 @@ _CHECKED: set[str] = set()
 
 
 @dataclass(frozen=True)
+class Column:
+    """One column a task reads from a table: the data report's role for it (what
+    `prepare` detected), the `RunConfig.data` field that names it, and its picker's words."""
+
+    role: str
+    field: str  # text_column, text_pair_column or label_column
+    label: str
+    info: str
+    optional: bool = False  # the picker offers "(none)"
+
+
+@dataclass(frozen=True)
 class TaskUI:
-    """How the task looks on the page: the three column pickers and the try-it boxes."""
+    """How the task looks on the page: its column pickers (any number, one per config field
+    it reads; the page shows one picker per field any task reads) and the try-it boxes."""
 
     choice: str  # its name in the task picker
-    roles: tuple[str | None, str | None, str | None]  # report column roles behind the pickers
-    column_labels: tuple[str, str, str]
-    column_info: tuple[str, str, str]
+    columns: tuple[Column, ...]
     text_label: str
     pair_label: str | None
     pair_always: bool
@@ -173,11 +187,43 @@ class PreparedData:
 
 
 TASKS: dict[str, TaskSpec] = {}
+PAIR_COLUMN = Column("text_pair", "text_pair_column", "Second text column (optional)",
+                     "Only for tasks about a pair of texts.", optional=True)
 DEFAULT_TASK = "classification"  # the one default: a config, a form or an old run without one
 NO_LABEL = "(none)"  # multi-label: the rows that carry no label, counted beside the labels
 
 
+def module_names(module: str) -> set[str] | None:
+    """The names a module binds at its top (functions, imports, assignments), read from its
+    source without importing it; None when it has no source file to read."""
+    try:
+        found = importlib.util.find_spec(module)
+    except (ImportError, ValueError):  # a module made in memory (tests) has no spec
+        return None
+    if found is None or not found.origin or not found.origin.endswith(".py"):
+        return None
+    names: set[str] = set()
+    for node in ast.parse(Path(found.origin).read_text(encoding="utf-8")).body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            names.add(node.name)
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            names.update((a.asname or a.name).split(".")[0] for a in node.names)
+        elif isinstance(node, (ast.Assign, ast.AnnAssign)):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            names.update(t.id for t in targets if isinstance(t, ast.Name))
+    return names
+
+
 def register(spec: TaskSpec) -> TaskSpec:
+    """Add a task. Its module is checked against `TaskModule` here, from its source (importing
+    it would load numpy or pandas into every light import of the registry): a missing hook
+    fails at registration with its name. `TaskSpec.impl` checks the imported module again."""
+    names = module_names(spec.module)
+    if names is not None:
+        missing = [name for name in HOOKS if name not in names]
+        if missing:
+            raise TypeError(f"Task '{spec.name}': {spec.module} lacks the hooks "
+                            f"{', '.join(sorted(missing))} (tasks.TaskModule).")
     TASKS[spec.name] = spec
     return spec
 
@@ -196,10 +242,10 @@ register(
         primary_metric="macro_f1",
         metric_title="macro-F1",
         head_modules=("classifier", "score", "pre_classifier", "pooler", "head"),
-        ui=TaskUI("Text classification", ("text", "text_pair", "label"),
-                  ("Text column", "Second text column (optional)", "Label column"),
-                  ("The text to classify.", "Only for tasks about a pair of texts.",
-                   "The answer to learn."),
+        ui=TaskUI("Text classification",
+                  (Column("text", "text_column", "Text column", "The text to classify."),
+                   PAIR_COLUMN,
+                   Column("label", "label_column", "Label column", "The answer to learn.")),
                   "Text to classify", "Second text", pair_always=False,
                   chart_title="Training examples per label", answer="label",
                   examples=(("Film and product reviews (sentiment)", "sentiment.csv"),
@@ -224,11 +270,12 @@ register(
         primary_metric="micro_f1",
         metric_title="micro-F1",
         head_modules=("classifier", "score", "pre_classifier", "pooler", "head"),
-        ui=TaskUI("Multi-label classification", ("text", "text_pair", "label"),
-                  ("Text column", "Second text column (optional)", "Label column(s)"),
-                  ("The text to label.", "Only for tasks about a pair of texts.",
-                   "Labels joined by ; or |, or several 0/1 columns. An empty cell means none "
-                   "of the labels."),
+        ui=TaskUI("Multi-label classification",
+                  (Column("text", "text_column", "Text column", "The text to label."),
+                   PAIR_COLUMN,
+                   Column("label", "label_column", "Label column(s)",
+                          "Labels joined by ; or |, or several 0/1 columns. An empty cell "
+                          "means none of the labels.")),
                   "Text to label", "Second text", pair_always=False,
                   chart_title="Training examples per label (a text can have several)",
                   answer="labels",
@@ -253,10 +300,12 @@ register(
         primary_metric="pearson",
         metric_title="Pearson correlation",
         head_modules=("classifier", "score", "pre_classifier", "pooler", "head"),
-        ui=TaskUI("Regression (a number)", ("text", "text_pair", "label"),
-                  ("Text column", "Second text column (optional)", "Target column"),
-                  ("The text to score.", "For scores of a pair of texts (similarity).",
-                   "The number to predict (a rating, a score)."),
+        ui=TaskUI("Regression (a number)",
+                  (Column("text", "text_column", "Text column", "The text to score."),
+                   Column("text_pair", "text_pair_column", "Second text column (optional)",
+                          "For scores of a pair of texts (similarity).", optional=True),
+                   Column("label", "label_column", "Target column",
+                          "The number to predict (a rating, a score).")),
                   "Text to score", "Second text", pair_always=False,
                   chart_title="Training targets per range", answer="number",
                   examples=(("Product reviews with a 0-10 score (regression)", "ratings.csv"),)),
@@ -280,9 +329,10 @@ register(
         primary_metric="f1",
         metric_title="entity F1",
         head_modules=("classifier", "head"),
-        ui=TaskUI("Named entity recognition", ("tokens", None, "tags"),
-                  ("Tokens column", "(not used)", "Tags column"),
-                  ("Words of each sentence.", "", "One BIO tag per word (B-PER, I-PER, O, ...)."),
+        ui=TaskUI("Named entity recognition",
+                  (Column("tokens", "text_column", "Tokens column", "Words of each sentence."),
+                   Column("tags", "label_column", "Tags column",
+                          "One BIO tag per word (B-PER, I-PER, O, ...).")),
                   "Sentence", None, pair_always=False,
                   chart_title="Entities per type in the training data", answer="entities",
                   examples=(("News sentences with names (entities, CoNLL)", "ner.conll"),)),
@@ -306,10 +356,12 @@ register(
         primary_metric="f1",
         metric_title="F1",
         head_modules=("qa_outputs", "classifier", "head"),
-        ui=TaskUI("Question answering", ("question", "context", "answer"),
-                  ("Question column", "Context column", "Answer column"),
-                  ("The question.", "The passage that holds the answer.",
-                   "The answer text, copied from the passage."),
+        ui=TaskUI("Question answering",
+                  (Column("question", "text_column", "Question column", "The question."),
+                   Column("context", "text_pair_column", "Context column",
+                          "The passage that holds the answer."),
+                   Column("answer", "label_column", "Answer column",
+                          "The answer text, copied from the passage.")),
                   "Question", "Passage (context)", pair_always=True,
                   chart_title="Questions per split", chart_of_rows=True, answer="answer",
                   examples=(("Questions about short passages (QA)", "qa.jsonl"),)),

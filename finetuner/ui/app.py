@@ -25,6 +25,7 @@ from finetuner.ui import (
     tab_train,
     tab_try,
 )
+from finetuner.ui.forms import COLUMN_FIELDS
 from finetuner.ui.handlers import Handlers
 from finetuner.ui.wiring import COST_IN, COST_OUT, FORM, RUNS_OUT, Wiring
 
@@ -117,7 +118,7 @@ def _wire(w: Wiring, demo: gr.Blocks) -> None:
     # its own step: its inputs are read when `attach` has answered (and, by Gradio, once an
     # upload in flight has landed), so a file uploaded while the page loaded is kept
     dep = w.bind(dep.then, "restore_data", FORM,
-                 ["train_file", "val_file", "test_file", "task", "max_length", "text_col",
-                  "pair_col", "label_col", "method", "epochs", "lr", "max_steps", "batch_size",
+                 ["train_file", "val_file", "test_file", "task", "max_length", *COLUMN_FIELDS,
+                  "method", "epochs", "lr", "max_steps", "batch_size",
                   "lora_r", "onnx"], "train_msg", api_name=False)
     w.bind(dep.then, "costs", COST_IN, COST_OUT, "method_info", api_name=False)

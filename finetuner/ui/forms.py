@@ -65,8 +65,11 @@ SETTINGS = {
     "onnx": ("training", "onnx", bool),
 }
 ZERO_IS_UNSET = {"lr", "batch_size", "max_steps"}  # 0 on the page: pick the default
-FORM_FIELDS = ("task", "train_file", "val_file", "test_file", "text_col", "pair_col",
-               "label_col", "model_choice", "model_path", "model_zip", "model_own", "method",
+# the column pickers: one per RunConfig.data field that a task reads (TaskUI.columns), in the
+# order the tasks list them
+COLUMN_FIELDS = tuple(dict.fromkeys(c.field for spec in TASKS.values() for c in spec.ui.columns))
+FORM_FIELDS = ("task", "train_file", "val_file", "test_file", *COLUMN_FIELDS, "model_choice",
+               "model_path", "model_zip", "model_own", "method",
                *SETTINGS, "adapter_only")
 
 

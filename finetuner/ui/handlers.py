@@ -17,7 +17,14 @@ from finetuner.errors import FinetunerError
 from finetuner.models.modeling import ModelSource, model_config, resolve_model
 from finetuner.server.studio import Studio
 from finetuner.tasks import DEFAULT_TASK
-from finetuner.ui.forms import NOT_YOURS, _col, _path, method_of, settings_from_form
+from finetuner.ui.forms import (
+    COLUMN_FIELDS,
+    NOT_YOURS,
+    _col,
+    _path,
+    method_of,
+    settings_from_form,
+)
 from finetuner.ui.tab_admin import AdminTab
 from finetuner.ui.tab_data import DataTab
 from finetuner.ui.tab_groups import GroupsTab
@@ -89,9 +96,7 @@ class Handlers(DataTab, ModelTab, TrainTab, ResultsTab, TryTab, RunsTab, GroupsT
                 "train_file": train,
                 "validation_file": self._file(user, form, "val_file"),
                 "test_file": self._file(user, form, "test_file"),
-                "text_column": _col(form.get("text_col")),
-                "text_pair_column": _col(form.get("pair_col")),
-                "label_column": _col(form.get("label_col")),
+                **{field: _col(form.get(field)) for field in COLUMN_FIELDS},
                 **settings["data"],
             },
             "model": model_config(model or self.model_source(user, form)),

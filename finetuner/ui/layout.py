@@ -14,8 +14,8 @@ from finetuner.server.search import Budget
 from finetuner.tasks import DEFAULT_TASK
 from finetuner.tasks.table import LONG_DOCUMENTS_AUTO_SHARE
 from finetuner.ui import charts, render
-from finetuner.ui.forms import EXAMPLES, METHOD_CHOICES, NONE, model_choices
-from finetuner.ui.tasks import TASK_CHOICES, TASK_INFO
+from finetuner.ui.forms import EXAMPLES, METHOD_CHOICES, model_choices
+from finetuner.ui.tasks import TASK_CHOICES, TASK_INFO, picker_values, picker_words
 
 DATA_TYPES = [".csv", ".tsv", ".tab", ".txt", ".json", ".jsonl", ".ndjson", ".parquet",
               ".conll", ".iob", ".bio"]
@@ -41,11 +41,10 @@ def data_tab(add) -> None:
             add("test_file", gr.File(label="Test file (optional)", file_types=DATA_TYPES))
     add("data_msg", gr.HTML(render.message("Upload a training file to begin: CSV, TSV, JSON, "
                                            "JSONL or Parquet, one example per row.", "info")))
-    with gr.Row():
-        add("text_col", gr.Dropdown([], label="Text column", info="The text to classify."))
-        add("pair_col", gr.Dropdown([NONE], value=NONE, label="Second text column (optional)",
-                                    info="Only for tasks about a pair of texts."))
-        add("label_col", gr.Dropdown([], label="Label column", info="The answer to learn."))
+    with gr.Row():  # one picker per column field of any task, worded for the default task
+        words = picker_words(DEFAULT_TASK)
+        for field, values in picker_values(DEFAULT_TASK, [], {}).items():
+            add(field, gr.Dropdown(**values, **words[field]))
     add("preview", gr.Dataframe(
         render.placeholder("upload a file or load an example to see its first rows"),
         label="Preview: the first rows of the training file", interactive=False,

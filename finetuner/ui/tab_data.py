@@ -10,8 +10,8 @@ from finetuner.models.modeling import resolve_model
 from finetuner.tasks import DEFAULT_TASK, get_task
 from finetuner.training.checks import prepare_data
 from finetuner.ui import render
-from finetuner.ui.forms import EXAMPLES, EXAMPLES_DIR, NONE, _col, _path
-from finetuner.ui.tasks import chosen_columns
+from finetuner.ui.forms import COLUMN_FIELDS, EXAMPLES, EXAMPLES_DIR, _path
+from finetuner.ui.tasks import chosen_columns, picker_values, picker_words
 from finetuner.ui.tasks import preview as task_preview
 from finetuner.ui.tasks import ui as task_ui
 from finetuner.ui.wiring import COST_IN, COST_OUT, FORM, Wiring
@@ -35,14 +35,12 @@ class DataTab:
     def task_changed(self, user: str, form: dict) -> dict:
         """Another task: relabel the column pickers, its default max length, check again."""
         task = form.get("task") or DEFAULT_TASK
-        spec = task_ui(task)
         out = {"max_length": get_task(task).default_max_length}
-        for i, name in enumerate(("text_col", "pair_col", "label_col")):
-            out[name] = gr.update(label=spec.column_labels[i], info=spec.column_info[i],
-                                  visible=spec.roles[i] is not None)
+        for field, words in picker_words(task).items():
+            out[field] = gr.update(**words)
         if _path(form.get("train_file")):
             checked = self.data_changed(user, {**form, "max_length": out["max_length"]})
-            for name in ("text_col", "pair_col", "label_col"):
+            for name in COLUMN_FIELDS:
                 if name in checked:
                     checked[name] = {**out[name], **checked[name]}
             out.update(checked)
@@ -50,15 +48,15 @@ class DataTab:
 
     def data_changed(self, user: str, form: dict) -> dict:
         """A new training file: forget the old column choices and detect again."""
-        form = {**form, "text_col": None, "pair_col": None, "label_col": None}
+        form = {**form, **dict.fromkeys(COLUMN_FIELDS)}
         if not _path(form.get("train_file")):
+            task = form.get("task") or DEFAULT_TASK
             return {"data_msg": render.message("Upload a training file to begin.", "info"),
                     "preview": render.placeholder(
                         "upload a file or load an example to see its first rows"),
                     "report": "", "label_plot": "", "data_state": None,
-                    "text_col": gr.update(choices=[], value=None),
-                    "pair_col": gr.update(choices=[NONE], value=NONE),
-                    "label_col": gr.update(choices=[], value=None)}
+                    **{field: gr.update(**values)
+                       for field, values in picker_values(task, [], {}).items()}}
         return self.check_data(user, form)
 
     def suggest_task(self, user: str, form: dict) -> dict:
@@ -114,20 +112,21 @@ class DataTab:
         except FinetunerError as exc:
             result = self._data_error(exc)
             result["preview"] = task_preview(task, frame, None)
-            result.update(self._column_updates(columns, form))
+            result.update(self._column_updates(task, columns, form))
             return result
         report = prepared.report.to_dict()
         chosen = chosen_columns(task, report["columns"])
         out = {"preview": task_preview(task, frame, prepared)}
-        out.update(self._column_updates(columns or [c for c in chosen.values() if c], chosen,
-                                        editable=bool(columns)))
+        out.update(self._column_updates(task, columns or [c for c in chosen.values() if c],
+                                        chosen, editable=bool(columns)))
         tokens = report.get("token_lengths") or {}
         out["data_state"] = {
             # long texts read in windows train on every window: the cost counts windows
             "task": task, "n_train": round(report["rows"]["train"] *
                                            tokens.get("windows_mean", 1.0)),
             "n_validation": report["rows"]["validation"], "labels": prepared.labels,
-            "mean_tokens": tokens.get("mean", 32.0), "pairs": bool(chosen.get("pair_col")),
+            "mean_tokens": tokens.get("mean", 32.0),
+            "pairs": bool(chosen.get("text_pair_column")),
             "columns": report["columns"],
         }
         warnings = len(prepared.report.warnings())
@@ -139,15 +138,11 @@ class DataTab:
         return out
 
     @staticmethod
-    def _column_updates(columns: list[str], chosen: dict, editable: bool = True) -> dict:
+    def _column_updates(task: str, columns: list[str], chosen: dict,
+                        editable: bool = True) -> dict:
         """Dropdown choices and values; files without named columns (CoNLL) are not editable."""
-        return {"text_col": gr.update(choices=columns, value=_col(chosen.get("text_col")),
-                                      interactive=editable),
-                "pair_col": gr.update(choices=[NONE, *columns],
-                                      value=_col(chosen.get("pair_col")) or NONE,
-                                      interactive=editable),
-                "label_col": gr.update(choices=columns, value=_col(chosen.get("label_col")),
-                                       interactive=editable)}
+        return {field: gr.update(**values, interactive=editable)
+                for field, values in picker_values(task, columns, chosen).items()}
 
     @staticmethod
     def _data_error(exc: FinetunerError) -> dict:
@@ -167,8 +162,7 @@ def wire(w: Wiring) -> None:
     unlocks Start and refreshes the costs, the plan and the command-line preview."""
     C, bind = w.C, w.bind
     form, cost_in, cost_out = FORM, COST_IN, COST_OUT
-    data_out = ["preview", "text_col", "pair_col", "label_col", "report", "label_plot",
-                "data_state"]
+    data_out = ["preview", *COLUMN_FIELDS, "report", "label_plot", "data_state"]
 
     def unlock(state):
         return (gr.update(interactive=state is not None),) * 4
@@ -180,11 +174,10 @@ def wire(w: Wiring) -> None:
         dep = bind(dep.then, "costs", cost_in, cost_out, "method_info", api_name=False)
         bind(dep.then, "preview_config", form, ["cli", "train_msg"], "cli", api_name=False)
 
-    column_pickers = ["text_col", "pair_col", "label_col"]
     after_data(bind(C["task"].input, "task_changed", form,
                     ["max_length", *data_out], "data_msg"))
     bind(C["example_btn"].click, "load_example", [*form, "example"],
-         ["train_file", "task", "max_length", *column_pickers], "data_msg")
+         ["train_file", "task", "max_length", *COLUMN_FIELDS], "data_msg")
     # a new file can then switch the task (numbers: regression; joined labels: multi-label)
     checked = bind(C["train_file"].change, "data_changed", form, data_out, "data_msg")
     after_data(bind(checked.then, "suggest_task", form, ["task", "max_length", *data_out],
@@ -192,6 +185,6 @@ def wire(w: Wiring) -> None:
     for name in ("val_file", "test_file"):
         after_data(bind(C[name].change, "check_data", form, data_out, "data_msg",
                         api_name=f"check_{name}"))
-    for name in ("text_col", "pair_col", "label_col", "long_documents", "label_separator"):
+    for name in (*COLUMN_FIELDS, "long_documents", "label_separator"):
         after_data(bind(C[name].input, "check_data", form, data_out, "data_msg",
                         api_name=f"check_{name}"))

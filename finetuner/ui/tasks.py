@@ -12,6 +12,7 @@ import pandas as pd
 
 from finetuner.tasks import DEFAULT_TASK, TASKS, TaskUI, get_task
 from finetuner.ui import render
+from finetuner.ui.forms import COLUMN_FIELDS, NONE
 
 TASK_CHOICES = [(spec.ui.choice, spec.name) for spec in TASKS.values()]
 TASK_INFO = ("Classification sorts texts into your labels (sentiment, spam, topic, legal "
@@ -28,10 +29,31 @@ def ui(task: str | None) -> TaskUI:
 
 
 def chosen_columns(task: str, report_columns: dict) -> dict:
-    """Report columns mapped onto the three dropdowns (text_col, pair_col, label_col)."""
-    roles = ui(task).roles
-    return {name: (report_columns.get(role) if role else None)
-            for name, role in zip(("text_col", "pair_col", "label_col"), roles)}
+    """The data report's detected columns on the pickers: {config field: column name}; the
+    fields the task does not read are None."""
+    reads = {c.field: c.role for c in ui(task).columns}
+    return {field: report_columns.get(reads[field]) if field in reads else None
+            for field in COLUMN_FIELDS}
+
+
+def picker_words(task: str) -> dict:
+    """Each picker's label, help and visibility for this task ({field: keyword arguments})."""
+    reads = {c.field: c for c in ui(task).columns}
+    return {field: ({"label": reads[field].label, "info": reads[field].info, "visible": True}
+                    if field in reads else {"visible": False}) for field in COLUMN_FIELDS}
+
+
+def picker_values(task: str, columns: list[str], chosen: dict) -> dict:
+    """Each picker's choices and value ({field: keyword arguments}): an optional column
+    offers "(none)" first."""
+    reads = {c.field: c for c in ui(task).columns}
+    out = {}
+    for field in COLUMN_FIELDS:
+        optional = field in reads and reads[field].optional
+        value = chosen.get(field) if chosen.get(field) not in (None, "", NONE) else None
+        out[field] = {"choices": [NONE, *columns] if optional else list(columns),
+                      "value": value or (NONE if optional else None)}
+    return out
 
 
 def preview(task: str, table_frame, prepared) -> pd.DataFrame:
