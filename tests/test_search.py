@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, sentiment_rows, write_csv
+from conftest import ROOT, sentiment_rows, wait_for, write_csv
 
 from finetuner.config import RunConfig
 from finetuner.errors import FinetunerError
@@ -231,9 +231,8 @@ def test_a_search_killed_mid_trial_picks_its_trial_up_again(tmp_path, tiny_model
         os.killpg(pid, signal.SIGKILL)
         ended = None
     else:  # the worker notices its command is gone and stops cleanly (unless it finished
-        deadline = time.time() + 60  # first), marked for the next start to resume it
-        while time.time() < deadline and not trial.results.exists():
-            time.sleep(0.2)
+        # first), marked for the next start to resume it
+        wait_for(trial.results.exists, 60, what="the trial's worker to end by itself")
         ended = json.loads(trial.results.read_text())
         assert ended["status"] in ("stopped", "completed"), ended
         if ended["status"] == "stopped":

@@ -155,9 +155,9 @@ def test_comparisons_are_private_over_http(shared, tiny_model):
                   model_choice="folder", model_path=str(tiny_model), max_steps=3)
     alice.predict(**values, run_name="private-cmp", cmp_methods=["head", "full"], cmp_vary="",
                   cmp_values="", cmp_minutes=0, cmp_memory=0, api_name="/compare")
-    folder = _wait(lambda: next(home.glob("users/alice-*/groups/*/group.json"), None), 30)
-    group_id = next(home.glob("users/alice-*/groups/*")).name
-    assert folder
+    folder = wait_for(lambda: next(home.glob("users/alice-*/groups/*/group.json"), None), 30,
+                      what="the comparison's folder")
+    group_id = folder.parent.name
     cookies = login(url, "bob", "builder")
     for api_name, data in (("group_view", [group_id]), ("group_stop", [group_id]),
                            ("group_delete", [group_id])):
@@ -167,8 +167,9 @@ def test_comparisons_are_private_over_http(shared, tiny_model):
     assert json.loads(next(home.glob("users/alice-*/groups/*/group.json")).read_text())[
         "status"] in ("running", "finished")  # bob stopped nothing
     # alice sees hers finish with a winner; bob's list stays empty
-    assert _wait(lambda: json.loads(next(home.glob(
-        "users/alice-*/groups/*/group.json")).read_text())["status"] == "finished", 180)
+    wait_for(lambda: json.loads(next(home.glob(
+        "users/alice-*/groups/*/group.json")).read_text())["status"] == "finished", 180,
+             what="the comparison to finish")
     view = alice.predict(group_pick=group_id, api_name="/group_view")
     assert any(re.search("Winner by validation score|Best validation score, tied", text(v))
                for v in view if isinstance(v, str))
@@ -191,8 +192,8 @@ def test_restart_queue_killed_worker_interrupt_and_resume(tmp_path, tiny_model):
     assert "waiting in the queue (position 1)" in start_run(alice, tiny_model, "queued",
                                                             max_steps=3, lr=0.002)
     long_dir = run_dir(home, runs(alice)["long"]["id"])
-    assert _wait(lambda: (long_dir / "events.jsonl").exists() and "progress" in (
-        long_dir / "events.jsonl").read_text(), 60)
+    wait_for(lambda: (long_dir / "events.jsonl").exists() and "progress" in (
+        long_dir / "events.jsonl").read_text(), 60, what="the long run's first step")
 
     proc.send_signal(signal.SIGKILL)  # the server dies; the worker lives on
     proc.wait()
@@ -217,8 +218,9 @@ def test_restart_queue_killed_worker_interrupt_and_resume(tmp_path, tiny_model):
         start_run(alice, tiny_model, "interrupted", max_steps=3000, patience=0, lr=0.003)
         row = wait_status(alice, "interrupted", "running")
         folder = run_dir(home, row["id"])
-        assert _wait(lambda: any((c / "trainer_state.json").exists()
-                                 for c in folder.glob("checkpoints/checkpoint-*")), 90)
+        wait_for(lambda: any((c / "trainer_state.json").exists()
+                             for c in folder.glob("checkpoints/checkpoint-*")), 90,
+                 what="the first checkpoint")
         pid = worker_pid(folder)
         proc.send_signal(signal.SIGKILL)  # the machine goes down: server and worker
         os.killpg(pid, signal.SIGKILL)
@@ -234,19 +236,11 @@ def test_restart_queue_killed_worker_interrupt_and_resume(tmp_path, tiny_model):
         message = alice.predict(run_pick=row["id"], api_name="/resume_pick")
         assert "continues from its last checkpoint" in text(message)
         wait_status(alice, "interrupted", "running")
-        assert _wait(lambda: re.search(r"Resuming from step \d+",
-                                       (folder / "worker.log").read_text()), 60)
+        wait_for(lambda: re.search(r"Resuming from step \d+",
+                                   (folder / "worker.log").read_text()), 60,
+                 what="the resumed worker's log line")
     finally:
         stop_app(proc)
-
-
-def _wait(predicate, timeout) -> bool:
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.3)
-    return False
 
 
 # ---------------------------------------------------------------------------------- queue, load
