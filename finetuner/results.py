@@ -45,6 +45,9 @@ class Results(MutableMapping):
     temperature: float | None = None
     label_issues: dict | None = None
     thresholds: dict | None = None  # multi-label: tuned on validation
+    # multi-label: the rule that set them and each rule's micro-F1 on halves of validation
+    # ({"rule": ..., "check": {rule: micro-F1}}; metrics.multilabel.choose_thresholds)
+    threshold_rule: dict | None = None
     note: str | None = None
     error: dict | None = None
     model_dir: str | None = None

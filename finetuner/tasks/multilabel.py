@@ -19,6 +19,12 @@ import numpy as np
 from finetuner.config import RunConfig
 from finetuner.data.splits import Finding, TokenCounter, clean_label, sort_labels
 from finetuner.errors import DataError
+from finetuner.metrics.multilabel import (
+    RULE_WORDS,
+    choose_thresholds,
+    multilabel_metrics,
+    tune_thresholds,
+)
 from finetuner.tasks import NO_LABEL, PreparedData, bagofwords, windows
 from finetuner.tasks.classification import example_from_input, examples_from_frame  # noqa: F401 - same
 from finetuner.tasks.table import MISSING, RowKind, featurize_rows, label_columns, prepare_rows
@@ -242,8 +248,6 @@ def _gold(examples: list[dict], labels: list[str]) -> np.ndarray:
 
 
 def metrics(outputs, features, examples, labels: list[str], **options) -> dict:
-    from finetuner.metrics.multilabel import multilabel_metrics, tune_thresholds
-
     probs = probabilities(outputs, features, examples, options)
     gold = _gold(examples, labels)
     if options.get("thresholds_tuned"):  # after training: the thresholds from validation
@@ -265,12 +269,12 @@ def paired_record(outputs, features, examples, labels: list[str], **options) -> 
 
 
 def tune(outputs, features, examples, labels: list[str], **options) -> dict:
-    """Options learned on the validation split after training: a threshold per label."""
-    from finetuner.metrics.multilabel import tune_thresholds
-
+    """Options learned on the validation split after training: a threshold per label, by the
+    rule that held up best on halves of the split (metrics.multilabel.choose_thresholds)."""
     probs = probabilities(outputs, features, examples, options)
-    return {"thresholds": tune_thresholds(_gold(examples, labels), probs, labels),
-            "thresholds_tuned": True}
+    thresholds, rule, check = choose_thresholds(_gold(examples, labels), probs, labels)
+    return {"thresholds": thresholds, "thresholds_tuned": True, "threshold_rule": rule,
+            "threshold_check": check}
 
 
 def decode(outputs, features, examples, labels: list[str], **options) -> list[dict]:
@@ -317,7 +321,7 @@ from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 model = AutoModelForSequenceClassification.from_pretrained("{path}")  # multi_label_classification
 tokenizer = AutoTokenizer.from_pretrained("{path}")
-thresholds = {thresholds}  # tuned per label on the validation split
+thresholds = {thresholds}  # tuned on the validation split: {rule}
 inputs = tokenizer(["Either party may terminate this agreement with notice."], return_tensors="pt")
 probs = torch.sigmoid(model(**inputs).logits)[0]
 labels = [model.config.id2label[i] for i, p in enumerate(probs.tolist())
@@ -326,9 +330,11 @@ print(labels)  # every label whose probability reaches its threshold; [] means n
 
 
 def usage_snippet(meta: dict, path: str) -> str:
-    thresholds = (meta.get("options") or {}).get("thresholds") or {}
+    options = meta.get("options") or {}
+    thresholds = options.get("thresholds") or {}
     return USAGE.format(path=path, thresholds=repr({k: round(v, 2)
-                                                    for k, v in thresholds.items()}))
+                                                    for k, v in thresholds.items()}),
+                        rule=RULE_WORDS.get(options.get("threshold_rule") or "per_label"))
 
 
 def preview_rows(examples: list[dict]) -> tuple[list[dict], list[str]]:
@@ -343,8 +349,6 @@ def baselines(train: list[dict], validation: list[dict], test: list[dict],
     """Answering "none of these" for every text, and TF-IDF + one logistic regression per
     label (threshold 0.5, regularisation chosen on validation micro-F1)."""
     from sklearn.linear_model import LogisticRegression
-
-    from finetuner.metrics.multilabel import multilabel_metrics
 
     def scores(rows, pred):
         metrics = multilabel_metrics(_gold(rows, labels), pred, labels)

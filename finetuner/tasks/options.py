@@ -29,6 +29,10 @@ class TaskOptions:
     label_format: str | None = None  # "separator" (one joined column) or "columns" (0/1)
     thresholds: dict[str, float] | None = None  # per label, tuned on validation
     thresholds_tuned: bool = False
+    # how they were set (metrics.multilabel.THRESHOLD_RULES) and each rule's micro-F1 on
+    # held-out halves of the validation split
+    threshold_rule: str | None = None
+    threshold_check: dict[str, float] | None = None
     # regression: the standardised target's scale (folded into the head at export)
     target_mean: float | None = None
     target_std: float | None = None

@@ -85,6 +85,9 @@ def finish(ctx: Context, p: Prepared, evaluator: Evaluator, callback: RunCallbac
         baselines=judged["baselines"], calibration=scored["calibration"],
         temperature=scored["temperature"], label_issues=judged["label_issues"],
         thresholds=evaluator.options.thresholds,  # multi-label: tuned on validation
+        threshold_rule=({"rule": evaluator.options.threshold_rule,
+                         "check": evaluator.options.threshold_check}
+                        if evaluator.options.threshold_rule else None),
         head_start=p.head_start or None)
     if not cfg.training.score_test:
         results["note"] = ("A search trial: the test split was not scored (it chooses nothing); "

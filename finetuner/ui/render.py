@@ -10,6 +10,7 @@ import pandas as pd
 
 from finetuner.data.splits import sample_note
 from finetuner.methods import METHOD_NAMES
+from finetuner.metrics.multilabel import RULE_WORDS
 from finetuner.models.estimate import human_seconds
 from finetuner.tasks import DEFAULT_TASK
 from finetuner.ui import words
@@ -170,9 +171,24 @@ def metrics_html(results: dict) -> str:
     note = message(results["note"], "info") if results.get("note") else ""
     state = "" if status == "completed" else message(f"Run {status}.", "info")
     return (state + f"<div class='ft-metrics'>{cards}</div>" + meta
-            + baselines_html(results) + calibration_html(results) + label_check_html(results)
-            + onnx_html(results)
+            + baselines_html(results) + thresholds_html(results) + calibration_html(results)
+            + label_check_html(results) + onnx_html(results)
             + note)
+
+
+def thresholds_html(results: dict) -> str:
+    """Multi-label: how the decision thresholds were set, and why that rule."""
+    chosen = results.get("threshold_rule") or {}
+    if not chosen.get("rule"):
+        return ""
+    check = chosen.get("check") or {}
+    others = [f"{check[r]:.3f} for {RULE_WORDS[r]}" for r in RULE_WORDS
+              if r != chosen["rule"] and r in check]
+    why = (f" Tuned on one half of the validation split and scored on the other, it reached "
+           f"micro-F1 {check[chosen['rule']]:.3f}, against {' and '.join(others)}."
+           if chosen["rule"] in check and others else "")
+    return (f"<p class='ft-thresholds'>Decision thresholds: {esc(RULE_WORDS[chosen['rule']])}, "
+            f"tuned on the validation split.{esc(why)}</p>")
 
 
 def onnx_html(results: dict) -> str:
