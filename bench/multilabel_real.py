@@ -15,7 +15,7 @@ GoEmotions' `neutral` is read as "no emotion" (an empty label set), so the model
 "none of the labels" for neutral comments instead of learning neutral as a 28th emotion; say
 so next to its numbers. The studio runs through its CLI with its defaults (`--task
 multi-label`); the baseline is the one the studio itself scores on the same splits (its
-C chosen on validation, one threshold per label tuned on validation), read from the run's
+C chosen on validation, balanced class weights, threshold 0.5), read from the run's
 results.json, so both sides see exactly the same rows. Derived CSVs go to --out (git-ignored).
 Prints a Markdown table; writes bench/results/multilabel-real-cpu-<date>.json.
 """
