@@ -330,3 +330,12 @@ def test_task_columns_name_config_fields_and_the_page_has_a_picker_for_each():
         for c in columns:
             assert (values[c.field]["choices"][0] == "(none)") == c.optional
     assert set(COLUMN_FIELDS) <= set(FORM_FIELDS)
+
+
+def test_every_task_answer_kind_has_a_renderer_on_the_page():
+    """TaskUI.answer names how the try-it box shows an answer; the page has one renderer per
+    kind (ui.tasks.ANSWERS), so a new kind of task picks one of them or adds its renderer."""
+    from finetuner.tasks import TASKS
+    from finetuner.ui.tasks import ANSWERS
+
+    assert {spec.ui.answer for spec in TASKS.values()} <= set(ANSWERS)
