@@ -351,6 +351,8 @@ def test_new_kinds_are_detected_trained_tried_and_downloaded(app_url, page, tmp_
     else:  # the per-label table
         expect(page.get_by_text("Scores per label (test split)")).to_be_visible()
         expect(page.get_by_role("gridcell", name="termination").first).to_be_visible()
+        # how the decision thresholds were set, in words
+        expect(page.locator(".ft-thresholds")).to_contain_text("Decision thresholds:")
     with page.expect_download() as info:
         page.get_by_role("button", name="Download model (.zip)").click()
     target = tmp_path / "model.zip"
