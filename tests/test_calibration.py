@@ -68,7 +68,7 @@ def test_a_perfect_validation_split_never_sharpens_the_probabilities():
 
 
 def test_a_reliability_plot_is_drawn_only_where_it_means_something():
-    from finetuner.ui.render import calibration_html
+    from finetuner.ui.render_results import calibration_html
 
     def results(n, counts):
         bins = [{"confidence": 0.55 + 0.1 * i, "accuracy": 0.5 + 0.1 * i, "count": c}

@@ -412,7 +412,7 @@ def test_a_solved_task_gets_no_over_confidence_note_about_losses_near_zero():
 def test_the_table_of_wrong_test_examples_says_when_there_are_none():
     """An empty table showed gradio's "1 2 3" header under "Test examples the model got
     wrong"; it says that all were right instead."""
-    from finetuner.ui.render import errors_frame
+    from finetuner.ui.render_results import errors_frame
 
     right = [{"text": "a", "label": "x", "correct": True}] * 40
     assert list(errors_frame(right).columns) == [

@@ -371,7 +371,7 @@ def test_multilabel_and_regression_end_to_end_in_process(tmp_path, tiny_model):
     assert meta["options"]["thresholds"] == results["thresholds"]
     # how the thresholds were set is recorded, served and said on the results page
     from finetuner.metrics.multilabel import RULE_WORDS
-    from finetuner.ui.render import metrics_html
+    from finetuner.ui.render_results import metrics_html
 
     rule = results["threshold_rule"]["rule"]
     assert rule in RULE_WORDS and meta["options"]["threshold_rule"] == rule

@@ -117,7 +117,7 @@ def test_no_label_note_when_the_model_learned_little():
 
 
 def test_the_label_error_table_says_what_was_flagged_and_how_sure_the_check_is():
-    from finetuner.ui.render import label_issues_frame, label_issues_title
+    from finetuner.ui.render_results import label_issues_frame, label_issues_title
 
     info = {"checked": 801, "n_train": 801, "flagged": 10, "agreement": 0.82,
             "rows": [{"row": 7, "text": "You won't regret it!", "pair": None,
@@ -139,7 +139,7 @@ def test_a_check_too_weak_to_trust_flags_nothing_and_says_why(tmp_path, monkeypa
     the results page says why; a reliable check with nothing to flag says that too."""
     from types import SimpleNamespace
 
-    from finetuner.ui.render import metrics_html
+    from finetuner.ui.render_results import metrics_html
 
     rng = np.random.default_rng(3)
     y = np.repeat(np.arange(2), 60)

@@ -270,7 +270,7 @@ def test_the_form_asks_for_it_and_the_results_page_shows_the_check(trained):
     import re
 
     from finetuner.ui.forms import settings_from_form
-    from finetuner.ui.render import metrics_html
+    from finetuner.ui.render_results import metrics_html
 
     assert settings_from_form({"onnx": True})["training"] == {"onnx": True}
     assert "onnx" not in settings_from_form({"onnx": False})["training"]  # the default

@@ -12,7 +12,7 @@ from finetuner.errors import FinetunerError
 from finetuner.methods import METHODS
 from finetuner.results import read_results
 from finetuner.serving.export import read_meta, usage_snippet
-from finetuner.ui import charts, render
+from finetuner.ui import charts, render, render_results
 from finetuner.ui.forms import METHOD_CHOICES
 from finetuner.ui.wiring import RESULTS_OUT, Wiring
 
@@ -61,11 +61,11 @@ class ResultsTab:
             "onnx_btn": gr.update(visible=onnx_now == "none"),
             "results_timer": gr.Timer(active=onnx_now == "running"),
             "verdict": render.diagnosis_html(results.get("diagnosis")),
-            "metrics": render.metrics_html(results),
-            "per_class": gr.update(value=render.per_class_frame(results),
-                                   visible=not render.per_class_frame(results).empty),
-            "confusion": render.confusion_html(results) or charts.scatter_html(rows),
-            "errors": render.errors_frame(rows),
+            "metrics": render_results.metrics_html(results),
+            "per_class": gr.update(value=render_results.per_class_frame(results),
+                                   visible=not render_results.per_class_frame(results).empty),
+            "confusion": render_results.confusion_html(results) or charts.scatter_html(rows),
+            "errors": render_results.errors_frame(rows),
             **self._label_issues(user, run, results),
             "snippet": usage_snippet(meta, "./model") if has_model else "",
             "download": download,
@@ -94,10 +94,10 @@ class ResultsTab:
         """The suspected label errors table and its CSV, shown only when there are any."""
         info = results.get("label_issues") or {}
         path = run.root / "label_issues.csv"
-        frame = render.label_issues_frame(info)
+        frame = render_results.label_issues_frame(info)
         shown = bool(info.get("flagged")) and path.exists()
         return {"label_issues": gr.update(value=frame, visible=shown,
-                                          label=render.label_issues_title(info)),
+                                          label=render_results.label_issues_title(info)),
                 "label_issues_file": gr.update(
                     value=self._share(user, path, run.id) if shown else None, visible=shown)}
 
