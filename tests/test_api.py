@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import html
 import re
-import time
 
 import pytest
-from conftest import EXAMPLES, start_app, stop_app, write_csv
+from conftest import EXAMPLES, start_app, stop_app, wait_for, write_csv
 from gradio_client import Client, handle_file
 from test_ui_handlers import DEFAULTS
 
@@ -59,14 +58,13 @@ def test_train_predict_and_download_over_http(server, tiny_model, tmp_path):
     assert "Started run 'api run'" in text(message)
     again = client.predict(**values, run_name="api run", api_name="/start")
     assert "already running" in text(again)
-    deadline = time.time() + 120
-    while time.time() < deadline:
+    def finished():
         table = client.predict(api_name="/runs_view")[0]
-        rows = table["data"]
-        if rows and rows[0][1] in ("completed", "failed", "stopped"):
-            break
-        time.sleep(1)
-    headers = table["headers"]
+        done = table["data"] and table["data"][0][1] in ("completed", "failed", "stopped")
+        return table if done else None
+
+    table = wait_for(finished, 120, 1.0, "the run to finish")
+    rows, headers = table["data"], table["headers"]
     row = dict(zip(headers, rows[0]))
     assert row["status"] == "completed", row
     run_id = row["id"]

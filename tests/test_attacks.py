@@ -14,7 +14,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from conftest import start_app, stop_app, write_csv
+from conftest import start_app, stop_app, wait_for, write_csv
 from gradio_client import handle_file
 from test_api import form
 from test_server import FINAL, client, run_dir, runs, start_run, text, wait_status, worker_pid
@@ -160,9 +160,7 @@ def test_time_cap_scrubbed_worker_fair_queue_and_admin(server, tiny_model):
               warmup_ratio=0)
     row = wait_status(alice, "long", "running")
     folder = run_dir(home, row["id"])
-    deadline = time.time() + 60
-    while not (folder / "events.jsonl").exists() and time.time() < deadline:
-        time.sleep(0.3)
+    wait_for((folder / "events.jsonl").exists, 60, 0.3, "the worker's first event")
     environ = Path(f"/proc/{worker_pid(folder)}/environ").read_bytes()
     assert b"FINETUNER_AUTH" not in environ and SECRET.encode() not in environ
     assert b"wonderland" not in environ
@@ -219,9 +217,7 @@ def test_stopping_the_server_stops_its_trainings(tmp_path, tiny_model):
         c = client(url)
         start_run(c, tiny_model, "left-behind?", max_steps=50_000, patience=0)
         folder = run_dir(home, wait_status(c, "left-behind?", "running")["id"])
-        deadline = time.time() + 60
-        while not (folder / "events.jsonl").exists() and time.time() < deadline:
-            time.sleep(0.3)
+        wait_for((folder / "events.jsonl").exists, 60, 0.3, "the worker's first event")
         pid = worker_pid(folder)
     finally:
         proc.terminate()  # SIGTERM, as docker stop and systemd send

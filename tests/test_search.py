@@ -10,7 +10,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -217,11 +216,11 @@ def test_a_search_killed_mid_trial_picks_its_trial_up_again(tmp_path, tiny_model
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             start_new_session=True)
     events = out / "trials" / "trial-0" / "events.jsonl"
-    deadline = time.time() + 120
-    while time.time() < deadline and '"type": "progress"' not in (
-            events.read_text() if events.exists() else ""):
-        time.sleep(0.5)
-    assert events.exists(), proc.communicate()[0]
+    def first_step():
+        assert proc.poll() is None, proc.communicate()[0]  # the search died before training
+        return events.exists() and '"type": "progress"' in events.read_text()
+
+    wait_for(first_step, 120, 0.5, "the trial's first step")
     os.killpg(proc.pid, signal.SIGKILL)  # the search process dies; its trial's worker is
     proc.wait()  # in its own session, unless the machine went down too
     trial = RunPaths(out / "trials" / "trial-0")

@@ -12,7 +12,7 @@ from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
-from conftest import write_csv
+from conftest import wait_for, write_csv
 
 from finetuner.errors import FinetunerError
 from finetuner.server.batch import BatchJobs
@@ -280,18 +280,13 @@ def test_batch_jobs_one_per_user_a_server_cap_and_a_timeout(tmp_path):
                                              r"its limit at once \(FINETUNER_MAX_BATCH_JOBS\)"):
         jobs.start("carol", runs["carol"], source, tmp_path / "c")
     # stuck_worker ignores SIGTERM and starts a child: the whole group is killed at 2 s
-    deadline = time.time() + 10
-    while not (runs["alice"] / "child.pid").exists() and time.time() < deadline:
-        time.sleep(0.1)
+    wait_for((runs["alice"] / "child.pid").exists, 10, 0.1, "the stuck worker's child")
     child = int((runs["alice"] / "child.pid").read_text())
     assert first.wait(10), "the stuck worker was not killed"
     with pytest.raises(FinetunerError, match=r"limit of 2 s per file "
                                              r"\(FINETUNER_BATCH_TIMEOUT_SECONDS\)"):
         first.result()
-    deadline = time.time() + 5
-    while _alive(child) and time.time() < deadline:
-        time.sleep(0.1)
-    assert not _alive(child)
+    wait_for(lambda: not _alive(child), 5, 0.1, "the stuck worker's child to be killed")
     jobs.start("alice", runs["alice"], source, tmp_path / "a")  # her slot is free again
     jobs.shutdown()
     assert not jobs.active() or all(j.wait(5) for j in jobs.active())
