@@ -323,3 +323,61 @@ def test_auto_batch_size_is_32_on_a_cpu(tiny_model):
     from finetuner.training.loop import auto_batch_size
 
     assert auto_batch_size(None, [], None, None, torch.device("cpu")) == 32
+
+
+def test_a_full_disk_is_said_in_a_sentence_not_a_torch_error(tmp_path, monkeypatch):
+    """A checkpoint write that fails because the disk is full ends the run with a sentence
+    that says so and how much is free, not torch's "unexpected pos 189909568 vs 189909456"
+    (what a full disk gave on this machine); the half-written state file is removed."""
+    import errno
+
+    import torch
+
+    from finetuner.training import loop, worker
+    from finetuner.training.callbacks import Checkpointer
+
+    full = OSError(errno.ENOSPC, "No space left on device")
+    assert worker.disk_full(full, tmp_path)
+    # torch's writer hides the errno: its message counts only when little space is left
+    try:
+        try:
+            raise RuntimeError("basic_ios::clear: iostream error")
+        except RuntimeError:  # chained as torch chains it (context, not cause)
+            raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos "  # noqa: B904
+                               "189909568 vs 189909456")
+    except RuntimeError as exc:
+        torch_error = exc
+    assert not worker.disk_full(torch_error, tmp_path)  # this disk has room
+    monkeypatch.setattr(worker, "_free_mb", lambda path=None: 3.0)
+    assert worker.disk_full(torch_error, tmp_path)
+    assert not worker.disk_full(ValueError("no label column"), tmp_path)
+
+    def save_until_full(obj, path):
+        Path(path).write_bytes(b"x" * 1000)
+        raise torch_error
+
+    monkeypatch.setattr(torch, "save", save_until_full)
+    checkpoint = tmp_path / "checkpoint-8"
+    checkpoint.mkdir()
+    with pytest.raises(RuntimeError):
+        Checkpointer.write_state(checkpoint, {"step": 8})
+    assert list(checkpoint.iterdir()) == []
+
+    # the worker's record of it
+    data = write_csv(tmp_path / "d.csv", [{"text": f"t {i}", "label": "ab"[i % 2]}
+                                         for i in range(40)])
+    run = create_run(tmp_path / "run", RunConfig.from_dict({"data": {"train_file": str(data)}}))
+    def train(ctx):
+        raise full
+
+    monkeypatch.setattr(loop, "train", train)
+    before = signal.getsignal(signal.SIGTERM)
+    try:
+        results = worker.run(run.root)
+    finally:
+        signal.signal(signal.SIGTERM, before)
+    assert results["status"] == "failed" and results["error"]["code"] == "disk_full"
+    assert results["error"]["message"].startswith("The disk is full")
+    assert "3 MB free now" in results["error"]["message"]
+    assert "Free disk space" in results["error"]["remedy"]
+    assert json.loads(run.results.read_text())["error"]["code"] == "disk_full"

@@ -245,7 +245,11 @@ class Checkpointer:
         """The callback's state beside a checkpoint the Trainer wrote (none if it did not)."""
         if checkpoint.is_dir() and is_main():
             tmp = checkpoint / f"{cls.STATE_FILE}.tmp"
-            torch.save(saved, tmp)
+            try:
+                torch.save(saved, tmp)
+            except BaseException:
+                tmp.unlink(missing_ok=True)  # a full disk: give back what the write took
+                raise
             tmp.replace(checkpoint / cls.STATE_FILE)
 
     @classmethod

@@ -8,8 +8,10 @@ reason and remedy). A stop request (RUN_DIR/STOP or SIGTERM) is honoured at the 
 
 from __future__ import annotations
 
+import errno
 import os
 import resource
+import shutil
 import signal
 import socket
 import sys
@@ -107,6 +109,46 @@ def is_oom(exc: BaseException) -> bool:
                             "failed to map segment from shared object"))
 
 
+DISK_ERRNOS = {errno.ENOSPC, getattr(errno, "EDQUOT", 122)}
+# what torch's checkpoint writer says when a write fails (it hides the errno)
+WRITE_FAILED = ("unexpected pos", "iostream error", "failed writing file",
+                "no space left on device", "disk quota exceeded")
+
+
+def disk_full(exc: BaseException, where: Path | None = None) -> bool:
+    """A write that failed because the disk (or the user's quota) is full: an OSError with
+    ENOSPC / EDQUOT anywhere in the exception's chain, or torch's writer failing (it hides the
+    errno) while under 1 GiB is free where the run writes."""
+    seen, todo = set(), [exc]
+    while todo:
+        e = todo.pop()
+        if e is None or id(e) in seen:
+            continue
+        seen.add(id(e))
+        if isinstance(e, OSError) and e.errno in DISK_ERRNOS:
+            return True
+        if any(s in str(e).lower() for s in WRITE_FAILED) and _free_mb(where) < 1024:
+            return True
+        todo += [e.__cause__, e.__context__]
+    return False
+
+
+def _free_mb(path: Path | None = None) -> float:
+    try:
+        return shutil.disk_usage(path or Path.cwd()).free / 2**20
+    except OSError:
+        return float("inf")
+
+
+def disk_full_failure(task, method, run: RunPaths) -> dict:
+    free = _free_mb(run.root)
+    return failure(
+        task, method, "The disk is full: the training could not write its files "
+        f"({free:,.0f} MB free now where runs are kept).",
+        "Free disk space (delete runs you no longer need in Your runs, or ask the "
+        "administrator), then start the run again.", "disk_full")
+
+
 def limit_memory(extra_mb: int | None) -> None:
     """Cap the address space at its current size plus extra_mb, so a run that needs more
     fails with a clean out-of-memory error instead of taking the machine down."""
@@ -189,6 +231,8 @@ def run(run_dir: Path) -> dict:
         traceback.print_exc()
         if is_oom(exc):
             results = failure(task, method, "The training ran out of memory.", OOM_REMEDY, "oom")
+        elif disk_full(exc, run.root):
+            results = disk_full_failure(task, method, run)
         elif distributed.distributed() and lost_peer(exc):
             results = failure(
                 task, method, f"Another of this run's {distributed.world_size()} training "
