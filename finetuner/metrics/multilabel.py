@@ -65,9 +65,14 @@ def _counts(gold: np.ndarray, probs: np.ndarray) -> np.ndarray:
     """(labels, grid, 3): true positives, false positives and false negatives of each label at
     each threshold of THRESHOLD_GRID."""
     grid = np.asarray(THRESHOLD_GRID)
-    pred = probs[:, :, None] >= grid[None, None, :]  # rows, labels, grid
-    g = gold[:, :, None]
-    return np.stack([(g & pred).sum(0), (~g & pred).sum(0), (g & ~pred).sum(0)], axis=-1)
+    out = np.zeros((gold.shape[1], len(grid), 3), dtype=np.int64)
+    step = max(1, 2_000_000 // max(1, len(gold) * len(grid)))  # labels at a time: bounded memory
+    for start in range(0, gold.shape[1], step):
+        part = slice(start, start + step)
+        pred = probs[:, part, None] >= grid[None, None, :]  # rows, labels, grid
+        g = gold[:, part, None]
+        out[part] = np.stack([(g & pred).sum(0), (~g & pred).sum(0), (g & ~pred).sum(0)], -1)
+    return out
 
 
 def _micro(totals: np.ndarray) -> float:
