@@ -339,3 +339,25 @@ def test_every_task_answer_kind_has_a_renderer_on_the_page():
     from finetuner.ui.tasks import ANSWERS
 
     assert {spec.ui.answer for spec in TASKS.values()} <= set(ANSWERS)
+
+
+def test_the_previews_that_follow_the_form_answer_in_order(tmp_path):
+    """Every change of the form redraws the command-line preview and the plan beside Start
+    from the whole form; an earlier change's answer must never land after a later one's
+    (seen in a browser: the preview lost --onnx to a slower answer about Max steps). Their
+    events share one lane of one at a time, in the order they came."""
+    import os
+
+    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+    from finetuner.server.studio import Studio
+    from finetuner.ui.app import build_app
+    from finetuner.ui.wiring import ORDERED
+
+    demo = build_app(Studio(tmp_path / "home"))
+    lanes = {}
+    for dep in demo.fns.values():
+        name = getattr(dep.fn, "__name__", "")
+        if name in ORDERED:
+            lanes.setdefault(name, set()).add((dep.concurrency_id, dep.concurrency_limit))
+    assert set(lanes) == set(ORDERED)
+    assert all(lane == {(name, 1)} for name, lane in lanes.items()), lanes

@@ -28,6 +28,10 @@ TEXT_OUTPUTS = {"data_msg", "model_msg", "train_msg", "results_msg", "hub_msg", 
                 "runs_msg", "admin_msg", "group_msg", "cmp_msg", "group_status", "group_summary",
                 "log", "progress", "method_info", "advice", "cli"}
 FORM = list(FORM_FIELDS)
+# handlers that redraw their outputs from the whole form on every change: all their events
+# share one first-in first-out lane, so the answer to an earlier change (a slow server) never
+# lands after the answer to a later one and leaves the preview or the plan stale
+ORDERED = ("preview_config", "costs")
 COST_IN = [*FORM, "data_state", "model_state"]
 COST_OUT = ["method_info", "advice", "advice_state", "train_plan"]
 RUNS_OUT = ["runs_table", "run_pick", "result_run", "try_run", "runs_select"]
@@ -115,5 +119,8 @@ class Wiring:
         run.__signature__ = inspect.Signature(params)
         run.__annotations__ = {"request": gr.Request}  # gradio reads type hints from here
         run.__name__ = handler
+        if handler in ORDERED:
+            kwargs.setdefault("concurrency_id", handler)
+            kwargs.setdefault("concurrency_limit", 1)
         return event(run, inputs=[C[n] for n in inputs], outputs=[C[n] for n in outputs],
                      api_name=kwargs.pop("api_name", handler), **kwargs)
