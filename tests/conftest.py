@@ -94,6 +94,20 @@ def wait_for(predicate, timeout: float = 120.0, interval: float = 0.2, what: str
         time.sleep(interval)
 
 
+def run_worker_here(run_root) -> dict:
+    """The training worker's `run` in this process (its results), with the SIGTERM handler it
+    installs put back afterwards."""
+    import signal
+
+    from finetuner.training import worker
+
+    before = signal.getsignal(signal.SIGTERM)
+    try:
+        return worker.run(run_root)
+    finally:
+        signal.signal(signal.SIGTERM, before)
+
+
 def free_port() -> int:
     import socket
 

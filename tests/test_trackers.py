@@ -7,10 +7,9 @@ library is one sentence before anything runs."""
 from __future__ import annotations
 
 import os
-import signal
 
 import pytest
-from conftest import write_csv
+from conftest import run_worker_here, write_csv
 
 from finetuner.config import RunConfig, TrainingConfig
 from finetuner.errors import ConfigError, FinetunerError
@@ -227,7 +226,6 @@ def test_the_default_config_reports_nowhere(tmp_path, tiny_model):
 def test_a_missing_library_is_one_sentence_before_anything_runs(tmp_path, tiny_model,
                                                                 monkeypatch, capsys):
     from finetuner.__main__ import main
-    from finetuner.training import worker
 
     monkeypatch.setattr(tracking, "installed", lambda module: module != "mlflow")
     sentence = "--report-to mlflow needs the mlflow package: pip install -r " \
@@ -244,11 +242,7 @@ def test_a_missing_library_is_one_sentence_before_anything_runs(tmp_path, tiny_m
     assert not out.exists()
     # a worker (the web app's runs, comparisons and search trials) fails first of all
     run = create_run(tmp_path / "runs", config(tmp_path, tiny_model, report_to="mlflow"))
-    handler = signal.getsignal(signal.SIGTERM)
-    try:
-        results = worker.run(run.root)
-    finally:
-        signal.signal(signal.SIGTERM, handler)
+    results = run_worker_here(run.root)
     assert results["status"] == "failed" and results["error"]["code"] == "tracker_missing"
     assert results["error"]["message"] == sentence
     states = [e.get("state") for e in read_events(run.events)[0] if e["type"] == "status"]

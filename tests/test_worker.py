@@ -11,7 +11,13 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, assert_record_scores_the_validation, wait_for, write_csv
+from conftest import (
+    ROOT,
+    assert_record_scores_the_validation,
+    run_worker_here,
+    wait_for,
+    write_csv,
+)
 
 from finetuner.config import RunConfig
 from finetuner.runs import create_run, read_events, read_json
@@ -371,11 +377,7 @@ def test_a_full_disk_is_said_in_a_sentence_not_a_torch_error(tmp_path, monkeypat
         raise full
 
     monkeypatch.setattr(loop, "train", train)
-    before = signal.getsignal(signal.SIGTERM)
-    try:
-        results = worker.run(run.root)
-    finally:
-        signal.signal(signal.SIGTERM, before)
+    results = run_worker_here(run.root)
     assert results["status"] == "failed" and results["error"]["code"] == "disk_full"
     assert results["error"]["message"].startswith("The disk is full")
     assert "3 MB free now" in results["error"]["message"]
