@@ -177,7 +177,7 @@ def main(argv: list[str] | None = None) -> None:
                     max_file_size=f"{limits.max_upload_mb}mb",
                     app_kwargs={"middleware": [guard]}, run_history=False, ssr_mode=False)
     finally:
-        files.stop_sweeper()
+        files.close()  # this process's download copies (its links die with it)
         # stop trainings cleanly (each keeps its best checkpoint); a SIGKILL leaves them
         # running, and the next start adopts them
         studio.shutdown()

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import atexit
 import csv
 import json
 import os
 import random
+import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -22,6 +25,12 @@ if _XDIST_WORKERS > 1:
     _share = str(max(1, (os.cpu_count() or 2) // _XDIST_WORKERS))
     os.environ.setdefault("OMP_NUM_THREADS", _share)
     os.environ.setdefault("MKL_NUM_THREADS", _share)
+
+# The suite's servers and clients keep their uploads and downloads in a cache of their own,
+# removed at the end (gradio reads GRADIO_TEMP_DIR when it is imported, so it is set here).
+if not os.environ.get("GRADIO_TEMP_DIR"):
+    os.environ["GRADIO_TEMP_DIR"] = tempfile.mkdtemp(prefix="finetuner-tests-gradio-")
+    atexit.register(shutil.rmtree, os.environ["GRADIO_TEMP_DIR"], True)
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"

@@ -20,13 +20,13 @@ from io import BytesIO
 import httpx
 import pytest
 from conftest import EXAMPLES as EXAMPLES_DIR
-from conftest import ROOT, free_port, start_app, stop_app, write_csv
+from conftest import ROOT, free_port, start_app, stop_app, wait_for, write_csv
 from gradio_client import Client
 from test_api import form
 from test_server import FINAL, login, raw_call, runs, start_run, text, wait_status
 
 USERS = "alice:wonderland,bob:builder,carol:chess,dave:diving"
-NOT_YOURS = "That file is not one of your uploads; upload it again."
+NOT_YOURS = "That file is not one of your uploads, or no longer on the server"
 BANNER = "everyone who reaches this server shares one workspace"
 SENTIMENT = "Film and product reviews (sentiment)"
 
@@ -451,6 +451,46 @@ def test_oauth_server_needs_an_allowed_signed_in_user(tmp_path):
         assert kind == "complete", answer
     finally:
         stop_app(proc)
+
+
+def test_nothing_stays_in_the_upload_cache(tmp_path):
+    """Uploads leave gradio's cache after FINETUNER_UPLOAD_TTL_S (a user who comes back to an
+    old page is told to upload again, not shown a server path) and at shutdown, with this
+    server's download copies; another server's copies in the same cache are left alone.
+    (The suite's own servers once left 43 GB of download copies behind in a week.)"""
+    cache = tmp_path / "gradio-cache"
+    other = cache / "finetuner-dl" / "someone-0000" / "run-abc"
+    other.mkdir(parents=True)
+    (other / "model.zip").write_bytes(b"another server's copy")
+    proc, url = start_app(tmp_path / "home", env={"GRADIO_TEMP_DIR": str(cache),
+                                                  "FINETUNER_UPLOAD_TTL_S": "3"})
+    try:
+        data = write_csv(tmp_path / "reviews.csv", [
+            {"text": f"zebra marmalade {i} " + ("lovely" if i % 2 else "awful"),
+             "label": "pos" if i % 2 else "neg"} for i in range(60)])
+        with httpx.Client(base_url=url, timeout=30) as http:
+            posted = http.post("gradio_api/upload",
+                               files=[("files", ("reviews.csv", data.read_bytes(), "text/csv"))])
+        [path] = posted.json()
+        assert os.path.exists(path) and path.startswith(str(cache))
+        upload = {"path": path, "meta": {"_type": "gradio.FileData"}}
+        kind, answer = raw_call(url, "data_changed", list(form(train_file=upload).values()))
+        assert kind == "complete" and "ready to train" in answer
+        shared = file_path(client(url).predict(**form(), example=SENTIMENT,
+                                               api_name="/load_example")[0])
+        assert os.path.exists(shared) and "finetuner-dl" in shared
+        wait_for(lambda: not os.path.exists(path), timeout=30, what="the upload to expire")
+        kind, answer = raw_call(url, "data_changed", list(form(train_file=upload).values()))
+        assert "no longer on the server" in answer and "kept for 3 seconds" not in answer
+        assert "upload it again" in answer and path not in answer and "Traceback" not in answer
+    finally:
+        stop_app(proc)
+    assert proc.returncode is not None
+    assert not os.path.exists(shared)  # this server's download copy went with it
+    assert (other / "model.zip").exists()  # another server's did not
+    left = [p for p in cache.rglob("*")  # (gradio leaves empty temporary files behind)
+            if p.is_file() and p.stat().st_size and other not in p.parents]
+    assert not left, left
 
 
 # ---------------------------------------------------------------------------------- units

@@ -7,7 +7,10 @@ as per-user, short-lived copies inside the cache (`<cache>/finetuner-dl/<user>/<
 that the web app's guard serves only to their owner, until they expire or their run is deleted.
 
 One registry per server process, created by the app and owned by the `Studio`; nothing here is
-kept on disk, so after a restart users upload again and get fresh download links.
+kept on disk, so after a restart users upload again and get fresh download links. Nothing in
+the cache is kept for ever: uploads go after FINETUNER_UPLOAD_TTL_S (gradio's `delete_cache`,
+which also clears them at shutdown; a run keeps its own copy of its data), download copies
+after FINETUNER_DOWNLOAD_TTL_S, and `close` removes this process's copies at shutdown.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from finetuner.errors import FinetunerError
 from finetuner.naming import user_key
 
 DEFAULT_TTL_S = 3600.0
+DEFAULT_UPLOAD_TTL_S = 86400.0  # uploads (gradio deletes them, see `cache_policy`)
 ORPHAN_AGE_S = 86400.0  # download folders nobody in this process knows about (an old run)
 
 
@@ -51,10 +55,11 @@ class FileRegistry:
     """Uploads belong to their uploader; download copies to the user they were made for."""
 
     def __init__(self, cache_dir: str | Path | None = None, ttl: float = DEFAULT_TTL_S,
-                 clock=time.time) -> None:
+                 clock=time.time, upload_ttl: float = DEFAULT_UPLOAD_TTL_S) -> None:
         self.cache_dir = Path(_real(cache_dir or gradio_cache_dir()))
         self.root = self.cache_dir / "finetuner-dl"
         self.ttl = float(ttl)
+        self.upload_ttl = float(upload_ttl)
         self.clock = clock
         self._uploads: dict[str, set[str]] = {}
         self._shares: dict[str, _Share] = {}
@@ -64,15 +69,21 @@ class FileRegistry:
 
     @classmethod
     def from_env(cls, cache_dir: str | Path | None = None) -> FileRegistry:
-        raw = os.environ.get("FINETUNER_DOWNLOAD_TTL_S", "").strip()
-        try:
-            ttl = float(raw) if raw else DEFAULT_TTL_S
-        except ValueError:
-            ttl = -1.0
-        if not ttl > 0:
-            raise FinetunerError(f"FINETUNER_DOWNLOAD_TTL_S={raw!r} is not a positive number "
-                                 "of seconds.", code="bad_env")
-        return cls(cache_dir, ttl)
+        return cls(cache_dir, _seconds("FINETUNER_DOWNLOAD_TTL_S", DEFAULT_TTL_S),
+                   upload_ttl=_seconds("FINETUNER_UPLOAD_TTL_S", DEFAULT_UPLOAD_TTL_S))
+
+    def cache_policy(self) -> tuple[int, int]:
+        """gradio's `delete_cache` (every how many seconds, files older than how many): uploads
+        older than the upload TTL go, checked every hour at most."""
+        age = max(1, int(self.upload_ttl))
+        return max(1, min(3600, age // 4)), age
+
+    def kept_for(self) -> str:
+        """How long uploads are kept, in words ("24 hours")."""
+        hours = self.upload_ttl / 3600
+        if hours >= 1:
+            return f"{hours:g} hour{'s' if hours != 1 else ''}"
+        return f"{max(1, round(self.upload_ttl / 60))} minutes"
 
     # -- what the guard and the handlers ask
     def inside(self, path: str | os.PathLike) -> bool:
@@ -190,3 +201,25 @@ class FileRegistry:
 
     def stop_sweeper(self) -> None:
         self._stop.set()
+
+    def close(self) -> None:
+        """At shutdown: stop sweeping and remove every download copy this process made (no
+        link outlives the process that made it, so none would be served again)."""
+        self.stop_sweeper()
+        with self._lock:
+            folders = {s.folder for s in self._shares.values()}
+            self._shares.clear()
+        for folder in folders:
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def _seconds(name: str, default: float) -> float:
+    raw = os.environ.get(name, "").strip()
+    try:
+        value = float(raw) if raw else default
+    except ValueError:
+        value = -1.0
+    if not value > 0:
+        raise FinetunerError(f"{name}={raw!r} is not a positive number of seconds.",
+                             code="bad_env")
+    return value

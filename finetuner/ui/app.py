@@ -73,7 +73,10 @@ def build_app(studio: Studio, auth_mode: str = "none",
     add = w.add
     # gradio counts the injected request as an input and warns about the count; it is fine
     warnings.filterwarnings("ignore", message="Expected (at least )?\\d+ arguments")
-    with gr.Blocks(title="Fine-tuning studio", analytics_enabled=False) as demo:
+    # uploads leave gradio's cache after FINETUNER_UPLOAD_TTL_S, and all of them at shutdown
+    # (a run copies its data; the registry of who uploaded what does not outlive the process)
+    with gr.Blocks(title="Fine-tuning studio", analytics_enabled=False,
+                   delete_cache=studio.files.cache_policy()) as demo:
         if shared_anonymous:
             gr.HTML(render.message(ANONYMOUS_BANNER, "warning"), elem_id="ft-anonymous")
         if auth_mode == "oauth":

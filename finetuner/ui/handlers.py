@@ -10,6 +10,7 @@ the form's fields and choices.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from finetuner.config import RunConfig
@@ -50,8 +51,11 @@ class Handlers(DataTab, ModelTab, TrainTab, ResultsTab, TryTab, RunsTab, GroupsT
         `_share` handed to them): gradio names upload folders by content, so anyone who knows
         a file's content could name its path in a crafted request."""
         path = _path(form.get(key))
-        if path and self.check_files and not self.studio.files.allowed(user, path):
-            raise FinetunerError(NOT_YOURS, code="not_your_file")
+        files = self.studio.files
+        if path and self.check_files and not files.allowed(user, path):
+            raise FinetunerError(NOT_YOURS.format(kept=files.kept_for()), code="not_your_file")
+        if path and files.inside(path) and not os.path.exists(path):  # an upload that expired
+            raise FinetunerError(NOT_YOURS.format(kept=files.kept_for()), code="upload_gone")
         return path
 
     def _share(self, user: str, path: str | Path, run_id: str | None = None,
