@@ -115,6 +115,9 @@ def cmd_train(args) -> int:
     prepared = prepare_data(config, source)
     if not args.quiet:
         print("\n".join(prepared.report.summary_lines()), flush=True)
+        plan = plan_text(config, source, prepared)
+        if plan:
+            print(plan, flush=True)
     run = create_run(out, config, run_id="")
     manager = JobManager(stop_with_me=True)
     manager.start(run)
@@ -125,6 +128,35 @@ def cmd_train(args) -> int:
     results = manager.wait(run) or {}
     print_results(RunPaths(run.root), results)
     return {"completed": 0, "stopped": 130}.get(results.get("status"), 1)
+
+
+def plan_text(config, source, prepared) -> str | None:
+    """What the run will train and about how long it takes on this CPU (the Train tab's
+    estimate); None on a GPU, which the estimate does not model."""
+    import torch
+
+    from finetuner.methods import METHOD_NAMES
+    from finetuner.models.estimate import human_seconds, run_plan
+    from finetuner.tasks import get_task
+
+    if torch.cuda.is_available():
+        return None
+    tokens = prepared.report.token_lengths or {}
+    plan = run_plan(config, get_task(config.task), source.path,
+                    round(len(prepared.train) * tokens.get("windows_mean", 1.0)),
+                    len(prepared.validation), tokens.get("mean", 32.0),
+                    len(prepared.labels or []) or 2)
+    if plan is None:
+        return None
+    steps, seconds = plan
+    t = config.training
+    what = (f"{METHOD_NAMES[config.method.method]}, "
+            + ("one pass to fit the head" if steps is None else
+               f"{t.max_steps} steps" if t.max_steps else f"{t.epochs:g} epoch(s), {steps:,} "
+               "steps" + (f" (at least {t.min_steps} on small data)"
+                          if steps == t.min_steps else "")))
+    return (f"Plan: {what}; about {human_seconds(seconds)} on this machine's CPU"
+            + ("" if steps is None else ", less if early stopping ends it sooner") + ".")
 
 
 def follow(run, manager, quiet: bool = False) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import zipfile
@@ -23,10 +24,17 @@ def test_train_predict_export_with_the_default_model(tmp_path):
                "--max-steps", "12", "--evals-per-epoch", "20", "--output", out)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "Rows: train 320, validation 40, test 40" in proc.stdout
+    # before training, what it will train and about how long (the Train tab's estimate)
+    plan = re.search(r"Plan: LoRA, 12 steps; about (\d+) (s|min) on this machine's CPU",
+                     proc.stdout)
+    assert plan, proc.stdout[:800]
+    estimate = int(plan[1]) * (60 if plan[2] == "min" else 1)
     assert "all-MiniLM-L6-v2" in proc.stdout and "method lora" in proc.stdout
     assert "Test: accuracy" in proc.stdout and "Verdict:" in proc.stdout
     results = json.loads((out / "results.json").read_text())
     assert results["status"] == "completed" and results["test"]["accuracy"] > 0.5
+    took = results["timing"]["train_seconds"]
+    assert took / 4 <= estimate <= took * 4 + 10, (estimate, results["timing"])
 
     proc = cli("predict", "--run", out, "--text", "An absolute delight, I loved it.",
                "--text", "It broke after two days.", "--json")

@@ -321,6 +321,27 @@ def method_costs(model_path: str, spec, num_labels: int, n_train: int, mean_toke
     return costs
 
 
+def run_plan(config, spec, model_path: str, n_train: int, n_eval: int, mean_tokens: float,
+             num_labels: int) -> tuple[int | None, float] | None:
+    """What a run of `config` is planned to take on this machine's CPU, before early stopping
+    ends it sooner: (optimizer steps, None for a one-pass head fit; seconds). `n_train` counts
+    what training reads (windows of long texts). None without training rows."""
+    from finetuner.methods import CPU_BATCH_SIZE
+
+    t = config.training
+    costs = method_costs(model_path, spec, num_labels, n_train, mean_tokens, n_eval,
+                         config.method.lora_r)
+    chosen = next((c for c in costs if c.method == config.method.method), None)
+    if chosen is None or not chosen.seconds_per_epoch:
+        return None
+    batch = t.batch_size or CPU_BATCH_SIZE
+    seconds = planned_seconds(chosen, n_train, t.epochs, batch, t.max_steps, t.min_steps,
+                              t.evals_per_epoch)
+    steps = None if chosen.one_pass else schedule_steps(
+        max(1, math.ceil(n_train / batch)), t.epochs, t.max_steps, t.min_steps)
+    return steps, seconds
+
+
 @dataclass
 class Advice:
     method: str
