@@ -31,6 +31,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 from finetuner.cli.flags import FLAGS, config_from_args  # noqa: E402, F401 - the flags, in one place
 from finetuner.errors import FinetunerError  # noqa: E402
+from finetuner.methods import METHOD_NAMES  # noqa: E402
 from finetuner.runs import format_event  # noqa: E402
 
 
@@ -135,7 +136,6 @@ def plan_text(config, source, prepared) -> str | None:
     estimate); None on a GPU, which the estimate does not model."""
     import torch
 
-    from finetuner.methods import METHOD_NAMES
     from finetuner.models.estimate import human_seconds, run_plan
     from finetuner.tasks import get_task
 

@@ -189,7 +189,8 @@ class MethodConfig:
 class TrainingConfig:
     epochs: float = _help("Passes over the training data.", default=3.0)
     learning_rate: float | None = _help(
-        "Step size; empty picks a good default for the method (full 1e-4, LoRA 2e-3, head 2e-2).",
+        "Step size; empty picks a good default for the method (full 1e-4, LoRA 2e-3, head 2e-2; "
+        "full 2e-4 for multi-label).",
         default=None,
     )
     batch_size: int | None = _help(
@@ -352,7 +353,8 @@ class RunConfig:
         if lr is not None:
             return lr
         scale = min(2.0, max(1.0, (batch_size / 32) ** 0.5))
-        return default_learning_rate(self.method.method, n_params) * scale
+        return default_learning_rate(self.method.method, n_params,
+                                     get_task(self.task).full_lr_factor) * scale
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

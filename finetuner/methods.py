@@ -25,15 +25,16 @@ METHOD_HELP = {
 DEFAULT_LEARNING_RATE = {"full": 1e-4, "lora": 2e-3, "head": 2e-2}
 
 
-def default_learning_rate(method: str, n_params: int | None = None) -> float:
+def default_learning_rate(method: str, n_params: int | None = None,
+                          full_factor: float = 1.0) -> float:
     """Learning rate by method and model size. Small encoders (under 50M parameters, such as
     the embedded 22.7M all-MiniLM-L6-v2) take the rates measured on SST-2 with it
     (DEFAULT_LEARNING_RATE); base-size models (to 200M) and large ones take the usual
     published rates for full fine-tuning (BERT: 2e-5 to 5e-5), with LoRA a decade higher and
-    head-only unchanged (a frozen encoder is not disturbed by a large step)."""
+    head-only unchanged (a frozen encoder is not disturbed by a large step). `full_factor`
+    scales full fine-tuning's rate for a task that needs more (TaskSpec.full_lr_factor)."""
     base = DEFAULT_LEARNING_RATE[method]
-    if not n_params or n_params < 50_000_000 or method == "head":
-        return base
-    if n_params < 200_000_000:
-        return {"full": 5e-5, "lora": 1e-3}[method]
-    return {"full": 2e-5, "lora": 5e-4}[method]
+    if n_params and n_params >= 50_000_000 and method != "head":
+        base = {"full": 5e-5, "lora": 1e-3}[method] if n_params < 200_000_000 else \
+            {"full": 2e-5, "lora": 5e-4}[method]
+    return base * full_factor if method == "full" else base

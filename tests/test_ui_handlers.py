@@ -266,6 +266,39 @@ def test_task_switch_relabels_columns_and_checks_again(handlers):
     assert "ready to train" in text(qa["data_msg"])
 
 
+def test_multi_label_learns_at_twice_the_rate_unless_told_otherwise(handlers):
+    """Multi-label gains from twice full fine-tuning's rate (bench/RESULTS.md): picking the
+    task sets the Learning rate box to it, a rate of the user's own stays, leaving the task
+    sets it back, and the config's own default (the CLI, a comparison, a search) agrees."""
+    clauses = str(EXAMPLES / "clauses.csv")
+    assert handlers.task_changed("alice", form(task="multi-label", lr=1e-4))["lr"] == 2e-4
+    assert "lr" not in handlers.task_changed("alice", form(task="multi-label", lr=5e-5))
+    assert handlers.task_changed("alice", form(task="classification", lr=2e-4))["lr"] == 1e-4
+    # LoRA and head-only keep their rates on every task
+    lora = form(task="multi-label", method="lora", lr=2e-3)
+    assert handlers.task_changed("alice", lora)["lr"] == 2e-3
+    assert handlers.method_defaults("alice", {**lora, "method": "full"})["lr"] == 2e-4
+    # an upload or an example that switches the task switches the rate with it
+    switched = handlers.suggest_task("alice", form(task="classification", lr=1e-4,
+                                                   train_file=clauses))
+    assert switched["task"] == "multi-label" and switched["lr"] == 2e-4
+    example = handlers.load_example("alice", form(example="Contract clauses, any number of "
+                                                          "categories (multi-label)"))
+    assert example["task"] == "multi-label" and example["lr"] == 2e-4
+    from finetuner.config import RunConfig
+
+    assert RunConfig.from_dict({"task": "multi-label"}).learning_rate() == 2e-4
+    assert RunConfig.from_dict({"task": "classification"}).learning_rate() == 1e-4
+    assert RunConfig.from_dict({"task": "multi-label", "method": {"method": "lora"}}
+                               ).learning_rate() == 2e-3
+    assert RunConfig.from_dict({"task": "multi-label", "training": {"learning_rate": 3e-5}}
+                               ).learning_rate() == 3e-5
+    from finetuner.models.estimate import recommend
+
+    assert recommend(1000, 2, 30.0).learning_rate == 1e-4
+    assert recommend(1000, 9, 30.0, full_factor=2.0).learning_rate == 2e-4
+
+
 @pytest.mark.parametrize("task, data, query, pair", [
     ("ner", "ner.conll", "Maria Lindqvist flew to Dublin.", None),
     ("qa", "qa.jsonl", "When was it founded?", "The town was founded in 1412 by fishermen."),

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from finetuner.config import MethodConfig
-from finetuner.methods import DEFAULT_LEARNING_RATE, METHOD_HELP
+from finetuner.methods import CPU_BATCH_SIZE, DEFAULT_LEARNING_RATE, METHOD_HELP
 from finetuner.models import modeling
 from finetuner.models.modelzip import check_model_config
 from finetuner.models.pooling import MEAN, body_pooling
@@ -326,8 +326,6 @@ def run_plan(config, spec, model_path: str, n_train: int, n_eval: int, mean_toke
     """What a run of `config` is planned to take on this machine's CPU, before early stopping
     ends it sooner: (optimizer steps, None for a one-pass head fit; seconds). `n_train` counts
     what training reads (windows of long texts). None without training rows."""
-    from finetuner.methods import CPU_BATCH_SIZE
-
     t = config.training
     costs = method_costs(model_path, spec, num_labels, n_train, mean_tokens, n_eval,
                          config.method.lora_r)
@@ -351,15 +349,16 @@ class Advice:
 
 
 def recommend(n_train: int, n_labels: int, seconds_full_epoch: float | None,
-              on_gpu: bool = False) -> Advice:
-    """Sensible settings for the data size and the hardware."""
+              on_gpu: bool = False, full_factor: float = 1.0) -> Advice:
+    """Sensible settings for the data size and the hardware; `full_factor` scales full
+    fine-tuning's rate for the task (TaskSpec.full_lr_factor)."""
     if n_train < 300:
         return Advice("lora", 8, DEFAULT_LEARNING_RATE["lora"],
                       f"{n_train} training examples is small: LoRA with more epochs fits "
                       "quickly and overfits less than full fine-tuning; early stopping keeps "
                       "the best checkpoint.")
     if n_train < 5000:
-        return Advice("full", 4, DEFAULT_LEARNING_RATE["full"],
+        return Advice("full", 4, DEFAULT_LEARNING_RATE["full"] * full_factor,
                       f"{n_train:,} examples: full fine-tuning for a few epochs is affordable "
                       "here and usually the most accurate.")
     slow = seconds_full_epoch is not None and seconds_full_epoch > 900 and not on_gpu
@@ -369,7 +368,7 @@ def recommend(n_train: int, n_labels: int, seconds_full_epoch: float | None,
                       f"{n_train:,} examples: one epoch of full fine-tuning takes about "
                       f"{minutes:.0f} min on this machine. LoRA for one epoch gets close in "
                       "less time; with this much data one epoch is usually enough.")
-    return Advice("full", 2, DEFAULT_LEARNING_RATE["full"],
+    return Advice("full", 2, DEFAULT_LEARNING_RATE["full"] * full_factor,
                   f"{n_train:,} examples: with this much data, two epochs of full "
                   "fine-tuning are usually enough.")
 

@@ -11,12 +11,14 @@ from pathlib import Path
 from finetuner.config import RunConfig
 from finetuner.methods import CPU_BATCH_SIZE, default_learning_rate
 from finetuner.models.modeling import source_of
+from finetuner.tasks import get_task
 
 
 def space(base: RunConfig) -> dict:
     """What is searched, around the method's own defaults: learning rate (log scale, 4x
     each way), epochs, batch size, warmup, weight decay, dropout and, for LoRA, rank and alpha."""
-    lr = default_learning_rate(base.method.method)
+    lr = default_learning_rate(base.method.method,
+                               full_factor=get_task(base.task).full_lr_factor)
     # a factor of 4 each way: on 1,000 SST-2 sentences a decade below the default (1e-5 for
     # full fine-tuning) learned nothing in 5 epochs, and 4 of 10 trials went there
     out = {"learning_rate": ("log", lr / 4, min(0.5, lr * 4)),
@@ -34,7 +36,8 @@ def space(base: RunConfig) -> dict:
 def defaults(base: RunConfig, ranges: dict) -> dict:
     """The base config's own settings, as a point of the space (those inside it)."""
     t, m = base.training, base.method
-    point = {"learning_rate": t.learning_rate or default_learning_rate(m.method),
+    point = {"learning_rate": t.learning_rate or default_learning_rate(
+                 m.method, full_factor=get_task(base.task).full_lr_factor),
              "epochs": int(round(t.epochs)), "batch_size": t.batch_size or CPU_BATCH_SIZE,
              "warmup_ratio": t.warmup_ratio, "weight_decay": t.weight_decay,
              "dropout": t.dropout if t.dropout is not None else _model_dropout(base),

@@ -136,6 +136,10 @@ class TaskSpec:
     head_modules: tuple[str, ...]
     ui: TaskUI
     default_max_length: int = 128
+    # full fine-tuning's default learning rate times this: a sigmoid per label learns many
+    # rare labels at once from small gradients, and multi-label gains from twice the rate
+    # (bench/RESULTS.md, "Multi-label: the learning rate")
+    full_lr_factor: float = 1.0
     units: str = "training examples"  # what the diagnosis counts
     more_data: str = "Add labelled examples: a few hundred per label is a good start."
     guessable: bool = False  # a label can be guessed (chance scores are defined)
@@ -282,6 +286,7 @@ register(
                   examples=(("Contract clauses, any number of categories (multi-label)",
                              "clauses.csv"),)),
         more_data="Add labelled examples: a few dozen texts for every label is a good start.",
+        full_lr_factor=2.0,
         tables_only=True,
         calibration_units=None,
         problem_type="multi_label_classification",

@@ -81,7 +81,8 @@ def model_tab(add) -> None:
                                      "sooner if validation stops improving."))
         add("lr", gr.Number(value=DEFAULT_LEARNING_RATE[DEFAULT_METHOD], label="Learning rate",
                             minimum=0, maximum=1, step=0.00001,
-                            info="Set to a good default for each method when you pick it."))
+                            info="Set to a good default for each method (and task) when "
+                                 "you pick it."))
         add("batch_size", gr.Number(
             value=0, precision=0, label="Batch size", minimum=0, maximum=4096,
             info=f"Examples per step; 0 picks {CPU_BATCH_SIZE} on a CPU and more on a GPU."))

@@ -33,9 +33,10 @@ class DataTab:
         return out
 
     def task_changed(self, user: str, form: dict) -> dict:
-        """Another task: relabel the column pickers, its default max length, check again."""
+        """Another task: relabel the column pickers, its default max length and learning rate
+        (unless the box holds a rate of the user's own), check again."""
         task = form.get("task") or DEFAULT_TASK
-        out = {"max_length": get_task(task).default_max_length}
+        out = {"max_length": get_task(task).default_max_length, **self.task_defaults(form, task)}
         for field, words in picker_words(task).items():
             out[field] = gr.update(**words)
         if _path(form.get("train_file")):
@@ -175,13 +176,13 @@ def wire(w: Wiring) -> None:
         bind(dep.then, "preview_config", form, ["cli", "train_msg"], "cli", api_name=False)
 
     after_data(bind(C["task"].input, "task_changed", form,
-                    ["max_length", *data_out], "data_msg"))
+                    ["max_length", "lr", *data_out], "data_msg"))
     bind(C["example_btn"].click, "load_example", [*form, "example"],
-         ["train_file", "task", "max_length", *COLUMN_FIELDS], "data_msg")
+         ["train_file", "task", "max_length", "lr", *COLUMN_FIELDS], "data_msg")
     # a new file can then switch the task (numbers: regression; joined labels: multi-label)
     checked = bind(C["train_file"].change, "data_changed", form, data_out, "data_msg")
-    after_data(bind(checked.then, "suggest_task", form, ["task", "max_length", *data_out],
-                    "data_msg"))
+    after_data(bind(checked.then, "suggest_task", form,
+                    ["task", "max_length", "lr", *data_out], "data_msg"))
     for name in ("val_file", "test_file"):
         after_data(bind(C[name].change, "check_data", form, data_out, "data_msg",
                         api_name=f"check_{name}"))

@@ -3,6 +3,7 @@ beside Start and the command-line preview."""
 
 from __future__ import annotations
 
+import math
 import shlex
 from pathlib import Path
 
@@ -14,7 +15,7 @@ from finetuner.errors import FinetunerError
 from finetuner.methods import CPU_BATCH_SIZE, METHOD_TITLES, default_learning_rate
 from finetuner.models.estimate import human_seconds, method_costs, planned_seconds, recommend
 from finetuner.models.modeling import embedded_name, resolve_model
-from finetuner.tasks import DEFAULT_TASK, get_task
+from finetuner.tasks import DEFAULT_TASK, TASKS, get_task
 from finetuner.ui import render
 from finetuner.ui.forms import _num, method_of
 from finetuner.ui.tasks import ui as task_ui
@@ -100,7 +101,8 @@ class ModelTab:
                  "parameters</th><th>Time on this machine (estimate)</th><th>What it does"
                  "</th></tr></thead><tbody>" + "".join(rows) + "</tbody></table>")
         full = next(c for c in costs if c.method == "full")
-        advice = recommend(n_train, labels, full.seconds_per_epoch) if n_train else None
+        advice = recommend(n_train, labels, full.seconds_per_epoch,
+                           full_factor=spec.full_lr_factor) if n_train else None
         applied = advice is not None and advice.method == method_of(form) and \
             float(advice.epochs) == float(epochs)
         advice_html = render.message(
@@ -142,19 +144,21 @@ class ModelTab:
                 "lr": advice["learning_rate"]}
 
     def method_defaults(self, user: str, form: dict) -> dict:
-        """The learning rate for the method and the size of the chosen model."""
-        method = method_of(form)
-        model = form.get("model_state") or {}
-        n_params = None
-        if model.get("path"):
-            try:
-                from finetuner.models.estimate import counts
+        """The learning rate for the method, the task and the size of the chosen model."""
+        task = get_task(form.get("task") or DEFAULT_TASK)
+        return {"lr": default_learning_rate(method_of(form), _model_params(form),
+                                            task.full_lr_factor)}
 
-                spec = get_task(form.get("task") or DEFAULT_TASK)
-                n_params = counts(model["path"], spec, 2)["full"][1]
-            except Exception:  # noqa: BLE001 - no size known: the small-model default
-                n_params = None
-        return {"lr": default_learning_rate(method, n_params)}
+    @staticmethod
+    def task_defaults(form: dict, task: str) -> dict:
+        """The Learning rate box follows a change of task while it holds a default (the
+        method's rate for some task); a rate of the user's own stays."""
+        rate = _num(form.get("lr"), float, None)
+        method, n_params = method_of(form), _model_params(form)
+        ours = {default_learning_rate(method, n_params, t.full_lr_factor) for t in TASKS.values()}
+        if rate is None or any(math.isclose(rate, d, rel_tol=1e-6) for d in ours):
+            return {"lr": default_learning_rate(method, n_params, get_task(task).full_lr_factor)}
+        return {}
 
     def preview_config(self, user: str, form: dict) -> dict:
         try:
@@ -206,6 +210,19 @@ class ModelTab:
                 "--config run.yaml --output runs/my-run, with run.yaml:\n"
                 + yaml.safe_dump(raw, sort_keys=False))
         return {"cli": text, "train_msg": ""}
+
+
+def _model_params(form: dict) -> int | None:
+    """The chosen model's parameter count (None when unknown: the small-model rates)."""
+    model = form.get("model_state") or {}
+    if not model.get("path"):
+        return None
+    try:
+        from finetuner.models.estimate import counts
+
+        return counts(model["path"], get_task(DEFAULT_TASK), 2)["full"][1]
+    except Exception:  # noqa: BLE001 - no size known: the small-model default
+        return None
 
 
 def _extras(form: dict) -> list[str]:

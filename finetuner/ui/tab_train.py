@@ -131,8 +131,8 @@ class TrainTab:
                     "lora_r": method.get("lora_r"), "onnx": bool(training.get("onnx"))})
         out = {k: v for k, v in out.items() if v is not None}
         task = config.get("task") or DEFAULT_TASK
-        if task != (form.get("task") or DEFAULT_TASK):
-            out.update(self.task_changed(user, {**form, "task": task, "train_file": None}))
+        if task != (form.get("task") or DEFAULT_TASK):  # the run's own settings win
+            out = {**self.task_changed(user, {**form, "task": task, "train_file": None}), **out}
             out["task"] = task
         return out
 
