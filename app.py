@@ -139,11 +139,12 @@ def main(argv: list[str] | None = None) -> None:
                     files=files, admins=admins, gpu_slots=gpu_slots, backend=backend)
     recovered = studio.jobs.recover()
     recovered["groups"] = studio.groups.recover()  # comparisons and searches carry on
-    from finetuner.models.estimate import probe_flops
+    from finetuner.models.estimate import probe_flops, settle_probe
 
     def boot() -> None:
         probe_flops()  # the machine's speed, before the first page asks for a time estimate
         studio.jobs.warm_up()  # then the process that starts trainings warm
+        settle_probe()  # and again once the start-up's own load has passed
 
     threading.Thread(target=boot, name="finetuner-boot", daemon=True).start()
     logging.info("studio home %s, sign-in: %s, %s, %s, jobs after restart: %s", studio.home,

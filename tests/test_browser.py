@@ -339,6 +339,10 @@ def test_new_kinds_are_detected_trained_tried_and_downloaded(app_url, page, tmp_
     steps.fill("12")
     steps.press("Tab")
     expect(page.locator("#cli")).to_contain_text(f"--task {task}")
+    # the task's own learning rate came with the switch (multi-label: twice full's 1e-4)
+    rate = "0.0002" if task == "multi-label" else "0.0001"
+    expect(page.get_by_label("Learning rate")).to_have_value(rate)
+    expect(page.locator("#cli")).to_contain_text(f"--lr {rate}")
     page.get_by_role("tab", name="3 · Train").click()
     page.get_by_role("button", name="Start training").click()
     expect(page.get_by_text("See the Results tab")).to_be_visible(timeout=240_000)

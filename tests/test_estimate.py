@@ -103,3 +103,11 @@ def test_a_probe_taken_under_load_is_replaced_by_a_later_faster_one(monkeypatch)
     monkeypatch.setattr(estimate, "REPROBE_SECONDS", 0.0)
     assert estimate.probe_flops() == 5e9  # idle now
     assert estimate.probe_flops() == 5e9  # busy again: the faster probe stands
+    # after start-up the server probes a few more times on its own, keeping the fastest
+    monkeypatch.setattr(estimate, "_PROBED", {"flops": 0.0, "at": float("-inf")})
+    rates = iter([1e9, 3e9, 8e9, 4e9])
+    monkeypatch.setattr(estimate, "REPROBE_SECONDS", 60.0)
+    assert estimate.probe_flops() == 1e9
+    waited = []
+    assert estimate.settle_probe(sleep=waited.append) == 8e9
+    assert waited == list(estimate.SETTLE_SECONDS) and estimate.probe_flops() == 8e9
