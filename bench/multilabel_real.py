@@ -102,9 +102,17 @@ def main() -> None:
     rows = []
     for name in args.sets.split(","):
         for seed in (int(s) for s in args.seeds.split(",")):
-            row = one(name, seed, out, args.studio_args.split())
+            row = {**one(name, seed, out, args.studio_args.split()),
+                   "studio_args": args.studio_args}
             print(json.dumps(row), flush=True)
             rows.append(row)
+    dest = ROOT / "bench" / "results" / f"multilabel-real{tag}-cpu-{time.strftime('%Y-%m-%d')}.json"
+    # a second call with the same tag (another set or seed) adds its rows to the day's file
+    # instead of replacing it; a row of the same set, seed and flags is replaced
+    earlier = json.loads(dest.read_text()).get("rows", []) if dest.exists() else []
+    key = lambda r: (r["set"], r["seed"], r.get("studio_args", ""))  # noqa: E731
+    new = {key(r) for r in rows}
+    rows = [r for r in earlier if key(r) not in new] + rows
     lines = ["| set | seed | studio micro-F1 | TF-IDF micro-F1 | studio macro-F1 | "
              "TF-IDF macro-F1 | never predicted (test) | training s |",
              "|---|---|---|---|---|---|---|---|"]
@@ -113,7 +121,6 @@ def main() -> None:
               f"{r['tfidf_macro_f1']:.3f} | {r['never_predicted_on_test']} of {r['labels']} | "
               f"{r['train_seconds']:.0f} |" for r in rows]
     print("\n".join(lines))
-    dest = ROOT / "bench" / "results" / f"multilabel-real{tag}-cpu-{time.strftime('%Y-%m-%d')}.json"
     dest.write_text(json.dumps({"args": vars(args), "rows": rows, "table": lines}, indent=1) + "\n")
 
 
