@@ -481,7 +481,8 @@ def test_nothing_stays_in_the_upload_cache(tmp_path):
         assert os.path.exists(shared) and "finetuner-dl" in shared
         wait_for(lambda: not os.path.exists(path), timeout=30, what="the upload to expire")
         kind, answer = raw_call(url, "data_changed", list(form(train_file=upload).values()))
-        assert "no longer on the server" in answer and "kept for 3 seconds" not in answer
+        assert "no longer on the server (uploads are kept for 3 seconds, a loaded example " \
+            "for 1 hour" in answer
         assert "upload it again" in answer and path not in answer and "Traceback" not in answer
     finally:
         stop_app(proc)
@@ -538,6 +539,17 @@ def test_file_inputs_must_be_the_callers_own(tmp_path):
             h.data_changed("bob", form(train_file=shared))
     finally:
         studio.jobs.shutdown()
+
+
+def test_how_long_files_are_kept_is_said_in_words(tmp_path):
+    from finetuner.server.files import FileRegistry
+
+    files = FileRegistry(tmp_path, ttl=3600, upload_ttl=86400)
+    assert files.kept_for() == "uploads are kept for 24 hours, a loaded example for 1 hour"
+    assert files.cache_policy() == (3600, 86400)  # gradio's delete_cache: (every, older than)
+    files = FileRegistry(tmp_path, ttl=5400, upload_ttl=3)
+    assert files.kept_for() == "uploads are kept for 3 seconds, a loaded example for 90 minutes"
+    assert files.cache_policy() == (1, 3)
 
 
 def test_download_copies_expire_and_die_with_their_run(tmp_path):

@@ -79,11 +79,9 @@ class FileRegistry:
         return max(1, min(3600, age // 4)), age
 
     def kept_for(self) -> str:
-        """How long uploads are kept, in words ("24 hours")."""
-        hours = self.upload_ttl / 3600
-        if hours >= 1:
-            return f"{hours:g} hour{'s' if hours != 1 else ''}"
-        return f"{max(1, round(self.upload_ttl / 60))} minutes"
+        """How long uploads and download copies (a loaded example is one) are kept, in words."""
+        return (f"uploads are kept for {_duration(self.upload_ttl)}, a loaded example for "
+                f"{_duration(self.ttl)}")
 
     # -- what the guard and the handlers ask
     def inside(self, path: str | os.PathLike) -> bool:
@@ -211,6 +209,17 @@ class FileRegistry:
             self._shares.clear()
         for folder in folders:
             shutil.rmtree(folder, ignore_errors=True)
+
+
+def _duration(seconds: float) -> str:
+    """'24 hours', '1 hour', '90 minutes', '3 seconds': the largest unit that says it whole
+    (or rounded, beyond ten of them)."""
+    for unit, size in (("hour", 3600), ("minute", 60), ("second", 1)):
+        whole = seconds >= size and (seconds % size == 0 or seconds >= 10 * size)
+        if whole or unit == "second":
+            n = max(1, round(seconds / size))
+            return f"{n} {unit}{'s' if n != 1 else ''}"
+    return ""
 
 
 def _seconds(name: str, default: float) -> float:

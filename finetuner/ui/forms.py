@@ -111,8 +111,8 @@ def _path(value) -> str | None:
     return str(getattr(value, "name", value))
 
 
-NOT_YOURS = ("That file is not one of your uploads, or no longer on the server (uploads are "
-             "kept for {kept} and cleared when the server restarts); upload it again.")
+NOT_YOURS = ("That file is not one of your uploads, or no longer on the server ({kept}, and "
+             "all are cleared when the server restarts); upload it again.")
 
 
 def _col(value) -> str | None:
