@@ -542,6 +542,7 @@ def test_file_inputs_must_be_the_callers_own(tmp_path):
 
 
 def test_how_long_files_are_kept_is_said_in_words(tmp_path):
+    from finetuner.errors import FinetunerError
     from finetuner.server.files import FileRegistry
 
     files = FileRegistry(tmp_path, ttl=3600, upload_ttl=86400)
@@ -550,6 +551,12 @@ def test_how_long_files_are_kept_is_said_in_words(tmp_path):
     files = FileRegistry(tmp_path, ttl=5400, upload_ttl=3)
     assert files.kept_for() == "uploads are kept for 3 seconds, a loaded example for 90 minutes"
     assert files.cache_policy() == (1, 3)
+    for bad in ("abc", "-5", "0", "inf", "nan", "1e30"):  # refused at start, with a sentence
+        for name in ("FINETUNER_UPLOAD_TTL_S", "FINETUNER_DOWNLOAD_TTL_S"):
+            with pytest.MonkeyPatch.context() as env:
+                env.setenv(name, bad)
+                with pytest.raises(FinetunerError, match=f"{name}='{bad}' is not a positive"):
+                    FileRegistry.from_env(tmp_path)
 
 
 def test_download_copies_expire_and_die_with_their_run(tmp_path):

@@ -228,7 +228,7 @@ def _seconds(name: str, default: float) -> float:
         value = float(raw) if raw else default
     except ValueError:
         value = -1.0
-    if not value > 0:
+    if not 0 < value < 1e9:  # nan, inf and a thousand years are refused too
         raise FinetunerError(f"{name}={raw!r} is not a positive number of seconds.",
                              code="bad_env")
     return value
