@@ -148,13 +148,12 @@ def plan_text(config, source, prepared) -> str | None:
                     len(prepared.labels or []) or 2)
     if plan is None:
         return None
-    steps, seconds = plan
+    steps, seconds, floored = plan
     t = config.training
     what = (f"{METHOD_NAMES[config.method.method]}, "
             + ("one pass to fit the head" if steps is None else
                f"{t.max_steps} steps" if t.max_steps else f"{t.epochs:g} epoch(s), {steps:,} "
-               "steps" + (f" (at least {t.min_steps} on small data)"
-                          if steps == t.min_steps else "")))
+               "steps" + (f" (at least {t.min_steps} on small data)" if floored else "")))
     return (f"Plan: {what}; about {human_seconds(seconds)} on this machine's CPU"
             + ("" if steps is None else ", less if early stopping ends it sooner") + ".")
 

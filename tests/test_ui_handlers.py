@@ -103,6 +103,16 @@ def test_costs_and_advice(handlers):
     assert "all-MiniLM-L6-v2" in plan and "3 epoch(s), learning rate 0.0001, about" in plan
     # 320 rows at batch 32 are 30 steps in 3 epochs: the run trains the floor of 100
     assert "at least 100 steps on this small data; early stopping may end it sooner" in plan
+    # the estimate reads the settings Start reads: 20 evaluations an epoch cost time (it
+    # assumed 4 whatever the form said; the CLI's plan comes from the same helper)
+    def about(evals: int) -> float:  # 3,200 rows: 100 steps an epoch, evaluations every 25 or 5
+        words = text(handlers.costs("alice", form(
+            data_state={**data["data_state"], "n_train": 3200}, evals_per_epoch=evals,
+            model_state=model["model_state"]))["train_plan"])
+        n, unit = re.search(r"about ([\d.]+) (s|min|h)\b", words).groups()
+        return float(n) * {"s": 1, "min": 60, "h": 3600}[unit]
+
+    assert about(20) > 1.2 * about(4)
     now = handlers.costs("alice", form(data_state=data["data_state"], epochs=4,
                                        model_state=model["model_state"]))
     assert "Your settings match it." in text(now["advice"]) and "4 epoch(s)" in text(

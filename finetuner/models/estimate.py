@@ -335,10 +335,12 @@ def method_costs(model_path: str, spec, num_labels: int, n_train: int, mean_toke
 
 
 def run_plan(config, spec, model_path: str, n_train: int, n_eval: int, mean_tokens: float,
-             num_labels: int) -> tuple[int | None, float] | None:
+             num_labels: int) -> tuple[int | None, float, bool] | None:
     """What a run of `config` is planned to take on this machine's CPU, before early stopping
-    ends it sooner: (optimizer steps, None for a one-pass head fit; seconds). `n_train` counts
-    what training reads (windows of long texts). None without training rows."""
+    ends it sooner: (optimizer steps, None for a one-pass head fit; seconds; whether the floor
+    of steps for small data decides rather than the epochs). `n_train` counts what training
+    reads (windows of long texts). None without training rows. The Train tab's plan and the
+    CLI's both come from here."""
     t = config.training
     costs = method_costs(model_path, spec, num_labels, n_train, mean_tokens, n_eval,
                          config.method.lora_r)
@@ -348,9 +350,11 @@ def run_plan(config, spec, model_path: str, n_train: int, n_eval: int, mean_toke
     batch = t.batch_size or CPU_BATCH_SIZE
     seconds = planned_seconds(chosen, n_train, t.epochs, batch, t.max_steps, t.min_steps,
                               t.evals_per_epoch)
-    steps = None if chosen.one_pass else schedule_steps(
-        max(1, math.ceil(n_train / batch)), t.epochs, t.max_steps, t.min_steps)
-    return steps, seconds
+    if chosen.one_pass:
+        return None, seconds, False
+    per_epoch = max(1, math.ceil(n_train / batch))
+    steps = schedule_steps(per_epoch, t.epochs, t.max_steps, t.min_steps)
+    return steps, seconds, not t.max_steps and math.ceil(per_epoch * t.epochs) < t.min_steps
 
 
 @dataclass

@@ -10,14 +10,14 @@ from pathlib import Path
 import gradio as gr
 import yaml
 
-from finetuner.config import RunConfig, TrainingConfig
+from finetuner.config import RunConfig
 from finetuner.errors import FinetunerError
-from finetuner.methods import CPU_BATCH_SIZE, METHOD_TITLES, default_learning_rate
-from finetuner.models.estimate import human_seconds, method_costs, planned_seconds, recommend
+from finetuner.methods import METHOD_TITLES, default_learning_rate
+from finetuner.models.estimate import human_seconds, method_costs, recommend, run_plan
 from finetuner.models.modeling import embedded_name, resolve_model
 from finetuner.tasks import DEFAULT_TASK, TASKS, get_task
 from finetuner.ui import render
-from finetuner.ui.forms import _num, method_of
+from finetuner.ui.forms import _num, method_of, settings_from_form
 from finetuner.ui.tasks import ui as task_ui
 from finetuner.ui.wiring import COST_IN, COST_OUT, FORM, Wiring
 
@@ -111,22 +111,26 @@ class ModelTab:
             + (" Your settings match it." if applied else
                " Not applied: your settings are used until you press \"Use the recommended "
                "settings\"."), "info") if advice else ""
-        chosen = next((c for c in costs if c.method == method_of(form)), None)
+        try:  # the settings as Start would read them (Max steps, evaluations, the floor)
+            settings = settings_from_form(form)
+            planning = RunConfig.from_dict({
+                "task": spec.name, "method": {"method": method_of(form), **settings["method"]},
+                "training": settings["training"]})
+        except FinetunerError:
+            planning = None  # not this view's to judge (the preview below Start says it)
         seconds = floor = None
-        if chosen is not None and chosen.seconds_per_epoch:
-            # the steps the run will plan: its epochs, Max steps, or the floor for small data
-            batch = _num(form.get("batch_size"), int, 0) or CPU_BATCH_SIZE
-            max_steps = _num(form.get("max_steps"), int, 0) or None
-            floor = TrainingConfig().min_steps
-            seconds = planned_seconds(chosen, n_train, epochs, batch, max_steps, floor)
-            if max_steps or chosen.one_pass or -(-n_train // batch) * epochs >= floor:
-                floor = None  # the epochs (or Max steps) decide, not the floor
+        planned = run_plan(planning, spec, model["path"], n_train, (data or {}).get(
+            "n_validation", 0), (data or {}).get("mean_tokens", 32.0), labels
+            ) if planning is not None and n_train else None
+        if planned is not None:  # the steps: its epochs, Max steps, or the floor for small data
+            _, seconds, floored = planned
+            floor = planning.training.min_steps if floored else None
         plan = self.train_plan(form, seconds, floor)
-        try:  # settings Start would refuse (a server's caps): said here, not "Start trains"
+        try:
             config = self.config(user, form, model=resolve_model("default")) if data else None
         except FinetunerError:
-            config = None  # not this view's to judge (the preview below Start says it)
-        if config is not None:
+            config = None
+        if config is not None:  # settings Start would refuse (a server's caps): said here
             try:
                 self.studio.limits.check_config(config)
             except FinetunerError as exc:
