@@ -405,3 +405,31 @@ def test_an_example_is_only_ever_one_of_the_listed_files(handlers):
     for crafted in ("../../etc/passwd", "sentiment.csv", "/etc/hostname", ""):
         with pytest.raises(Exception, match="Pick an example first"):
             handlers.load_example("mallory", form(example=crafted))
+
+
+def test_a_page_reloaded_during_a_comparison_keeps_the_users_own_settings(handlers,
+                                                                          tiny_model):
+    """A comparison's member trains with what the comparison varied (head-only, LoRA...):
+    the reloaded page gets the comparison's data back but the settings the user started it
+    with, so that the next Start trains what they chose, not the member that was running."""
+    user = "alice"
+    values = form(train_file=str(EXAMPLES / "sentiment.csv"), model_choice="folder",
+                  model_path=str(tiny_model), method="full", max_steps=3, epochs=2,
+                  cmp_methods=["head", "lora"], cmp_vary="", cmp_values="", cmp_minutes=0,
+                  cmp_memory=0)
+    handlers.compare(user, values)
+    ws = handlers.studio.workspace(user)
+    group = wait_for(lambda: handlers.studio.groups.list(ws), 30, what="the comparison")[0]
+    handlers.studio.groups.wait(ws, group["id"], timeout=180)
+    members = [ws.run(r.id) for r in ws.list_runs()]
+    assert len(members) == 2
+    for run in members:
+        out = handlers._restore_data(user, run, form())
+        assert out["train_file"].endswith("sentiment.csv") and out["method"] == "full"
+        assert out["max_steps"] == 3 and out["epochs"] == 2 and out["lr"] == values["lr"]
+    # a plain run still gets its own settings back
+    plain = handlers.start(user, form(train_file=str(EXAMPLES / "sentiment.csv"),
+                                      model_choice="folder", model_path=str(tiny_model),
+                                      method="lora", max_steps=2))["current_run"]
+    wait_until_done(handlers, user, plain)
+    assert handlers._restore_data(user, ws.run(plain), form())["method"] == "lora"

@@ -195,6 +195,17 @@ class Groups(GroupViews):
             return None
         return meta.get("name") if meta.get("status") in ("running", "stopping") else None
 
+    def base_of(self, ws, run: RunPaths) -> dict | None:
+        """The settings the user started this run's comparison, search or learning curve
+        with (a member's own config differs in what the group varies), or None for a run
+        that belongs to no group of theirs."""
+        try:
+            group_id = (run.root / "group.txt").read_text().strip()
+            meta = read_json(self.folder(ws, group_id) / "group.json") or {}
+        except (OSError, FinetunerError):
+            return None
+        return meta.get("base") or None
+
     def wait(self, ws, group_id: str, timeout: float | None = None) -> None:
         thread = self._threads.get(str(self.folder(ws, group_id)))
         if thread is not None:

@@ -121,9 +121,12 @@ class TrainTab:
         if "train_file" not in out:
             return {}
         config = read_json(run.config) or {}
-        method, training = config.get("method") or {}, config.get("training") or {}
         # the settings it trains with, so the page (the plan beside Start included) describes
-        # the run it shows rather than the form's defaults
+        # the run it shows rather than the form's defaults; a comparison's or search's member
+        # gives back the settings the user started the group with, not what the group varied
+        # for this member (its method, rate, ...): the next Start trains what the user chose
+        settings = self.studio.groups.base_of(self.studio.workspace(user), run) or config
+        method, training = settings.get("method") or {}, settings.get("training") or {}
         out.update({"method": method.get("method") or DEFAULT_METHOD,
                     "epochs": training.get("epochs"), "lr": training.get("learning_rate"),
                     "max_steps": training.get("max_steps") or 0,
