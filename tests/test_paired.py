@@ -98,3 +98,25 @@ def test_the_comparison_reads_its_members_records(tmp_path):
     assert "Best validation score, tied within noise" in compare_html(view)
     (tmp_path / "lora" / paired.FILE).unlink()  # an older run without a record: unpaired
     assert "tied within the noise of 400 validation rows" in summarize([lora, full])["sentence"]
+
+
+def test_the_comparison_table_says_only_what_each_member_has_done(tmp_path):
+    """'no steps (one pass)' is said of a finished head-only member only (not of one still
+    queued or training), and a member whose training never beat its starting head says so
+    beside its verdict: it shows a head-only member's numbers under another verdict."""
+    from finetuner.ui.render_groups import compare_frame
+
+    gold = np.arange(100) % 2
+    head = {**member(tmp_path, "head", 0.83, 16, classifier(gold, list(range(17)))),
+            "samples_per_second": None, "verdict": "healthy"}
+    full = {**member(tmp_path, "full", 0.83, 184, classifier(gold, list(range(17)))),
+            "verdict": "overfitting", "kept_start": True}
+    lora = {**member(tmp_path, "lora", None, None, classifier(gold, [])),
+            "status": "running", "samples_per_second": None}
+    frame = compare_frame({"kind": "compare",
+                           "summary": summarize([head, full, lora], expected=3)})
+    speed = dict(zip(frame["member"].str.split(" \\(").str[0], frame.iloc[:, 5]))
+    assert speed == {"head-only": "no steps (one pass)", "full fine-tuning": "1.0", "LoRA": ""}
+    verdicts = frame["verdict"].tolist()
+    assert "overfitting; kept its starting head (no step beat it)" in verdicts
+    assert "healthy" in verdicts

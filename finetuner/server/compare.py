@@ -106,6 +106,10 @@ def member_row(name: str, run: RunPaths) -> dict:
             "trainable": (results.get("params") or {}).get("trainable"),
             "total": (results.get("params") or {}).get("total"),
             "gap": gap, "verdict": (results.get("diagnosis") or {}).get("verdict"),
+            # no training step beat the head fitted on the frozen encoder: the kept model is
+            # that head (the same numbers as a head-only member, another verdict on training)
+            "kept_start": bool(best and best["step"] == 0 and len(history) > 1
+                               and (config.get("method") or {}).get("method") != "head"),
             # (step, validation score, epoch): members with other batch sizes are overlaid
             # by epoch
             "curve": [(h["step"], h["val_metric"], h.get("epoch")) for h in history

@@ -130,12 +130,14 @@ def compare_frame(view: dict) -> pd.DataFrame:
             "test (not used for the choice)": _num(r["test"]),
             "training time": "" if r["train_seconds"] is None else f"{r['train_seconds']:.0f} s",
             words.term("samples_per_second"): _num(r["samples_per_second"], ".1f")
-            if r["samples_per_second"] else "no steps (one pass)",
+            if r["samples_per_second"] else "no steps (one pass)"
+            if r["status"] == "completed" and r.get("method") == "head" else "",
             words.term("peak_memory"): "" if r["peak_memory_mb"] is None
             else f"{r['peak_memory_mb']:,.0f} MiB",
             words.term("trainable"): "" if r["trainable"] is None else f"{r['trainable']:,}",
             words.term("gap"): _num(r["gap"], "+.3f"),
-            "verdict": (r["verdict"] or "").replace("_", " "),
+            "verdict": (r["verdict"] or "").replace("_", " ") + (
+                "; kept its starting head (no step beat it)" if r.get("kept_start") else ""),
             "run": r["run"]})
     return pd.DataFrame(rows)
 
