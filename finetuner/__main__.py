@@ -30,6 +30,7 @@ from finetuner.cli.groups import add_group_args, cmd_compare, cmd_learning_curve
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 from finetuner.cli.flags import FLAGS, config_from_args  # noqa: E402, F401 - the flags, in one place
+from finetuner.english import plural  # noqa: E402
 from finetuner.errors import FinetunerError  # noqa: E402
 from finetuner.methods import METHOD_NAMES  # noqa: E402
 from finetuner.runs import format_event  # noqa: E402
@@ -152,7 +153,7 @@ def plan_text(config, source, prepared) -> str | None:
     t = config.training
     what = (f"{METHOD_NAMES[config.method.method]}, "
             + ("one pass to fit the head" if steps is None else
-               f"{t.max_steps} steps" if t.max_steps else f"{t.epochs:g} epoch(s), {steps:,} "
+               f"{t.max_steps} steps" if t.max_steps else f"{plural(t.epochs, 'epoch')}, {steps:,} "
                "steps" + (f" (at least {t.min_steps} on small data)" if floored else "")))
     return (f"Plan: {what}; about {human_seconds(seconds)} on this machine's CPU"
             + ("" if steps is None else ", less if early stopping ends it sooner") + ".")

@@ -126,7 +126,7 @@ def test_upload_train_judge_try_and_download(app_url, page, tmp_path):
     page.get_by_label("Epochs").press("Tab")
     page.get_by_role("tab", name="3 · Train").click()
     expect(page.get_by_text("See the Results tab")).to_have_count(0)
-    expect(page.locator("#train-plan")).to_contain_text("5 epoch(s)")
+    expect(page.locator("#train-plan")).to_contain_text("5 epochs")
     expect(page.locator("#train-plan")).to_contain_text("ONNX export after training")
     shot(page, tmp_path, "05b-next-plan")
 
@@ -219,7 +219,7 @@ def reload_reattaches_and_stop_twice(app_url, page, tmp_path):
     page.get_by_role("tab", name="2 · Model & method").click()
     expect(page.get_by_label("Epochs")).to_have_value("50")
     page.get_by_role("tab", name="3 · Train").click()
-    expect(page.locator("#train-plan")).to_contain_text("50 epoch(s)")
+    expect(page.locator("#train-plan")).to_contain_text("50 epochs")
     # a second page opened while the run trains, and a file uploaded while its load is still
     # being answered (the load's request held here until the upload has landed): the upload
     # wins. The load used to restore the running run's file from its snapshot of the empty

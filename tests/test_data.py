@@ -190,7 +190,7 @@ def test_class_with_a_single_example(tmp_path):
     path = write_csv(tmp_path / "single.csv", rows)
     err = error_of(path)
     assert err.code == "single_example"
-    assert "'postive'" in str(err) and "row(s) [42]" in str(err)
+    assert "'postive'" in str(err) and "(row 42)" in str(err)
 
 
 def test_labels_unseen_in_training(tmp_path):
@@ -236,7 +236,7 @@ def test_empty_rows_are_dropped_and_counted(tmp_path):
     report = prepare(config_for(path)).report
     assert report.dropped == {"empty text": 2, "empty label": 1}
     assert sum(report.rows.values()) == 40
-    assert any("Dropped 3 row(s)" in f.message for f in report.findings)
+    assert any("Dropped 3 rows" in f.message for f in report.findings)
 
 
 # ---------------------------------------------------------------- splits and report
@@ -278,7 +278,7 @@ def test_report_flags_imbalance_rare_classes_and_leakage(tmp_path):
     codes = Counter(f.code for f in report.findings)
     assert codes["imbalance"] == 1 and codes["rare_classes"] == 1 and codes["leakage"] == 1
     leak = next(f for f in report.findings if f.code == "leakage")
-    assert leak.message.startswith("7 validation row(s)")
+    assert leak.message.startswith("7 validation rows also appear")
     assert report.rows == {"train": 108, "validation": 7, "test": 2}
 
 

@@ -132,7 +132,7 @@ def test_iob1_is_converted_to_bio(tmp_path):
     assert source.sentences[0]["tags"] == ["B-PER", "I-PER", "O", "B-PER", "O", "B-LOC"]
     assert source.sentences[1]["tags"] == ["B-PER", "B-PER", "O"]
     note = next(f for f in source.findings if f.code == "scheme")
-    assert "IOB1" in note.message and "4 opening I- tag(s)" in note.message
+    assert "IOB1" in note.message and "4 opening I- tags were converted" in note.message
 
 
 def test_an_i_tag_opening_an_entity_in_bio_is_repaired_with_a_warning(tmp_path):
@@ -146,7 +146,7 @@ def test_an_i_tag_opening_an_entity_in_bio_is_repaired_with_a_warning(tmp_path):
     assert source.sentences[2]["tags"] == ["O", "B-LOC", "I-LOC"]
     warning = next(f for f in source.findings if f.code == "repaired_tags")
     assert warning.level == "warning"
-    assert warning.message.startswith("2 I- tag(s)") and "lines [1, 10]" in warning.message
+    assert warning.message.startswith("2 I- tags in") and "lines [1, 10]" in warning.message
 
 
 def test_bioes_is_converted(tmp_path):
@@ -180,7 +180,7 @@ def test_empty_sentences_are_skipped_or_fatal(tmp_path):
     rows[9] = {"tokens": "", "tags": ""}
     prepared = ner.prepare(cfg(write_jsonl(tmp_path / "some.jsonl", rows)))
     assert prepared.report.dropped == {"empty sentence": 2}
-    assert "Skipped 2 empty sentence(s)." in prepared.report.warnings()
+    assert "Skipped 2 empty sentences." in prepared.report.warnings()
     empty = write_jsonl(tmp_path / "empty.jsonl", [{"tokens": [], "tags": []}] * 3)
     assert fail(empty).code == "all_texts_empty"
 
@@ -194,7 +194,7 @@ def test_a_single_tag_and_malformed_tags_are_refused(tmp_path):
                                           (["Bo", "in", "Oslo"], ["PER", "O", "B_LOC"])])
     error = fail(path)
     assert error.code == "bad_tags"
-    assert "2 malformed tag(s)" in error.message and "'PER'" in error.message
+    assert "2 malformed tags" in error.message and "'PER'" in error.message
     assert "line 5" in error.message and "B-TYPE / I-TYPE" in error.remedy
 
 
@@ -221,7 +221,7 @@ def test_entity_types_missing_from_training_are_refused(tmp_path):
                                            (["Ann", "Lee"], ["B-PER", "I-PER"])])
     error = fail(cfg(train, test_file=test))
     assert error.code == "unseen_label"
-    assert "The test data has entity type(s) 'ORG'" in error.message
+    assert "The test data has entity type 'ORG'" in error.message
     assert "lines [1]" in error.message
 
 
@@ -273,8 +273,8 @@ def test_rare_types_truncation_and_leakage_are_reported(tmp_path):
     report = ner.prepare(cfg(train, validation_file=test, test_file=test, max_length=10),
                          count_tokens).report
     messages = " ".join(report.warnings())
-    assert "Entity type(s) 'ORG' have fewer than 10" in messages
-    assert "5 test sentence(s) also appear in the training data" in messages
+    assert "Entity type 'ORG' has fewer than 10" in messages
+    assert "5 test sentences also appear in the training data" in messages
     assert "cut" in messages and "Words cut off are predicted O." in messages
     assert report.rows == {"train": 41, "validation": 5, "test": 5}
 

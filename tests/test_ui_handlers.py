@@ -100,7 +100,11 @@ def test_costs_and_advice(handlers):
     # beside Start: what it would train now
     plan = text(out["train_plan"])
     assert "Start trains: " in plan and "320 training, 40 validation rows" in plan
-    assert "all-MiniLM-L6-v2" in plan and "3 epoch(s), learning rate 0.0001, about" in plan
+    assert "all-MiniLM-L6-v2" in plan and "3 epochs, learning rate 0.0001, about" in plan
+    # the method table's time for the whole run is the plan's (it said "3 min for 3" epochs
+    # beside "about 6 min" for the floor of steps)
+    whole = re.search(r"about ([\d.]+ (?:s|min|h))", plan).group(1)
+    assert f"per epoch; this run about {whole} (at least 100 steps" in text(out["method_info"])
     # 320 rows at batch 32 are 30 steps in 3 epochs: the run trains the floor of 100
     assert "at least 100 steps on this small data; early stopping may end it sooner" in plan
     # the estimate reads the settings Start reads: 20 evaluations an epoch cost time (it
@@ -115,14 +119,17 @@ def test_costs_and_advice(handlers):
     assert about(20) > 1.2 * about(4)
     now = handlers.costs("alice", form(data_state=data["data_state"], epochs=4,
                                        model_state=model["model_state"]))
-    assert "Your settings match it." in text(now["advice"]) and "4 epoch(s)" in text(
+    assert "Your settings match it." in text(now["advice"]) and "4 epochs" in text(
         now["train_plan"])
     # settings that outlive a run (after a comparison, a new upload) are said, not carried
     # silently
     kept = text(handlers.costs("alice", form(
         data_state=data["data_state"], model_state=model["model_state"], method="head",
         onnx=True, max_steps=8, lr=0.02))["train_plan"])
-    assert "Head only (frozen encoder), 3 epoch(s), learning rate 0.02" in kept, kept
+    # head-only is one fit on the frozen features: no epochs, no learning rate
+    assert "Head only (frozen encoder): one pass, the new head is fitted on the frozen " \
+           "encoder's features, about" in kept, kept
+    assert "epoch" not in kept and "learning rate" not in kept
     assert "at least 100 steps" not in kept  # one pass (and Max steps decides anyway)
     assert "Also set: at most 8 steps; ONNX export after training." in kept, kept
     assert "Also set" not in plan

@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass, field
 
 import pandas as pd
 
+from finetuner.english import plural
 from finetuner.errors import DataError
 
 TOKEN_SAMPLE_ROWS = 20_000  # the data check counts tokens on at most this many examples
@@ -141,18 +142,19 @@ def shared_count(train_keys: Sequence[str], other_keys: Sequence[str]) -> int:
 
 
 def leakage_findings(train_keys: Sequence[str], splits: dict, key, rows: str,
-                     appear: str = "also appear in the training data") -> tuple[dict, list]:
+                     appear: str = "in the training data") -> tuple[dict, list]:
     """Counts per held-out split of examples (by `key`) that are also training examples, and
     a warning for each split that has any.
 
-    `rows` names the examples ("row(s)", "sentence(s)"); `appear` says how they repeat."""
+    `rows` names one example ("row", "sentence"); `appear` says where they repeat."""
     counts, findings = {}, []
     for split in ("validation", "test"):
         n = counts[split] = shared_count(train_keys, [key(e) for e in splits[split]])
         if n:
             findings.append(Finding(
                 "warning", "leakage",
-                f"{n} {split} {rows} {appear}, so {split} scores will be too optimistic. "
+                f"{plural(n, f'{split} {rows}')} also {'appears' if n == 1 else 'appear'} "
+                f"{appear}, so {split} scores will be too optimistic. "
                 f"Remove them from the {split} file."))
     return counts, findings
 
@@ -212,7 +214,8 @@ def truncation_finding(stats: dict) -> Finding | None:
     return Finding(
         level,
         "truncation",
-        f"{about}{stats['truncated']:,} example(s) ({share:.1%}) are longer than max_length "
+        f"{about}{plural(stats['truncated'], 'example')} ({share:.1%}) are longer than "
+        "max_length "
         f"{stats['max_length']} tokens and will be cut (the longest has {stats['max']})"
         f"{sample_note(stats)}. "
         + ("Raise max_length (costs time) if the end of long texts matters."

@@ -6,6 +6,7 @@ labels never predicted. Pure functions; no torch."""
 
 from __future__ import annotations
 
+from finetuner.english import plural
 from finetuner.evaluation.curves import Curves, _f, _learnable_by_baseline
 from finetuner.tasks import NO_LABEL
 
@@ -123,8 +124,9 @@ def _too_little_data(data: dict, unit: str = "training examples") -> list[str]:
     if counts:
         label, n = min(counts.items(), key=lambda kv: kv[1])
         if n < MIN_PER_CLASS:
-            what = "entities" if unit == "training sentences" else "training examples"
-            out.append(f"Label '{label}' has only {n} {what}.")
+            what = ("entity", "entities") if unit == "training sentences" else \
+                ("training example", "training examples")
+            out.append(f"Label '{label}' has only {plural(n, *what)}.")
     n_val = data.get("n_validation")
     if n_val is not None and n_val < MIN_VALIDATION:
         out.append(f"The validation split has {n_val} rows, so one example moves the score by "

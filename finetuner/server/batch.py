@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from finetuner.data.bounds import Bounds
+from finetuner.english import plural
 from finetuner.errors import FinetunerError
 from finetuner.runs import read_json, tail, write_json
 from finetuner.server.environment import worker_env
@@ -159,8 +160,8 @@ class BatchJobs:
                     "Wait for it to finish, then start the next.", code="batch_busy")
             if len(self._jobs) >= self.max_jobs:
                 raise FinetunerError(
-                    f"This server is already predicting {len(self._jobs)} file(s) for other "
-                    f"users, its limit at once (FINETUNER_MAX_BATCH_JOBS).",
+                    f"This server is already predicting {plural(len(self._jobs), 'file')} for "
+                    f"other users, its limit at once (FINETUNER_MAX_BATCH_JOBS).",
                     "Try again in a few minutes.", code="batch_full")
             _sweep(Path(folder), KEEP_PER_USER - 1)
             job_id = time.strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(4)

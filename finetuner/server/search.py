@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from finetuner.config import RunConfig
+from finetuner.english import plural
 from finetuner.errors import FinetunerError
 from finetuner.results import read_results
 from finetuner.runs import RunPaths, write_json
@@ -138,7 +139,7 @@ class Search:
                 break
             if budget.minutes is not None and self._minutes() >= budget.minutes:
                 log(f"Time budget of {budget.minutes:g} min spent after "
-                    f"{len(self.finished_trials())} trial(s).")
+                    f"{plural(len(self.finished_trials()), 'trial')}.")
                 break
             trial = self.study.ask()
             config = suggest(trial, self.base, self.state["space"])
@@ -227,8 +228,8 @@ class Search:
                      seconds=(seen.results.get("timing") or {}).get("train_seconds"))
         self._save()
         log(f"trial {trial.number}: {entry['state']}, best validation {metric} "
-            f"{'n/a' if value is None else f'{value:.4f}'} after {entry['evaluations']} "
-            "evaluation(s)")
+            f"{'n/a' if value is None else f'{value:.4f}'} after "
+            f"{plural(entry['evaluations'], 'evaluation')}")
         return entry["state"]
 
     def _reattach(self, launcher: Launcher, log) -> None:

@@ -11,6 +11,7 @@ from collections import Counter
 
 from finetuner.config import RunConfig
 from finetuner.data.splits import Finding, TokenCounter, clean_label, clean_text, sort_labels
+from finetuner.english import plural
 from finetuner.errors import DataError
 from finetuner.tasks import PreparedData, bagofwords, windows
 from finetuner.tasks.table import MISSING, RowKind, detect_columns, featurize_rows, prepare_rows
@@ -46,8 +47,9 @@ def _check_train(train: list[dict], splitting: bool) -> None:
     if splitting and single:
         rows = [e["row"] for e in train if e["label"] in single][:5]
         raise DataError(
-            f"Label(s) {', '.join(repr(s) for s in single)} occur only once (row(s) {rows}). "
-            "One example can be neither learned nor tested.",
+            (f"Label {single[0]!r} occurs only once (row {rows[0]}). " if len(single) == 1
+             else f"Labels {', '.join(repr(s) for s in single)} occur only once (rows "
+             f"{rows}). ") + "One example can be neither learned nor tested.",
             "Add more examples of it, fix it if it is a typo, or remove that row.",
             code="single_example",
         )
@@ -60,9 +62,11 @@ def _check_unseen(splits: dict, labels: list[str], config: RunConfig) -> None:
         if unseen:
             names = ", ".join(repr(k) for k in sorted(unseen))
             raise DataError(
-                f"The {split} data has label(s) {names} that never occur in the training data.",
+                f"The {split} data has {'label' if len(unseen) == 1 else 'labels'} {names} "
+                "that never occur in the training data.",
                 "The model cannot learn a label it never sees: add training examples of it or "
-                f"remove those {sum(unseen.values())} row(s) from the {split} file.",
+                f"remove {'that' if sum(unseen.values()) == 1 else 'those'} "
+                f"{plural(sum(unseen.values()), 'row')} from the {split} file.",
                 code="unseen_label",
             )
 
@@ -88,7 +92,8 @@ def _report(splits: dict, labels: list[str], findings: list[Finding]) -> tuple[d
     if rare:
         findings.append(Finding(
             "warning", "rare_classes",
-            f"Label(s) {', '.join(repr(r) for r in rare)} have fewer than {MIN_PER_CLASS_WARN} "
+            f"{'Label' if len(rare) == 1 else 'Labels'} {', '.join(repr(r) for r in rare)} "
+            f"{'has' if len(rare) == 1 else 'have'} fewer than {MIN_PER_CLASS_WARN} "
             "training examples; the model will learn them poorly and their test scores are "
             "noisy.",
         ))

@@ -18,6 +18,7 @@ import numpy as np
 
 from finetuner.config import RunConfig
 from finetuner.data.splits import Finding, TokenCounter, clean_label, sort_labels
+from finetuner.english import plural
 from finetuner.errors import DataError
 from finetuner.metrics.multilabel import (
     RULE_WORDS,
@@ -119,7 +120,8 @@ def _check_unseen(splits: dict, labels: list[str], config: RunConfig) -> None:
         if unseen:
             names = ", ".join(repr(k) for k in sorted(unseen))
             raise DataError(
-                f"The {split} data has label(s) {names} that never occur in the training data.",
+                f"The {split} data has {'label' if len(unseen) == 1 else 'labels'} {names} "
+                "that never occur in the training data.",
                 "The model cannot learn a label it never sees: add training examples of it or "
                 f"remove it from the {split} file.",
                 code="unseen_label",
@@ -138,21 +140,24 @@ def _report(splits: dict, labels: list[str], findings: list[Finding]) -> tuple[d
     if too_rare:
         findings.append(Finding(
             "warning", "too_rare",
-            f"Label(s) {', '.join(repr(n) for n in too_rare)} have fewer than {TOO_RARE} "
+            f"{'Label' if len(too_rare) == 1 else 'Labels'} "
+            f"{', '.join(repr(n) for n in too_rare)} {'has' if len(too_rare) == 1 else 'have'} "
+            f"fewer than {TOO_RARE} "
             "training examples: too rare to learn (the model will hardly ever predict them) "
             "and their scores mean little. Add examples, or merge or drop those labels.",
         ))
     if rare:
         findings.append(Finding(
             "warning", "rare_classes",
-            f"Label(s) {', '.join(repr(n) for n in rare)} have fewer than {RARE} training "
+            f"{'Label' if len(rare) == 1 else 'Labels'} {', '.join(repr(n) for n in rare)} "
+            f"{'has' if len(rare) == 1 else 'have'} fewer than {RARE} training "
             "examples; the model will learn them poorly.",
         ))
     absent = [n for n in labels if not counts["validation"].get(n)]
     if absent:
         findings.append(Finding(
             "info", "absent_in_validation",
-            f"{len(absent)} label(s) never occur in the validation split "
+            f"{plural(len(absent), 'label')} never occur in the validation split "
             f"({', '.join(repr(n) for n in absent[:8])}{'...' if len(absent) > 8 else ''}): "
             "their thresholds stay at 0.5 and the choice of checkpoint cannot see them.",
         ))

@@ -27,6 +27,7 @@ from finetuner.data.splits import (
     token_sample,
     truncation_finding,
 )
+from finetuner.english import plural
 from finetuner.errors import DataError
 from finetuner.metrics.ner import entities, entity_metrics
 from finetuner.tasks import PreparedData
@@ -108,7 +109,8 @@ def _check_unseen(splits: dict, labels: list[str], sources: list[Source]) -> Non
             rows = [s["row"] for s in splits[split]
                     if any(k in unseen for k, _, _ in entities(s["tags"]))][:5]
             raise DataError(
-                f"The {split} data has entity type(s) {names} that never occur in the training "
+                f"The {split} data has {'entity type' if len(unseen) == 1 else 'entity types'} "
+                f"{names} that never occur in the training "
                 f"data ({sum(unseen.values())} entities, e.g. at {where}s {rows}).",
                 "The model cannot learn a type it never sees: add training sentences with it, "
                 f"or tag those entities O in the {split} file.",
@@ -124,13 +126,14 @@ def _report(splits, train_src: Source, sources: list[Source], labels: list[str],
         dropped.update(source.dropped)
     if dropped:
         findings.append(Finding("warning", "dropped",
-                                f"Skipped {sum(dropped.values())} empty sentence(s)."))
+                                f"Skipped {plural(sum(dropped.values()), 'empty sentence')}."))
     counts = {split: dict(sorted(entity_types(ex).items())) for split, ex in splits.items()}
     rare = sorted(k for k, n in counts["train"].items() if n < MIN_PER_TYPE_WARN)
     if rare:
         findings.append(Finding(
             "warning", "rare_classes",
-            f"Entity type(s) {', '.join(repr(r) for r in rare)} have fewer than "
+            f"{'Entity type' if len(rare) == 1 else 'Entity types'} "
+            f"{', '.join(repr(r) for r in rare)} {'has' if len(rare) == 1 else 'have'} fewer than "
             f"{MIN_PER_TYPE_WARN} training examples; the model will find them poorly and their "
             "test scores are noisy.",
         ))
@@ -144,8 +147,9 @@ def _report(splits, train_src: Source, sources: list[Source], labels: list[str],
         extra = (f" {conflicts} of them appear with different tags, which the model cannot "
                  "all get right; fix those tags." if conflicts else "")
         findings.append(Finding("warning" if conflicts else "info", "duplicates",
-                                f"{dups} training sentence(s) repeat an earlier one.{extra}"))
-    leaks, found = leakage_findings(train_keys, splits, _key, "sentence(s)")
+                                f"{plural(dups, 'training sentence')} repeat an earlier one."
+                                f"{extra}"))
+    leaks, found = leakage_findings(train_keys, splits, _key, "sentence")
     findings += found
     stats = {}
     if count_tokens is not None:

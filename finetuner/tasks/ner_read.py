@@ -16,6 +16,7 @@ from pathlib import Path
 from finetuner.config import DataConfig
 from finetuner.data.splits import Finding, clean_text, column_by_name, require_columns
 from finetuner.data.tables import decode_text, read_bytes, read_table
+from finetuner.english import plural
 from finetuner.errors import DataError
 from finetuner.metrics.ner import (
     bio_style_b_tags,
@@ -234,8 +235,8 @@ def _check_tags(source: Source) -> None:
     if bad:
         shown = ", ".join(repr(t) for t, _ in bad.most_common(5))
         raise DataError(
-            f"'{source.name}' has {sum(bad.values())} malformed tag(s): {shown} (first in the "
-            f"sentence at {source.where} {first}).",
+            f"'{source.name}' has {plural(sum(bad.values()), 'malformed tag')}: {shown} "
+            f"(first in the sentence at {source.where} {first}).",
             "Each tag must be O, or B-TYPE / I-TYPE such as B-PER and I-PER (BIO or IOB1 "
             "scheme); fix or rename those tags.",
             code="bad_tags",
@@ -262,8 +263,8 @@ def _normalise_scheme(source: Source) -> None:
     elif n_open and not bio_b:
         source.scheme = "IOB1"
         message = (f"'{name}' uses IOB1 tags (entities start with I-, B- only separates two "
-                   f"touching entities of one type); {n_open} opening I- tag(s) were converted "
-                   "to B-, giving BIO.")
+                   f"touching entities of one type); {plural(n_open, 'opening I- tag')} "
+                   f"{'was' if n_open == 1 else 'were'} converted to B-, giving BIO.")
     else:
         source.scheme = "BIO"
         message = f"'{name}' uses BIO tags (B- starts an entity, I- continues it)."
@@ -272,7 +273,8 @@ def _normalise_scheme(source: Source) -> None:
         rows = [row for row, n in opening if n][:5]
         source.findings.append(Finding(
             "warning", "repaired_tags",
-            f"{n_open} I- tag(s) in '{name}' start an entity, which BIO does not allow (in the "
-            f"sentences at {source.where}s {rows}); they were read as B- tags. Check those "
+            f"{plural(n_open, 'I- tag')} in '{name}' {'starts' if n_open == 1 else 'start'} an "
+            f"entity, which BIO does not allow (in the sentences at {source.where}s {rows}); "
+            f"{'it was' if n_open == 1 else 'they were'} read as B- tags. Check those "
             "sentences: a B- tag may be missing or mistyped.",
         ))

@@ -32,6 +32,7 @@ from finetuner.data.splits import (
     sample_note,
     token_sample,
 )
+from finetuner.english import plural
 from finetuner.metrics.squad import exact_match, f1_score, squad_scores
 from finetuner.tasks import PreparedData
 from finetuner.tasks.pipeline import hold_out, read_splits, require_held_out
@@ -122,10 +123,11 @@ def _report(splits, columns, log, split_by, data, count_tokens) -> DataReport:
     train_keys = [_key(e) for e in train]
     dups = duplicate_count(train_keys)
     if dups:
-        findings.append(Finding("info", "duplicates", f"{dups} training question(s) repeat an "
-                                "earlier question about the same context."))
-    leaks, found = leakage_findings(train_keys, splits, _key, "question(s)",
-                                  "also appear, with the same context, in the training data")
+        findings.append(Finding("info", "duplicates",
+                                f"{plural(dups, 'training question')} repeat an earlier "
+                                "question about the same context."))
+    leaks, found = leakage_findings(train_keys, splits, _key, "question",
+                                  "with the same context in the training data")
     findings += found
     stats, windows = {}, {}
     if count_tokens is not None:

@@ -18,6 +18,7 @@ import pandas as pd
 
 from finetuner.config import RunConfig
 from finetuner.data.splits import Finding, TokenCounter, clean_label
+from finetuner.english import plural
 from finetuner.errors import DataError
 from finetuner.tasks import PreparedData, bagofwords, windows
 from finetuner.tasks.classification import example_from_input, examples_from_frame  # noqa: F401 - same
@@ -54,7 +55,7 @@ def _check_train(train: list[dict], splitting: bool) -> None:
     values = {e["label"] for e in train}
     if len(values) < MIN_DISTINCT:
         raise DataError(
-            f"The training targets take only {len(values)} distinct value(s).",
+            f"The training targets take only {plural(len(values), 'distinct value')}.",
             "Regression learns a number that varies; for a few fixed answers choose text "
             "classification.", code="constant_target",
         )
@@ -88,7 +89,7 @@ def _report(splits: dict, labels: list[str], findings: list[Finding]) -> tuple[d
     if outside:
         findings.append(Finding(
             "warning", "outside_range",
-            f"{outside} validation/test value(s) lie outside the training range "
+            f"{plural(outside, 'validation/test value')} lie outside the training range "
             f"{low:.4g}-{high:.4g}: models predict those poorly.",
         ))
     return counts, {"target": {"min": low, "max": high, "mean": round(mean, 6),

@@ -32,6 +32,7 @@ from finetuner.data.splits import (
     truncation_finding,
 )
 from finetuner.data.tables import Table, read_table
+from finetuner.english import plural
 from finetuner.errors import DataError
 from finetuner.tasks import PreparedData
 from finetuner.tasks.pipeline import hold_out, missing_parts, read_splits, require_held_out
@@ -265,7 +266,8 @@ def _report(splits, columns, labels, dropped, findings, config, count_tokens,
     if dropped:
         total = sum(dropped.values())
         why = " and ".join(f"{n} with {k}" for k, n in dropped.items())
-        findings.append(Finding("warning", "dropped", f"Dropped {total} row(s): {why}."))
+        findings.append(Finding("warning", "dropped",
+                                f"Dropped {plural(total, 'row')}: {why}."))
     counts, extra = kind.report(splits, labels, findings)
     train_keys = [key(e) for e in splits["train"]]
     dups = duplicate_count(train_keys)
@@ -274,11 +276,13 @@ def _report(splits, columns, labels, dropped, findings, config, count_tokens,
         for e in splits["train"]:
             by_key.setdefault(key(e), set()).add(_hashable(e["label"]))
         conflicts = sum(1 for v in by_key.values() if len(v) > 1)
-        more = (f" {conflicts} text(s) appear with different labels, which the model cannot "
+        more = (f" {plural(conflicts, 'text')} appear with different labels, which the "
+                "model cannot "
                 "get right; fix those labels." if conflicts else "")
         findings.append(Finding("warning" if conflicts else "info", "duplicates",
-                                f"{dups} training row(s) repeat an earlier text.{more}"))
-    leaks, found = leakage_findings(train_keys, splits, key, "row(s)")
+                                f"{plural(dups, 'training row')} repeat an earlier text."
+                                f"{more}"))
+    leaks, found = leakage_findings(train_keys, splits, key, "row")
     findings += found
     stats: dict = {}
     options: dict = {}

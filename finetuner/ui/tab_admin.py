@@ -5,6 +5,7 @@ from __future__ import annotations
 import gradio as gr
 import pandas as pd
 
+from finetuner.english import plural
 from finetuner.ui import render
 from finetuner.ui.wiring import Wiring
 
@@ -22,7 +23,8 @@ class AdminTab:
         return {"admin_table": frame,
                 "admin_pick": gr.update(choices=[(f"{r['run']} · {r['owner']} · {r['status']}",
                                                   r["id"]) for r in rows], value=None),
-                "admin_msg": render.message(f"{len(rows)} job(s) running or waiting.", "info")}
+                "admin_msg": render.message(f"{plural(len(rows), 'job')} running or waiting.",
+                                            "info")}
 
     def admin_cancel(self, user: str, form: dict) -> dict:
         text = self.studio.admin_cancel(user, form.get("admin_pick"))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import gradio as gr
 
 from finetuner.data.tables import read_table
+from finetuner.english import plural
 from finetuner.errors import FinetunerError
 from finetuner.models.modeling import resolve_model
 from finetuner.tasks import DEFAULT_TASK, get_task
@@ -132,7 +133,7 @@ class DataTab:
         }
         warnings = len(prepared.report.warnings())
         ready = "The data is ready to train on." + (
-            f" Read the {warnings} warning(s) below." if warnings else "")
+            f" Read the {plural(warnings, 'warning')} below." if warnings else "")
         out["data_msg"] = render.message(ready, "warning" if warnings else "ok")
         out["report"] = render.report_html(report)
         out["label_plot"] = render.label_chart(report)

@@ -3,6 +3,7 @@ beside Start and the command-line preview."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import shlex
 from pathlib import Path
@@ -11,6 +12,7 @@ import gradio as gr
 import yaml
 
 from finetuner.config import RunConfig
+from finetuner.english import plural
 from finetuner.errors import FinetunerError
 from finetuner.methods import METHOD_TITLES, default_learning_rate
 from finetuner.models.estimate import human_seconds, method_costs, recommend, run_plan
@@ -46,7 +48,8 @@ class ModelTab:
         return out
 
     @staticmethod
-    def train_plan(form: dict, seconds: float | None = None, floor: int | None = None) -> str:
+    def train_plan(form: dict, seconds: float | None = None, floor: int | None = None,
+                   one_pass: bool = False) -> str:
         """Beside Start: what it would train now, or why it is locked."""
         data, model = form.get("data_state"), form.get("model_state")
         if not data:
@@ -64,11 +67,13 @@ class ModelTab:
         rate = _num(form.get("lr"), float, None)
         rate = f", learning rate {rate:g}" if rate else ""
         extras = _extras(form)
+        how = (f"{method}: one pass, the new head is fitted on the frozen encoder's features"
+               f"{when}." if one_pass else
+               f"{method}, {plural(epochs, 'epoch')}{rate}{when} ("
+               + (f"at least {floor} steps on this small data; " if floor else "")
+               + "early stopping may end it sooner).")
         return render.message(
-            f"Start trains: {task} on {rows}; model {model.get('display') or 'chosen'}; "
-            f"{method}, {epochs:g} epoch(s){rate}{when} ("
-            + (f"at least {floor} steps on this small data; " if floor else "")
-            + "early stopping may end it sooner)."
+            f"Start trains: {task} on {rows}; model {model.get('display') or 'chosen'}; {how}"
             + (f" Also set: {'; '.join(extras)}." if extras else ""), "ok")
 
     def costs(self, user: str, form: dict) -> dict:
@@ -83,14 +88,34 @@ class ModelTab:
                              (data or {}).get("mean_tokens", 32.0),
                              (data or {}).get("n_validation", 0),
                              _num(form.get("lora_r"), int, 8))
-        epochs = _num(form.get("epochs"), float, 3.0) or 3.0
+        try:  # the settings as Start would read them (Max steps, evaluations, the floor)
+            settings = settings_from_form(form)
+            planning = RunConfig.from_dict({
+                "task": spec.name, "method": {"method": method_of(form), **settings["method"]},
+                "training": settings["training"]})
+        except FinetunerError:
+            planning = None  # not this view's to judge (the preview below Start says it)
+        n_val, tokens = (data or {}).get("n_validation", 0), (data or {}).get("mean_tokens", 32.0)
+
+        def plan_of(method: str):  # (steps, seconds, floored) of a run with this method
+            if planning is None or not n_train:
+                return None
+            config = dataclasses.replace(
+                planning, method=dataclasses.replace(planning.method, method=method))
+            return run_plan(config, spec, model["path"], n_train, n_val, tokens, labels)
+
         rows = []
         for c in costs:
             chosen = c.method == method_of(form)
+            planned = plan_of(c.method) if c.seconds_per_epoch else None
+            # the whole run as set (its epochs, Max steps or the floor of steps), the same
+            # number as the plan beside Start
+            run_text = f"; this run about {human_seconds(planned[1])}" + (
+                f" (at least {planning.training.min_steps} steps on this small data)"
+                if planned[2] else "") if planned and not c.one_pass else ""
             time_text = (f"≈ {human_seconds(c.seconds_per_epoch)}: one pass, the head is "
                          "fitted on the frozen features" if c.one_pass and c.seconds_per_epoch
-                         else f"≈ {human_seconds(c.seconds_per_epoch)} per epoch, "
-                         f"{human_seconds(c.seconds_per_epoch * epochs)} for {epochs:g}"
+                         else f"≈ {human_seconds(c.seconds_per_epoch)} per epoch{run_text}"
                          if c.seconds_per_epoch else "upload data for a time estimate")
             rows.append(
                 f"<tr{' class=ft-chosen style=font-weight:bold' if chosen else ''}>"
@@ -103,6 +128,7 @@ class ModelTab:
         full = next(c for c in costs if c.method == "full")
         advice = recommend(n_train, labels, full.seconds_per_epoch,
                            full_factor=spec.full_lr_factor) if n_train else None
+        epochs = _num(form.get("epochs"), float, 3.0) or 3.0
         applied = advice is not None and advice.method == method_of(form) and \
             float(advice.epochs) == float(epochs)
         advice_html = render.message(
@@ -111,21 +137,14 @@ class ModelTab:
             + (" Your settings match it." if applied else
                " Not applied: your settings are used until you press \"Use the recommended "
                "settings\"."), "info") if advice else ""
-        try:  # the settings as Start would read them (Max steps, evaluations, the floor)
-            settings = settings_from_form(form)
-            planning = RunConfig.from_dict({
-                "task": spec.name, "method": {"method": method_of(form), **settings["method"]},
-                "training": settings["training"]})
-        except FinetunerError:
-            planning = None  # not this view's to judge (the preview below Start says it)
         seconds = floor = None
-        planned = run_plan(planning, spec, model["path"], n_train, (data or {}).get(
-            "n_validation", 0), (data or {}).get("mean_tokens", 32.0), labels
-            ) if planning is not None and n_train else None
+        planned = plan_of(method_of(form))
         if planned is not None:  # the steps: its epochs, Max steps, or the floor for small data
             _, seconds, floored = planned
             floor = planning.training.min_steps if floored else None
-        plan = self.train_plan(form, seconds, floor)
+        chosen_cost = next((c for c in costs if c.method == method_of(form)), None)
+        plan = self.train_plan(form, seconds, floor,
+                               one_pass=bool(chosen_cost and chosen_cost.one_pass))
         try:
             config = self.config(user, form, model=resolve_model("default")) if data else None
         except FinetunerError:
