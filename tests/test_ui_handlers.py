@@ -199,6 +199,9 @@ def test_train_results_try_and_delete(handlers, tiny_model, tmp_path):
     last = wait_until_done(handlers, user, run_id)
     assert last["seen"]["status"] == "completed"
     assert "step 6 / 6" in last["progress"]
+    # a finished run's line gives the average the Results tab gives, not the last moment's
+    average = re.search(r"(\d+) examples/s on average", last["progress"]).group(1)
+    assert f"its steps ran at {average} examples/s on average" in text(last["metrics"])
     assert "<svg" in last["loss_plot"] and "<polyline" in last["loss_plot"]
     assert "training loss" in last["loss_plot"] and "validation loss" in last["loss_plot"]
     assert "validation (" in last["metric_plot"] and "training sample" in last["metric_plot"]

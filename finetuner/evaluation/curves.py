@@ -110,13 +110,15 @@ class Curves:
             gap = self.gap(row)
             if gap and gap[0] > gap[1] and (row["train_metric"] >= MEMORISED
                                             or gap[0] >= LARGE_GAP):
-                loss = f", training loss {_f(row.get('train_loss'))}" if row.get(
+                # the loss in a sentence of its own: "train 1.00, training loss 0.50 vs
+                # validation 0.84" read as a loss of 0.50 set against a score of 0.84
+                loss = f" (training loss then {_f(row.get('train_loss'))})" if row.get(
                     "train_loss") is not None else ""
                 evidence.append(
-                    f"Train {self.title} {_f(row['train_metric'])}{loss} vs validation "
-                    f"{_f(row['val_metric'])} {when}: a gap of {gap[0]:.2f}, beyond the "
-                    f"±{_f(gap[1])} noise. The model memorised its training rows; on new "
-                    f"data expect about {_f(row['val_metric'])}, not "
+                    f"Train {self.title} {_f(row['train_metric'])} vs validation "
+                    f"{self.title} {_f(row['val_metric'])} {when}{loss}: a gap of "
+                    f"{gap[0]:.2f}, beyond the ±{_f(gap[1])} noise. The model memorised its "
+                    f"training rows; on new data expect about {_f(row['val_metric'])}, not "
                     f"{_f(row['train_metric'])}.")
                 break
         return evidence or None

@@ -89,7 +89,11 @@ def label_chart(report: dict) -> str:
     return f"<div class='ft-bars'><div><b>{esc(title)}</b></div>{rows}</div>"
 
 
-def progress_html(status: str, progress: dict | None, note: str = "") -> str:
+def progress_html(status: str, progress: dict | None, note: str = "",
+                  average: float | None = None) -> str:
+    """The progress line. A run that has ended gives the average speed of its training steps
+    (`average`, what the Results tab says), not the last moment's, which swings with what
+    the machine was doing."""
     label = STATUS_TEXT.get(status, status)
     if note and note.strip().rstrip(".…").lower() in (label.lower(), status.lower()):
         note = ""  # "Training · … · Training" says it twice
@@ -102,8 +106,10 @@ def progress_html(status: str, progress: dict | None, note: str = "") -> str:
     return (
         "<div class='ft-progress' aria-live='polite'>"
         f"<div><b>{esc(label)}</b> · step {step:,} / {total:,} · epoch "
-        f"{progress.get('epoch', 0):.2f} · {progress.get('samples_per_second', 0):.0f} "
-        f"examples/s · time left {esc(eta)}{(' · ' + esc(note)) if note else ''}</div>"
+        f"{progress.get('epoch', 0):.2f} · "
+        + (f"{average:.0f} examples/s on average" if average is not None else
+           f"{progress.get('samples_per_second', 0):.0f} examples/s · time left {esc(eta)}")
+        + f"{(' · ' + esc(note)) if note else ''}</div>"
         f"<progress max='100' value='{pct:.1f}' style='width:100%;height:14px' "
         f"aria-label='training progress'></progress></div>")
 

@@ -35,8 +35,9 @@ def metrics_html(results: dict) -> str:
     timing = results.get("timing") or {}
     meta = (f"<p>Held-out test split{f' ({n:,} examples)' if n else ''}, scored once by the "
             f"best checkpoint chosen on validation (step {results.get('best_step')}). "
-            f"Training took {human_seconds(timing.get('train_seconds'))} at "
-            f"{timing.get('train_samples_per_second', 0):.0f} examples/s.</p>")
+            f"Training took {human_seconds(timing.get('train_seconds'))}; its steps ran at "
+            f"{timing.get('train_samples_per_second', 0):.0f} examples/s on average "
+            "(evaluations not counted).</p>")
     note = message(results["note"], "info") if results.get("note") else ""
     state = "" if status == "completed" else message(f"Run {status}.", "info")
     return (state + f"<div class='ft-metrics'>{cards}</div>" + meta

@@ -185,7 +185,9 @@ class TrainTab:
             key["position"] = position
         loss, score = render.curves(events, spec.primary_metric)
         metric = spec.metric_title
-        out = {"seen": key, "progress": render.progress_html(status, progress, note),
+        average = (results.get("timing") or {}).get("train_samples_per_second") \
+            if status in FINAL_STATUSES else None
+        out = {"seen": key, "progress": render.progress_html(status, progress, note, average),
                "loss_plot": charts.line_chart(loss, "Loss (lower is better)"),
                "metric_plot": charts.line_chart(score, f"{metric} (higher is better)"),
                # as many lines as the box shows: the newest are in view without scrolling
