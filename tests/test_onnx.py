@@ -458,3 +458,40 @@ def test_a_finished_run_is_exported_later_from_the_results_tab(trained, tmp_path
         assert view["onnx_btn"]["visible"] is True
     finally:
         studio.jobs.shutdown()
+
+
+def test_a_regression_export_is_judged_in_the_targets_units():
+    """For numbers the table gives how far ONNX's answers are from PyTorch's in the target's
+    units, then the share that counts as the same (it gave only '50.0% agree', which read as
+    half the answers being wrong), and no exporter jargon."""
+    from finetuner.ui.render_results import onnx_html
+
+    def row(diff, share, points):
+        return {"score": 0.58, "agreement": share, "max_answer_difference": diff,
+                "difference_points": points}
+
+    info = {"metric": "pearson", "exporter": "torch.onnx, dynamo exporter",
+            "max_drop_points": 0.5, "min_agreement": 0.9, "preferred": "onnx",
+            "preferred_batch": "onnx", "same_means": "a number within 1% of the range of "
+            "PyTorch's answers", "latency_ms": {"torch": 21.4, "onnx": 7.8, "onnx-int8": 5.3},
+            "rows_per_second": {"torch": 149, "onnx": 178, "onnx-int8": 164},
+            "kept": {"onnx": {"kept": True, "why": ""},
+                     "onnx-int8": {"kept": False, "why": "agrees on only 50.0% of validation"}},
+            "splits": {s: {"torch": {"score": 0.58}, "onnx": row(0.00021, 1.0, 0.0),
+                           "onnx-int8": row(0.19, 0.5, 0.95)} for s in ("validation", "test")}}
+    import html
+    import re
+
+    def text(markup: str) -> str:
+        return html.unescape(re.sub(r"<[^>]+>", " ", markup))
+
+    page = " ".join(text(onnx_html({"onnx": info})).split())
+    assert "largest difference from PyTorch's number, in your target's units" in page
+    assert "0.00021 / 0.00021 (the same on 100.0% / 100.0%)" in page
+    assert "0.19 / 0.19 (the same on 50.0% / 50.0%)" in page
+    assert "answers that agree" not in page and "dynamo" not in page
+    # a classifier's table keeps the share of answers
+    for split in info["splits"].values():
+        for name in ("onnx", "onnx-int8"):
+            del split[name]["max_answer_difference"]
+    assert "answers that agree with PyTorch" in " ".join(text(onnx_html({"onnx": info})).split())

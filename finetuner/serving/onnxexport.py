@@ -243,6 +243,10 @@ def check(models: dict, tokenizer, meta: dict, splits: dict, interrupt=None) -> 
                 reference = (decisions, outputs, row["score"])
             else:
                 row["agreement"] = round(_agree(decisions, reference[0]), 4)
+                if decisions and all(isinstance(d, float) for d in reference[0]):
+                    # numbers: the largest difference, in the target's own units
+                    worst = max(abs(a - b) for a, b in zip(decisions, reference[0]))
+                    row["max_answer_difference"] = float(f"{worst:.3g}")
                 if row["score"] is not None and reference[2] is not None:
                     row["difference_points"] = round((row["score"] - reference[2]) * 100, 2)
                 row["max_output_difference"] = float(f"{_max_diff(outputs, reference[1]):.3g}")

@@ -61,6 +61,10 @@ def thresholds_html(results: dict) -> str:
             f"tuned on the validation split.{esc(why)}</p>")
 
 
+def _units(value) -> str:
+    return "n/a" if value is None else f"{value:.3g}"
+
+
 def onnx_html(results: dict) -> str:
     """The ONNX export's check: each runtime's agreement with PyTorch and speed."""
     info = results.get("onnx") or {}
@@ -74,24 +78,38 @@ def onnx_html(results: dict) -> str:
         return f"<div class='ft-onnx'>{message(PENDING, 'info')}</div>"
 
     metric = info.get("metric", "")
+    # numbers (regression): how far apart the answers are, in the target's units, before
+    # the share that counts as the same
+    numbers = any("max_answer_difference" in (split.get(name) or {})
+                  for split in info["splits"].values() for name in ("onnx", "onnx-int8"))
+
+    def agreement(val: dict, test: dict) -> str:
+        shares = f"{val.get('agreement', 0):.1%} / {test.get('agreement', 0):.1%}"
+        if not numbers:
+            return shares
+        return (f"{_units(val.get('max_answer_difference'))} / "
+                f"{_units(test.get('max_answer_difference'))} (the same on {shares})")
+
     rows = []
     for name in ("torch", "onnx", "onnx-int8"):
         val = (info["splits"].get("validation") or {}).get(name) or {}
         test = (info["splits"].get("test") or {}).get(name) or {}
         kept = name == "torch" or info["kept"][name]["kept"]
         cells = [TITLES[name] + ("" if kept else f" (not kept: {info['kept'][name]['why']})"),
-                 "reference" if name == "torch" else f"{val.get('agreement', 0):.1%} / "
-                 f"{test.get('agreement', 0):.1%}",
+                 "reference" if name == "torch" else agreement(val, test),
                  "" if name == "torch" else f"{points(val.get('difference_points'))} / "
                  f"{points(test.get('difference_points'))}",
                  f"{info['latency_ms'].get(name, 0):.1f} ms",
                  f"{info['rows_per_second'].get(name, 0):.0f}"]
         rows.append("<tr>" + "".join(f"<td>{esc(c)}</td>" for c in cells) + "</tr>")
-    head = ("<tr><th>runtime</th><th>answers that agree with PyTorch (validation / "
-            "test)</th>"
+    head = ("<tr><th>runtime</th><th>"
+            + ("largest difference from PyTorch's number, in your target's units (validation "
+               "/ test)" if numbers else "answers that agree with PyTorch (validation / test)")
+            + "</th>"
             f"<th>{esc(words.metric_title(metric))} difference, points</th><th>one text</th>"
             "<th>texts/s in batches</th></tr>")
-    text = (f"The model is also exported to ONNX ({esc(info.get('exporter', ''))}). int8 is kept "
+    text = ("The model is also exported to ONNX (a format fast runtimes read) in full "
+            f"precision and as int8 (smaller, usually faster). int8 is kept "
             f"only when it loses at most {info.get('max_drop_points')} points on validation and "
             f"gives PyTorch's answer on at least {info.get('min_agreement', 0.9):.0%} of it; "
             f"the test column is reported, not used to choose. The try-it box uses "
