@@ -357,6 +357,28 @@ def test_method_defaults_follow_the_model_size(handlers, tiny_model, tmp_path):
 
 
 
+def test_an_optional_file_that_does_not_fit_a_new_training_file_is_named(handlers):
+    """A page can hold a test file out of sight (under Optional: restored with an earlier
+    run's data). A new training file with other columns gets its own columns picked, and the
+    sentence names the optional file as the problem, with the fix; the section opens."""
+    values = form(train_file=str(EXAMPLES / "pairs.csv"),
+                  test_file=str(EXAMPLES / "sentiment.csv"))
+    out = handlers.data_changed("alice", values)
+    message = text(out["data_msg"])
+    assert "Column 'premise' is not in 'sentiment.csv'" in message, message
+    assert "one of your optional validation/test files" in message
+    assert "remove it there" in message and "(premise, hypothesis, label)" in message
+    assert out["text_column"]["value"] == "premise"
+    assert out["text_pair_column"]["value"] == "hypothesis"
+    assert out["label_column"]["value"] == "label"
+    assert out["optional_files"]["open"] is True and out["data_state"] is None
+    # a training file with a problem of its own is not blamed on the optional file
+    broken = handlers.check_data("alice", form(
+        train_file=str(EXAMPLES / "pairs.csv"), test_file=str(EXAMPLES / "sentiment.csv"),
+        label_column="nope"))
+    assert "optional" not in text(broken["data_msg"])
+
+
 def test_a_new_file_switches_the_task_either_way(handlers):
     """Scores switch classification to regression; re-uploading the reviews switches it back
     (with the columns picked again), instead of leaving a regression check on class labels."""

@@ -31,7 +31,8 @@ def data_tab(add) -> None:
             add("example", gr.Dropdown(list(EXAMPLES), label="Or start from an example",
                                        value=None, visible=bool(EXAMPLES)))
             add("example_btn", gr.Button("Load example", visible=bool(EXAMPLES)))
-    with gr.Accordion("Optional: your own validation and test files", open=False):
+    with add("optional_files", gr.Accordion("Optional: your own validation and test files",
+                                            open=False)):
         gr.Markdown(f"Without them, {D.data.validation_split:.0%} of the training file is "
                     "held out for validation (to pick the best checkpoint) and "
                     f"{D.data.test_split:.0%} for the final test, keeping the label mix. The "

@@ -115,6 +115,8 @@ class DataTab:
             result = self._data_error(exc)
             result["preview"] = task_preview(task, frame, None)
             result.update(self._column_updates(task, columns, form))
+            if exc.code == "missing_column":
+                result.update(self._optional_file_mismatch(user, form, exc, task, columns))
             return result
         report = prepared.report.to_dict()
         chosen = chosen_columns(task, report["columns"])
@@ -138,6 +140,30 @@ class DataTab:
         out["report"] = render.report_html(report)
         out["label_plot"] = render.label_chart(report)
         return out
+
+    def _optional_file_mismatch(self, user: str, form: dict, exc: FinetunerError, task: str,
+                                columns: list[str]) -> dict:
+        """A validation or test file (under 'Optional', often out of sight: one restored
+        with an earlier run's data) that lacks a column of a new training file: the training
+        file's own columns are detected and picked as usual, the sentence says which file
+        is the problem and how to fix it, and the Optional section opens on it."""
+        optional = [form.get(key) for key in ("val_file", "test_file") if _path(form.get(key))]
+        if not optional:
+            return {}
+        alone = {**form, "val_file": None, "test_file": None}
+        try:
+            prepared = prepare_data(self.config(user, alone, model=resolve_model("default")),
+                                    None, count_tokens=False)
+        except FinetunerError:
+            return {}  # the training file has its own problem: the sentence above says it
+        chosen = chosen_columns(task, prepared.report.to_dict()["columns"])
+        return {**self._column_updates(task, columns, chosen),
+                "data_msg": render.message(
+                    f"{exc.text} That is one of your optional validation/test files (opened "
+                    "below), not the training file: remove it there (its ×) to hold out part "
+                    "of the training file instead, or upload one with the training file's "
+                    f"columns ({', '.join(c for c in chosen.values() if c)}).", "error"),
+                "optional_files": gr.update(open=True)}
 
     @staticmethod
     def _column_updates(task: str, columns: list[str], chosen: dict,
@@ -164,7 +190,8 @@ def wire(w: Wiring) -> None:
     unlocks Start and refreshes the costs, the plan and the command-line preview."""
     C, bind = w.C, w.bind
     form, cost_in, cost_out = FORM, COST_IN, COST_OUT
-    data_out = ["preview", *COLUMN_FIELDS, "report", "label_plot", "data_state"]
+    data_out = ["preview", *COLUMN_FIELDS, "report", "label_plot", "data_state",
+                "optional_files"]
 
     def unlock(state):
         return (gr.update(interactive=state is not None),) * 4
