@@ -423,3 +423,21 @@ def test_the_table_of_wrong_test_examples_says_when_there_are_none():
     mixed = right + [{"text": "b", "label": "y", "predicted": "x", "correct": False}]
     frame = errors_frame(mixed)
     assert list(frame.columns) == ["text", "label", "predicted"] and len(frame) == 1
+    pairs = [{"text": "a", "text_pair": "b", "true": "x", "predicted": "y", "correct": False}]
+    assert list(errors_frame(pairs).columns) == ["text", "second text", "true", "predicted"]
+
+
+def test_the_page_shows_the_run_log_in_its_own_words():
+    """The log box on the Train tab speaks the cards' words; other lines stay as written
+    (a status line can quote a file or a label called 'f1')."""
+    from finetuner.ui.words import plain_log
+
+    log = ("13:19:17 eval step 0: validation micro_f1 0.8301 macro_f1 0.3708 loss 0.0266 | "
+           "train micro_f1 0.9094 *best*\n"
+           "13:20:01 step 2/222 epoch 0.03 loss 0.0622 lr 1.43e-05 25 samples/s ETA 1m\n"
+           "13:11:14 [preparing] Reading f1_scores.csv with labels f1, lr")
+    lines = plain_log(log).split("\n")
+    assert lines[0] == ("13:19:17 eval step 0: validation Micro-F1 0.8301 Macro-F1 0.3708 "
+                        "loss 0.0266 | train Micro-F1 0.9094 (best so far)")
+    assert "learning rate 1.43e-05 25 examples/s" in lines[1]
+    assert lines[2] == "13:11:14 [preparing] Reading f1_scores.csv with labels f1, lr"

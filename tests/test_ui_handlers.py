@@ -205,6 +205,7 @@ def test_train_results_try_and_delete(handlers, tiny_model, tmp_path):
     assert "<svg" in last["loss_plot"] and "<polyline" in last["loss_plot"]
     assert "training loss" in last["loss_plot"] and "validation loss" in last["loss_plot"]
     assert "validation (" in last["metric_plot"] and "training sample" in last["metric_plot"]
+    assert "Macro-F1 (higher is better)" in last["metric_plot"]  # the cards' own title
     assert "ft-verdict" in last["verdict"] and "data-metric='accuracy'" in last["metrics"]
     assert list(last["per_class"]["value"]["label"]) == ["negative", "positive"]
     assert "Confusion matrix" in last["confusion"]

@@ -242,7 +242,9 @@ def errors_frame(rows: list[dict], limit: int = 200) -> pd.DataFrame:
         return pd.DataFrame(columns=[f"None: the model got all {len(rows)} test examples right."
                                      if rows else "No test examples were scored."])
     cols = [c for c in wrong[0] if c != "correct"]
-    return pd.DataFrame([{c: r.get(c) for c in cols} for r in wrong], columns=cols)
+    # the page's words for the record's keys (the predictions file keeps the keys)
+    return pd.DataFrame([{c: r.get(c) for c in cols} for r in wrong], columns=cols).rename(
+        columns={"text_pair": "second text"})
 
 
 def label_check_html(results: dict) -> str:

@@ -12,7 +12,7 @@ from finetuner.results import read_results
 from finetuner.runs import FINAL_STATUSES, read_events, read_json, tail
 from finetuner.tasks import DEFAULT_TASK, get_task
 from finetuner.training.checks import prepare_data
-from finetuner.ui import charts, render
+from finetuner.ui import charts, render, words
 from finetuner.ui.forms import _path
 from finetuner.ui.wiring import FORM, RESULTS_OUT, TRY_VIEW, Wiring
 
@@ -184,14 +184,14 @@ class TrainTab:
             note = f"position {position} of {self.studio.jobs.queue_length()}"
             key["position"] = position
         loss, score = render.curves(events, spec.primary_metric)
-        metric = spec.metric_title
+        metric = words.metric_title(spec.primary_metric)  # the cards' and tables' title
         average = (results.get("timing") or {}).get("train_samples_per_second") \
             if status in FINAL_STATUSES else None
         out = {"seen": key, "progress": render.progress_html(status, progress, note, average),
                "loss_plot": charts.line_chart(loss, "Loss (lower is better)"),
                "metric_plot": charts.line_chart(score, f"{metric} (higher is better)"),
                # as many lines as the box shows: the newest are in view without scrolling
-               "log": tail(run.log, 12),
+               "log": words.plain_log(tail(run.log, 12)),
                "run_title": f"### Run: {ws.name_of(run)}",
                "stop_btn": gr.update(interactive=status in ("running", "queued")),
                "resume_btn": gr.update(visible=bool(results.get("resumable"))

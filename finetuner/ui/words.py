@@ -4,6 +4,8 @@ score is called the same thing everywhere (the code names stay in files and the 
 
 from __future__ import annotations
 
+import re
+
 METRICS = {  # key: (title, what it means, in a line)
     "accuracy": ("Accuracy", "Share of examples given the right label."),
     "macro_f1": ("Macro-F1", "F1 averaged over the labels with equal weight: a rare label "
@@ -55,3 +57,20 @@ def term(key: str) -> str:
 
 def term_help(key: str) -> str:
     return TERMS[key][1]
+
+
+# the run log's code names (the worker and the CLI write them) in the page's words
+_LOG_WORDS = {**{key: title for key, (title, _) in METRICS.items()},
+              "none_predicted_share": "share with no label", "samples/s": "examples/s",
+              "*best*": "(best so far)", "lr": "learning rate"}
+_MEASURED = re.compile(r"^(\S+ )?(eval step \d+:|step \d+/\d+ )")
+_LOG_PATTERN = re.compile("|".join(
+    rf"(?<![\w/*]){re.escape(k)}(?![\w/*])" for k in sorted(_LOG_WORDS, key=len, reverse=True)))
+
+
+def plain_log(text: str) -> str:
+    """A run log as the page shows it: 'validation macro_f1 0.83 ... 25 samples/s' reads
+    'validation Macro-F1 0.83 ... 25 examples/s'. Only the step and evaluation lines the
+    studio writes are reworded (a status line can quote a file or label name)."""
+    return "\n".join(_LOG_PATTERN.sub(lambda m: _LOG_WORDS[m.group(0)], line)
+                     if _MEASURED.match(line) else line for line in (text or "").split("\n"))
