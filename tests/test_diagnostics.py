@@ -441,3 +441,13 @@ def test_the_page_shows_the_run_log_in_its_own_words():
                         "loss 0.0266 | train Micro-F1 0.9094 (best so far)")
     assert "learning rate 1.43e-05 25 examples/s" in lines[1]
     assert lines[2] == "13:11:14 [preparing] Reading f1_scores.csv with labels f1, lr"
+
+
+def test_the_thresholds_rule_is_said_one_clause_a_way():
+    from finetuner.ui.render_results import thresholds_html
+
+    page = thresholds_html({"threshold_rule": {"rule": "micro", "check": {
+        "per_label": 0.419, "one": 0.447, "micro": 0.455}}})
+    assert ("scored on the other (micro-F1): each label on its own 0.419; one threshold for "
+            "all 0.447; one per label, chosen together 0.455 (chosen).") in page
+    assert "against" not in page
