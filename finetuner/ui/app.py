@@ -51,6 +51,9 @@ table.ft-methods td, table.ft-methods th {border-bottom: 1px solid #ddd; padding
 .gradio-container .table-wrap .body-cell:not(.cell-solo) .cell-wrap > span.text.wrap {
   display: -webkit-box; -webkit-box-orient: vertical; -webkit-line-clamp: 3; overflow: hidden}
 .gradio-container .table-wrap .virtual-table-viewport {scrollbar-width: auto}
+/* Code boxes: the line numbers in the code's own font (they inherited another monospace,
+   whose taller lines drifted from the code's wherever the page's font is not installed) */
+.gradio-container .cm-editor .cm-gutters {font-family: var(--font-mono)}
 """
 INTRO = """# Fine-tuning studio
 Teach a pretrained language model your own labels, without writing code. Work through the tabs
