@@ -199,6 +199,7 @@ def test_train_results_try_and_delete(handlers, tiny_model, tmp_path):
     last = wait_until_done(handlers, user, run_id)
     assert last["seen"]["status"] == "completed"
     assert "step 6 / 6" in last["progress"]
+    assert last["run_title"] == "### Your last run: first try"
     # a finished run's line gives the average the Results tab gives, not the last moment's
     average = re.search(r"(\d+) examples/s on average", last["progress"]).group(1)
     assert f"its steps ran at {average} examples/s on average" in text(last["metrics"])

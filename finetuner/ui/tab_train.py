@@ -192,7 +192,9 @@ class TrainTab:
                "metric_plot": charts.line_chart(score, f"{metric} (higher is better)"),
                # as many lines as the box shows: the newest are in view without scrolling
                "log": words.plain_log(tail(run.log, 12)),
-               "run_title": f"### Run: {ws.name_of(run)}",
+               # an ended run under the plan for the next one is the last run, not this one
+               "run_title": f"### {'Your last run' if status in FINAL_STATUSES else 'Run'}: "
+                            f"{ws.name_of(run)}",
                "stop_btn": gr.update(interactive=status in ("running", "queued")),
                "resume_btn": gr.update(visible=bool(results.get("resumable"))
                                        and status == "interrupted")}
