@@ -51,6 +51,12 @@ table.ft-methods td, table.ft-methods th {border-bottom: 1px solid #ddd; padding
 .gradio-container .table-wrap .body-cell:not(.cell-solo) .cell-wrap > span.text.wrap {
   display: -webkit-box; -webkit-box-orient: vertical; -webkit-line-clamp: 3; overflow: hidden}
 .gradio-container .table-wrap .virtual-table-viewport {scrollbar-width: auto}
+/* Your runs: a run's name (a comparison member's ends with its method, "... · full") gets
+   room for its words rather than the width of its longest one (three clipped lines of
+   "compare head-only vs LoRA vs..." told the members apart only by another column) */
+#runs-table .table-wrap .sizing-body td:first-child .cell-wrap {min-width: 12em}
+#runs-table .table-wrap td.body-cell:first-child .cell-wrap > span.text.wrap {
+  -webkit-line-clamp: 4}
 /* Code boxes: the line numbers in the code's own font (they inherited another monospace,
    whose taller lines drifted from the code's wherever the page's font is not installed) */
 .gradio-container .cm-editor .cm-gutters {font-family: var(--font-mono)}

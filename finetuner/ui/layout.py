@@ -303,7 +303,7 @@ def try_tab(add) -> None:
 
 def runs_tab(add) -> None:
     add("runs_table", gr.Dataframe(render.runs_frame([]), label="Your runs",
-                                   interactive=False, wrap=True))
+                                   interactive=False, wrap=True, elem_id="runs-table"))
     with gr.Row():
         add("run_pick", gr.Dropdown([], label="Select a run", scale=3))
         add("refresh_btn", gr.Button("Refresh", scale=1))
