@@ -120,6 +120,9 @@ def _advanced(add) -> None:
     with gr.Row():
         add("val_split", gr.Number(value=D.data.validation_split, label="Validation share"))
         add("test_split", gr.Number(value=D.data.test_split, label="Test share"))
+        add("label_separator", gr.Textbox(label="Multi-label separator",
+                                          placeholder="detected (; | or ,)", max_lines=1))
+    with gr.Row():  # two wide choices in a row of their own (five in one cut their words)
         add("long_documents", gr.Dropdown(
             [(f"Auto: windows when {LONG_DOCUMENTS_AUTO_SHARE:.0%}+ of texts are longer",
               "auto"),
@@ -131,8 +134,6 @@ def _advanced(add) -> None:
                                            ("Strongest window (max)", "max")],
                                           value=D.data.window_pooling,
                                           label="Pooling of windows"))
-        add("label_separator", gr.Textbox(label="Multi-label separator",
-                                          placeholder="detected (; | or ,)", max_lines=1))
     with gr.Row():
         add("lora_r", gr.Number(value=D.method.lora_r, precision=0, label="LoRA rank"))
         add("lora_alpha", gr.Number(value=D.method.lora_alpha, precision=0,
