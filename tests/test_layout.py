@@ -107,7 +107,8 @@ def test_rooms_import_downwards():
 # root's vocabulary (errors, naming, ...) at 0; data; the run configuration, the run folder's
 # records, the task registry and the metrics; models; judging a run; using a finished model;
 # one training run; the shared server; the command line; the page; the package's front door.
-FLOORS = {"errors": 0, "naming": 0, "csvsafe": 0, "procs": 0, "methods": 0, "data": 1, "config": 2,
+FLOORS = {"errors": 0, "naming": 0, "english": 0, "csvsafe": 0, "procs": 0, "methods": 0,
+          "data": 1, "config": 2,
           "runs": 2, "results": 2, "tasks": 2, "metrics": 2, "models": 3, "evaluation": 4,
           "serving": 5, "training": 6, "server": 7, "cli": 8, "__main__": 8, "ui": 9, "": 10}
 

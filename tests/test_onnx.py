@@ -87,9 +87,12 @@ def test_the_run_exports_and_checks_onnx(exported):
     assert abs(val["onnx"]["difference_points"]) < 0.01
     assert val["onnx"]["max_output_difference"] < 1e-3
     assert summary["kept"]["onnx"]["kept"]
-    # int8: kept exactly when its validation score is within 0.5 points of PyTorch's
+    # int8: kept exactly when its validation score is within 0.5 points of PyTorch's and it
+    # gives PyTorch's answer on at least 90% of validation (a QA model in fp32 on a CPU
+    # without AVX512 lost 0.17 points but moved more than a tenth of its answer spans)
     int8 = val["onnx-int8"]
-    assert summary["kept"]["onnx-int8"]["kept"] == (int8["difference_points"] >= -0.5)
+    assert summary["kept"]["onnx-int8"]["kept"] == (int8["difference_points"] >= -0.5
+                                                    and int8["agreement"] >= 0.9), int8
     assert (run.model / "onnx" / "model_int8.onnx").exists() == \
         summary["kept"]["onnx-int8"]["kept"]
     assert set(summary["latency_ms"]) == {"torch", "onnx", "onnx-int8"}

@@ -276,7 +276,7 @@ def test_batch_jobs_one_per_user_a_server_cap_and_a_timeout(tmp_path):
                                              "predicts one file at a time per user"):
         jobs.start("alice", runs["alice"], source, tmp_path / "a")
     jobs.start("bob", runs["bob"], source, tmp_path / "b")
-    with pytest.raises(FinetunerError, match=r"already predicting 2 file\(s\) for other users, "
+    with pytest.raises(FinetunerError, match=r"already predicting 2 files for other users, "
                                              r"its limit at once \(FINETUNER_MAX_BATCH_JOBS\)"):
         jobs.start("carol", runs["carol"], source, tmp_path / "c")
     # stuck_worker ignores SIGTERM and starts a child: the whole group is killed at 2 s
