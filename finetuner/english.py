@@ -9,3 +9,12 @@ def plural(n: float, word: str, words: str | None = None) -> str:
     many = words or f"{word}s"
     shown = f"{int(n):,}" if float(n).is_integer() else f"{n:g}"
     return f"{shown} {word if n == 1 else many}"
+
+
+def listed(names, noun: str, verbs: tuple[str, str] | None = None) -> str:
+    """Named things with their noun, and a verb if given, in the number they take:
+    "label 'a' has", "labels 'a', 'b' have" (capitalise at the start of a sentence)."""
+    names = list(names)
+    one = len(names) == 1
+    words = f"{noun if one else noun + 's'} {', '.join(repr(n) for n in names)}"
+    return f"{words} {verbs[0] if one else verbs[1]}" if verbs else words

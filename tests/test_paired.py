@@ -120,3 +120,28 @@ def test_the_comparison_table_says_only_what_each_member_has_done(tmp_path):
     verdicts = frame["verdict"].tolist()
     assert "overfitting; kept its starting head (no step beat it)" in verdicts
     assert "healthy" in verdicts
+
+
+def test_a_member_that_kept_its_starting_head_is_told_from_one_that_trained(tmp_path):
+    """member_row reads the run's own record: the kept checkpoint is step 0 (the head fitted
+    on the frozen encoder) after later evaluations, for full fine-tuning or LoRA; never for
+    head-only (that is its whole training) or a run whose steps beat the start."""
+    from finetuner.runs import RunPaths
+    from finetuner.server.compare import member_row
+
+    def run(name, method, best_step, scores=(0.83, 0.64, 0.80)):
+        root = tmp_path / name
+        root.mkdir()
+        (root / "config.json").write_text(json.dumps({"method": {"method": method}}))
+        (root / "events.jsonl").write_text("".join(
+            json.dumps({"type": "eval", "step": 5 * i, "validation": {"macro_f1": v},
+                        "train": {"macro_f1": 0.9}}) + "\n" for i, v in enumerate(scores)))
+        (root / "results.json").write_text(json.dumps(
+            {"status": "completed", "metric": "macro_f1", "best_step": best_step}))
+        return member_row(name, RunPaths(root))
+
+    assert run("full", "full", 0)["kept_start"] is True
+    assert run("lora", "lora", 0)["kept_start"] is True
+    assert run("head", "head", 0, scores=(0.83,))["kept_start"] is False
+    assert run("trained", "full", 10, scores=(0.70, 0.75, 0.80))["kept_start"] is False
+    assert run("first-only", "full", 0, scores=(0.83,))["kept_start"] is False

@@ -24,6 +24,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from finetuner.english import plural
 from finetuner.errors import FinetunerError
 from finetuner.naming import user_key
 
@@ -217,8 +218,7 @@ def _duration(seconds: float) -> str:
     for unit, size in (("hour", 3600), ("minute", 60), ("second", 1)):
         whole = seconds >= size and (seconds % size == 0 or seconds >= 10 * size)
         if whole or unit == "second":
-            n = max(1, round(seconds / size))
-            return f"{n} {unit}{'s' if n != 1 else ''}"
+            return plural(max(1, round(seconds / size)), unit)
     return ""
 
 

@@ -11,7 +11,7 @@ from collections import Counter
 
 from finetuner.config import RunConfig
 from finetuner.data.splits import Finding, TokenCounter, clean_label, clean_text, sort_labels
-from finetuner.english import plural
+from finetuner.english import listed, plural
 from finetuner.errors import DataError
 from finetuner.tasks import PreparedData, bagofwords, windows
 from finetuner.tasks.table import MISSING, RowKind, detect_columns, featurize_rows, prepare_rows
@@ -60,10 +60,9 @@ def _check_unseen(splits: dict, labels: list[str], config: RunConfig) -> None:
     for split in ("validation", "test"):
         unseen = Counter(e["label"] for e in splits[split] if e["label"] not in known)
         if unseen:
-            names = ", ".join(repr(k) for k in sorted(unseen))
             raise DataError(
-                f"The {split} data has {'label' if len(unseen) == 1 else 'labels'} {names} "
-                "that never occur in the training data.",
+                f"The {split} data has {listed(sorted(unseen), 'label')} that never occur in "
+                "the training data.",
                 "The model cannot learn a label it never sees: add training examples of it or "
                 f"remove {'that' if sum(unseen.values()) == 1 else 'those'} "
                 f"{plural(sum(unseen.values()), 'row')} from the {split} file.",
@@ -92,8 +91,7 @@ def _report(splits: dict, labels: list[str], findings: list[Finding]) -> tuple[d
     if rare:
         findings.append(Finding(
             "warning", "rare_classes",
-            f"{'Label' if len(rare) == 1 else 'Labels'} {', '.join(repr(r) for r in rare)} "
-            f"{'has' if len(rare) == 1 else 'have'} fewer than {MIN_PER_CLASS_WARN} "
+            f"{listed(rare, 'Label', ('has', 'have'))} fewer than {MIN_PER_CLASS_WARN} "
             "training examples; the model will learn them poorly and their test scores are "
             "noisy.",
         ))

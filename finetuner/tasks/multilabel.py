@@ -18,7 +18,7 @@ import numpy as np
 
 from finetuner.config import RunConfig
 from finetuner.data.splits import Finding, TokenCounter, clean_label, sort_labels
-from finetuner.english import plural
+from finetuner.english import listed, plural
 from finetuner.errors import DataError
 from finetuner.metrics.multilabel import (
     RULE_WORDS,
@@ -118,10 +118,9 @@ def _check_unseen(splits: dict, labels: list[str], config: RunConfig) -> None:
     for split in ("validation", "test"):
         unseen = Counter(n for e in splits[split] for n in e["label"] if n not in known)
         if unseen:
-            names = ", ".join(repr(k) for k in sorted(unseen))
             raise DataError(
-                f"The {split} data has {'label' if len(unseen) == 1 else 'labels'} {names} "
-                "that never occur in the training data.",
+                f"The {split} data has {listed(sorted(unseen), 'label')} that never occur in "
+                "the training data.",
                 "The model cannot learn a label it never sees: add training examples of it or "
                 f"remove it from the {split} file.",
                 code="unseen_label",
@@ -140,17 +139,14 @@ def _report(splits: dict, labels: list[str], findings: list[Finding]) -> tuple[d
     if too_rare:
         findings.append(Finding(
             "warning", "too_rare",
-            f"{'Label' if len(too_rare) == 1 else 'Labels'} "
-            f"{', '.join(repr(n) for n in too_rare)} {'has' if len(too_rare) == 1 else 'have'} "
-            f"fewer than {TOO_RARE} "
+            f"{listed(too_rare, 'Label', ('has', 'have'))} fewer than {TOO_RARE} "
             "training examples: too rare to learn (the model will hardly ever predict them) "
             "and their scores mean little. Add examples, or merge or drop those labels.",
         ))
     if rare:
         findings.append(Finding(
             "warning", "rare_classes",
-            f"{'Label' if len(rare) == 1 else 'Labels'} {', '.join(repr(n) for n in rare)} "
-            f"{'has' if len(rare) == 1 else 'have'} fewer than {RARE} training "
+            f"{listed(rare, 'Label', ('has', 'have'))} fewer than {RARE} training "
             "examples; the model will learn them poorly.",
         ))
     absent = [n for n in labels if not counts["validation"].get(n)]

@@ -27,7 +27,7 @@ from finetuner.data.splits import (
     token_sample,
     truncation_finding,
 )
-from finetuner.english import plural
+from finetuner.english import listed, plural
 from finetuner.errors import DataError
 from finetuner.metrics.ner import entities, entity_metrics
 from finetuner.tasks import PreparedData
@@ -103,14 +103,13 @@ def _check_unseen(splits: dict, labels: list[str], sources: list[Source]) -> Non
     for split in ("validation", "test"):
         unseen = {k: n for k, n in entity_types(splits[split]).items() if k not in known}
         if unseen:
-            names = ", ".join(repr(k) for k in sorted(unseen))
             where = next((s.where for s in sources if splits[split] is s.sentences),
                          sources[0].where)
             rows = [s["row"] for s in splits[split]
                     if any(k in unseen for k, _, _ in entities(s["tags"]))][:5]
             raise DataError(
-                f"The {split} data has {'entity type' if len(unseen) == 1 else 'entity types'} "
-                f"{names} that never occur in the training "
+                f"The {split} data has {listed(sorted(unseen), 'entity type')} that never "
+                "occur in the training "
                 f"data ({sum(unseen.values())} entities, e.g. at {where}s {rows}).",
                 "The model cannot learn a type it never sees: add training sentences with it, "
                 f"or tag those entities O in the {split} file.",
@@ -132,8 +131,7 @@ def _report(splits, train_src: Source, sources: list[Source], labels: list[str],
     if rare:
         findings.append(Finding(
             "warning", "rare_classes",
-            f"{'Entity type' if len(rare) == 1 else 'Entity types'} "
-            f"{', '.join(repr(r) for r in rare)} {'has' if len(rare) == 1 else 'have'} fewer than "
+            f"{listed(rare, 'Entity type', ('has', 'have'))} fewer than "
             f"{MIN_PER_TYPE_WARN} training examples; the model will find them poorly and their "
             "test scores are noisy.",
         ))
