@@ -76,6 +76,9 @@ def main() -> None:
     out = ROOT / "bench" / "out" / f"estimate{tag}"
     out.mkdir(parents=True, exist_ok=True)
     rows = []
+    from finetuner.models.estimate import settle_probe
+
+    settle_probe(waits=(0.5, 0.5, 0.5))  # the fastest of a few probes, as a server keeps
     again = "--no-train" in sys.argv  # estimate again from the runs already there
     for name, args in cases(out):
         if model and "full" not in name:

@@ -38,6 +38,14 @@ PADDING_OVERHEAD = 1.1  # length-grouped batches still pad a little
 # (measured on the same CPU with bench/estimate_check.py: all-mpnet-base-v2, width 768, took
 # 0.53-0.68 of the unscaled estimate per planned step, where MiniLM took 0.70-0.94).
 REFERENCE_WIDTH = 384
+# Where the CPU has no fast bf16 (no AVX512-BF16 or AMX: most laptops), training runs in fp32
+# and the probe's multiply is several times slower, but the rest of a step (attention's
+# softmax, layer norms, the optimizer) slows much less: a step takes a larger share of the
+# probe's rate. Measured with bench/estimate_check.py on a 2-core AMD EPYC with AVX2 only:
+# measured / estimate per planned step 0.30-0.65 (the probe itself varies by a quarter from one
+# process to the next there) with the bf16 efficiencies, against 0.70-0.94 on the bf16
+# machine; 1.5 gave 0.46-0.85; the probe counts this much more in fp32:
+FP32_STEP_SHARE = 2.0
 
 
 @dataclass
@@ -217,7 +225,8 @@ def settle_probe(waits=SETTLE_SECONDS, sleep=time.sleep) -> float:
 
 
 def probe_flops() -> float:
-    """FLOP/s of a transformer-sized matrix multiply on this machine (bf16 where fast): the
+    """FLOP/s of a transformer-sized matrix multiply on this machine (bf16 where fast; in
+    fp32 counted FP32_STEP_SHARE times, for the training rate it stands for): the
     fastest of the probes so far, taken at start-up and again when the last is older than
     REPROBE_SECONDS. Load only ever slows a probe, so a server that started while the machine
     was busy (a training resumed after a restart) does not keep its inflated estimates. A
@@ -245,7 +254,8 @@ def _probe() -> float:
     for _ in range(reps):
         a @ b
     seconds = max(1e-9, time.perf_counter() - t)
-    return 2 * 512 * 384 * 1536 * reps / seconds
+    scale = FP32_STEP_SHARE if dtype == torch.float32 else 1.0
+    return scale * 2 * 512 * 384 * 1536 * reps / seconds
 
 
 def seconds_per_eval(non_embedding: int, n_train: int, mean_tokens: float, n_eval: int,
