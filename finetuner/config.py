@@ -227,7 +227,8 @@ class TrainingConfig:
         "Batch texts of similar length together (much less padding, same accuracy).", default=True
     )
     train_eval_samples: int = _help(
-        "Training examples re-scored at each evaluation to compare train and validation curves.",
+        "At most this many training examples re-scored at each evaluation to compare train "
+        "and validation curves (as many as the validation split has, at least 128).",
         default=512,
     )
     checkpoints: bool = _help(

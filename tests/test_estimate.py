@@ -13,6 +13,7 @@ from finetuner.models.estimate import (
     schedule_steps,
     seconds_per_epoch,
     seconds_per_eval,
+    train_sample_size,
 )
 
 FLOPS = 1e11
@@ -45,7 +46,12 @@ def test_small_data_is_planned_at_its_floor_of_steps_with_its_real_evaluations()
 def test_evaluations_re_score_training_rows_and_a_probe_is_one_pass():
     few = seconds_per_eval(11_000_000, 100, 20.0, 40, flops=FLOPS)
     many = seconds_per_eval(11_000_000, 5000, 20.0, 40, flops=FLOPS)
-    assert many == pytest.approx(few * (40 + 512) / (40 + 100))  # capped at 512 rows
+    # as many training rows as validation has, at least 128, at most 512
+    assert many == pytest.approx(few * (40 + 128) / (40 + 100))
+    big_val = seconds_per_eval(11_000_000, 5000, 20.0, 2000, flops=FLOPS)
+    assert big_val == pytest.approx(few * (2000 + 512) / (40 + 100))
+    assert [train_sample_size(n, v, 512) for n, v in (
+        (100, 40), (5000, 40), (5000, 300), (5000, 2000), (60, 900))] == [100, 128, 300, 512, 60]
     assert seconds_per_eval(11_000_000, 5000, 20.0, 0, flops=FLOPS) == 0.0
     head = cost("head", one_pass=True)
     assert planned_seconds(head, 300, 3.0, 32, None, 100) == pytest.approx(

@@ -268,7 +268,7 @@ def seconds_per_eval(non_embedding: int, n_train: int, mean_tokens: float, n_eva
         from finetuner.config import TrainingConfig
 
         train_eval = TrainingConfig().train_eval_samples
-    scored = n_eval + min(train_eval, n_train)
+    scored = n_eval + train_sample_size(n_train, n_eval, train_eval)
     return 2 * non_embedding * scored * max(mean_tokens, 4) / (
         (flops or probe_flops()) * EFFICIENCY["head"])
 
@@ -282,6 +282,16 @@ def seconds_per_epoch(method: str, non_embedding: int, n_train: int, mean_tokens
     train = FLOPS_PER_PARAM_TOKEN[method] * non_embedding * tokens / rate
     return train + evals * seconds_per_eval(non_embedding, n_train, mean_tokens, n_eval, flops,
                                             train_eval)
+
+
+TRAIN_SAMPLE_FLOOR = 128
+
+
+def train_sample_size(n_train: int, n_validation: int, cap: int) -> int:
+    """Training rows re-scored at each evaluation for the train-vs-validation curves: as many
+    as the validation split has (their gap is no surer than its noisier side), at least 128,
+    at most `cap` (TrainingConfig.train_eval_samples) and the training rows there are."""
+    return min(n_train, cap, max(n_validation, TRAIN_SAMPLE_FLOOR))
 
 
 def schedule_steps(steps_per_epoch: int, epochs: float, max_steps: int | None,

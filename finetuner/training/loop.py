@@ -31,7 +31,7 @@ from finetuner.config import RunConfig
 from finetuner.methods import CPU_BATCH_SIZE
 from finetuner.models import batching, heads, modeling
 from finetuner.models.batching import pick_precision
-from finetuner.models.estimate import schedule_steps
+from finetuner.models.estimate import schedule_steps, train_sample_size
 from finetuner.runs import write_json
 from finetuner.tasks import get_task
 from finetuner.tasks.options import TaskOptions
@@ -81,7 +81,8 @@ def prepare(ctx: Context) -> Prepared:
     events.emit("data", rows=data.report.rows, labels=data.labels,
                 warnings=data.report.warnings())
     rng = random.Random(cfg.training.seed)
-    sample = rng.sample(data.train, min(cfg.training.train_eval_samples, len(data.train)))
+    sample = rng.sample(data.train, train_sample_size(
+        len(data.train), len(data.validation), cfg.training.train_eval_samples))
     splits = {"train": data.train, "validation": data.validation, "test": data.test,
               "train_sample": sample}
     label2id = {name: i for i, name in enumerate(data.labels)}
