@@ -7,6 +7,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from conftest import EXAMPLES
 
 from finetuner.config import MethodConfig
 from finetuner.errors import ModelError
@@ -121,3 +122,45 @@ def test_pad_batch_rounds_up_to_a_multiple_but_not_past_the_cap():
     batch = collator(0, "cpu")(feats)
     assert batch["input_ids"].shape == (2, 70) and batch["attention_mask"][1].sum() == 3
     assert batch["labels"].tolist() == [1, 0]
+
+
+TRICKY = ["", "   ", "Hello world!", "naïve café — déjà vu 😀 日本語のテキスト",
+          "don't STOP\tbelieving\n" * 40, "x" * 3000, "1,234.56 $ € ££ http://a.b/c?d=e",
+          "Ünïcödé and ALL CAPS and mIxEd", "the quick brown fox jumps " * 150]
+
+
+@pytest.mark.parametrize("name", ["all-MiniLM-L6-v2", "all-mpnet-base-v2"])
+def test_token_counts_read_from_tokenizer_json_equal_the_transformers_tokenizer(name):
+    """The data check counts tokens with `tokenizers` alone (no torch import before a worker
+    starts); its counts must be the model tokenizer's own, long texts uncut, pairs joined."""
+    from finetuner.models.modeling import _counter_from_file, _counter_from_tokenizer
+
+    try:
+        source = resolve_model(name)
+    except ModelError:
+        pytest.skip(f"{name} is not installed here")
+    fast = _counter_from_file(source.path)
+    assert fast is not None
+    slow = _counter_from_tokenizer(source)
+    texts = TRICKY + [r.split(",")[0] for r in (EXAMPLES / "sentiment.csv").read_text(
+        encoding="utf-8").splitlines()[1:60]]
+    assert fast(texts, None) == slow(texts, None)
+    assert max(fast(texts, None)) > 600  # the file's own cut at 128 is off
+    pairs = list(reversed(texts))
+    assert fast(texts, pairs) == slow(texts, pairs)
+
+
+def test_the_data_check_imports_neither_torch_nor_transformers():
+    import subprocess
+    import sys
+
+    data = str(EXAMPLES / "sentiment.csv")
+    code = ("import sys; from finetuner.config import RunConfig; "
+            "from finetuner.training.checks import prepare_data; "
+            f"c = RunConfig.from_dict({{'data': {{'train_file': {data!r}}}}}); "
+            "d = prepare_data(c); assert d.report.token_lengths, d.report.token_lengths; "
+            "print(sorted(m for m in ('torch', 'transformers') if m in sys.modules))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          cwd=EXAMPLES.parent, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.strip().splitlines()[-1] == "[]"
