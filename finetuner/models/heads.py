@@ -32,7 +32,9 @@ from finetuner.models import batching
 from finetuner.models.pooling import FIRST, MEAN, body_pooling  # noqa: F401 - the names heads are read by
 
 PROBE_MAX_TRAIN = 20_000  # training features a probe is fitted on at most (a seeded sample)
-PROBE_C = (0.01, 0.1, 1.0, 10.0, 100.0)  # inverse L2 strength, as scikit-learn's C
+# inverse L2 strength, as scikit-learn's C, on features scaled to unit spread (raw
+# sentence vectors spread about 0.25: 1e-3 here is scikit-learn's 0.016 on them)
+PROBE_C = (0.001, 0.01, 0.1, 1.0, 10.0, 100.0)
 FLAT = 0.05  # the least spread of the features a probe is fitted on (see fit_head)
 
 
@@ -207,10 +209,21 @@ def _sample(feats: list[dict], cap: int, seed: int) -> list[dict]:
     return [feats[i] for i in sorted(rng.choice(len(feats), cap, replace=False))]
 
 
+def choice_key(kind: str, score: float, val_loss: float) -> tuple[float, float]:
+    """How fits of different strengths compare on validation (the larger key wins). A ridge
+    head by its error: a correlation ignores scale, and a shrunk fit with the same
+    correlation predicts a squeezed range. A softmax head by its loss too: on a few hundred
+    validation rows the loss, a proper score of every probability, picks the strength more
+    surely than accuracy or F1, which move in steps of one row (bench/RESULTS.md, "The
+    fitted head's strength"). One sigmoid per label by the task's metric (micro-F1 after
+    its thresholds), ties to the lower loss."""
+    return (score, -val_loss) if kind == "sigmoid" else (-val_loss, score)
+
+
 def fit_head(model, spec, impl, p_feats: dict, splits: dict, labels: list[str], options,
              collate, amp, seed: int = 0) -> dict | None:
-    """Fit the head's last linear layer on frozen features (C chosen on validation by the
-    task's primary metric, ties to the lower validation loss) and write it into the model.
+    """Fit the head's last linear layer on frozen features (C chosen on validation, see
+    `choice_key`) and write it into the model.
     Returns what was done, or None where the head has no such layer or there is no
     validation split to choose on."""
     kind = _kind(spec.problem_type)
@@ -249,9 +262,7 @@ def fit_head(model, spec, impl, p_feats: dict, splits: dict, labels: list[str], 
                                **options.hooks())
         score = metrics.get(spec.primary_metric)
         score = -math.inf if score is None or score != score else float(score)
-        # a ridge head is chosen by its error: a correlation ignores scale, and a shrunk
-        # fit with the same correlation predicts a squeezed range
-        key = (-val_loss, score) if kind == "ridge" else (score, -val_loss)
+        key = choice_key(kind, score, val_loss)
         if not (torch.isfinite(w).all() and torch.isfinite(b).all()):
             continue  # features that overflowed: no head from this fit
         if best is None or key > best[0]:
@@ -259,7 +270,7 @@ def fit_head(model, spec, impl, p_feats: dict, splits: dict, labels: list[str], 
     if best is None:
         return None
     key, c, w, b, metrics = best
-    score, neg_loss = (key[1], key[0]) if kind == "ridge" else key
+    score, neg_loss = key if kind == "sigmoid" else (key[1], key[0])
     with torch.no_grad():  # back to the raw features: W x' + b with x' = (x - mu) / sd
         raw_w = w / sd
         raw_b = b - (raw_w * mu).sum(1)
