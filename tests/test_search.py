@@ -276,3 +276,28 @@ def test_pruning_waits_for_a_fair_share_of_training():
     short = RunConfig.from_dict({"data": {"train_file": "x.csv"},
                                  "training": {"epochs": 1, "evals_per_epoch": 2}})
     assert warmup_evaluations(short) == 2  # never fewer than two
+
+
+def test_a_trial_asked_for_but_never_started_does_not_use_up_the_budget(tmp_path, tiny_model):
+    """The process died after the sampler gave out a trial and before its run was submitted
+    (the browser walk's server kill landed there once: the search then ended with two of its
+    three trials, the third shown as 'failed or stopped' though nothing had run). Reopened, it
+    runs that trial's settings (the first trial's are the user's own) and counts only what
+    ran."""
+    from finetuner.server.follow import local_launcher
+    from finetuner.server.search import Budget, Search, defaults
+
+    data = write_csv(tmp_path / "s.csv", sentiment_rows(80))
+    out = tmp_path / "search"
+    base = base_config(data, tiny_model, max_steps=4)
+    search = Search(out, base, seed=0, pruner="none")
+    own = defaults(search.base, search.state["space"])
+    search.study.enqueue_trial(own)
+    search.study.ask()  # ...and the process dies here
+    search = Search(out)
+    summary = search.run(local_launcher(out / "trials"), Budget(trials=1), log=lambda m: None)
+    assert [t["state"] for t in summary["trials"]] == ["complete"], summary["trials"]
+    assert summary["trials"][0]["trial"] == 1 and summary["completed"] == 1
+    ran = summary["trials"][0]["params"]  # the user's own settings, not a random draw
+    assert "learning_rate" in own and all(ran[k] == pytest.approx(own[k]) for k in own), ran
+    assert summary["final"]["trial"] == 1 and summary["final"]["test"] is not None

@@ -113,7 +113,9 @@ class Search:
 
         done = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED,
                 optuna.trial.TrialState.FAIL)
-        return [t for t in self.study.get_trials(deepcopy=False) if t.state in done]
+        never = set(self.state.get("never_ran", []))
+        return [t for t in self.study.get_trials(deepcopy=False)
+                if t.state in done and t.number not in never]
 
     # -- spending the budget
     def run(self, launcher: Launcher, budget: Budget, log=print,
@@ -250,8 +252,16 @@ class Search:
                 entry = self.state["trials"][str(number)] = {"run": str(found.root),
                                                              "state": "running"}
                 self._save()
-            if entry is None:  # asked but never submitted
+            if entry is None:  # asked but never submitted: nothing trained, so it is not
+                # one of the trials the user asked for (nor a row of the table); its settings
+                # (the first trial's are the user's own) are the next trial's
+                frozen = self.study.get_trials(deepcopy=False)[number]
+                settings = {**frozen.system_attrs.get("fixed_params", {}), **frozen.params}
                 self.study.tell(trial, state=optuna.trial.TrialState.FAIL)
+                if settings:
+                    self.study.enqueue_trial(settings)
+                self.state.setdefault("never_ran", []).append(number)
+                self._save()
                 continue
             run = RunPaths(Path(entry["run"]))
             if (read_results(run.results) or {}).get("status") == "stopped" and \
@@ -316,7 +326,10 @@ class Search:
 
         rows, best = [], None
         sign = 1 if self.state["direction"] == "maximize" else -1
+        never = set(self.state.get("never_ran", []))
         for t in sorted(self.study.get_trials(deepcopy=False), key=lambda t: t.number):
+            if t.number in never:
+                continue
             value = t.value if t.state == optuna.trial.TrialState.COMPLETE else None
             if value is not None and (best is None or sign * value > sign * best):
                 best = value
