@@ -81,21 +81,21 @@ def rule_overfitting(curves: Curves, validation, data, spec, method):
     if not over:
         return None
     kept = curves.kept()
-    more_data = "Add more training data: it is the surest cure."
-    fewer = ("Train for fewer epochs or keep early stopping on (the best checkpoint is kept "
-             "either way).")
-    if kept:  # fewer epochs would give back the checkpoint that is already kept
-        more_data = ("Add more training data: it is the surest cure. Fewer epochs would not "
-                     "help: the kept checkpoint is the one that scored best on validation.")
-    remedies = [fewer, "Raise weight decay (for example 0.1) or lower the learning rate.",
-                more_data]
-    if kept:
-        remedies = [remedies[2], remedies[1]]
+    regularise = "Raise weight decay (for example 0.1) or lower the learning rate."
+    if kept:  # fewer epochs would only give back the checkpoint that is already kept
+        remedies = ["Add more training data: it is the surest cure. Fewer epochs would not "
+                    "help: the kept checkpoint is the one that scored best on validation.",
+                    regularise]
+    else:
+        remedies = ["Train for fewer epochs or keep early stopping on (the best checkpoint is "
+                    "kept either way).", regularise,
+                    "Add more training data: it is the surest cure."]
     if method == "full":  # a suggestion to measure, not a promise: on a few hundred SST-2
         # sentences LoRA and head-only scored below full fine-tuning (bench/RESULTS.md)
-        remedies.insert(1, "Compare methods (Model & method, 'Not sure? Compare methods') to "
-                        "see whether LoRA, with far fewer trainable weights, does better on "
-                        "your data: it often does not on small data.")
+        remedies.insert(1, "Compare methods (Model & method, 'Not sure? Compare methods', or "
+                        "`python -m finetuner compare`) to see whether LoRA, with far fewer "
+                        "trainable weights, does better on your data: it often does not on "
+                        "small data.")
     return "overfitting", over + kept, remedies
 
 

@@ -216,9 +216,10 @@ def hub_reachable(timeout: float = HUB_TIMEOUT_S) -> bool:
 
 def token_counter(source: ModelSource):
     """A fast function texts, pairs -> token counts, for the data report: the model's
-    tokenizer.json read by `tokenizers` alone where it loads (the counts the transformers
-    tokenizer gives, without importing torch and transformers first: a data check, or the CLI
-    before it starts its worker, answers seconds sooner), else the transformers tokenizer."""
+    tokenizer.json read by `tokenizers` alone where it loads (without importing torch and
+    transformers first: a data check, or the CLI before it starts its worker, answers seconds
+    sooner; its counts equal the transformers tokenizer's for both packaged models, tested),
+    else the transformers tokenizer."""
     return _counter_from_file(source.path) or _counter_from_tokenizer(source)
 
 
