@@ -93,9 +93,9 @@ def rule_overfitting(curves: Curves, validation, data, spec, method):
     if method == "full":  # a suggestion to measure, not a promise: on a few hundred SST-2
         # sentences LoRA and head-only scored below full fine-tuning (bench/RESULTS.md)
         remedies.insert(1, "Compare methods (Model & method, 'Not sure? Compare methods', or "
-                        "`python -m finetuner compare`) to see whether LoRA, with far fewer "
-                        "trainable weights, does better on your data: it often does not on "
-                        "small data.")
+                        "the command python -m finetuner compare) to see whether LoRA, with "
+                        "far fewer trainable weights, does better on your data: it often does "
+                        "not on small data.")
     return "overfitting", over + kept, remedies
 
 
