@@ -178,3 +178,39 @@ def test_the_fitted_heads_strength_is_chosen_by_validation_loss_for_classes():
     fits = {0.001: (0.661, 0.554), 0.01: (0.734, 0.502), 1.0: (0.747, 0.942)}
     for kind, want in (("softmax", 0.01), ("ridge", 0.01), ("sigmoid", 1.0)):
         assert max(fits, key=lambda c: choice_key(kind, *fits[c])) == want, kind
+
+
+def test_fit_head_keeps_the_strength_its_choice_key_ranks_first(monkeypatch):
+    """fit_head itself decides by `choice_key` (the rule pinned above), over every C of the
+    grid, and writes that fit into the head."""
+    import numpy as np
+    import torch
+
+    from finetuner.models import heads
+
+    rng = np.random.default_rng(0)
+    x = {"train": rng.normal(size=(60, 8)), "validation": rng.normal(size=(30, 8))}
+    y = {k: (v[:, 0] > 0).astype(int) for k, v in x.items()}
+    feats = {k: [{"labels": int(t), "input_ids": [1, 2]} for t in y[k]] for k in x}
+    splits = {k: [{"label": "ab"[t]} for t in y[k]] for k in x}
+    linear = torch.nn.Linear(8, 2)
+    monkeypatch.setattr(heads, "head_linear", lambda *a: linear)
+    monkeypatch.setattr(heads, "features", lambda _m, _l, f, *a: x[
+        "train" if f is feats["train"] else "validation"].astype(np.float32))
+    seen = []
+
+    def rank(kind, score, val_loss):  # the third strength of the grid wins, whatever it scores
+        seen.append(kind)
+        return (1.0, 0.0) if len(seen) == 3 else (0.0, 0.0)
+
+    monkeypatch.setattr(heads, "choice_key", rank)
+
+    class Options:
+        def hooks(self):
+            return {}
+
+    done = heads.fit_head(torch.nn.Module(), get_task("classification"),
+                          get_task("classification").impl(), feats, splits, ["a", "b"],
+                          Options(), None, None)
+    assert seen == ["softmax"] * len(heads.PROBE_C)
+    assert done["c"] == heads.PROBE_C[2]
