@@ -78,6 +78,23 @@ def shot(page, tmp_path, name):
     page.screenshot(path=str(tmp_path / f"{name}.png"), full_page=True)
 
 
+def train_a_named_run(page, name: str, timeout: float) -> None:
+    """Start a run named `name` from the Train tab, wait until that run has finished and open
+    the Results tab on it.
+    Every test here is the same local user, so a fresh page opens on the last test's run, whose
+    "Run completed. See the Results tab" can still be on screen right after Start is pressed:
+    waiting for that sentence alone once read the previous run's results (CI)."""
+    from playwright.sync_api import expect
+
+    page.get_by_role("tab", name="3 · Train").click()
+    page.get_by_label("Run name (optional)").fill(name)
+    page.get_by_role("button", name="Start training").click()
+    expect(page.get_by_text(f"Your last run: {name}")).to_be_visible(timeout=timeout)
+    expect(page.get_by_text("See the Results tab")).to_be_visible()
+    page.get_by_role("tab", name="4 · Results").click()
+    expect(page.get_by_label("Run", exact=True)).to_have_value(re.compile(f"^{name} · "))
+
+
 def test_upload_train_judge_try_and_download(app_url, page, tmp_path):
     from playwright.sync_api import expect
 
@@ -282,10 +299,7 @@ def test_other_tasks_upload_train_and_try(app_url, page, tmp_path, task, title, 
     steps = page.get_by_label("Max steps")
     steps.fill("6")
     steps.press("Tab")
-    page.get_by_role("tab", name="3 · Train").click()
-    page.get_by_role("button", name="Start training").click()
-    expect(page.get_by_text("See the Results tab")).to_be_visible(timeout=180_000)
-    page.get_by_role("tab", name="4 · Results").click()
+    train_a_named_run(page, f"browser {task}", timeout=180_000)
     expect(page.locator("[data-metric='f1']")).to_be_visible()
     expect(page.locator(".ft-verdict")).to_be_visible()
     shot(page, tmp_path, f"{task}-2-results")
@@ -343,10 +357,7 @@ def test_new_kinds_are_detected_trained_tried_and_downloaded(app_url, page, tmp_
     rate = "0.0002" if task == "multi-label" else "0.0001"
     expect(page.get_by_label("Learning rate")).to_have_value(rate)
     expect(page.locator("#cli")).to_contain_text(f"--lr {rate}")
-    page.get_by_role("tab", name="3 · Train").click()
-    page.get_by_role("button", name="Start training").click()
-    expect(page.get_by_text("See the Results tab")).to_be_visible(timeout=240_000)
-    page.get_by_role("tab", name="4 · Results").click()
+    train_a_named_run(page, f"browser {task}", timeout=240_000)
     expect(page.locator(f"[data-metric='{metric}']")).to_be_visible()
     expect(page.locator(".ft-verdict")).to_be_visible()
     shot(page, tmp_path, f"{task}-2-results")
@@ -429,6 +440,59 @@ HEADER_GEOMETRY = """(block) => {
           pageWidth: document.documentElement.clientWidth,
           pageScrollWidth: document.documentElement.scrollWidth};
 }"""
+
+
+def test_a_change_sent_just_before_a_new_file_is_checked_is_not_rejected(app_url, page,
+                                                                           tmp_path):
+    """A setting changed right before a new file's columns arrive: the change's events carry
+    the old file's columns, and reach the server after the new file's check has replaced the
+    column pickers' choices (a busy server; here the change's requests are held back until
+    then). Gradio used to reject such an event with "Value: text is not in the list of
+    choices: [...]" in a red Error box, without running it: in CI it left the last run's "See
+    the Results tab" in place, and when the rejected event was a file's own check, the upload
+    was lost. Now it runs, and the new file is still the one checked."""
+    from playwright.sync_api import expect
+
+    page.set_default_timeout(30_000)
+    page.goto(app_url)
+    files = page.locator("input[type=file]").first
+    files.set_input_files(str(EXAMPLES / "sentiment.csv"))
+    expect(page.get_by_text("The data is ready to train on.")).to_be_visible(timeout=60_000)
+    page.get_by_role("tab", name="2 · Model & method").click()
+    expect(page.locator("#cli")).to_contain_text("--data sentiment.csv")
+    holding, held = [True], []
+
+    def hold(route):  # the setting's events, while `holding`
+        held.append(route) if holding[0] else route.continue_()
+
+    page.route("**/queue/join*", hold)
+    page.get_by_label("Epochs").fill("4")
+    page.get_by_label("Epochs").press("Tab")
+    for _ in range(300):
+        if held:
+            break
+        page.wait_for_timeout(100)  # lets Playwright call the route handler meanwhile
+    assert held, "the changed setting sent no event"
+    page.wait_for_timeout(500)  # the rest of the change's events
+    holding[0] = False
+    page.get_by_role("tab", name="1 · Data").click()
+    page.get_by_role("button", name="Clear").first.click()  # the training file's ×
+    with page.expect_response("**/gradio_api/upload*"):
+        files.set_input_files(str(EXAMPLES / "topics.tsv"))
+    expect(page.get_by_label("Text column", exact=True)).to_have_value("headline", timeout=60_000)
+    expect(page.get_by_text("The data is ready to train on.")).to_be_visible(timeout=60_000)
+    for route in held:
+        route.continue_()
+    boxes = set()  # every message box that shows up while the held events are answered
+    for _ in range(30):
+        boxes.update(page.locator(".toast-body").all_inner_texts())
+        page.wait_for_timeout(100)
+    shot(page, tmp_path, "race-after")
+    assert not boxes, boxes
+    expect(page.get_by_text("The data is ready to train on.")).to_be_visible()
+    expect(page.get_by_label("Text column", exact=True)).to_have_value("headline")
+    page.get_by_role("tab", name="2 · Model & method").click()
+    expect(page.locator("#cli")).to_contain_text("--epochs 4")
 
 
 @pytest.mark.parametrize("width", [1400, 1024])

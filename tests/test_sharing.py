@@ -323,6 +323,12 @@ class FakeHandlers:
     def broken(self, user, form):
         raise ValueError("boom")
 
+    def slow(self, user, form):
+        import time
+
+        time.sleep(0.05)
+        return {"out": "late"}
+
 
 def test_bind_streams_generator_handlers_and_keeps_errors_inline(tmp_path):
     import inspect
@@ -345,6 +351,26 @@ def test_bind_streams_generator_handlers_and_keeps_errors_inline(tmp_path):
     assert "stopped at x1" in got[2][msg] and "ft-error" in got[2][msg]
     assert plain("ab", None) == {out: "abab"}
     assert "Something went wrong (ValueError: boom)" in broken("?", None)[msg]
+
+
+def test_a_slow_handler_is_logged_by_name(tmp_path, monkeypatch, caplog):
+    """What an operator reads when pages feel slow: which handler, how long."""
+    import gradio as gr
+
+    from finetuner.ui import wiring
+
+    monkeypatch.setattr(wiring, "SLOW_SECONDS", 0.02)
+    w = wiring.Wiring(FakeHandlers(tmp_path))
+    with gr.Blocks():
+        for n in ("out", "x", "msg"):
+            w.add(n, gr.Textbox())
+        slow = w.bind(lambda fn, **kw: fn, "slow", ["x"], ["out"], "msg")
+        plain = w.bind(lambda fn, **kw: fn, "plain", ["x"], ["out"], "msg")
+    with caplog.at_level("WARNING", logger="finetuner.ui"):
+        plain("ab", None)
+        assert not caplog.records
+        slow("ab", None)
+    assert [r.getMessage() for r in caplog.records][0].startswith("handler slow took 0.")
 
 
 # ---------------------------------------------------------------------------------- data check

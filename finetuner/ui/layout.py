@@ -17,6 +17,16 @@ from finetuner.ui import charts, render
 from finetuner.ui.forms import EXAMPLES, METHOD_CHOICES, model_choices
 from finetuner.ui.tasks import TASK_CHOICES, TASK_INFO, picker_values, picker_words
 
+# Every dropdown whose choices change while the page is open (the column pickers after each
+# file, the user's own models, runs, comparisons and jobs as they come and go): Gradio rejects
+# a value that is not among the choices it last sent, in a red box saying "Value: text is not
+# in the list of choices: [...]" and without running the handler, so an event sent just before
+# the choices changed (a setting changed as a new file was checked, a file's own check right
+# after a page load restored a run's columns) failed. The handlers check these values
+# themselves: a column the file lacks, a run, model or job that is not the user's, each gets
+# its sentence.
+RACE_SAFE = {"allow_custom_value": True}
+
 DATA_TYPES = [".csv", ".tsv", ".tab", ".txt", ".json", ".jsonl", ".ndjson", ".parquet",
               ".conll", ".iob", ".bio"]
 
@@ -45,7 +55,7 @@ def data_tab(add) -> None:
     with gr.Row():  # one picker per column field of any task, worded for the default task
         words = picker_words(DEFAULT_TASK)
         for field, values in picker_values(DEFAULT_TASK, [], {}).items():
-            add(field, gr.Dropdown(**values, **words[field]))
+            add(field, gr.Dropdown(**values, **words[field], **RACE_SAFE))
     add("preview", gr.Dataframe(
         render.placeholder("upload a file or load an example to see its first rows"),
         label="Preview: the first rows of the training file", interactive=False,
@@ -65,7 +75,7 @@ def model_tab(add) -> None:
     add("model_path", gr.Textbox(label="Model folder or hub id", visible=False,
                                  placeholder="/models/my-bert  or  bert-base-uncased"))
     add("model_zip", gr.File(label="Model zip", file_types=[".zip"], visible=False))
-    add("model_own", gr.Dropdown([], label="Your model", visible=False,
+    add("model_own", gr.Dropdown([], label="Your model", visible=False, **RACE_SAFE,
                                  info="A model you trained here, or a zip you uploaded before."))
     add("model_msg", gr.HTML(render.message(
         "Model: all-MiniLM-L6-v2 (embedded, 22.7M parameters)", "ok")))
@@ -208,7 +218,7 @@ def groups_tab(add) -> None:
     gr.Markdown("Comparisons and searches you started, live while they run. Each member and "
                 "each trial is also an ordinary run in Your runs.")
     with gr.Row():
-        add("group_pick", gr.Dropdown([], label="Comparison or search", scale=3))
+        add("group_pick", gr.Dropdown([], label="Comparison or search", scale=3, **RACE_SAFE))
         add("group_refresh", gr.Button("Refresh", scale=1))
         add("group_stop", gr.Button("Stop", variant="stop", interactive=False, scale=1))
     with gr.Row():
@@ -250,7 +260,8 @@ def train_tab(add) -> None:
 
 
 def results_tab(add) -> None:
-    add("result_run", gr.Dropdown([], label="Run", info="Any of your finished runs."))
+    add("result_run", gr.Dropdown([], label="Run", info="Any of your finished runs.",
+                                   **RACE_SAFE))
     add("results_msg", gr.HTML())
     add("verdict", gr.HTML())
     add("metrics", gr.HTML())
@@ -286,7 +297,8 @@ def results_tab(add) -> None:
 
 
 def try_tab(add) -> None:
-    add("try_run", gr.Dropdown([], label="Model to try", info="Any of your finished runs."))
+    add("try_run", gr.Dropdown([], label="Model to try", info="Any of your finished runs.",
+                                **RACE_SAFE))
     add("try_text", gr.Textbox(label="Text to classify", lines=3,
                                placeholder="Type a sentence…"))
     add("try_pair", gr.Textbox(label="Second text", lines=2, visible=False))
@@ -306,7 +318,7 @@ def runs_tab(add) -> None:
     add("runs_table", gr.Dataframe(render.runs_frame([]), label="Your runs",
                                    interactive=False, wrap=True, elem_id="runs-table"))
     with gr.Row():
-        add("run_pick", gr.Dropdown([], label="Select a run", scale=3))
+        add("run_pick", gr.Dropdown([], label="Select a run", scale=3, **RACE_SAFE))
         add("refresh_btn", gr.Button("Refresh", scale=1))
         add("open_btn", gr.Button("Open", variant="primary", scale=1))
     with gr.Row():
@@ -314,7 +326,7 @@ def runs_tab(add) -> None:
         add("confirm_delete", gr.Checkbox(False, label="Yes, delete it"))
         add("delete_btn", gr.Button("Delete run", variant="stop"))
     with gr.Row():
-        add("runs_select", gr.Dropdown([], multiselect=True, scale=3,
+        add("runs_select", gr.Dropdown([], multiselect=True, scale=3, **RACE_SAFE,
                                        label="Put finished runs of the same data side by side"))
         add("side_btn", gr.Button("Compare selected runs", scale=1))
     add("runs_msg", gr.HTML())
@@ -327,7 +339,7 @@ def admin_tab(add) -> None:
                 "progress; never their data). Only administrators (FINETUNER_ADMINS) see this.")
     add("admin_table", gr.Dataframe(label="Jobs", interactive=False, wrap=True))
     with gr.Row():
-        add("admin_pick", gr.Dropdown([], label="Job", scale=3))
+        add("admin_pick", gr.Dropdown([], label="Job", scale=3, **RACE_SAFE))
         add("admin_refresh", gr.Button("Refresh", scale=1))
         add("admin_cancel_btn", gr.Button("Cancel this job", variant="stop", scale=1))
     add("admin_msg", gr.HTML())

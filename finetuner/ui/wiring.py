@@ -11,6 +11,7 @@ import re
 import site
 import sys
 import tempfile
+import time
 import traceback
 
 import gradio as gr
@@ -21,6 +22,7 @@ from finetuner.ui.auth import username
 from finetuner.ui.forms import FORM_FIELDS
 
 log = logging.getLogger("finetuner.ui")
+SLOW_SECONDS = 3.0  # a handler slower than this is logged: a page waits on it
 
 # outputs that are text for people (messages, the log, progress), scrubbed of server paths;
 # file outputs carry paths on purpose and are never rewritten
@@ -90,6 +92,7 @@ class Wiring:
                 return update or tuple(gr.skip() for _ in outputs)
 
             out = None
+            began = time.monotonic()
             try:
                 out = fn(username(request, self.auth_mode), form)
                 for result in (out if inspect.isgenerator(out) else (out,)):
@@ -104,6 +107,9 @@ class Wiring:
             finally:
                 if inspect.isgenerator(out):
                     out.close()  # the page went away: the handler's cleanup runs now
+                took = time.monotonic() - began
+                if took > SLOW_SECONDS and not inspect.isgenerator(out):
+                    log.warning("handler %s took %.1f s", handler, took)
 
         if inspect.isgeneratorfunction(fn):
             def run(*args, **kw):
