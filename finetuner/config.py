@@ -98,7 +98,7 @@ class DataConfig:
     )
 
     def __post_init__(self) -> None:
-        _check(0.0 < self.train_fraction <= 1.0, f"train_fraction is {self.train_fraction}.",
+        _check(0.0 < self.train_fraction <= 1.0, f"train_fraction is {self.train_fraction:g}.",
                "Use a share above 0 and at most 1.")
         for name in ("validation_split", "test_split"):
             value = getattr(self, name)
@@ -177,7 +177,7 @@ class MethodConfig:
         _check(self.lora_alpha > 0, f"lora_alpha is {self.lora_alpha}.", "Use a positive number.")
         _check(
             0 <= self.lora_dropout < 1,
-            f"lora_dropout is {self.lora_dropout}.",
+            f"lora_dropout is {self.lora_dropout:g}.",
             "Use a value in [0, 1).",
         )
         if isinstance(self.lora_target_modules, str):
@@ -277,19 +277,20 @@ class TrainingConfig:
             _check(self.batch_size % self.processes == 0,
                    f"batch_size {self.batch_size} does not split over {self.processes} "
                    "processes.", "Use a batch size that is a multiple of the processes.")
-        _check(0 < self.epochs <= 100, f"epochs is {self.epochs}.", "Use between 0.1 and 100.")
+        _check(0 < self.epochs <= 100, f"epochs is {self.epochs:g}.", "Use between 0.1 and 100.")
         if self.learning_rate is not None:
             _check(
                 0 < self.learning_rate < 1,
-                f"learning_rate is {self.learning_rate}.",
+                f"learning_rate is {self.learning_rate:g}.",
                 "Use a small positive value such as 5e-5 (full) or 1e-3 (LoRA).",
             )
         _check(self.batch_size is None or 1 <= self.batch_size <= 4096,
                f"batch_size is {self.batch_size}.", "Use 8-256.")
         _check(1 <= self.eval_batch_size <= 8192, f"eval_batch_size is {self.eval_batch_size}.")
-        _check(0 <= self.weight_decay < 1, f"weight_decay is {self.weight_decay}.", "Use 0-0.1.")
-        _check(0 <= self.warmup_ratio < 1, f"warmup_ratio is {self.warmup_ratio}.", "Use 0-0.2.")
-        _check(1 <= self.evals_per_epoch <= 100, f"evals_per_epoch is {self.evals_per_epoch}.")
+        _check(0 <= self.weight_decay < 1, f"weight_decay is {self.weight_decay:g}.", "Use 0-0.1.")
+        _check(0 <= self.warmup_ratio < 1, f"warmup_ratio is {self.warmup_ratio:g}.", "Use 0-0.2.")
+        _check(1 <= self.evals_per_epoch <= 100, f"evals_per_epoch is {self.evals_per_epoch}.",
+               "Use 1 to 100 (4 suits most runs).")
         _check(self.early_stopping_patience >= 0, "early_stopping_patience must be 0 or more.")
         if self.max_steps is not None:
             _check(self.max_steps >= 1, f"max_steps is {self.max_steps}.", "Use 1 or more.")
@@ -301,8 +302,10 @@ class TrainingConfig:
             "Choose auto, fp32, bf16 or fp16.",
         )
         _check(self.train_eval_samples >= 0, "train_eval_samples must be 0 or more.")
+        _check(isinstance(self.seed, int) and 0 <= self.seed < 2 ** 32,
+               f"seed is {self.seed}.", "Use a whole number from 0 to 4294967295.")
         if self.dropout is not None:
-            _check(0 <= self.dropout < 1, f"dropout is {self.dropout}.", "Use 0-0.5.")
+            _check(0 <= self.dropout < 1, f"dropout is {self.dropout:g}.", "Use 0-0.5.")
 
 
 def _trackers(value: Any) -> list[str]:

@@ -495,6 +495,41 @@ def test_a_change_sent_just_before_a_new_file_is_checked_is_not_rejected(app_url
     expect(page.locator("#cli")).to_contain_text("--epochs 4")
 
 
+def test_a_number_out_of_range_is_named_beside_start_and_at_start(app_url, page, tmp_path):
+    """200 epochs typed in the box: the page used to answer every form event with a red box
+    saying "Value 200 is greater than maximum value 100." (which value?) while the plan beside
+    Start still said 3 epochs. Now the plan and Start name the setting, its range and the fix,
+    and nothing else complains."""
+    from playwright.sync_api import expect
+
+    page.set_default_timeout(30_000)
+    page.goto(app_url)
+    page.locator("input[type=file]").first.set_input_files(str(EXAMPLES / "sentiment.csv"))
+    expect(page.get_by_text("The data is ready to train on.")).to_be_visible(timeout=60_000)
+    page.get_by_role("tab", name="2 · Model & method").click()
+    epochs = page.get_by_label("Epochs")
+    epochs.fill("200")
+    epochs.press("Tab")
+    page.get_by_role("tab", name="3 · Train").click()
+    named = "Epochs is 200. Use between 0.1 and 100."
+    expect(page.locator("#train-plan")).to_contain_text(
+        f"Start will refuse these settings: {named}")
+    page.get_by_role("button", name="Start training").click()
+    expect(page.locator(".ft-msg").filter(has_text="Problem:")).to_contain_text(named)
+    boxes = set()
+    for _ in range(20):
+        boxes.update(page.locator(".toast-body").all_inner_texts())
+        page.wait_for_timeout(100)
+    shot(page, tmp_path, "epochs-200")
+    assert not boxes, boxes
+    page.get_by_role("tab", name="2 · Model & method").click()
+    epochs.fill("3")
+    epochs.press("Tab")
+    page.get_by_role("tab", name="3 · Train").click()
+    expect(page.locator("#train-plan")).to_contain_text("Start trains: ")
+    expect(page.locator("#train-plan")).to_contain_text("3 epochs")
+
+
 @pytest.mark.parametrize("width", [1400, 1024])
 def test_preview_table_shows_its_columns_with_whole_header_words(app_url, page, tmp_path,
                                                                   width):

@@ -35,6 +35,9 @@ def test_yaml_config(tmp_path):
     ({"training": {"learning_rate": 5}}, "learning_rate is 5"),
     ({"data": {"validation_split": 0.7}}, "validation_split is 0.7"),
     ({"data": {"max_length": 2}}, "max_length is 2"),
+    # numpy refuses such a seed only inside the worker, after the run was accepted
+    ({"training": {"seed": -5}}, "seed is -5. Use a whole number from 0 to 4294967295."),
+    ({"training": {"seed": 2 ** 32}}, "seed is 4294967296"),
     ({"training": {"epoch": 3}}, "Unknown setting(s) ['epoch']"),
     ({"trainig": {}}, "Unknown setting(s) ['trainig']"),
     ({"data": {"text_column": "a", "text_pair_column": "a"}}, "both 'a'"),

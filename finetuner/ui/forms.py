@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 from finetuner.config import RunConfig
@@ -91,6 +92,18 @@ def settings_from_form(form: dict) -> dict:
         if value is not None:
             out[section][name] = value
     return out
+
+
+def on_page(exc: FinetunerError, labels: dict[str, str]) -> str:
+    """The error's sentence for the page: a setting's check names the setting by its label
+    there ("Learning rate is 2.0. ..."), not by its name in the config (learning_rate).
+    `labels`: form field -> its label on the page."""
+    text = exc.text
+    if exc.code == "bad_setting":
+        for key, (_, name, _) in SETTINGS.items():
+            if labels.get(key) and re.match(rf"{re.escape(name)}\b", text):
+                return labels[key] + text[len(name):]
+    return text
 
 
 def method_of(form: dict) -> str:

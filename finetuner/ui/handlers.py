@@ -44,6 +44,7 @@ class Handlers(DataTab, ModelTab, TrainTab, ResultsTab, TryTab, RunsTab, GroupsT
         self.studio = studio
         # one local user owns every file; on a shared server a file input must be the caller's
         self.check_files = auth_mode != "none"
+        self.labels: dict[str, str] = {}  # form field -> its label on the page (Wiring.add)
 
     # ------------------------------------------------------------------ files
     def _file(self, user: str, form: dict, key: str) -> str | None:

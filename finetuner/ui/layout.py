@@ -17,15 +17,20 @@ from finetuner.ui import charts, render
 from finetuner.ui.forms import EXAMPLES, METHOD_CHOICES, model_choices
 from finetuner.ui.tasks import TASK_CHOICES, TASK_INFO, picker_values, picker_words
 
-# Every dropdown whose choices change while the page is open (the column pickers after each
-# file, the user's own models, runs, comparisons and jobs as they come and go): Gradio rejects
-# a value that is not among the choices it last sent, in a red box saying "Value: text is not
-# in the list of choices: [...]" and without running the handler, so an event sent just before
-# the choices changed (a setting changed as a new file was checked, a file's own check right
-# after a page load restored a run's columns) failed. The handlers check these values
-# themselves: a column the file lacks, a run, model or job that is not the user's, each gets
-# its sentence.
+# The column pickers' choices change with every file, and every event that reads the form
+# reads them: Gradio rejects a value that is not among the choices it last sent, in a red box
+# saying "Value: text is not in the list of choices: [...]" and without running the handler,
+# so an event sent just before the choices changed (a setting changed as a new file was
+# checked, a file's own check right after a page load restored a run's columns) failed. The
+# data check names a column the file lacks itself. The pickers of runs, models, comparisons
+# and jobs keep Gradio's check as a second lock behind the handlers' own (their choices only
+# grow while a page is open, but for a deletion on that page).
 RACE_SAFE = {"allow_custom_value": True}
+# No number box has a minimum or maximum either: Gradio checks them before any handler runs and
+# answers an out-of-range value with "Value 200 is greater than maximum value 100." in a red
+# box, naming no setting, on every event that reads the form (the plan beside Start stayed on
+# the old value). The settings' own checks (RunConfig, the server's limits) name the setting,
+# its range and the fix.
 
 DATA_TYPES = [".csv", ".tsv", ".tab", ".txt", ".json", ".jsonl", ".ndjson", ".parquet",
               ".conll", ".iob", ".bio"]
@@ -75,7 +80,7 @@ def model_tab(add) -> None:
     add("model_path", gr.Textbox(label="Model folder or hub id", visible=False,
                                  placeholder="/models/my-bert  or  bert-base-uncased"))
     add("model_zip", gr.File(label="Model zip", file_types=[".zip"], visible=False))
-    add("model_own", gr.Dropdown([], label="Your model", visible=False, **RACE_SAFE,
+    add("model_own", gr.Dropdown([], label="Your model", visible=False,
                                  info="A model you trained here, or a zip you uploaded before."))
     add("model_msg", gr.HTML(render.message(
         "Model: all-MiniLM-L6-v2 (embedded, 22.7M parameters)", "ok")))
@@ -87,15 +92,15 @@ def model_tab(add) -> None:
         add("advice", gr.HTML())
         add("advice_btn", gr.Button("Use the recommended settings", size="sm"))
     with gr.Row():
-        add("epochs", gr.Number(value=D.training.epochs, label="Epochs", minimum=0.1, maximum=100,
+        add("epochs", gr.Number(value=D.training.epochs, label="Epochs",
                                 info="Passes over the training data. Early stopping ends "
                                      "sooner if validation stops improving."))
         add("lr", gr.Number(value=DEFAULT_LEARNING_RATE[DEFAULT_METHOD], label="Learning rate",
-                            minimum=0, maximum=1, step=0.00001,
+                            step=0.00001,
                             info="Set to a good default for each method (and task) when "
                                  "you pick it."))
         add("batch_size", gr.Number(
-            value=0, precision=0, label="Batch size", minimum=0, maximum=4096,
+            value=0, precision=0, label="Batch size",
             info=f"Examples per step; 0 picks {CPU_BATCH_SIZE} on a CPU and more on a GPU."))
     with gr.Accordion("Advanced settings", open=False):
         _advanced(add)
@@ -109,7 +114,7 @@ def _advanced(add) -> None:
     """Advanced settings: lengths and long documents, schedule, splits, LoRA."""
     with gr.Row():
         add("max_length", gr.Number(value=D.data.max_length, precision=0,
-                                    label="Max length (tokens)", minimum=8, maximum=8192,
+                                    label="Max length (tokens)",
                                     info="Longer texts are cut or read in windows; see "
                                          "the data report."))
         add("weight_decay", gr.Number(value=D.training.weight_decay, label="Weight decay"))
@@ -123,7 +128,7 @@ def _advanced(add) -> None:
                                   label="Early stopping patience",
                                   info="Evaluations without improvement; 0 turns it off."))
         add("max_steps", gr.Number(value=0, precision=0, label="Max steps",
-                                   minimum=0, info="Stop after this many steps (quick "
+                                   info="Stop after this many steps (quick "
                                                    "trials); 0 means no limit."))
         add("precision", gr.Dropdown(list(PRECISIONS), value=D.training.precision,
                                      label="Precision"))
@@ -189,16 +194,14 @@ def _groups_form(add) -> None:
                                      max_lines=1))
     with gr.Row():
         add("cmp_minutes", gr.Number(value=0, label="Budget: minutes of training",
-                                     minimum=0, info="0: no limit. A member over it cannot "
+                                     info="0: no limit. A member over it cannot "
                                                      "win."))
-        add("cmp_memory", gr.Number(value=0, label="Budget: peak memory (MiB)", minimum=0,
+        add("cmp_memory", gr.Number(value=0, label="Budget: peak memory (MiB)",
                                     info="0: no limit."))
         add("compare_btn", gr.Button("Compare methods", interactive=False))
     with gr.Row():
-        # no maximum here: the server's cap (FINETUNER_MAX_TRIALS) answers with its sentence
-        add("tune_trials", gr.Number(value=Budget().trials, precision=0, label="Trials",
-                                     minimum=1))
-        add("tune_minutes", gr.Number(value=0, label="Time budget (minutes)", minimum=0,
+        add("tune_trials", gr.Number(value=Budget().trials, precision=0, label="Trials"))
+        add("tune_minutes", gr.Number(value=0, label="Time budget (minutes)",
                                       info="0: no limit; no new trial starts after it."))
         add("tune_pruner", gr.Dropdown(
             [("Median: stop trials behind the others", "median"),
@@ -218,11 +221,11 @@ def groups_tab(add) -> None:
     gr.Markdown("Comparisons and searches you started, live while they run. Each member and "
                 "each trial is also an ordinary run in Your runs.")
     with gr.Row():
-        add("group_pick", gr.Dropdown([], label="Comparison or search", scale=3, **RACE_SAFE))
+        add("group_pick", gr.Dropdown([], label="Comparison or search", scale=3))
         add("group_refresh", gr.Button("Refresh", scale=1))
         add("group_stop", gr.Button("Stop", variant="stop", interactive=False, scale=1))
     with gr.Row():
-        add("group_more", gr.Number(value=5, precision=0, label="More trials", minimum=0,
+        add("group_more", gr.Number(value=5, precision=0, label="More trials",
                                     scale=1, visible=False))
         add("group_continue", gr.Button("Continue the search", visible=False, scale=1))
         add("group_delete", gr.Button("Delete (its runs stay)", scale=1))
@@ -260,8 +263,7 @@ def train_tab(add) -> None:
 
 
 def results_tab(add) -> None:
-    add("result_run", gr.Dropdown([], label="Run", info="Any of your finished runs.",
-                                   **RACE_SAFE))
+    add("result_run", gr.Dropdown([], label="Run", info="Any of your finished runs."))
     add("results_msg", gr.HTML())
     add("verdict", gr.HTML())
     add("metrics", gr.HTML())
@@ -297,8 +299,7 @@ def results_tab(add) -> None:
 
 
 def try_tab(add) -> None:
-    add("try_run", gr.Dropdown([], label="Model to try", info="Any of your finished runs.",
-                                **RACE_SAFE))
+    add("try_run", gr.Dropdown([], label="Model to try", info="Any of your finished runs."))
     add("try_text", gr.Textbox(label="Text to classify", lines=3,
                                placeholder="Type a sentence…"))
     add("try_pair", gr.Textbox(label="Second text", lines=2, visible=False))
@@ -318,7 +319,7 @@ def runs_tab(add) -> None:
     add("runs_table", gr.Dataframe(render.runs_frame([]), label="Your runs",
                                    interactive=False, wrap=True, elem_id="runs-table"))
     with gr.Row():
-        add("run_pick", gr.Dropdown([], label="Select a run", scale=3, **RACE_SAFE))
+        add("run_pick", gr.Dropdown([], label="Select a run", scale=3))
         add("refresh_btn", gr.Button("Refresh", scale=1))
         add("open_btn", gr.Button("Open", variant="primary", scale=1))
     with gr.Row():
@@ -326,7 +327,7 @@ def runs_tab(add) -> None:
         add("confirm_delete", gr.Checkbox(False, label="Yes, delete it"))
         add("delete_btn", gr.Button("Delete run", variant="stop"))
     with gr.Row():
-        add("runs_select", gr.Dropdown([], multiselect=True, scale=3, **RACE_SAFE,
+        add("runs_select", gr.Dropdown([], multiselect=True, scale=3,
                                        label="Put finished runs of the same data side by side"))
         add("side_btn", gr.Button("Compare selected runs", scale=1))
     add("runs_msg", gr.HTML())
@@ -339,7 +340,7 @@ def admin_tab(add) -> None:
                 "progress; never their data). Only administrators (FINETUNER_ADMINS) see this.")
     add("admin_table", gr.Dataframe(label="Jobs", interactive=False, wrap=True))
     with gr.Row():
-        add("admin_pick", gr.Dropdown([], label="Job", scale=3, **RACE_SAFE))
+        add("admin_pick", gr.Dropdown([], label="Job", scale=3))
         add("admin_refresh", gr.Button("Refresh", scale=1))
         add("admin_cancel_btn", gr.Button("Cancel this job", variant="stop", scale=1))
     add("admin_msg", gr.HTML())

@@ -19,7 +19,7 @@ from finetuner.models.estimate import human_seconds, method_costs, recommend, ru
 from finetuner.models.modeling import embedded_name, resolve_model
 from finetuner.tasks import DEFAULT_TASK, TASKS, get_task
 from finetuner.ui import render
-from finetuner.ui.forms import _num, method_of, settings_from_form
+from finetuner.ui.forms import _num, method_of, on_page, settings_from_form
 from finetuner.ui.tasks import ui as task_ui
 from finetuner.ui.wiring import COST_IN, COST_OUT, FORM, Wiring
 
@@ -147,8 +147,11 @@ class ModelTab:
                                one_pass=bool(chosen_cost and chosen_cost.one_pass))
         try:
             config = self.config(user, form, model=resolve_model("default")) if data else None
-        except FinetunerError:
+        except FinetunerError as exc:
             config = None
+            if exc.code == "bad_setting":  # a setting out of its range, named as on the page
+                plan = render.message("Start will refuse these settings: "
+                                      f"{on_page(exc, self.labels)}", "warning")
         if config is not None:  # settings Start would refuse (a server's caps): said here
             try:
                 self.studio.limits.check_config(config)

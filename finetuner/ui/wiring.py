@@ -19,7 +19,7 @@ import gradio as gr
 from finetuner.errors import FinetunerError
 from finetuner.ui import render
 from finetuner.ui.auth import username
-from finetuner.ui.forms import FORM_FIELDS
+from finetuner.ui.forms import FORM_FIELDS, on_page
 
 log = logging.getLogger("finetuner.ui")
 SLOW_SECONDS = 3.0  # a handler slower than this is logged: a page waits on it
@@ -51,8 +51,15 @@ class Wiring:
         self.auth_mode = auth_mode
         self.C: dict[str, gr.components.Component] = {}
 
+    @property
+    def labels(self) -> dict[str, str]:
+        """Each component's label on the page, by name (for sentences that name a setting)."""
+        return getattr(self.handlers, "labels", {})
+
     def add(self, name: str, component):
         self.C[name] = component
+        if isinstance(getattr(component, "label", None), str):
+            self.labels[name] = component.label
         return component
 
     def scrub(self, words: str) -> str:
@@ -98,7 +105,7 @@ class Wiring:
                 for result in (out if inspect.isgenerator(out) else (out,)):
                     yield mapped(result)
             except FinetunerError as exc:
-                yield mapped({message: render.message(hide(exc.text), "error")})
+                yield mapped({message: render.message(hide(on_page(exc, self.labels)), "error")})
             except Exception as exc:  # noqa: BLE001 - the page must never show a traceback
                 log.error("handler %s failed:\n%s", handler, hide(traceback.format_exc()))
                 yield mapped({message: render.message(hide(
