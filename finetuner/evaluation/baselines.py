@@ -29,8 +29,18 @@ def comparison(baselines: dict, metric: str, model_value: float | None,
         value = (base.get(split) or {}).get(metric)
         if value is None or model_value is None:
             continue
-        diff = (model_value - value) * 100
-        verb = "beats" if diff > 0.05 else "trails" if diff < -0.05 else "ties"
-        out.append(f"Fine-tuning {verb} the baseline '{base['title']}' "
-                   f"({value:.3f}) by {abs(diff):.1f} points on the {split} split.")
+        named = f"the baseline '{base['title']}' ({value:.3f})"
+        out.append(f"Fine-tuning {standing((model_value - value) * 100, named)} on the "
+                   f"{split} split.")
     return out
+
+
+def standing(points: float, baseline: str) -> str:
+    """The model beside a baseline, `points` ahead (negative: behind), as printed to one
+    decimal: "beats X by 1.2 points", "trails X by 0.4 points", or "ties X" (never "trails
+    X by 0.0 points" when both scored the same)."""
+    if round(points, 1) > 0:
+        return f"beats {baseline} by {points:.1f} points"
+    if round(points, 1) < 0:
+        return f"trails {baseline} by {-points:.1f} points"
+    return f"ties {baseline}"

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import pandas as pd
 
+from finetuner.evaluation.baselines import standing
 from finetuner.metrics.multilabel import RULE_WORDS
 from finetuner.models.estimate import human_seconds
 from finetuner.ui import words
@@ -196,9 +197,8 @@ def baselines_html(results: dict) -> str:
     line = ""
     top = (best.get("test") or {}).get(metric)
     if top is not None and model_test is not None:
-        diff = (model_test - top) * 100
-        line = (f"<p>On the test split fine-tuning {'beats' if diff > 0 else 'trails'} the "
-                f"best baseline ({esc(best['title'])}) by {abs(diff):.1f} points.</p>")
+        line = ("<p>On the test split fine-tuning " + standing(
+            (model_test - top) * 100, f"the best baseline ({esc(best['title'])})") + ".</p>")
     shown = words.metric_title(metric)
     return ("<div class='ft-baselines'><b>Beside simple baselines</b> (" + esc(shown)
             + ", same splits)<table class='ft-methods'><thead><tr><th>Model</th>"
