@@ -293,7 +293,8 @@ class TrainingConfig:
                "Use 1 to 100 (4 suits most runs).")
         _check(self.early_stopping_patience >= 0, "early_stopping_patience must be 0 or more.")
         if self.max_steps is not None:
-            _check(self.max_steps >= 1, f"max_steps is {self.max_steps}.", "Use 1 or more.")
+            _check(self.max_steps >= 1, f"max_steps is {self.max_steps}.",
+                   "Use 1 or more, or no limit (leave it out; 0 on the page).")
         _check(isinstance(self.min_steps, int) and self.min_steps >= 0,
                f"min_steps is {self.min_steps}.", "Use 0 (no floor) or more.")
         _check(

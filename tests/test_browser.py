@@ -484,7 +484,7 @@ def test_a_change_sent_just_before_a_new_file_is_checked_is_not_rejected(app_url
     for route in held:
         route.continue_()
     boxes = set()  # every message box that shows up while the held events are answered
-    for _ in range(30):
+    for _ in range(50):
         boxes.update(page.locator(".toast-body").all_inner_texts())
         page.wait_for_timeout(100)
     shot(page, tmp_path, "race-after")

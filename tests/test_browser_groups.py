@@ -93,6 +93,7 @@ def test_compare_then_a_search_that_survives_a_server_kill(tmp_path, browser_pag
         expect(status).to_contain_text(re.compile(r"[123] of 3 trials finished"),
                                        timeout=180_000)
         shot(page, tmp_path, "g2-search-running")
+        assert "Finished" not in status.inner_text(), "the search ended before the kill"
 
         proc.send_signal(signal.SIGKILL)  # the server dies mid-search
         proc.wait()

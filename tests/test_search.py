@@ -267,6 +267,21 @@ def test_a_damaged_search_folder_and_bad_settings_get_one_sentence(tmp_path):
     assert not (tmp_path / "new" / "search.json").exists()  # nothing stored for a bad setting
 
 
+def test_a_search_with_the_highest_seed_opens_again_after_a_trial(tmp_path):
+    """The sampler's seed is the run's seed plus the trials already stored; numpy takes seeds
+    below 2**32 only, so a search seeded 4294967295 (the highest seed the config accepts)
+    failed to open again once it had a trial."""
+    from finetuner.server.search import Search
+
+    base = RunConfig.from_dict({"data": {"train_file": "x.csv"},
+                                "training": {"seed": 2 ** 32 - 1}})
+    search = Search(tmp_path, base, seed=base.training.seed)
+    search.study.ask()  # one trial stored
+    again = Search(tmp_path)
+    assert len(again.study.get_trials(deepcopy=False)) == 1
+    again.study.ask()  # and it samples
+
+
 def test_pruning_waits_for_a_fair_share_of_training():
     from finetuner.server.search import warmup_evaluations
 

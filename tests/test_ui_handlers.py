@@ -154,13 +154,19 @@ def test_a_setting_out_of_range_is_named_as_on_the_page_before_and_at_start(hand
     from finetuner.errors import FinetunerError
     from finetuner.ui.forms import on_page
 
-    handlers.labels.update({"epochs": "Epochs", "lr": "Learning rate",
+    handlers.labels.update({"epochs": "Epochs", "lr": "Learning rate", "batch_size":
+                            "Batch size", "max_steps": "Max steps",
                             "warmup_ratio": "Warmup share of steps"})
     data = handlers.data_changed("alice", form(train_file=str(EXAMPLES / "sentiment.csv")))
     model = handlers.model_changed("alice", form())
     for field, value, words in (("epochs", 200, "Epochs is 200. Use between 0.1 and 100."),
                                 ("lr", 2, "Learning rate is 2."),
-                                ("warmup_ratio", 2, "Warmup share of steps is 2.")):
+                                ("warmup_ratio", 2, "Warmup share of steps is 2."),
+                                # 0 picks the default; a negative number is a typo, not "0"
+                                ("lr", -5, "Learning rate is -5."),
+                                ("batch_size", -5, "Batch size is -5."),
+                                ("max_steps", -5, "Max steps is -5. Use 1 or more, or no "
+                                 "limit (leave it out; 0 on the page).")):
         values = form(train_file=str(EXAMPLES / "sentiment.csv"), data_state=data["data_state"],
                       model_state=model["model_state"], **{field: value})
         plan = text(handlers.costs("alice", values)["train_plan"])
@@ -169,6 +175,11 @@ def test_a_setting_out_of_range_is_named_as_on_the_page_before_and_at_start(hand
             handlers.start("alice", values)
         assert on_page(refused.value, handlers.labels).startswith(words)
     assert not handlers.studio.workspace("alice").list_runs()
+    # a comparison's or search's budget: a positive finite number, else no limit
+    from finetuner.ui.tab_groups import _positive
+
+    assert [_positive(v) for v in (5, 0, -5, float("inf"), float("nan"), None, "")] == [
+        5.0, None, None, None, None, None, None]
 
 
 def test_wrong_model_path_and_offline_hub(handlers, monkeypatch):
@@ -457,6 +468,44 @@ def test_your_runs_follows_new_and_deleted_runs_by_itself(handlers, tiny_model, 
     assert out["runs_table"].empty
     # bob's list is his own
     assert handlers.runs_tick("bob", {"runs_seen": None})["runs_table"].empty
+
+
+def test_a_deleted_run_is_let_go_by_every_picker_that_showed_it(handlers, tiny_model):
+    """The run on the Results and Try it tabs (and ticked to compare) is deleted, here or on
+    another page: the runs tick lets it go in the same update that drops it from the choices.
+    The pickers kept it while their choices lost it, and Gradio then refused every later
+    event that read them (Predict included) with "Value: ... is not in the list of choices"."""
+    values = form(train_file=str(EXAMPLES / "sentiment.csv"), model_choice="folder",
+                  model_path=str(tiny_model), max_steps=2)
+    ids = []
+    for _ in range(2):
+        ids.append(handlers.start("alice", values)["current_run"])
+        wait_until_done(handlers, "alice", ids[-1])
+    gone, kept = ids
+    shown = {"run_pick": gone, "result_run": gone, "try_run": gone,
+             "runs_select": [gone, kept]}
+    mark = handlers.runs_tick("alice", {"runs_seen": None, **shown})["runs_seen"]
+    deleted = handlers.delete_run("alice", {"run_pick": gone, "confirm_delete": True,
+                                            "current_run": gone})
+    assert "Deleted" in text(deleted["runs_msg"]) and deleted["run_pick"]["value"] is None
+    # the other pickers are left to the tick, which knows what they show
+    assert not {"result_run", "try_run", "runs_select"} & set(deleted)
+    out = handlers.runs_tick("alice", {"runs_seen": mark, **shown})
+    for key in ("run_pick", "result_run", "try_run"):
+        assert out[key]["value"] is None and gone not in {v for _, v in out[key]["choices"]}
+    assert out["runs_select"]["value"] == [kept]
+    # a picker showing a run that is still there keeps it (no value sent back: unchanged)
+    out = handlers.runs_tick("alice", {"runs_seen": None, "result_run": kept, "try_run": kept,
+                                       "run_pick": kept, "runs_select": [kept]})
+    assert all("value" not in out[key] for key in ("run_pick", "result_run", "try_run",
+                                                   "runs_select"))
+    # the hidden "Your model" picker, read by every form event, lets a deleted model go too
+    for choice in ("default", "mine"):
+        own = handlers.model_changed("alice", form(model_choice=choice,
+                                                   model_own=f"run:{gone}"))["model_own"]
+        assert own["value"] is None and f"run:{gone}" not in {v for _, v in own["choices"]}
+    own = handlers.model_changed("alice", form(model_choice="mine", model_own=f"run:{kept}"))
+    assert own["model_own"]["value"] == f"run:{kept}" and "Model:" in text(own["model_msg"])
 
 
 def test_an_example_is_only_ever_one_of_the_listed_files(handlers):

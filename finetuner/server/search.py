@@ -99,7 +99,8 @@ class Search:
         return optuna.create_study(
             study_name="search", storage=storage, load_if_exists=True,
             direction=self.state["direction"], pruner=pruner,
-            sampler=optuna.samplers.TPESampler(seed=self.state["seed"] + done,
+            # numpy takes seeds below 2**32 only: a seed near the top wraps around
+            sampler=optuna.samplers.TPESampler(seed=(self.state["seed"] + done) % 2 ** 32,
                                                n_startup_trials=4))
 
     @property

@@ -65,7 +65,8 @@ SETTINGS = {
     "report_to": ("training", "report_to", list),
     "onnx": ("training", "onnx", bool),
 }
-ZERO_IS_UNSET = {"lr", "batch_size", "max_steps"}  # 0 on the page: pick the default
+# 0 on the page: pick the default (a negative number is refused by the config, by name)
+ZERO_IS_UNSET = {"lr", "batch_size", "max_steps"}
 # the column pickers: one per RunConfig.data field that a task reads (TaskUI.columns), in the
 # order the tasks list them
 COLUMN_FIELDS = tuple(dict.fromkeys(c.field for spec in TASKS.values() for c in spec.ui.columns))
@@ -87,7 +88,7 @@ def settings_from_form(form: dict) -> dict:
             value = (str(raw).strip() or None) if raw is not None else None
         else:
             value = _num(raw, cast, None)
-            if value is not None and key in ZERO_IS_UNSET and value <= 0:
+            if value is not None and key in ZERO_IS_UNSET and value == 0:
                 value = None
         if value is not None:
             out[section][name] = value
@@ -96,7 +97,7 @@ def settings_from_form(form: dict) -> dict:
 
 def on_page(exc: FinetunerError, labels: dict[str, str]) -> str:
     """The error's sentence for the page: a setting's check names the setting by its label
-    there ("Learning rate is 2.0. ..."), not by its name in the config (learning_rate).
+    there ("Learning rate is 2. ..."), not by its name in the config (learning_rate).
     `labels`: form field -> its label on the page."""
     text = exc.text
     if exc.code == "bad_setting":

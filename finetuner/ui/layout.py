@@ -23,14 +23,14 @@ from finetuner.ui.tasks import TASK_CHOICES, TASK_INFO, picker_values, picker_wo
 # so an event sent just before the choices changed (a setting changed as a new file was
 # checked, a file's own check right after a page load restored a run's columns) failed. The
 # data check names a column the file lacks itself. The pickers of runs, models, comparisons
-# and jobs keep Gradio's check as a second lock behind the handlers' own (their choices only
-# grow while a page is open, but for a deletion on that page).
+# and jobs keep Gradio's check as a second lock behind the handlers' own (their choices change
+# on that page's own refresh, which also drops a value no longer among them).
 RACE_SAFE = {"allow_custom_value": True}
 # No number box has a minimum or maximum either: Gradio checks them before any handler runs and
 # answers an out-of-range value with "Value 200 is greater than maximum value 100." in a red
 # box, naming no setting, on every event that reads the form (the plan beside Start stayed on
 # the old value). The settings' own checks (RunConfig, the server's limits) name the setting,
-# its range and the fix.
+# its range and the fix; a comparison's or search's budget is a positive number or none.
 
 DATA_TYPES = [".csv", ".tsv", ".tab", ".txt", ".json", ".jsonl", ".ndjson", ".parquet",
               ".conll", ".iob", ".bio"]

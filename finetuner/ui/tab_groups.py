@@ -3,6 +3,8 @@ it live, stop or continue it, and put finished runs side by side from Your runs.
 
 from __future__ import annotations
 
+import math
+
 import gradio as gr
 
 from finetuner.errors import FinetunerError
@@ -17,8 +19,9 @@ VARY_CHOICES = [("Nothing else", ""), ("Learning rate", "learning_rate"),
 
 
 def _positive(value) -> float | None:
+    """A budget: a positive finite number, else none (no limit)."""
     number = _num(value, float, None)
-    return number if number and number > 0 else None
+    return number if number and number > 0 and math.isfinite(number) else None
 
 
 class GroupsTab:

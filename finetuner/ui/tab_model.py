@@ -19,7 +19,7 @@ from finetuner.models.estimate import human_seconds, method_costs, recommend, ru
 from finetuner.models.modeling import embedded_name, resolve_model
 from finetuner.tasks import DEFAULT_TASK, TASKS, get_task
 from finetuner.ui import render
-from finetuner.ui.forms import _num, method_of, on_page, settings_from_form
+from finetuner.ui.forms import SETTINGS, _num, method_of, on_page, settings_from_form
 from finetuner.ui.tasks import ui as task_ui
 from finetuner.ui.wiring import COST_IN, COST_OUT, FORM, Wiring
 
@@ -29,11 +29,14 @@ class ModelTab:
 
     def model_changed(self, user: str, form: dict) -> dict:
         choice = form.get("model_choice") or "default"
+        mine, own = self.studio.workspace(user).own_models(), form.get("model_own")
         out = {"model_path": gr.update(visible=choice in ("folder", "hub")),
                "model_zip": gr.update(visible=choice == "zip"),
-               "model_own": gr.update(visible=choice == "mine",
-                                      choices=self.studio.workspace(user).own_models())}
-        if choice == "mine" and not form.get("model_own"):
+               "model_own": gr.update(visible=choice == "mine", choices=mine,
+                                      # a deleted model's value would stay behind, hidden,
+                                      # and Gradio would refuse every form event for it
+                                      value=own if own in {v for _, v in mine} else None)}
+        if choice == "mine" and not own:
             out["model_msg"] = render.message("Pick one of your models from the list.", "info")
             out["model_state"] = None
             return out
@@ -280,10 +283,16 @@ def wire(w: Wiring) -> None:
                    ["model_path", "model_zip", "model_own", "model_state"], "model_msg",
                    api_name=f"model_{name}")
         bind(dep.then, "costs", cost_in, cost_out, "method_info", api_name=False)
-    for name in ("method", "epochs", "lora_r", "lr", "max_steps", "batch_size", "onnx",
-                 "adapter_only", "report_to"):  # what the plan beside Start says
+    named = ("method", "epochs", "lora_r", "lr", "max_steps", "batch_size", "onnx",
+             "adapter_only", "report_to")  # what the plan beside Start says
+    for name in named:
         bind(C[name].change, "costs", cost_in, cost_out, "method_info",
              api_name=f"costs_{name}")
+    # every other setting too: its time (evaluations per epoch) or its refusal ("Start will
+    # refuse these settings: Max length (tokens) is 10000 ...") is the plan's to say
+    for name in SETTINGS:
+        if name not in named:
+            bind(C[name].change, "costs", cost_in, cost_out, "method_info", api_name=False)
     # the user's own choice of method brings its learning rate; a method set by the page (a
     # reload restoring a run's settings, the recommendation) comes with its own
     bind(C["method"].input, "method_defaults", [*form, "model_state"], ["lr"], "method_info",

@@ -29,11 +29,22 @@ class RunsTab:
         choices = [(f"{s.name} · {s.status} · {s.created}", s.id) for s in summaries]
         finished = [(f"{s.name} · {s.created}", s.id) for s in summaries
                     if s.status in ("completed", "stopped") and s.value is not None]
-        return {"runs_table": render.runs_frame(summaries),
-                "run_pick": gr.update(choices=choices),
-                "result_run": gr.update(choices=self._finished(ws)),
-                "try_run": gr.update(choices=self._usable(ws)),
-                "runs_select": gr.update(choices=finished)}
+        lists = {"run_pick": choices, "result_run": self._finished(ws),
+                 "try_run": self._usable(ws), "runs_select": finished}
+        out = {"runs_table": render.runs_frame(summaries)}
+        for key, options in lists.items():
+            update = {"choices": options}
+            if key in form:  # what the page shows, sent along: a run no longer listed (deleted
+                # here or on another page) is let go in the same update, else Gradio would
+                # refuse every later event that reads this picker ("not in the list of choices")
+                ids, value = {v for _, v in options}, form[key]
+                if isinstance(value, list):
+                    if any(v not in ids for v in value):
+                        update["value"] = [v for v in value if v in ids]
+                elif value and value not in ids:
+                    update["value"] = None
+            out[key] = gr.update(**update)
+        return out
 
     def runs_tick(self, user: str, form: dict) -> dict:
         """Every few seconds: the runs list again, only when a run came, went or changed
@@ -62,12 +73,19 @@ class RunsTab:
         if not form.get("confirm_delete"):
             return {"runs_msg": render.message("Tick 'Yes, delete it' to confirm.", "info")}
         text = self.studio.workspace(user).delete(run_id)
-        out = self.runs_view(user, form)
-        out.update({"runs_msg": render.message(text, "ok"), "confirm_delete": False,
-                    "run_pick": gr.update(choices=out["run_pick"]["choices"], value=None)})
+        view = self.runs_view(user, form)
+        # the other pickers are the runs tick's to redraw: it reads what each shows and lets
+        # the deleted run go in the same update (changing their choices here, blind to their
+        # values, would leave a picker holding a run Gradio no longer accepts)
+        out = {"runs_table": view["runs_table"], "runs_msg": render.message(text, "ok"),
+               "confirm_delete": False,
+               "run_pick": gr.update(choices=view["run_pick"]["choices"], value=None)}
         if form.get("current_run") == run_id:
             out["current_run"] = None
         return out
+
+
+PICKERS = ["run_pick", "result_run", "try_run", "runs_select"]  # every picker of runs
 
 
 def wire(w: Wiring) -> None:
@@ -75,8 +93,8 @@ def wire(w: Wiring) -> None:
     C, bind = w.C, w.bind
     runs_out, results_out = RUNS_OUT, RESULTS_OUT
     bind(C["refresh_btn"].click, "runs_view", [], runs_out, "runs_msg")
-    bind(C["runs_timer"].tick, "runs_tick", ["runs_seen"], [*runs_out, "runs_seen"], "runs_msg",
-         api_name=False, show_progress="hidden", queue=False)
+    bind(C["runs_timer"].tick, "runs_tick", ["runs_seen", *PICKERS], [*runs_out, "runs_seen"],
+         "runs_msg", api_name=False, show_progress="hidden", queue=False)
     bind(C["open_btn"].click, "open_run", ["run_pick"],
          [*results_out, "result_run", "try_run", "current_run", "seen", "tabs"], "runs_msg")
     bind(C["resume_pick_btn"].click, "resume", ["run_pick"],

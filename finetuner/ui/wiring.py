@@ -22,7 +22,9 @@ from finetuner.ui.auth import username
 from finetuner.ui.forms import FORM_FIELDS, on_page
 
 log = logging.getLogger("finetuner.ui")
-SLOW_SECONDS = 3.0  # a handler slower than this is logged: a page waits on it
+# a handler that answers in one go and takes longer than this is logged (a page waits on it;
+# a streaming handler's time is the job it follows)
+SLOW_SECONDS = 3.0
 
 # outputs that are text for people (messages, the log, progress), scrubbed of server paths;
 # file outputs carry paths on purpose and are never rewritten
