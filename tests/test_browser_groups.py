@@ -11,7 +11,7 @@ import signal
 
 import pytest
 from conftest import EXAMPLES, start_app, stop_app
-from test_browser import ARGS, CHROMIUM, shot
+from test_browser import ARGS, CHROMIUM, RECORD_BOXES, gradio_boxes, shot
 
 pytestmark = pytest.mark.browser
 
@@ -24,8 +24,11 @@ def browser_page():
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
         context = browser.new_context(viewport={"width": 1280, "height": 1000})
+        context.add_init_script(RECORD_BOXES)
         yield context.new_page()
+        boxes = gradio_boxes(context)
         browser.close()
+    assert not boxes, f"Gradio's own message boxes showed: {boxes}"
 
 
 def open_studio(page, url, tiny_model):

@@ -41,8 +41,9 @@ COMPARE = ("Compare methods (Model & method, 'Not sure? Compare methods', or the
 def rule_too_little_data(curves: Curves, validation, data, spec, method):
     small = _too_little_data(data, spec.units)
     if small:
-        # not "prefer head-only or LoRA": on 64 to 1,000 SST-2 sentences both scored below
-        # full fine-tuning from the fitted head (bench/RESULTS.md); a comparison measures it
+        # not "prefer head-only or LoRA": on 64 to 1,000 SST-2 sentences head-only scored
+        # below full fine-tuning from the fitted head and LoRA at most level with it
+        # (bench/RESULTS.md); a comparison measures it on the user's data
         return ("too_little_data", small + (curves.gap_evidence() or []),
                 [spec.more_data, COMPARE + " to see which method does best on data this "
                  "small: it trains each on the same splits and picks by validation."])
