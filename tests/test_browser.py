@@ -250,7 +250,11 @@ def reload_reattaches_and_stop_twice(app_url, page, tmp_path):
     page.get_by_label("Early stopping patience").fill("0")
     page.get_by_label("Early stopping patience").press("Tab")
     page.get_by_role("tab", name="3 · Train").click()
+    # named, and waited for by name: the page opened on the last test's finished run, whose
+    # progress already read "step" (the reload once came before this run had started)
+    page.get_by_label("Run name (optional)").fill("reload test")
     page.get_by_role("button", name="Start training").click()
+    expect(page.get_by_text("Run: reload test", exact=True)).to_be_visible(timeout=60_000)
     expect(page.locator(".ft-progress")).to_contain_text("step", timeout=60_000)
 
     page.reload()  # the page opens on the Train tab of the running job
