@@ -362,3 +362,22 @@ def test_the_previews_that_follow_the_form_answer_in_order(tmp_path):
             lanes.setdefault(name, set()).add((dep.concurrency_id, dep.concurrency_limit))
     assert set(lanes) == set(ORDERED)
     assert all(lane == {(name, 1)} for name, lane in lanes.items()), lanes
+
+
+def test_every_setting_redraws_the_plan_beside_start(tmp_path):
+    """The plan beside Start says what Start would train (its time follows the evaluations
+    per epoch) or that Start will refuse a setting out of its range: it was redrawn for nine
+    settings only, so a max length of 10,000 or a warmup share of 2 left "Start trains: ..."
+    on screen until Start refused it."""
+    import os
+
+    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+    from finetuner.server.studio import Studio
+    from finetuner.ui.app import build_app
+    from finetuner.ui.forms import SETTINGS
+
+    demo = build_app(Studio(tmp_path / "home"))
+    redraws = {block for dep in demo.fns.values() if getattr(dep.fn, "__name__", "") == "costs"
+               for block, _event in dep.targets}
+    missing = [key for key in SETTINGS if demo.ft_components[key]._id not in redraws]
+    assert not missing, missing

@@ -116,6 +116,7 @@ def build_app(studio: Studio, auth_mode: str = "none",
             with add("admin_tab", gr.Tab("Admin: all jobs", id="admin", visible=False)):
                 layout.admin_tab(add)
         _wire(w, demo)
+    demo.ft_components = dict(w.C)  # every widget by its name (for tests and embedding)
     return demo
 
 
