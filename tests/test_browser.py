@@ -108,6 +108,21 @@ def shot(page, tmp_path, name):
     page.screenshot(path=str(tmp_path / f"{name}.png"), full_page=True)
 
 
+def upload_after_load(page, data) -> None:
+    """Upload a training file once the page has loaded, and wait for its check. An upload
+    made in the first instant of a page's life was lost now and then under a full suite (the
+    file box empty again, no check, no Gradio message): not understood yet (the eleventh
+    session's note), so the tests that are about something else upload a second after the
+    page shows its first message (the page's load has been answered by then on any machine
+    here); the tests about uploads during a load hold that load on purpose."""
+    from playwright.sync_api import expect
+
+    expect(page.get_by_text("Upload a training file to begin")).to_be_visible()
+    page.wait_for_timeout(1_000)
+    page.locator("input[type=file]").first.set_input_files(str(data))
+    expect(page.get_by_text("The data is ready to train on.")).to_be_visible(timeout=60_000)
+
+
 def train_a_named_run(page, name: str, timeout: float) -> None:
     """Start a run named `name` from the Train tab, wait until that run has finished and open
     the Results tab on it.
@@ -594,8 +609,7 @@ def test_preview_table_shows_its_columns_with_whole_header_words(app_url, page, 
     page.set_viewport_size({"width": width, "height": 900})
     for data, key in ((EXAMPLES / "pairs.csv", 3), (wide, 3)):
         page.goto(app_url)
-        page.locator("input[type=file]").first.set_input_files(str(data))
-        expect(page.get_by_text("The data is ready to train on.")).to_be_visible(timeout=60_000)
+        upload_after_load(page, data)
         block = page.locator(".block", has=page.get_by_text(
             "Preview: the first rows of the training file")).filter(
             has=page.locator(".virtual-table-viewport")).first

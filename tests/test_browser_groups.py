@@ -88,12 +88,11 @@ def test_compare_then_a_search_that_survives_a_server_kill(tmp_path, browser_pag
         page.get_by_label("Stop weak trials early").click()
         page.get_by_role("option", name="Never stop a trial early").click()
         page.get_by_role("button", name="Tune settings", exact=True).click()
-        expect(page.get_by_text("Search started")).to_be_visible()
+        # killed as soon as the page shows the search at work: the whole search is the window
+        # (waiting for "1 or 2 of 3 trials" or for the passing "Search started" could miss a
+        # fast search on a loaded machine: twice in CI the page showed it already finished)
         status = page.locator(".ft-msg").filter(has_text="Search '")
-        # killed once a trial has finished: mid-search, or while the chosen settings train (a
-        # loaded machine can finish all three before the page shows 1 or 2: in one failed CI
-        # run the page showed the three trials done); a kill inside a trial is test_search's
-        expect(status).to_contain_text(re.compile(r"[123] of 3 trials finished"),
+        expect(status).to_contain_text(re.compile(r"[0-3] of 3 trials finished"),
                                        timeout=180_000)
         shot(page, tmp_path, "g2-search-running")
         assert "Finished" not in status.inner_text(), "the search ended before the kill"
