@@ -106,7 +106,8 @@ def prepare(ctx: Context) -> Prepared:
         probe.update(heads.fit_head(model.to(device), spec, impl, feats, splits, data.labels,
                                     options, collate, pick_precision(cfg.training.precision,
                                                                      device),
-                                    seed=cfg.training.seed) or {})
+                                    seed=cfg.training.seed,
+                                    cross_check=cfg.method.method == "head") or {})
 
     model, params = modeling.build_model(spec, source, data.labels, cfg.method,
                                          dropout=cfg.training.dropout, head_start=head_start,
