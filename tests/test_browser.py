@@ -140,6 +140,18 @@ def train_a_named_run(page, name: str, timeout: float) -> None:
     expect(page.get_by_label("Run", exact=True)).to_have_value(re.compile(f"^{name} · "))
 
 
+def fewer_evaluations(page) -> None:
+    """One evaluation per epoch instead of four (Advanced settings, open): a run of a few
+    steps on a tiny example file is otherwise scored after nearly every step (the QA flow
+    spent 25 of its 45 s of training on five evaluations); the first and the last stay."""
+    from playwright.sync_api import expect
+
+    box = page.get_by_label("Evaluations per epoch")
+    box.fill("1")
+    box.press("Tab")
+    expect(page.locator("#cli")).to_contain_text("--evals-per-epoch 1")
+
+
 def test_upload_train_judge_try_and_download(app_url, page, tmp_path):
     from playwright.sync_api import expect
 
@@ -348,6 +360,7 @@ def test_other_tasks_upload_train_and_try(app_url, page, tmp_path, task, title, 
     steps = page.get_by_label("Max steps")
     steps.fill("6")
     steps.press("Tab")
+    fewer_evaluations(page)
     train_a_named_run(page, f"browser {task}", timeout=180_000)
     expect(page.locator("[data-metric='f1']")).to_be_visible()
     expect(page.locator(".ft-verdict")).to_be_visible()
@@ -401,6 +414,7 @@ def test_new_kinds_are_detected_trained_tried_and_downloaded(app_url, page, tmp_
     steps = page.get_by_label("Max steps")
     steps.fill("12")
     steps.press("Tab")
+    fewer_evaluations(page)
     expect(page.locator("#cli")).to_contain_text(f"--task {task}")
     # the task's own learning rate came with the switch (multi-label: twice full's 1e-4)
     rate = "0.0002" if task == "multi-label" else "0.0001"

@@ -381,3 +381,26 @@ def test_every_setting_redraws_the_plan_beside_start(tmp_path):
                for block, _event in dep.targets}
     missing = [key for key in SETTINGS if demo.ft_components[key]._id not in redraws]
     assert not missing, missing
+
+
+def test_refresh_lets_a_deleted_run_go_from_every_picker(tmp_path):
+    """Your runs' Refresh redrew the runs pickers blind to what they showed: a run deleted
+    on another page just before stayed in a picker whose choices had lost it, and Gradio
+    then refused every later event reading that picker ("not in the list of choices"). The
+    page's Refresh now sends every picker (the handler lets a deleted run go, pinned in
+    test_ui_handlers); the API's runs_view still takes no inputs."""
+    import os
+
+    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+    from finetuner.server.studio import Studio
+    from finetuner.ui.app import build_app
+    from finetuner.ui.tab_runs import PICKERS
+
+    demo = build_app(Studio(tmp_path / "home"))
+    C = demo.ft_components
+    refresh = [dep for dep in demo.fns.values()
+               if any(block == C["refresh_btn"]._id for block, _e in dep.targets)]
+    assert len(refresh) == 1 and refresh[0].api_visibility == "private"  # the page's own
+    assert {C[k]._id for k in PICKERS} <= {b._id for b in refresh[0].inputs}
+    api = [dep for dep in demo.fns.values() if dep.api_name == "runs_view"]
+    assert len(api) == 1 and not api[0].inputs

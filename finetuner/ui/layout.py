@@ -321,6 +321,9 @@ def runs_tab(add) -> None:
     with gr.Row():
         add("run_pick", gr.Dropdown([], label="Select a run", scale=3))
         add("refresh_btn", gr.Button("Refresh", scale=1))
+        # the API's runs_view (no inputs: a client has no pickers to send); the page's
+        # Refresh sends what its pickers show (tab_runs.wire)
+        add("runs_api", gr.Button("Runs", visible=False))
         add("open_btn", gr.Button("Open", variant="primary", scale=1))
     with gr.Row():
         add("resume_pick_btn", gr.Button("Resume (interrupted runs)"))

@@ -92,7 +92,11 @@ def wire(w: Wiring) -> None:
     """The Your runs tab's events: refresh and tick, open, resume, delete, side by side."""
     C, bind = w.C, w.bind
     runs_out, results_out = RUNS_OUT, RESULTS_OUT
-    bind(C["refresh_btn"].click, "runs_view", [], runs_out, "runs_msg")
+    # Refresh reads what each runs picker shows, as the tick does, so that a run deleted on
+    # another page is let go in the same update (blind to the values, it left a picker
+    # holding a run Gradio then refused on every later event that read it)
+    bind(C["refresh_btn"].click, "runs_view", PICKERS, runs_out, "runs_msg", api_name=False)
+    bind(C["runs_api"].click, "runs_view", [], runs_out, "runs_msg", api_name="runs_view")
     bind(C["runs_timer"].tick, "runs_tick", ["runs_seen", *PICKERS], [*runs_out, "runs_seen"],
          "runs_msg", api_name=False, show_progress="hidden", queue=False)
     bind(C["open_btn"].click, "open_run", ["run_pick"],
