@@ -1,16 +1,17 @@
 """Offline: how the fitted head's strength is chosen, on the frozen default model's features
 of the few-shot SST-2 subsets (bench/fewshot.py's), per size and seed: the test accuracy of
 the head each rule picks. Every rule picks on training and validation rows only; the test
-split is read once per rule, to report it.
+accuracy of every strength is computed alongside (to report the picked one's), and no rule
+reads it.
 
     python bench/probe_choice.py --seeds 3,4,5,6,7
 
 Rules: `cur` = validation loss over the decade grid 0.001..100 (full fine-tuning's start);
 `valfine` = validation loss over half decades 1e-4..100; `cv` = a 5-fold cross-check of the
-training rows alone; `comb` = validation and cross-check pooled (head-only's rule, without
-its early end of the walk); `combgrid` = comb on the decade grid; `probe` = scikit-learn's
-logistic regression on the raw features, C by validation macro-F1 (bench/fewshot.py's).
-"""
+training rows alone; `comb` = validation and cross-check pooled (head-only's rule, over the
+whole grid: the studio ends its walk two strengths past the best, and seeds its cross-check
+with the run's seed, not 0); `combgrid` = comb on the decade grid; `probe` = scikit-learn's
+logistic regression on the raw features, C by validation macro-F1 (bench/fewshot.py's)."""
 
 from __future__ import annotations
 

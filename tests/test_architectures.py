@@ -528,9 +528,11 @@ def check_head_start(run, task, family, method, meta, tok, model):
         assert not starts and evals[0]["step"] > 0
         return
     assert starts and starts[0]["pooling"] == ("mean" if mean else "first")
-    # where the probe is the model (head-only) a class or ridge head's strength also reads a
-    # cross-check of the training rows; a start for fine-tuning, or thresholded labels, not
-    assert (starts[0]["cross_rows"] > 0) == (method == "head" and task != "multi-label")
+    # where the probe is the model (head-only on a mean-pooled body) a class or ridge head's
+    # strength also reads a cross-check of the training rows; a start for fine-tuning, a
+    # first-token head, or thresholded labels, not
+    assert (starts[0]["cross_rows"] > 0) == (method == "head" and mean
+                                             and task != "multi-label")
     assert evals[0]["step"] == 0
     assert abs(evals[0]["validation"][starts[0]["metric"]] - starts[0]["validation"]) < 0.002
     if family.endswith("+mean") and method != "lora-adapter":

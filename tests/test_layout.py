@@ -404,3 +404,11 @@ def test_refresh_lets_a_deleted_run_go_from_every_picker(tmp_path):
     assert {C[k]._id for k in PICKERS} <= {b._id for b in refresh[0].inputs}
     api = [dep for dep in demo.fns.values() if dep.api_name == "runs_view"]
     assert len(api) == 1 and not api[0].inputs
+    # every other event that redraws a runs picker's choices sends what that picker shows
+    for dep in demo.fns.values():
+        fn = getattr(dep.fn, "__name__", "")
+        if dep.api_name == "runs_view" or fn not in ("runs_view", "runs_tick", "tick"):
+            continue
+        shown = {b._id for b in dep.inputs}
+        redrawn = [k for k in PICKERS if C[k]._id in {b._id for b in dep.outputs}]
+        assert redrawn and all(C[k]._id in shown for k in redrawn), (fn, redrawn)

@@ -274,23 +274,54 @@ def test_a_class_heads_strength_reads_the_training_rows_cross_check_too(monkeypa
 
 
 def test_the_cross_check_folds_every_sampled_row_once(monkeypatch):
-    """Each strength's sum covers each cross-checked row exactly once (K folds), at most
-    CROSS_MAX_TRAIN rows, and too few rows for K folds skip it."""
+    """Each strength's sum holds every cross-checked row out exactly once (K folds of the
+    sampled rows, at most CROSS_MAX_TRAIN), each class spread over the folds, and too few
+    rows for K folds skip it."""
     import torch
 
     from finetuner.models import heads
 
     monkeypatch.setattr(heads, "CROSS_MAX_TRAIN", 40)
     x = torch.randn(100, 4)
-    y = (x[:, 0] > 0).long()
-    fitted = []
+    x[:, 0] = torch.arange(100).float()  # each row's own mark
+    y = (torch.arange(100) % 4 == 0).long()  # a quarter of the rows in class 1
+    trained_on = []
     real = heads.fit_linear
-    monkeypatch.setattr(heads, "fit_linear",
-                        lambda xs, ys, *a: fitted.append(len(ys)) or real(xs, ys, *a))
+    monkeypatch.setattr(heads, "fit_linear", lambda xs, ys, *a: trained_on.append(
+        (set(xs[:, 0].long().tolist()), ys.tolist())) or real(xs, ys, *a))
     check = heads.CrossCheck(x, y, "softmax", 2, seed=3)
     losses = [check.loss(c) for c in (0.01, 1.0)]
-    # five folds of 8 rows: each fit reads the other 32, each row is held out once
-    assert check.rows == 40 and fitted == [32] * (2 * heads.CROSS_FOLDS)
+    assert check.rows == 40 and len(trained_on) == 2 * heads.CROSS_FOLDS
+    sampled = set().union(*(rows for rows, _ in trained_on))
+    assert len(sampled) == 40
+    held_out = [sampled - rows for rows, _ in trained_on[:heads.CROSS_FOLDS]]
+    assert all(len(h) == 8 for h in held_out) and set().union(*held_out) == sampled
+    for rows, labels in trained_on:  # stratified: every fold trains on both classes alike
+        assert len(rows) == 32 and 7 <= sum(labels) <= 9
     assert all(v > 0 for v in losses)
     few = heads.CrossCheck(x[:9], y[:9], "softmax", 2)
     assert few.rows == 0 and few.loss(0.01) == 0.0
+
+
+def test_a_fit_that_overflows_neither_wins_nor_poisons_the_next_start(monkeypatch):
+    """A fit with non-finite weights (features that overflowed) is skipped, and the next
+    strength does not start from it (every later fit would be NaN too and the walk would end
+    on the strongest strength)."""
+    import torch
+
+    from finetuner.models import heads
+
+    fit = _probe_case(monkeypatch)
+    plain = fit()
+    real = heads.fit_linear
+    starts = []
+
+    def overflowing(x, y, kind, c, n_out, start=None):
+        starts.append(start)
+        w, b = real(x, y, kind, c, n_out, start)
+        return (w * float("nan"), b) if c == heads.LOSS_C[0] else (w, b)
+
+    monkeypatch.setattr(heads, "fit_linear", overflowing)
+    done = fit()
+    assert done["c"] == plain["c"] != heads.LOSS_C[0]
+    assert all(s is None or bool(torch.isfinite(s[0]).all()) for s in starts)

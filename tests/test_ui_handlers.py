@@ -97,6 +97,11 @@ def test_costs_and_advice(handlers):
     assert applied == {"method": "full", "epochs": 4, "lr": 1e-4}
     # the form still says 3 epochs: the advice says it is not applied
     assert "Not applied: your settings are used until you press" in text(out["advice"])
+    # its method and epochs but another rate: not applied either
+    for rate, said in ((1e-4, "Your settings match it."), (3e-5, "Not applied")):
+        same = handlers.costs("alice", form(data_state=data["data_state"], epochs=4,
+                                            model_state=model["model_state"], lr=rate))
+        assert said in text(same["advice"]), rate
     # beside Start: what it would train now
     plan = text(out["train_plan"])
     assert "Start trains: " in plan and "320 training, 40 validation rows" in plan
@@ -360,6 +365,10 @@ def test_multi_label_learns_at_twice_the_rate_unless_told_otherwise(handlers):
     small = recommend(200, 2, 30.0, full_factor=2.0)
     assert (small.method, small.epochs, small.learning_rate) == ("full", 3, 2e-4)
     assert "overfits less" not in small.reason and "Compare methods" in small.reason
+    # at the rate a model of this size defaults to: a base-size model's 5e-5, not MiniLM's
+    # 1e-4 (the page said "Your settings match it" while the form held 5e-05)
+    assert recommend(200, 2, 30.0, n_params=110_000_000).learning_rate == 5e-5
+    assert recommend(1000, 2, 30.0, n_params=110_000_000).learning_rate == 5e-5
     assert recommend(1000, 9, 30.0, full_factor=2.0).learning_rate == 2e-4
 
 

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from finetuner.config import MethodConfig
-from finetuner.methods import CPU_BATCH_SIZE, DEFAULT_LEARNING_RATE, METHOD_HELP
+from finetuner.methods import CPU_BATCH_SIZE, METHOD_HELP, default_learning_rate
 from finetuner.models import modeling
 from finetuner.models.modelzip import check_model_config
 from finetuner.models.pooling import MEAN, body_pooling
@@ -386,32 +386,36 @@ class Advice:
 
 
 def recommend(n_train: int, n_labels: int, seconds_full_epoch: float | None,
-              on_gpu: bool = False, full_factor: float = 1.0) -> Advice:
-    """Sensible settings for the data size and the hardware; `full_factor` scales full
-    fine-tuning's rate for the task (TaskSpec.full_lr_factor)."""
+              on_gpu: bool = False, full_factor: float = 1.0,
+              n_params: int | None = None) -> Advice:
+    """Sensible settings for the data size and the hardware, at the method's default rate
+    for this model's size (`n_params`; None: the small-model rates) and task
+    (`full_factor`: TaskSpec.full_lr_factor)."""
+    def rate(method: str) -> float:
+        return default_learning_rate(method, n_params, full_factor)
+
     if n_train < 300:
         # measured on few-shot SST-2 (bench/RESULTS.md, "The small-data advice against the
         # defaults"): LoRA for 8 epochs at 0.002, the earlier advice here, was level with
         # full fine-tuning at 64 sentences and 0.6 points under it at 256
-        return Advice("full", 3, DEFAULT_LEARNING_RATE["full"] * full_factor,
-                      f"{n_train} training examples is small: full fine-tuning starting from "
-                      "the head fitted on the frozen encoder, with the floor of steps for small "
-                      "data (early stopping keeps the best checkpoint). On a few hundred "
-                      "sentences it matched or beat LoRA and head-only training in our "
-                      "benchmarks; "
-                      "Compare methods measures them on your own data.")
+        return Advice("full", 3, rate("full"),
+                      f"{n_train} training examples is small: the defaults, full fine-tuning "
+                      "with the floor of steps for small data (early stopping keeps the best "
+                      "checkpoint). On 64 and 256 sentences of a sentiment benchmark they "
+                      "matched or beat LoRA for 8 epochs and head-only training; Compare "
+                      "methods measures them on your own data.")
     if n_train < 5000:
-        return Advice("full", 4, DEFAULT_LEARNING_RATE["full"] * full_factor,
+        return Advice("full", 4, rate("full"),
                       f"{n_train:,} examples: full fine-tuning for a few epochs is affordable "
                       "here and usually the most accurate.")
     slow = seconds_full_epoch is not None and seconds_full_epoch > 900 and not on_gpu
     if slow:
         minutes = seconds_full_epoch / 60
-        return Advice("lora", 1, DEFAULT_LEARNING_RATE["lora"],
+        return Advice("lora", 1, rate("lora"),
                       f"{n_train:,} examples: one epoch of full fine-tuning takes about "
                       f"{minutes:.0f} min on this machine. LoRA for one epoch gets close in "
                       "less time; with this much data one epoch is usually enough.")
-    return Advice("full", 2, DEFAULT_LEARNING_RATE["full"] * full_factor,
+    return Advice("full", 2, rate("full"),
                   f"{n_train:,} examples: with this much data, two epochs of full "
                   "fine-tuning are usually enough.")
 

@@ -232,6 +232,8 @@ class CrossCheck:
         if not self.rows:
             return
         order = np.random.default_rng(seed).permutation(len(y))[:CROSS_MAX_TRAIN]
+        if kind == "softmax":  # stratified: each class spread over the folds by turns
+            order = order[np.argsort(y[order].numpy(), kind="stable")]
         self.x, self.y = x[order], y[order]
         self.rows = len(self.y)
         self.fold = torch.arange(self.rows) % CROSS_FOLDS
@@ -243,7 +245,8 @@ class CrossCheck:
             out, keep = self.fold == k, self.fold != k
             w, b = fit_linear(self.x[keep], self.y[keep], self.kind, c, self.n_out,
                               self.starts[k])
-            self.starts[k] = (w, b)
+            finite = bool(torch.isfinite(w).all() and torch.isfinite(b).all())
+            self.starts[k] = (w, b) if finite else None  # never a warm start from NaN
             with torch.no_grad():
                 loss = float(_loss(self.x[out] @ w.T + b, self.y[out], self.kind))
             total += loss * int(out.sum()) if math.isfinite(loss) else math.inf
@@ -293,7 +296,7 @@ def fit_head(model, spec, impl, p_feats: dict, splits: dict, labels: list[str], 
         return None
     # Where the probe is the model (head-only), a head chosen by its loss reads every
     # held-out row there is, the validation split's and a cross-check of the training
-    # rows', over a finer grid (2-4 s more). A start for fine-tuning is chosen on the
+    # rows', over a finer grid (1-2 s more). A start for fine-tuning is chosen on the
     # validation split: the cross-checked start scored no better after full fine-tuning
     # (bench/RESULTS.md). A multi-label head keeps the validation split's thresholded
     # micro-F1 (its thresholds are chosen there).
@@ -306,7 +309,8 @@ def fit_head(model, spec, impl, p_feats: dict, splits: dict, labels: list[str], 
     for c in grid:
         cross_sum = cross.loss(c) if cross is not None else 0.0
         w, b = fit_linear(xs, y, kind, c, n_out, start)
-        start = (w, b)
+        finite = bool(torch.isfinite(w).all() and torch.isfinite(b).all())
+        start = (w, b) if finite else None  # never a warm start from NaN
         with torch.no_grad():
             logits = xv @ w.T + b
             val_loss = float(_loss(logits, y_val, kind))
@@ -317,7 +321,7 @@ def fit_head(model, spec, impl, p_feats: dict, splits: dict, labels: list[str], 
         score = metrics.get(spec.primary_metric)
         score = -math.inf if score is None or score != score else float(score)
         key = choice_key(kind, score, held_out)
-        if not (torch.isfinite(w).all() and torch.isfinite(b).all()):
+        if not finite or any(math.isnan(v) for v in key):
             continue  # features that overflowed: no head from this fit
         if best is None or key > best[0]:
             best, worse = (key, c, w, b, metrics, score, val_loss), 0

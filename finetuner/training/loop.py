@@ -107,7 +107,10 @@ def prepare(ctx: Context) -> Prepared:
                                     options, collate, pick_precision(cfg.training.precision,
                                                                      device),
                                     seed=cfg.training.seed,
-                                    cross_check=cfg.method.method == "head") or {})
+                                    # where the probe is the model (head-only on a
+                                    # mean-pooled body)
+                                    cross_check=cfg.method.method == "head"
+                                    and isinstance(model, heads.MeanPooled)) or {})
 
     model, params = modeling.build_model(spec, source, data.labels, cfg.method,
                                          dropout=cfg.training.dropout, head_start=head_start,

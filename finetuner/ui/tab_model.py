@@ -130,10 +130,13 @@ class ModelTab:
                  "</th></tr></thead><tbody>" + "".join(rows) + "</tbody></table>")
         full = next(c for c in costs if c.method == "full")
         advice = recommend(n_train, labels, full.seconds_per_epoch,
-                           full_factor=spec.full_lr_factor) if n_train else None
+                           full_factor=spec.full_lr_factor, n_params=full.total) \
+            if n_train else None
         epochs = _num(form.get("epochs"), float, 3.0) or 3.0
+        form_rate = _num(form.get("lr"), float, None)
         applied = advice is not None and advice.method == method_of(form) and \
-            float(advice.epochs) == float(epochs)
+            float(advice.epochs) == float(epochs) and form_rate is not None and \
+            math.isclose(form_rate, advice.learning_rate, rel_tol=1e-6)
         advice_html = render.message(
             f"Recommended: {METHOD_TITLES[advice.method]}, {advice.epochs} epochs, "
             f"learning rate {advice.learning_rate:g}. {advice.reason}"

@@ -235,5 +235,10 @@ def wire(w: Wiring) -> None:
     tick_out = ["seen", "progress", "loss_plot", "metric_plot", "log", "run_title", "stop_btn",
                 "resume_btn", "current_run", "runs_table", "run_pick", "result_run", "try_run",
                 *results_out, *try_view]
-    bind(C["timer"].tick, "tick", ["current_run", "seen"], tick_out, "train_msg",
+    from finetuner.ui.tab_runs import PICKERS
+
+    # the runs pickers it redraws when a run ends are sent along, so that a run deleted on
+    # another page is let go in the same update (tab_runs.runs_view), never left in a
+    # picker whose choices lost it
+    bind(C["timer"].tick, "tick", ["current_run", "seen", *PICKERS], tick_out, "train_msg",
          api_name=False, show_progress="hidden", queue=False)
