@@ -183,20 +183,9 @@ def test_the_fitted_heads_strength_is_chosen_by_validation_loss_for_classes():
 def test_fit_head_keeps_the_strength_its_choice_key_ranks_first(monkeypatch):
     """fit_head itself decides by `choice_key` (the rule pinned above), over every C of the
     grid, and writes that fit into the head."""
-    import numpy as np
-    import torch
-
     from finetuner.models import heads
 
-    rng = np.random.default_rng(0)
-    x = {"train": rng.normal(size=(60, 8)), "validation": rng.normal(size=(30, 8))}
-    y = {k: (v[:, 0] > 0).astype(int) for k, v in x.items()}
-    feats = {k: [{"labels": int(t), "input_ids": [1, 2]} for t in y[k]] for k in x}
-    splits = {k: [{"label": "ab"[t]} for t in y[k]] for k in x}
-    linear = torch.nn.Linear(8, 2)
-    monkeypatch.setattr(heads, "head_linear", lambda *a: linear)
-    monkeypatch.setattr(heads, "features", lambda _m, _l, f, *a: x[
-        "train" if f is feats["train"] else "validation"].astype(np.float32))
+    fit = _probe_case(monkeypatch)
     seen = []
 
     def rank(kind, score, val_loss):  # the third strength of the grid wins, whatever it scores
@@ -204,19 +193,12 @@ def test_fit_head_keeps_the_strength_its_choice_key_ranks_first(monkeypatch):
         return (1.0, 0.0) if len(seen) == 3 else (0.0, 0.0)
 
     monkeypatch.setattr(heads, "choice_key", rank)
-
-    class Options:
-        def hooks(self):
-            return {}
-
     # head-only cross-checks every training row too, on a finer grid whose walk ends two
     # strengths past the best (the held-out loss rises from there)
     for cross_check, grid, rows, walked in ((False, heads.PROBE_C, 0, len(heads.PROBE_C)),
                                             (True, heads.LOSS_C, 60, 5)):
         seen.clear()
-        done = heads.fit_head(torch.nn.Module(), get_task("classification"),
-                              get_task("classification").impl(), feats, splits, ["a", "b"],
-                              Options(), None, None, cross_check=cross_check)
+        done = fit(cross_check)
         assert seen == ["softmax"] * walked
         assert done["c"] == grid[2]
         assert done["cross_rows"] == rows
@@ -242,10 +224,10 @@ def _probe_case(monkeypatch, n_train=60, n_val=30):
         def hooks(self):
             return {}
 
-    def fit():
+    def fit(cross_check=True):
         task = get_task("classification")
         return heads.fit_head(torch.nn.Module(), task, task.impl(), feats, splits, ["a", "b"],
-                              Options(), None, None, cross_check=True)
+                              Options(), None, None, cross_check=cross_check)
     return fit
 
 
