@@ -556,3 +556,18 @@ def test_a_page_reloaded_during_a_comparison_keeps_the_users_own_settings(handle
                                       method="lora", max_steps=2))["current_run"]
     wait_until_done(handlers, user, plain)
     assert handlers._restore_data(user, ws.run(plain), form())["method"] == "lora"
+
+
+def test_a_head_only_run_is_not_said_to_have_steps():
+    """Head-only on a mean-pooled body trains in one pass, no optimizer steps: its results
+    said "its steps ran at 0 examples/s on average" (seen in a browser walk)."""
+    from finetuner.ui.render_results import metrics_html
+
+    base = {"status": "completed", "best_step": 0, "test": {"accuracy": 0.9, "n": 16}}
+    one_pass = metrics_html({**base, "timing": {"train_seconds": 3.0, "steps": 0,
+                                                "train_samples_per_second": 0.0}})
+    assert "one pass, the head fitted on the frozen encoder" in one_pass
+    assert "examples/s" not in one_pass
+    stepped = metrics_html({**base, "timing": {"train_seconds": 30.0, "steps": 40,
+                                               "train_samples_per_second": 42.0}})
+    assert "its steps ran at 42 examples/s on average" in stepped

@@ -34,11 +34,14 @@ def metrics_html(results: dict) -> str:
         for key, (title, _) in words.METRICS.items() if isinstance(test.get(key), (int, float)))
     n = test.get("n")
     timing = results.get("timing") or {}
+    took = f"Training took {human_seconds(timing.get('train_seconds'))}"
+    took += (f"; its steps ran at {timing.get('train_samples_per_second', 0):.0f} examples/s "
+             "on average (evaluations not counted)." if timing.get("steps") else
+             # head-only on a mean-pooled body: no steps, one pass of the frozen encoder
+             ": one pass, the head fitted on the frozen encoder's features.")
     meta = (f"<p>Held-out test split{f' ({n:,} examples)' if n else ''}, scored once by the "
             f"best checkpoint chosen on validation (step {results.get('best_step')}). "
-            f"Training took {human_seconds(timing.get('train_seconds'))}; its steps ran at "
-            f"{timing.get('train_samples_per_second', 0):.0f} examples/s on average "
-            "(evaluations not counted).</p>")
+            f"{took}</p>")
     note = message(results["note"], "info") if results.get("note") else ""
     state = "" if status == "completed" else message(f"Run {status}.", "info")
     return (state + f"<div class='ft-metrics'>{cards}</div>" + meta
