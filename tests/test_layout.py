@@ -412,3 +412,25 @@ def test_refresh_lets_a_deleted_run_go_from_every_picker(tmp_path):
         shown = {b._id for b in dep.inputs}
         redrawn = [k for k in PICKERS if C[k]._id in {b._id for b in dep.outputs}]
         assert redrawn and all(C[k]._id in shown for k in redrawn), (fn, redrawn)
+
+
+def test_a_value_typed_while_the_preview_is_busy_is_not_dropped(tmp_path):
+    """Every event of the handlers that redraw from the whole form (the command-line
+    preview, the plan and costs) sends the last value once the pending one is answered:
+    Gradio's default for .input ("once") dropped a value typed while the answer to the one
+    before was pending (a full test run under load showed the preview without the second
+    of two settings typed a moment apart)."""
+    import os
+
+    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+    from finetuner.server.studio import Studio
+    from finetuner.ui.app import build_app
+    from finetuner.ui.wiring import ORDERED
+
+    demo = build_app(Studio(tmp_path / "home"))
+    config = demo.get_config_file()
+    ordered = [dep for dep in config["dependencies"]
+               if demo.fns[dep["id"]].fn.__name__ in ORDERED]
+    assert len(ordered) > 20  # every setting's preview and plan
+    modes = {dep["trigger_mode"] for dep in ordered}
+    assert modes == {"always_last"}, modes

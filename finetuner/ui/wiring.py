@@ -137,5 +137,10 @@ class Wiring:
         if handler in ORDERED:
             kwargs.setdefault("concurrency_id", handler)
             kwargs.setdefault("concurrency_limit", 1)
+            # Gradio drops an .input event sent while the same listener's last one is still
+            # pending (its default trigger mode, "once"): deleting "4" and typing "1" on a
+            # busy server sent "" and dropped "1", and the preview kept the default. The
+            # last value is sent once the pending answer is in.
+            kwargs.setdefault("trigger_mode", "always_last")
         return event(run, inputs=[C[n] for n in inputs], outputs=[C[n] for n in outputs],
                      api_name=kwargs.pop("api_name", handler), **kwargs)
