@@ -164,7 +164,8 @@ def one(system: str, n: int, seed: int, rows: dict, out: Path, args) -> dict:
     folder = out / f"n{n}-s{seed}"
     files = {k: write_csv(v, folder / f"{k}.csv", ["text", "label"]) for k, v in rows.items()}
     if system in ("full", "lora", "head"):
-        extra = ["--seed", str(seed)] + (args.studio_args.split() if args.studio_args else [])
+        extra = (["--seed", str(seed + args.train_seed_offset)]
+                 + (args.studio_args.split() if args.studio_args else []))
         return run_method(system, files, folder, extra)
     if system == "before":  # the default (full) of another checkout: --before-root
         return run_method("full", files, folder, ["--seed", str(seed)],
@@ -209,6 +210,9 @@ def main() -> None:
                     help="system 'before': another checkout of the studio (e.g. a git "
                          "worktree of the commit before a change), run with its defaults")
     ap.add_argument("--tag", default="", help="a name for this variant in results.jsonl")
+    ap.add_argument("--train-seed-offset", type=int, default=0,
+                    help="studio runs train with --seed SEED+OFFSET on the same subsets "
+                         "(another shuffle and dropout: the spread of training alone)")
     ap.add_argument("--out", default=str(ROOT / "bench" / "out" / "fewshot"))
     ap.add_argument("--data", default=str(DATA))
     args = ap.parse_args()

@@ -213,8 +213,9 @@ class TrainingConfig:
     )
     min_steps: int = _help(
         "Small data: train for at least this many steps even when the epochs would give "
-        "fewer (a few hundred examples at 3 epochs is only about 25 steps); early stopping "
-        "still ends the run when validation stops improving. 0 turns the floor off.",
+        "fewer (a few hundred examples at 3 epochs is only about 25 steps). Early stopping "
+        "waits for the floor or the epochs asked for, whichever ends first. 0 turns the "
+        "floor off.",
         default=100,
     )
     seed: int = _help("Random seed: the same seed gives the same run.", default=42)

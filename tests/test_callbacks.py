@@ -108,6 +108,25 @@ def test_early_stop_after_patience_evaluations_without_progress_but_not_before_a
     assert policy.stop_early(2, 3.0)
     assert not policy.stop_early(5, 0.9)
     assert not EvaluationPolicy(eval_every=5, patience=0).stop_early(1000, 9.0)  # 0: never
+    # the floor of steps for small data is trained whole before patience may end a run
+    floored = EvaluationPolicy(eval_every=5, patience=2, min_steps=100)
+    assert not floored.stop_early(9, 3.0, step=95) and floored.stop_early(2, 3.0, step=100)
+
+
+def test_early_stopping_waits_for_the_floor_of_steps(tmp_path):
+    """1,000 SST-2 sentences: runs cut by patience at 32-40 of their 100 floored steps scored
+    0.745 and 0.786 where the whole floor gave 0.794 and 0.806. The floor is trained, the
+    best checkpoint still kept."""
+    results = [{"accuracy": 0.9, "loss": 0.3}] + [{"accuracy": 0.5, "loss": 0.8}] * 9
+    cb = RunCallback(Events(), lambda: False, ScriptedEvaluator(results), metric="accuracy",
+                     batch_size=4, eval_every=10, patience=3, checkpoints=tmp_path,
+                     min_steps=70)
+    model, control = torch.nn.Linear(2, 1), TrainerControl()
+    for step in range(1, 101):
+        cb.on_step_end(None, state(step), control, model=model)
+        if control.should_training_stop:
+            break
+    assert step == 70 and cb.stopped_early and cb.best_step == 10
 
 
 def test_the_callback_stops_early_after_patience_evaluations(tmp_path):

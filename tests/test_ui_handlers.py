@@ -111,7 +111,8 @@ def test_costs_and_advice(handlers):
     whole = re.search(r"about ([\d.]+ (?:s|min|h))", plan).group(1)
     assert f"per epoch; this run about {whole} (at least 100 steps" in text(out["method_info"])
     # 320 rows at batch 32 are 30 steps in 3 epochs: the run trains the floor of 100
-    assert "at least 100 steps on this small data; early stopping may end it sooner" in plan
+    assert ("at least 100 steps on this small data; early stopping may end it after 3 "
+            "epochs)" in plan)
     # the estimate reads the settings Start reads: 100 evaluations an epoch cost time (it
     # assumed 4 whatever the form said; the CLI's plan comes from the same helper). A long run
     # and settings far apart: the plan rounds to minutes (20 against 4 evaluations on 3,200

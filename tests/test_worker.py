@@ -383,3 +383,30 @@ def test_a_full_disk_is_said_in_a_sentence_not_a_torch_error(tmp_path, monkeypat
     assert "3 MB free now" in results["error"]["message"]
     assert "Free disk space" in results["error"]["remedy"]
     assert json.loads(run.results.read_text())["error"]["code"] == "disk_full"
+
+
+def test_a_run_on_small_data_trains_its_floor_of_steps_before_early_stopping(tmp_path,
+                                                                              tiny_model):
+    """Labels no text predicts, patience 1, 5 epochs of 8 steps: early stopping ended such a
+    run after its first epoch; it now waits for the floor of 30 steps for small data (the
+    epochs asked for, 40 steps, end later)."""
+    import random
+
+    coin = random.Random(0)
+    rows = [{"text": f"note number {i} about {coin.choice(['tea', 'rain', 'maps'])}",
+             "label": coin.choice(["pos", "neg"])} for i in range(160)]
+    data = write_csv(tmp_path / "train.csv", rows)
+    cfg = RunConfig.from_dict({
+        "data": {"train_file": str(data)},
+        "model": {"name_or_path": str(tiny_model)},
+        "training": {"epochs": 5, "batch_size": 16, "learning_rate": 3e-3, "min_steps": 30,
+                     "early_stopping_patience": 1, "evals_per_epoch": 4},
+    })
+    run = create_run(tmp_path / "runs", cfg)
+    manager = JobManager(warm=True)
+    manager.start(run)
+    results = manager.wait(run, timeout=180)
+    assert results["status"] == "completed", results
+    evals = [e["step"] for e in events_of(run, "eval")]
+    assert results["timing"]["steps"] >= 30 and evals[-1] >= 30, (results["timing"], evals)
+    assert all(e["step"] >= 30 for e in events_of(run, "early_stop"))

@@ -297,7 +297,8 @@ def train_sample_size(n_train: int, n_validation: int, cap: int) -> int:
 def schedule_steps(steps_per_epoch: int, epochs: float, max_steps: int | None,
                    min_steps: int) -> int:
     """Optimizer steps of a run: max_steps when set, else the epochs' worth with a floor
-    for small data (early stopping still ends the run once validation stops improving)."""
+    for small data (early stopping may end it once the floor or the epochs asked for are
+    done)."""
     if max_steps:
         return max_steps
     return max(1, math.ceil(steps_per_epoch * epochs), min_steps)

@@ -315,6 +315,9 @@ class Plan:
     eval_every: int
     warmup_steps: int
     eval_batch_size: int
+    # early stopping waits this long: the floor of steps for small data, or the epochs asked
+    # for when they come first (on large data the floor is a small part of the first epoch)
+    stop_after: int = 0
 
 
 def plan_run(ctx: Context, p: Prepared) -> Plan:
@@ -330,8 +333,9 @@ def plan_run(ctx: Context, p: Prepared) -> Plan:
     if (p.head_start or {}).get("final"):
         total_steps = 0  # the probe is the head-only model (heads.py)
     eval_every = max(1, evaluation_interval(steps_per_epoch, total_steps, t.evals_per_epoch))
+    stop_after = min(t.min_steps, schedule_steps(steps_per_epoch, t.epochs, t.max_steps, 0))
     return Plan(device, amp, bs, lr, total_steps, eval_every,
-                math.ceil(t.warmup_ratio * total_steps), eval_bs)
+                math.ceil(t.warmup_ratio * total_steps), eval_bs, stop_after)
 
 
 def build_trainer(ctx: Context, p: Prepared, plan: Plan) -> tuple[Trainer, Evaluator, RunCallback]:
@@ -346,7 +350,8 @@ def build_trainer(ctx: Context, p: Prepared, plan: Plan) -> tuple[Trainer, Evalu
         ctx.events, ctx.should_stop, evaluator, metric=p.spec.primary_metric,
         batch_size=plan.batch_size, eval_every=plan.eval_every, warmup_steps=plan.warmup_steps,
         patience=t.early_stopping_patience, checkpoints=ctx.run.root / "checkpoints",
-        save_checkpoints=t.checkpoints, evaluate_start=bool(p.head_start))
+        save_checkpoints=t.checkpoints, evaluate_start=bool(p.head_start),
+        min_steps=plan.stop_after)
     args = training_args(ctx, plan.total_steps, plan.amp, plan.batch_size, plan.learning_rate)
     trainer = _Trainer(model=p.model, args=args, train_dataset=ListDataset(p.feats["train"]),
                        data_collator=p.collate, callbacks=[callback])

@@ -73,8 +73,9 @@ class ModelTab:
         how = (f"{method}: one pass, the new head is fitted on the frozen encoder's features"
                f"{when}." if one_pass else
                f"{method}, {plural(epochs, 'epoch')}{rate}{when} ("
-               + (f"at least {floor} steps on this small data; " if floor else "")
-               + "early stopping may end it sooner).")
+               + (f"at least {floor} steps on this small data; early stopping may end "
+                  f"it after {plural(epochs, 'epoch')})." if floor else
+                  "early stopping may end it sooner)."))
         return render.message(
             f"Start trains: {task} on {rows}; model {model.get('display') or 'chosen'}; {how}"
             + (f" Also set: {'; '.join(extras)}." if extras else ""), "ok")
