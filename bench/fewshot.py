@@ -168,6 +168,8 @@ def one(system: str, n: int, seed: int, rows: dict, out: Path, args) -> dict:
                  + (args.studio_args.split() if args.studio_args else []))
         return run_method(system, files, folder, extra)
     if system == "before":  # the default (full) of another checkout: --before-root
+        if args.train_seed_offset:
+            raise SystemExit("--train-seed-offset applies to full, lora and head only.")
         return run_method("full", files, folder, ["--seed", str(seed)],
                           root=Path(args.before_root), tag="-before")
     if system == "probe":
@@ -232,10 +234,14 @@ def main() -> None:
             rows = {"train": tr, "validation": va, "test": test}
             for system in systems:
                 name = system + args.tag
-                if any(r["system"] == name and r["n"] == n and r["seed"] == seed for r in done):
+                offset = args.train_seed_offset
+                if any(r["system"] == name and r["n"] == n and r["seed"] == seed
+                       and r.get("train_seed_offset", 0) == offset for r in done):
                     continue
                 row = {"system": name, "n": n, "seed": seed, **one(system, n, seed, rows, out,
                                                                     args)}
+                if offset:
+                    row["train_seed_offset"] = offset
                 print(json.dumps(row), flush=True)
                 done.append(row)
                 with open(log, "a") as f:

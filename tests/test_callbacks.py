@@ -284,7 +284,8 @@ def test_length_groups_stay_aligned_to_batches_when_the_data_is_not_a_multiple()
 
 def test_small_data_trains_for_a_floor_of_steps():
     """A few hundred examples at 3 epochs is about 25 steps: too few to learn from, so a run
-    takes at least min_steps (early stopping still ends it); max_steps, when set, rules."""
+    takes at least min_steps (early stopping waits for them or the epochs asked for, whichever
+    ends first); max_steps, when set, rules."""
     from finetuner.training.loop import schedule_steps
 
     assert schedule_steps(8, 3.0, None, 100) == 100  # 256 rows, batch 32

@@ -113,6 +113,14 @@ def test_costs_and_advice(handlers):
     # 320 rows at batch 32 are 30 steps in 3 epochs: the run trains the floor of 100
     assert ("at least 100 steps on this small data; early stopping may end it after 3 "
             "epochs)" in plan)
+    # early stopping turned off: the plan does not promise it, and half an epoch is still
+    # at least one before early stopping may end a run
+    off = text(handlers.costs("alice", form(data_state=data["data_state"], patience=0,
+                                            model_state=model["model_state"]))["train_plan"])
+    assert "(at least 100 steps on this small data; early stopping off)" in off, off
+    half = text(handlers.costs("alice", form(data_state=data["data_state"], epochs=0.5,
+                                             model_state=model["model_state"]))["train_plan"])
+    assert "early stopping may end it after 1 epoch)" in half, half
     # the estimate reads the settings Start reads: 100 evaluations an epoch cost time (it
     # assumed 4 whatever the form said; the CLI's plan comes from the same helper). A long run
     # and settings far apart: the plan rounds to minutes (20 against 4 evaluations on 3,200

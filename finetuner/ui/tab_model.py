@@ -70,12 +70,16 @@ class ModelTab:
         rate = _num(form.get("lr"), float, None)
         rate = f", learning rate {rate:g}" if rate else ""
         extras = _extras(form)
+        stops = _num(form.get("patience"), float, 3) != 0  # patience 0: every step is trained
+        notes = [f"at least {floor} steps on this small data"] if floor else []
+        if stops:  # early stopping waits for the floor or the epochs asked for (loop.plan_run)
+            notes.append(f"early stopping may end it after {plural(max(epochs, 1), 'epoch')}"
+                         if floor else "early stopping may end it sooner")
+        else:
+            notes.append("early stopping off")
         how = (f"{method}: one pass, the new head is fitted on the frozen encoder's features"
                f"{when}." if one_pass else
-               f"{method}, {plural(epochs, 'epoch')}{rate}{when} ("
-               + (f"at least {floor} steps on this small data; early stopping may end "
-                  f"it after {plural(epochs, 'epoch')})." if floor else
-                  "early stopping may end it sooner)."))
+               f"{method}, {plural(epochs, 'epoch')}{rate}{when} ({'; '.join(notes)}).")
         return render.message(
             f"Start trains: {task} on {rows}; model {model.get('display') or 'chosen'}; {how}"
             + (f" Also set: {'; '.join(extras)}." if extras else ""), "ok")
