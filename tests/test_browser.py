@@ -150,8 +150,8 @@ def fewer_evaluations(page) -> None:
     box.fill("1")
     box.press("Tab")
     # the box, which Start reads, not the command-line preview: in one full run under load
-    # the preview kept the Max steps answer without this change for 30 s (the stale preview
-    # noted in the closing notes; Start reads the boxes themselves)
+    # the preview kept the Max steps answer without this change for 30 s (a value dropped by
+    # Gradio's "once" trigger mode, since fixed in wiring.bind; Start reads the boxes)
     expect(box).to_have_value("1")
 
 

@@ -121,6 +121,11 @@ def test_costs_and_advice(handlers):
     half = text(handlers.costs("alice", form(data_state=data["data_state"], epochs=0.5,
                                              model_state=model["model_state"]))["train_plan"])
     assert "early stopping may end it after 1 epoch)" in half, half
+    # a patience that is not a number (the API takes any value) still gives the page its
+    # plan and costs: Start is the one that names the bad value
+    bad = handlers.costs("alice", form(data_state=data["data_state"], patience="abc",
+                                       model_state=model["model_state"]))
+    assert "Start trains: " in text(bad["train_plan"]) and "per epoch" in text(bad["method_info"])
     # the estimate reads the settings Start reads: 100 evaluations an epoch cost time (it
     # assumed 4 whatever the form said; the CLI's plan comes from the same helper). A long run
     # and settings far apart: the plan rounds to minutes (20 against 4 evaluations on 3,200

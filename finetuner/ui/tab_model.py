@@ -70,7 +70,10 @@ class ModelTab:
         rate = _num(form.get("lr"), float, None)
         rate = f", learning rate {rate:g}" if rate else ""
         extras = _extras(form)
-        stops = _num(form.get("patience"), float, 3) != 0  # patience 0: every step is trained
+        try:  # patience 0: every step is trained
+            stops = _num(form.get("patience"), float, 3) != 0
+        except FinetunerError:  # not this line's to judge: Start names the bad value
+            stops = True
         notes = [f"at least {floor} steps on this small data"] if floor else []
         if stops:  # early stopping waits for the floor or the epochs asked for (loop.plan_run)
             notes.append(f"early stopping may end it after {plural(max(epochs, 1), 'epoch')}"
